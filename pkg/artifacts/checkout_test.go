@@ -1,0 +1,368 @@
+package artifacts
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// checkoutFixture is an origin with a pull request and a workspace whose
+// mirror holds it.
+type checkoutFixture struct {
+	o     *origin
+	w     *Workspace
+	b     Build
+	base  string
+	head  string
+	other string
+}
+
+func newCheckoutFixture(t *testing.T) *checkoutFixture {
+	t.Helper()
+	o := newOrigin(t)
+	base := o.commit("", "base", file{name: "README", content: "base\n"})
+	head := o.commit(base, "pull", file{name: "README", content: "pull\n"}, file{name: "test.sh", content: "echo ok\n"})
+	other := o.commit(base, "other", file{name: "README", content: "other\n"})
+	o.setRef("refs/heads/main", base)
+	o.setRef("refs/pull/1/head", head)
+	o.setRef("refs/heads/other", other)
+	w := openWorkspace(t)
+	if err := w.UpdateMirror(testContext(t), "o", "r", o.dir, GitAuth{}); err != nil {
+		t.Fatal(err)
+	}
+	return &checkoutFixture{o: o, w: w, b: Build{Owner: "o", Repo: "r", Pull: 1, Number: 1}, base: base, head: head, other: other}
+}
+
+func (f *checkoutFixture) sourceDir(t *testing.T) string {
+	t.Helper()
+	dir, err := f.w.SourceDir(f.b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestCheckout(t *testing.T) {
+	t.Parallel()
+	f := newCheckoutFixture(t)
+	ctx := testContext(t)
+	dest := f.sourceDir(t)
+	if err := f.w.Checkout(ctx, f.b, f.head, dest); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("has_the_files_of_the_commit", func(t *testing.T) {
+		got, err := os.ReadFile(filepath.Join(dest, "README"))
+		if err != nil || string(got) != "pull\n" {
+			t.Errorf("README = %q, %v; want the pull's", got, err)
+		}
+		if head := testGit(t, "", "-C", dest, "rev-parse", "HEAD"); head != f.head {
+			t.Errorf("HEAD = %s, want %s", head, f.head)
+		}
+		if status := testGit(t, "", "-C", dest, "status", "--porcelain"); status != "" {
+			t.Errorf("fresh checkout is not clean:\n%s", status)
+		}
+	})
+
+	t.Run("borrows_objects_from_the_mirror", func(t *testing.T) {
+		alt, err := os.ReadFile(filepath.Join(dest, ".git", "objects", "info", "alternates"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mirror, err := f.w.MirrorDir("o", "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(string(alt)); got != filepath.Join(mirror, "objects") {
+			t.Errorf("alternates = %q, want the mirror's objects", got)
+		}
+		if n := countObjects(t, filepath.Join(dest, ".git", "objects")); n != 0 {
+			t.Errorf("checkout stores %d objects of its own", n)
+		}
+	})
+
+	t.Run("config_names_no_remote", func(t *testing.T) {
+		config, err := os.ReadFile(filepath.Join(dest, ".git", "config"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(config, []byte("url")) || bytes.Contains(config, []byte(f.o.dir)) {
+			t.Errorf("checkout config mentions a URL:\n%s", config)
+		}
+	})
+
+	t.Run("second_call_reuses_the_checkout", func(t *testing.T) {
+		marker := filepath.Join(dest, "marker")
+		if err := os.WriteFile(marker, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.w.Checkout(ctx, f.b, f.head, dest); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(marker); err != nil {
+			t.Errorf("checkout was redone rather than reused: %v", err)
+		}
+	})
+
+	t.Run("another_commit_for_the_same_build_is_refused", func(t *testing.T) {
+		if err := f.w.Checkout(ctx, f.b, f.other, dest); err == nil {
+			t.Error("checkout over an existing one at another commit succeeded")
+		}
+		testDest, err := f.w.TestSourceDir(f.b, "foo-x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.w.Checkout(ctx, f.b, f.other, testDest); !errors.Is(err, ErrInvalid) {
+			t.Errorf("checkout of another commit than the build's pin = %v, want ErrInvalid", err)
+		}
+	})
+}
+
+func countObjects(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() && !strings.Contains(path, string(filepath.Separator)+"info"+string(filepath.Separator)) {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestCheckoutsOfOneBuildAreIndependent(t *testing.T) {
+	t.Parallel()
+	f := newCheckoutFixture(t)
+	ctx := testContext(t)
+	names := []string{"foo-x", "foo-y", "bar-x", "bar-y"}
+	dests := make([]string, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		dest, err := f.w.TestSourceDir(f.b, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dests[i] = dest
+		wg.Go(func() { errs[i] = f.w.Checkout(ctx, f.b, f.head, dest) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dests[0], "README"), []byte("changed by foo-x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, dest := range dests[1:] {
+		if got, err := os.ReadFile(filepath.Join(dest, "README")); err != nil || string(got) != "pull\n" {
+			t.Errorf("%s/README = %q, %v after another test wrote its own", dest, got, err)
+		}
+	}
+}
+
+func TestConcurrentCheckoutsOfOneDestinationAllSucceed(t *testing.T) {
+	t.Parallel()
+	f := newCheckoutFixture(t)
+	ctx := testContext(t)
+	dest := f.sourceDir(t)
+	errs := make([]error, 4)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() { errs[i] = f.w.Checkout(ctx, f.b, f.head, dest) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(filepath.Dir(dest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Errorf("build directory holds %d entries, want only the checkout", len(entries))
+	}
+}
+
+func TestCheckoutSurvivesForcePushAndGC(t *testing.T) {
+	t.Parallel()
+	f := newCheckoutFixture(t)
+	ctx := testContext(t)
+	dest := f.sourceDir(t)
+	if err := f.w.Checkout(ctx, f.b, f.head, dest); err != nil {
+		t.Fatal(err)
+	}
+	// The author force-pushes: the old head is no longer reachable upstream.
+	rewritten := f.o.commit(f.base, "rewritten", file{name: "README", content: "rewritten\n"})
+	f.o.setRef("refs/pull/1/head", rewritten)
+	if err := f.w.UpdateMirror(ctx, "o", "r", f.o.dir, GitAuth{}); err != nil {
+		t.Fatal(err)
+	}
+	mirror, err := f.w.MirrorDir("o", "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := refs(t, mirror)["refs/pull/1/head"]; got != rewritten {
+		t.Fatalf("mirror did not follow the force-push: refs/pull/1/head = %s", got)
+	}
+	testGit(t, "", "--git-dir="+mirror, "reflog", "expire", "--expire=now", "--all")
+	testGit(t, "", "--git-dir="+mirror, "gc", "--quiet", "--prune=now")
+
+	if log := testGit(t, "", "-C", dest, "log", "--format=%s"); log != "pull\nbase" {
+		t.Errorf("git log in the checkout = %q", log)
+	}
+	if status := testGit(t, "", "-C", dest, "status", "--porcelain"); status != "" {
+		t.Errorf("git status in the checkout = %q", status)
+	}
+	testGit(t, "", "-C", dest, "fsck", "--no-dangling")
+	// A test started after the force-push still gets the build's commit.
+	testDest, err := f.w.TestSourceDir(f.b, "late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.w.Checkout(ctx, f.b, f.head, testDest); err != nil {
+		t.Errorf("checkout of the pinned commit after gc: %v", err)
+	}
+}
+
+func TestCheckoutRefusesBadInput(t *testing.T) {
+	t.Parallel()
+	f := newCheckoutFixture(t)
+	ctx := testContext(t)
+	buildDir, err := f.w.BuildDir(f.b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := t.TempDir()
+	tests := []struct {
+		name, sha, dest string
+	}{
+		{"branch_name_instead_of_sha", "main", filepath.Join(buildDir, "source")},
+		{"abbreviated_sha", f.head[:12], filepath.Join(buildDir, "source")},
+		{"option_as_sha", "--upload-pack=touch /tmp/x", filepath.Join(buildDir, "source")},
+		{"uppercase_sha", strings.ToUpper(f.head), filepath.Join(buildDir, "source")},
+		{"dest_is_the_build_dir", f.head, buildDir},
+		{"dest_escapes_with_dotdot", f.head, filepath.Join(buildDir, "..", "2", "source")},
+		{"dest_outside_the_workspace", f.head, outside},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := f.w.Checkout(ctx, f.b, tt.sha, tt.dest); !errors.Is(err, ErrInvalid) {
+				t.Errorf("Checkout = %v, want ErrInvalid", err)
+			}
+		})
+	}
+	if entries, err := os.ReadDir(outside); err != nil || len(entries) != 0 {
+		t.Errorf("refused checkouts wrote outside: %v %v", entries, err)
+	}
+	missing := Build{Owner: "o", Repo: "nomirror", Pull: 1, Number: 1}
+	dest, err := f.w.SourceDir(missing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.w.Checkout(ctx, missing, f.head, dest); err == nil {
+		t.Error("checkout without a mirror succeeded")
+	}
+}
+
+func TestHostileRefNamesDoNothing(t *testing.T) {
+	t.Parallel()
+	o := newOrigin(t)
+	dir := t.TempDir()
+	sha := o.commit("", "base", file{name: "a", content: "a"})
+	hostile := []string{
+		"refs/heads/$(touch${IFS}" + dir + "/pwned)",
+		`refs/heads/zzz";echo${IFS}pwned>` + dir + `/pwned2;#`,
+		"refs/heads/--upload-pack=touch${IFS}" + dir + "/x",
+		"refs/pull/1/head",
+	}
+	for _, ref := range hostile {
+		o.setRef(ref, sha)
+	}
+	w := openWorkspace(t)
+	ctx := testContext(t)
+	if err := w.UpdateMirror(ctx, "o", "r", o.dir, GitAuth{}); err != nil {
+		t.Fatal(err)
+	}
+	b := Build{Owner: "o", Repo: "r", Pull: 1, Number: 1}
+	dest, err := w.SourceDir(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Checkout(ctx, b, sha, dest); err != nil {
+		t.Fatal(err)
+	}
+	mirror, err := w.MirrorDir("o", "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := refs(t, mirror)
+	for _, ref := range hostile {
+		if got[ref] != sha {
+			t.Errorf("ref %q not mirrored as plain data", ref)
+		}
+	}
+	for _, name := range []string{"pwned", "pwned2", "x"} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s exists: a ref name was executed", name)
+		}
+	}
+}
+
+// BenchmarkCheckout measures a build checkout of a repository with history,
+// and reports its size on disk against the mirror's.
+func BenchmarkCheckout(b *testing.B) {
+	o := newOrigin(b)
+	var stream strings.Builder
+	const commits, filesPerCommit, fileSize = 100, 5, 8 << 10
+	buf := make([]byte, fileSize/2)
+	for c := 1; c <= commits; c++ {
+		fmt.Fprintf(&stream, "commit refs/heads/main\ncommitter Test <test@example.com> %d +0000\ndata 7\ncommit\n", 1700000000+c)
+		for i := 0; i < filesPerCommit; i++ {
+			if _, err := rand.Read(buf); err != nil {
+				b.Fatal(err)
+			}
+			content := fmt.Sprintf("%x", buf) // incompressible enough to show history's cost
+			fmt.Fprintf(&stream, "M 100644 inline file%02d.txt\ndata %d\n%s\n", (c*filesPerCommit+i)%40, len(content), content)
+		}
+	}
+	o.git(stream.String(), "fast-import", "--quiet")
+	head := o.git("", "rev-parse", "refs/heads/main")
+	o.setRef("refs/pull/1/head", head)
+	w := openWorkspace(b)
+	ctx := testContext(b)
+	if err := w.UpdateMirror(ctx, "o", "r", o.dir, GitAuth{}); err != nil {
+		b.Fatal(err)
+	}
+	mirror, err := w.MirrorDir("o", "r")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var dest string
+	n := 0
+	for b.Loop() {
+		n++
+		build := Build{Owner: "o", Repo: "r", Pull: 1, Number: n}
+		if dest, err = w.SourceDir(build); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Checkout(ctx, build, head, dest); err != nil {
+			b.Fatal(err)
+		}
+	}
+	checkout, mirrorSize := treeSize(b, dest), treeSize(b, mirror)
+	b.ReportMetric(float64(checkout), "checkout-bytes")
+	b.ReportMetric(float64(mirrorSize), "mirror-bytes")
+	b.ReportMetric(float64(checkout)/float64(mirrorSize), "checkout/mirror")
+}

@@ -1,0 +1,272 @@
+package artifacts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// mirrorRefspecs are what a mirror holds. Fetching with --prune removes a
+// branch, tag or pull ref deleted upstream, but only under these prefixes:
+// our own pins under refs/yci/ are never touched by a fetch.
+var mirrorRefspecs = []string{
+	"+refs/heads/*:refs/heads/*",
+	"+refs/tags/*:refs/tags/*",
+	"+refs/pull/*:refs/pull/*",
+}
+
+// pinPrefix holds one ref per build, keeping the build's commit (and
+// everything its checkouts borrow) alive in the mirror after a force-push
+// and garbage collection.
+const pinPrefix = "refs/yci/builds/"
+
+func pinRef(b Build) string {
+	return pinPrefix + strconv.Itoa(b.Pull) + "/" + strconv.Itoa(b.Number)
+}
+
+// UpdateMirror brings the mirror of owner/repo up to date with cloneURL:
+// created when absent, fetched otherwise, with branches, tags and pull refs
+// (refs/pull/<n>/head) mirrored and pruned. cloneURL should be the base
+// repository's clone URL as the forge's API gives it, never one a pull
+// request author controls, and must not embed credentials.
+//
+// Calls for one repository are serialized on this box, across goroutines and
+// across processes sharing the workspace. A mirror is created in a temporary
+// directory and renamed into place, so a crash never leaves a half-made one.
+//
+// The mirror is a bare repository with no remote configured: every fetch
+// names its URL and refspecs, so nothing in its config can go stale, carry a
+// secret, or let a hand-run "git fetch" prune our pins. It is the equivalent
+// of "git clone --mirror" restricted to the refs above.
+func (w *Workspace) UpdateMirror(ctx context.Context, owner, repo, cloneURL string, auth GitAuth) error {
+	mirror, err := w.MirrorDir(owner, repo)
+	if err != nil {
+		return err
+	}
+	if err := validateCloneURL(cloneURL); err != nil {
+		return err
+	}
+	unlock, err := w.lockMirror(ctx, mirror)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	exists, err := isDir(mirror)
+	if err != nil {
+		return err
+	}
+	if exists {
+		if err := w.fetch(ctx, mirror, cloneURL, auth); err != nil {
+			return fmt.Errorf("updating mirror of %s/%s: %w", owner, repo, err)
+		}
+		return nil
+	}
+	if err := w.createMirror(ctx, mirror, cloneURL, auth); err != nil {
+		return fmt.Errorf("creating mirror of %s/%s: %w", owner, repo, err)
+	}
+	return nil
+}
+
+func (w *Workspace) fetch(ctx context.Context, gitDir, cloneURL string, auth GitAuth) error {
+	args := []string{"--git-dir=" + gitDir, "fetch", "--quiet", "--prune", "--no-tags",
+		"--no-write-fetch-head", "--no-recurse-submodules", "--", cloneURL}
+	_, err := w.git(ctx, auth, append(args, mirrorRefspecs...)...)
+	return err
+}
+
+// createMirror runs with the mirror's lock held: any temporary directory
+// beside the mirror is a leftover of a crashed attempt and is removed.
+func (w *Workspace) createMirror(ctx context.Context, mirror, cloneURL string, auth GitAuth) error {
+	parent := filepath.Dir(mirror)
+	stale, err := filepath.Glob(filepath.Join(parent, ".source.tmp-*"))
+	if err != nil {
+		return fmt.Errorf("listing leftovers: %w", err)
+	}
+	for _, dir := range stale {
+		if err := removeTree(dir); err != nil {
+			return fmt.Errorf("removing leftover of a crashed clone: %w", err)
+		}
+	}
+	tmp, err := os.MkdirTemp(parent, ".source.tmp-")
+	if err != nil {
+		return fmt.Errorf("making temporary mirror: %w", err)
+	}
+	if err := w.fillMirror(ctx, tmp, cloneURL, auth); err != nil {
+		if rmErr := removeTree(tmp); rmErr != nil {
+			err = errors.Join(err, rmErr)
+		}
+		return err
+	}
+	if err := os.Rename(tmp, mirror); err != nil {
+		return fmt.Errorf("moving mirror into place: %w", err)
+	}
+	return nil
+}
+
+func (w *Workspace) fillMirror(ctx context.Context, dir, cloneURL string, auth GitAuth) error {
+	if _, err := w.git(ctx, GitAuth{}, "init", "--quiet", "--bare", "--template=", "--", dir); err != nil {
+		return err
+	}
+	return w.fetch(ctx, dir, cloneURL, auth)
+}
+
+// removeStaleGitLocks removes the *.lock files a git process killed mid-way
+// (a worker SIGKILLed during a fetch, a timeout) leaves in a mirror; git
+// would otherwise refuse every later update with "cannot lock ref". Only
+// call it holding the mirror's lock: every writer of the mirror takes it, so
+// any lock file found then is stale.
+func removeStaleGitLocks(mirror string) error {
+	var stale []string
+	for _, name := range []string{"packed-refs.lock", "config.lock", "shallow.lock", "HEAD.lock"} {
+		stale = append(stale, filepath.Join(mirror, name))
+	}
+	err := walkTree(filepath.Join(mirror, "refs"), func(path string, info fs.FileInfo) {
+		if info.Mode().IsRegular() && strings.HasSuffix(path, ".lock") {
+			stale = append(stale, path)
+		}
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("looking for stale git locks: %w", err)
+	}
+	for _, path := range stale {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing stale git lock: %w", err)
+		}
+	}
+	return nil
+}
+
+// HasCommit reports whether the mirror of owner/repo holds commit sha. It is
+// false for invalid input, a missing mirror, or any failure to tell.
+func (w *Workspace) HasCommit(ctx context.Context, owner, repo, sha string) bool {
+	mirror, err := w.MirrorDir(owner, repo)
+	if err != nil || validateSHA(sha) != nil {
+		return false
+	}
+	if ok, err := isDir(mirror); err != nil || !ok {
+		return false
+	}
+	_, err = w.git(ctx, GitAuth{}, "--git-dir="+mirror, "cat-file", "-e", sha+"^{commit}")
+	return err == nil
+}
+
+// pin records sha as build b's commit in the mirror. Pinning again with the
+// same commit is a no-op; a different commit for the same build is refused.
+func (w *Workspace) pin(ctx context.Context, mirror string, b Build, sha string) error {
+	unlock, err := w.lockMirror(ctx, mirror)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	ref := pinRef(b)
+	// The empty old value makes git refuse if the ref exists already.
+	_, createErr := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "update-ref", "--no-deref", ref, sha, "")
+	if createErr == nil {
+		return nil
+	}
+	out, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "for-each-ref", "--format=%(objectname)", "--", ref)
+	if err != nil {
+		return fmt.Errorf("pinning %s of %s: %w", sha, b, errors.Join(createErr, err))
+	}
+	switch current := strings.TrimSpace(string(out)); current {
+	case sha:
+		return nil
+	case "":
+		return fmt.Errorf("pinning %s of %s: %w", sha, b, createErr)
+	default:
+		return fmt.Errorf("%w: build %s is pinned to %s, not %s", ErrInvalid, b, current, sha)
+	}
+}
+
+// lockMirror serializes work on one mirror: first among goroutines of this
+// process, then among processes through flock(2) on a lock file beside the
+// mirror. Waiting ends with ctx. Every write to a mirror happens under this
+// lock, so git lock files found once it is taken are stale and removed. The
+// returned function releases both locks.
+func (w *Workspace) lockMirror(ctx context.Context, mirror string) (func(), error) {
+	w.mu.Lock()
+	sem, ok := w.locks[mirror]
+	if !ok {
+		sem = make(chan struct{}, 1)
+		w.locks[mirror] = sem
+	}
+	w.mu.Unlock()
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the lock of %s: %w", mirror, ctx.Err())
+	}
+	release := func() { <-sem }
+
+	if err := w.ensureDir(filepath.Dir(mirror)); err != nil {
+		release()
+		return nil, err
+	}
+	lockPath := filepath.Join(filepath.Dir(mirror), ".source.lock")
+	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o644)
+	if err != nil {
+		release()
+		return nil, fmt.Errorf("opening lock file: %w", err)
+	}
+	if err := flock(ctx, f); err != nil {
+		f.Close()
+		release()
+		return nil, fmt.Errorf("locking %s: %w", lockPath, err)
+	}
+	unlock := func() {
+		// Closing the descriptor releases the flock; a failure to close a
+		// lock file we only read has no consequence.
+		f.Close()
+		release()
+	}
+	if err := removeStaleGitLocks(mirror); err != nil {
+		unlock()
+		return nil, err
+	}
+	return unlock, nil
+}
+
+// flock takes an exclusive lock on f, polling so that ctx can end the wait.
+func flock(ctx context.Context, f *os.File) error {
+	delay := 5 * time.Millisecond
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+		timer := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-timer.C:
+		}
+		delay = min(2*delay, 200*time.Millisecond)
+	}
+}
+
+// isDir reports whether path is a real directory (not a symlink to one).
+func isDir(path string) (bool, error) {
+	info, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("inspecting %s: %w", path, err)
+	}
+	if !info.IsDir() {
+		return false, fmt.Errorf("%w: %s is not a directory", ErrInvalid, path)
+	}
+	return true, nil
+}
