@@ -1,0 +1,31 @@
+package localrun
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+)
+
+// WriteSummary prints one row per test: its result, the attempts it took,
+// how long its last attempt ran and where its log is.
+func (r Report) WriteSummary(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TEST\tRESULT\tATTEMPTS\tDURATION\tLOG")
+	passed := 0
+	for _, t := range r.Tests {
+		result := t.Final.Outcome.String()
+		if t.Err != nil {
+			result = "error: " + t.Err.Error()
+		} else if t.Final.Outcome != 0 && t.Final.Reason != "" && !t.Passed() {
+			result += " (" + t.Final.Reason + ")"
+		}
+		if t.Passed() {
+			passed++
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\n", t.Test.Name, result,
+			len(t.Attempts), t.Test.Retries+1, t.Final.Duration.Round(time.Millisecond), t.Log)
+	}
+	fmt.Fprintf(tw, "\n%d passed, %d failed\n", passed, len(r.Tests)-passed)
+	return tw.Flush()
+}

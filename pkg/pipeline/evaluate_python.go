@@ -1,0 +1,198 @@
+package pipeline
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// yciPackage is the Python package .yci.py files import (yci.run, yci.retry)
+// and the evaluator script that drives them (yci/_evaluate.py).
+//
+//go:embed yci/*.py
+var yciPackage embed.FS
+
+// writePackage copies the embedded yci package into dir/yci.
+func writePackage(dir string) error {
+	files, err := fs.ReadDir(yciPackage, "yci")
+	if err != nil {
+		return fmt.Errorf("listing the embedded yci package: %w", err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "yci"), 0o700); err != nil {
+		return fmt.Errorf("writing the yci package: %w", err)
+	}
+	for _, f := range files {
+		data, err := yciPackage.ReadFile("yci/" + f.Name())
+		if err != nil {
+			return fmt.Errorf("reading embedded yci/%s: %w", f.Name(), err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "yci", f.Name()), data, 0o600); err != nil {
+			return fmt.Errorf("writing the yci package: %w", err)
+		}
+	}
+	return nil
+}
+
+const (
+	// maxPrinted bounds what is kept of the evaluation's stdout and stderr:
+	// its first and last halves, enough for the prints before a failure.
+	maxPrinted = 64 << 10
+	// drainWait bounds the wait for the output pipe to close once python has
+	// exited and its process group is killed; only a process that left the
+	// group (setsid) can hold it open longer.
+	drainWait = time.Second
+	// stacksWait bounds the wait for python to dump its stacks before it
+	// is killed for taking too long.
+	stacksWait = time.Second
+)
+
+// pythonExit is how one run of the evaluator script ended.
+type pythonExit struct {
+	printed  string // what it wrote on stdout and stderr, bounded
+	timedOut bool   // killed by the Evaluator's time limit
+	err      error  // from exec.Cmd.Wait
+}
+
+// runPython runs python with args in dir, in its own process group, and
+// kills the whole group when it exits, times out or ctx ends; on a timeout
+// it first asks python to dump its stacks to the stacks file. The returned
+// error is the worker's problem (python cannot start); how the script ended
+// is in pythonExit.
+func (e *Evaluator) runPython(parent context.Context, dir string, args []string, stacks string) (pythonExit, error) {
+	ctx, cancel := context.WithTimeout(parent, e.timeout())
+	defer cancel()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return pythonExit{}, fmt.Errorf("creating the output pipe for %s: %w", ConfigFile, err)
+	}
+	defer r.Close()
+	cmd := exec.CommandContext(ctx, e.python(), args...)
+	cmd.Dir = dir
+	cmd.Env = e.environ()
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		if parent.Err() == nil {
+			dumpStacks(cmd.Process, stacks)
+		}
+		return killGroup(cmd.Process.Pid)
+	}
+	err = cmd.Start()
+	if closeErr := w.Close(); err == nil && closeErr != nil {
+		err = closeErr
+	}
+	if err != nil {
+		return pythonExit{}, fmt.Errorf("starting %s to evaluate %s: %w", e.python(), ConfigFile, err)
+	}
+	printed := &capture{half: maxPrinted / 2}
+	copied := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(printed, r)
+		copied <- err
+	}()
+	exit := pythonExit{err: cmd.Wait()}
+	exit.timedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
+	if err := killGroup(cmd.Process.Pid); err != nil {
+		return pythonExit{}, fmt.Errorf("killing what evaluating %s left running: %w", ConfigFile, err)
+	}
+	if err := r.SetReadDeadline(time.Now().Add(drainWait)); err != nil {
+		return pythonExit{}, fmt.Errorf("reading the output of %s: %w", ConfigFile, err)
+	}
+	if err := <-copied; errors.Is(err, os.ErrDeadlineExceeded) {
+		printed.note("[output cut: a process started by " + ConfigFile + " kept it open]\n")
+	} else if err != nil {
+		return pythonExit{}, fmt.Errorf("reading the output of %s: %w", ConfigFile, err)
+	}
+	exit.printed = printed.String()
+	return exit, nil
+}
+
+// dumpStacks sends python SIGUSR1, on which faulthandler writes every
+// thread's stack to the stacks file, and waits until the file stops
+// growing, for at most stacksWait. It is best effort: a python that dies of
+// the signal, or never dumps, is killed all the same.
+func dumpStacks(p *os.Process, stacks string) {
+	if err := p.Signal(syscall.SIGUSR1); err != nil {
+		return
+	}
+	var size int64
+	for deadline := time.Now().Add(stacksWait); time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		info, err := os.Stat(stacks)
+		if err == nil && info.Size() > 0 && info.Size() == size {
+			return
+		}
+		if err == nil {
+			size = info.Size()
+		}
+	}
+}
+
+// killGroup kills every process of the group led by pid; a group already
+// gone is not an error.
+func killGroup(pid int) error {
+	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("killing process group %d: %w", pid, err)
+	}
+	return nil
+}
+
+// capture is an io.Writer that keeps the first half bytes written to it and
+// the last half, so its memory is bounded whatever the amount written.
+type capture struct {
+	half    int
+	head    []byte
+	tail    []byte
+	dropped int64
+	notes   string
+}
+
+func (c *capture) Write(p []byte) (int, error) {
+	n := len(p)
+	if room := c.half - len(c.head); room > 0 {
+		k := min(room, len(p))
+		c.head = append(c.head, p[:k]...)
+		p = p[k:]
+	}
+	c.tail = append(c.tail, p...)
+	if extra := len(c.tail) - c.half; extra > c.half {
+		c.dropped += int64(extra)
+		c.tail = append(c.tail[:0], c.tail[extra:]...)
+	}
+	return n, nil
+}
+
+// note adds a line after what was captured.
+func (c *capture) note(line string) { c.notes += line }
+
+// String returns what was kept, valid UTF-8, with a line saying how much was
+// left out in the middle.
+func (c *capture) String() string {
+	tail, dropped := c.tail, c.dropped
+	if extra := len(tail) - c.half; extra > 0 {
+		tail, dropped = tail[extra:], dropped+int64(extra)
+	}
+	var b strings.Builder
+	b.Write(c.head)
+	if dropped > 0 {
+		if len(c.head) > 0 && c.head[len(c.head)-1] != '\n' {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "[... %d bytes left out ...]\n", dropped)
+	}
+	b.Write(tail)
+	if c.notes != "" && b.Len() > 0 && !strings.HasSuffix(b.String(), "\n") {
+		b.WriteString("\n")
+	}
+	b.WriteString(c.notes)
+	return strings.ToValidUTF8(b.String(), "\uFFFD")
+}

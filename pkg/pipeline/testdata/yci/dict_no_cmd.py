@@ -1,0 +1,2 @@
+def test_generator(build_id, pull):
+    yield {'COMMAND': './test.sh'}

@@ -1,0 +1,3 @@
+def test_generator(build_id, pull):
+    if pull.get('draft'):
+        yield {'CMD': './test.sh'}

@@ -1,0 +1,1 @@
+test_generator = ['./test.sh']

@@ -1,0 +1,5 @@
+from yci.run import Bash
+
+
+def test_generator(build_id, pull):
+    yield Bash('./test.sh', name='../../x')

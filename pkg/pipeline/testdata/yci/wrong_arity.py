@@ -1,0 +1,2 @@
+def test_generator(build_id):
+    yield {'CMD': './test.sh'}
