@@ -174,7 +174,7 @@ func TestRunBrokenYciPyIsAConfigError(t *testing.T) {
 func TestRunKeepsUsersCheckoutUntouched(t *testing.T) {
 	t.Parallel()
 	src := writeCheckout(t, map[string]string{
-		".yci.py": "from yci.run import Bash\n\ndef test_generator(build_id, pull):\n    yield Bash('rm -rf ./* && touch mess', name='vandal')\n",
+		".yci.py":  "from yci.run import Bash\n\ndef test_generator(build_id, pull):\n    yield Bash('rm -rf ./* && touch mess', name='vandal')\n",
 		"keep.txt": "precious\n",
 	})
 	if _, err := Run(context.Background(), Options{Source: src, Workspace: t.TempDir()}); err != nil {
