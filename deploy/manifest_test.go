@@ -1,0 +1,58 @@
+package deploy
+
+import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"strings"
+	"testing"
+)
+
+// appManifest is the part of GitHub's App manifest format the file uses;
+// decoding refuses any other key, so a misspelt one (which GitHub would
+// ignore) fails here.
+type appManifest struct {
+	Name           string `json:"name"`
+	Description    string `json:"description"`
+	URL            string `json:"url"`
+	HookAttributes struct {
+		URL    string `json:"url"`
+		Active bool   `json:"active"`
+	} `json:"hook_attributes"`
+	RedirectURL        string            `json:"redirect_url"`
+	Public             bool              `json:"public"`
+	DefaultPermissions map[string]string `json:"default_permissions"`
+	DefaultEvents      []string          `json:"default_events"`
+}
+
+// TestGitHubAppManifestAsksForTheLeastAccess pins the permissions: widening
+// them is a decision for deploy/README.md, not an accident.
+func TestGitHubAppManifestAsksForTheLeastAccess(t *testing.T) {
+	t.Parallel()
+	const name = "github-app-manifest.json"
+	dec := json.NewDecoder(bytes.NewReader([]byte(readDeployFile(t, name))))
+	dec.DisallowUnknownFields()
+	var m appManifest
+	if err := dec.Decode(&m); err != nil {
+		t.Fatalf("decoding %s: %v", name, err)
+	}
+	want := map[string]string{
+		"contents":      "read",  // clone the base repository and fetch refs/pull/N/head
+		"metadata":      "read",  // mandatory; also the author's permission on the repository
+		"pull_requests": "read",  // list open pulls for the sweep, read a pull and its labels
+		"statuses":      "write", // the only write: pending, success, failure, error
+	}
+	if !maps.Equal(m.DefaultPermissions, want) {
+		t.Errorf("default_permissions = %v, want %v", m.DefaultPermissions, want)
+	}
+	// pull_request covers opened, synchronize, reopened, closed, labeled.
+	if len(m.DefaultEvents) != 1 || m.DefaultEvents[0] != "pull_request" {
+		t.Errorf("default_events = %v, want [pull_request]", m.DefaultEvents)
+	}
+	if m.Public {
+		t.Error("the App is public: anyone could install it and send it webhooks")
+	}
+	if !m.HookAttributes.Active || !strings.HasSuffix(m.HookAttributes.URL, "/webhook") {
+		t.Errorf("hook_attributes = %+v, want an active hook on the receiver's /webhook", m.HookAttributes)
+	}
+}

@@ -1,0 +1,185 @@
+package status
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxDescription is the longest description GitHub accepts, in characters;
+// it refuses a longer one with a 422.
+const MaxDescription = 140
+
+// The helpers below word every description YourCI shows, so that GitHub's
+// status list reads the same for every test. Each result is one line of at
+// most MaxDescription characters whatever its arguments.
+
+// Queued describes a test published but not yet started.
+func Queued() string { return "queued" }
+
+// Running describes attempt (from 1) of attempts while it runs.
+func Running(attempt, attempts int) string {
+	return truncate("running" + attemptSuffix(attempt, attempts))
+}
+
+// RetryingIn describes the wait after a failed attempt, before nextAttempt
+// of attempts starts.
+func RetryingIn(wait time.Duration, nextAttempt, attempts int) string {
+	return truncate("failed; retrying in " + humanDuration(wait) + attemptSuffix(nextAttempt, attempts))
+}
+
+// Passed describes a test that passed on attempt (from 1) after running d.
+func Passed(d time.Duration, attempt int) string {
+	s := "passed in " + humanDuration(d)
+	if attempt > 1 {
+		s += fmt.Sprintf(" on attempt %d", attempt)
+	}
+	return truncate(s)
+}
+
+// Failed describes a final failed attempt. A negative exitCode means the
+// process ended without one (killed by a signal).
+func Failed(exitCode, attempt, attempts int, d time.Duration) string {
+	how := fmt.Sprintf("failed with exit code %d", exitCode)
+	if exitCode < 0 {
+		how = "failed: killed by a signal"
+	}
+	return truncate(how + " after " + humanDuration(d) + attemptSuffix(attempt, attempts))
+}
+
+// TimedOut describes an attempt stopped when it reached its time limit.
+func TimedOut(limit time.Duration, attempt, attempts int) string {
+	return truncate("timed out after " + humanDuration(limit) + attemptSuffix(attempt, attempts))
+}
+
+// Errored describes a test YourCI could not run or judge (workspace, git,
+// disk): reason is made one line and cut to fit.
+func Errored(reason string) string {
+	return truncate("error: " + oneLine(reason))
+}
+
+// ConfigError describes a .yci.py that could not be evaluated; reason should
+// name the line and the fix, and is made one line and cut to fit.
+func ConfigError(reason string) string {
+	return truncate(".yci.py: " + oneLine(reason))
+}
+
+// Superseded describes a test dropped or stopped because newSHA was pushed
+// to the pull request.
+func Superseded(newSHA string) string {
+	return truncate("stopped: superseded by " + shortSHA(oneLine(newSHA)))
+}
+
+// ApprovalNeeded describes a pull request that is not built until a
+// maintainer adds label.
+func ApprovalNeeded(label string) string {
+	return truncate(fmt.Sprintf("not run: needs approval; a maintainer can add the %q label", cut(oneLine(label), 60)))
+}
+
+// attemptSuffix is " (attempt k/n)", or nothing when a test has no retries.
+func attemptSuffix(attempt, attempts int) string {
+	if attempts <= 1 || attempt < 1 {
+		return ""
+	}
+	return fmt.Sprintf(" (attempt %d/%d)", attempt, attempts)
+}
+
+// humanDuration writes d the way people read a status: "350ms", "45s",
+// "2m13s", "10m", "1h5m"; seconds are dropped past an hour.
+func humanDuration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Hour:
+		d = d.Round(time.Second)
+		m, s := int(d/time.Minute), int(d%time.Minute/time.Second)
+		switch {
+		case m == 0:
+			return fmt.Sprintf("%ds", s)
+		case s == 0:
+			return fmt.Sprintf("%dm", m)
+		}
+		return fmt.Sprintf("%dm%ds", m, s)
+	}
+	d = d.Round(time.Minute)
+	h, m := int(d/time.Hour), int(d%time.Hour/time.Minute)
+	if m == 0 {
+		return fmt.Sprintf("%dh", h)
+	}
+	return fmt.Sprintf("%dh%dm", h, m)
+}
+
+// shortSHA abbreviates a commit id the way GitHub shows it.
+func shortSHA(sha string) string {
+	if r := []rune(sha); len(r) > 7 {
+		return string(r[:7])
+	}
+	return sha
+}
+
+// cleanDescription is what the Reporter sends: secrets masked first (so
+// cutting cannot leave part of one behind), then one line, then cut.
+func cleanDescription(s string, secrets []string) string {
+	return truncate(oneLine(mask(s, secrets)))
+}
+
+// mask replaces every occurrence of every secret with "***", longest
+// first so a secret containing another is hidden whole.
+func mask(s string, secrets []string) string {
+	if len(secrets) == 0 {
+		return s
+	}
+	sorted := slices.Clone(secrets)
+	slices.SortFunc(sorted, func(a, b string) int { return len(b) - len(a) })
+	for _, secret := range sorted {
+		if secret != "" {
+			s = strings.ReplaceAll(s, secret, "***")
+		}
+	}
+	return s
+}
+
+// oneLine turns every run of white space and control characters into a
+// single space and repairs invalid UTF-8, so tracebacks fit a status.
+func oneLine(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	var b strings.Builder
+	space := false
+	for _, r := range s {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// truncate cuts s to MaxDescription characters, ending with "…" when cut.
+func truncate(s string) string {
+	return cut(s, MaxDescription)
+}
+
+// cut shortens s to at most n characters (runes), the last of them an
+// ellipsis when anything was dropped.
+func cut(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	i, kept := 0, 0
+	for i < len(s) && kept < n-1 {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		kept++
+	}
+	return strings.TrimRightFunc(s[:i], unicode.IsSpace) + "…"
+}

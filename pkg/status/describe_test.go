@@ -1,0 +1,184 @@
+package status
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
+
+// describeCase is one call of a description helper and its name in the
+// golden file.
+type describeCase struct {
+	name string
+	got  string
+}
+
+// huge is an argument far past what a description can hold.
+var huge = strings.Repeat("ünïcødé\n\tline ", 100)
+
+func describeCases() map[string][]describeCase {
+	return map[string][]describeCase{
+		"queued": {{"always", Queued()}},
+		"running": {
+			{"single attempt shows no count", Running(1, 1)},
+			{"first of four", Running(1, 4)},
+			{"last of four", Running(4, 4)},
+		},
+		"retrying": {
+			{"ten minutes before the second attempt", RetryingIn(10*time.Minute, 2, 4)},
+			{"ninety seconds", RetryingIn(90*time.Second, 3, 4)},
+			{"an hour and a half", RetryingIn(90*time.Minute, 4, 4)},
+			{"nothing to wait", RetryingIn(0, 2, 2)},
+		},
+		"passed": {
+			{"first attempt", Passed(2*time.Minute+13*time.Second, 1)},
+			{"after retries", Passed(45*time.Second, 3)},
+			{"under a second", Passed(350*time.Millisecond, 1)},
+			{"over an hour", Passed(time.Hour+4*time.Minute+40*time.Second, 1)},
+		},
+		"failed": {
+			{"last of its attempts", Failed(1, 4, 4, 12*time.Second)},
+			{"exit code without retries", Failed(2, 1, 1, 3*time.Minute)},
+			{"killed by a signal", Failed(-1, 2, 3, time.Minute)},
+		},
+		"timedout": {
+			{"with retries", TimedOut(30*time.Minute, 1, 3)},
+			{"without retries", TimedOut(2*time.Hour, 1, 1)},
+		},
+		"errored": {
+			{"short reason", Errored("disk full while writing out.txt")},
+			{"multi-line reason becomes one line", Errored("git fetch failed:\n  fatal: could not read from remote\n")},
+			{"huge reason is cut", Errored(huge)},
+		},
+		"configerror": {
+			{"positional after keyword", ConfigError("line 7: positional argument follows keyword argument; put Bash(...) first")},
+			{"huge reason is cut", ConfigError(huge)},
+		},
+		"superseded": {
+			{"full sha is abbreviated", Superseded("89abcdef0123456789abcdef0123456789abcdef")},
+			{"short sha is kept", Superseded("89abc")},
+		},
+		"approval": {
+			{"default label", ApprovalNeeded("ok-to-test")},
+			{"huge label is cut", ApprovalNeeded(huge)},
+		},
+	}
+}
+
+func TestDescriptionsMatchGoldenFiles(t *testing.T) {
+	t.Parallel()
+	for helper, cases := range describeCases() {
+		t.Run(helper, func(t *testing.T) {
+			t.Parallel()
+			var b strings.Builder
+			for _, c := range cases {
+				fmt.Fprintf(&b, "%s: %s\n", c.name, c.got)
+			}
+			path := filepath.Join("testdata", helper+".golden")
+			if *update {
+				if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+					t.Fatalf("updating golden file: %v", err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("reading golden file (run with -update to create it): %v", err)
+			}
+			if diff := cmp.Diff(string(want), b.String()); diff != "" {
+				t.Errorf("%s differs (-golden +got):\n%s", path, diff)
+			}
+		})
+	}
+}
+
+func TestDescriptionsFitGitHub(t *testing.T) {
+	t.Parallel()
+	for helper, cases := range describeCases() {
+		for _, c := range cases {
+			t.Run(helper+"/"+c.name, func(t *testing.T) {
+				t.Parallel()
+				if n := utf8.RuneCountInString(c.got); n > MaxDescription {
+					t.Errorf("%d characters, over %d: %q", n, MaxDescription, c.got)
+				}
+				if !utf8.ValidString(c.got) || strings.ContainsAny(c.got, "\n\r\t") {
+					t.Errorf("not one line of valid UTF-8: %q", c.got)
+				}
+			})
+		}
+	}
+}
+
+func TestCut(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		in   string
+		n    int
+		want string
+	}{
+		{"short text is kept", "abc", 5, "abc"},
+		{"text of exactly the limit is kept", "abcde", 5, "abcde"},
+		{"long text ends with an ellipsis", "abcdef", 5, "abcd…"},
+		{"multi-byte characters are never split", "ééééééé", 4, "ééé…"},
+		{"space before the ellipsis is dropped", "ab   cdef", 5, "ab…"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := cut(tc.in, tc.n); got != tc.want {
+				t.Errorf("cut(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCleanDescription(t *testing.T) {
+	t.Parallel()
+	secret := "ghp_0123456789abcdefSECRET"
+	tests := []struct {
+		name    string
+		in      string
+		secrets []string
+		want    string
+	}{
+		{"white space and control characters collapse", " a\n\tb\x00c  ", nil, "a b c"},
+		{"invalid UTF-8 is repaired", "a\xffb", nil, "a\uFFFDb"},
+		{"a secret is masked everywhere", secret + " and " + secret, []string{secret}, "*** and ***"},
+		{"a secret containing another is masked whole", "tok=abcdef", []string{"abc", "abcdef"}, "tok=***"},
+		{
+			"a secret where the cut falls is masked, not half shown",
+			strings.Repeat("x", 130) + secret,
+			[]string{secret},
+			strings.Repeat("x", 130) + "***",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := cleanDescription(tc.in, tc.secrets); got != tc.want {
+				t.Errorf("cleanDescription(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestBackoffGrowsWithinBounds(t *testing.T) {
+	t.Parallel()
+	p := retryPolicy{firstDelay: time.Second, maxDelay: 8 * time.Second}
+	for attempt, ceiling := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 10: 8 * time.Second, 1000: 8 * time.Second} {
+		for range 50 {
+			if d := p.backoff(attempt); d < ceiling/2 || d > ceiling {
+				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", attempt, d, ceiling/2, ceiling)
+			}
+		}
+	}
+}

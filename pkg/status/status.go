@@ -1,0 +1,238 @@
+// Package status reports the state of YourCI's tests to GitHub as commit
+// statuses. It shapes what GitHub shows (context, description, link), keeps
+// secrets out of it, and delivers it through GitHub's faults and rate limits:
+// a status is either sent, refused for good (ErrRejected), or handed back to
+// the caller as an error to retry later, never silently dropped.
+package status
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/go-github/v88/github"
+)
+
+// StatusCreator is the one GitHub call the Reporter needs. Its signature is
+// go-github's, so a *github.Client's Repositories service satisfies it.
+type StatusCreator interface {
+	CreateStatus(ctx context.Context, owner, repo, ref string, status github.RepoStatus) (*github.RepoStatus, *github.Response, error)
+}
+
+// State is a commit status state as GitHub names it.
+type State string
+
+// The four states GitHub accepts for a commit status.
+const (
+	Pending State = "pending"
+	Success State = "success"
+	Failure State = "failure"
+	Error   State = "error"
+)
+
+// valid reports whether GitHub accepts s.
+func (s State) valid() bool {
+	switch s {
+	case Pending, Success, Failure, Error:
+		return true
+	}
+	return false
+}
+
+// ContextPrefix is the status context of build-wide statuses and the prefix
+// of every test's context.
+const ContextPrefix = "yci"
+
+// Context returns the status context GitHub shows for a test: "yci/<test>",
+// or "yci" alone for a status about the whole build (empty test).
+func Context(test string) string {
+	if test == "" {
+		return ContextPrefix
+	}
+	return ContextPrefix + "/" + test
+}
+
+// Status is one commit status to show on a head commit.
+type Status struct {
+	Owner, Repo, SHA string
+	// Test names the test; the status context becomes Context(Test), and an
+	// empty Test reports on the whole build.
+	Test  string
+	State State
+	// Description is cut to GitHub's 140 characters, made one line, and has
+	// every secret the Reporter knows masked before it is sent.
+	Description string
+	// TargetURL links the status to the test's log; secrets are masked in
+	// it too.
+	TargetURL string
+}
+
+// ErrInvalid is wrapped by errors for statuses that are never sent because
+// they are incomplete (no owner, repo, sha or a state GitHub does not know).
+var ErrInvalid = errors.New("invalid status")
+
+// Reporter sets commit statuses with bounded retries. It is safe for
+// concurrent use; its settings are fixed when it is built.
+type Reporter struct {
+	client      StatusCreator
+	secrets     []string
+	secretsFrom func() []string
+	policy      retryPolicy
+	now         func() time.Time
+	sleep       func(context.Context, time.Duration) error
+	logger      *slog.Logger
+}
+
+// Option changes how a Reporter is built.
+type Option func(*Reporter)
+
+// WithSecrets adds values that must never appear in a description or link;
+// each occurrence is replaced by "***". Empty values are ignored.
+func WithSecrets(secrets ...string) Option {
+	return func(r *Reporter) {
+		for _, s := range secrets {
+			if s != "" {
+				r.secrets = append(r.secrets, s)
+			}
+		}
+	}
+}
+
+// WithSecretsFrom adds a source of secrets asked at every Set, for
+// credentials that appear while the process runs, such as GitHub App
+// installation tokens (githubauth's Clients.Secrets fits). It must be safe
+// for concurrent use.
+func WithSecretsFrom(secrets func() []string) Option {
+	return func(r *Reporter) { r.secretsFrom = secrets }
+}
+
+// WithMaxAttempts bounds how many times one status is tried (default 6).
+func WithMaxAttempts(n int) Option {
+	return func(r *Reporter) { r.policy.maxAttempts = max(n, 1) }
+}
+
+// WithMaxElapsed bounds the total time Set spends on one status, waits
+// included (default 2 minutes); past it, Set returns a *RetryLaterError.
+func WithMaxElapsed(d time.Duration) Option {
+	return func(r *Reporter) { r.policy.maxElapsed = d }
+}
+
+// WithMaxWait is the longest wait GitHub may impose (Retry-After, rate limit
+// reset) that Set sits out itself (default 1 minute). A longer one is
+// returned at once as a *RetryLaterError so the job can go back to the queue
+// instead of holding a worker.
+func WithMaxWait(d time.Duration) Option {
+	return func(r *Reporter) { r.policy.maxWait = d }
+}
+
+// WithBackoff sets the first and the largest wait between attempts after a
+// server or network fault (defaults 1s and 30s); waits double in between and
+// are jittered.
+func WithBackoff(first, largest time.Duration) Option {
+	return func(r *Reporter) {
+		r.policy.firstDelay = first
+		r.policy.maxDelay = max(largest, first)
+	}
+}
+
+// WithAttemptTimeout bounds a single call to GitHub (default 30 seconds).
+func WithAttemptTimeout(d time.Duration) Option {
+	return func(r *Reporter) { r.policy.attemptTimeout = d }
+}
+
+// WithClock replaces the clock and the sleep between attempts, for tests.
+// sleep must return early with ctx.Err() when ctx ends.
+func WithClock(now func() time.Time, sleep func(ctx context.Context, d time.Duration) error) Option {
+	return func(r *Reporter) {
+		r.now = now
+		r.sleep = sleep
+	}
+}
+
+// WithLogger sets where retried faults are logged (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(r *Reporter) { r.logger = l }
+}
+
+// NewReporter returns a Reporter that sends statuses through client.
+func NewReporter(client StatusCreator, opts ...Option) *Reporter {
+	r := &Reporter{
+		client: client,
+		policy: defaultPolicy(),
+		now:    time.Now,
+		sleep:  sleepContext,
+		logger: slog.Default(),
+	}
+	for _, opt := range opts {
+		opt(r)
+	}
+	return r
+}
+
+// Set sends s to GitHub, retrying server errors, network errors and rate
+// limits within the Reporter's bounds. It returns nil once GitHub has the
+// status; an error wrapping ErrRejected when GitHub refuses it for good (a
+// retry cannot help); a *RetryLaterError when it could not be sent in time
+// and the caller should try again after its After (for instance with a
+// JetStream NakWithDelay); ctx's error when ctx ends first; and, without
+// calling GitHub, an error wrapping ErrInvalid for an incomplete status.
+func (r *Reporter) Set(ctx context.Context, s Status) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	ctxName := Context(s.Test)
+	secrets := r.secrets
+	if r.secretsFrom != nil {
+		secrets = append(slices.Clip(secrets), r.secretsFrom()...)
+	}
+	rs := github.RepoStatus{
+		State:       github.Ptr(string(s.State)),
+		Context:     github.Ptr(ctxName),
+		Description: github.Ptr(cleanDescription(s.Description, secrets)),
+	}
+	if s.TargetURL != "" {
+		rs.TargetURL = github.Ptr(mask(s.TargetURL, secrets))
+	}
+	log := r.logger.With("repo", s.Owner+"/"+s.Repo, "sha", s.SHA, "test", ctxName)
+	if err := r.send(ctx, log, s, rs); err != nil {
+		return fmt.Errorf("setting status %s=%s on %s/%s@%s: %w", ctxName, s.State, s.Owner, s.Repo, s.SHA, err)
+	}
+	return nil
+}
+
+// check refuses a status GitHub could never accept.
+func (s Status) check() error {
+	var missing []string
+	if s.Owner == "" {
+		missing = append(missing, "owner")
+	}
+	if s.Repo == "" {
+		missing = append(missing, "repo")
+	}
+	if s.SHA == "" {
+		missing = append(missing, "sha")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: missing %s", ErrInvalid, strings.Join(missing, ", "))
+	}
+	if !s.State.valid() {
+		return fmt.Errorf("%w: unknown state %q", ErrInvalid, s.State)
+	}
+	return nil
+}
+
+// sleepContext waits d or until ctx ends, whichever comes first.
+func sleepContext(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
