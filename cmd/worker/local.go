@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/yourci/yourci/pkg/localrun"
+	"github.com/yourci/yourci/pkg/pipeline"
+)
+
+// runLocal runs the matrix of the checkout at opts.Local and prints a
+// summary; the exit status is 0 only when every test passed.
+func runLocal(ctx context.Context, opts Options, stdout, stderr io.Writer) int {
+	python, err := pipeline.ResolvePython(ctx, "python3")
+	if err != nil {
+		fmt.Fprintln(stderr, "worker:", err)
+		return 1
+	}
+	report, err := localrun.Run(ctx, localrun.Options{
+		Source:    opts.Local,
+		Workspace: opts.Workspace,
+		Jobs:      opts.Jobs,
+		Evaluator: &pipeline.Evaluator{Python: python},
+		Runner:    &pipeline.Runner{LogLimit: opts.LogLimit, DefaultTimeout: opts.TestTimeout},
+		Progress:  stdout,
+	})
+	var cfgErr *pipeline.ConfigError
+	if errors.As(err, &cfgErr) {
+		fmt.Fprintln(stderr, cfgErr.Detail())
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "worker:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "\nbuild %d in %s\n", report.Build, report.Dir)
+	if err := report.WriteSummary(stdout); err != nil {
+		fmt.Fprintln(stderr, "worker:", err)
+		return 1
+	}
+	if !report.Passed() {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/yourci/yourci/pkg/envflag"
+	"github.com/yourci/yourci/pkg/githubauth"
+	"github.com/yourci/yourci/pkg/natsserver"
+)
+
+// Options configure a worker. Every flag falls back to an environment
+// variable, named as in the seed design where it had one.
+type Options struct {
+	// Local, when set, runs the .yci.py matrix of the checkout at this path
+	// and exits: no GitHub, no NATS.
+	Local string
+	// Workspace is the directory builds are written to; default the
+	// current directory, as in the seed.
+	Workspace string
+	Jobs      int
+	HTTPRoot  string
+	NATSURL   string
+	// NATSStore is where an embedded JetStream keeps its files.
+	NATSStore string
+	NATSPort  int
+	// MetricsListen serves /metrics and /healthz; empty disables them.
+	MetricsListen string
+	LogLimit      int64
+	TestTimeout   time.Duration
+	// Grace is how long running tests may go on after SIGTERM before they
+	// are stopped and handed back to the queue.
+	Grace   time.Duration
+	JSONLog bool
+	GitHub  githubauth.Config
+}
+
+const usage = `Usage: worker [flags]
+       worker -local PATH [-j N]
+
+Consumes handle_pull and handle_test from JetStream and runs tests in the
+workspace. With -local, runs a checkout's .yci.py matrix on this machine and
+exits non-zero when a test failed.
+
+GitHub credentials come from the environment: GITHUB_ACCESS_TOKEN, or
+GITHUB_USERNAME and GITHUB_PASSWORD, or GITHUB_APP_ID and
+GITHUB_APP_PRIVATE_KEY_FILE; GITHUB_API_URL for GitHub Enterprise.
+
+Flags:
+`
+
+// parseOptions reads flags with their environment fallbacks.
+func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (Options, error) {
+	o := Options{GitHub: githubauth.ConfigFromEnv(getenv)}
+	fs := envflag.New("worker")
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.Local, "local", "", "run the .yci.py matrix of the checkout at `PATH` on this machine and exit")
+	fs.StringVar(&o.Workspace, "workspace", ".", "workspace `DIR` for mirrors, checkouts and logs")
+	fs.Env("workspace", "YCI_WORKSPACE")
+	fs.IntVar(&o.Jobs, "j", runtime.NumCPU(), "tests run at once")
+	fs.Env("j", "YCI_JOBS")
+	fs.StringVar(&o.HTTPRoot, "http-root", "", "`URL` under which the workspace is served; log links start with it")
+	fs.Env("http-root", "HTTP_ROOT")
+	fs.StringVar(&o.NATSURL, "nats", "", "JetStream server or cluster `URL`; empty runs or joins the embedded one")
+	fs.Env("nats", "NATS_URL")
+	fs.StringVar(&o.NATSStore, "nats-store", ".yci/nats", "file store `DIR` of the embedded JetStream")
+	fs.Env("nats-store", "YCI_NATS_STORE")
+	fs.IntVar(&o.NATSPort, "nats-port", natsserver.DefaultLocalPort, "loopback port of the embedded JetStream")
+	fs.Env("nats-port", "YCI_NATS_PORT")
+	fs.StringVar(&o.MetricsListen, "metrics-listen", "127.0.0.1:9101", "`ADDR` serving /metrics and /healthz; empty disables them")
+	fs.Env("metrics-listen", "YCI_METRICS_LISTEN")
+	fs.Int64Var(&o.LogLimit, "log-limit", 64<<20, "`BYTES` of output kept per test log")
+	fs.Env("log-limit", "YCI_LOG_LIMIT")
+	fs.DurationVar(&o.TestTimeout, "test-timeout", time.Hour, "time limit of one attempt when .yci.py sets none")
+	fs.Env("test-timeout", "YCI_TEST_TIMEOUT")
+	fs.DurationVar(&o.Grace, "grace", 30*time.Second, "how long running tests may finish after SIGTERM before they are handed back")
+	fs.Env("grace", "YCI_GRACE")
+	fs.BoolVar(&o.JSONLog, "json-log", false, "log JSON lines instead of text")
+	fs.Env("json-log", "YCI_JSON_LOG")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return o, fs.Parse(args, getenv)
+}
+
+// Validate reports every problem at once.
+func (o Options) Validate() error {
+	var errs []error
+	if o.Jobs < 1 {
+		errs = append(errs, fmt.Errorf("-j must be at least 1, not %d", o.Jobs))
+	}
+	if o.LogLimit < 1024 {
+		errs = append(errs, fmt.Errorf("-log-limit must be at least 1024 bytes, not %d", o.LogLimit))
+	}
+	if o.TestTimeout <= 0 {
+		errs = append(errs, errors.New("-test-timeout must be positive"))
+	}
+	if o.Local != "" {
+		return errors.Join(errs...)
+	}
+	if o.Grace < 0 {
+		errs = append(errs, errors.New("-grace must not be negative"))
+	}
+	if err := o.GitHub.Validate(); err != nil {
+		errs = append(errs, err)
+	} else if err := o.GitHub.RequireCredentials(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.HTTPRoot != "" && !strings.HasPrefix(o.HTTPRoot, "http://") && !strings.HasPrefix(o.HTTPRoot, "https://") {
+		errs = append(errs, fmt.Errorf("HTTP_ROOT %q must be an http:// or https:// URL", o.HTTPRoot))
+	}
+	return errors.Join(errs...)
+}

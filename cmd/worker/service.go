@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/yourci/yourci/pkg/artifacts"
+	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/githubauth"
+	"github.com/yourci/yourci/pkg/natsserver"
+	"github.com/yourci/yourci/pkg/pipeline"
+	"github.com/yourci/yourci/pkg/status"
+	"github.com/yourci/yourci/pkg/worker"
+)
+
+// Service is a running worker: its queue connection, its workspace and the
+// HTTP server of its metrics. Close releases what NewService opened.
+type Service struct {
+	opts     Options
+	log      *slog.Logger
+	embedded *natsserver.Server
+	bus      *events.Bus
+	handlers *worker.Worker
+	metrics  *http.Server
+	listener net.Listener
+}
+
+// NewService opens the workspace, connects to JetStream (starting the
+// embedded one when no NATS_URL is set) and readies the job handlers.
+func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service, err error) {
+	s = &Service{opts: opts, log: log}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	ws, err := artifacts.Open(opts.Workspace)
+	if err != nil {
+		return nil, fmt.Errorf("opening workspace: %w", err)
+	}
+	clients, err := githubauth.New(opts.GitHub)
+	if err != nil {
+		return nil, fmt.Errorf("configuring GitHub access: %w", err)
+	}
+	url := opts.NATSURL
+	if url == "" {
+		store := opts.NATSStore
+		if !filepath.IsAbs(store) {
+			store = filepath.Join(ws.Root(), store)
+		}
+		url, s.embedded, err = natsserver.Local(ctx, store, opts.NATSPort, log.With("component", "nats"))
+		if err != nil {
+			return nil, err
+		}
+	}
+	s.bus, err = events.Connect(ctx, url, "yourci-worker", events.Options{Grace: opts.Grace, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	python, err := pipeline.ResolvePython(ctx, "python3")
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	secrets := clients.Secrets()
+	s.handlers, err = worker.New(worker.Options{
+		Workspace: ws,
+		Evaluator: &pipeline.Evaluator{Python: python},
+		Runner: &pipeline.Runner{
+			LogLimit:       opts.LogLimit,
+			DefaultTimeout: opts.TestTimeout,
+			Secrets:        secrets,
+		},
+		GitHub:        installations{clients},
+		Queue:         s.bus,
+		HTTPRoot:      opts.HTTPRoot,
+		StatusOptions: []status.Option{status.WithSecretsFrom(clients.Secrets)},
+		Logger:        log,
+		Metrics:       worker.NewMetrics(reg),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if opts.MetricsListen != "" {
+		s.listener, err = net.Listen("tcp", opts.MetricsListen)
+		if err != nil {
+			return nil, fmt.Errorf("listening for metrics: %w", err)
+		}
+		s.metrics = &http.Server{Handler: s.routes(reg), ReadHeaderTimeout: 5 * time.Second}
+	}
+	return s, nil
+}
+
+// routes serves /metrics and a /healthz that fails while NATS is away.
+func (s *Service) routes(reg *prometheus.Registry) http.Handler {
+	r := chi.NewRouter()
+	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if !s.bus.Connected() {
+			http.Error(w, "NATS unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return r
+}
+
+// MetricsAddr is where /metrics is served, or "" when it is not.
+func (s *Service) MetricsAddr() string {
+	if s.listener == nil {
+		return ""
+	}
+	return s.listener.Addr().String()
+}
+
+// Run consumes both kinds of work until ctx is cancelled, then lets running
+// jobs finish within the grace period (handing back the rest) and returns.
+func (s *Service) Run(ctx context.Context) error {
+	if s.metrics != nil {
+		go func() {
+			if err := s.metrics.Serve(s.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("serving metrics", "err", err)
+			}
+		}()
+	}
+	slots := events.NewSlots(s.opts.Jobs)
+	errs := make(chan error, 2)
+	go func() { errs <- s.bus.ConsumePulls(ctx, slots, s.handlers.HandlePull) }()
+	go func() { errs <- s.bus.ConsumeTests(ctx, slots, s.handlers.HandleTest) }()
+	s.log.Info("worker started", "workspace", s.opts.Workspace, "jobs", s.opts.Jobs, "metrics", s.MetricsAddr())
+	err := errors.Join(<-errs, <-errs)
+	s.log.Info("worker stopped")
+	return err
+}
+
+// Close stops the metrics server, the NATS connection and the embedded
+// server, in that order.
+func (s *Service) Close() {
+	if s.metrics != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.metrics.Shutdown(ctx); err != nil {
+			s.log.Warn("stopping metrics server", "err", err)
+		}
+	} else if s.listener != nil {
+		s.listener.Close()
+	}
+	if s.bus != nil {
+		if err := s.bus.Close(); err != nil {
+			s.log.Warn("closing NATS connection", "err", err)
+		}
+	}
+	if s.embedded != nil {
+		s.embedded.Shutdown()
+	}
+}
+
+// installations adapts the configured GitHub credentials to what the job
+// handlers ask for.
+type installations struct{ clients *githubauth.Clients }
+
+func (i installations) Installation(ctx context.Context, id int64) (worker.Installation, error) {
+	c, err := i.clients.ForInstallation(ctx, id)
+	if err != nil {
+		return worker.Installation{}, err
+	}
+	user, pass, err := i.clients.GitCredentials(ctx, id)
+	if err != nil {
+		return worker.Installation{}, err
+	}
+	return worker.Installation{
+		Pulls:    c.PullRequests,
+		Statuses: c.Repositories,
+		Git:      artifacts.GitAuth{Username: user, Password: pass},
+	}, nil
+}

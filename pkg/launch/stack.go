@@ -1,0 +1,99 @@
+package launch
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+)
+
+// Config says how to start a receiver and workers that work together.
+type Config struct {
+	// Bin holds the receiver and worker binaries (see Build).
+	Bin string
+	// Dir holds every process's working directory and log.
+	Dir string
+	// GitHubURL and Token are the API the workers use.
+	GitHubURL string
+	Token     string
+	// WebhookSecret signs deliveries to the receiver.
+	WebhookSecret string
+	// NATSURL is the JetStream every process uses. When empty, the
+	// receiver runs the embedded default on NATSPort and workers join it,
+	// as on a single box configured with nothing.
+	NATSURL  string
+	NATSPort int
+	// Env is added to every process's environment.
+	Env []string
+}
+
+func (c Config) natsEnv() []string {
+	if c.NATSURL != "" {
+		return []string{"NATS_URL=" + c.NATSURL}
+	}
+	return []string{"YCI_NATS_PORT=" + strconv.Itoa(c.NATSPort)}
+}
+
+// Receiver is a running receiver and the URL GitHub delivers to.
+type Receiver struct {
+	*Process
+	Addr       string
+	WebhookURL string
+}
+
+// StartReceiver starts a receiver and waits until it is healthy.
+func (c Config) StartReceiver(ctx context.Context, name string) (*Receiver, error) {
+	addr, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(c.Dir, name)
+	env := append([]string{
+		"YCI_LISTEN=" + addr,
+		"GITHUB_WEBHOOK_SECRET=" + c.WebhookSecret,
+		"YCI_NATS_STORE=" + filepath.Join(dir, "nats"),
+	}, c.natsEnv()...)
+	p, err := Start(name, filepath.Join(c.Bin, "receiver"), nil, append(env, c.Env...), dir, filepath.Join(c.Dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	if err := p.WaitHealthy(ctx, "http://"+addr+"/healthz"); err != nil {
+		p.Kill()
+		return nil, err
+	}
+	return &Receiver{Process: p, Addr: addr, WebhookURL: "http://" + addr + "/webhook"}, nil
+}
+
+// Worker is a running worker, its workspace and where it serves metrics.
+type Worker struct {
+	*Process
+	Workspace   string
+	MetricsAddr string
+}
+
+// StartWorker starts a worker in its own workspace under Dir, with logs
+// linked under httpRoot, and waits until it is healthy.
+func (c Config) StartWorker(ctx context.Context, name, httpRoot string, extraEnv ...string) (*Worker, error) {
+	addr, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	ws := filepath.Join(c.Dir, name)
+	env := append([]string{
+		"GITHUB_ACCESS_TOKEN=" + c.Token,
+		"GITHUB_API_URL=" + c.GitHubURL,
+		"HTTP_ROOT=" + httpRoot,
+		"YCI_METRICS_LISTEN=" + addr,
+		"YCI_NATS_STORE=" + filepath.Join(ws, ".yci", "nats"),
+	}, c.natsEnv()...)
+	env = append(append(env, c.Env...), extraEnv...)
+	p, err := Start(name, filepath.Join(c.Bin, "worker"), nil, env, ws, filepath.Join(c.Dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	if err := p.WaitHealthy(ctx, "http://"+addr+"/healthz"); err != nil {
+		p.Kill()
+		return nil, fmt.Errorf("starting worker %s: %w", name, err)
+	}
+	return &Worker{Process: p, Workspace: ws, MetricsAddr: addr}, nil
+}

@@ -1,0 +1,67 @@
+package worker
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/yourci/yourci/pkg/pipeline"
+)
+
+// Metrics counts what a worker does, for /metrics.
+type Metrics struct {
+	PullsHandled *prometheus.CounterVec
+	TestsQueued  prometheus.Counter
+	TestsRunning prometheus.Gauge
+	TestsRetried prometheus.Counter
+	Attempts     *prometheus.CounterVec
+	Durations    *prometheus.HistogramVec
+}
+
+// NewMetrics creates the worker's metrics and registers them on reg, which
+// may be nil to keep them unregistered (tests, local runs).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		PullsHandled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yci_pull_events_handled_total",
+			Help: "handle_pull deliveries handled, by result (ok or error).",
+		}, []string{"result"}),
+		TestsQueued: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "yci_tests_queued_total",
+			Help: "Tests queued by handle_pull.",
+		}),
+		TestsRunning: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "yci_tests_running",
+			Help: "Test attempts running on this worker now.",
+		}),
+		TestsRetried: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "yci_tests_retried_total",
+			Help: "Failed attempts queued again for a retry.",
+		}),
+		Attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yci_test_attempts_total",
+			Help: "Finished test attempts, by outcome (passed, failed, timed out, canceled, errored).",
+		}, []string{"outcome"}),
+		Durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "yci_test_attempt_duration_seconds",
+			Help:    "How long finished test attempts ran, by outcome.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 4, 10),
+		}, []string{"outcome"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.PullsHandled, m.TestsQueued, m.TestsRunning, m.TestsRetried, m.Attempts, m.Durations)
+	}
+	return m
+}
+
+func (m *Metrics) pullHandled(err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.PullsHandled.WithLabelValues(result).Inc()
+}
+
+func (m *Metrics) attemptDone(r pipeline.Result) {
+	outcome := r.Outcome.String()
+	m.Attempts.WithLabelValues(outcome).Inc()
+	m.Durations.WithLabelValues(outcome).Observe(r.Duration.Seconds())
+}

@@ -1,0 +1,171 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/google/go-github/v88/github"
+
+	"github.com/yourci/yourci/pkg/artifacts"
+	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/pipeline"
+	"github.com/yourci/yourci/pkg/status"
+)
+
+// configLogName is the log directory of a build whose .yci.py failed. It
+// cannot collide with a test: a build with a broken matrix has no tests.
+const configLogName = "yci"
+
+// HandlePull builds one head commit of a pull request: it claims a build
+// number, mirrors and checks out the commit, evaluates .yci.py, sets a
+// pending status per test and queues the tests. The message is acked once
+// every test is queued; a commit already built is acked and left alone.
+func (w *Worker) HandlePull(ctx context.Context, d *events.Delivery[events.PullEvent]) {
+	ev := d.Payload
+	log := w.log.With(ev.LogAttrs()...)
+	stop := d.KeepAlive(ctx)
+	defer stop()
+	var err error
+	if d.LastChance() {
+		err = w.abandonPull(ctx, log, ev, d.NumDelivered)
+	} else {
+		err = w.handlePull(ctx, log, ev, d.NumDelivered > 1)
+	}
+	w.opts.Metrics.pullHandled(err)
+	settle(ctx, log, d, err)
+}
+
+func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.PullEvent, redelivered bool) error {
+	inst, err := w.opts.GitHub.Installation(ctx, ev.Installation)
+	if err != nil {
+		return fmt.Errorf("authenticating for installation %d: %w", ev.Installation, err)
+	}
+	pr, stale, err := openPull(ctx, inst, ev.Repo, ev.Number, ev.HeadSHA)
+	if err != nil {
+		return err
+	}
+	if stale != "" {
+		log.Info("not building", "reason", stale)
+		return nil
+	}
+	number, fresh, err := w.opts.Queue.ClaimBuild(ctx, ev.Repo, ev.Number, ev.HeadSHA, ev.Rebuild)
+	if err != nil {
+		return fmt.Errorf("claiming a build number: %w", err)
+	}
+	// A commit with a build is not built again; but a redelivered message
+	// may be the one that claimed it and crashed before queuing its tests,
+	// so it carries on with the same build (test ids make requeuing safe).
+	if !fresh && !redelivered {
+		log.Info("head commit already built", "build", number)
+		return nil
+	}
+	b := build(ev.Repo, ev.Number, number)
+	log = log.With("build", number)
+	src, err := w.checkoutBuild(ctx, inst, pr, b, ev.HeadSHA)
+	if err != nil {
+		return err
+	}
+	raw, err := json.Marshal(pr)
+	if err != nil {
+		return permanent(fmt.Errorf("encoding pull request: %w", err))
+	}
+	rep := w.reporter(inst, log)
+	tests, err := w.opts.Evaluator.Evaluate(ctx, src, number, raw)
+	var cfgErr *pipeline.ConfigError
+	if errors.As(err, &cfgErr) {
+		return w.reportConfigError(ctx, log, rep, ev, b, cfgErr)
+	}
+	if err != nil {
+		return fmt.Errorf("evaluating .yci.py: %w", err)
+	}
+	if err := w.queueTests(ctx, rep, ev, b, tests); err != nil {
+		return err
+	}
+	log.Info("build queued", "tests", len(tests))
+	return nil
+}
+
+// checkoutBuild brings the mirror up to date and checks out the build's
+// source, where .yci.py is evaluated. The clone URL is the base
+// repository's, as GitHub's API gives it, never one the author controls.
+func (w *Worker) checkoutBuild(ctx context.Context, inst Installation, pr *github.PullRequest, b artifacts.Build, sha string) (string, error) {
+	cloneURL := pr.GetBase().GetRepo().GetCloneURL()
+	if cloneURL == "" {
+		return "", permanent(fmt.Errorf("pull request %s has no base clone URL", b))
+	}
+	if err := w.opts.Workspace.UpdateMirror(ctx, b.Owner, b.Repo, cloneURL, inst.Git); err != nil {
+		return "", fmt.Errorf("updating mirror: %w", err)
+	}
+	src, err := w.opts.Workspace.SourceDir(b)
+	if err != nil {
+		return "", permanent(err)
+	}
+	if err := w.opts.Workspace.Checkout(ctx, b, sha, src); err != nil {
+		return "", fmt.Errorf("checking out %s: %w", sha, err)
+	}
+	return src, nil
+}
+
+// queueTests sets every test's pending status, then publishes it: in that
+// order, so a fast test's own statuses cannot be overtaken by "queued".
+func (w *Worker) queueTests(ctx context.Context, rep *status.Reporter, ev events.PullEvent, b artifacts.Build, tests []pipeline.Test) error {
+	for _, t := range tests {
+		err := rep.Set(ctx, status.Status{
+			Owner: b.Owner, Repo: b.Repo, SHA: ev.HeadSHA, Test: t.Name,
+			State: status.Pending, Description: status.Queued(), TargetURL: w.logURL(b, t.Name),
+		})
+		if err != nil {
+			return fmt.Errorf("setting queued status of %s: %w", t.Name, err)
+		}
+		job := events.TestJob{
+			Version: events.Version, Repo: ev.Repo, Number: ev.Number, HeadSHA: ev.HeadSHA,
+			Installation: ev.Installation, Build: b.Number, Test: specOf(t), Attempt: 1,
+		}
+		if err := w.opts.Queue.PublishTest(ctx, job); err != nil {
+			return fmt.Errorf("queuing test %s: %w", t.Name, err)
+		}
+		w.opts.Metrics.TestsQueued.Inc()
+	}
+	return nil
+}
+
+// reportConfigError writes what went wrong with .yci.py to the build's log
+// and sets one error status pointing at it. The job is then done: running
+// it again cannot fix the file.
+func (w *Worker) reportConfigError(ctx context.Context, log *slog.Logger, rep *status.Reporter, ev events.PullEvent, b artifacts.Build, cfgErr *pipeline.ConfigError) error {
+	log.Info(".yci.py refused", "reason", cfgErr.Error())
+	dir, err := w.opts.Workspace.CreateTestDir(b, configLogName)
+	if err != nil {
+		return fmt.Errorf("creating config log: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "out.txt"), []byte(cfgErr.Detail()+"\n"), 0o644); err != nil {
+		return fmt.Errorf("writing config log: %w", err)
+	}
+	if err := w.opts.Workspace.LinkLog(b, configLogName); err != nil {
+		return fmt.Errorf("linking config log: %w", err)
+	}
+	return rep.Set(ctx, status.Status{
+		Owner: b.Owner, Repo: b.Repo, SHA: ev.HeadSHA,
+		State: status.Error, Description: status.ConfigError(cfgErr.Error()),
+		TargetURL: w.logURL(b, configLogName),
+	})
+}
+
+// abandonPull ends a pull event that crashed every worker it reached with
+// an error status, rather than losing it silently.
+func (w *Worker) abandonPull(ctx context.Context, log *slog.Logger, ev events.PullEvent, delivered uint64) error {
+	inst, err := w.opts.GitHub.Installation(ctx, ev.Installation)
+	if err != nil {
+		return fmt.Errorf("authenticating for installation %d: %w", ev.Installation, err)
+	}
+	log.Error("giving up on pull event", "deliveries", delivered)
+	return w.reporter(inst, log).Set(ctx, status.Status{
+		Owner: ev.Repo.Owner, Repo: ev.Repo.Name, SHA: ev.HeadSHA, State: status.Error,
+		Description: status.Errored(fmt.Sprintf("gave up after %d attempts to prepare the build; see worker logs", delivered)),
+	})
+}

@@ -1,0 +1,182 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/yourci/yourci/pkg/artifacts"
+	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/pipeline"
+	"github.com/yourci/yourci/pkg/status"
+)
+
+// HandleTest runs one attempt of one test. It makes sure the test's own
+// working copy exists on this box (another box may have handled the pull),
+// streams the output to out.txt, and either sets the final status or
+// queues the next attempt with its wait. The message is acked once the
+// outcome is reported; on shutdown it is handed back to the queue.
+func (w *Worker) HandleTest(ctx context.Context, d *events.Delivery[events.TestJob]) {
+	job := d.Payload
+	log := w.log.With(job.LogAttrs()...)
+	stop := d.KeepAlive(ctx)
+	defer stop()
+	var err error
+	if d.LastChance() {
+		err = w.abandonTest(ctx, log, job, d.NumDelivered)
+	} else {
+		err = w.handleTest(ctx, log, job)
+	}
+	settle(ctx, log, d, err)
+}
+
+func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.TestJob) error {
+	inst, err := w.opts.GitHub.Installation(ctx, job.Installation)
+	if err != nil {
+		return fmt.Errorf("authenticating for installation %d: %w", job.Installation, err)
+	}
+	rep := w.reporter(inst, log)
+	b := build(job.Repo, job.Number, job.Build)
+	t := testOf(job.Test)
+	st := status.Status{Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Test: t.Name, TargetURL: w.logURL(b, t.Name)}
+
+	pr, stale, err := openPull(ctx, inst, job.Repo, job.Number, job.HeadSHA)
+	if err != nil {
+		return err
+	}
+	if stale != "" {
+		log.Info("dropping test", "reason", stale)
+		st.State, st.Description = status.Error, status.Errored("not run: "+stale)
+		if pr.GetHead().GetSHA() != job.HeadSHA && pr.GetState() == "open" {
+			st.Description = status.Superseded(pr.GetHead().GetSHA())
+		}
+		return rep.Set(ctx, st)
+	}
+
+	work, err := w.prepareTest(ctx, inst, pr.GetBase().GetRepo().GetCloneURL(), b, job)
+	if err != nil {
+		return err
+	}
+	logPath, err := w.opts.Workspace.LogPath(b, t.Name)
+	if err != nil {
+		return permanent(err)
+	}
+	attempts := t.Retries + 1
+	st.State, st.Description = status.Pending, status.Running(job.Attempt, attempts)
+	if err := rep.Set(ctx, st); err != nil {
+		return fmt.Errorf("setting running status: %w", err)
+	}
+
+	w.opts.Metrics.TestsRunning.Inc()
+	res, runErr := w.opts.Runner.Run(ctx, pipeline.Attempt{
+		Test: t, Number: job.Attempt, Dir: work, LogPath: logPath, Facts: facts(job),
+	})
+	w.opts.Metrics.TestsRunning.Dec()
+	if ctx.Err() != nil {
+		// The worker is stopping: the attempt did not finish, so the job
+		// goes back to the queue and the status says so meanwhile.
+		st.Description = status.Queued() + " again: worker stopped"
+		if err := rep.Set(context.WithoutCancel(ctx), st); err != nil {
+			log.Warn("setting requeued status", "err", err)
+		}
+		return ctx.Err()
+	}
+	if runErr != nil {
+		res = pipeline.Result{Outcome: pipeline.Errored, Reason: runErr.Error()}
+	}
+	w.opts.Metrics.attemptDone(res)
+	log.Info("attempt finished", "outcome", res.Outcome.String(), "exit", res.ExitCode, "duration", res.Duration)
+	return w.reportAttempt(ctx, rep, st, job, t, res)
+}
+
+// reportAttempt turns an attempt's result into the final status, or into a
+// "retrying" status and the next attempt queued with its wait.
+func (w *Worker) reportAttempt(ctx context.Context, rep *status.Reporter, st status.Status, job events.TestJob, t pipeline.Test, res pipeline.Result) error {
+	attempts := t.Retries + 1
+	if wait, retry := pipeline.NextRetry(t, job.Attempt, res.Outcome); retry {
+		next := job
+		next.Attempt++
+		next.NotBefore = time.Now().Add(wait).UTC()
+		st.State, st.Description = status.Pending, status.RetryingIn(wait, next.Attempt, attempts)
+		if err := rep.Set(ctx, st); err != nil {
+			return fmt.Errorf("setting retrying status: %w", err)
+		}
+		if err := w.opts.Queue.PublishTest(ctx, next); err != nil {
+			return fmt.Errorf("queuing attempt %d: %w", next.Attempt, err)
+		}
+		w.opts.Metrics.TestsRetried.Inc()
+		return nil
+	}
+	switch res.Outcome {
+	case pipeline.Passed:
+		st.State, st.Description = status.Success, status.Passed(res.Duration, job.Attempt)
+	case pipeline.Failed:
+		st.State, st.Description = status.Failure, status.Failed(res.ExitCode, job.Attempt, attempts, res.Duration)
+	case pipeline.TimedOut:
+		st.State, st.Description = status.Failure, status.TimedOut(w.opts.Runner.TimeoutOf(t), job.Attempt, attempts)
+	default:
+		st.State, st.Description = status.Error, status.Errored(res.Reason)
+	}
+	return rep.Set(ctx, st)
+}
+
+// prepareTest gives the attempt a fresh working copy of the build's commit,
+// fetching it into this box's mirror first when this box has not seen it.
+// Every attempt starts clean: a retry must not inherit a failure's debris.
+func (w *Worker) prepareTest(ctx context.Context, inst Installation, cloneURL string, b artifacts.Build, job events.TestJob) (string, error) {
+	ws := w.opts.Workspace
+	if !ws.HasCommit(ctx, b.Owner, b.Repo, job.HeadSHA) {
+		if cloneURL == "" {
+			return "", permanent(fmt.Errorf("pull request %s has no base clone URL", b))
+		}
+		if err := ws.UpdateMirror(ctx, b.Owner, b.Repo, cloneURL, inst.Git); err != nil {
+			return "", fmt.Errorf("updating mirror: %w", err)
+		}
+	}
+	if _, err := ws.CreateTestDir(b, job.Test.Name); err != nil {
+		return "", permanent(err)
+	}
+	work, err := ws.TestSourceDir(b, job.Test.Name)
+	if err != nil {
+		return "", permanent(err)
+	}
+	if err := os.RemoveAll(work); err != nil {
+		return "", fmt.Errorf("clearing the previous attempt's copy: %w", err)
+	}
+	if err := ws.Checkout(ctx, b, job.HeadSHA, work); err != nil {
+		return "", fmt.Errorf("checking out %s: %w", job.HeadSHA, err)
+	}
+	if err := ws.LinkLog(b, job.Test.Name); err != nil {
+		return "", fmt.Errorf("linking log: %w", err)
+	}
+	return work, nil
+}
+
+// abandonTest ends a test that crashed every worker it reached with an
+// error status instead of losing it.
+func (w *Worker) abandonTest(ctx context.Context, log *slog.Logger, job events.TestJob, delivered uint64) error {
+	inst, err := w.opts.GitHub.Installation(ctx, job.Installation)
+	if err != nil {
+		return fmt.Errorf("authenticating for installation %d: %w", job.Installation, err)
+	}
+	b := build(job.Repo, job.Number, job.Build)
+	log.Error("giving up on test", "deliveries", delivered)
+	return w.reporter(inst, log).Set(ctx, status.Status{
+		Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Test: job.Test.Name, State: status.Error,
+		Description: status.Errored(fmt.Sprintf("attempt %d was lost %d times (worker crashed or stopped)", job.Attempt, delivered)),
+		TargetURL:   w.logURL(b, job.Test.Name),
+	})
+}
+
+// facts are the YCI_* variables a test can read about itself.
+func facts(job events.TestJob) map[string]string {
+	return map[string]string{
+		"YCI_REPO":  job.Repo.FullName(),
+		"YCI_PULL":  strconv.Itoa(job.Number),
+		"YCI_SHA":   job.HeadSHA,
+		"YCI_BUILD": strconv.Itoa(job.Build),
+	}
+}
