@@ -23,5 +23,10 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 20m $(PKGS)
 
+# demo runs the whole system on its embedded defaults: GitHub stand-in,
+# receiver, worker and JetStream, no credentials and no network.
+demo: build
+	$(BIN)/demo -bin $(BIN)
+
 clean:
 	rm -rf $(BIN)

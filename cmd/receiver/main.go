@@ -1,0 +1,58 @@
+// Command receiver takes GitHub pull_request webhooks, verifies their
+// signature and queues a build on JetStream before answering GitHub. See
+// -h for its flags and environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// run is the whole command; its result is the exit status: 0 after a clean
+// shutdown (or -h), 1 when serving failed, 2 for bad usage or configuration.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	opts, err := parseOptions(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "receiver:", err)
+		return 2
+	}
+	if err := opts.Validate(); err != nil {
+		fmt.Fprintf(stderr, "receiver: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	log := newLogger(opts.JSONLog, stderr)
+	r, err := New(ctx, opts, log)
+	if err != nil {
+		log.Error("starting receiver", "err", err)
+		return 1
+	}
+	defer r.Close()
+	if err := r.Run(ctx); err != nil {
+		log.Error("receiver stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(json bool, w io.Writer) *slog.Logger {
+	if json {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}

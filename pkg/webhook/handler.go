@@ -1,0 +1,327 @@
+// Package webhook turns GitHub webhook deliveries into YourCI pull events.
+//
+// The handler verifies a delivery's X-Hub-Signature-256 with
+// go-playground/webhooks/v6, builds a slim events.PullEvent, publishes it and
+// waits for JetStream's acknowledgement before answering GitHub: an answer of
+// 202 means the event is stored, never merely that it was seen.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-playground/webhooks/v6/github"
+
+	"github.com/yourci/yourci/pkg/events"
+)
+
+// MaxBodyBytes bounds a delivery's body. GitHub caps payloads at 25 MB; a
+// larger body is not from GitHub and is refused with 413 before the rest of
+// it is read.
+const MaxBodyBytes = 25 << 20
+
+// DefaultPublishTimeout bounds the wait for JetStream's acknowledgement. It
+// stays well under the 10 s GitHub waits for an answer, so a stalled queue
+// gives GitHub a 503 (a failed delivery it records) rather than a timeout.
+const DefaultPublishTimeout = 5 * time.Second
+
+// Publisher stores a pull event durably. PublishPull returns nil only once
+// the event is acknowledged by the queue; it must use ev.Delivery as the
+// de-duplication id, so a redelivered webhook is stored once. It is called
+// from many goroutines at once. pkg/events' Bus satisfies it.
+type Publisher interface {
+	PublishPull(ctx context.Context, ev events.PullEvent) error
+}
+
+// Option configures NewHandler.
+type Option func(*handler)
+
+// WithLogger sets the logger that receives one line per delivery. The
+// default is slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(h *handler) { h.log = l } }
+
+// WithMetrics counts deliveries on m. The default counts nothing.
+func WithMetrics(m *Metrics) Option { return func(h *handler) { h.metrics = m } }
+
+// WithApprovalLabel sets the label whose addition triggers a build
+// (DefaultApprovalLabel unless set). An empty label disables the trigger.
+func WithApprovalLabel(label string) Option {
+	return func(h *handler) { h.approvalLabel = label }
+}
+
+// WithPublishTimeout bounds the wait for the queue's acknowledgement
+// (DefaultPublishTimeout unless set).
+func WithPublishTimeout(d time.Duration) Option {
+	return func(h *handler) { h.publishTimeout = d }
+}
+
+type handler struct {
+	hook           *github.Webhook
+	pub            Publisher
+	log            *slog.Logger
+	metrics        *Metrics
+	approvalLabel  string
+	publishTimeout time.Duration
+}
+
+// NewHandler returns the POST /webhook handler. It refuses an empty secret:
+// go-playground/webhooks skips signature checks when given none, and YourCI
+// never accepts unsigned deliveries. The handler is safe for concurrent use;
+// it holds no work after answering.
+//
+// Answers: ping 200; a pull_request that builds 202 once published; an
+// authentic delivery of another action or event 202 "ignored: <reason>"
+// (GitHub sends whatever the hook subscribes to and a 4xx would mark those
+// deliveries failed); a missing or wrong signature 401; a body over
+// MaxBodyBytes 413; a missing X-GitHub-Event header, an empty or malformed
+// body, or a payload no GitHub delivery could hold 400; a method other than
+// POST 405; a queue that does not acknowledge in time 503. Nothing is
+// published on any answer but the pull_request 202.
+func NewHandler(secret string, pub Publisher, opts ...Option) (http.Handler, error) {
+	if secret == "" {
+		return nil, errors.New("creating webhook handler: the webhook secret is empty; refusing to accept unsigned deliveries")
+	}
+	if pub == nil {
+		return nil, errors.New("creating webhook handler: no publisher")
+	}
+	hook, err := github.New(github.Options.Secret(secret))
+	if err != nil {
+		return nil, fmt.Errorf("creating webhook verifier: %w", err)
+	}
+	h := &handler{
+		hook:           hook,
+		pub:            pub,
+		log:            slog.Default(),
+		approvalLabel:  DefaultApprovalLabel,
+		publishTimeout: DefaultPublishTimeout,
+	}
+	for _, o := range opts {
+		o(h)
+	}
+	if h.log == nil {
+		return nil, errors.New("creating webhook handler: nil logger")
+	}
+	if h.publishTimeout <= 0 {
+		return nil, fmt.Errorf("creating webhook handler: publish timeout %v is not positive", h.publishTimeout)
+	}
+	return h, nil
+}
+
+// delivery is what is known about one request, for its answer and its log
+// line. Strings from the request are kept as sent and bounded when written.
+type delivery struct {
+	id, event, action string
+	repo              string
+	pull              int
+	sha               string
+	pong, published   bool
+}
+
+// Outcomes of a delivery, as logged.
+const (
+	outcomePublished = "published"
+	outcomeIgnored   = "ignored"
+	outcomePong      = "pong"
+	outcomeRefused   = "refused"
+)
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	h.metrics.receive()
+	d := delivery{id: r.Header.Get("X-GitHub-Delivery"), event: r.Header.Get("X-GitHub-Event")}
+	err := h.handle(r, w, &d)
+	code, reason, text := statusFor(err)
+	if err == nil && d.pong {
+		code, text = http.StatusOK, "pong"
+	}
+	werr := writeAnswer(w, code, d.id, text, reason != "")
+	outcome := outcomeOf(d, err)
+	h.metrics.observe(outcome, reason, code, time.Since(start))
+	h.logDelivery(r.Context(), d, outcome, code, err, werr, time.Since(start))
+}
+
+// outcomeOf names what became of a delivery, for logs and metrics.
+func outcomeOf(d delivery, err error) string {
+	switch {
+	case d.pong:
+		return outcomePong
+	case d.published:
+		return outcomePublished
+	case errors.Is(err, ErrIgnored):
+		return outcomeIgnored
+	default:
+		return outcomeRefused
+	}
+}
+
+// handle verifies, decodes and publishes one delivery. A nil error means
+// the delivery was a ping or its event is published.
+func (h *handler) handle(r *http.Request, w http.ResponseWriter, d *delivery) error {
+	if r.Method != http.MethodPost {
+		return fmt.Errorf("%w: %s: %w", errMethod, r.Method, github.ErrInvalidHTTPMethod)
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	// The delivered event is always in the list, so the library checks the
+	// signature of every event, not only of those YourCI acts on: nothing
+	// unsigned is ever answered 2xx.
+	payload, err := h.hook.Parse(r, github.PullRequestEvent, github.PingEvent, github.Event(d.event))
+	if err != nil {
+		return parseError(err, d.event)
+	}
+	switch payload.(type) {
+	case github.PingPayload:
+		d.pong = true
+		return nil
+	case github.PullRequestPayload:
+		return h.publish(r.Context(), body, d)
+	default:
+		return ignored(fmt.Sprintf("event %q", truncate(d.event)))
+	}
+}
+
+// readBody reads the whole body, refusing more than MaxBodyBytes.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > MaxBodyBytes {
+		return nil, fmt.Errorf("%w: Content-Length %d is over %d bytes", errTooLarge, r.ContentLength, MaxBodyBytes)
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, fmt.Errorf("%w: over %d bytes", errTooLarge, MaxBodyBytes)
+	case err != nil:
+		return nil, &BadRequestError{Field: "body", Problem: fmt.Sprintf("could not be read: %v", err)}
+	}
+	return buf.Bytes(), nil
+}
+
+// parseError turns go-playground/webhooks' errors into this package's.
+// Every failure up to and including the signature check is one of the
+// library's sentinels; any other error comes from decoding a payload whose
+// signature was verified.
+func parseError(err error, event string) error {
+	switch {
+	case errors.Is(err, github.ErrInvalidHTTPMethod):
+		return fmt.Errorf("%w: %w", errMethod, err)
+	case errors.Is(err, github.ErrMissingGithubEventHeader):
+		return &BadRequestError{Field: "X-GitHub-Event", Problem: "is missing"}
+	case errors.Is(err, github.ErrMissingHubSignatureHeader), errors.Is(err, github.ErrHMACVerificationFailed):
+		return fmt.Errorf("%w: %w", errUnauthorized, err)
+	case errors.Is(err, github.ErrParsingPayload):
+		return &BadRequestError{Field: "body", Problem: "is empty"}
+	case errors.Is(err, github.ErrEventNotFound), errors.Is(err, github.ErrEventNotSpecifiedToParse):
+		return fmt.Errorf("parsing delivery of event %q: %w", truncate(event), err)
+	case event == string(github.PullRequestEvent) || event == string(github.PingEvent):
+		return &BadRequestError{Field: "body", Problem: fmt.Sprintf("malformed %s payload: %v", event, err)}
+	default:
+		// An authentic delivery of an event YourCI does not act on, which
+		// the library could not decode into its own type: ignore it like
+		// any other such event.
+		return ignored(fmt.Sprintf("event %q", truncate(event)))
+	}
+}
+
+// publish builds the pull event from the verified body and publishes it,
+// waiting for the acknowledgement. The wait is detached from the client's
+// connection so a publish already sent is not abandoned halfway when GitHub
+// hangs up; the timeout still bounds it.
+func (h *handler) publish(ctx context.Context, body []byte, d *delivery) error {
+	pd, err := decodePull(body)
+	if err != nil {
+		return err
+	}
+	d.action, d.pull, d.sha = pd.Action, pd.Number, pd.PullRequest.Head.SHA
+	if pd.Repository.Owner.Login != "" || pd.Repository.Name != "" {
+		d.repo = pd.Repository.Owner.Login + "/" + pd.Repository.Name
+	}
+	ev, err := pd.event(d.id, h.approvalLabel)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.publishTimeout)
+	defer cancel()
+	err = h.pub.PublishPull(ctx, ev)
+	switch {
+	case errors.Is(err, events.ErrInvalidEvent):
+		// The queue refuses this event whatever happens: retrying cannot
+		// help, so it is the sender's fault, not a failed delivery.
+		return &BadRequestError{Field: "event", Problem: err.Error()}
+	case err != nil:
+		return fmt.Errorf("%w: publishing pull event: %w", errUnavailable, err)
+	}
+	d.published = true
+	return nil
+}
+
+// answer is the JSON body of every reply; GitHub shows it in the
+// delivery's log.
+type answer struct {
+	Delivery string `json:"delivery,omitempty"`
+	Result   string `json:"result,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+func writeAnswer(w http.ResponseWriter, code int, id, text string, refused bool) error {
+	a := answer{Delivery: truncate(id), Result: text}
+	if refused {
+		a = answer{Delivery: truncate(id), Error: text}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	if err := json.NewEncoder(w).Encode(a); err != nil {
+		return fmt.Errorf("writing answer: %w", err)
+	}
+	return nil
+}
+
+// logDelivery writes the delivery's one log line: Info when answered 2xx,
+// Warn for a refusal, Error when the queue failed. werr is a failure to
+// write the answer (GitHub hung up).
+func (h *handler) logDelivery(ctx context.Context, d delivery, outcome string, code int, err, werr error, took time.Duration) {
+	attrs := []slog.Attr{
+		slog.String("delivery", truncate(d.id)),
+		slog.String("event", truncate(d.event)),
+		slog.String("outcome", outcome),
+		slog.Int("status", code),
+		slog.Duration("took", took),
+	}
+	if d.action != "" {
+		attrs = append(attrs, slog.String("action", truncate(d.action)))
+	}
+	if d.repo != "" {
+		attrs = append(attrs, slog.String("repo", truncate(d.repo)), slog.Int("pull", d.pull), slog.String("sha", truncate(d.sha)))
+	}
+	switch {
+	case outcome == outcomeIgnored:
+		attrs = append(attrs, slog.String("reason", err.Error()))
+	case err != nil:
+		attrs = append(attrs, slog.String("err", err.Error()))
+	}
+	if werr != nil {
+		attrs = append(attrs, slog.String("write_error", werr.Error()))
+	}
+	level := slog.LevelInfo
+	switch {
+	case code >= 500:
+		level = slog.LevelError
+	case code >= 400:
+		level = slog.LevelWarn
+	}
+	h.log.LogAttrs(ctx, level, "webhook delivery", attrs...)
+}
