@@ -145,7 +145,7 @@ func (r *Receiver) connect(ctx context.Context) error {
 		return fmt.Errorf("connecting to NATS at %s: %w", r.natsURL, err)
 	}
 	r.nc = nc
-	r.bus, err = events.New(ctx, nc, events.Options{Logger: r.log})
+	r.bus, err = events.New(ctx, nc, events.Options{PublishOnly: true, Logger: r.log})
 	if err != nil {
 		return fmt.Errorf("setting up JetStream at %s: %w", r.natsURL, err)
 	}

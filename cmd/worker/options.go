@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/yourci/yourci/pkg/envflag"
+	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/githubauth"
 	"github.com/yourci/yourci/pkg/natsserver"
+	"github.com/yourci/yourci/pkg/worker"
 )
 
 // Options configure a worker. Every flag falls back to an environment
@@ -37,6 +39,13 @@ type Options struct {
 	Grace   time.Duration
 	JSONLog bool
 	GitHub  githubauth.Config
+	// BuildPolicy is "trusted" (outsiders' pull requests wait for the
+	// approval label) or "all".
+	BuildPolicy   string
+	ApprovalLabel string
+	// AckWait is how long a job whose worker went silent waits before it
+	// is delivered again; every worker must use the same value.
+	AckWait time.Duration
 }
 
 const usage = `Usage: worker [flags]
@@ -79,6 +88,12 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("test-timeout", "YCI_TEST_TIMEOUT")
 	fs.DurationVar(&o.Grace, "grace", 30*time.Second, "how long running tests may finish after SIGTERM before they are handed back")
 	fs.Env("grace", "YCI_GRACE")
+	fs.StringVar(&o.BuildPolicy, "build-policy", "trusted", "which pull requests build without approval: `trusted` (authors with write access, or labelled) or all")
+	fs.Env("build-policy", "YCI_BUILD_POLICY")
+	fs.StringVar(&o.ApprovalLabel, "approval-label", worker.DefaultApprovalLabel, "`LABEL` with which a maintainer approves an outsider's pull request")
+	fs.Env("approval-label", "YCI_APPROVAL_LABEL")
+	fs.DurationVar(&o.AckWait, "ack-wait", events.DefaultAckWait, "how soon a crashed worker's job is delivered again (the same on every worker)")
+	fs.Env("ack-wait", "YCI_ACK_WAIT")
 	fs.BoolVar(&o.JSONLog, "json-log", false, "log JSON lines instead of text")
 	fs.Env("json-log", "YCI_JSON_LOG")
 	fs.Usage = func() {
@@ -106,6 +121,12 @@ func (o Options) Validate() error {
 	if o.Grace < 0 {
 		errs = append(errs, errors.New("-grace must not be negative"))
 	}
+	if _, err := o.policy(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.AckWait < time.Second {
+		errs = append(errs, fmt.Errorf("-ack-wait must be at least 1s, not %s", o.AckWait))
+	}
 	if err := o.GitHub.Validate(); err != nil {
 		errs = append(errs, err)
 	} else if err := o.GitHub.RequireCredentials(); err != nil {
@@ -115,4 +136,15 @@ func (o Options) Validate() error {
 		errs = append(errs, fmt.Errorf("HTTP_ROOT %q must be an http:// or https:// URL", o.HTTPRoot))
 	}
 	return errors.Join(errs...)
+}
+
+// policy is the build policy BuildPolicy names.
+func (o Options) policy() (worker.Policy, error) {
+	switch o.BuildPolicy {
+	case "trusted":
+		return worker.BuildTrusted, nil
+	case "all":
+		return worker.BuildAll, nil
+	}
+	return 0, fmt.Errorf("-build-policy must be trusted or all, not %q", o.BuildPolicy)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sys/unix"
 
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
@@ -40,6 +41,11 @@ type Service struct {
 // embedded one when no NATS_URL is set) and readies the job handlers.
 func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service, err error) {
 	s = &Service{opts: opts, log: log}
+	// Tests run as this process's user: without this they could read the
+	// worker's credentials from /proc/<pid>/environ and its memory.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		log.Warn("cannot hide the worker's memory from its tests", "err", err)
+	}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -64,11 +70,15 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 			return nil, err
 		}
 	}
-	s.bus, err = events.Connect(ctx, url, "yourci-worker", events.Options{Grace: opts.Grace, Logger: log})
+	s.bus, err = events.Connect(ctx, url, "yourci-worker", events.Options{Grace: opts.Grace, AckWait: opts.AckWait, Logger: log})
 	if err != nil {
 		return nil, err
 	}
 	python, err := pipeline.ResolvePython(ctx, "python3")
+	if err != nil {
+		return nil, err
+	}
+	policy, err := opts.policy()
 	if err != nil {
 		return nil, err
 	}
@@ -89,6 +99,8 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 		StatusOptions: []status.Option{status.WithSecretsFrom(clients.Secrets)},
 		Logger:        log,
 		Metrics:       worker.NewMetrics(reg),
+		Policy:        policy,
+		ApprovalLabel: opts.ApprovalLabel,
 	})
 	if err != nil {
 		return nil, err
@@ -135,12 +147,17 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	stopWatch, err := s.bus.WatchHeads(s.handlers.HeadChanged)
+	if err != nil {
+		return err
+	}
+	defer stopWatch()
 	slots := events.NewSlots(s.opts.Jobs)
 	errs := make(chan error, 2)
 	go func() { errs <- s.bus.ConsumePulls(ctx, slots, s.handlers.HandlePull) }()
 	go func() { errs <- s.bus.ConsumeTests(ctx, slots, s.handlers.HandleTest) }()
 	s.log.Info("worker started", "workspace", s.opts.Workspace, "jobs", s.opts.Jobs, "metrics", s.MetricsAddr())
-	err := errors.Join(<-errs, <-errs)
+	err = errors.Join(<-errs, <-errs)
 	s.log.Info("worker stopped")
 	return err
 }
@@ -181,8 +198,9 @@ func (i installations) Installation(ctx context.Context, id int64) (worker.Insta
 		return worker.Installation{}, err
 	}
 	return worker.Installation{
-		Pulls:    c.PullRequests,
-		Statuses: c.Repositories,
-		Git:      artifacts.GitAuth{Username: user, Password: pass},
+		Pulls:       c.PullRequests,
+		Statuses:    c.Repositories,
+		Permissions: c.Repositories,
+		Git:         artifacts.GitAuth{Username: user, Password: pass},
 	}, nil
 }

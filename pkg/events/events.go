@@ -2,9 +2,23 @@
 // the subjects they travel on, and the stream, consumers and key-value
 // buckets that carry them. It knows nothing of GitHub, git or tests: a
 // message here is plain data any box can act on.
+//
+// Delivery is at least once. Publishers wait for JetStream's acknowledgement
+// and set a message id, so a copy published again within DuplicateWindow is
+// dropped; longer-lived de-duplication (one build per head commit) is
+// ClaimBuild's key-value record. Consumers fetch a message only when a
+// worker slot is free, keep it alive while they work (KeepAlive), and
+// settle it once: Ack when done and reported, Nak to hand it back, Term
+// when it can never succeed. A message whose handler crashes, hangs without
+// KeepAlive or panics comes back, at most MaxDeliver times; the last time
+// the handler sees LastChance and reports the failure. Retry waits travel
+// through the queue as TestJob.NotBefore. Everything here works on
+// nats-server 2.9.10 (Debian's) as well as current servers.
 package events
 
 import (
+	"log/slog"
+	"strconv"
 	"time"
 )
 
@@ -63,6 +77,62 @@ type TestJob struct {
 	Test         TestSpec `json:"test"`
 	// Attempt counts from 1.
 	Attempt int `json:"attempt"`
-	// NotBefore is when the attempt may start; zero means now.
+	// NotBefore is when the attempt may start; zero means now. A job
+	// delivered earlier is handed back to the queue until then and never
+	// reaches a handler early.
 	NotBefore time.Time `json:"not_before,omitzero"`
+	// Requeues counts how often the Bus re-published this attempt while it
+	// waited for NotBefore (so the wait does not use up MaxDeliver). It is
+	// part of the message id and of no interest to handlers.
+	Requeues int `json:"requeues,omitempty"`
+}
+
+// MsgID is the JetStream message id of the event, which makes the stream
+// drop a copy published again within the duplicate window: the same
+// webhook delivery (or reconcile id) for the same head commit is one
+// message.
+func (e PullEvent) MsgID() string {
+	id := "pull/" + EncodeToken(e.Repo.Owner) + "/" + EncodeToken(e.Repo.Name) + "/" +
+		strconv.Itoa(e.Number) + "/" + EncodeToken(e.HeadSHA) + "/" + EncodeToken(e.Delivery)
+	if e.Rebuild {
+		id += "/rebuild"
+	}
+	return id
+}
+
+// MsgID is the JetStream message id of the job,
+// test/<owner>/<repo>/<pull>/<build>/<name>/<attempt> with each name
+// encoded, so publishing the same attempt twice queues it once.
+func (j TestJob) MsgID() string {
+	id := "test/" + EncodeToken(j.Repo.Owner) + "/" + EncodeToken(j.Repo.Name) + "/" +
+		strconv.Itoa(j.Number) + "/" + strconv.Itoa(j.Build) + "/" + EncodeToken(j.Test.Name) + "/" +
+		strconv.Itoa(j.Attempt)
+	if j.Requeues > 0 {
+		id += "/requeue/" + strconv.Itoa(j.Requeues)
+	}
+	return id
+}
+
+// LogAttrs are the event's fields under YourCI's fixed log keys, for one
+// enriched logger per job: logger.With(e.LogAttrs()...).
+func (e PullEvent) LogAttrs() []any {
+	return []any{
+		slog.String("repo", e.Repo.FullName()),
+		slog.Int("pull", e.Number),
+		slog.String("sha", e.HeadSHA),
+		slog.String("delivery", e.Delivery),
+	}
+}
+
+// LogAttrs are the job's fields under YourCI's fixed log keys, for one
+// enriched logger per job: logger.With(j.LogAttrs()...).
+func (j TestJob) LogAttrs() []any {
+	return []any{
+		slog.String("repo", j.Repo.FullName()),
+		slog.Int("pull", j.Number),
+		slog.String("sha", j.HeadSHA),
+		slog.Int("build", j.Build),
+		slog.String("test", j.Test.Name),
+		slog.Int("attempt", j.Attempt),
+	}
 }

@@ -53,6 +53,17 @@ func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.Pul
 		log.Info("not building", "reason", stale)
 		return nil
 	}
+	if ok, err := w.trusted(ctx, inst, pr); err != nil {
+		return err
+	} else if !ok {
+		// No build is claimed: the approval label's webhook (or a later
+		// sweep) brings the same commit back, and then it is built.
+		log.Info("waiting for approval", "author", pr.GetUser().GetLogin())
+		return w.reporter(inst, log).Set(ctx, status.Status{
+			Owner: ev.Repo.Owner, Repo: ev.Repo.Name, SHA: ev.HeadSHA,
+			State: status.Pending, Description: status.ApprovalNeeded(w.opts.ApprovalLabel),
+		})
+	}
 	number, fresh, err := w.opts.Queue.ClaimBuild(ctx, ev.Repo, ev.Number, ev.HeadSHA, ev.Rebuild)
 	if err != nil {
 		return fmt.Errorf("claiming a build number: %w", err)
@@ -63,6 +74,12 @@ func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.Pul
 	if !fresh && !redelivered {
 		log.Info("head commit already built", "build", number)
 		return nil
+	}
+	if fresh {
+		// Running tests of this pull's older heads can stop now.
+		if err := w.opts.Queue.AnnounceHead(events.HeadAnnouncement{Repo: ev.Repo, Number: ev.Number, SHA: ev.HeadSHA}); err != nil {
+			log.Warn("announcing new head", "err", err)
+		}
 	}
 	b := build(ev.Repo, ev.Number, number)
 	log = log.With("build", number)

@@ -71,10 +71,18 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	}
 
 	w.opts.Metrics.TestsRunning.Inc()
-	res, runErr := w.opts.Runner.Run(ctx, pipeline.Attempt{
+	runCtx, done := w.running.start(ctx, job)
+	res, runErr := w.opts.Runner.Run(runCtx, pipeline.Attempt{
 		Test: t, Number: job.Attempt, Dir: work, LogPath: logPath, Facts: facts(job),
 	})
+	stopped, isStale := staleCause(runCtx)
+	done()
 	w.opts.Metrics.TestsRunning.Dec()
+	if isStale {
+		log.Info("stopped test", "reason", stopped.reason)
+		st.State, st.Description = status.Error, status.Errored("stopped: "+stopped.reason)
+		return rep.Set(ctx, st)
+	}
 	if ctx.Err() != nil {
 		// The worker is stopping: the attempt did not finish, so the job
 		// goes back to the queue and the status says so meanwhile.

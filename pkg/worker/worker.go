@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/google/go-github/v88/github"
 
@@ -28,9 +29,10 @@ type PullGetter interface {
 // Installation is GitHub as one App installation (or the one configured
 // token) sees it. Git credentials are fresh for each call: App tokens expire.
 type Installation struct {
-	Pulls    PullGetter
-	Statuses status.StatusCreator
-	Git      artifacts.GitAuth
+	Pulls       PullGetter
+	Statuses    status.StatusCreator
+	Permissions PermissionGetter
+	Git         artifacts.GitAuth
 }
 
 // GitHub gives the access a job needs for the installation named in its
@@ -44,6 +46,7 @@ type GitHub interface {
 type Queue interface {
 	ClaimBuild(ctx context.Context, repo events.Repo, pull int, sha string, rebuild bool) (build int, fresh bool, err error)
 	PublishTest(ctx context.Context, job events.TestJob) error
+	AnnounceHead(a events.HeadAnnouncement) error
 }
 
 // Options are a Worker's parts. Workspace, Evaluator, Runner, GitHub and
@@ -62,13 +65,20 @@ type Options struct {
 	Logger        *slog.Logger
 	// Metrics, when set, counts what the worker does.
 	Metrics *Metrics
+	// Policy decides which pull requests are built without approval, and
+	// ApprovalLabel (default DefaultApprovalLabel) is how a maintainer
+	// approves one.
+	Policy        Policy
+	ApprovalLabel string
 }
 
 // Worker handles deliveries of handle_pull and handle_test. Its methods may
 // be called concurrently; it keeps no state between jobs beyond its parts.
 type Worker struct {
-	opts Options
-	log  *slog.Logger
+	opts    Options
+	log     *slog.Logger
+	trust   trustCache
+	running runningTests
 }
 
 // New checks that every part is there.
@@ -99,7 +109,10 @@ func New(opts Options) (*Worker, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
-	return &Worker{opts: opts, log: log}, nil
+	if opts.ApprovalLabel == "" {
+		opts.ApprovalLabel = DefaultApprovalLabel
+	}
+	return &Worker{opts: opts, log: log, trust: trustCache{entries: map[string]trustEntry{}, now: time.Now}}, nil
 }
 
 // reporter sends statuses through one installation's client.

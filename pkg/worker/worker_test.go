@@ -61,7 +61,7 @@ func (t tokenGitHub) Installation(context.Context, int64) (Installation, error) 
 	if err != nil {
 		return Installation{}, err
 	}
-	return Installation{Pulls: c.PullRequests, Statuses: c.Repositories,
+	return Installation{Pulls: c.PullRequests, Statuses: c.Repositories, Permissions: c.Repositories,
 		Git: artifacts.GitAuth{Username: "x-access-token", Password: t.gh.Token()}}, nil
 }
 
@@ -73,7 +73,7 @@ var python = sync.OnceValue(func() string {
 	return p
 })
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T, tweaks ...func(*Options)) *rig {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	gh, err := fakegithub.New(t.TempDir())
@@ -94,14 +94,18 @@ func newRig(t *testing.T) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := New(Options{
+	opts := Options{
 		Workspace: ws,
 		Evaluator: &pipeline.Evaluator{Python: python()},
 		Runner:    &pipeline.Runner{},
 		GitHub:    tokenGitHub{gh},
 		Queue:     bus,
 		HTTPRoot:  httpRoot,
-	})
+	}
+	for _, tweak := range tweaks {
+		tweak(&opts)
+	}
+	w, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +113,11 @@ func newRig(t *testing.T) *rig {
 	var wg sync.WaitGroup
 	wg.Go(func() { bus.ConsumePulls(ctx, slots, w.HandlePull) })
 	wg.Go(func() { bus.ConsumeTests(ctx, slots, w.HandleTest) })
+	stopWatch, err := bus.WatchHeads(w.HeadChanged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopWatch)
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()

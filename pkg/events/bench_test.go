@@ -1,0 +1,77 @@
+package events_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/natsserver"
+)
+
+// benchBus is a Bus on an embedded server with file storage, as in
+// production without NATS_URL.
+func benchBus(b *testing.B) *events.Bus {
+	b.Helper()
+	srv := serverKinds[0].start(b, b.TempDir(), natsserver.RandomPort)
+	opts := fastOptions(b)
+	opts.Memory = false
+	return newBus(b, srv.URL(), opts)
+}
+
+// BenchmarkPublishPull is one webhook's publish: encode, store on file,
+// wait for the PubAck.
+func BenchmarkPublishPull(b *testing.B) {
+	bus := benchBus(b)
+	ctx := context.Background()
+	ev := samplePull(7, "")
+	i := 0
+	for b.Loop() {
+		ev.HeadSHA = fmt.Sprintf("%040d", i)
+		i++
+		if err := bus.PublishPull(ctx, ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkClaimBuild is handle_pull's claim of a build number for a new
+// head commit: read, compare-and-set, over 1000 pull requests.
+func BenchmarkClaimBuild(b *testing.B) {
+	bus := benchBus(b)
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		if _, _, err := bus.ClaimBuild(ctx, sampleRepo, i%1000+1, fmt.Sprintf("%040d", i), false); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkConsume is one job's trip through a worker: fetch when a slot is
+// free, decode, hand to the handler, ack with confirmation.
+func BenchmarkConsume(b *testing.B) {
+	bus := benchBus(b)
+	ctx := context.Background()
+	for i := range b.N {
+		if err := bus.PublishTest(ctx, sampleJob(fmt.Sprint(i), 1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	done := make(chan struct{}, b.N)
+	b.ResetTimer()
+	c := startTests(b, bus, events.NewSlots(4), func(ctx context.Context, d *events.Delivery[events.TestJob]) {
+		if err := d.Ack(ctx); err != nil {
+			b.Error(err)
+		}
+		done <- struct{}{}
+	})
+	for range b.N {
+		<-done
+	}
+	b.StopTimer()
+	if err := c.stop(); err != nil {
+		b.Fatal(err)
+	}
+}

@@ -1,0 +1,167 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// BuildNumberer is what handle_pull needs to number builds; reconcile needs
+// only BuildOf.
+type BuildNumberer interface {
+	ClaimBuild(ctx context.Context, repo Repo, pull int, sha string, rebuild bool) (build int, fresh bool, err error)
+	BuildOf(ctx context.Context, repo Repo, pull int, sha string) (build int, ok bool, err error)
+}
+
+var _ BuildNumberer = (*Bus)(nil)
+
+// claimAttempts bounds compare-and-set retries in ClaimBuild. Each retry
+// means another box claimed a build of the same pull request in between;
+// a hundred in a row means something is wrong.
+const claimAttempts = 100
+
+// pullRecord is the key-value entry for one pull request, holding both the
+// counter and the head commits built, so that one compare-and-set covers
+// "is this commit built?" and "take the next number".
+type pullRecord struct {
+	Last    int            `json:"last"`
+	LastSHA string         `json:"last_sha,omitempty"`
+	SHAs    map[string]int `json:"shas"`
+}
+
+// pullKey is the record's key: pull.<owner>.<repo>.<number>, names encoded.
+func pullKey(repo Repo, pull int) string {
+	return "pull." + EncodeToken(repo.Owner) + "." + EncodeToken(repo.Name) + "." + strconv.Itoa(pull)
+}
+
+// ClaimBuild returns the build number for head commit sha of a pull
+// request. If sha already has a build and rebuild is false it returns that
+// number with fresh=false, and the caller must not build again; otherwise
+// it allocates the pull request's next number (1, 2, 3, ... with no gaps,
+// atomically across every box sharing the server) with fresh=true.
+// Numbers are kept for as long as the bucket lives, beyond any restart.
+func (b *Bus) ClaimBuild(ctx context.Context, repo Repo, pull int, sha string, rebuild bool) (build int, fresh bool, err error) {
+	if err := checkBuildKey(repo, pull, sha); err != nil {
+		return 0, false, err
+	}
+	key := pullKey(repo, pull)
+	for attempt := 1; attempt <= claimAttempts; attempt++ {
+		rec, rev, err := b.loadPull(ctx, key)
+		if err != nil {
+			return 0, false, fmt.Errorf("claiming build of %s#%d at %s: %w", repo.FullName(), pull, sha, err)
+		}
+		if n, ok := rec.SHAs[sha]; ok && !rebuild {
+			return n, false, nil
+		}
+		rec.Last++
+		rec.LastSHA = sha
+		rec.SHAs[sha] = rec.Last
+		err = b.storePull(ctx, key, rec, rev)
+		if err == nil {
+			return rec.Last, true, nil
+		}
+		if !errors.Is(err, errConflict) {
+			return 0, false, fmt.Errorf("claiming build of %s#%d at %s: %w", repo.FullName(), pull, sha, err)
+		}
+		// Another claim won the race: read again, after a short random
+		// pause so that racing claimers spread out.
+		pause(ctx, time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond))))
+	}
+	return 0, false, fmt.Errorf("claiming build of %s#%d at %s: lost %d races in a row", repo.FullName(), pull, sha, claimAttempts)
+}
+
+// BuildOf returns the latest build number of head commit sha, and false
+// when it has none.
+func (b *Bus) BuildOf(ctx context.Context, repo Repo, pull int, sha string) (build int, ok bool, err error) {
+	if err := checkBuildKey(repo, pull, sha); err != nil {
+		return 0, false, err
+	}
+	rec, _, err := b.loadPull(ctx, pullKey(repo, pull))
+	if err != nil {
+		return 0, false, fmt.Errorf("looking up build of %s#%d at %s: %w", repo.FullName(), pull, sha, err)
+	}
+	build, ok = rec.SHAs[sha]
+	return build, ok, nil
+}
+
+// LatestBuild returns the pull request's most recent build number and the
+// head commit it built; build is 0 when the pull request has none. A job
+// of an older build may be dropped as stale.
+func (b *Bus) LatestBuild(ctx context.Context, repo Repo, pull int) (build int, sha string, err error) {
+	if err := checkBuildKey(repo, pull, "-"); err != nil {
+		return 0, "", err
+	}
+	rec, _, err := b.loadPull(ctx, pullKey(repo, pull))
+	if err != nil {
+		return 0, "", fmt.Errorf("looking up latest build of %s#%d: %w", repo.FullName(), pull, err)
+	}
+	return rec.Last, rec.LastSHA, nil
+}
+
+func checkBuildKey(repo Repo, pull int, sha string) error {
+	var errs []error
+	if repo.Owner == "" || repo.Name == "" {
+		errs = append(errs, fmt.Errorf("repository %q: %w", repo.FullName(), ErrInvalidEvent))
+	}
+	if pull < 1 {
+		errs = append(errs, fmt.Errorf("pull number %d: %w", pull, ErrInvalidEvent))
+	}
+	if sha == "" {
+		errs = append(errs, fmt.Errorf("empty head sha: %w", ErrInvalidEvent))
+	}
+	return errors.Join(errs...)
+}
+
+// loadPull reads a record and its revision; a missing record is empty with
+// revision 0.
+func (b *Bus) loadPull(ctx context.Context, key string) (pullRecord, uint64, error) {
+	ctx, cancel := b.callContext(ctx)
+	defer cancel()
+	rec := pullRecord{SHAs: map[string]int{}}
+	entry, err := b.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return rec, 0, nil
+	}
+	if err != nil {
+		return rec, 0, fmt.Errorf("reading %s: %w", key, err)
+	}
+	if err := json.Unmarshal(entry.Value(), &rec); err != nil {
+		return rec, 0, fmt.Errorf("decoding %s: %w", key, err)
+	}
+	if rec.SHAs == nil {
+		rec.SHAs = map[string]int{}
+	}
+	return rec, entry.Revision(), nil
+}
+
+// errConflict is returned by storePull when another writer got there first.
+var errConflict = errors.New("build record changed meanwhile")
+
+// storePull writes rec if the key is still at revision rev (absent when 0);
+// otherwise it returns errConflict.
+func (b *Bus) storePull(ctx context.Context, key string, rec pullRecord, rev uint64) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", key, err)
+	}
+	ctx, cancel := b.callContext(ctx)
+	defer cancel()
+	if rev == 0 {
+		_, err = b.kv.Create(ctx, key, data)
+	} else {
+		_, err = b.kv.Update(ctx, key, data, rev)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return fmt.Errorf("writing %s: %w", key, errConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", key, err)
+	}
+	return nil
+}

@@ -1,0 +1,145 @@
+package events_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/yourci/yourci/pkg/events"
+)
+
+// claim is one ClaimBuild answer.
+type claim struct {
+	Build int
+	Fresh bool
+}
+
+func TestClaimBuild(t *testing.T) {
+	t.Parallel()
+	eachServer(t, func(t *testing.T, srv testServer) {
+		opts := fastOptions(t)
+		boxes := []*events.Bus{newBus(t, srv.URL(), opts), newBus(t, srv.URL(), opts)}
+		ctx := testContext(t)
+		repo := events.Repo{Owner: "my.org", Name: "a repo*>"}
+
+		t.Run("racing_claims_for_new_commits_get_distinct_numbers_without_gaps", func(t *testing.T) {
+			const n = 8
+			builds := make([]int, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					var fresh bool
+					builds[i], fresh, errs[i] = boxes[i%2].ClaimBuild(ctx, repo, 1, fmt.Sprintf("sha%d", i), false)
+					if errs[i] == nil && !fresh {
+						errs[i] = fmt.Errorf("claim %d not fresh", i)
+					}
+				})
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(builds)
+			if diff := cmp.Diff([]int{1, 2, 3, 4, 5, 6, 7, 8}, builds); diff != "" {
+				t.Errorf("build numbers (-want +got):\n%s", diff)
+			}
+		})
+
+		t.Run("racing_claims_for_one_commit_build_it_once", func(t *testing.T) {
+			const n = 8
+			claims := make([]claim, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					claims[i].Build, claims[i].Fresh, errs[i] = boxes[i%2].ClaimBuild(ctx, repo, 2, "same", false)
+				})
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				t.Fatal(err)
+			}
+			want := slices.Repeat([]claim{{1, false}}, n-1)
+			want = append(want, claim{1, true})
+			slices.SortFunc(claims, func(a, b claim) int {
+				if a.Fresh == b.Fresh {
+					return 0
+				}
+				if a.Fresh {
+					return 1
+				}
+				return -1
+			})
+			if diff := cmp.Diff(want, claims); diff != "" {
+				t.Errorf("claims (-want +got):\n%s", diff)
+			}
+		})
+
+		t.Run("sequence_of_pushes_and_rebuilds", func(t *testing.T) {
+			steps := []struct {
+				sha     string
+				rebuild bool
+				want    claim
+			}{
+				{"aaa", false, claim{1, true}},
+				{"aaa", false, claim{1, false}}, // webhook redelivered, or reconcile
+				{"bbb", false, claim{2, true}},  // new push
+				{"aaa", false, claim{1, false}}, // force-push back
+				{"bbb", true, claim{3, true}},   // asked to rebuild
+				{"bbb", false, claim{3, false}}, // the rebuild is now its build
+			}
+			var got, want []claim
+			for _, s := range steps {
+				build, fresh, err := boxes[0].ClaimBuild(ctx, repo, 3, s.sha, s.rebuild)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, claim{build, fresh})
+				want = append(want, s.want)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("claims (-want +got):\n%s", diff)
+			}
+
+			for sha, wantBuild := range map[string]int{"aaa": 1, "bbb": 3, "ccc": 0} {
+				build, ok, err := boxes[1].BuildOf(ctx, repo, 3, sha)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if build != wantBuild || ok != (wantBuild != 0) {
+					t.Errorf("BuildOf(%s) = %d, %v, want %d", sha, build, ok, wantBuild)
+				}
+			}
+			build, sha, err := boxes[1].LatestBuild(ctx, repo, 3)
+			if err != nil || build != 3 || sha != "bbb" {
+				t.Errorf("LatestBuild = %d, %q, %v; want 3, bbb", build, sha, err)
+			}
+		})
+
+		t.Run("pull_requests_and_repositories_are_numbered_apart", func(t *testing.T) {
+			other := events.Repo{Owner: "my", Name: "org.a repo*>"}
+			build, fresh, err := boxes[0].ClaimBuild(ctx, other, 1, "sha0", false)
+			if err != nil || build != 1 || !fresh {
+				t.Errorf("first claim on another repository = %d, %v, %v; want 1, true", build, fresh, err)
+			}
+			build, _, err = boxes[0].LatestBuild(ctx, repo, 99)
+			if err != nil || build != 0 {
+				t.Errorf("LatestBuild of a pull request never built = %d, %v; want 0", build, err)
+			}
+		})
+
+		t.Run("incomplete_keys_are_refused", func(t *testing.T) {
+			if _, _, err := boxes[0].ClaimBuild(ctx, repo, 0, "sha", false); !errors.Is(err, events.ErrInvalidEvent) {
+				t.Errorf("ClaimBuild of pull 0 = %v, want ErrInvalidEvent", err)
+			}
+			if _, _, err := boxes[0].BuildOf(ctx, events.Repo{}, 1, "sha"); !errors.Is(err, events.ErrInvalidEvent) {
+				t.Errorf("BuildOf without repository = %v, want ErrInvalidEvent", err)
+			}
+		})
+	})
+}

@@ -1,0 +1,329 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the JetStream objects YourCI uses, shared by every process on
+// every box.
+const (
+	DefaultStream = "YCI"
+	DefaultBucket = "yci_builds"
+	// PullConsumer and TestConsumer are the durable consumers every worker
+	// shares, so each message is handled by one worker at a time.
+	PullConsumer = "handle_pull"
+	TestConsumer = "handle_test"
+)
+
+// Defaults for Options; the comment on each says why.
+const (
+	// DefaultAckWait: a worker keeps a running job alive with InProgress
+	// every AckWait/3 (KeepAlive), so a live worker's job never expires;
+	// a crashed worker's job is delivered again within a minute, and a
+	// minute survives a NATS reconnect or a long GC pause without a
+	// needless redelivery.
+	DefaultAckWait = time.Minute
+	// DefaultMaxDeliver: a delivery is used up by a worker crash, a
+	// shutdown hand-back or one wait for NotBefore; ten lets a job live
+	// through several rolling restarts, while a message that crashes
+	// every worker stops after ten tries and reaches the handler marked
+	// LastChance, so it ends as an error status.
+	DefaultMaxDeliver = 10
+	// DefaultMaxAckPending: jobs waiting for NotBefore (retry waits of
+	// many minutes) are pending acknowledgement the whole time, and the
+	// server stops delivering once this many are pending. Worker slots
+	// bound running jobs on their own, so this only needs to be far above
+	// the number of retries that can wait at once.
+	DefaultMaxAckPending = 20000
+	// DefaultMaxNakDelay: the longest a job waits in one delayed Nak;
+	// longer waits take several steps, each of which costs a delivery,
+	// which is why a job near MaxDeliver is re-published instead. An hour
+	// covers ordinary retry waits in one step.
+	DefaultMaxNakDelay = time.Hour
+	// DefaultHandBackDelay: a panicking handler's job comes back after
+	// this, so a deterministic crash does not spin through MaxDeliver in
+	// milliseconds and a transient one is retried soon.
+	DefaultHandBackDelay = 5 * time.Second
+	// DefaultPollWait: how long a worker slot waits for a message of one
+	// kind before it is offered to the other kind. It bounds the extra
+	// latency when all slots but one are busy, at the cost of one pull
+	// request per kind per PollWait on an idle worker.
+	DefaultPollWait = time.Second
+	// DefaultTimeout bounds every JetStream API call without its own
+	// deadline (publish, ack, key-value, setup).
+	DefaultTimeout = 10 * time.Second
+	// DuplicateWindow is how long the stream remembers message ids;
+	// JetStream's own default, kept explicit because de-duplication of
+	// webhook redeliveries depends on it.
+	DuplicateWindow = 2 * time.Minute
+)
+
+// Options configure a Bus. The zero value gives the production settings.
+type Options struct {
+	// Stream and Bucket name the stream and key-value bucket; tests may
+	// use their own. Defaults: DefaultStream, DefaultBucket.
+	Stream string
+	Bucket string
+	// Memory keeps the stream and bucket in memory instead of files
+	// (tests only: a restart loses every queued job).
+	Memory bool
+	// Replicas for the stream and bucket on a NATS cluster; default 1.
+	Replicas int
+
+	AckWait       time.Duration // default DefaultAckWait
+	MaxDeliver    int           // default DefaultMaxDeliver; at least 3
+	MaxAckPending int           // default DefaultMaxAckPending
+	MaxNakDelay   time.Duration // default DefaultMaxNakDelay
+	HandBackDelay time.Duration // default DefaultHandBackDelay
+	PollWait      time.Duration // default DefaultPollWait
+	Timeout       time.Duration // default DefaultTimeout
+
+	// Grace is how long handlers run on after the context given to
+	// ConsumePulls or ConsumeTests is cancelled, before their own context
+	// is cancelled and they must hand their message back. Default 0.
+	Grace time.Duration
+
+	// PublishOnly leaves the consumers alone: the receiver and reconcile
+	// only publish, and the consumers' settings (AckWait above all) are
+	// the workers' to decide. ConsumePulls and ConsumeTests then fail.
+	PublishOnly bool
+
+	// Logger receives what the Bus handles itself (undecodable messages,
+	// panics, requeues); default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	setDefault(&o.Stream, DefaultStream)
+	setDefault(&o.Bucket, DefaultBucket)
+	setDefault(&o.Replicas, 1)
+	setDefault(&o.AckWait, DefaultAckWait)
+	setDefault(&o.MaxDeliver, DefaultMaxDeliver)
+	setDefault(&o.MaxAckPending, DefaultMaxAckPending)
+	setDefault(&o.MaxNakDelay, DefaultMaxNakDelay)
+	setDefault(&o.HandBackDelay, DefaultHandBackDelay)
+	setDefault(&o.PollWait, DefaultPollWait)
+	setDefault(&o.Timeout, DefaultTimeout)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Validate reports every problem with the options (after defaults are
+// applied) at once.
+func (o Options) Validate() error {
+	o = o.withDefaults()
+	var errs []error
+	durations := map[string]time.Duration{
+		"AckWait": o.AckWait, "MaxNakDelay": o.MaxNakDelay, "HandBackDelay": o.HandBackDelay,
+		"PollWait": o.PollWait, "Timeout": o.Timeout,
+	}
+	for name, d := range durations {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("events: %s %s is negative", name, d))
+		}
+	}
+	if o.Grace < 0 {
+		errs = append(errs, fmt.Errorf("events: Grace %s is negative", o.Grace))
+	}
+	// A job waiting for NotBefore takes its first delayed Nak at
+	// delivery 1 and is re-published from delivery MaxDeliver-1 on; with
+	// fewer than 3 it would be re-published on every delivery.
+	if o.MaxDeliver < 3 {
+		errs = append(errs, fmt.Errorf("events: MaxDeliver %d is below 3", o.MaxDeliver))
+	}
+	if o.MaxAckPending < 1 {
+		errs = append(errs, fmt.Errorf("events: MaxAckPending %d is below 1", o.MaxAckPending))
+	}
+	if o.Replicas < 1 || o.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("events: Replicas %d is not between 1 and 5", o.Replicas))
+	}
+	return errors.Join(errs...)
+}
+
+// Bus is YourCI's connection to JetStream: it publishes and consumes jobs
+// and allocates build numbers. All methods may be called concurrently.
+type Bus struct {
+	opts    Options
+	nc      *nats.Conn
+	ownConn bool
+	js      jetstream.JetStream
+	pulls   jetstream.Consumer
+	tests   jetstream.Consumer
+	kv      jetstream.KeyValue
+	log     *slog.Logger
+}
+
+// New sets up the stream, both consumers and the key-value bucket on nc,
+// creating or updating them to match opts (whichever process starts first
+// creates them; concurrent starts are safe), and returns a Bus using them.
+// The caller keeps ownership of nc.
+func New(ctx context.Context, nc *nats.Conn, opts Options) (*Bus, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(opts.Timeout))
+	if err != nil {
+		return nil, fmt.Errorf("opening JetStream: %w", err)
+	}
+	b := &Bus{opts: opts, nc: nc, js: js, log: opts.Logger}
+	if err := b.setup(ctx); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Connect dials url with reconnection forever (a restarted NATS server is
+// waited for, not fatal) and returns a Bus that owns the connection; Close
+// releases it. name identifies the process in the server's monitoring.
+func Connect(ctx context.Context, url, name string, opts Options) (*Bus, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.Timeout(DefaultTimeout),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to NATS at %s: %w", url, err)
+	}
+	b, err := New(ctx, nc, opts)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	b.ownConn = true
+	return b, nil
+}
+
+// Close drains and closes the connection if Connect opened it. It does not
+// wait for consumers: cancel their contexts and let them return first.
+func (b *Bus) Close() error {
+	if !b.ownConn {
+		return nil
+	}
+	if err := b.nc.Drain(); err != nil {
+		return fmt.Errorf("draining NATS connection: %w", err)
+	}
+	return nil
+}
+
+// Options returns the options in effect, defaults applied.
+func (b *Bus) Options() Options { return b.opts }
+
+// JetStream exposes the underlying JetStream context, for tests and
+// operational tools that inspect the stream.
+func (b *Bus) JetStream() jetstream.JetStream { return b.js }
+
+// setupAttempts bounds retries of stream and consumer creation when another
+// process creates the same objects at the same moment.
+const setupAttempts = 5
+
+func (b *Bus) setup(ctx context.Context) error {
+	storage := jetstream.FileStorage
+	if b.opts.Memory {
+		storage = jetstream.MemoryStorage
+	}
+	streamCfg := jetstream.StreamConfig{
+		Name:        b.opts.Stream,
+		Description: "YourCI jobs: pull request events and test attempts",
+		Subjects:    []string{PullSubjects, TestSubjects},
+		// Each message is handled once, then removed.
+		Retention:  jetstream.WorkQueuePolicy,
+		Storage:    storage,
+		Replicas:   b.opts.Replicas,
+		Duplicates: DuplicateWindow,
+		Discard:    jetstream.DiscardOld,
+	}
+	err := b.retrySetup(ctx, "stream "+b.opts.Stream, func(ctx context.Context) error {
+		_, err := b.js.CreateOrUpdateStream(ctx, streamCfg)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if !b.opts.PublishOnly {
+		if b.pulls, err = b.ensureConsumer(ctx, PullConsumer, PullSubjects); err != nil {
+			return err
+		}
+		if b.tests, err = b.ensureConsumer(ctx, TestConsumer, TestSubjects); err != nil {
+			return err
+		}
+	}
+	kvCfg := jetstream.KeyValueConfig{
+		Bucket:      b.opts.Bucket,
+		Description: "YourCI build numbers per pull request and head commit",
+		// One revision per key: the record is read-modify-written under
+		// compare-and-set and its past is of no use.
+		History:  1,
+		Storage:  storage,
+		Replicas: b.opts.Replicas,
+	}
+	return b.retrySetup(ctx, "key-value bucket "+b.opts.Bucket, func(ctx context.Context) error {
+		kv, err := b.js.CreateOrUpdateKeyValue(ctx, kvCfg)
+		b.kv = kv
+		return err
+	})
+}
+
+func (b *Bus) ensureConsumer(ctx context.Context, name, filter string) (jetstream.Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
+		Durable:       name,
+		FilterSubject: filter,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       b.opts.AckWait,
+		MaxDeliver:    b.opts.MaxDeliver,
+		MaxAckPending: b.opts.MaxAckPending,
+		// No BackOff: it would replace AckWait for redeliveries and make
+		// a crashed worker's job wait longer each time, while the waits
+		// that matter (retries) are chosen per job through NotBefore.
+	}
+	var cons jetstream.Consumer
+	err := b.retrySetup(ctx, "consumer "+name, func(ctx context.Context) error {
+		c, err := b.js.CreateOrUpdateConsumer(ctx, b.opts.Stream, cfg)
+		cons = c
+		return err
+	})
+	return cons, err
+}
+
+// retrySetup runs op until it succeeds, retrying JetStream API errors (two
+// processes creating the same stream at once may see "already in use")
+// a few times.
+func (b *Bus) retrySetup(ctx context.Context, what string, op func(context.Context) error) error {
+	var err error
+	for attempt := 1; attempt <= setupAttempts; attempt++ {
+		callCtx, cancel := context.WithTimeout(ctx, b.opts.Timeout)
+		err = op(callCtx)
+		cancel()
+		var apiErr *jetstream.APIError
+		if err == nil || !errors.As(err, &apiErr) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("setting up %s: %w", what, ctx.Err())
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("setting up %s: %w", what, err)
+	}
+	return nil
+}

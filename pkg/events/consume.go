@@ -1,0 +1,236 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Slots is a worker's concurrency limit (-j), shared by every Consume call
+// it is given to: a message is fetched only once a slot is free and holds
+// it until its handler returns. Safe for concurrent use.
+type Slots struct {
+	sem chan struct{}
+}
+
+// NewSlots returns n slots; n below 1 counts as 1.
+func NewSlots(n int) *Slots {
+	return &Slots{sem: make(chan struct{}, max(n, 1))}
+}
+
+// Cap is the number of slots.
+func (s *Slots) Cap() int { return cap(s.sem) }
+
+// InUse is the number of slots taken right now.
+func (s *Slots) InUse() int { return len(s.sem) }
+
+func (s *Slots) acquire(ctx context.Context) error {
+	select {
+	case s.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Slots) release() { <-s.sem }
+
+// Handler handles one delivery and settles it (see Delivery). ctx is
+// cancelled Options.Grace after the consume context is, and the handler
+// should then stop and hand the message back.
+type Handler[T any] func(ctx context.Context, d *Delivery[T])
+
+// ConsumePulls runs h for PullEvents from handle_pull, one message per free
+// slot, until ctx is cancelled; then it stops fetching, waits for running
+// handlers (see Options.Grace), and returns nil. Messages that cannot be
+// decoded or carry an unknown Version are terminated without reaching h.
+// It returns an error only when the connection is closed for good.
+func (b *Bus) ConsumePulls(ctx context.Context, slots *Slots, h Handler[PullEvent]) error {
+	return consume(ctx, b, b.pulls, PullConsumer, slots, h, nil)
+}
+
+// ConsumeTests is ConsumePulls for TestJobs from handle_test, except that a
+// job delivered before its NotBefore does not reach h: it is handed back
+// with a delay until NotBefore (in steps of at most Options.MaxNakDelay),
+// and re-published as a fresh message when its delivery count nears
+// MaxDeliver, so that a long wait never makes a job's last chance.
+func (b *Bus) ConsumeTests(ctx context.Context, slots *Slots, h Handler[TestJob]) error {
+	return consume(ctx, b, b.tests, TestConsumer, slots, h, b.deferTest)
+}
+
+// early decides, before the handler, whether a delivery is not due yet
+// and has been dealt with.
+type early[T any] func(ctx context.Context, d *Delivery[T]) bool
+
+func consume[T any](ctx context.Context, b *Bus, cons jetstream.Consumer, name string,
+	slots *Slots, h Handler[T], notYet early[T]) error {
+	if slots == nil || h == nil {
+		return fmt.Errorf("consuming %s: slots and handler are required", name)
+	}
+	if cons == nil {
+		return fmt.Errorf("consuming %s: the bus was set up to publish only", name)
+	}
+	hctx, stopHandlers := handlerContext(ctx, b.opts.Grace)
+	defer stopHandlers()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	for {
+		if err := slots.acquire(ctx); err != nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			slots.release()
+			return nil
+		}
+		msg, err := b.fetchOne(cons)
+		if msg == nil {
+			slots.release()
+			if b.nc.IsClosed() {
+				return fmt.Errorf("consuming %s: %w", name, nats.ErrConnectionClosed)
+			}
+			if err != nil {
+				b.log.Warn("fetching message", "consumer", name, "err", err)
+				pause(ctx, b.opts.PollWait)
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			// Fetched while stopping: hand it straight back.
+			if err := msg.Nak(); err != nil {
+				b.log.Warn("handing back message fetched during shutdown", "consumer", name, "err", err)
+			}
+			slots.release()
+			return nil
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer slots.release()
+			dispatch(hctx, b, msg, h, notYet)
+		}()
+	}
+}
+
+// fetchOne waits up to PollWait for one message. It does not give up on
+// cancellation: a message the server sends to a pull request nobody reads
+// any more would sit unseen until AckWait, so the caller hands it back.
+func (b *Bus) fetchOne(cons jetstream.Consumer) (jetstream.Msg, error) {
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(b.opts.PollWait))
+	if err != nil {
+		return nil, fmt.Errorf("requesting a message: %w", err)
+	}
+	var got jetstream.Msg
+	for msg := range batch.Messages() {
+		got = msg
+	}
+	if got != nil {
+		return got, nil
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+		return nil, fmt.Errorf("waiting for a message: %w", err)
+	}
+	return nil, nil
+}
+
+// handlerContext keeps ctx's values and is cancelled grace after ctx is.
+func handlerContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		if grace <= 0 {
+			cancel()
+			return
+		}
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-hctx.Done():
+		}
+	})
+	return hctx, func() {
+		stop()
+		cancel()
+	}
+}
+
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// dispatch decodes msg and runs h, recovering a panic into a hand-back.
+func dispatch[T any](ctx context.Context, b *Bus, msg jetstream.Msg, h Handler[T], notYet early[T]) {
+	log := b.log.With("subject", msg.Subject())
+	meta, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream delivery at all; nothing to settle.
+		log.Error("reading message metadata", "err", err)
+		return
+	}
+	log = log.With("stream_seq", meta.Sequence.Stream, "num_delivered", meta.NumDelivered)
+	payload, err := decode[T](msg.Data())
+	if err != nil {
+		log.Warn("terminating undecodable message", "err", err)
+		if err := term(msg, serverAtLeast(b.nc.ConnectedServerVersion(), termReasonSince), err.Error()); err != nil {
+			log.Error("terminating undecodable message", "err", err)
+		}
+		return
+	}
+	d := newDelivery(b, msg, payload, meta)
+	if notYet != nil && notYet(ctx, d) {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("handler panicked; handing message back", "panic", r, "stack", string(debug.Stack()))
+			handBack(log, d, b.opts.HandBackDelay)
+			return
+		}
+		if !d.Settled() {
+			log.Warn("handler returned without settling; handing message back")
+			handBack(log, d, b.opts.HandBackDelay)
+		}
+	}()
+	h(ctx, d)
+}
+
+func handBack[T any](log *slog.Logger, d *Delivery[T], delay time.Duration) {
+	if err := d.Nak(delay); err != nil && !errors.Is(err, ErrSettled) {
+		log.Error("handing message back", "err", err)
+	}
+}
+
+// versioned is implemented by every payload type.
+type versioned interface{ version() int }
+
+func (e PullEvent) version() int { return e.Version }
+func (j TestJob) version() int   { return j.Version }
+
+// decode unmarshals a payload and checks its Version.
+func decode[T any](data []byte) (T, error) {
+	var v T
+	if err := json.Unmarshal(data, &v); err != nil {
+		return v, fmt.Errorf("decoding %T: %w", v, err)
+	}
+	if vv, ok := any(v).(versioned); ok && vv.version() != Version {
+		return v, fmt.Errorf("%T has version %d, this program knows only %d", v, vv.version(), Version)
+	}
+	return v, nil
+}

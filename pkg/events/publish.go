@@ -1,0 +1,115 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// PullPublisher is what the receiver and reconcile need of the Bus.
+type PullPublisher interface {
+	// PublishPull returns nil once JetStream has stored the event.
+	PublishPull(ctx context.Context, ev PullEvent) error
+}
+
+// TestPublisher is what handle_pull and the retry logic need of the Bus.
+type TestPublisher interface {
+	// PublishTest returns nil once JetStream has stored the job.
+	PublishTest(ctx context.Context, job TestJob) error
+}
+
+var (
+	_ PullPublisher = (*Bus)(nil)
+	_ TestPublisher = (*Bus)(nil)
+)
+
+// ErrInvalidEvent is returned for an event or job missing what every
+// consumer needs (repository, pull number, head sha, ...); publishing it
+// would only make a worker terminate it.
+var ErrInvalidEvent = errors.New("invalid event")
+
+// PublishPull stores ev (with Version set) on the stream and returns once
+// JetStream has acknowledged it, so a caller that got nil may tell GitHub the
+// webhook was taken. Its message id is ev.MsgID(): the same delivery of the
+// same head commit published again within DuplicateWindow is stored once.
+func (b *Bus) PublishPull(ctx context.Context, ev PullEvent) error {
+	ev.Version = Version
+	if err := ev.validate(); err != nil {
+		return err
+	}
+	return b.publish(ctx, PullSubject(ev.Repo), ev.MsgID(), ev)
+}
+
+// PublishTest stores job (with Version set) on the stream and returns once
+// JetStream has acknowledged it. Its message id is job.MsgID(): publishing
+// the same attempt of the same test twice queues it once.
+func (b *Bus) PublishTest(ctx context.Context, job TestJob) error {
+	job.Version = Version
+	if err := job.validate(); err != nil {
+		return err
+	}
+	return b.publish(ctx, TestSubject(job.Repo), job.MsgID(), job)
+}
+
+func (b *Bus) publish(ctx context.Context, subject, id string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding message %s: %w", id, err)
+	}
+	ctx, cancel := b.callContext(ctx)
+	defer cancel()
+	_, err = b.js.Publish(ctx, subject, data,
+		jetstream.WithMsgID(id),
+		jetstream.WithExpectStream(b.opts.Stream),
+	)
+	if err != nil {
+		return fmt.Errorf("publishing %s: %w", id, err)
+	}
+	return nil
+}
+
+// callContext bounds one JetStream call by Options.Timeout unless ctx
+// already has an earlier deadline.
+func (b *Bus) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, b.opts.Timeout)
+}
+
+func (e PullEvent) validate() error {
+	var errs []error
+	if e.Repo.Owner == "" || e.Repo.Name == "" {
+		errs = append(errs, fmt.Errorf("repository %q: %w", e.Repo.FullName(), ErrInvalidEvent))
+	}
+	if e.Number < 1 {
+		errs = append(errs, fmt.Errorf("pull number %d: %w", e.Number, ErrInvalidEvent))
+	}
+	if e.HeadSHA == "" {
+		errs = append(errs, fmt.Errorf("empty head sha: %w", ErrInvalidEvent))
+	}
+	return errors.Join(errs...)
+}
+
+func (j TestJob) validate() error {
+	var errs []error
+	if j.Repo.Owner == "" || j.Repo.Name == "" {
+		errs = append(errs, fmt.Errorf("repository %q: %w", j.Repo.FullName(), ErrInvalidEvent))
+	}
+	if j.Number < 1 {
+		errs = append(errs, fmt.Errorf("pull number %d: %w", j.Number, ErrInvalidEvent))
+	}
+	if j.HeadSHA == "" {
+		errs = append(errs, fmt.Errorf("empty head sha: %w", ErrInvalidEvent))
+	}
+	if j.Build < 1 {
+		errs = append(errs, fmt.Errorf("build %d: %w", j.Build, ErrInvalidEvent))
+	}
+	if j.Test.Name == "" {
+		errs = append(errs, fmt.Errorf("empty test name: %w", ErrInvalidEvent))
+	}
+	if j.Attempt < 1 {
+		errs = append(errs, fmt.Errorf("attempt %d: %w", j.Attempt, ErrInvalidEvent))
+	}
+	return errors.Join(errs...)
+}

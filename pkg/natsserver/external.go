@@ -1,0 +1,229 @@
+package natsserver
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// DebianBinary is where Debian's nats-server package (2.9.10, the oldest
+// server YourCI supports) installs the server.
+const DebianBinary = "/usr/sbin/nats-server"
+
+// Environment variables read by StartExternal.
+const (
+	// EnvBinary names the nats-server binary to run instead of the one
+	// found on PATH or at DebianBinary.
+	EnvBinary = "YCI_NATS_SERVER"
+	// EnvRequire, set to 1, turns a missing binary into a test failure
+	// instead of a skip, so CI cannot pass without testing against it.
+	EnvRequire = "YCI_REQUIRE_NATS_SERVER"
+)
+
+// externalStopWait bounds how long Shutdown waits for the process to exit
+// after SIGTERM before killing it.
+const externalStopWait = 10 * time.Second
+
+// External is a nats-server binary run as a child process for a test. It
+// exists so that tests run against the oldest supported server, not only
+// the embedded module.
+type External struct {
+	tb       testing.TB
+	binary   string
+	storeDir string
+	port     int
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	logs     *lockedBuffer
+	stopOnce sync.Once
+}
+
+// FindBinary returns the nats-server binary tests should run: $YCI_NATS_SERVER,
+// else nats-server on PATH, else DebianBinary. It reports false when none
+// exists.
+func FindBinary() (string, bool) {
+	if p := os.Getenv(EnvBinary); p != "" {
+		return p, true
+	}
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		return p, true
+	}
+	if _, err := os.Stat(DebianBinary); err == nil {
+		return DebianBinary, true
+	}
+	return "", false
+}
+
+// StartExternal runs `nats-server -js -sd StoreDir -a Host -p Port` and
+// returns once it accepts connections. The test is skipped when no binary
+// is found, unless YCI_REQUIRE_NATS_SERVER=1. The process is stopped when
+// the test ends; Shutdown stops it earlier (to test a restart, call
+// StartExternal again with the same StoreDir and Port).
+func StartExternal(tb testing.TB, opts Options) *External {
+	tb.Helper()
+	binary, ok := FindBinary()
+	if !ok {
+		if os.Getenv(EnvRequire) == "1" {
+			tb.Fatalf("no nats-server binary found (looked at $%s, PATH and %s) and %s=1", EnvBinary, DebianBinary, EnvRequire)
+		}
+		tb.Skipf("no nats-server binary found (looked at $%s, PATH and %s)", EnvBinary, DebianBinary)
+	}
+	if err := opts.Validate(); err != nil {
+		tb.Fatal(err)
+	}
+	host := opts.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	var lastErr error
+	// A port picked as free may be taken before the server binds it; try
+	// again with another.
+	for range 3 {
+		port := opts.Port
+		if port <= 0 {
+			p, err := freePort(host)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			port = p
+		}
+		e := &External{tb: tb, binary: binary, storeDir: opts.StoreDir, port: port, logs: &lockedBuffer{}}
+		if lastErr = e.start(host); lastErr == nil {
+			tb.Cleanup(e.cleanup)
+			return e
+		}
+		if opts.Port > 0 {
+			break
+		}
+	}
+	tb.Fatalf("starting %s: %v", binary, lastErr)
+	return nil
+}
+
+func (e *External) start(host string) error {
+	e.cmd = exec.Command(e.binary, "-js", "-sd", e.storeDir, "-a", host, "-p", strconv.Itoa(e.port))
+	e.cmd.Stdout = e.logs
+	e.cmd.Stderr = e.logs
+	if err := e.cmd.Start(); err != nil {
+		return fmt.Errorf("running %s: %w", e.binary, err)
+	}
+	e.exited = make(chan struct{})
+	go func() {
+		// The exit status is of no interest: a server stopped by
+		// Shutdown exits non-zero, and an early exit is reported by
+		// waitReady with the server's own log.
+		_ = e.cmd.Wait()
+		close(e.exited)
+	}()
+	if err := e.waitReady(host); err != nil {
+		e.Shutdown()
+		return fmt.Errorf("%w; server log:\n%s", err, e.logs.String())
+	}
+	return nil
+}
+
+// waitReady polls until the server greets a client with its INFO line.
+func (e *External) waitReady(host string) error {
+	addr := net.JoinHostPort(host, strconv.Itoa(e.port))
+	deadline := time.Now().Add(readyTimeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-e.exited:
+			return errors.New("nats-server exited during start")
+		default:
+		}
+		if greets(addr) {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("nats-server not ready on %s after %s", addr, readyTimeout)
+}
+
+func greets(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	if err := conn.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "INFO ")
+}
+
+// URL is the client URL, nats://host:port.
+func (e *External) URL() string {
+	return "nats://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(e.port))
+}
+
+// Port is the port the server listens on.
+func (e *External) Port() int { return e.port }
+
+// Binary is the path of the server binary that runs.
+func (e *External) Binary() string { return e.binary }
+
+// Shutdown stops the server with SIGTERM, killing it if it has not exited
+// within ten seconds, and returns once it has exited. Calling it more than
+// once is harmless.
+func (e *External) Shutdown() {
+	e.stopOnce.Do(func() {
+		if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			e.tb.Logf("signalling nats-server: %v", err)
+		}
+		select {
+		case <-e.exited:
+		case <-time.After(externalStopWait):
+			if err := e.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+				e.tb.Logf("killing nats-server: %v", err)
+			}
+			<-e.exited
+		}
+	})
+}
+
+func (e *External) cleanup() {
+	e.Shutdown()
+	if e.tb.Failed() {
+		e.tb.Logf("%s log:\n%s", e.binary, e.logs.String())
+	}
+}
+
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// lockedBuffer collects the child's output, written by exec's copying
+// goroutines and read by the test.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
