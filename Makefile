@@ -5,15 +5,36 @@ BIN       ?= bin
 PKGS      ?= ./...
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: all build test lint bench demo clean
+.PHONY: all build test unit fuzz lint bench demo clean
+
+# Fuzz targets run briefly on every `make test`: each function that turns
+# outside data into an event, a path, a subject or a log.
+FUZZTIME ?= 4s
+FUZZ_TARGETS = \
+	./pkg/webhook:FuzzPullEventFrom \
+	./pkg/webhook:FuzzHandler \
+	./pkg/pipeline:FuzzValidateName \
+	./pkg/pipeline:FuzzMaskingWriter \
+	./pkg/events:FuzzTokenRoundTrip \
+	./pkg/events:FuzzDecodeToken \
+	./pkg/artifacts:FuzzTestDir
 
 all: lint test
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-test:
+test: fuzz unit
+
+unit:
 	$(GO) test -count=1 -timeout 12m $(PKGS)
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$pkg >/dev/null || exit 1; \
+	done
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
