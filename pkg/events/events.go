@@ -85,6 +85,16 @@ type TestJob struct {
 	// waited for NotBefore (so the wait does not use up MaxDeliver). It is
 	// part of the message id and of no interest to handlers.
 	Requeues int `json:"requeues,omitempty"`
+	// Outcome, when set, says the attempt already ran and only its final
+	// status is still to be reported: a status that could not be sent is
+	// retried through the queue without running the test again.
+	Outcome *Outcome `json:"outcome,omitempty"`
+}
+
+// Outcome is the final state of a test attempt as it is to be reported.
+type Outcome struct {
+	State       string `json:"state"`
+	Description string `json:"description"`
 }
 
 // MsgID is the JetStream message id of the event, which makes the stream
@@ -109,6 +119,9 @@ func (j TestJob) MsgID() string {
 		strconv.Itoa(j.Attempt)
 	if j.Requeues > 0 {
 		id += "/requeue/" + strconv.Itoa(j.Requeues)
+	}
+	if j.Outcome != nil {
+		id += "/report"
 	}
 	return id
 }

@@ -46,7 +46,7 @@ func settle[T any](ctx context.Context, log *slog.Logger, d *events.Delivery[T],
 		if err := d.Nak(0); err != nil {
 			log.Error("handing job back", "err", err)
 		}
-	case errors.As(err, &perm):
+	case errors.As(err, &perm), errors.Is(err, status.ErrRejected), errors.Is(err, status.ErrInvalid):
 		log.Error("job can never succeed; terminating it", "err", err)
 		if err := d.Term(err.Error()); err != nil {
 			log.Error("terminating job", "err", err)

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -42,6 +43,11 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	b := build(job.Repo, job.Number, job.Build)
 	t := testOf(job.Test)
 	st := status.Status{Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Test: t.Name, TargetURL: w.logURL(b, t.Name)}
+	if job.Outcome != nil {
+		// The attempt ran; only its status is owed.
+		st.State, st.Description = status.State(job.Outcome.State), job.Outcome.Description
+		return rep.Set(ctx, st)
+	}
 
 	pr, stale, err := openPull(ctx, inst, job.Repo, job.Number, job.HeadSHA)
 	if err != nil {
@@ -128,7 +134,27 @@ func (w *Worker) reportAttempt(ctx context.Context, rep *status.Reporter, st sta
 	default:
 		st.State, st.Description = status.Error, status.Errored(res.Reason)
 	}
-	return rep.Set(ctx, st)
+	return w.reportFinal(ctx, rep, st, job)
+}
+
+// reportFinal sets a test's final status. When GitHub will not take it now,
+// the status is queued as a job of its own, so that it is retried later
+// without running the test again; only if even that fails is the attempt
+// handed back.
+func (w *Worker) reportFinal(ctx context.Context, rep *status.Reporter, st status.Status, job events.TestJob) error {
+	err := rep.Set(ctx, st)
+	if err == nil || errors.Is(err, status.ErrRejected) || ctx.Err() != nil {
+		return err
+	}
+	owed := job
+	owed.Outcome = &events.Outcome{State: string(st.State), Description: st.Description}
+	owed.NotBefore = time.Now().Add(handBackDelay(err, 1)).UTC()
+	owed.Requeues = 0
+	if perr := w.opts.Queue.PublishTest(ctx, owed); perr != nil {
+		return fmt.Errorf("setting final status (%w), and queuing it for later: %w", err, perr)
+	}
+	w.log.With(job.LogAttrs()...).Warn("final status queued for later", "err", err, "state", st.State)
+	return nil
 }
 
 // prepareTest gives the attempt a fresh working copy of the build's commit,

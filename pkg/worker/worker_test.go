@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/yourci/yourci/pkg/fakegithub"
 	"github.com/yourci/yourci/pkg/natsserver"
 	"github.com/yourci/yourci/pkg/pipeline"
+	"github.com/yourci/yourci/pkg/status"
 )
 
 const (
@@ -338,5 +340,36 @@ func TestTestOfASupersededHeadIsNotRun(t *testing.T) {
 	dir, _ := r.ws.BuildDir(artifacts.Build{Owner: owner, Repo: repoName, Pull: pr.GetNumber(), Number: 1})
 	if exists(filepath.Join(dir, "ran-"+old)) {
 		t.Error("the superseded test ran")
+	}
+}
+
+func TestFinalStatusGitHubRefusesIsSentLaterWithoutRerunningTheTest(t *testing.T) {
+	t.Parallel()
+	// A wait GitHub asks for that is longer than the reporter may sleep
+	// comes back as "retry later".
+	r := newRig(t, func(o *Options) { o.StatusOptions = []status.Option{status.WithMaxWait(10 * time.Millisecond)} })
+	pr := r.openPull(t, map[string]string{
+		".yci.py": "from yci.run import Bash\n\ndef test_generator(build_id, pull):\n    yield Bash('echo ran >> ../../runs; while [ ! -e ../../go ]; do sleep 0.05; done', name='t')\n",
+	})
+	sha := pr.GetHead().GetSHA()
+	r.publish(t, pr.GetNumber(), sha, "d1")
+	r.waitFor(t, sha, func(m map[string]github.RepoStatus) bool {
+		s := m["yci/t"]
+		return strings.HasPrefix(s.GetDescription(), "running")
+	})
+	r.gh.FailNext("POST", "/repos/"+owner+"/"+repoName+"/statuses", 1, 403, http.Header{"Retry-After": {"1"}})
+	dir, _ := r.ws.BuildDir(artifacts.Build{Owner: owner, Repo: repoName, Pull: pr.GetNumber(), Number: 1})
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.waitFinal(t, sha, "yci/t")["yci/t"]; s.GetState() != "success" {
+		t.Fatalf("final %s %q, want success", s.GetState(), s.GetDescription())
+	}
+	runs, err := os.ReadFile(filepath.Join(dir, "runs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(runs), "ran"); n != 1 {
+		t.Errorf("the test ran %d times, want once", n)
 	}
 }
