@@ -1,0 +1,65 @@
+// Command reconcile is YourCI's cron sweep: it queues a build of every open
+// pull request's head commit that has none (the webhooks' safety net, and
+// on its own enough to keep every pull request tested), repairs builds left
+// pending, and with -cleanup-older-than removes old builds from a worker's
+// workspace. See -h for its flags, environment and exit statuses.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// run is the whole command; its result is the exit status documented in
+// the usage text.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	opts, err := parseOptions(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "reconcile:", err)
+		return exitUsage
+	}
+	if err := opts.Validate(); err != nil {
+		fmt.Fprintf(stderr, "reconcile: invalid configuration:\n%v\n", err)
+		return exitUsage
+	}
+	log := newLogger(opts.JSONLog, stderr)
+	r, err := Open(ctx, opts, log, stdout)
+	if err != nil {
+		log.Error("starting reconcile", "err", err)
+		return exitFailed
+	}
+	defer r.Close()
+	err = r.Run(ctx)
+	status := exitStatus(err)
+	switch status {
+	case exitOK:
+	case exitLocked:
+		log.Error("giving up: another sweep is running", "err", err)
+	default:
+		log.Error("reconcile did not finish everything", "err", err, "exit", status)
+	}
+	return status
+}
+
+func newLogger(json bool, w io.Writer) *slog.Logger {
+	if json {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}

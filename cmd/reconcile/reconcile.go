@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/yourci/yourci/pkg/artifacts"
+	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/githubauth"
+	"github.com/yourci/yourci/pkg/natsserver"
+	"github.com/yourci/yourci/pkg/reconcile"
+)
+
+// Exit statuses, as the usage text documents them.
+const (
+	exitOK          = 0
+	exitFailed      = 1
+	exitUsage       = 2
+	exitLocked      = 3
+	exitRateLimited = 4
+)
+
+// Reconcile is one run of the command: its JetStream connection (and the
+// embedded server it may have started) and where it prints. Close releases
+// what Open opened.
+type Reconcile struct {
+	opts     Options
+	log      *slog.Logger
+	out      io.Writer
+	embedded *natsserver.Server
+	bus      *events.Bus
+}
+
+// Open connects to JetStream, starting or joining the embedded one when no
+// NATS_URL is set. opts must have passed Validate.
+func Open(ctx context.Context, opts Options, log *slog.Logger, out io.Writer) (_ *Reconcile, err error) {
+	r := &Reconcile{opts: opts, log: log, out: out}
+	defer func() {
+		if err != nil {
+			r.Close()
+		}
+	}()
+	url := opts.NATSURL
+	if url == "" {
+		store, err := filepath.Abs(opts.NATSStore)
+		if err != nil {
+			return nil, fmt.Errorf("resolving -nats-store: %w", err)
+		}
+		url, r.embedded, err = natsserver.Local(ctx, store, opts.NATSPort, log.With("component", "nats"))
+		if err != nil {
+			return nil, err
+		}
+	}
+	r.bus, err = events.Connect(ctx, url, "yourci-reconcile", events.Options{PublishOnly: true, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Run sweeps, or cleans up in cleanup mode, and prints what it did. Its
+// error wraps reconcile.ErrLocked, is a *reconcile.RateLimitedError, or
+// says what failed; ctx's cancellation (SIGTERM) stops the sweep between
+// two requests, and the summary is printed all the same.
+func (r *Reconcile) Run(ctx context.Context) error {
+	if r.opts.cleanup() {
+		return r.cleanup(ctx)
+	}
+	return r.sweep(ctx)
+}
+
+func (r *Reconcile) sweep(ctx context.Context) error {
+	store, err := reconcile.OpenStore(ctx, r.bus.JetStream(), reconcile.StoreOptions{})
+	if err != nil {
+		return err
+	}
+	auth, err := githubauth.New(r.opts.GitHub)
+	if err != nil {
+		return err
+	}
+	repos, err := reconcile.ParseRepositories(r.opts.Repositories)
+	if err != nil {
+		return err
+	}
+	cache := reconcile.NewCache(store, reconcile.CacheOptions{Reserve: r.opts.RateReserve, Logger: r.log})
+	clients := reconcile.NewClients(auth, cache)
+	opts := reconcile.Options{
+		GitHub: clients, Repositories: repos,
+		Queue: r.bus, Backlog: reconcile.NewStreamBacklog(r.bus), Store: store,
+		Requests:    cache.Requests,
+		StaleAfter:  r.opts.StaleAfter,
+		MaxRebuilds: r.opts.MaxRebuilds,
+		Lock:        reconcile.LockOptions{TTL: r.opts.LockTTL, Wait: r.opts.Wait},
+		Logger:      r.log,
+	}
+	if r.opts.MaxRebuilds == 0 {
+		opts.MaxRebuilds = -1 // never rebuild: error at once
+	}
+	if app, isApp, err := clients.App(); err != nil {
+		return err
+	} else if isApp {
+		opts.App = app
+	}
+	sweeper, err := reconcile.New(opts)
+	if err != nil {
+		return err
+	}
+	sum, err := sweeper.Sweep(ctx)
+	if errors.Is(err, reconcile.ErrLocked) {
+		return err
+	}
+	if werr := sum.WriteText(r.out); werr != nil {
+		return errors.Join(err, fmt.Errorf("printing the summary: %w", werr))
+	}
+	return err
+}
+
+func (r *Reconcile) cleanup(ctx context.Context) error {
+	ws, err := artifacts.Open(r.opts.Workspace)
+	if err != nil {
+		return err
+	}
+	rep, err := reconcile.Cleanup(ctx, ws, reconcile.NewStreamBacklog(r.bus), reconcile.CleanupOptions{
+		OlderThan: r.opts.CleanupOlderThan, RunningWindow: r.opts.RunningWindow,
+	})
+	if werr := reconcile.WriteCleanupReport(r.out, rep); werr != nil {
+		return errors.Join(err, fmt.Errorf("printing the cleanup report: %w", werr))
+	}
+	return err
+}
+
+// Close closes the NATS connection and stops the embedded server if Open
+// started it.
+func (r *Reconcile) Close() {
+	if r.bus != nil {
+		if err := r.bus.Close(); err != nil {
+			r.log.Warn("closing NATS connection", "err", err)
+		}
+	}
+	if r.embedded != nil {
+		r.embedded.Shutdown()
+	}
+}
+
+// exitStatus maps Run's error to the documented exit status.
+func exitStatus(err error) int {
+	var limited *reconcile.RateLimitedError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, reconcile.ErrLocked):
+		return exitLocked
+	case errors.As(err, &limited):
+		return exitRateLimited
+	}
+	return exitFailed
+}
