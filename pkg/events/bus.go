@@ -167,6 +167,8 @@ type Bus struct {
 	tests   jetstream.Consumer
 	kv      jetstream.KeyValue
 	log     *slog.Logger
+	// closed is closed when a connection Connect opened has closed.
+	closed chan struct{}
 }
 
 // New sets up the stream, both consumers and the key-value bucket on nc,
@@ -193,11 +195,14 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Bus, error) {
 // waited for, not fatal) and returns a Bus that owns the connection; Close
 // releases it. name identifies the process in the server's monitoring.
 func Connect(ctx context.Context, url, name string, opts Options) (*Bus, error) {
+	closed := make(chan struct{})
 	nc, err := nats.Connect(url,
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
 		nats.Timeout(DefaultTimeout),
+		nats.DrainTimeout(DefaultTimeout),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to NATS at %s: %w", url, err)
@@ -208,19 +213,31 @@ func Connect(ctx context.Context, url, name string, opts Options) (*Bus, error) 
 		return nil, err
 	}
 	b.ownConn = true
+	b.closed = closed
 	return b, nil
 }
 
-// Close drains and closes the connection if Connect opened it. It does not
-// wait for consumers: cancel their contexts and let them return first.
+// Close drains and closes the connection if Connect opened it, and returns
+// once the drain is over: the acks and hand-backs sent last (a worker
+// stopping) have then reached the server, not just a socket buffer. It does
+// not wait for consumers: cancel their contexts and let them return first.
 func (b *Bus) Close() error {
 	if !b.ownConn {
 		return nil
 	}
+	if err := b.nc.Flush(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		b.log.Warn("flushing NATS connection before closing", "err", err)
+	}
 	if err := b.nc.Drain(); err != nil {
 		return fmt.Errorf("draining NATS connection: %w", err)
 	}
-	return nil
+	select {
+	case <-b.closed:
+		return nil
+	case <-time.After(2 * DefaultTimeout):
+		b.nc.Close()
+		return errors.New("draining NATS connection: timed out")
+	}
 }
 
 // Options returns the options in effect, defaults applied.
