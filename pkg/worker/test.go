@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/yourci/yourci/pkg/artifacts"
@@ -63,12 +65,24 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	}
 
 	work, err := w.prepareTest(ctx, inst, pr.GetBase().GetRepo().GetCloneURL(), b, job)
-	if err != nil {
+	var logPath string
+	if err == nil {
+		logPath, err = w.opts.Workspace.LogPath(b, t.Name)
+		if err != nil {
+			err = permanent(err)
+		}
+	}
+	var perm permanentError
+	if errors.As(err, &perm) {
+		// The job ends here: its status must say so, not stay pending.
+		st.State, st.Description = status.Error, status.Errored("cannot prepare the test: "+withoutPaths(err))
+		if serr := rep.Set(ctx, st); serr != nil {
+			return fmt.Errorf("%w (and setting its error status: %w)", err, serr)
+		}
 		return err
 	}
-	logPath, err := w.opts.Workspace.LogPath(b, t.Name)
 	if err != nil {
-		return permanent(err)
+		return err
 	}
 	attempts := t.Retries + 1
 	st.State, st.Description = status.Pending, status.Running(job.Attempt, attempts)
@@ -99,7 +113,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 		return ctx.Err()
 	}
 	if runErr != nil {
-		res = pipeline.Result{Outcome: pipeline.Errored, Reason: runErr.Error()}
+		res = pipeline.Result{Outcome: pipeline.Errored, Reason: withoutPaths(runErr)}
 	}
 	w.opts.Metrics.attemptDone(res)
 	log.Info("attempt finished", "outcome", res.Outcome.String(), "exit", res.ExitCode, "duration", res.Duration)
@@ -213,4 +227,15 @@ func facts(job events.TestJob) map[string]string {
 		"YCI_SHA":   job.HeadSHA,
 		"YCI_BUILD": strconv.Itoa(job.Build),
 	}
+}
+
+// withoutPaths is err's message for a status description: the box's own
+// paths are of no use on GitHub, and can push the cause ("no space left on
+// device") past the 140 characters a description may have.
+func withoutPaths(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return strings.Replace(err.Error(), pe.Error(), pe.Op+": "+pe.Err.Error(), 1)
+	}
+	return err.Error()
 }
