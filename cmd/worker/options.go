@@ -46,6 +46,8 @@ type Options struct {
 	// AckWait is how long a job whose worker went silent waits before it
 	// is delivered again; every worker must use the same value.
 	AckWait time.Duration
+	// KeepSuperseded tests every commit, not only a pull request's head.
+	KeepSuperseded bool
 }
 
 const usage = `Usage: worker [flags]
@@ -94,6 +96,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("approval-label", "YCI_APPROVAL_LABEL")
 	fs.DurationVar(&o.AckWait, "ack-wait", events.DefaultAckWait, "how soon a crashed worker's job is delivered again (the same on every worker)")
 	fs.Env("ack-wait", "YCI_ACK_WAIT")
+	fs.BoolVar(&o.KeepSuperseded, "keep-superseded", false, "finish the tests of a commit a newer push replaced, instead of dropping and stopping them")
+	fs.Env("keep-superseded", "YCI_KEEP_SUPERSEDED")
 	fs.BoolVar(&o.JSONLog, "json-log", false, "log JSON lines instead of text")
 	fs.Env("json-log", "YCI_JSON_LOG")
 	fs.Usage = func() {

@@ -93,14 +93,15 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 			DefaultTimeout: opts.TestTimeout,
 			Secrets:        secrets,
 		},
-		GitHub:        installations{clients},
-		Queue:         s.bus,
-		HTTPRoot:      opts.HTTPRoot,
-		StatusOptions: []status.Option{status.WithSecretsFrom(clients.Secrets)},
-		Logger:        log,
-		Metrics:       worker.NewMetrics(reg),
-		Policy:        policy,
-		ApprovalLabel: opts.ApprovalLabel,
+		GitHub:         installations{clients},
+		Queue:          s.bus,
+		HTTPRoot:       opts.HTTPRoot,
+		StatusOptions:  []status.Option{status.WithSecretsFrom(clients.Secrets)},
+		Logger:         log,
+		Metrics:        worker.NewMetrics(reg),
+		Policy:         policy,
+		ApprovalLabel:  opts.ApprovalLabel,
+		KeepSuperseded: opts.KeepSuperseded,
 	})
 	if err != nil {
 		return nil, err

@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -115,4 +117,33 @@ func TestNewHeadStopsRunningTestOfOlderHead(t *testing.T) {
 		s := m["yci/slow"]
 		return strings.HasPrefix(s.GetDescription(), "running")
 	})
+}
+
+func TestKeepSupersededFinishesOlderHeads(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, func(o *Options) { o.KeepSuperseded = true })
+	pr := r.openPull(t, map[string]string{
+		".yci.py": "from yci.run import Bash\n\ndef test_generator(build_id, pull):\n    yield Bash('while [ ! -e ../../../go ]; do sleep 0.05; done', name='wait')\n",
+	})
+	old := pr.GetHead().GetSHA()
+	r.publish(t, pr.GetNumber(), old, "d1")
+	r.waitFor(t, old, func(m map[string]github.RepoStatus) bool {
+		s := m["yci/wait"]
+		return strings.HasPrefix(s.GetDescription(), "running")
+	})
+	newer := r.pushAndPublish(t, pr.GetNumber())
+	r.waitFor(t, newer, func(m map[string]github.RepoStatus) bool {
+		s := m["yci/wait"]
+		return strings.HasPrefix(s.GetDescription(), "running")
+	})
+	// Both heads' tests are running; release them.
+	pulls, _ := r.ws.BuildDir(artifacts.Build{Owner: owner, Repo: repoName, Pull: pr.GetNumber(), Number: 1})
+	if err := os.WriteFile(filepath.Join(pulls, "..", "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, sha := range []string{old, newer} {
+		if s := r.waitFinal(t, sha, "yci/wait")["yci/wait"]; s.GetState() != "success" {
+			t.Errorf("%s: %s %q, want success", sha[:7], s.GetState(), s.GetDescription())
+		}
+	}
 }

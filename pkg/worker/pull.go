@@ -45,7 +45,7 @@ func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.Pul
 	if err != nil {
 		return fmt.Errorf("authenticating for installation %d: %w", ev.Installation, err)
 	}
-	pr, stale, err := openPull(ctx, inst, ev.Repo, ev.Number, ev.HeadSHA)
+	pr, stale, err := w.openPull(ctx, inst, ev.Repo, ev.Number, ev.HeadSHA)
 	if err != nil {
 		return err
 	}

@@ -57,9 +57,12 @@ func (r *runningTests) start(ctx context.Context, job events.TestJob) (context.C
 }
 
 // HeadChanged stops this worker's running tests of a pull request whose
-// head is no longer theirs, or that closed. Their statuses say why. It is
+// head is no longer theirs (unless Options.KeepSuperseded), or that closed. Their statuses say why. It is
 // safe to call from any goroutine.
 func (w *Worker) HeadChanged(a events.HeadAnnouncement) {
+	if w.opts.KeepSuperseded && !a.Closed {
+		return
+	}
 	reason := "superseded by " + a.SHA
 	if a.Closed {
 		reason = "pull request closed"

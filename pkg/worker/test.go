@@ -51,7 +51,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 		return rep.Set(ctx, st)
 	}
 
-	pr, stale, err := openPull(ctx, inst, job.Repo, job.Number, job.HeadSHA)
+	pr, stale, err := w.openPull(ctx, inst, job.Repo, job.Number, job.HeadSHA)
 	if err != nil {
 		return err
 	}

@@ -70,6 +70,10 @@ type Options struct {
 	// approves one.
 	Policy        Policy
 	ApprovalLabel string
+	// KeepSuperseded tests every commit pushed to a pull request: by
+	// default the tests of a head that a newer commit replaced are dropped
+	// (queued) or stopped (running), to spend no hours on stale commits.
+	KeepSuperseded bool
 }
 
 // Worker handles deliveries of handle_pull and handle_test. Its methods may
@@ -138,9 +142,10 @@ func (w *Worker) logURL(b artifacts.Build, name string) string {
 	return u
 }
 
-// openPull reads the pull request and says whether its head is still sha;
-// when it is not (closed, or a newer commit pushed) the reason says why.
-func openPull(ctx context.Context, inst Installation, repo events.Repo, number int, sha string) (*github.PullRequest, string, error) {
+// openPull reads the pull request and says whether sha is still worth
+// building: when it is not (closed, or a newer commit pushed and the
+// worker does not keep superseded commits) the reason says why.
+func (w *Worker) openPull(ctx context.Context, inst Installation, repo events.Repo, number int, sha string) (*github.PullRequest, string, error) {
 	pr, _, err := inst.Pulls.Get(ctx, repo.Owner, repo.Name, number)
 	if err != nil {
 		return nil, "", fmt.Errorf("reading pull request %s#%d: %w", repo.FullName(), number, err)
@@ -148,7 +153,7 @@ func openPull(ctx context.Context, inst Installation, repo events.Repo, number i
 	switch {
 	case pr.GetState() != "open":
 		return pr, "pull request is " + pr.GetState(), nil
-	case pr.GetHead().GetSHA() != sha:
+	case pr.GetHead().GetSHA() != sha && !w.opts.KeepSuperseded:
 		return pr, "superseded by " + pr.GetHead().GetSHA(), nil
 	}
 	return pr, "", nil
