@@ -1,0 +1,69 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/yourci/yourci/pkg/artifacts"
+	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/fakegithub"
+	"github.com/yourci/yourci/pkg/pipeline"
+)
+
+// TestJobsThatKeepCrashingWorkersEndAsErrors checks what a worker does with
+// a message's last delivery (events' LastChance, after workers died with it
+// again and again): it reports an error status instead of trying once more
+// and losing the job silently.
+func TestJobsThatKeepCrashingWorkersEndAsErrors(t *testing.T) {
+	t.Parallel()
+	gh, err := fakegithub.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gh.Close)
+	if _, err := gh.CreateRepo(owner, repoName); err != nil {
+		t.Fatal(err)
+	}
+	sha, err := gh.Commit(owner, repoName, "main", map[string]string{"README": "x\n"}, "init")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := artifacts.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(Options{Workspace: ws, Evaluator: &pipeline.Evaluator{}, Runner: &pipeline.Runner{},
+		GitHub: tokenGitHub{gh}, Queue: &events.Bus{}, HTTPRoot: httpRoot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := events.Repo{Owner: owner, Name: repoName}
+	log := slog.New(slog.DiscardHandler)
+	ctx := context.Background()
+
+	t.Run("test_job", func(t *testing.T) {
+		job := events.TestJob{Repo: repo, Number: 7, HeadSHA: sha, Build: 2, Attempt: 1, Test: events.TestSpec{Name: "crashy"}}
+		if err := w.abandonTest(ctx, log, job, 10); err != nil {
+			t.Fatal(err)
+		}
+		s := gh.LatestStatuses(owner, repoName, sha)["yci/crashy"]
+		if s.GetState() != "error" || !strings.Contains(s.GetDescription(), "lost 10 times") {
+			t.Errorf("status %s %q, want error saying the attempt was lost 10 times", s.GetState(), s.GetDescription())
+		}
+		if !strings.HasSuffix(s.GetTargetURL(), "/pulls/7/2/crashy/out.txt") {
+			t.Errorf("target URL %q", s.GetTargetURL())
+		}
+	})
+	t.Run("pull_event", func(t *testing.T) {
+		ev := events.PullEvent{Repo: repo, Number: 7, HeadSHA: sha}
+		if err := w.abandonPull(ctx, log, ev, 10); err != nil {
+			t.Fatal(err)
+		}
+		s := gh.LatestStatuses(owner, repoName, sha)["yci"]
+		if s.GetState() != "error" || !strings.Contains(s.GetDescription(), "gave up after 10") {
+			t.Errorf("status %s %q, want error saying it gave up", s.GetState(), s.GetDescription())
+		}
+	})
+}
