@@ -197,3 +197,21 @@ func TestSIGTERMStopsAWaitingRun(t *testing.T) {
 		t.Errorf("stderr does not say the run was stopped:\n%s", errOut.String())
 	}
 }
+
+func TestMetricsFileHoldsTheSweepsResults(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	path := filepath.Join(t.TempDir(), "yci_reconcile.prom")
+	if code, stdout, stderr := w.run(t, "-metrics-file", path); code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"yci_reconcile_repositories_swept 1\n", "yci_reconcile_builds_queued 1\n", "yci_reconcile_rate_limited 0\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics file lacks %q:\n%s", want, b)
+		}
+	}
+}

@@ -46,7 +46,10 @@ type Options struct {
 	Workspace        string
 	RunningWindow    time.Duration
 	JSONLog          bool
-	GitHub           githubauth.Config
+	// MetricsFile, when set, receives the sweep's summary as Prometheus
+	// metrics for node_exporter's textfile collector.
+	MetricsFile string
+	GitHub      githubauth.Config
 }
 
 const usage = `Usage: reconcile [flags]
@@ -105,6 +108,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("workspace", "YCI_WORKSPACE")
 	fs.DurationVar(&o.RunningWindow, "running-window", reconcile.DefaultRunningWindow, "a build with a file changed this recently counts as running")
 	fs.Env("running-window", "YCI_RUNNING_WINDOW")
+	fs.StringVar(&o.MetricsFile, "metrics-file", "", "write the sweep's results as Prometheus metrics to `FILE` (node_exporter's textfile collector)")
+	fs.Env("metrics-file", "YCI_RECONCILE_METRICS_FILE")
 	fs.BoolVar(&o.JSONLog, "json-log", false, "log JSON lines instead of text")
 	fs.Env("json-log", "YCI_JSON_LOG")
 	fs.Usage = func() {

@@ -116,6 +116,11 @@ func (r *Reconcile) sweep(ctx context.Context) error {
 	if werr := sum.WriteText(r.out); werr != nil {
 		return errors.Join(err, fmt.Errorf("printing the summary: %w", werr))
 	}
+	if r.opts.MetricsFile != "" {
+		if werr := sum.WriteMetrics(r.opts.MetricsFile); werr != nil {
+			return errors.Join(err, werr)
+		}
+	}
 	return err
 }
 
