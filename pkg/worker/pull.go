@@ -53,16 +53,8 @@ func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.Pul
 		log.Info("not building", "reason", stale)
 		return nil
 	}
-	if ok, err := w.trusted(ctx, inst, pr); err != nil {
+	if approved, err := w.approved(ctx, log, inst, pr, ev); !approved || err != nil {
 		return err
-	} else if !ok {
-		// No build is claimed: the approval label's webhook (or a later
-		// sweep) brings the same commit back, and then it is built.
-		log.Info("waiting for approval", "author", pr.GetUser().GetLogin())
-		return w.reporter(inst, log).Set(ctx, status.Status{
-			Owner: ev.Repo.Owner, Repo: ev.Repo.Name, SHA: ev.HeadSHA,
-			State: status.Pending, Description: status.ApprovalNeeded(w.opts.ApprovalLabel),
-		})
 	}
 	number, fresh, err := w.opts.Queue.ClaimBuild(ctx, ev.Repo, ev.Number, ev.HeadSHA, ev.Rebuild)
 	if err != nil {
@@ -184,5 +176,21 @@ func (w *Worker) abandonPull(ctx context.Context, log *slog.Logger, ev events.Pu
 	return w.reporter(inst, log).Set(ctx, status.Status{
 		Owner: ev.Repo.Owner, Repo: ev.Repo.Name, SHA: ev.HeadSHA, State: status.Error,
 		Description: status.Errored(fmt.Sprintf("gave up after %d attempts to prepare the build; see worker logs", delivered)),
+	})
+}
+
+// approved reports whether the policy lets ev's commit be built now, and
+// otherwise sets the status saying approval is needed. No build is claimed
+// for an unapproved commit: the approval label's webhook (or a later sweep)
+// brings the same commit back, and then it is built.
+func (w *Worker) approved(ctx context.Context, log *slog.Logger, inst Installation, pr *github.PullRequest, ev events.PullEvent) (bool, error) {
+	ok, err := w.trusted(ctx, inst, pr)
+	if ok || err != nil {
+		return ok, err
+	}
+	log.Info("waiting for approval", "author", pr.GetUser().GetLogin())
+	return false, w.reporter(inst, log).Set(ctx, status.Status{
+		Owner: ev.Repo.Owner, Repo: ev.Repo.Name, SHA: ev.HeadSHA,
+		State: status.Pending, Description: status.ApprovalNeeded(w.opts.ApprovalLabel),
 	})
 }

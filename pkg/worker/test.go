@@ -64,14 +64,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 		return rep.Set(ctx, st)
 	}
 
-	work, err := w.prepareTest(ctx, inst, pr.GetBase().GetRepo().GetCloneURL(), b, job)
-	var logPath string
-	if err == nil {
-		logPath, err = w.opts.Workspace.LogPath(b, t.Name)
-		if err != nil {
-			err = permanent(err)
-		}
-	}
+	work, logPath, err := w.prepareTest(ctx, inst, pr.GetBase().GetRepo().GetCloneURL(), b, job)
 	var perm permanentError
 	if errors.As(err, &perm) {
 		// The job ends here: its status must say so, not stay pending.
@@ -84,17 +77,22 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	if err != nil {
 		return err
 	}
-	attempts := t.Retries + 1
-	st.State, st.Description = status.Pending, status.Running(job.Attempt, attempts)
+	st.State, st.Description = status.Pending, status.Running(job.Attempt, t.Retries+1)
 	if err := rep.Set(ctx, st); err != nil {
 		return fmt.Errorf("setting running status: %w", err)
 	}
-
-	w.opts.Metrics.TestsRunning.Inc()
-	runCtx, done := w.running.start(ctx, job)
-	res, runErr := w.opts.Runner.Run(runCtx, pipeline.Attempt{
+	return w.runAttempt(ctx, log, rep, st, job, pipeline.Attempt{
 		Test: t, Number: job.Attempt, Dir: work, LogPath: logPath, Facts: facts(job),
 	})
+}
+
+// runAttempt runs the attempt and reports what became of it: its outcome,
+// a stop because its head went stale, or a hand-back because the worker is
+// stopping.
+func (w *Worker) runAttempt(ctx context.Context, log *slog.Logger, rep *status.Reporter, st status.Status, job events.TestJob, a pipeline.Attempt) error {
+	w.opts.Metrics.TestsRunning.Inc()
+	runCtx, done := w.running.start(ctx, job)
+	res, runErr := w.opts.Runner.Run(runCtx, a)
 	stopped, isStale := staleCause(runCtx)
 	done()
 	w.opts.Metrics.TestsRunning.Dec()
@@ -117,7 +115,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	}
 	w.opts.Metrics.attemptDone(res)
 	log.Info("attempt finished", "outcome", res.Outcome.String(), "exit", res.ExitCode, "duration", res.Duration)
-	return w.reportAttempt(ctx, rep, st, job, t, res)
+	return w.reportAttempt(ctx, rep, st, job, a.Test, res)
 }
 
 // reportAttempt turns an attempt's result into the final status, or into a
@@ -174,33 +172,35 @@ func (w *Worker) reportFinal(ctx context.Context, rep *status.Reporter, st statu
 // prepareTest gives the attempt a fresh working copy of the build's commit,
 // fetching it into this box's mirror first when this box has not seen it.
 // Every attempt starts clean: a retry must not inherit a failure's debris.
-func (w *Worker) prepareTest(ctx context.Context, inst Installation, cloneURL string, b artifacts.Build, job events.TestJob) (string, error) {
+func (w *Worker) prepareTest(ctx context.Context, inst Installation, cloneURL string, b artifacts.Build, job events.TestJob) (work, logPath string, err error) {
 	ws := w.opts.Workspace
 	if !ws.HasCommit(ctx, b.Owner, b.Repo, job.HeadSHA) {
 		if cloneURL == "" {
-			return "", permanent(fmt.Errorf("pull request %s has no base clone URL", b))
+			return "", "", permanent(fmt.Errorf("pull request %s has no base clone URL", b))
 		}
 		if err := ws.UpdateMirror(ctx, b.Owner, b.Repo, cloneURL, inst.Git); err != nil {
-			return "", fmt.Errorf("updating mirror: %w", err)
+			return "", "", fmt.Errorf("updating mirror: %w", err)
 		}
 	}
 	if _, err := ws.CreateTestDir(b, job.Test.Name); err != nil {
-		return "", permanent(err)
+		return "", "", permanent(err)
 	}
-	work, err := ws.TestSourceDir(b, job.Test.Name)
-	if err != nil {
-		return "", permanent(err)
+	if work, err = ws.TestSourceDir(b, job.Test.Name); err != nil {
+		return "", "", permanent(err)
+	}
+	if logPath, err = ws.LogPath(b, job.Test.Name); err != nil {
+		return "", "", permanent(err)
 	}
 	if err := os.RemoveAll(work); err != nil {
-		return "", fmt.Errorf("clearing the previous attempt's copy: %w", err)
+		return "", "", fmt.Errorf("clearing the previous attempt's copy: %w", err)
 	}
 	if err := ws.Checkout(ctx, b, job.HeadSHA, work); err != nil {
-		return "", fmt.Errorf("checking out %s: %w", job.HeadSHA, err)
+		return "", "", fmt.Errorf("checking out %s: %w", job.HeadSHA, err)
 	}
 	if err := ws.LinkLog(b, job.Test.Name); err != nil {
-		return "", fmt.Errorf("linking log: %w", err)
+		return "", "", fmt.Errorf("linking log: %w", err)
 	}
-	return work, nil
+	return work, logPath, nil
 }
 
 // abandonTest ends a test that crashed every worker it reached with an
