@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/yourci/yourci/pkg/natsserver"
 )
 
 // bareHMAC is the baseline: read the body, check the signature, answer
@@ -43,7 +45,7 @@ func bareHMAC(w http.ResponseWriter, r *http.Request) {
 // delivery against the bare server's.
 func BenchmarkReceiver(b *testing.B) {
 	opts := Options{
-		Listen: "127.0.0.1:0", WebhookSecret: testSecret, NATSStore: b.TempDir(), NATSPort: -1,
+		Listen: "127.0.0.1:0", WebhookSecret: testSecret, NATS: natsserver.Endpoint{Store: b.TempDir(), Port: -1},
 		ApprovalLabel: "ok-to-test", PublishTimeout: 5 * time.Second, ShutdownTimeout: 10 * time.Second,
 	}
 	r, err := New(b.Context(), opts, slog.New(slog.DiscardHandler))

@@ -57,8 +57,7 @@ func testOptions(tb testing.TB) Options {
 	return Options{
 		Listen:          "127.0.0.1:0",
 		WebhookSecret:   testSecret,
-		NATSStore:       filepath.Join(tb.TempDir(), "nats"),
-		NATSPort:        natsserver.RandomPort,
+		NATS:            natsserver.Endpoint{Store: filepath.Join(tb.TempDir(), "nats"), Port: natsserver.RandomPort},
 		ApprovalLabel:   "ok-to-test",
 		PublishTimeout:  2 * time.Second,
 		ShutdownTimeout: 10 * time.Second,
@@ -246,7 +245,7 @@ func TestReceiver(t *testing.T) {
 		t.Parallel()
 		srv := natsserver.StartExternal(t, natsserver.Options{StoreDir: t.TempDir(), Port: natsserver.RandomPort})
 		opts := testOptions(t)
-		opts.NATSURL = srv.URL()
+		opts.NATS.URL = srv.URL()
 		r := start(t, opts)
 		body := opened(t)
 		for range 2 {
@@ -381,7 +380,7 @@ func testNATSDown(t *testing.T) {
 	}
 	t.Cleanup(srv.Shutdown)
 	opts := testOptions(t)
-	opts.NATSURL = srv.URL()
+	opts.NATS.URL = srv.URL()
 	r := start(t, opts)
 	if code, body := get(t, r.url+"/healthz"); code != http.StatusOK {
 		t.Fatalf("healthz with NATS up: %d %s", code, body)

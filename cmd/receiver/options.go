@@ -29,11 +29,8 @@ type Options struct {
 	// deliveries with; exactly one is required.
 	WebhookSecret     string
 	WebhookSecretFile string
-	// NATSURL is the JetStream server or cluster; empty runs or joins this
-	// box's embedded one on NATSPort with its files under NATSStore.
-	NATSURL   string
-	NATSStore string
-	NATSPort  int
+	// NATS is the JetStream server or cluster, or the embedded default.
+	NATS natsserver.Endpoint
 	// ApprovalLabel is the label whose addition to a pull request triggers
 	// a build; empty disables the trigger.
 	ApprovalLabel string
@@ -70,12 +67,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("listen", "YCI_LISTEN")
 	fs.StringVar(&o.WebhookSecretFile, "webhook-secret-file", "", "`FILE` holding the webhook secret (one trailing newline is ignored)")
 	fs.Env("webhook-secret-file", "GITHUB_WEBHOOK_SECRET_FILE")
-	fs.StringVar(&o.NATSURL, "nats", "", "JetStream server or cluster `URL`; empty runs or joins the embedded one")
-	fs.Env("nats", "NATS_URL")
-	fs.StringVar(&o.NATSStore, "nats-store", ".yci/nats", "file store `DIR` of the embedded JetStream, relative to the current directory")
-	fs.Env("nats-store", "YCI_NATS_STORE")
-	fs.IntVar(&o.NATSPort, "nats-port", natsserver.DefaultLocalPort, "loopback port of the embedded JetStream")
-	fs.Env("nats-port", "YCI_NATS_PORT")
+	o.NATS.AddFlags(fs)
 	fs.StringVar(&o.ApprovalLabel, "approval-label", webhook.DefaultApprovalLabel, "pull request `LABEL` whose addition triggers a build; empty disables")
 	fs.Env("approval-label", "YCI_APPROVAL_LABEL")
 	fs.DurationVar(&o.PublishTimeout, "publish-timeout", webhook.DefaultPublishTimeout, "longest wait for JetStream to acknowledge an event (under GitHub's 10s)")
@@ -101,13 +93,8 @@ func (o Options) Validate() error {
 	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("-listen %q is not a host:port address: %w", o.Listen, err))
 	}
-	if o.NATSURL == "" {
-		if o.NATSStore == "" {
-			errs = append(errs, errors.New("-nats-store is required when NATS_URL is empty (the embedded JetStream keeps its files there)"))
-		}
-		if o.NATSPort != natsserver.RandomPort && (o.NATSPort < 1 || o.NATSPort > 65535) {
-			errs = append(errs, fmt.Errorf("-nats-port %d is not a port", o.NATSPort))
-		}
+	if err := o.NATS.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.PublishTimeout <= 0 || o.PublishTimeout >= githubTimeout {
 		errs = append(errs, fmt.Errorf("-publish-timeout %v must be positive and under GitHub's %v", o.PublishTimeout, githubTimeout))

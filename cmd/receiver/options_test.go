@@ -22,7 +22,7 @@ func env(vars map[string]string) func(string) string {
 func TestParseOptions(t *testing.T) {
 	t.Parallel()
 	defaults := Options{
-		Listen: ":8080", NATSStore: ".yci/nats", NATSPort: natsserver.DefaultLocalPort,
+		Listen: ":8080", NATS: natsserver.Endpoint{Store: ".yci/nats", Port: natsserver.DefaultLocalPort},
 		ApprovalLabel: "ok-to-test", PublishTimeout: 5 * time.Second, ShutdownTimeout: 15 * time.Second,
 	}
 	tests := []struct {
@@ -38,7 +38,7 @@ func TestParseOptions(t *testing.T) {
 				"GITHUB_WEBHOOK_SECRET_FILE": "/run/secret", "YCI_PUBLISH_TIMEOUT": "3s", "YCI_APPROVAL_LABEL": "safe-to-test",
 			},
 			want: func(o *Options) {
-				o.Listen, o.NATSURL, o.WebhookSecret, o.WebhookSecretFile = "127.0.0.1:9000", "nats://q:4222", "s3cret", "/run/secret"
+				o.Listen, o.NATS.URL, o.WebhookSecret, o.WebhookSecretFile = "127.0.0.1:9000", "nats://q:4222", "s3cret", "/run/secret"
 				o.PublishTimeout, o.ApprovalLabel = 3*time.Second, "safe-to-test"
 			}},
 		{name: "flags_win_over_environment",
@@ -97,9 +97,9 @@ func TestValidate(t *testing.T) {
 		{name: "empty_secret_file", change: func(o *Options) { o.WebhookSecret, o.WebhookSecretFile = "", empty },
 			want: []string{"is empty"}},
 		{name: "every_problem_at_once", change: func(o *Options) {
-			o.WebhookSecret, o.Listen, o.NATSStore, o.PublishTimeout, o.ShutdownTimeout = "", "8080", "", 10*time.Second, 0
+			o.WebhookSecret, o.Listen, o.NATS.Store, o.PublishTimeout, o.ShutdownTimeout = "", "8080", "", 10*time.Second, 0
 		}, want: []string{"no webhook secret", "-listen", "-nats-store", "-publish-timeout", "-shutdown-timeout"}},
-		{name: "nats_url_needs_no_store", change: func(o *Options) { o.NATSURL, o.NATSStore, o.NATSPort = "nats://q:4222", "", 0 }},
+		{name: "nats_url_needs_no_store", change: func(o *Options) { o.NATS.URL, o.NATS.Store, o.NATS.Port = "nats://q:4222", "", 0 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -109,16 +108,10 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (r *Receiver, err 
 
 // connect dials JetStream and sets up the stream.
 func (r *Receiver) connect(ctx context.Context) error {
-	r.natsURL = r.opts.NATSURL
-	if r.natsURL == "" {
-		store, err := filepath.Abs(r.opts.NATSStore)
-		if err != nil {
-			return fmt.Errorf("resolving -nats-store: %w", err)
-		}
-		r.natsURL, r.embedded, err = natsserver.Local(ctx, store, r.opts.NATSPort, r.log.With("component", "nats"))
-		if err != nil {
-			return err
-		}
+	var err error
+	r.natsURL, r.embedded, err = r.opts.NATS.Open(ctx, ".", r.log)
+	if err != nil {
+		return err
 	}
 	nc, err := nats.Connect(r.natsURL,
 		nats.Name("yourci-receiver"),

@@ -22,11 +22,8 @@ type Options struct {
 	// Repositories is GITHUB_REPOSITORIES as given: owner/repo names
 	// separated by spaces.
 	Repositories string
-	// NATSURL is the JetStream server or cluster; empty runs or joins this
-	// box's embedded one on NATSPort with its files under NATSStore.
-	NATSURL   string
-	NATSStore string
-	NATSPort  int
+	// NATS is the JetStream server or cluster, or the embedded default.
+	NATS natsserver.Endpoint
 	// StaleAfter is how long a yci status may stay pending with no job
 	// queued before the sweep repairs it.
 	StaleAfter time.Duration
@@ -87,12 +84,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.Repositories, "repositories", "", "space-separated `owner/repo` list to sweep; empty sweeps every repository of the GitHub App")
 	fs.Env("repositories", "GITHUB_REPOSITORIES")
-	fs.StringVar(&o.NATSURL, "nats", "", "JetStream server or cluster `URL`; empty runs or joins the embedded one")
-	fs.Env("nats", "NATS_URL")
-	fs.StringVar(&o.NATSStore, "nats-store", ".yci/nats", "file store `DIR` of the embedded JetStream, relative to the current directory")
-	fs.Env("nats-store", "YCI_NATS_STORE")
-	fs.IntVar(&o.NATSPort, "nats-port", natsserver.DefaultLocalPort, "loopback port of the embedded JetStream")
-	fs.Env("nats-port", "YCI_NATS_PORT")
+	o.NATS.AddFlags(fs)
 	fs.DurationVar(&o.StaleAfter, "stale-after", reconcile.DefaultStaleAfter, "how long a yci status may stay pending with no job queued before it is repaired")
 	fs.Env("stale-after", "YCI_STALE_AFTER")
 	fs.IntVar(&o.MaxRebuilds, "max-rebuilds", reconcile.DefaultMaxRebuilds, "rebuilds of one head commit left pending with no job, before its statuses are set to error")
@@ -125,14 +117,8 @@ func (o Options) cleanup() bool { return o.CleanupOlderThan != 0 }
 // Validate reports every problem at once.
 func (o Options) Validate() error {
 	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if o.NATSURL == "" {
-		if o.NATSStore == "" {
-			add("-nats-store is required when NATS_URL is empty (the embedded JetStream keeps its files there)")
-		}
-		if o.NATSPort != natsserver.RandomPort && (o.NATSPort < 1 || o.NATSPort > 65535) {
-			add("-nats-port %d is not a port", o.NATSPort)
-		}
+	if err := o.NATS.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.cleanup() {
 		return errors.Join(append(errs, o.validateCleanup()...)...)

@@ -27,7 +27,7 @@ func env(vars map[string]string) func(string) string {
 func TestParseOptions(t *testing.T) {
 	t.Parallel()
 	defaults := Options{
-		NATSStore: ".yci/nats", NATSPort: natsserver.DefaultLocalPort,
+		NATS:       natsserver.Endpoint{Store: ".yci/nats", Port: natsserver.DefaultLocalPort},
 		StaleAfter: 2 * time.Hour, MaxRebuilds: 2, LockTTL: 10 * time.Minute, RateReserve: 100,
 		Workspace: ".", RunningWindow: 2 * time.Hour,
 	}
@@ -44,7 +44,7 @@ func TestParseOptions(t *testing.T) {
 				"GITHUB_ACCESS_TOKEN": "ghp_x", "YCI_STALE_AFTER": "3h", "YCI_RECONCILE_WAIT": "1m",
 			},
 			want: func(o *Options) {
-				o.Repositories, o.NATSURL, o.StaleAfter, o.Wait = "acme/widgets acme/gadgets", "nats://q:4222", 3*time.Hour, time.Minute
+				o.Repositories, o.NATS.URL, o.StaleAfter, o.Wait = "acme/widgets acme/gadgets", "nats://q:4222", 3*time.Hour, time.Minute
 				o.GitHub.Token = "ghp_x"
 			}},
 		{name: "flags_win_over_environment",
@@ -106,7 +106,7 @@ func TestValidate(t *testing.T) {
 	}
 	valid := func() Options {
 		return Options{
-			Repositories: "acme/widgets", NATSStore: ".yci/nats", NATSPort: natsserver.DefaultLocalPort,
+			Repositories: "acme/widgets", NATS: natsserver.Endpoint{Store: ".yci/nats", Port: natsserver.DefaultLocalPort},
 			StaleAfter: reconcile.DefaultStaleAfter, MaxRebuilds: 2, LockTTL: time.Minute, RateReserve: 100,
 			Workspace: dir, RunningWindow: time.Hour, GitHub: githubauth.Config{Token: "ghp_x"},
 		}
@@ -127,9 +127,9 @@ func TestValidate(t *testing.T) {
 			o.Repositories, o.GitHub = "acme acme/* ok/fine", githubauth.Config{}
 			o.StaleAfter, o.Wait, o.MaxRebuilds = 0, -time.Second, -1
 		}, want: []string{`"acme"`, `"acme/*"`, "no GitHub credentials", "-stale-after", "-wait", "-max-rebuilds"}},
-		{name: "the_embedded_jetstream_needs_a_store", change: func(o *Options) { o.NATSStore, o.NATSPort = "", 70000 },
+		{name: "the_embedded_jetstream_needs_a_store", change: func(o *Options) { o.NATS.Store, o.NATS.Port = "", 70000 },
 			want: []string{"-nats-store", "-nats-port"}},
-		{name: "a_nats_url_needs_no_store", change: func(o *Options) { o.NATSURL, o.NATSStore = "nats://q:4222", "" }},
+		{name: "a_nats_url_needs_no_store", change: func(o *Options) { o.NATS.URL, o.NATS.Store = "nats://q:4222", "" }},
 		{name: "cleanup_needs_no_github", change: func(o *Options) {
 			o.CleanupOlderThan, o.GitHub, o.Repositories = 336*time.Hour, githubauth.Config{}, ""
 		}},

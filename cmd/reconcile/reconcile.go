@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
@@ -44,17 +43,11 @@ func Open(ctx context.Context, opts Options, log *slog.Logger, out io.Writer) (_
 			r.Close()
 		}
 	}()
-	url := opts.NATSURL
-	if url == "" {
-		store, err := filepath.Abs(opts.NATSStore)
-		if err != nil {
-			return nil, fmt.Errorf("resolving -nats-store: %w", err)
-		}
-		url, r.embedded, err = natsserver.Local(ctx, store, opts.NATSPort, log.With("component", "nats"))
-		if err != nil {
-			return nil, err
-		}
+	url, embedded, err := opts.NATS.Open(ctx, ".", log)
+	if err != nil {
+		return nil, err
 	}
+	r.embedded = embedded
 	r.bus, err = events.Connect(ctx, url, "yourci-reconcile", events.Options{PublishOnly: true, Logger: log})
 	if err != nil {
 		return nil, err

@@ -26,10 +26,9 @@ type Options struct {
 	Workspace string
 	Jobs      int
 	HTTPRoot  string
-	NATSURL   string
-	// NATSStore is where an embedded JetStream keeps its files.
-	NATSStore string
-	NATSPort  int
+	// NATS is the JetStream server or cluster, or the embedded default
+	// (its store relative to the workspace).
+	NATS natsserver.Endpoint
 	// MetricsListen serves /metrics and /healthz; empty disables them.
 	MetricsListen string
 	LogLimit      int64
@@ -76,12 +75,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("j", "YCI_JOBS")
 	fs.StringVar(&o.HTTPRoot, "http-root", "", "`URL` under which the workspace is served; log links start with it")
 	fs.Env("http-root", "HTTP_ROOT")
-	fs.StringVar(&o.NATSURL, "nats", "", "JetStream server or cluster `URL`; empty runs or joins the embedded one")
-	fs.Env("nats", "NATS_URL")
-	fs.StringVar(&o.NATSStore, "nats-store", ".yci/nats", "file store `DIR` of the embedded JetStream")
-	fs.Env("nats-store", "YCI_NATS_STORE")
-	fs.IntVar(&o.NATSPort, "nats-port", natsserver.DefaultLocalPort, "loopback port of the embedded JetStream")
-	fs.Env("nats-port", "YCI_NATS_PORT")
+	o.NATS.AddFlags(fs)
 	fs.StringVar(&o.MetricsListen, "metrics-listen", "127.0.0.1:9101", "`ADDR` serving /metrics and /healthz; empty disables them")
 	fs.Env("metrics-listen", "YCI_METRICS_LISTEN")
 	fs.Int64Var(&o.LogLimit, "log-limit", 64<<20, "`BYTES` of output kept per test log")
@@ -121,6 +115,9 @@ func (o Options) Validate() error {
 	}
 	if o.Local != "" {
 		return errors.Join(errs...)
+	}
+	if err := o.NATS.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.Grace < 0 {
 		errs = append(errs, errors.New("-grace must not be negative"))

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -59,17 +58,11 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 	if err != nil {
 		return nil, fmt.Errorf("configuring GitHub access: %w", err)
 	}
-	url := opts.NATSURL
-	if url == "" {
-		store := opts.NATSStore
-		if !filepath.IsAbs(store) {
-			store = filepath.Join(ws.Root(), store)
-		}
-		url, s.embedded, err = natsserver.Local(ctx, store, opts.NATSPort, log.With("component", "nats"))
-		if err != nil {
-			return nil, err
-		}
+	url, embedded, err := opts.NATS.Open(ctx, ws.Root(), log)
+	if err != nil {
+		return nil, err
 	}
+	s.embedded = embedded
 	s.bus, err = events.Connect(ctx, url, "yourci-worker", events.Options{Grace: opts.Grace, AckWait: opts.AckWait, Logger: log})
 	if err != nil {
 		return nil, err
