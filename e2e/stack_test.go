@@ -14,6 +14,7 @@ import (
 	"github.com/yourci/yourci/pkg/fakegithub"
 	"github.com/yourci/yourci/pkg/launch"
 	"github.com/yourci/yourci/pkg/natsserver"
+	"github.com/yourci/yourci/pkg/natsserver/natstest"
 )
 
 // The repository every test builds. The dot in its name travels through
@@ -157,7 +158,7 @@ func (s *stack) startNATS(mode natsMode) {
 		s.cfg.NATSURL = srv.URL()
 		s.tb.Cleanup(func() { s.nats.Shutdown() })
 	case external:
-		srv := natsserver.StartExternal(s.tb, natsserver.Options{StoreDir: s.natsStore, Port: natsserver.RandomPort})
+		srv := natstest.StartExternal(s.tb, natsserver.Options{StoreDir: s.natsStore, Port: natsserver.RandomPort})
 		s.cfg.NATSURL = srv.URL()
 	case embedded:
 		port, err := launch.FreePort()

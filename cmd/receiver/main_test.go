@@ -24,6 +24,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/natsserver"
+	"github.com/yourci/yourci/pkg/natsserver/natstest"
 )
 
 const (
@@ -243,7 +244,7 @@ func TestReceiver(t *testing.T) {
 	})
 	t.Run("queues_on_oldest_supported_nats_server", func(t *testing.T) {
 		t.Parallel()
-		srv := natsserver.StartExternal(t, natsserver.Options{StoreDir: t.TempDir(), Port: natsserver.RandomPort})
+		srv := natstest.StartExternal(t, natsserver.Options{StoreDir: t.TempDir(), Port: natsserver.RandomPort})
 		opts := testOptions(t)
 		opts.NATS.URL = srv.URL()
 		r := start(t, opts)

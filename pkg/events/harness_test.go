@@ -12,6 +12,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/natsserver"
+	"github.com/yourci/yourci/pkg/natsserver/natstest"
 )
 
 // testServer is a running NATS server of either kind.
@@ -42,7 +43,7 @@ var serverKinds = []serverKind{
 	}},
 	{name: "nats-server_binary", start: func(t testing.TB, storeDir string, port int) testServer {
 		t.Helper()
-		return natsserver.StartExternal(t, natsserver.Options{StoreDir: storeDir, Port: port})
+		return natstest.StartExternal(t, natsserver.Options{StoreDir: storeDir, Port: port})
 	}},
 }
 

@@ -20,10 +20,10 @@ import (
 // RandomPort asks for a port the kernel picks; [Server.Port] reports it.
 const RandomPort = -1
 
-// readyTimeout bounds how long Start waits for the server to accept clients.
+// ReadyTimeout bounds how long Start waits for the server to accept clients.
 // Recovering a large file store can take a while; an empty one takes
 // milliseconds.
-const readyTimeout = 30 * time.Second
+const ReadyTimeout = 30 * time.Second
 
 // Options configure an in-process server. The zero value is not usable:
 // StoreDir is required so that queued work survives a restart.
@@ -93,7 +93,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	ns.SetLogger(logger, false, false)
 	go ns.Start()
 
-	wait := readyTimeout
+	wait := ReadyTimeout
 	if deadline, ok := ctx.Deadline(); ok {
 		wait = time.Until(deadline)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/yourci/yourci/pkg/natsserver"
+	"github.com/yourci/yourci/pkg/natsserver/natstest"
 )
 
 // server is what both kinds of server offer.
@@ -37,7 +38,7 @@ var kinds = []struct {
 		return s
 	}},
 	{"nats-server_binary", func(t *testing.T, opts natsserver.Options) server {
-		return natsserver.StartExternal(t, opts)
+		return natstest.StartExternal(t, opts)
 	}},
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/yourci/yourci/pkg/fakegithub"
 	"github.com/yourci/yourci/pkg/githubauth"
 	"github.com/yourci/yourci/pkg/natsserver"
+	"github.com/yourci/yourci/pkg/natsserver/natstest"
 	"github.com/yourci/yourci/pkg/reconcile"
 )
 
@@ -47,7 +48,7 @@ var serverKinds = []struct {
 }{
 	{"embedded", startEmbedded},
 	{"nats-server_binary", func(t testing.TB) testServer {
-		return natsserver.StartExternal(t, natsserver.Options{StoreDir: t.TempDir(), Port: natsserver.RandomPort})
+		return natstest.StartExternal(t, natsserver.Options{StoreDir: t.TempDir(), Port: natsserver.RandomPort})
 	}},
 }
 

@@ -1,7 +1,10 @@
-package natsserver
+// Package natstest runs the nats-server binary (Debian's 2.9.10, the
+// oldest server YourCI supports) for tests, beside the embedded module that
+// natsserver runs. It is kept apart so that no command links the testing
+// package.
+package natstest
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -9,11 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/yourci/yourci/pkg/natsserver"
 )
 
 // DebianBinary is where Debian's nats-server package (2.9.10, the oldest
@@ -69,7 +73,7 @@ func FindBinary() (string, bool) {
 // is found, unless YCI_REQUIRE_NATS_SERVER=1. The process is stopped when
 // the test ends; Shutdown stops it earlier (to test a restart, call
 // StartExternal again with the same StoreDir and Port).
-func StartExternal(tb testing.TB, opts Options) *External {
+func StartExternal(tb testing.TB, opts natsserver.Options) *External {
 	tb.Helper()
 	binary, ok := FindBinary()
 	if !ok {
@@ -135,32 +139,19 @@ func (e *External) start(host string) error {
 // waitReady polls until the server greets a client with its INFO line.
 func (e *External) waitReady(host string) error {
 	addr := net.JoinHostPort(host, strconv.Itoa(e.port))
-	deadline := time.Now().Add(readyTimeout)
+	deadline := time.Now().Add(natsserver.ReadyTimeout)
 	for time.Now().Before(deadline) {
 		select {
 		case <-e.exited:
 			return errors.New("nats-server exited during start")
 		default:
 		}
-		if greets(addr) {
+		if natsserver.Answering(addr) {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("nats-server not ready on %s after %s", addr, readyTimeout)
-}
-
-func greets(addr string) bool {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer conn.Close()
-	if err := conn.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "INFO ")
+	return fmt.Errorf("nats-server not ready on %s after %s", addr, natsserver.ReadyTimeout)
 }
 
 // URL is the client URL, nats://host:port.
