@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -216,6 +217,34 @@ func TestNewCommitSupersedesQueuedTests(t *testing.T) {
 	for c, st := range s.waitFinal(newer, contexts(names...)...) {
 		if st.GetState() != "success" {
 			t.Errorf("%s of the new head: %s %q, want success", c, st.GetState(), st.GetDescription())
+		}
+	}
+}
+
+// TestRestartedWorkerEndsTheKilledWorkersTest kills a worker mid-test and
+// restarts it on the same workspace: the test the dead worker left running
+// is killed before the job's new attempt starts in its directory.
+func TestRestartedWorkerEndsTheKilledWorkersTest(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{shortAckWait: true})
+	first := s.startWorker("box", "YCI_JOBS=1")
+	_, sha := s.openPull(map[string]string{".yci.py": yciPy([]string{"stuck"}, 0, 0),
+		"test.sh": s.script(`[ -e "$M/go" ] && { echo finished; exit 0; }; sleep 1000`)})
+	s.waitRunning(sha, "stuck")
+	orphans := s.starts(sha, "stuck")
+
+	first.Kill()
+	if err := os.WriteFile(filepath.Join(s.marks, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.startWorker("box", "YCI_JOBS=1")
+
+	if st := s.waitFinal(sha, "yci/stuck")["yci/stuck"]; st.GetState() != "success" {
+		t.Fatalf("final status %s %q, want success:\n%s", st.GetState(), st.GetDescription(), s.history(sha))
+	}
+	for _, pid := range orphans {
+		if alive(pid) {
+			t.Errorf("the killed worker's test (pid %d) is still running", pid)
 		}
 	}
 }

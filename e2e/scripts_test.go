@@ -1,14 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/google/go-github/v88/github"
@@ -109,10 +108,15 @@ func (s *stack) release() {
 	}
 }
 
-// alive says whether process pid still exists (signal 0 checks without
-// signalling).
+// alive reports whether pid runs: a zombie, waiting for a parent that will
+// never reap it (as under a container's init that reaps nothing), does not.
 func alive(pid int) bool {
-	return !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	return len(fields) > 0 && fields[0] != "Z"
 }
 
 // waitOrphans waits a while for every script started in this test to

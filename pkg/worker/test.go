@@ -182,8 +182,16 @@ func (w *Worker) prepareTest(ctx context.Context, inst Installation, cloneURL st
 			return "", "", fmt.Errorf("updating mirror: %w", err)
 		}
 	}
-	if _, err := ws.CreateTestDir(b, job.Test.Name); err != nil {
+	dir, err := ws.CreateTestDir(b, job.Test.Name)
+	if err != nil {
 		return "", "", permanent(err)
+	}
+	// A worker killed during an earlier attempt left that attempt's
+	// processes running here; they must not share the new attempt's files.
+	if n, err := pipeline.KillLeftovers(dir); err != nil {
+		w.log.Warn("killing an earlier attempt's processes", "dir", dir, "err", err)
+	} else if n > 0 {
+		w.log.Info("killed an earlier attempt's processes", "dir", dir, "groups", n)
 	}
 	if work, err = ws.TestSourceDir(b, job.Test.Name); err != nil {
 		return "", "", permanent(err)
