@@ -33,6 +33,27 @@ type pullRecord struct {
 	Last    int            `json:"last"`
 	LastSHA string         `json:"last_sha,omitempty"`
 	SHAs    map[string]int `json:"shas"`
+	// Claims says, per head commit, which message claimed its latest build
+	// and whether that build's tests are all queued.
+	Claims map[string]shaClaim `json:"claims,omitempty"`
+}
+
+type shaClaim struct {
+	By     string `json:"by"`
+	Queued bool   `json:"queued,omitempty"`
+}
+
+// Claim is a head commit's build as ClaimBuildFor found or made it.
+type Claim struct {
+	Build int
+	// Mine says the caller holds the build and must (go on to) queue its
+	// tests: the call made it, or the same claimant made it earlier and
+	// has not marked it queued (a redelivered message whose handler died).
+	Mine bool
+	// Fresh says this call allocated the number.
+	Fresh bool
+	// Queued says the build's tests were all queued (MarkQueued).
+	Queued bool
 }
 
 // pullKey is the record's key: pull.<owner>.<repo>.<number>, names encoded.
@@ -40,40 +61,88 @@ func pullKey(repo Repo, pull int) string {
 	return "pull." + EncodeToken(repo.Owner) + "." + EncodeToken(repo.Name) + "." + strconv.Itoa(pull)
 }
 
-// ClaimBuild returns the build number for head commit sha of a pull
-// request. If sha already has a build and rebuild is false it returns that
-// number with fresh=false, and the caller must not build again; otherwise
-// it allocates the pull request's next number (1, 2, 3, ... with no gaps,
-// atomically across every box sharing the server) with fresh=true.
-// Numbers are kept for as long as the bucket lives, beyond any restart.
+// ClaimBuild is ClaimBuildFor with no claimant: fresh is true when this
+// call allocated the number.
 func (b *Bus) ClaimBuild(ctx context.Context, repo Repo, pull int, sha string, rebuild bool) (build int, fresh bool, err error) {
+	c, err := b.ClaimBuildFor(ctx, repo, pull, sha, "", rebuild)
+	return c.Build, c.Fresh, err
+}
+
+// ClaimBuildFor returns the build of head commit sha of a pull request for
+// claimant, the identity of the message asking (its MsgID). If sha
+// already has a build, that build is returned, Mine only when the same
+// claimant made it and has not marked it queued, so a redelivered message
+// carries on with its own build while any other message for the commit
+// builds nothing. Otherwise, or with rebuild, it allocates the pull
+// request's next number (1, 2, 3, ... with no gaps, atomically across
+// every box sharing the server). Numbers are kept for as long as the bucket
+// lives, beyond any restart.
+func (b *Bus) ClaimBuildFor(ctx context.Context, repo Repo, pull int, sha, claimant string, rebuild bool) (Claim, error) {
 	if err := checkBuildKey(repo, pull, sha); err != nil {
-		return 0, false, err
+		return Claim{}, err
 	}
 	key := pullKey(repo, pull)
 	for attempt := 1; attempt <= claimAttempts; attempt++ {
 		rec, rev, err := b.loadPull(ctx, key)
 		if err != nil {
-			return 0, false, fmt.Errorf("claiming build of %s#%d at %s: %w", repo.FullName(), pull, sha, err)
+			return Claim{}, fmt.Errorf("claiming build of %s#%d at %s: %w", repo.FullName(), pull, sha, err)
 		}
-		if n, ok := rec.SHAs[sha]; ok && !rebuild {
-			return n, false, nil
+		if n, ok := rec.SHAs[sha]; ok {
+			c := rec.Claims[sha]
+			if claimant != "" && c.By == claimant {
+				return Claim{Build: n, Mine: !c.Queued, Queued: c.Queued}, nil
+			}
+			if !rebuild {
+				return Claim{Build: n, Queued: c.Queued}, nil
+			}
 		}
 		rec.Last++
 		rec.LastSHA = sha
 		rec.SHAs[sha] = rec.Last
+		rec.Claims[sha] = shaClaim{By: claimant}
 		err = b.storePull(ctx, key, rec, rev)
 		if err == nil {
-			return rec.Last, true, nil
+			return Claim{Build: rec.Last, Mine: true, Fresh: true}, nil
 		}
 		if !errors.Is(err, errConflict) {
-			return 0, false, fmt.Errorf("claiming build of %s#%d at %s: %w", repo.FullName(), pull, sha, err)
+			return Claim{}, fmt.Errorf("claiming build of %s#%d at %s: %w", repo.FullName(), pull, sha, err)
 		}
 		// Another claim won the race: read again, after a short random
 		// pause so that racing claimers spread out.
 		pause(ctx, time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond))))
 	}
-	return 0, false, fmt.Errorf("claiming build of %s#%d at %s: lost %d races in a row", repo.FullName(), pull, sha, claimAttempts)
+	return Claim{}, fmt.Errorf("claiming build of %s#%d at %s: lost %d races in a row", repo.FullName(), pull, sha, claimAttempts)
+}
+
+// MarkQueued records that every test of build, the latest of sha, is
+// queued: a redelivery of the message that claimed it then has nothing
+// left to do.
+func (b *Bus) MarkQueued(ctx context.Context, repo Repo, pull int, sha string, build int) error {
+	if err := checkBuildKey(repo, pull, sha); err != nil {
+		return err
+	}
+	key := pullKey(repo, pull)
+	for attempt := 1; attempt <= claimAttempts; attempt++ {
+		rec, rev, err := b.loadPull(ctx, key)
+		if err != nil {
+			return fmt.Errorf("marking build %d of %s#%d queued: %w", build, repo.FullName(), pull, err)
+		}
+		if rec.SHAs[sha] != build {
+			return nil // a rebuild has taken over the commit
+		}
+		c := rec.Claims[sha]
+		c.Queued = true
+		rec.Claims[sha] = c
+		err = b.storePull(ctx, key, rec, rev)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errConflict) {
+			return fmt.Errorf("marking build %d of %s#%d queued: %w", build, repo.FullName(), pull, err)
+		}
+		pause(ctx, time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond))))
+	}
+	return fmt.Errorf("marking build %d of %s#%d queued: lost %d races in a row", build, repo.FullName(), pull, claimAttempts)
 }
 
 // BuildOf returns the latest build number of head commit sha, and false
@@ -123,7 +192,7 @@ func checkBuildKey(repo Repo, pull int, sha string) error {
 func (b *Bus) loadPull(ctx context.Context, key string) (pullRecord, uint64, error) {
 	ctx, cancel := b.callContext(ctx)
 	defer cancel()
-	rec := pullRecord{SHAs: map[string]int{}}
+	rec := pullRecord{SHAs: map[string]int{}, Claims: map[string]shaClaim{}}
 	entry, err := b.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return rec, 0, nil
@@ -136,6 +205,9 @@ func (b *Bus) loadPull(ctx context.Context, key string) (pullRecord, uint64, err
 	}
 	if rec.SHAs == nil {
 		rec.SHAs = map[string]int{}
+	}
+	if rec.Claims == nil {
+		rec.Claims = map[string]shaClaim{}
 	}
 	return rec, entry.Revision(), nil
 }

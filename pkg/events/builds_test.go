@@ -143,3 +143,37 @@ func TestClaimBuild(t *testing.T) {
 		})
 	})
 }
+
+func TestClaimBuildForLetsOnlyItsClaimantResume(t *testing.T) {
+	eachServer(t, func(t *testing.T, srv testServer) {
+		ctx := testContext(t)
+		b := newBus(t, srv.URL(), fastOptions(t))
+		repo := events.Repo{Owner: "acme", Name: "widgets"}
+		steps := []struct {
+			name, claimant string
+			rebuild, mark  bool
+			want           events.Claim
+		}{
+			{name: "first_message_claims", claimant: "m1", want: events.Claim{Build: 1, Mine: true, Fresh: true}},
+			{name: "its_redelivery_resumes_the_same_build", claimant: "m1", want: events.Claim{Build: 1, Mine: true}},
+			{name: "another_message_builds_nothing", claimant: "m2", want: events.Claim{Build: 1}},
+			{name: "once_queued_the_claimant_is_done_too", claimant: "m1", mark: true, want: events.Claim{Build: 1, Queued: true}},
+			{name: "a_rebuild_claims_a_new_build", claimant: "r1", rebuild: true, want: events.Claim{Build: 2, Mine: true, Fresh: true}},
+			{name: "the_rebuilds_redelivery_resumes_it", claimant: "r1", rebuild: true, want: events.Claim{Build: 2, Mine: true}},
+		}
+		for _, s := range steps {
+			if s.mark {
+				if err := b.MarkQueued(ctx, repo, 9, "abc", 1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := b.ClaimBuildFor(ctx, repo, 9, "abc", s.claimant, s.rebuild)
+			if err != nil {
+				t.Fatalf("%s: %v", s.name, err)
+			}
+			if got != s.want {
+				t.Errorf("%s: got %+v, want %+v", s.name, got, s.want)
+			}
+		}
+	})
+}

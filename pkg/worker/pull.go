@@ -34,13 +34,13 @@ func (w *Worker) HandlePull(ctx context.Context, d *events.Delivery[events.PullE
 	if d.LastChance() {
 		err = w.abandonPull(ctx, log, ev, d.NumDelivered)
 	} else {
-		err = w.handlePull(ctx, log, ev, d.NumDelivered > 1)
+		err = w.handlePull(ctx, log, ev)
 	}
 	w.opts.Metrics.pullHandled(err)
 	settle(ctx, log, d, err)
 }
 
-func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.PullEvent, redelivered bool) error {
+func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.PullEvent) error {
 	inst, err := w.opts.GitHub.Installation(ctx, ev.Installation)
 	if err != nil {
 		return fmt.Errorf("authenticating for installation %d: %w", ev.Installation, err)
@@ -56,25 +56,31 @@ func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.Pul
 	if approved, err := w.approved(ctx, log, inst, pr, ev); !approved || err != nil {
 		return err
 	}
-	number, fresh, err := w.opts.Queue.ClaimBuild(ctx, ev.Repo, ev.Number, ev.HeadSHA, ev.Rebuild)
+	claim, err := w.opts.Queue.ClaimBuildFor(ctx, ev.Repo, ev.Number, ev.HeadSHA, ev.MsgID(), ev.Rebuild)
 	if err != nil {
 		return fmt.Errorf("claiming a build number: %w", err)
 	}
-	// A commit with a build is not built again; but a redelivered message
-	// may be the one that claimed it and crashed before queuing its tests,
-	// so it carries on with the same build (test ids make requeuing safe).
-	if !fresh && !redelivered {
-		log.Info("head commit already built", "build", number)
+	log = log.With("build", claim.Build)
+	if !claim.Mine {
+		log.Info("head commit already built")
 		return nil
 	}
-	if fresh {
+	if claim.Fresh {
 		// Running tests of this pull's older heads can stop now.
 		if err := w.opts.Queue.AnnounceHead(events.HeadAnnouncement{Repo: ev.Repo, Number: ev.Number, SHA: ev.HeadSHA}); err != nil {
 			log.Warn("announcing new head", "err", err)
 		}
 	}
-	b := build(ev.Repo, ev.Number, number)
-	log = log.With("build", number)
+	return w.queueBuild(ctx, log, inst, pr, ev, claim)
+}
+
+// queueBuild checks out the claimed build, evaluates its .yci.py and
+// queues its tests, then marks it queued. A claim resumed after a crash
+// queues again without "queued" statuses: tests queued before the crash
+// may have run since, and their statuses must not go back to pending (the
+// stream drops their second publication as a duplicate).
+func (w *Worker) queueBuild(ctx context.Context, log *slog.Logger, inst Installation, pr *github.PullRequest, ev events.PullEvent, claim events.Claim) error {
+	b := build(ev.Repo, ev.Number, claim.Build)
 	src, err := w.checkoutBuild(ctx, inst, pr, b, ev.HeadSHA)
 	if err != nil {
 		return err
@@ -84,16 +90,20 @@ func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.Pul
 		return permanent(fmt.Errorf("encoding pull request: %w", err))
 	}
 	rep := w.reporter(inst, log)
-	tests, err := w.opts.Evaluator.Evaluate(ctx, src, number, raw)
+	tests, err := w.opts.Evaluator.Evaluate(ctx, src, claim.Build, raw)
 	var cfgErr *pipeline.ConfigError
 	if errors.As(err, &cfgErr) {
-		return w.reportConfigError(ctx, log, rep, ev, b, cfgErr)
+		err = w.reportConfigError(ctx, log, rep, ev, b, cfgErr)
+	} else if err != nil {
+		return fmt.Errorf("evaluating .yci.py: %w", err)
+	} else {
+		err = w.queueTests(ctx, rep, ev, b, tests, !claim.Fresh)
 	}
 	if err != nil {
-		return fmt.Errorf("evaluating .yci.py: %w", err)
-	}
-	if err := w.queueTests(ctx, rep, ev, b, tests); err != nil {
 		return err
+	}
+	if err := w.opts.Queue.MarkQueued(ctx, ev.Repo, ev.Number, ev.HeadSHA, claim.Build); err != nil {
+		return fmt.Errorf("recording build as queued: %w", err)
 	}
 	log.Info("build queued", "tests", len(tests))
 	return nil
@@ -122,14 +132,16 @@ func (w *Worker) checkoutBuild(ctx context.Context, inst Installation, pr *githu
 
 // queueTests sets every test's pending status, then publishes it: in that
 // order, so a fast test's own statuses cannot be overtaken by "queued".
-func (w *Worker) queueTests(ctx context.Context, rep *status.Reporter, ev events.PullEvent, b artifacts.Build, tests []pipeline.Test) error {
+func (w *Worker) queueTests(ctx context.Context, rep *status.Reporter, ev events.PullEvent, b artifacts.Build, tests []pipeline.Test, resumed bool) error {
 	for _, t := range tests {
-		err := rep.Set(ctx, status.Status{
-			Owner: b.Owner, Repo: b.Repo, SHA: ev.HeadSHA, Test: t.Name,
-			State: status.Pending, Description: status.Queued(), TargetURL: w.logURL(b, t.Name),
-		})
-		if err != nil {
-			return fmt.Errorf("setting queued status of %s: %w", t.Name, err)
+		if !resumed {
+			err := rep.Set(ctx, status.Status{
+				Owner: b.Owner, Repo: b.Repo, SHA: ev.HeadSHA, Test: t.Name,
+				State: status.Pending, Description: status.Queued(), TargetURL: w.logURL(b, t.Name),
+			})
+			if err != nil {
+				return fmt.Errorf("setting queued status of %s: %w", t.Name, err)
+			}
 		}
 		job := events.TestJob{
 			Version: events.Version, Repo: ev.Repo, Number: ev.Number, HeadSHA: ev.HeadSHA,

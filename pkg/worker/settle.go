@@ -37,7 +37,9 @@ func settle[T any](ctx context.Context, log *slog.Logger, d *events.Delivery[T],
 	var perm permanentError
 	switch {
 	case err == nil:
-		if err := d.Ack(ctx); err != nil {
+		// The work is done and reported: the ack must go out even when
+		// the grace period after SIGTERM has just ended.
+		if err := d.Ack(context.WithoutCancel(ctx)); err != nil {
 			log.Error("acknowledging job", "err", err)
 		}
 	case ctx.Err() != nil:

@@ -44,7 +44,8 @@ type GitHub interface {
 // Queue is what handling a pull needs of JetStream: build numbers and the
 // publication of test attempts. events.Bus has it.
 type Queue interface {
-	ClaimBuild(ctx context.Context, repo events.Repo, pull int, sha string, rebuild bool) (build int, fresh bool, err error)
+	ClaimBuildFor(ctx context.Context, repo events.Repo, pull int, sha, claimant string, rebuild bool) (events.Claim, error)
+	MarkQueued(ctx context.Context, repo events.Repo, pull int, sha string, build int) error
 	PublishTest(ctx context.Context, job events.TestJob) error
 	AnnounceHead(a events.HeadAnnouncement) error
 }
