@@ -135,12 +135,12 @@ func (r *Receiver) connect(ctx context.Context) error {
 		nats.ClosedHandler(func(*nats.Conn) { close(r.closed) }),
 	)
 	if err != nil {
-		return fmt.Errorf("connecting to NATS at %s: %w", r.natsURL, err)
+		return fmt.Errorf("connecting to NATS at %s: %w", events.Redact(r.natsURL), err)
 	}
 	r.nc = nc
 	r.bus, err = events.New(ctx, nc, events.Options{PublishOnly: true, Logger: r.log})
 	if err != nil {
-		return fmt.Errorf("setting up JetStream at %s: %w", r.natsURL, err)
+		return fmt.Errorf("setting up JetStream at %s: %w", events.Redact(r.natsURL), err)
 	}
 	return nil
 }
@@ -180,7 +180,7 @@ func (r *Receiver) NATSURL() string { return r.natsURL }
 func (r *Receiver) Run(ctx context.Context) error {
 	served := make(chan error, 1)
 	go func() { served <- r.server.Serve(r.listener) }()
-	r.log.Info("receiver started", "listen", r.Addr(), "nats", r.natsURL, "embedded_nats", r.embedded != nil)
+	r.log.Info("receiver started", "listen", r.Addr(), "nats", events.Redact(r.natsURL), "embedded_nats", r.embedded != nil)
 
 	select {
 	case err := <-served:

@@ -205,7 +205,7 @@ func Connect(ctx context.Context, url, name string, opts Options) (*Bus, error) 
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to NATS at %s: %w", url, err)
+		return nil, fmt.Errorf("connecting to NATS at %s: %w", Redact(url), err)
 	}
 	b, err := New(ctx, nc, opts)
 	if err != nil {
