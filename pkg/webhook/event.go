@@ -117,6 +117,9 @@ func (pd pullDelivery) event(delivery, approvalLabel string) (events.PullEvent, 
 		HeadSHA:      pd.PullRequest.Head.SHA,
 		Installation: pd.Installation.ID,
 		Delivery:     delivery,
+		// A new base branch changes what the head merges into, so the
+		// head commit, already built, is built again.
+		Rebuild: pd.Action == "edited",
 	}
 	if err := pd.validate(ev); err != nil {
 		return events.PullEvent{}, err

@@ -64,6 +64,11 @@ func widgets(number int, sha string) events.PullEvent {
 	}
 }
 
+func rebuild(ev events.PullEvent) events.PullEvent {
+	ev.Rebuild = true
+	return ev
+}
+
 func TestPullEventFrom(t *testing.T) {
 	t.Parallel()
 	fork := widgets(57, "c0ffee0123456789abcdef0123456789abcdef01")
@@ -82,7 +87,7 @@ func TestPullEventFrom(t *testing.T) {
 		{"synchronize_builds_new_head", "synchronize.json", DefaultApprovalLabel, widgets(42, head2)},
 		{"ready_for_review_builds", "ready_for_review.json", DefaultApprovalLabel, widgets(43, head1)},
 		{"draft_builds", "opened_draft.json", DefaultApprovalLabel, widgets(43, head1)},
-		{"edited_base_builds", "edited_base.json", DefaultApprovalLabel, widgets(42, head2)},
+		{"edited_base_rebuilds_head", "edited_base.json", DefaultApprovalLabel, rebuild(widgets(42, head2))},
 		{"approval_label_builds", "labeled_ok_to_test.json", DefaultApprovalLabel, widgets(42, head2)},
 		{"approval_label_compares_case_insensitively", "labeled_ok_to_test.json", "OK-To-Test", widgets(42, head2)},
 		{"fork_builds_from_base_repository", "opened_fork.json", DefaultApprovalLabel, fork},
