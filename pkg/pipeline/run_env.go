@@ -69,16 +69,23 @@ func isCredential(name string) bool {
 			return true
 		}
 	}
+	return namesSecret(upper)
+}
+
+// namesSecret reports whether an upper-case variable name reads like a
+// credential's: it contains one of withheldWords, or KEY as a word of its
+// own (DEPLOY_KEY, KEY_FILE; not KEYBOARD or MONKEY).
+func namesSecret(upper string) bool {
 	for _, w := range withheldWords {
 		if strings.Contains(upper, w) {
 			return true
 		}
 	}
-	return false
+	return slices.Contains(strings.Split(upper, "_"), "KEY")
 }
 
-// credentialValues returns the values of base's variables whose names
-// contain one of withheldWords: the runner masks them in logs too.
+// credentialValues returns the values of base's variables whose names read
+// like a credential's (namesSecret): the runner masks them in logs too.
 func credentialValues(base []string) []string {
 	var values []string
 	for _, kv := range base {
@@ -86,8 +93,7 @@ func credentialValues(base []string) []string {
 		if !ok {
 			continue
 		}
-		upper := strings.ToUpper(name)
-		if slices.ContainsFunc(withheldWords, func(w string) bool { return strings.Contains(upper, w) }) {
+		if namesSecret(strings.ToUpper(name)) {
 			values = append(values, value)
 		}
 	}

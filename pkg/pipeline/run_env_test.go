@@ -27,6 +27,11 @@ func TestTestEnv(t *testing.T) {
 			want: []string{"PATH=/usr/bin", "LANG=C.UTF-8"},
 		},
 		{
+			name: "keys_are_withheld_but_words_merely_containing_key_are_not",
+			base: []string{"DEPLOY_KEY=d", "SIGNING_KEY=s", "KEY_FILE=/k", "KEY=k", "KEYBOARD=us", "MONKEY=1"},
+			want: []string{"KEYBOARD=us", "MONKEY=1"},
+		},
+		{
 			name:  "facts_then_env_are_added_in_name_order",
 			base:  []string{"HOME=/root"},
 			facts: map[string]string{"YCI_SHA": "abc", "YCI_BUILD": "3"},
