@@ -22,7 +22,7 @@ func env(vars map[string]string) func(string) string {
 func TestParseOptions(t *testing.T) {
 	t.Parallel()
 	defaults := Options{
-		Listen: ":8080", NATS: natsserver.Endpoint{Store: ".yci/nats", Port: natsserver.DefaultLocalPort},
+		Listen: ":8080", NATS: natsserver.Endpoint{Store: ".yci/nats", Port: natsserver.DefaultLocalPort, Replicas: 1},
 		ApprovalLabel: "ok-to-test", PublishTimeout: 5 * time.Second, ShutdownTimeout: 15 * time.Second,
 	}
 	tests := []struct {

@@ -138,7 +138,7 @@ func (r *Receiver) connect(ctx context.Context) error {
 		return fmt.Errorf("connecting to NATS at %s: %w", events.Redact(r.natsURL), err)
 	}
 	r.nc = nc
-	r.bus, err = events.New(ctx, nc, events.Options{PublishOnly: true, Logger: r.log})
+	r.bus, err = events.New(ctx, nc, events.Options{PublishOnly: true, Replicas: r.opts.NATS.Replicas, Logger: r.log})
 	if err != nil {
 		return fmt.Errorf("setting up JetStream at %s: %w", events.Redact(r.natsURL), err)
 	}

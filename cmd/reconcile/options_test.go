@@ -27,7 +27,7 @@ func env(vars map[string]string) func(string) string {
 func TestParseOptions(t *testing.T) {
 	t.Parallel()
 	defaults := Options{
-		NATS:       natsserver.Endpoint{Store: ".yci/nats", Port: natsserver.DefaultLocalPort},
+		NATS:       natsserver.Endpoint{Store: ".yci/nats", Port: natsserver.DefaultLocalPort, Replicas: 1},
 		StaleAfter: 2 * time.Hour, MaxRebuilds: 2, LockTTL: 10 * time.Minute, RateReserve: 100,
 		Workspace: ".", RunningWindow: 2 * time.Hour,
 	}
@@ -106,7 +106,7 @@ func TestValidate(t *testing.T) {
 	}
 	valid := func() Options {
 		return Options{
-			Repositories: "acme/widgets", NATS: natsserver.Endpoint{Store: ".yci/nats", Port: natsserver.DefaultLocalPort},
+			Repositories: "acme/widgets", NATS: natsserver.Endpoint{Store: ".yci/nats", Port: natsserver.DefaultLocalPort, Replicas: 1},
 			StaleAfter: reconcile.DefaultStaleAfter, MaxRebuilds: 2, LockTTL: time.Minute, RateReserve: 100,
 			Workspace: dir, RunningWindow: time.Hour, GitHub: githubauth.Config{Token: "ghp_x"},
 		}

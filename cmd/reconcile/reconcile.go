@@ -48,7 +48,7 @@ func Open(ctx context.Context, opts Options, log *slog.Logger, out io.Writer) (_
 		return nil, err
 	}
 	r.embedded = embedded
-	r.bus, err = events.Connect(ctx, url, "yourci-reconcile", events.Options{PublishOnly: true, Logger: log})
+	r.bus, err = events.Connect(ctx, url, "yourci-reconcile", events.Options{PublishOnly: true, Replicas: opts.NATS.Replicas, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +67,7 @@ func (r *Reconcile) Run(ctx context.Context) error {
 }
 
 func (r *Reconcile) sweep(ctx context.Context) error {
-	store, err := reconcile.OpenStore(ctx, r.bus.JetStream(), reconcile.StoreOptions{})
+	store, err := reconcile.OpenStore(ctx, r.bus.JetStream(), reconcile.StoreOptions{Replicas: r.opts.NATS.Replicas})
 	if err != nil {
 		return err
 	}

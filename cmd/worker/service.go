@@ -63,7 +63,7 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 		return nil, err
 	}
 	s.embedded = embedded
-	s.bus, err = events.Connect(ctx, url, "yourci-worker", events.Options{Grace: opts.Grace, AckWait: opts.AckWait, Logger: log})
+	s.bus, err = events.Connect(ctx, url, "yourci-worker", events.Options{Grace: opts.Grace, AckWait: opts.AckWait, Replicas: opts.NATS.Replicas, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,10 @@ type Endpoint struct {
 	URL   string
 	Store string
 	Port  int
+	// Replicas is how many copies of the stream and buckets a cluster
+	// keeps; every process must say the same (each creates or updates
+	// them at start).
+	Replicas int
 }
 
 // AddFlags registers -nats, -nats-store and -nats-port, with NATS_URL,
@@ -29,15 +33,20 @@ func (e *Endpoint) AddFlags(fs *envflag.Set) {
 	fs.Env("nats-store", "YCI_NATS_STORE")
 	fs.IntVar(&e.Port, "nats-port", DefaultLocalPort, "loopback port of the embedded JetStream")
 	fs.Env("nats-port", "YCI_NATS_PORT")
+	fs.IntVar(&e.Replicas, "nats-replicas", 1, "copies of the stream and buckets on a NATS cluster (3 on a three-node cluster), the same for every process")
+	fs.Env("nats-replicas", "YCI_NATS_REPLICAS")
 }
 
 // Validate reports every problem at once; an endpoint with a URL needs
 // nothing else.
 func (e Endpoint) Validate() error {
-	if e.URL != "" {
-		return nil
-	}
 	var errs []error
+	if e.Replicas < 0 || e.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("-nats-replicas %d must be between 1 and 5", e.Replicas))
+	}
+	if e.URL != "" {
+		return errors.Join(errs...)
+	}
 	if e.Store == "" {
 		errs = append(errs, errors.New("-nats-store is required when NATS_URL is empty (the embedded JetStream keeps its files there)"))
 	}
