@@ -86,6 +86,7 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (r *Receiver, err 
 		webhook.WithMetrics(metrics),
 		webhook.WithApprovalLabel(opts.ApprovalLabel),
 		webhook.WithPublishTimeout(opts.PublishTimeout),
+		webhook.WithHeadAnnouncer(r.bus),
 	)
 	if err != nil {
 		return nil, err

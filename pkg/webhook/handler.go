@@ -69,7 +69,19 @@ type handler struct {
 	metrics        *Metrics
 	approvalLabel  string
 	publishTimeout time.Duration
+	heads          HeadAnnouncer
 }
+
+// HeadAnnouncer tells workers that a pull request closed, so that they stop
+// its running tests; events.Bus has it.
+type HeadAnnouncer interface {
+	AnnounceHead(a events.HeadAnnouncement) error
+}
+
+// WithHeadAnnouncer makes the handler announce closed pull requests. The
+// announcement only saves time: a worker checks a pull is open before each
+// test anyway, so a lost one loses nothing.
+func WithHeadAnnouncer(a HeadAnnouncer) Option { return func(h *handler) { h.heads = a } }
 
 // NewHandler returns the POST /webhook handler. It refuses an empty secret:
 // go-playground/webhooks skips signature checks when given none, and YourCI
@@ -250,6 +262,9 @@ func (h *handler) publish(ctx context.Context, body []byte, d *delivery) error {
 		d.repo = pd.Repository.Owner.Login + "/" + pd.Repository.Name
 	}
 	ev, err := pd.event(d.id, h.approvalLabel)
+	if errors.Is(err, ErrIgnored) && pd.Action == "closed" {
+		h.announceClosed(pd)
+	}
 	if err != nil {
 		return err
 	}
@@ -324,4 +339,22 @@ func (h *handler) logDelivery(ctx context.Context, d delivery, outcome string, c
 		level = slog.LevelWarn
 	}
 	h.log.LogAttrs(ctx, level, "webhook delivery", attrs...)
+}
+
+// announceClosed tells workers to stop the running tests of a pull request
+// that closed, when the delivery is sound enough to name it.
+func (h *handler) announceClosed(pd pullDelivery) {
+	if h.heads == nil {
+		return
+	}
+	a := events.HeadAnnouncement{
+		Repo:   events.Repo{Owner: pd.Repository.Owner.Login, Name: pd.Repository.Name},
+		Number: pd.Number, SHA: pd.PullRequest.Head.SHA, Closed: true,
+	}
+	if pd.validate(events.PullEvent{Repo: a.Repo, Number: a.Number, HeadSHA: a.SHA, Delivery: "closed"}) != nil {
+		return
+	}
+	if err := h.heads.AnnounceHead(a); err != nil {
+		h.log.Warn("announcing closed pull request", "repo", a.Repo.FullName(), "pull", a.Number, "err", err)
+	}
 }

@@ -413,3 +413,43 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.read += n
 	return n, nil
 }
+
+// announcer records head announcements.
+type announcer struct {
+	mu  sync.Mutex
+	got []events.HeadAnnouncement
+}
+
+func (a *announcer) AnnounceHead(h events.HeadAnnouncement) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.got = append(a.got, h)
+	return nil
+}
+
+func TestHandlerAnnouncesClosedPullRequests(t *testing.T) {
+	t.Parallel()
+	pub, heads := &recorder{}, &announcer{}
+	h := newTestHandler(t, pub, WithHeadAnnouncer(heads))
+	for _, fixtureName := range []string{"closed.json", "synchronize.json"} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, signed("pull_request", fixture(t, fixtureName)).build())
+		if w.Code != http.StatusAccepted {
+			t.Fatalf("%s: answered %d", fixtureName, w.Code)
+		}
+	}
+	if len(heads.got) != 1 || !heads.got[0].Closed || heads.got[0].Number < 1 || heads.got[0].Repo.Owner == "" {
+		t.Errorf("announcements %+v, want one closing the pull request", heads.got)
+	}
+	if len(pub.events()) != 1 {
+		t.Errorf("published %d events, want only the synchronize", len(pub.events()))
+	}
+	t.Run("unsigned_close_announces_nothing", func(t *testing.T) {
+		rq := signed("pull_request", fixture(t, "closed.json"))
+		rq.signature = signature("wrong secret", rq.body)
+		h.ServeHTTP(httptest.NewRecorder(), rq.build())
+		if len(heads.got) != 1 {
+			t.Errorf("an unsigned delivery was announced: %+v", heads.got)
+		}
+	})
+}

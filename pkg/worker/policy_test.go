@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-github/v88/github"
 
 	"github.com/yourci/yourci/pkg/artifacts"
+	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/fakegithub"
 )
 
@@ -145,5 +146,27 @@ func TestKeepSupersededFinishesOlderHeads(t *testing.T) {
 		if s := r.waitFinal(t, sha, "yci/wait")["yci/wait"]; s.GetState() != "success" {
 			t.Errorf("%s: %s %q, want success", sha[:7], s.GetState(), s.GetDescription())
 		}
+	}
+}
+
+func TestClosingThePullStopsItsRunningTest(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	pr := r.openPull(t, map[string]string{
+		".yci.py": "from yci.run import Bash\n\ndef test_generator(build_id, pull):\n    yield Bash('sleep 600', name='slow')\n",
+	})
+	sha := pr.GetHead().GetSHA()
+	r.publish(t, pr.GetNumber(), sha, "d1")
+	r.waitFor(t, sha, func(m map[string]github.RepoStatus) bool {
+		s := m["yci/slow"]
+		return strings.HasPrefix(s.GetDescription(), "running")
+	})
+	// What the receiver announces on a "closed" delivery.
+	err := r.bus.AnnounceHead(events.HeadAnnouncement{Repo: events.Repo{Owner: owner, Name: repoName}, Number: pr.GetNumber(), SHA: sha, Closed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := r.waitFinal(t, sha, "yci/slow")["yci/slow"]; s.GetState() != "error" || !strings.Contains(s.GetDescription(), "closed") {
+		t.Errorf("%s %q, want error saying the pull request closed", s.GetState(), s.GetDescription())
 	}
 }

@@ -51,6 +51,10 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 		return rep.Set(ctx, st)
 	}
 
+	// Registered before the pull is checked, so that a head announced
+	// while the attempt is prepared still stops it.
+	runCtx, done := w.running.start(ctx, job)
+	defer done()
 	pr, stale, err := w.openPull(ctx, inst, job.Repo, job.Number, job.HeadSHA)
 	if err != nil {
 		return err
@@ -81,20 +85,18 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	if err := rep.Set(ctx, st); err != nil {
 		return fmt.Errorf("setting running status: %w", err)
 	}
-	return w.runAttempt(ctx, log, rep, st, job, pipeline.Attempt{
+	return w.runAttempt(ctx, runCtx, log, rep, st, job, pipeline.Attempt{
 		Test: t, Number: job.Attempt, Dir: work, LogPath: logPath, Facts: facts(job),
 	})
 }
 
-// runAttempt runs the attempt and reports what became of it: its outcome,
-// a stop because its head went stale, or a hand-back because the worker is
-// stopping.
-func (w *Worker) runAttempt(ctx context.Context, log *slog.Logger, rep *status.Reporter, st status.Status, job events.TestJob, a pipeline.Attempt) error {
+// runAttempt runs the attempt under runCtx (which a head announcement
+// cancels) and reports what became of it: its outcome, a stop because its
+// head went stale, or a hand-back because the worker (ctx) is stopping.
+func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *status.Reporter, st status.Status, job events.TestJob, a pipeline.Attempt) error {
 	w.opts.Metrics.TestsRunning.Inc()
-	runCtx, done := w.running.start(ctx, job)
 	res, runErr := w.opts.Runner.Run(runCtx, a)
 	stopped, isStale := staleCause(runCtx)
-	done()
 	w.opts.Metrics.TestsRunning.Dec()
 	if isStale {
 		log.Info("stopped test", "reason", stopped.reason)
