@@ -63,6 +63,8 @@ func TestBuildPolicy(t *testing.T) {
 		if exists(dir) {
 			t.Error("an unapproved fork was checked out")
 		}
+		// A sweep brings the commit back: nothing more is written.
+		r.publish(t, n, sha, "reconcile")
 		// The maintainer approves: the label's event builds the same commit.
 		if err := r.gh.AddLabel(owner, repoName, n, "ok-to-test"); err != nil {
 			t.Fatal(err)
@@ -70,6 +72,15 @@ func TestBuildPolicy(t *testing.T) {
 		r.publish(t, n, sha, "d2-labeled")
 		if s := r.waitFinal(t, sha, "yci/t")["yci/t"]; s.GetState() != "success" {
 			t.Errorf("approved fork: %s %q, want success", s.GetState(), s.GetDescription())
+		}
+		notices := 0
+		for _, s := range r.gh.Statuses(owner, repoName, sha) {
+			if s.GetContext() == "yci" {
+				notices++
+			}
+		}
+		if notices != 1 {
+			t.Errorf("%d approval statuses, want 1", notices)
 		}
 	})
 	t.Run("fork_author_with_write_access_builds", func(t *testing.T) {

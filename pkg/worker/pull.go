@@ -201,8 +201,18 @@ func (w *Worker) approved(ctx context.Context, log *slog.Logger, inst Installati
 		return ok, err
 	}
 	log.Info("waiting for approval", "author", pr.GetUser().GetLogin())
-	return false, w.reporter(inst, log).Set(ctx, status.Status{
+	// Every sweep brings an unapproved commit back; its status is written
+	// once, not every five minutes.
+	key := ev.Repo.FullName() + "@" + ev.HeadSHA
+	if !w.trust.firstNotice(key) {
+		return false, nil
+	}
+	err = w.reporter(inst, log).Set(ctx, status.Status{
 		Owner: ev.Repo.Owner, Repo: ev.Repo.Name, SHA: ev.HeadSHA,
 		State: status.Pending, Description: status.ApprovalNeeded(w.opts.ApprovalLabel),
 	})
+	if err != nil {
+		w.trust.forgetNotice(key)
+	}
+	return false, err
 }

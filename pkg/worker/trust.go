@@ -32,6 +32,10 @@ const DefaultApprovalLabel = "ok-to-test"
 // request costs one API call per few pushes.
 const trustTTL = 10 * time.Minute
 
+// noticeTTL is how long a worker trusts that the "approval needed" status
+// it set is still there, rather than setting it again on every sweep.
+const noticeTTL = 6 * time.Hour
+
 // PermissionGetter reads a user's permission on a repository;
 // go-github's RepositoriesService has it.
 type PermissionGetter interface {
@@ -43,6 +47,37 @@ type trustCache struct {
 	mu      sync.Mutex
 	entries map[string]trustEntry
 	now     func() time.Time
+	// noticed holds the commits whose "approval needed" status this
+	// worker set, and when.
+	noticed map[string]time.Time
+}
+
+// firstNotice reports whether the "approval needed" status of key has not
+// been set within noticeTTL (and records that it is being set now).
+func (c *trustCache) firstNotice(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	for k, at := range c.noticed {
+		if now.Sub(at) >= noticeTTL {
+			delete(c.noticed, k)
+		}
+	}
+	if _, ok := c.noticed[key]; ok {
+		return false
+	}
+	if c.noticed == nil {
+		c.noticed = map[string]time.Time{}
+	}
+	c.noticed[key] = now
+	return true
+}
+
+// forgetNotice undoes firstNotice when the status could not be set.
+func (c *trustCache) forgetNotice(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.noticed, key)
 }
 
 type trustEntry struct {
