@@ -43,7 +43,7 @@ type Clients struct {
 
 	mu       sync.Mutex
 	installs map[int64]*installation
-	issued   map[string]bool // installation tokens given to git, for Secrets
+	issued   map[string]time.Time // installation tokens given to git (and when), for Secrets
 }
 
 // installation is a GitHub App installation's client and the transport
@@ -71,7 +71,7 @@ func New(c Config) (*Clients, error) {
 		appID:     c.AppID,
 		key:       key,
 		installs:  make(map[int64]*installation),
-		issued:    make(map[string]bool),
+		issued:    make(map[string]time.Time),
 	}
 	var err error
 	switch cl.method {
@@ -135,10 +135,22 @@ func (c *Clients) GitCredentials(ctx context.Context, installation int64) (usern
 		return "", "", fmt.Errorf("getting a token for installation %d: %w", installation, err)
 	}
 	c.mu.Lock()
-	c.issued[token] = true
+	now := time.Now()
+	if _, ok := c.issued[token]; !ok {
+		c.issued[token] = now
+	}
+	for t, at := range c.issued {
+		if now.Sub(at) > tokenMemory {
+			delete(c.issued, t) // expired long ago: nothing can still print it
+		}
+	}
 	c.mu.Unlock()
 	return gitTokenUsername, token, nil
 }
+
+// tokenMemory is how long an installation token is kept for masking after
+// it was first handed out: twice its one-hour life.
+const tokenMemory = 2 * time.Hour
 
 // App returns the client authenticated as the GitHub App itself (a JWT), for
 // the few calls made as the App, such as listing its installations; it is
