@@ -78,30 +78,11 @@ func (b *Bus) callContext(ctx context.Context) (context.Context, context.CancelF
 }
 
 func (e PullEvent) validate() error {
-	var errs []error
-	if e.Repo.Owner == "" || e.Repo.Name == "" {
-		errs = append(errs, fmt.Errorf("repository %q: %w", e.Repo.FullName(), ErrInvalidEvent))
-	}
-	if e.Number < 1 {
-		errs = append(errs, fmt.Errorf("pull number %d: %w", e.Number, ErrInvalidEvent))
-	}
-	if e.HeadSHA == "" {
-		errs = append(errs, fmt.Errorf("empty head sha: %w", ErrInvalidEvent))
-	}
-	return errors.Join(errs...)
+	return checkBuildKey(e.Repo, e.Number, e.HeadSHA)
 }
 
 func (j TestJob) validate() error {
-	var errs []error
-	if j.Repo.Owner == "" || j.Repo.Name == "" {
-		errs = append(errs, fmt.Errorf("repository %q: %w", j.Repo.FullName(), ErrInvalidEvent))
-	}
-	if j.Number < 1 {
-		errs = append(errs, fmt.Errorf("pull number %d: %w", j.Number, ErrInvalidEvent))
-	}
-	if j.HeadSHA == "" {
-		errs = append(errs, fmt.Errorf("empty head sha: %w", ErrInvalidEvent))
-	}
+	errs := []error{checkBuildKey(j.Repo, j.Number, j.HeadSHA)}
 	if j.Build < 1 {
 		errs = append(errs, fmt.Errorf("build %d: %w", j.Build, ErrInvalidEvent))
 	}
