@@ -77,14 +77,13 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	secrets := clients.Secrets()
 	s.handlers, err = worker.New(worker.Options{
 		Workspace: ws,
 		Evaluator: &pipeline.Evaluator{Python: python},
 		Runner: &pipeline.Runner{
 			LogLimit:       opts.LogLimit,
 			DefaultTimeout: opts.TestTimeout,
-			Secrets:        secrets,
+			SecretsFrom:    clients.Secrets,
 		},
 		GitHub:         installations{clients},
 		Queue:          s.bus,

@@ -124,6 +124,10 @@ type Runner struct {
 	// of BaseEnv's variables named like credentials (…TOKEN, …SECRET,
 	// …PASSWORD and the like), in case a test finds them anyway.
 	Secrets []string
+	// SecretsFrom, when set, is asked at the start of every attempt for
+	// more secrets to mask: credentials issued while the worker runs, such
+	// as GitHub App installation tokens.
+	SecretsFrom func() []string
 	// KillGrace is how long a process group has between SIGTERM and
 	// SIGKILL, and how long output is still read from processes that left
 	// the group; zero means DefaultKillGrace.
@@ -165,6 +169,9 @@ func (r *Runner) attempt(ctx context.Context, a Attempt, w io.Writer, end logEnd
 		base = os.Environ()
 	}
 	secrets := append(credentialValues(base), r.Secrets...)
+	if r.SecretsFrom != nil {
+		secrets = append(secrets, r.SecretsFrom()...)
+	}
 	now := r.clock()
 	start := now()
 	log := newLogWriter(w, end.last)

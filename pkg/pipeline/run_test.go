@@ -390,3 +390,17 @@ func TestRunnerMasksWorkerCredentialsATestFinds(t *testing.T) {
 		t.Errorf("output = %q, want the token masked", got)
 	}
 }
+
+func TestRunnerMasksSecretsIssuedWhileItRuns(t *testing.T) {
+	t.Parallel()
+	issued := []string{}
+	r := &Runner{SecretsFrom: func() []string { return issued }}
+	issued = append(issued, "ghs_installation1") // a token handed out after the runner was made
+	res, log := runOK(t, r, attemptIn(t, "echo ghs_installation1"))
+	if res.Outcome != Passed {
+		t.Fatalf("result = %v", res)
+	}
+	if strings.Contains(log, "ghs_installation1") || outputOf(t, log) != "***\n" {
+		t.Errorf("issued secret not masked:\n%s", log)
+	}
+}
