@@ -12,15 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// BuildNumberer is what handle_pull needs to number builds; reconcile needs
-// only BuildOf.
-type BuildNumberer interface {
-	ClaimBuild(ctx context.Context, repo Repo, pull int, sha string, rebuild bool) (build int, fresh bool, err error)
-	BuildOf(ctx context.Context, repo Repo, pull int, sha string) (build int, ok bool, err error)
-}
-
-var _ BuildNumberer = (*Bus)(nil)
-
 // claimAttempts bounds compare-and-set retries in ClaimBuild. Each retry
 // means another box claimed a build of the same pull request in between;
 // a hundred in a row means something is wrong.
@@ -30,9 +21,8 @@ const claimAttempts = 100
 // counter and the head commits built, so that one compare-and-set covers
 // "is this commit built?" and "take the next number".
 type pullRecord struct {
-	Last    int            `json:"last"`
-	LastSHA string         `json:"last_sha,omitempty"`
-	SHAs    map[string]int `json:"shas"`
+	Last int            `json:"last"`
+	SHAs map[string]int `json:"shas"`
 	// Claims says, per head commit, which message claimed its latest build
 	// and whether that build's tests are all queued.
 	Claims map[string]shaClaim `json:"claims,omitempty"`
@@ -97,7 +87,6 @@ func (b *Bus) ClaimBuildFor(ctx context.Context, repo Repo, pull int, sha, claim
 			}
 		}
 		rec.Last++
-		rec.LastSHA = sha
 		rec.SHAs[sha] = rec.Last
 		rec.Claims[sha] = shaClaim{By: claimant}
 		err = b.storePull(ctx, key, rec, rev)
@@ -157,20 +146,6 @@ func (b *Bus) BuildOf(ctx context.Context, repo Repo, pull int, sha string) (bui
 	}
 	build, ok = rec.SHAs[sha]
 	return build, ok, nil
-}
-
-// LatestBuild returns the pull request's most recent build number and the
-// head commit it built; build is 0 when the pull request has none. A job
-// of an older build may be dropped as stale.
-func (b *Bus) LatestBuild(ctx context.Context, repo Repo, pull int) (build int, sha string, err error) {
-	if err := checkBuildKey(repo, pull, "-"); err != nil {
-		return 0, "", err
-	}
-	rec, _, err := b.loadPull(ctx, pullKey(repo, pull))
-	if err != nil {
-		return 0, "", fmt.Errorf("looking up latest build of %s#%d: %w", repo.FullName(), pull, err)
-	}
-	return rec.Last, rec.LastSHA, nil
 }
 
 func checkBuildKey(repo Repo, pull int, sha string) error {

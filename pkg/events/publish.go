@@ -9,23 +9,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// PullPublisher is what the receiver and reconcile need of the Bus.
-type PullPublisher interface {
-	// PublishPull returns nil once JetStream has stored the event.
-	PublishPull(ctx context.Context, ev PullEvent) error
-}
-
-// TestPublisher is what handle_pull and the retry logic need of the Bus.
-type TestPublisher interface {
-	// PublishTest returns nil once JetStream has stored the job.
-	PublishTest(ctx context.Context, job TestJob) error
-}
-
-var (
-	_ PullPublisher = (*Bus)(nil)
-	_ TestPublisher = (*Bus)(nil)
-)
-
 // ErrInvalidEvent is returned for an event or job missing what every
 // consumer needs (repository, pull number, head sha, ...); publishing it
 // would only make a worker terminate it.
