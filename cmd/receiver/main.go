@@ -9,10 +9,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/yourci/yourci/pkg/envflag"
 )
 
 func main() {
@@ -36,7 +37,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		fmt.Fprintf(stderr, "receiver: invalid configuration:\n%v\n", err)
 		return 2
 	}
-	log := newLogger(opts.JSONLog, stderr)
+	log := envflag.NewLogger(opts.JSONLog, stderr)
 	r, err := New(ctx, opts, log)
 	if err != nil {
 		log.Error("starting receiver", "err", err)
@@ -48,11 +49,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 1
 	}
 	return 0
-}
-
-func newLogger(json bool, w io.Writer) *slog.Logger {
-	if json {
-		return slog.New(slog.NewJSONHandler(w, nil))
-	}
-	return slog.New(slog.NewTextHandler(w, nil))
 }

@@ -74,8 +74,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("publish-timeout", "YCI_PUBLISH_TIMEOUT")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight deliveries may finish after SIGTERM")
 	fs.Env("shutdown-timeout", "YCI_SHUTDOWN_TIMEOUT")
-	fs.BoolVar(&o.JSONLog, "json-log", false, "log JSON lines instead of text")
-	fs.Env("json-log", "YCI_JSON_LOG")
+	fs.JSONLogVar(&o.JSONLog)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()

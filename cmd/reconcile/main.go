@@ -11,10 +11,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/yourci/yourci/pkg/envflag"
 )
 
 func main() {
@@ -38,7 +39,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "reconcile: invalid configuration:\n%v\n", err)
 		return exitUsage
 	}
-	log := newLogger(opts.JSONLog, stderr)
+	log := envflag.NewLogger(opts.JSONLog, stderr)
 	r, err := Open(ctx, opts, log, stdout)
 	if err != nil {
 		log.Error("starting reconcile", "err", err)
@@ -55,11 +56,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Error("reconcile did not finish everything", "err", err, "exit", status)
 	}
 	return status
-}
-
-func newLogger(json bool, w io.Writer) *slog.Logger {
-	if json {
-		return slog.New(slog.NewJSONHandler(w, nil))
-	}
-	return slog.New(slog.NewTextHandler(w, nil))
 }

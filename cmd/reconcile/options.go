@@ -102,8 +102,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("running-window", "YCI_RUNNING_WINDOW")
 	fs.StringVar(&o.MetricsFile, "metrics-file", "", "write the sweep's results as Prometheus metrics to `FILE` (node_exporter's textfile collector)")
 	fs.Env("metrics-file", "YCI_RECONCILE_METRICS_FILE")
-	fs.BoolVar(&o.JSONLog, "json-log", false, "log JSON lines instead of text")
-	fs.Env("json-log", "YCI_JSON_LOG")
+	fs.JSONLogVar(&o.JSONLog)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()

@@ -9,10 +9,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/yourci/yourci/pkg/envflag"
 )
 
 func main() {
@@ -36,7 +37,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "worker: invalid configuration:\n%v\n", err)
 		return 2
 	}
-	log := newLogger(opts.JSONLog, stderr)
+	log := envflag.NewLogger(opts.JSONLog, stderr)
 	if opts.Local != "" {
 		return runLocal(ctx, opts, stdout, stderr)
 	}
@@ -51,11 +52,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 	return 0
-}
-
-func newLogger(json bool, w io.Writer) *slog.Logger {
-	if json {
-		return slog.New(slog.NewJSONHandler(w, nil))
-	}
-	return slog.New(slog.NewTextHandler(w, nil))
 }

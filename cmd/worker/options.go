@@ -92,8 +92,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("ack-wait", "YCI_ACK_WAIT")
 	fs.BoolVar(&o.KeepSuperseded, "keep-superseded", false, "finish the tests of a commit a newer push replaced, instead of dropping and stopping them")
 	fs.Env("keep-superseded", "YCI_KEEP_SUPERSEDED")
-	fs.BoolVar(&o.JSONLog, "json-log", false, "log JSON lines instead of text")
-	fs.Env("json-log", "YCI_JSON_LOG")
+	fs.JSONLogVar(&o.JSONLog)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
