@@ -37,7 +37,7 @@ var buildPage = template.Must(template.New("build").Funcs(funcs).Parse(`<!DOCTYP
 <td><span id="state-{{.Name}}" class="state {{.State}}">{{.State}}{{if .Flaky}} (flaky){{end}}</span><br><small id="desc-{{.Name}}">{{.Description}}</small></td>
 <td>{{len .Attempts}}{{if .MaxAttempts}} of {{.MaxAttempts}}{{end}}
 {{- range .Attempts}}<br><small>#{{.Number}} {{if .Outcome}}{{.Outcome}} in {{duration .Duration}}{{else}}started {{time .Start}}{{end}}</small>{{end}}</td>
-<td>{{duration .Total}}</td>
+<td>{{if .Total}}{{duration .Total}}{{else}}–{{end}}</td>
 <td><a href="{{.Log}}">out.txt</a></td>
 </tr>
 {{- end}}
