@@ -194,7 +194,7 @@ func TestNewCommitSupersedesQueuedTests(t *testing.T) {
 	names := []string{"first", "second", "third"}
 	n, old := s.openPull(map[string]string{".yci.py": yciPy(names, 0, 0), "test.sh": s.script("wait_release\necho done")})
 	s.waitRunning(old, "first")
-	s.waitStatuses(old, "all queued", func(m map[string]github.RepoStatus) bool { return len(m) == len(names) })
+	s.waitStatuses(old, "all queued", func(m map[string]github.RepoStatus) bool { return testContexts(m) == len(names) })
 
 	newer := s.push(n)
 	s.release()

@@ -21,7 +21,7 @@ func TestNATSRestartLosesNothing(t *testing.T) {
 	w := s.startWorker("worker", "YCI_JOBS=1")
 	names := []string{"t1", "t2", "t3", "t4"}
 	n, sha := s.openPull(map[string]string{".yci.py": yciPy(names, 0, 0), "test.sh": s.script("sleep 1\necho done")})
-	s.waitStatuses(sha, "all queued", func(m map[string]github.RepoStatus) bool { return len(m) == len(names) })
+	s.waitStatuses(sha, "all queued", func(m map[string]github.RepoStatus) bool { return testContexts(m) == len(names) })
 	s.waitRunning(sha, "t1")
 
 	s.restartNATS(500 * time.Millisecond)
