@@ -178,6 +178,7 @@ echo "passed this time"`
 	if got := len(s.starts(sha, "flaky")); got != 2 {
 		t.Errorf("test started %d times, want 2", got)
 	}
+	checkSummaryAndPage(t, s, w, n, sha, "success: 1 passed (1 flaky) of 1")
 }
 
 func TestDuplicateEventsBuildOnce(t *testing.T) {
