@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -126,4 +127,25 @@ func TestBuildRecord(t *testing.T) {
 			}
 		})
 	})
+}
+
+// BenchmarkUpdateBuild is one test's change of state in the record of a
+// 20-test build: read, change, compare-and-set, on file storage.
+func BenchmarkUpdateBuild(b *testing.B) {
+	bus := benchBus(b)
+	ctx := context.Background()
+	key := events.BuildKey{Repo: events.Repo{Owner: "o", Name: "r"}, Pull: 1, Build: 1}
+	i := 0
+	for b.Loop() {
+		name := fmt.Sprintf("t%d", i%20)
+		i++
+		_, err := bus.UpdateBuild(ctx, key, func(r *events.BuildRecord) error {
+			t := r.AddTest(name)
+			t.Attempts = append(t.Attempts[:min(len(t.Attempts), 2)], events.AttemptRecord{Number: len(t.Attempts) + 1})
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
 }
