@@ -216,7 +216,8 @@ func TestNewCommitSupersedesQueuedTests(t *testing.T) {
 	}
 	st := final["yci/first"]
 	t.Logf("the old head's running test ended %s %q", st.GetState(), st.GetDescription())
-	for c, st := range s.waitFinal(newer, contexts(names...)...) {
+	// The summary yci too: it is final once every test is.
+	for c, st := range s.waitFinal(newer, append(contexts(names...), "yci")...) {
 		if st.GetState() != "success" {
 			t.Errorf("%s of the new head: %s %q, want success", c, st.GetState(), st.GetDescription())
 		}

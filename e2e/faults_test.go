@@ -99,7 +99,8 @@ func TestTwoWorkersShareTheWork(t *testing.T) {
 	names := []string{"a", "b", "c", "d", "e", "f"}
 	n, sha := s.openPull(map[string]string{".yci.py": yciPy(names, 0, 0), "test.sh": s.script("sleep 1\necho done")})
 
-	for c, st := range s.waitFinal(sha, contexts(names...)...) {
+	// The summary yci too: it is final once every test is.
+	for c, st := range s.waitFinal(sha, append(contexts(names...), "yci")...) {
 		if st.GetState() != "success" {
 			t.Errorf("%s: %s %q, want success", c, st.GetState(), st.GetDescription())
 		}
