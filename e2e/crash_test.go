@@ -194,7 +194,7 @@ func TestNewCommitSupersedesQueuedTests(t *testing.T) {
 	names := []string{"first", "second", "third"}
 	n, old := s.openPull(map[string]string{".yci.py": yciPy(names, 0, 0), "test.sh": s.script("wait_release\necho done")})
 	s.waitRunning(old, "first")
-	s.waitStatuses(old, "all queued", func(m map[string]github.RepoStatus) bool { return len(m) == len(names) })
+	s.waitStatuses(old, "all queued", func(m map[string]github.RepoStatus) bool { return testContexts(m) == len(names) })
 
 	newer := s.push(n)
 	s.release()
@@ -216,7 +216,8 @@ func TestNewCommitSupersedesQueuedTests(t *testing.T) {
 	}
 	st := final["yci/first"]
 	t.Logf("the old head's running test ended %s %q", st.GetState(), st.GetDescription())
-	for c, st := range s.waitFinal(newer, contexts(names...)...) {
+	// The summary yci too: it is final once every test is.
+	for c, st := range s.waitFinal(newer, append(contexts(names...), "yci")...) {
 		if st.GetState() != "success" {
 			t.Errorf("%s of the new head: %s %q, want success", c, st.GetState(), st.GetDescription())
 		}

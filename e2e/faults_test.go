@@ -21,7 +21,7 @@ func TestNATSRestartLosesNothing(t *testing.T) {
 	w := s.startWorker("worker", "YCI_JOBS=1")
 	names := []string{"t1", "t2", "t3", "t4"}
 	n, sha := s.openPull(map[string]string{".yci.py": yciPy(names, 0, 0), "test.sh": s.script("sleep 1\necho done")})
-	s.waitStatuses(sha, "all queued", func(m map[string]github.RepoStatus) bool { return len(m) == len(names) })
+	s.waitStatuses(sha, "all queued", func(m map[string]github.RepoStatus) bool { return testContexts(m) == len(names) })
 	s.waitRunning(sha, "t1")
 
 	s.restartNATS(500 * time.Millisecond)
@@ -99,7 +99,8 @@ func TestTwoWorkersShareTheWork(t *testing.T) {
 	names := []string{"a", "b", "c", "d", "e", "f"}
 	n, sha := s.openPull(map[string]string{".yci.py": yciPy(names, 0, 0), "test.sh": s.script("sleep 1\necho done")})
 
-	for c, st := range s.waitFinal(sha, contexts(names...)...) {
+	// The summary yci too: it is final once every test is.
+	for c, st := range s.waitFinal(sha, append(contexts(names...), "yci")...) {
 		if st.GetState() != "success" {
 			t.Errorf("%s: %s %q, want success", c, st.GetState(), st.GetDescription())
 		}

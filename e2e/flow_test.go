@@ -53,9 +53,10 @@ func checkMatrixFlow(t *testing.T, s *stack) {
 echo "all good"`
 	n, sha := s.openPull(map[string]string{".yci.py": seedMatrix, "test.sh": s.script(body)})
 	final := s.waitFinal(sha, contexts(seedNames...)...)
-	if len(final) != len(seedNames) {
-		t.Errorf("statuses for %d contexts, want %d:\n%s", len(final), len(seedNames), s.history(sha))
+	if testContexts(final) != len(seedNames) {
+		t.Errorf("statuses for %d test contexts, want %d:\n%s", testContexts(final), len(seedNames), s.history(sha))
 	}
+	checkSummaryAndPage(t, s, w, n, sha, "failure: 3 passed, 1 failed of 4")
 	build := filepath.Join(owner, repoName, "pulls", strconv.Itoa(n), "1")
 	for _, name := range seedNames {
 		t.Run(name, func(t *testing.T) {
@@ -177,6 +178,7 @@ echo "passed this time"`
 	if got := len(s.starts(sha, "flaky")); got != 2 {
 		t.Errorf("test started %d times, want 2", got)
 	}
+	checkSummaryAndPage(t, s, w, n, sha, "success: 1 passed (1 flaky) of 1")
 }
 
 func TestDuplicateEventsBuildOnce(t *testing.T) {

@@ -2,12 +2,15 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -187,6 +190,9 @@ func (d *demo) summary(gh *fakegithub.Server, sha string) {
 		s := latest[c]
 		d.say("  %-12s %-8s %-40s %s", c, s.GetState(), s.GetDescription(), s.GetTargetURL())
 	}
+	if s, ok := latest["yci"]; ok {
+		d.say("\nbuild page: %s", s.GetTargetURL())
+	}
 }
 
 func sortedKeys(m map[string]github.RepoStatus) []string {
@@ -198,7 +204,7 @@ func sortedKeys(m map[string]github.RepoStatus) []string {
 	return keys
 }
 
-// serveLogs serves the workspace's out.txt logs (and nothing else) the way
+// serveLogs serves the workspace's out.txt logs and pages (and nothing else) the way
 // deploy/nginx/yourci.conf does in production.
 func (d *demo) serveLogs(workspace string) (io.Closer, string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -206,12 +212,24 @@ func (d *demo) serveLogs(workspace string) (io.Closer, string, error) {
 		return nil, "", err
 	}
 	files := http.FileServer(http.Dir(workspace))
+	types := map[string]string{"/out.txt": "text/plain; charset=utf-8", "/index.html": "text/html; charset=utf-8", "/build.json": "application/json"}
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasSuffix(r.URL.Path, "/out.txt") || strings.Contains(r.URL.Path, "/source/") || strings.Contains(r.URL.Path, "/.") {
+		ctype := types[r.URL.Path[strings.LastIndex(r.URL.Path, "/"):]]
+		if ctype == "" || strings.Contains(r.URL.Path, "/source/") || strings.Contains(r.URL.Path, "/.") {
 			http.NotFound(w, r)
 			return
 		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Content-Type", ctype)
+		if strings.HasSuffix(r.URL.Path, "/index.html") {
+			// FileServer would redirect to the directory, which is not served.
+			page, err := os.ReadFile(filepath.Join(workspace, filepath.FromSlash(path.Clean(r.URL.Path))))
+			if err != nil {
+				http.NotFound(w, r)
+				return
+			}
+			http.ServeContent(w, r, "index.html", time.Time{}, bytes.NewReader(page))
+			return
+		}
 		files.ServeHTTP(w, r)
 	})}
 	go func() {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -29,8 +30,13 @@ func TestDemoRunsTheWholeSystem(t *testing.T) {
 		t.Fatalf("demo exited %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr.String())
 	}
 	final := out[strings.Index(out, "final statuses"):]
-	if n := strings.Count(final, " success "); n != 4 {
-		t.Errorf("final statuses show %d successes, want 4:\n%s", n, final)
+	// Four tests and the summary yci, which links to the build page.
+	if n := strings.Count(final, " success "); n != 5 {
+		t.Errorf("final statuses show %d successes, want 5:\n%s", n, final)
+	}
+	summary := regexp.MustCompile(`yci +success +4 passed \(1 flaky\) of 4 +(http://\S+/index\.html)\n`).FindStringSubmatch(final)
+	if summary == nil || !strings.Contains(final, "build page: "+summary[1]) {
+		t.Errorf("no successful summary linking to the build page, or the page's address is not printed:\n%s", final)
 	}
 	for _, want := range []string{"while the test runs: text/plain; charset=utf-8", "| step 1", "retrying in", "webhook: synchronize"} {
 		if !strings.Contains(out, want) {

@@ -94,6 +94,7 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 		Policy:         policy,
 		ApprovalLabel:  opts.ApprovalLabel,
 		KeepSuperseded: opts.KeepSuperseded,
+		Records:        s.bus,
 	})
 	if err != nil {
 		return nil, err

@@ -133,13 +133,16 @@ func ValidateRepo(repo string) error {
 // ValidateTestName accepts a test configuration's name as used for its
 // directory, log symlink and status context: 1 to 128 letters, digits, '.',
 // '_' and '-', not starting with '.' or '-', and not "source", which is the
-// build's checkout.
+// build's checkout, nor "index.html" or "build.json", the build's page.
 func ValidateTestName(name string) error {
 	if strings.HasPrefix(name, ".") {
 		return fmt.Errorf("test name %q: %w: starts with a dot", name, ErrInvalid)
 	}
 	if name == "source" {
 		return fmt.Errorf("test name %q: %w: reserved for the build's checkout", name, ErrInvalid)
+	}
+	if name == "index.html" || name == "build.json" {
+		return fmt.Errorf("test name %q: %w: reserved for the build's page", name, ErrInvalid)
 	}
 	if err := checkName(name, 128, "._-"); err != nil {
 		return fmt.Errorf("test name %q: %w", name, err)

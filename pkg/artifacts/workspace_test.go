@@ -134,6 +134,8 @@ func TestValidationRefusesHostileNames(t *testing.T) {
 		{"owner_with_a_dot", ValidateOwner, "a.b"},
 		{"owner_with_an_underscore", ValidateOwner, "a_b"},
 		{"test_name_source_is_the_checkout", ValidateTestName, "source"},
+		{"test_name_index_html_is_the_build_page", ValidateTestName, "index.html"},
+		{"test_name_build_json_is_the_build_state", ValidateTestName, "build.json"},
 		{"test_name_with_a_leading_dot", ValidateTestName, ".hidden"},
 	}
 	for _, tt := range extra {

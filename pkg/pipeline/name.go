@@ -19,7 +19,8 @@ const reservedName = "source"
 // context (yci/<name>), a directory beside the build's source/ and part of a
 // symlink's file name, so it must be one safe path element. A valid name is
 // 1 to MaxNameLength bytes of [A-Za-z0-9._-], does not start with '.' or '-',
-// and is not "source" in any case. Errors wrap ErrInvalidName. Safe for
+// is not "source" in any case, and is not "index.html" or "build.json",
+// the build page's files beside the tests' directories. Errors wrap ErrInvalidName. Safe for
 // concurrent use.
 func ValidateName(name string) error {
 	switch {
@@ -38,6 +39,8 @@ func ValidateName(name string) error {
 		return fmt.Errorf("%w %q: it must not start with %q", ErrInvalidName, name, name[0])
 	case strings.EqualFold(name, reservedName):
 		return fmt.Errorf("%w %q: it is reserved for the build's checkout", ErrInvalidName, name)
+	case name == "index.html" || name == "build.json":
+		return fmt.Errorf("%w %q: it is reserved for the build's page", ErrInvalidName, name)
 	}
 	return nil
 }

@@ -31,6 +31,8 @@ func TestValidateName(t *testing.T) {
 		{"too_long", strings.Repeat("a", MaxNameLength+1), "101 bytes long"},
 		{"checkout_directory", "source", "reserved"},
 		{"checkout_directory_any_case", "Source", "reserved"},
+		{"build_page", "index.html", "reserved for the build's page"},
+		{"build_page_state", "build.json", "reserved for the build's page"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -97,6 +97,7 @@ func (w *Worker) queueBuild(ctx context.Context, log *slog.Logger, inst Installa
 	} else if err != nil {
 		return fmt.Errorf("evaluating .yci.py: %w", err)
 	} else {
+		w.recordQueued(ctx, log, rep, pr, b, ev.HeadSHA, tests)
 		err = w.queueTests(ctx, rep, ev, b, tests, !claim.Fresh)
 	}
 	if err != nil {

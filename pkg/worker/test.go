@@ -65,6 +65,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 		if pr.GetHead().GetSHA() != job.HeadSHA && pr.GetState() == "open" {
 			st.Description = status.Superseded(pr.GetHead().GetSHA())
 		}
+		defer w.track(ctx, rep, job, events.TestErrored, st, nil)
 		return rep.Set(ctx, st)
 	}
 
@@ -73,6 +74,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	if errors.As(err, &perm) {
 		// The job ends here: its status must say so, not stay pending.
 		st.State, st.Description = status.Error, status.Errored("cannot prepare the test: "+withoutPaths(err))
+		defer w.track(ctx, rep, job, events.TestErrored, st, nil)
 		if serr := rep.Set(ctx, st); serr != nil {
 			return fmt.Errorf("%w (and setting its error status: %w)", err, serr)
 		}
@@ -85,6 +87,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	if err := rep.Set(ctx, st); err != nil {
 		return fmt.Errorf("setting running status: %w", err)
 	}
+	w.track(ctx, rep, job, events.TestRunning, st, nil)
 	return w.runAttempt(ctx, runCtx, log, rep, st, job, pipeline.Attempt{
 		Test: t, Number: job.Attempt, Dir: work, LogPath: logPath, Facts: facts(job),
 	})
@@ -101,6 +104,7 @@ func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *
 	if isStale {
 		log.Info("stopped test", "reason", stopped.reason)
 		st.State, st.Description = status.Error, status.Errored("stopped: "+stopped.reason)
+		defer w.track(ctx, rep, job, events.TestErrored, st, nil)
 		return rep.Set(ctx, st)
 	}
 	if ctx.Err() != nil {
@@ -110,6 +114,7 @@ func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *
 		if err := rep.Set(context.WithoutCancel(ctx), st); err != nil {
 			log.Warn("setting requeued status", "err", err)
 		}
+		w.track(context.WithoutCancel(ctx), rep, job, events.TestQueued, st, nil)
 		return ctx.Err()
 	}
 	if runErr != nil {
@@ -132,6 +137,7 @@ func (w *Worker) reportAttempt(ctx context.Context, rep *status.Reporter, st sta
 		if err := rep.Set(ctx, st); err != nil {
 			return fmt.Errorf("setting retrying status: %w", err)
 		}
+		w.track(ctx, rep, job, events.TestRetrying, st, &res)
 		if err := w.opts.Queue.PublishTest(ctx, next); err != nil {
 			return fmt.Errorf("queuing attempt %d: %w", next.Attempt, err)
 		}
@@ -148,6 +154,7 @@ func (w *Worker) reportAttempt(ctx context.Context, rep *status.Reporter, st sta
 	default:
 		st.State, st.Description = status.Error, status.Errored(res.Reason)
 	}
+	defer w.track(ctx, rep, job, finalState(st.State), st, &res)
 	return w.reportFinal(ctx, rep, st, job)
 }
 
@@ -222,11 +229,13 @@ func (w *Worker) abandonTest(ctx context.Context, log *slog.Logger, job events.T
 	}
 	b := build(job.Repo, job.Number, job.Build)
 	log.Error("giving up on test", "deliveries", delivered)
-	return w.reporter(inst, log).Set(ctx, status.Status{
+	rep, st := w.reporter(inst, log), status.Status{
 		Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Test: job.Test.Name, State: status.Error,
 		Description: status.Errored(fmt.Sprintf("attempt %d was lost %d times (worker crashed or stopped)", job.Attempt, delivered)),
 		TargetURL:   w.logURL(b, job.Test.Name),
-	})
+	}
+	defer w.track(ctx, rep, job, events.TestErrored, st, nil)
+	return rep.Set(ctx, st)
 }
 
 // facts are the YCI_* variables a test can read about itself.

@@ -75,6 +75,9 @@ type Options struct {
 	// default the tests of a head that a newer commit replaced are dropped
 	// (queued) or stopped (running), to spend no hours on stale commits.
 	KeepSuperseded bool
+	// Records, when set, keeps each build's record, from which the worker
+	// writes the build and repository pages and the `yci` summary status.
+	Records BuildRecords
 }
 
 // Worker handles deliveries of handle_pull and handle_test. Its methods may
@@ -84,6 +87,7 @@ type Worker struct {
 	log     *slog.Logger
 	trust   trustCache
 	running runningTests
+	books   bookkeeper
 }
 
 // New checks that every part is there.

@@ -1,0 +1,61 @@
+package e2e
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-github/v88/github"
+)
+
+// testContexts counts the per-test contexts (yci/<name>) among m, leaving
+// out the summary context yci.
+func testContexts(m map[string]github.RepoStatus) int {
+	n := 0
+	for c := range m {
+		if strings.HasPrefix(c, "yci/") {
+			n++
+		}
+	}
+	return n
+}
+
+// checkSummaryAndPage checks the summary status of build 1 of pull n at
+// sha: pending first, then final as want ("state: description"), always
+// linking to the build page; and that the page served there lists every
+// test with its final state.
+func checkSummaryAndPage(t *testing.T, s *stack, w *worker, n int, sha, want string) {
+	t.Helper()
+	final := s.waitStatuses(sha, "a final summary", func(m map[string]github.RepoStatus) bool {
+		st, ok := m["yci"]
+		return ok && st.GetState() != "pending"
+	})
+	pageURL := w.httpRoot + owner + "/" + repoName + "/pulls/" + strconv.Itoa(n) + "/1/index.html"
+	t.Run("summary_goes_pending_then_final_with_counts", func(t *testing.T) {
+		history := s.descriptions(sha, "yci")
+		if len(history) < 2 || !strings.HasPrefix(history[0], "pending: ") || history[len(history)-1] != want {
+			t.Errorf("summary history:\n  %s\nwant pending first and %q last", strings.Join(history, "\n  "), want)
+		}
+		for _, st := range s.gh.Statuses(owner, repoName, sha) {
+			if st.GetContext() == "yci" && st.GetTargetURL() != pageURL {
+				t.Errorf("summary %q links to %q, want the build page %q", st.GetDescription(), st.GetTargetURL(), pageURL)
+			}
+		}
+		if st := final["yci"]; st.GetTargetURL() != pageURL {
+			t.Errorf("final summary links to %q", st.GetTargetURL())
+		}
+	})
+	t.Run("build_page_lists_every_test", func(t *testing.T) {
+		page := fetch(t, pageURL)
+		for c, st := range final {
+			name, ok := strings.CutPrefix(c, "yci/")
+			if !ok {
+				continue
+			}
+			state := map[string]string{"success": "passed", "failure": "failed", "error": "error"}[st.GetState()]
+			if !strings.Contains(page, `<span id="state-`+name+`" class="state `+state+`">`) {
+				t.Errorf("build page does not show %s as %s:\n%s", name, state, page)
+			}
+		}
+	})
+}

@@ -1,0 +1,296 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestState is where one test of a build stands, as its build record keeps
+// it. The three final states are Passed, Failed and Errored.
+type TestState string
+
+// The states of a test in a build record.
+const (
+	TestQueued   TestState = "queued"
+	TestRunning  TestState = "running"
+	TestRetrying TestState = "retrying" // an attempt failed; the next one waits
+	TestPassed   TestState = "passed"
+	TestFailed   TestState = "failed"
+	TestErrored  TestState = "error"
+)
+
+// Final reports whether s is an end state: the test will not change again
+// unless it is run anew.
+func (s TestState) Final() bool {
+	return s == TestPassed || s == TestFailed || s == TestErrored
+}
+
+// AttemptRecord is one run of a test.
+type AttemptRecord struct {
+	Number int       `json:"number"`
+	Start  time.Time `json:"start"`
+	// Duration and Outcome are set when the attempt ended; an empty
+	// Outcome means it is running (or its worker died).
+	Duration time.Duration `json:"duration,omitempty"`
+	Outcome  string        `json:"outcome,omitempty"`
+}
+
+// TestRecord is one test of a build: its state and every attempt so far.
+type TestRecord struct {
+	Name  string    `json:"name"`
+	State TestState `json:"state"`
+	// Description is the test's latest status description.
+	Description string `json:"description,omitempty"`
+	// MaxAttempts is how many attempts the test may have (retries + 1).
+	MaxAttempts int             `json:"max_attempts,omitempty"`
+	Attempts    []AttemptRecord `json:"attempts,omitempty"`
+	// LogURL is where the test's log is served by the box that ran it
+	// last; empty when that box serves none.
+	LogURL string `json:"log_url,omitempty"`
+	// Flaky says the test passed after a failed attempt.
+	Flaky   bool      `json:"flaky,omitempty"`
+	Updated time.Time `json:"updated"`
+}
+
+// Latest returns the test's latest attempt, or nil before the first.
+func (t *TestRecord) Latest() *AttemptRecord {
+	if len(t.Attempts) == 0 {
+		return nil
+	}
+	return &t.Attempts[len(t.Attempts)-1]
+}
+
+// BuildKey names one build of a pull request.
+type BuildKey struct {
+	Repo  Repo `json:"repo"`
+	Pull  int  `json:"pull"`
+	Build int  `json:"build"`
+}
+
+// Validate refuses a key that names no build.
+func (k BuildKey) Validate() error {
+	var errs []error
+	if k.Repo.Owner == "" || k.Repo.Name == "" {
+		errs = append(errs, fmt.Errorf("repository %q: %w", k.Repo.FullName(), ErrInvalidEvent))
+	}
+	if k.Pull < 1 {
+		errs = append(errs, fmt.Errorf("pull number %d: %w", k.Pull, ErrInvalidEvent))
+	}
+	if k.Build < 1 {
+		errs = append(errs, fmt.Errorf("build number %d: %w", k.Build, ErrInvalidEvent))
+	}
+	return errors.Join(errs...)
+}
+
+// String is "owner/repo#pull/build", for logs and errors.
+func (k BuildKey) String() string {
+	return k.Repo.FullName() + "#" + strconv.Itoa(k.Pull) + "/" + strconv.Itoa(k.Build)
+}
+
+// recordKey is the key-value key of a build record:
+// build.<owner>.<repo>.<pull>.<build>, names encoded.
+func recordKey(k BuildKey) string {
+	return recordPrefix(k.Repo) + strconv.Itoa(k.Pull) + "." + strconv.Itoa(k.Build)
+}
+
+func recordPrefix(repo Repo) string { return "build." + repoTokens(repo) + "." }
+
+// BuildRecord is what YourCI knows of one build: its head commit and every
+// test with its state and attempts. Tests of one build run on several
+// boxes, so it lives in the key-value bucket and changes only through
+// UpdateBuild's compare-and-set.
+type BuildRecord struct {
+	Version int      `json:"v"`
+	Key     BuildKey `json:"key"`
+	SHA     string   `json:"sha"`
+	// Title and Branch describe the pull request as its author wrote
+	// them: untrusted text, to be escaped wherever it is shown.
+	Title  string `json:"title,omitempty"`
+	Branch string `json:"branch,omitempty"`
+	// Closed says the pull request was closed after this build.
+	Closed bool `json:"closed,omitempty"`
+	// Tests are in the order .yci.py yielded them.
+	Tests   []TestRecord `json:"tests"`
+	Created time.Time    `json:"created"`
+	Updated time.Time    `json:"updated"`
+	// Revision is the record's revision in the bucket, 0 before it is
+	// stored. Revisions of one record only grow.
+	Revision uint64 `json:"-"`
+}
+
+// Test returns the test called name, or nil.
+func (r *BuildRecord) Test(name string) *TestRecord {
+	for i := range r.Tests {
+		if r.Tests[i].Name == name {
+			return &r.Tests[i]
+		}
+	}
+	return nil
+}
+
+// AddTest returns the test called name, appending it queued when the
+// record has none.
+func (r *BuildRecord) AddTest(name string) *TestRecord {
+	if t := r.Test(name); t != nil {
+		return t
+	}
+	r.Tests = append(r.Tests, TestRecord{Name: name, State: TestQueued})
+	return &r.Tests[len(r.Tests)-1]
+}
+
+// ErrNoRecord is returned by BuildRecord for a build that has none.
+var ErrNoRecord = errors.New("no build record")
+
+// UpdateBuild applies change to the record of build k (an empty record
+// holding only k when there is none yet) and stores the result if nobody
+// else changed the record meanwhile; otherwise it reads the record again
+// and reapplies change, so change must be a function of the record alone
+// and may run several times. An error from change is returned as it is,
+// wrapped, and nothing is stored. It returns the record as stored. Safe
+// for concurrent use from any number of boxes.
+func (b *Bus) UpdateBuild(ctx context.Context, k BuildKey, change func(*BuildRecord) error) (BuildRecord, error) {
+	if err := k.Validate(); err != nil {
+		return BuildRecord{}, err
+	}
+	key := recordKey(k)
+	for attempt := 1; attempt <= claimAttempts; attempt++ {
+		rec, err := b.loadRecord(ctx, key)
+		if errors.Is(err, ErrNoRecord) {
+			rec = BuildRecord{Key: k}
+		} else if err != nil {
+			return BuildRecord{}, fmt.Errorf("updating build record %s: %w", k, err)
+		}
+		if err := change(&rec); err != nil {
+			return BuildRecord{}, fmt.Errorf("updating build record %s: %w", k, err)
+		}
+		rec.Version, rec.Key = Version, k
+		rec.Updated = time.Now().UTC()
+		if rec.Created.IsZero() {
+			rec.Created = rec.Updated
+		}
+		rev, err := b.storeRecord(ctx, key, rec)
+		if err == nil {
+			rec.Revision = rev
+			return rec, nil
+		}
+		if !errors.Is(err, errConflict) {
+			return BuildRecord{}, fmt.Errorf("updating build record %s: %w", k, err)
+		}
+		pause(ctx, time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond))))
+	}
+	return BuildRecord{}, fmt.Errorf("updating build record %s: lost %d races in a row", k, claimAttempts)
+}
+
+// BuildRecord returns the record of build k, or an error wrapping
+// ErrNoRecord when there is none.
+func (b *Bus) BuildRecord(ctx context.Context, k BuildKey) (BuildRecord, error) {
+	if err := k.Validate(); err != nil {
+		return BuildRecord{}, err
+	}
+	rec, err := b.loadRecord(ctx, recordKey(k))
+	if err != nil {
+		return BuildRecord{}, fmt.Errorf("reading build record %s: %w", k, err)
+	}
+	return rec, nil
+}
+
+// RecentBuilds returns up to n records of repo's builds, the most recently
+// updated first. It reads every record of the repository once, in one
+// pass over the bucket.
+func (b *Bus) RecentBuilds(ctx context.Context, repo Repo, n int) ([]BuildRecord, error) {
+	if repo.Owner == "" || repo.Name == "" {
+		return nil, fmt.Errorf("repository %q: %w", repo.FullName(), ErrInvalidEvent)
+	}
+	ctx, cancel := b.callContext(ctx)
+	defer cancel()
+	// One filter subject: nats-server 2.9 has no multi-filter consumers.
+	w, err := b.kv.Watch(ctx, recordPrefix(repo)+">", jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("listing builds of %s: %w", repo.FullName(), err)
+	}
+	defer func() {
+		if err := w.Stop(); err != nil {
+			b.log.Warn("stopping build record watch", "err", err)
+		}
+	}()
+	var recs []BuildRecord
+	for {
+		var entry jetstream.KeyValueEntry
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("listing builds of %s: %w", repo.FullName(), ctx.Err())
+		case entry = <-w.Updates():
+		}
+		if entry == nil {
+			break // every stored record has been delivered
+		}
+		rec, err := decodeRecord(entry)
+		if err != nil {
+			b.log.Warn("skipping undecodable build record", "key", entry.Key(), "err", err)
+			continue
+		}
+		recs = append(recs, rec)
+	}
+	slices.SortFunc(recs, func(a, b BuildRecord) int { return b.Updated.Compare(a.Updated) })
+	if len(recs) > n {
+		recs = recs[:n]
+	}
+	return recs, nil
+}
+
+func (b *Bus) loadRecord(ctx context.Context, key string) (BuildRecord, error) {
+	ctx, cancel := b.callContext(ctx)
+	defer cancel()
+	entry, err := b.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return BuildRecord{}, ErrNoRecord
+	}
+	if err != nil {
+		return BuildRecord{}, fmt.Errorf("reading %s: %w", key, err)
+	}
+	return decodeRecord(entry)
+}
+
+func decodeRecord(entry jetstream.KeyValueEntry) (BuildRecord, error) {
+	var rec BuildRecord
+	if err := json.Unmarshal(entry.Value(), &rec); err != nil {
+		return BuildRecord{}, fmt.Errorf("decoding %s: %w", entry.Key(), err)
+	}
+	if rec.Version > Version {
+		return BuildRecord{}, fmt.Errorf("%s has version %d, newer than %d", entry.Key(), rec.Version, Version)
+	}
+	rec.Revision = entry.Revision()
+	return rec, nil
+}
+
+// storeRecord writes rec if the key is still at rec.Revision (absent when
+// 0) and returns the new revision; otherwise it returns errConflict.
+func (b *Bus) storeRecord(ctx context.Context, key string, rec BuildRecord) (uint64, error) {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return 0, fmt.Errorf("encoding %s: %w", key, err)
+	}
+	ctx, cancel := b.callContext(ctx)
+	defer cancel()
+	var rev uint64
+	if rec.Revision == 0 {
+		rev, err = b.kv.Create(ctx, key, data)
+	} else {
+		rev, err = b.kv.Update(ctx, key, data, rec.Revision)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return 0, fmt.Errorf("writing %s: %w", key, errConflict)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("writing %s: %w", key, err)
+	}
+	return rev, nil
+}

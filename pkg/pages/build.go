@@ -1,0 +1,145 @@
+package pages
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"time"
+
+	"github.com/yourci/yourci/pkg/events"
+)
+
+// buildPage is pulls/<pr>/<build>/index.html. Links are relative, so the
+// page works under any HTTP_ROOT (a secret first path segment included).
+var buildPage = template.Must(template.New("build").Funcs(funcs).Parse(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex, nofollow">
+<title>{{.Repo}} #{{.Key.Pull}} build {{.Key.Build}}: {{.Summary.State}}</title>
+<style>{{style}}</style>
+</head>
+<body>
+<h1><a href="../../../index.html">{{.Repo}}</a> #{{.Key.Pull}} build {{.Key.Build}}</h1>
+{{- if .Title}}
+<p class="meta">{{.Title}}</p>
+{{- end}}
+<p class="meta">commit <code>{{.SHA}}</code>{{if .Branch}} on branch <code>{{.Branch}}</code>{{end}}</p>
+<p id="summary" class="summary {{.Summary.State}}">{{.Summary.State}}: {{.Summary.Description}}</p>
+<table>
+<thead><tr><th>Test</th><th>State</th><th>Attempts</th><th>Time</th><th>Log</th></tr></thead>
+<tbody>
+{{- range .Tests}}
+<tr id="test-{{.Name}}">
+<td><code>{{.Name}}</code></td>
+<td><span id="state-{{.Name}}" class="state {{.State}}">{{.State}}{{if .Flaky}} (flaky){{end}}</span><br><small id="desc-{{.Name}}">{{.Description}}</small></td>
+<td>{{len .Attempts}}{{if .MaxAttempts}} of {{.MaxAttempts}}{{end}}
+{{- range .Attempts}}<br><small>#{{.Number}} {{if .Outcome}}{{.Outcome}} in {{duration .Duration}}{{else}}started {{time .Start}}{{end}}</small>{{end}}</td>
+<td>{{if .Total}}{{duration .Total}}{{else}}–{{end}}</td>
+<td><a href="{{.Log}}">out.txt</a></td>
+</tr>
+{{- end}}
+</tbody>
+</table>
+{{- range .Tests}}{{if .Live}}
+<section data-tail="{{.Name}}/out.txt" data-test="{{.Name}}"{{if ne .State "running"}} hidden{{end}}>
+<h2>Log of <code>{{.Name}}</code> (live)</h2>
+<pre id="log-{{.Name}}"></pre>
+</section>
+{{- end}}{{end}}
+<p class="note">Updated {{time .Updated}}. The worker rewrites this page whenever a test changes state{{if .Live}}; reload it to see the latest (with JavaScript on, states and running logs follow by themselves){{end}}.</p>
+{{- if .Live}}
+<script>{{script}}</script>
+{{- end}}
+</body>
+</html>
+`))
+
+// buildView is what the build page shows of a record.
+type buildView struct {
+	events.BuildRecord
+	Repo    string
+	Summary Summary
+	Tests   []testView
+	// Live says some test may still change, so the page follows it.
+	Live bool
+}
+
+type testView struct {
+	events.TestRecord
+	Log   string
+	Total time.Duration
+	// Live says the test may still run: its section tails its log.
+	Live bool
+}
+
+func viewOf(rec events.BuildRecord) buildView {
+	v := buildView{BuildRecord: rec, Repo: rec.Key.Repo.FullName(), Summary: Summarize(rec)}
+	for _, t := range rec.Tests {
+		tv := testView{TestRecord: t, Log: t.LogURL, Live: !t.State.Final()}
+		if tv.Log == "" {
+			tv.Log = t.Name + "/out.txt"
+		}
+		for _, a := range t.Attempts {
+			tv.Total += a.Duration
+		}
+		v.Live = v.Live || tv.Live
+		v.Tests = append(v.Tests, tv)
+	}
+	return v
+}
+
+// BuildPage renders the HTML page of the build rec describes, to be
+// served as pulls/<pr>/<build>/index.html beside its tests' directories.
+func BuildPage(rec events.BuildRecord) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := buildPage.Execute(&buf, viewOf(rec)); err != nil {
+		return nil, fmt.Errorf("rendering page of build %s: %w", rec.Key, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// buildState is build.json: what the page's script reads to follow the
+// build without reloading.
+type buildState struct {
+	Repo    string      `json:"repo"`
+	Pull    int         `json:"pull"`
+	Build   int         `json:"build"`
+	SHA     string      `json:"sha"`
+	Summary summaryJSON `json:"summary"`
+	Tests   []testState `json:"tests"`
+	Updated time.Time   `json:"updated"`
+}
+
+type summaryJSON struct {
+	State       string `json:"state"`
+	Description string `json:"description"`
+}
+
+type testState struct {
+	Name        string                 `json:"name"`
+	State       events.TestState       `json:"state"`
+	Description string                 `json:"description"`
+	Flaky       bool                   `json:"flaky"`
+	Log         string                 `json:"log"`
+	Attempts    []events.AttemptRecord `json:"attempts"`
+}
+
+// BuildJSON renders build.json, the build's state for the page's script
+// (and for anyone who would rather read JSON than HTML).
+func BuildJSON(rec events.BuildRecord) ([]byte, error) {
+	v := viewOf(rec)
+	st := buildState{Repo: v.Repo, Pull: rec.Key.Pull, Build: rec.Key.Build, SHA: rec.SHA, Updated: rec.Updated,
+		Summary: summaryJSON{State: v.Summary.State, Description: v.Summary.Description}, Tests: []testState{}}
+	for _, t := range v.Tests {
+		st.Tests = append(st.Tests, testState{Name: t.Name, State: t.State, Description: t.Description,
+			Flaky: t.Flaky, Log: t.Log, Attempts: t.Attempts})
+	}
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encoding state of build %s: %w", rec.Key, err)
+	}
+	return append(data, '\n'), nil
+}

@@ -1,0 +1,293 @@
+package pages
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/yourci/yourci/pkg/events"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+var (
+	t0   = time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
+	repo = events.Repo{Owner: "acme", Name: "widget.go"}
+)
+
+// attempt is a finished attempt starting at t0+start seconds.
+func attempt(n int, start, seconds float64, outcome string) events.AttemptRecord {
+	return events.AttemptRecord{Number: n, Start: t0.Add(time.Duration(start * float64(time.Second))),
+		Duration: time.Duration(seconds * float64(time.Second)), Outcome: outcome}
+}
+
+// record is a build of four tests: one passed at once, one passed on its
+// second attempt (flaky), one failed every attempt, and one as given.
+func record(last events.TestRecord) events.BuildRecord {
+	logURL := func(name string) string {
+		return "http://logs.example/ci/acme/widget.go/pulls/7/2/" + name + "/out.txt"
+	}
+	tests := []events.TestRecord{
+		{Name: "foo-x", State: events.TestPassed, Description: "passed in 1.2s", MaxAttempts: 3,
+			Attempts: []events.AttemptRecord{attempt(1, 0, 1.2, "passed")}},
+		{Name: "bar-y", State: events.TestPassed, Description: "passed in 800ms on attempt 2", MaxAttempts: 3, Flaky: true,
+			Attempts: []events.AttemptRecord{attempt(1, 0, 3, "failed"), attempt(2, 5, 0.8, "passed")}},
+		{Name: "lint", State: events.TestFailed, Description: "failed with exit code 1 after 2m3s", MaxAttempts: 1,
+			Attempts: []events.AttemptRecord{attempt(1, 0, 123, "failed")}},
+		last,
+	}
+	for i := range tests {
+		tests[i].LogURL = logURL(tests[i].Name)
+	}
+	return events.BuildRecord{Version: events.Version, Key: events.BuildKey{Repo: repo, Pull: 7, Build: 2},
+		SHA: "0123456789abcdef0123456789abcdef01234567", Title: "Make widgets faster", Branch: "faster",
+		Tests: tests, Created: t0, Updated: t0.Add(time.Minute)}
+}
+
+var (
+	running = events.TestRecord{Name: "slow", State: events.TestRunning, Description: "running", MaxAttempts: 1,
+		Attempts: []events.AttemptRecord{{Number: 1, Start: t0.Add(10 * time.Second)}}}
+	errored = events.TestRecord{Name: "slow", State: events.TestErrored, Description: "error: stopped: pull request is closed",
+		MaxAttempts: 1, Attempts: []events.AttemptRecord{attempt(1, 10, 4, "canceled")}}
+)
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading golden file (run go test -update): %v", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s differs (-want +got):\n%s", name, diff)
+	}
+}
+
+func TestBuildPageGolden(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		rec  events.BuildRecord
+	}{
+		{"build_running", record(running)},
+		{"build_finished", record(errored)},
+		{"build_without_tests", events.BuildRecord{Key: events.BuildKey{Repo: repo, Pull: 1, Build: 1}, SHA: "abc", Updated: t0}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			page, err := BuildPage(tc.rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tc.name+".html", page)
+			state, err := BuildJSON(tc.rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tc.name+".json", state)
+		})
+	}
+}
+
+func TestRepoPageGolden(t *testing.T) {
+	t.Parallel()
+	older := record(errored)
+	older.Key.Build, older.Updated = 1, t0
+	closed := record(errored)
+	closed.Key = events.BuildKey{Repo: repo, Pull: 3, Build: 1}
+	closed.Closed = true
+	other := record(events.TestRecord{Name: "slow", State: events.TestPassed, Flaky: true,
+		Attempts: []events.AttemptRecord{attempt(1, 0, 1, "failed"), attempt(2, 2, 1, "passed")}})
+	other.Key, other.Title = events.BuildKey{Repo: repo, Pull: 9, Build: 4}, "Other <change>"
+	page, err := RepoPage(repo, []events.BuildRecord{other, record(running), older, closed}, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "repo.html", page)
+	html := string(page)
+	t.Run("lists_each_open_pull_once_with_its_latest_build", func(t *testing.T) {
+		for _, want := range []string{`href="pulls/7/2/index.html"`, `href="pulls/9/4/index.html"`} {
+			if !strings.Contains(html, want) {
+				t.Errorf("page lacks %s", want)
+			}
+		}
+		for _, unwanted := range []string{`href="pulls/7/1/index.html">build`, `#3</td>`} {
+			if strings.Contains(html, unwanted) {
+				t.Errorf("page shows %s: an older build or a closed pull", unwanted)
+			}
+		}
+	})
+	t.Run("ranks_the_tests_that_needed_retries", func(t *testing.T) {
+		// bar-y needed a retry in all four builds, slow in one.
+		bar, slow := strings.Index(html, "<code>bar-y</code>"), strings.Index(html, "<code>slow</code>")
+		if bar < 0 || slow < 0 || bar > slow {
+			t.Errorf("bar-y at %d, slow at %d: want both listed, bar-y first", bar, slow)
+		}
+		if strings.Contains(html, "<code>foo-x</code>") {
+			t.Error("foo-x never needed a retry but is listed")
+		}
+	})
+}
+
+func TestSummarize(t *testing.T) {
+	t.Parallel()
+	withStates := func(states ...events.TestState) events.BuildRecord {
+		var rec events.BuildRecord
+		for i, s := range states {
+			rec.Tests = append(rec.Tests, events.TestRecord{Name: string(rune('a' + i)), State: s})
+		}
+		return rec
+	}
+	flaky := withStates(events.TestPassed, events.TestPassed, events.TestPassed, events.TestFailed)
+	flaky.Tests[1].Flaky = true
+	cases := []struct {
+		name        string
+		rec         events.BuildRecord
+		state, desc string
+	}{
+		{"pending_while_anything_runs", withStates(events.TestPassed, events.TestRunning, events.TestQueued, events.TestRetrying),
+			Pending, "1 passed, 1 running, 1 retrying, 1 queued of 4"},
+		{"pending_while_a_failed_test_waits_to_retry", withStates(events.TestPassed, events.TestRetrying), Pending, "1 passed, 1 retrying of 2"},
+		{"success_when_all_passed", withStates(events.TestPassed, events.TestPassed), Success, "2 passed of 2"},
+		{"failure_with_flaky_count", flaky, Failure, "3 passed, 1 failed (1 flaky) of 4"},
+		{"failure_wins_over_error", withStates(events.TestErrored, events.TestFailed), Failure, "1 failed, 1 errored of 2"},
+		{"error_when_none_failed", withStates(events.TestPassed, events.TestErrored), Error, "1 passed, 1 errored of 2"},
+		{"no_tests_is_success", withStates(), Success, "no tests"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := Summarize(tc.rec)
+			if s.State != tc.state || s.Description != tc.desc {
+				t.Errorf("Summarize = %s %q, want %s %q", s.State, s.Description, tc.state, tc.desc)
+			}
+		})
+	}
+}
+
+func TestHostileTextIsEscaped(t *testing.T) {
+	t.Parallel()
+	const evil = `<script>alert(1)</script>"'><img src=x onerror=alert(2)>&amp;`
+	rec := record(events.TestRecord{Name: "slow", State: events.TestRunning, Description: evil})
+	rec.Title, rec.Branch = evil, evil
+	rec.Key.Repo = events.Repo{Owner: "o", Name: `r"><script>`}
+	rec.Tests[0].LogURL = "javascript:alert(3)"
+	page, err := BuildPage(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repoHTML, err := RepoPage(rec.Key.Repo, []events.BuildRecord{rec}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, html := range map[string]string{"build page": string(page), "repository page": string(repoHTML)} {
+		t.Run(strings.ReplaceAll(name, " ", "_"), func(t *testing.T) {
+			// The page's own script is the only one.
+			if n := strings.Count(html, "<script"); n > 1 {
+				t.Errorf("%d script tags, want at most the page's own", n)
+			}
+			for _, bad := range []string{"<img", `"'>`, "javascript:", "<script>alert", `r"><`} {
+				if strings.Contains(html, bad) {
+					t.Errorf("%s holds %q unescaped", name, bad)
+				}
+			}
+			if !strings.Contains(html, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+				t.Errorf("%s does not show the title escaped", name)
+			}
+		})
+	}
+}
+
+func TestPageScriptMatchesItsPolicy(t *testing.T) {
+	t.Parallel()
+	page, err := BuildPage(record(running))
+	if err != nil {
+		t.Fatal(err)
+	}
+	html := string(page)
+	// The browser hashes the text between the tags: it must be the text
+	// the policy's hashes were computed from, byte for byte.
+	for _, want := range []string{"<script>" + tailScript + "</script>", "<style>" + styleSheet + "</style>"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("the page does not carry %.40q… verbatim", want)
+		}
+	}
+	csp := ContentSecurityPolicy()
+	for _, want := range []string{"'" + hashOf(tailScript) + "'", "'" + hashOf(styleSheet) + "'", "default-src 'none'", "connect-src 'self'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("policy %q lacks %s", csp, want)
+		}
+	}
+	finished, err := BuildPage(record(errored))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(finished), "<script") {
+		t.Error("a finished build's page carries the live script")
+	}
+}
+
+func TestWriteFile(t *testing.T) {
+	t.Parallel()
+	dir, outside := t.TempDir(), t.TempDir()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if err := os.MkdirAll(filepath.Join(dir, "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("replaces_the_file", func(t *testing.T) {
+		for _, content := range []string{"one", "two"} {
+			if err := WriteFile(root, "b/index.html", []byte(content)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := os.ReadFile(filepath.Join(dir, "b/index.html"))
+		if err != nil || string(got) != "two" {
+			t.Errorf("file holds %q (%v), want two", got, err)
+		}
+		entries, _ := os.ReadDir(filepath.Join(dir, "b"))
+		if len(entries) != 1 {
+			t.Errorf("directory holds %d entries, want only the file: a temporary file was left", len(entries))
+		}
+	})
+	t.Run("replaces_a_planted_link_without_following_it", func(t *testing.T) {
+		target := filepath.Join(outside, "victim")
+		if err := os.WriteFile(target, []byte("keep"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(dir, "b/build.json")); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteFile(root, "b/build.json", []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(target); string(got) != "keep" {
+			t.Errorf("the link's target now holds %q", got)
+		}
+	})
+	t.Run("refuses_a_directory_linked_outside", func(t *testing.T) {
+		if err := os.Symlink(outside, filepath.Join(dir, "escape")); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteFile(root, "escape/index.html", []byte("x")); err == nil {
+			t.Error("wrote through a link leading outside the root")
+		}
+		if _, err := os.Stat(filepath.Join(outside, "index.html")); err == nil {
+			t.Error("a file appeared outside the root")
+		}
+	})
+}

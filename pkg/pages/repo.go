@@ -1,0 +1,146 @@
+package pages
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"html/template"
+	"slices"
+	"time"
+
+	"github.com/yourci/yourci/pkg/events"
+)
+
+// repoPage is <owner>/<repo>/index.html.
+var repoPage = template.Must(template.New("repo").Funcs(funcs).Parse(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex, nofollow">
+<title>{{.Repo}}: YourCI</title>
+<style>{{style}}</style>
+</head>
+<body>
+<h1>{{.Repo}}</h1>
+<h2>Open pull requests</h2>
+{{- if .Pulls}}
+<table>
+<thead><tr><th>Pull</th><th>Title</th><th>Latest build</th><th>Commit</th><th>State</th><th>Updated</th></tr></thead>
+<tbody>
+{{- range .Pulls}}
+<tr>
+<td>#{{.Key.Pull}}</td>
+<td>{{.Title}}</td>
+<td><a href="pulls/{{.Key.Pull}}/{{.Key.Build}}/index.html">build {{.Key.Build}}</a></td>
+<td><code>{{short .SHA}}</code></td>
+<td><span class="{{.Summary.State}}">{{.Summary.State}}</span>: {{.Summary.Description}}</td>
+<td>{{time .Updated}}</td>
+</tr>
+{{- end}}
+</tbody>
+</table>
+{{- else}}
+<p>None built recently.</p>
+{{- end}}
+<h2>Tests that most often needed retries</h2>
+<p class="meta">Over the last {{.Window}} builds of this repository.</p>
+{{- if .Retried}}
+<table>
+<thead><tr><th>Test</th><th>Needed retries</th><th>Then passed (flaky)</th><th>Ran in</th><th>Last needed</th></tr></thead>
+<tbody>
+{{- range .Retried}}
+<tr>
+<td><code>{{.Name}}</code></td>
+<td>{{.Retried}}</td>
+<td class="flaky">{{.Flaky}}</td>
+<td>{{.Builds}} builds</td>
+<td><a href="pulls/{{.Last.Pull}}/{{.Last.Build}}/index.html">#{{.Last.Pull}} build {{.Last.Build}}</a></td>
+</tr>
+{{- end}}
+</tbody>
+</table>
+{{- else}}
+<p>No test needed a retry.</p>
+{{- end}}
+<p class="note">Updated {{time .Updated}}.</p>
+</body>
+</html>
+`))
+
+type repoView struct {
+	Repo    string
+	Pulls   []pullView
+	Retried []retriedTest
+	Window  int
+	Updated time.Time
+}
+
+type pullView struct {
+	events.BuildRecord
+	Summary Summary
+}
+
+// retriedTest counts, for one test name, the builds in which it needed
+// more than one attempt.
+type retriedTest struct {
+	Name    string
+	Retried int // builds where it needed a retry
+	Flaky   int // of those, builds where it then passed
+	Builds  int // builds that ran it at all
+	Last    events.BuildKey
+	lastAt  time.Time
+}
+
+// RepoPage renders the repository's page from recent, the records of its
+// most recent builds (newest first, as events' RecentBuilds returns them):
+// each open pull request with its latest build, and the tests that most
+// often needed retries in those builds. now is the time the page shows as
+// its update.
+func RepoPage(repo events.Repo, recent []events.BuildRecord, now time.Time) ([]byte, error) {
+	v := repoView{Repo: repo.FullName(), Window: len(recent), Updated: now}
+	latest := map[int]events.BuildRecord{}
+	retried := map[string]*retriedTest{}
+	for _, rec := range recent {
+		if cur, ok := latest[rec.Key.Pull]; !ok || rec.Key.Build > cur.Key.Build {
+			latest[rec.Key.Pull] = rec
+		}
+		for _, t := range rec.Tests {
+			r := retried[t.Name]
+			if r == nil {
+				r = &retriedTest{Name: t.Name}
+				retried[t.Name] = r
+			}
+			r.Builds++
+			if len(t.Attempts) < 2 {
+				continue
+			}
+			r.Retried++
+			if t.Flaky {
+				r.Flaky++
+			}
+			if rec.Updated.After(r.lastAt) {
+				r.Last, r.lastAt = rec.Key, rec.Updated
+			}
+		}
+	}
+	for _, rec := range latest {
+		if !rec.Closed {
+			v.Pulls = append(v.Pulls, pullView{BuildRecord: rec, Summary: Summarize(rec)})
+		}
+	}
+	slices.SortFunc(v.Pulls, func(a, b pullView) int { return b.Key.Pull - a.Key.Pull })
+	for _, r := range retried {
+		if r.Retried > 0 {
+			v.Retried = append(v.Retried, *r)
+		}
+	}
+	slices.SortFunc(v.Retried, func(a, b retriedTest) int {
+		return cmp.Or(b.Retried-a.Retried, b.Flaky-a.Flaky, cmp.Compare(a.Name, b.Name))
+	})
+	var buf bytes.Buffer
+	if err := repoPage.Execute(&buf, v); err != nil {
+		return nil, fmt.Errorf("rendering page of %s: %w", repo.FullName(), err)
+	}
+	return buf.Bytes(), nil
+}

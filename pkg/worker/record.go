@@ -1,0 +1,331 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-github/v88/github"
+
+	"github.com/yourci/yourci/pkg/artifacts"
+	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/pages"
+	"github.com/yourci/yourci/pkg/pipeline"
+	"github.com/yourci/yourci/pkg/status"
+)
+
+// This file keeps each build's record, its pages and the `yci` summary
+// status of its head up to date: the worker calls it at every change of a
+// test's state, after the test's own status is set.
+
+// BuildRecords keeps one record per build, shared by every box; events.Bus
+// has it.
+type BuildRecords interface {
+	UpdateBuild(ctx context.Context, k events.BuildKey, change func(*events.BuildRecord) error) (events.BuildRecord, error)
+	BuildRecord(ctx context.Context, k events.BuildKey) (events.BuildRecord, error)
+	RecentBuilds(ctx context.Context, repo events.Repo, n int) ([]events.BuildRecord, error)
+}
+
+// recentBuilds is how many of a repository's latest builds its page is
+// made from: enough to show every open pull request of a busy repository
+// and which tests needed retries lately.
+const recentBuilds = 100
+
+// summaryRounds bounds how often one change re-sends the summary because
+// the record moved on while it was being sent.
+const summaryRounds = 3
+
+// bookkeeper remembers, per build, what this worker last wrote, so that a
+// page is never replaced by an older revision and an unchanged summary is
+// not sent again. Entries go when the build's summary is final.
+type bookkeeper struct {
+	mu    sync.Mutex
+	books map[events.BuildKey]*book
+}
+
+type book struct {
+	mu       sync.Mutex // held while the build's pages and summary are written
+	users    int        // goroutines holding or waiting for mu
+	rendered uint64     // revision of the pages written last
+	state    string     // summary state of the pages written last
+	sent     string     // summary state and description sent last
+}
+
+// lock returns the build's book, locked; release unlocks it.
+func (k *bookkeeper) lock(key events.BuildKey) *book {
+	k.mu.Lock()
+	if k.books == nil {
+		k.books = map[events.BuildKey]*book{}
+	}
+	b := k.books[key]
+	if b == nil {
+		b = &book{}
+		k.books[key] = b
+	}
+	b.users++
+	k.mu.Unlock()
+	b.mu.Lock()
+	return b
+}
+
+// release unlocks b; forget drops it once nobody else uses it.
+func (k *bookkeeper) release(key events.BuildKey, b *book, forget bool) {
+	b.mu.Unlock()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	b.users--
+	if forget && b.users == 0 {
+		delete(k.books, key)
+	}
+}
+
+func buildKey(repo events.Repo, pull, number int) events.BuildKey {
+	return events.BuildKey{Repo: repo, Pull: pull, Build: number}
+}
+
+// recordQueued records a build's tests as queued, before any is published,
+// so that the summary counts every test from the start. A build resumed
+// after a crash keeps the states its tests have reached.
+func (w *Worker) recordQueued(ctx context.Context, log *slog.Logger, rep *status.Reporter, pr *github.PullRequest, b artifacts.Build, sha string, tests []pipeline.Test) {
+	if w.opts.Records == nil {
+		return
+	}
+	rec, err := w.opts.Records.UpdateBuild(ctx, buildKey(events.Repo{Owner: b.Owner, Name: b.Repo}, b.Pull, b.Number),
+		func(r *events.BuildRecord) error {
+			r.SHA, r.Title, r.Branch = sha, pr.GetTitle(), pr.GetHead().GetRef()
+			for _, t := range tests {
+				tr := r.AddTest(t.Name)
+				tr.MaxAttempts = t.Retries + 1
+				if tr.LogURL == "" {
+					tr.LogURL = w.logURL(b, t.Name)
+				}
+				if len(tr.Attempts) == 0 {
+					tr.Description = status.Queued()
+				}
+			}
+			return nil
+		})
+	if err != nil {
+		log.Warn("recording queued build", "err", err)
+		return
+	}
+	w.publishBuild(ctx, log, rep, rec)
+}
+
+// track records that job's test reached state, with st its status as just
+// set and res the attempt's result when an attempt ended; then it updates
+// the build's pages and summary. Failures are logged, not returned: the
+// test's own status is already set, and the next change repairs the rest.
+func (w *Worker) track(ctx context.Context, rep *status.Reporter, job events.TestJob, state events.TestState, st status.Status, res *pipeline.Result) {
+	if w.opts.Records == nil {
+		return
+	}
+	log := w.log.With(job.LogAttrs()...)
+	now := time.Now().UTC()
+	rec, err := w.opts.Records.UpdateBuild(ctx, buildKey(job.Repo, job.Number, job.Build), func(r *events.BuildRecord) error {
+		if r.SHA == "" {
+			r.SHA = job.HeadSHA
+		}
+		t := r.AddTest(job.Test.Name)
+		t.MaxAttempts = job.Test.Retries + 1
+		applyChange(t, job.Attempt, state, st, res, now)
+		return nil
+	})
+	if err != nil {
+		log.Warn("recording test state", "state", state, "err", err)
+		return
+	}
+	w.publishBuild(ctx, log, rep, rec)
+}
+
+// applyChange moves t to state for attempt. A word about an attempt older
+// than t's latest arrives late and changes nothing.
+func applyChange(t *events.TestRecord, attempt int, state events.TestState, st status.Status, res *pipeline.Result, now time.Time) {
+	if latest := t.Latest(); latest != nil && attempt < latest.Number {
+		return
+	}
+	t.State, t.Description, t.Updated = state, st.Description, now
+	if st.TargetURL != "" {
+		t.LogURL = st.TargetURL
+	}
+	var a *events.AttemptRecord
+	if latest := t.Latest(); latest != nil && latest.Number == attempt {
+		a = latest
+	}
+	switch {
+	case state == events.TestRunning:
+		// A new attempt, or the same one delivered again after a crash.
+		if a == nil {
+			t.Attempts = append(t.Attempts, events.AttemptRecord{Number: attempt})
+			a = t.Latest()
+		}
+		*a = events.AttemptRecord{Number: attempt, Start: now}
+	case res != nil:
+		if a == nil {
+			t.Attempts = append(t.Attempts, events.AttemptRecord{Number: attempt, Start: now.Add(-res.Duration)})
+			a = t.Latest()
+		}
+		a.Duration, a.Outcome = res.Duration, res.Outcome.String()
+	case a != nil && a.Outcome == "":
+		// The attempt ended without a result: stopped, handed back or lost.
+		a.Duration, a.Outcome = now.Sub(a.Start), "stopped"
+	}
+	t.Flaky = state == events.TestPassed && attempt > 1
+}
+
+// publishBuild writes the build's pages from rec and brings the summary
+// status of its head in line with it. One build's pages and summary are
+// written by one goroutine of this worker at a time.
+func (w *Worker) publishBuild(ctx context.Context, log *slog.Logger, rep *status.Reporter, rec events.BuildRecord) {
+	sum := pages.Summarize(rec)
+	bk := w.books.lock(rec.Key)
+	done := false
+	defer func() { w.books.release(rec.Key, bk, done) }()
+	if rec.Revision > bk.rendered {
+		w.writeBuildPages(log, rec)
+		if sum.State != bk.state {
+			w.writeRepoPage(ctx, log, rec.Key.Repo)
+		}
+		bk.rendered, bk.state = rec.Revision, sum.State
+	}
+	done = w.sendSummary(ctx, log, rep, bk, rec) && sum.State != pages.Pending
+}
+
+// sendSummary sets the `yci` status of rec's head from the record, unless
+// this worker already sent the same. After each send it reads the record
+// again: another box may have changed it meanwhile and sent its summary
+// first, and the last sender must leave GitHub showing the latest. It
+// reports whether GitHub has the summary of the latest record it read.
+func (w *Worker) sendSummary(ctx context.Context, log *slog.Logger, rep *status.Reporter, bk *book, rec events.BuildRecord) bool {
+	for range summaryRounds {
+		sum := pages.Summarize(rec)
+		if bk.sent == sum.State+" "+sum.Description {
+			return true
+		}
+		err := rep.Set(ctx, status.Status{
+			Owner: rec.Key.Repo.Owner, Repo: rec.Key.Repo.Name, SHA: rec.SHA,
+			State: status.State(sum.State), Description: sum.Description, TargetURL: w.pageURL(rec.Key),
+		})
+		if err != nil {
+			log.Warn("setting summary status", "err", err)
+			return false
+		}
+		bk.sent = sum.State + " " + sum.Description
+		if rec, err = w.opts.Records.BuildRecord(ctx, rec.Key); err != nil {
+			log.Warn("reading build record after setting the summary", "err", err)
+			return false
+		}
+	}
+	return false
+}
+
+// pageURL is where the build's page is served, or "" when this box serves
+// none.
+func (w *Worker) pageURL(k events.BuildKey) string {
+	if w.opts.HTTPRoot == "" {
+		return ""
+	}
+	segments := []string{k.Repo.Owner, k.Repo.Name, "pulls", strconv.Itoa(k.Pull), strconv.Itoa(k.Build), "index.html"}
+	for i, s := range segments {
+		segments[i] = url.PathEscape(s)
+	}
+	return strings.TrimRight(w.opts.HTTPRoot, "/") + "/" + strings.Join(segments, "/")
+}
+
+// writeBuildPages writes index.html and build.json into the build's
+// directory on this box, when it has one.
+func (w *Worker) writeBuildPages(log *slog.Logger, rec events.BuildRecord) {
+	dir, err := w.opts.Workspace.BuildDir(build(rec.Key.Repo, rec.Key.Pull, rec.Key.Build))
+	if err != nil {
+		log.Warn("locating build pages", "err", err)
+		return
+	}
+	html, err := pages.BuildPage(rec)
+	if err != nil {
+		log.Error("rendering build page", "err", err)
+		return
+	}
+	state, err := pages.BuildJSON(rec)
+	if err != nil {
+		log.Error("rendering build state", "err", err)
+		return
+	}
+	// build.json first: a page is never newer than the state it reads.
+	w.writePages(log, dir, map[string][]byte{"build.json": state}, map[string][]byte{"index.html": html})
+}
+
+// writeRepoPage writes <owner>/<repo>/index.html from the repository's
+// recent builds.
+func (w *Worker) writeRepoPage(ctx context.Context, log *slog.Logger, repo events.Repo) {
+	dir, err := w.opts.Workspace.MirrorDir(repo.Owner, repo.Name)
+	if err != nil {
+		log.Warn("locating repository page", "err", err)
+		return
+	}
+	recent, err := w.opts.Records.RecentBuilds(ctx, repo, recentBuilds)
+	if err != nil {
+		log.Warn("reading recent builds", "err", err)
+		return
+	}
+	html, err := pages.RepoPage(repo, recent, time.Now())
+	if err != nil {
+		log.Error("rendering repository page", "err", err)
+		return
+	}
+	w.writePages(log, path.Dir(dir), map[string][]byte{"index.html": html})
+}
+
+// writePages writes each batch of files into dir, an absolute directory
+// below the workspace root, in order. A directory this box does not have
+// (the build ran elsewhere so far) is skipped.
+func (w *Worker) writePages(log *slog.Logger, dir string, batches ...map[string][]byte) {
+	rel, err := relativeTo(w.opts.Workspace.Root(), dir)
+	if err != nil {
+		log.Error("locating pages", "err", err)
+		return
+	}
+	root, err := os.OpenRoot(w.opts.Workspace.Root())
+	if err != nil {
+		log.Error("opening workspace for pages", "err", err)
+		return
+	}
+	defer root.Close()
+	if _, err := root.Stat(rel); errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	for _, batch := range batches {
+		for name, data := range batch {
+			if err := pages.WriteFile(root, path.Join(rel, name), data); err != nil {
+				log.Warn("writing page", "err", err)
+			}
+		}
+	}
+}
+
+// relativeTo is dir relative to root, slash-separated, for os.Root.
+func relativeTo(root, dir string) (string, error) {
+	rel, ok := strings.CutPrefix(dir, root+"/")
+	if !ok {
+		return "", errors.New(dir + " is not below " + root)
+	}
+	return rel, nil
+}
+
+// finalState is the record's state for a final status state.
+func finalState(s status.State) events.TestState {
+	switch s {
+	case status.Success:
+		return events.TestPassed
+	case status.Failure:
+		return events.TestFailed
+	}
+	return events.TestErrored
+}

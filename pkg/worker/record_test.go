@@ -1,0 +1,162 @@
+package worker
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-github/v88/github"
+
+	"github.com/yourci/yourci/pkg/artifacts"
+	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/pipeline"
+	"github.com/yourci/yourci/pkg/status"
+)
+
+func TestApplyChange(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	st := func(desc string) status.Status { return status.Status{Description: desc, TargetURL: "http://box/log"} }
+	failed := &pipeline.Result{Outcome: pipeline.Failed, Duration: 2 * time.Second}
+	passed := &pipeline.Result{Outcome: pipeline.Passed, Duration: time.Second}
+	type step struct {
+		attempt int
+		state   events.TestState
+		res     *pipeline.Result
+	}
+	cases := []struct {
+		name     string
+		steps    []step
+		state    events.TestState
+		outcomes string
+		flaky    bool
+	}{
+		{"passed_at_once", []step{{1, events.TestRunning, nil}, {1, events.TestPassed, passed}},
+			events.TestPassed, "1:passed", false},
+		{"passed_after_a_retry_is_flaky", []step{{1, events.TestRunning, nil}, {1, events.TestRetrying, failed},
+			{2, events.TestRunning, nil}, {2, events.TestPassed, passed}}, events.TestPassed, "1:failed 2:passed", true},
+		{"failed_after_a_retry_is_not_flaky", []step{{1, events.TestRunning, nil}, {1, events.TestRetrying, failed},
+			{2, events.TestRunning, nil}, {2, events.TestFailed, failed}}, events.TestFailed, "1:failed 2:failed", false},
+		{"stopped_attempt_ends_without_a_result", []step{{1, events.TestRunning, nil}, {1, events.TestErrored, nil}},
+			events.TestErrored, "1:stopped", false},
+		{"redelivered_attempt_starts_over", []step{{1, events.TestRunning, nil}, {1, events.TestQueued, nil},
+			{1, events.TestRunning, nil}, {1, events.TestPassed, passed}}, events.TestPassed, "1:passed", false},
+		{"late_word_of_an_earlier_attempt_changes_nothing", []step{{1, events.TestRunning, nil}, {1, events.TestRetrying, failed},
+			{2, events.TestRunning, nil}, {1, events.TestErrored, nil}}, events.TestRunning, "1:failed 2:", false},
+		{"result_without_a_running_word_still_counts", []step{{1, events.TestFailed, failed}}, events.TestFailed, "1:failed", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tr := &events.TestRecord{Name: "t"}
+			for i, s := range tc.steps {
+				applyChange(tr, s.attempt, s.state, st(string(s.state)), s.res, t0.Add(time.Duration(i)*time.Second))
+			}
+			var outcomes []string
+			for _, a := range tr.Attempts {
+				outcomes = append(outcomes, strings.TrimSpace(strconv.Itoa(a.Number)+":"+a.Outcome))
+			}
+			if tr.State != tc.state || strings.Join(outcomes, " ") != tc.outcomes || tr.Flaky != tc.flaky {
+				t.Errorf("got %s %q flaky=%v, want %s %q flaky=%v", tr.State, outcomes, tr.Flaky, tc.state, tc.outcomes, tc.flaky)
+			}
+			if tr.LogURL != "http://box/log" {
+				t.Errorf("log URL %q not recorded", tr.LogURL)
+			}
+		})
+	}
+}
+
+// withRecords turns on build records, pages and the summary status.
+func withRecords(o *Options) { o.Records = o.Queue.(*events.Bus) }
+
+func TestBuildPagesAndSummaryFollowTheBuild(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, withRecords)
+	pr := r.openPull(t, map[string]string{".yci.py": seedMatrix, "test.sh": testScript})
+	sha := pr.GetHead().GetSHA()
+	r.publish(t, pr.GetNumber(), sha, "delivery-1")
+	final := r.waitFor(t, sha, func(m map[string]github.RepoStatus) bool {
+		s := m["yci"]
+		return s.GetState() != "" && s.GetState() != "pending"
+	})
+
+	pageURL := httpRoot + owner + "/" + repoName + "/pulls/1/1/index.html"
+	t.Run("summary_goes_from_pending_to_success_with_counts_and_the_page", func(t *testing.T) {
+		var history []string
+		for _, s := range r.gh.Statuses(owner, repoName, sha) {
+			if s.GetContext() == "yci" {
+				history = append(history, s.GetState()+": "+s.GetDescription())
+				if s.GetTargetURL() != pageURL {
+					t.Errorf("summary links to %q, want %q", s.GetTargetURL(), pageURL)
+				}
+			}
+		}
+		if len(history) < 2 || history[0] != "pending: 4 queued of 4" {
+			t.Errorf("summary history %q, want it to start with every test queued", history)
+		}
+		if got := history[len(history)-1]; got != "success: 4 passed (1 flaky) of 4" {
+			t.Errorf("final summary %q", got)
+		}
+		if s := final["yci"]; s.GetDescription() != "4 passed (1 flaky) of 4" {
+			t.Errorf("latest summary %q", s.GetDescription())
+		}
+	})
+	dir, err := r.ws.BuildDir(artifacts.Build{Owner: owner, Repo: repoName, Pull: 1, Number: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("build_page_lists_every_test_and_marks_the_flaky_one", func(t *testing.T) {
+		page, err := os.ReadFile(filepath.Join(dir, "index.html"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range matrix {
+			name := strings.TrimPrefix(c, "yci/")
+			if !strings.Contains(string(page), `<span id="state-`+name+`" class="state passed">passed`) {
+				t.Errorf("page does not show %s passed", name)
+			}
+		}
+		if !strings.Contains(string(page), "passed (flaky)") || strings.Contains(string(page), "<script") {
+			t.Errorf("finished page lacks the flaky mark or still follows the build:\n%s", page)
+		}
+		var state struct {
+			Summary struct{ State string }
+			Tests   []struct {
+				Name     string
+				Flaky    bool
+				Attempts []events.AttemptRecord
+			}
+		}
+		data, err := os.ReadFile(filepath.Join(dir, "build.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, &state); err != nil {
+			t.Fatal(err)
+		}
+		if state.Summary.State != "success" || len(state.Tests) != 4 {
+			t.Fatalf("build.json: %s", data)
+		}
+		for _, tt := range state.Tests {
+			wantAttempts := map[bool]int{true: 2, false: 1}[tt.Name == "bar-y"]
+			if tt.Flaky != (tt.Name == "bar-y") || len(tt.Attempts) != wantAttempts {
+				t.Errorf("%s: flaky=%v with %d attempts", tt.Name, tt.Flaky, len(tt.Attempts))
+			}
+		}
+	})
+	t.Run("repository_page_lists_the_pull_and_the_retried_test", func(t *testing.T) {
+		page, err := os.ReadFile(filepath.Join(r.ws.Root(), owner, repoName, "index.html"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{`href="pulls/1/1/index.html"`, "<code>bar-y</code>"} {
+			if !strings.Contains(string(page), want) {
+				t.Errorf("repository page lacks %s:\n%s", want, page)
+			}
+		}
+	})
+}
