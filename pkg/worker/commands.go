@@ -73,7 +73,9 @@ type outcome struct {
 	refusal string
 }
 
-func refused(format string, args ...any) outcome { return outcome{refusal: fmt.Sprintf(format, args...)} }
+func refused(format string, args ...any) outcome {
+	return outcome{refusal: fmt.Sprintf(format, args...)}
+}
 
 func (w *Worker) handleCommand(ctx context.Context, log *slog.Logger, ev events.CommandEvent) error {
 	if w.opts.Reruns == nil {
