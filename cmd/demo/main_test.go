@@ -10,8 +10,9 @@ import (
 )
 
 // TestDemoRunsTheWholeSystem keeps README's first command true: the demo
-// brings everything up, both heads end with every test passed, and a log
-// is read over HTTP while its test runs.
+// brings everything up, both heads end with every test passed but the
+// flaky network one, a log is read over HTTP while its test runs, and
+// /retest re-runs the failed test into a log of its own.
 func TestDemoRunsTheWholeSystem(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs every binary")
@@ -28,9 +29,18 @@ func TestDemoRunsTheWholeSystem(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo exited %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr.String())
 	}
-	final := out[strings.Index(out, "final statuses"):]
-	if n := strings.Count(final, " success "); n != 4 {
-		t.Errorf("final statuses show %d successes, want 4:\n%s", n, final)
+	final, retest, found := strings.Cut(out[strings.Index(out, "final statuses"):], "commented on")
+	if !found {
+		t.Fatalf("the demo posted no /retest:\n%s", out)
+	}
+	if n := strings.Count(final, " success "); n != 4 || !strings.Contains(final, "yci/network  failure") {
+		t.Errorf("final statuses show %d successes, want 4 and yci/network failed:\n%s", n, final)
+	}
+	for _, want := range []string{"reaction on the comment: rocket", "queued: re-run 1 asked by @maintainer",
+		"yci/network  success", "/network/rerun-1/out.txt", "fixtures fetched; ok", "/network/out.txt"} {
+		if !strings.Contains(retest, want) {
+			t.Errorf("the /retest part of the demo lacks %q:\n%s", want, retest)
+		}
 	}
 	for _, want := range []string{"while the test runs: text/plain; charset=utf-8", "| step 1", "retrying in", "webhook: synchronize"} {
 		if !strings.Contains(out, want) {
