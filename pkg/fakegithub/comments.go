@@ -82,15 +82,16 @@ func (s *Server) commentJSONLocked(c *comment) *github.IssueComment {
 		counts[r.GetContent()]++
 	}
 	return &github.IssueComment{
-		ID:                ptr(c.id),
-		NodeID:            ptr(nodeID("IC", c.id)),
-		URL:               ptr(self),
-		HTMLURL:           ptr(fmt.Sprintf("%s/%s/pull/%d#issuecomment-%d", s.url, c.repo.fullName(), c.number, c.id)),
-		IssueURL:          ptr(fmt.Sprintf("%s/issues/%d", api, c.number)),
-		Body:              ptr(c.body),
-		User:              s.userLocked(c.author),
-		CreatedAt:         stamp(c.created),
-		UpdatedAt:         stamp(c.created),
+		ID:        ptr(c.id),
+		NodeID:    ptr(nodeID("IC", c.id)),
+		URL:       ptr(self),
+		HTMLURL:   ptr(fmt.Sprintf("%s/%s/pull/%d#issuecomment-%d", s.url, c.repo.fullName(), c.number, c.id)),
+		IssueURL:  ptr(fmt.Sprintf("%s/issues/%d", api, c.number)),
+		Body:      ptr(c.body),
+		User:      s.userLocked(c.author),
+		CreatedAt: stamp(c.created),
+		UpdatedAt: stamp(c.created),
+		//lint:ignore SA1019 the REST API and webhooks still send it; only Events API payloads drop it.
 		AuthorAssociation: ptr(s.associationLocked(c.repo, c.author)),
 		Reactions: &github.Reactions{
 			TotalCount: ptr(len(c.reactions)), PlusOne: ptr(counts["+1"]), MinusOne: ptr(counts["-1"]),
@@ -107,14 +108,17 @@ func (s *Server) issueJSONLocked(rp *repo, p *pull) *github.Issue {
 	pr := s.pullJSONLocked(rp, p, false)
 	api := s.url + "/repos/" + rp.fullName()
 	issue := fmt.Sprintf("%s/issues/%d", api, p.number)
-	return &github.Issue{
+	out := &github.Issue{
 		ID: ptr(p.id), NodeID: pr.NodeID, Number: ptr(p.number), State: ptr(p.state), Locked: ptr(false),
 		Title: ptr(p.title), Body: ptr(p.body), User: pr.User, Labels: pr.Labels, Assignees: []*github.User{},
 		Comments: ptr(s.countCommentsLocked(rp, p.number)), ClosedAt: pr.ClosedAt, CreatedAt: pr.CreatedAt, UpdatedAt: pr.UpdatedAt,
 		URL: ptr(issue), HTMLURL: pr.HTMLURL, CommentsURL: ptr(issue + "/comments"), EventsURL: ptr(issue + "/events"),
-		LabelsURL: ptr(issue + "/labels{/name}"), RepositoryURL: ptr(api), AuthorAssociation: pr.AuthorAssociation, Draft: pr.Draft,
+		LabelsURL: ptr(issue + "/labels{/name}"), RepositoryURL: ptr(api), Draft: pr.Draft,
 		PullRequestLinks: &github.PullRequestLinks{URL: pr.URL, HTMLURL: pr.HTMLURL, DiffURL: pr.DiffURL, PatchURL: pr.PatchURL},
 	}
+	//lint:ignore SA1019 webhooks still send it; only Events API payloads drop it.
+	out.AuthorAssociation = ptr(s.associationLocked(rp, p.author))
+	return out
 }
 
 func (s *Server) countCommentsLocked(rp *repo, n int) int {
