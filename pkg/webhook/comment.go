@@ -179,6 +179,9 @@ func ParseCommands(body string) []events.Command {
 			comment = !strings.Contains(text[4:], "-->")
 			continue
 		}
+		if !strings.HasPrefix(text, "/") {
+			continue // every command word starts with '/'
+		}
 		if cmd, ok := parseLine(text); ok {
 			cmds = append(cmds, cmd)
 			if len(cmds) == MaxCommandsPerComment {

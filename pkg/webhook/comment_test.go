@@ -285,3 +285,17 @@ func FuzzParseCommands(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseCommands parses a comment of GitHub's largest size (65536
+// characters) with one command at its end, the worst a receiver meets.
+func BenchmarkParseCommands(b *testing.B) {
+	line := "A line of discussion text, quoting `/retest` inline, nothing to run.\n"
+	body := strings.Repeat(line, 65536/len(line)) + "/retest foo-x bar-y\n"
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(ParseCommands(body)) != 1 {
+			b.Fatal("command not found")
+		}
+	}
+}
