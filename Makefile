@@ -13,6 +13,7 @@ FUZZTIME ?= 4s
 FUZZ_TARGETS = \
 	./pkg/webhook:FuzzPullEventFrom \
 	./pkg/webhook:FuzzHandler \
+	./pkg/webhook:FuzzParseCommands \
 	./pkg/pipeline:FuzzValidateName \
 	./pkg/pipeline:FuzzMaskingWriter \
 	./pkg/events:FuzzTokenRoundTrip \

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -39,15 +40,17 @@ func TestGitHubAppManifestAsksForTheLeastAccess(t *testing.T) {
 	want := map[string]string{
 		"contents":      "read",  // clone the base repository and fetch refs/pull/N/head
 		"metadata":      "read",  // mandatory; also the author's permission on the repository
-		"pull_requests": "read",  // list open pulls for the sweep, read a pull and its labels
+		"pull_requests": "write", // read pulls and labels; reply to and react on comment commands
+		"issues":        "read",  // the issue_comment event, which carries comment commands
 		"statuses":      "write", // the only write: pending, success, failure, error
 	}
 	if !maps.Equal(m.DefaultPermissions, want) {
 		t.Errorf("default_permissions = %v, want %v", m.DefaultPermissions, want)
 	}
-	// pull_request covers opened, synchronize, reopened, closed, labeled.
-	if len(m.DefaultEvents) != 1 || m.DefaultEvents[0] != "pull_request" {
-		t.Errorf("default_events = %v, want [pull_request]", m.DefaultEvents)
+	// pull_request covers opened, synchronize, reopened, closed, labeled;
+	// issue_comment carries /retest.
+	if !slices.Equal(m.DefaultEvents, []string{"issue_comment", "pull_request"}) {
+		t.Errorf("default_events = %v, want [issue_comment pull_request]", m.DefaultEvents)
 	}
 	if m.Public {
 		t.Error("the App is public: anyone could install it and send it webhooks")

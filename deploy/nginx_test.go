@@ -172,18 +172,21 @@ func workspaceFixture(t *testing.T) string {
 	t.Helper()
 	ws, outside := t.TempDir(), t.TempDir()
 	files := map[string]string{
-		"o/r/source/HEAD":                         secret + " mirror head",
-		"o/r/source/config":                       secret + " mirror config",
-		"o/r/pulls/1/2/source/test.sh":            secret + " build checkout",
-		"o/r/pulls/1/2/source/out.txt":            secret + " a file named out.txt in the checkout",
-		"o/r/pulls/1/2/source/.git/config":        secret + " checkout git config",
-		"o/r/pulls/1/2/foo-x/out.txt":             "log of foo-x\n",
-		"o/r/pulls/1/2/foo-x/.env":                secret + " dotfile",
-		"o/r/pulls/1/2/foo-x/source/test.sh":      secret + " test working copy",
-		"o/r/pulls/1/2/foo-x/source/out.txt":      secret + " out.txt in the working copy",
-		"o/.github/pulls/3/1/lint.py3.11/out.txt": "log of lint.py3.11\n",
-		".git/config":                             secret + " git config at the root",
-		".env":                                    secret + " dotfile at the root",
+		"o/r/source/HEAD":                            secret + " mirror head",
+		"o/r/source/config":                          secret + " mirror config",
+		"o/r/pulls/1/2/source/test.sh":               secret + " build checkout",
+		"o/r/pulls/1/2/source/out.txt":               secret + " a file named out.txt in the checkout",
+		"o/r/pulls/1/2/source/.git/config":           secret + " checkout git config",
+		"o/r/pulls/1/2/foo-x/out.txt":                "log of foo-x\n",
+		"o/r/pulls/1/2/foo-x/.env":                   secret + " dotfile",
+		"o/r/pulls/1/2/foo-x/source/test.sh":         secret + " test working copy",
+		"o/r/pulls/1/2/foo-x/source/out.txt":         secret + " out.txt in the working copy",
+		"o/.github/pulls/3/1/lint.py3.11/out.txt":    "log of lint.py3.11\n",
+		"o/r/pulls/1/2/foo-x/rerun-1/out.txt":        "log of foo-x re-run 1\n",
+		"o/r/pulls/1/2/foo-x/rerun-1/source/out.txt": secret + " out.txt in a re-run's working copy",
+		"o/r/pulls/1/2/foo-x/rerun-1/.env":           secret + " dotfile beside a re-run's log",
+		".git/config":                                secret + " git config at the root",
+		".env":                                       secret + " dotfile at the root",
 	}
 	for name, content := range files {
 		writeFile(t, filepath.Join(ws, name), content)
@@ -209,6 +212,7 @@ func TestNginxServesLogsOnly(t *testing.T) {
 		{"log_at_the_status_target_url", "/o/r/pulls/1/2/foo-x/out.txt", "log of foo-x\n"},
 		{"short_symlink_name_serves_its_log", "/o/r/1-2-foo-x-out.txt", "log of foo-x\n"},
 		{"repository_starting_with_a_dot", "/o/.github/pulls/3/1/lint.py3.11/out.txt", "log of lint.py3.11\n"},
+		{"re_run_log_beside_the_first", "/o/r/pulls/1/2/foo-x/rerun-1/out.txt", "log of foo-x re-run 1\n"},
 	}
 	for _, tc := range served {
 		t.Run(tc.name, func(t *testing.T) {
@@ -255,6 +259,11 @@ func TestNginxServesLogsOnly(t *testing.T) {
 		{"pull_directory_symlinked_outside", "GET", "/o/r/pulls/9/1/t/out.txt"},
 		{"short_name_symlinked_outside", "GET", "/o/r/5-1-evil-out.txt"},
 		{"short_name_onto_a_symlinked_log", "GET", "/o/r/1-2-escape-out.txt"},
+		{"out_txt_inside_a_re_run_working_copy", "GET", "/o/r/pulls/1/2/foo-x/rerun-1/source/out.txt"},
+		{"dotfile_beside_a_re_run_log", "GET", "/o/r/pulls/1/2/foo-x/rerun-1/.env"},
+		{"re_run_zero_is_not_a_re_run", "GET", "/o/r/pulls/1/2/foo-x/rerun-0/out.txt"},
+		{"re_run_of_the_build_checkout", "GET", "/o/r/pulls/1/2/source/rerun-1/out.txt"},
+		{"dot_dot_from_a_re_run_into_the_working_copy", "GET", "/o/r/pulls/1/2/foo-x/rerun-1/../source/out.txt"},
 		{"writing_a_log", "PUT", "/o/r/pulls/1/2/foo-x/out.txt"},
 		{"deleting_a_log", "DELETE", "/o/r/pulls/1/2/foo-x/out.txt"},
 	}

@@ -27,7 +27,9 @@ const (
 	owner = "demo"
 	repo  = "hello"
 	// matrixSize is how many tests yciPy yields.
-	matrixSize = 4
+	matrixSize = 5
+	// maintainer may write to the repository, so her /retest runs.
+	maintainer = "maintainer"
 )
 
 // yciPy is the seed's matrix in valid Python, with a short retry wait.
@@ -39,6 +41,16 @@ def test_generator(build_id, pull):
         for y in ['x', 'y']:
             yield IncrementalRetry(Bash('./test.sh', env={'ENV_VAR_1': x, 'ENV_VAR_2': y}),
                                    retries=3, retry_increment=2)
+    yield Bash('./network.sh', name='network')
+`
+
+// networkSh stands in for a test whose network flaked more often than its
+// retries allow: it fails on the build's own run and passes when re-run
+// ($YCI_RERUN counts re-runs), which is what /retest is for.
+const networkSh = `#!/bin/bash
+echo "fetching fixtures (run $YCI_RERUN)"
+if [ "$YCI_RERUN" = 0 ]; then echo "connection reset by peer"; exit 1; fi
+echo "fixtures fetched; ok"
 `
 
 // testSh takes a few seconds, so its log can be read while it runs; bar-y
@@ -108,7 +120,7 @@ func (d *demo) run(ctx context.Context) error {
 	if _, err := gh.Commit(owner, repo, "main", map[string]string{"README.md": "hello\n"}, "Initial commit"); err != nil {
 		return err
 	}
-	if _, err := gh.Commit(owner, repo, "feature", map[string]string{".yci.py": yciPy, "test.sh": testSh}, "Add tests"); err != nil {
+	if _, err := gh.Commit(owner, repo, "feature", map[string]string{".yci.py": yciPy, "test.sh": testSh, "network.sh": networkSh}, "Add tests"); err != nil {
 		return err
 	}
 	pr, err := gh.OpenPull(owner, repo, fakegithub.PullSpec{Head: "feature", Title: "Add tests"})
@@ -129,6 +141,41 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	d.summary(gh, sha)
+	return d.retest(ctx, gh, pr.GetNumber(), sha)
+}
+
+// retest has a maintainer comment /retest on the pull request, as one
+// would on GitHub, and prints what YourCI does about it: a reaction on the
+// comment, the failed test queued, run and passed in a log of its own.
+func (d *demo) retest(ctx context.Context, gh *fakegithub.Server, n int, sha string) error {
+	if err := gh.SetPermission(owner, repo, maintainer, "write"); err != nil {
+		return err
+	}
+	before := gh.LatestStatuses(owner, repo, sha)["yci/network"]
+	c, err := gh.Comment(owner, repo, n, maintainer, "The network flaked again.\n\n/retest\n")
+	if err != nil {
+		return err
+	}
+	d.say("\n@%s commented on #%d: \"/retest\" (webhook: issue_comment)", maintainer, n)
+	seen := ""
+	err = gh.WaitStatuses(ctx, owner, repo, sha, func(latest map[string]github.RepoStatus) bool {
+		s := latest["yci/network"]
+		if line := s.GetState() + "  " + s.GetDescription(); line != seen {
+			seen = line
+			d.say("%s  %s  %-12s %-8s %s", time.Now().Format("15:04:05"), sha[:7], "yci/network", s.GetState(), s.GetDescription())
+		}
+		return s.GetState() == "success"
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range gh.Reactions(owner, repo, c.GetID()) {
+		d.say("reaction on the comment: %s by %s", r.GetContent(), r.GetUser().GetLogin())
+	}
+	after := gh.LatestStatuses(owner, repo, sha)["yci/network"]
+	d.say("\nthe first run's log is still at  %s", before.GetTargetURL())
+	d.say("the re-run's log (the status links here now): %s", after.GetTargetURL())
+	d.fetch(ctx, after.GetTargetURL(), "the re-run, done")
 	return nil
 }
 
@@ -165,6 +212,11 @@ func (d *demo) watch(ctx context.Context, gh *fakegithub.Server, sha string) err
 // fetchLive reads a log over HTTP while its test is still writing it.
 func (d *demo) fetchLive(ctx context.Context, url string) {
 	time.Sleep(time.Second)
+	d.fetch(ctx, url, "while the test runs")
+}
+
+// fetch prints a log read over HTTP, as curl would show it.
+func (d *demo) fetch(ctx context.Context, url, note string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return
@@ -180,7 +232,7 @@ func (d *demo) fetchLive(ctx context.Context, url string) {
 	for sc.Scan() {
 		lines = append(lines, "    | "+sc.Text())
 	}
-	d.say("\n  curl %s  (while the test runs: %s)\n%s\n", url, resp.Header.Get("Content-Type"), strings.Join(lines, "\n"))
+	d.say("\n  curl %s  (%s: %s)\n%s\n", url, note, resp.Header.Get("Content-Type"), strings.Join(lines, "\n"))
 }
 
 func (d *demo) summary(gh *fakegithub.Server, sha string) {

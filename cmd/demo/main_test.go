@@ -11,8 +11,9 @@ import (
 )
 
 // TestDemoRunsTheWholeSystem keeps README's first command true: the demo
-// brings everything up, both heads end with every test passed, and a log
-// is read over HTTP while its test runs.
+// brings everything up, both heads end with every test passed but the
+// flaky network one, a log is read over HTTP while its test runs, and
+// /retest re-runs the failed test into a log of its own.
 func TestDemoRunsTheWholeSystem(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs every binary")
@@ -29,14 +30,23 @@ func TestDemoRunsTheWholeSystem(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo exited %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr.String())
 	}
-	final := out[strings.Index(out, "final statuses"):]
-	// Four tests and the summary yci, which links to the build page.
-	if n := strings.Count(final, " success "); n != 5 {
-		t.Errorf("final statuses show %d successes, want 5:\n%s", n, final)
+	final, retest, found := strings.Cut(out[strings.Index(out, "final statuses"):], "commented on")
+	if !found {
+		t.Fatalf("the demo posted no /retest:\n%s", out)
 	}
-	summary := regexp.MustCompile(`yci +success +4 passed \(1 flaky\) of 4 +(http://\S+/index\.html)\n`).FindStringSubmatch(final)
-	if summary == nil || !strings.Contains(final, "build page: "+summary[1]) {
-		t.Errorf("no successful summary linking to the build page, or the page's address is not printed:\n%s", final)
+	if n := strings.Count(final, " success "); n != 4 || !strings.Contains(final, "yci/network  failure") {
+		t.Errorf("final statuses show %d successes, want 4 and yci/network failed:\n%s", n, final)
+	}
+	// The summary yci counts the failure and links to the build page.
+	summary := regexp.MustCompile(`yci +failure +4 passed, 1 failed \(1 flaky\) of 5 +(http://\S+/index\.html)\n`).FindStringSubmatch(final)
+	if summary == nil || !strings.Contains(out, "build page: "+summary[1]) {
+		t.Errorf("no failed summary linking to the build page, or the page's address is not printed:\n%s", final)
+	}
+	for _, want := range []string{"reaction on the comment: rocket", "queued: re-run 1 asked by @maintainer",
+		"yci/network  success", "/network/rerun-1/out.txt", "fixtures fetched; ok", "/network/out.txt"} {
+		if !strings.Contains(retest, want) {
+			t.Errorf("the /retest part of the demo lacks %q:\n%s", want, retest)
+		}
 	}
 	for _, want := range []string{"while the test runs: text/plain; charset=utf-8", "| step 1", "retrying in", "webhook: synchronize"} {
 		if !strings.Contains(out, want) {

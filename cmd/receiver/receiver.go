@@ -87,6 +87,7 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (r *Receiver, err 
 		webhook.WithApprovalLabel(opts.ApprovalLabel),
 		webhook.WithPublishTimeout(opts.PublishTimeout),
 		webhook.WithHeadAnnouncer(r.bus),
+		webhook.WithCommands(r.bus),
 	)
 	if err != nil {
 		return nil, err

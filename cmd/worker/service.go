@@ -95,6 +95,7 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 		ApprovalLabel:  opts.ApprovalLabel,
 		KeepSuperseded: opts.KeepSuperseded,
 		Records:        s.bus,
+		Reruns:         s.bus,
 	})
 	if err != nil {
 		return nil, err
@@ -147,11 +148,14 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	defer stopWatch()
 	slots := events.NewSlots(s.opts.Jobs)
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	go func() { errs <- s.bus.ConsumePulls(ctx, slots, s.handlers.HandlePull) }()
 	go func() { errs <- s.bus.ConsumeTests(ctx, slots, s.handlers.HandleTest) }()
+	// Comment commands get a slot of their own: an answer to /retest must
+	// not wait for a slot behind hour-long tests.
+	go func() { errs <- s.bus.ConsumeCommands(ctx, events.NewSlots(1), s.handlers.HandleCommand) }()
 	s.log.Info("worker started", "workspace", s.opts.Workspace, "jobs", s.opts.Jobs, "metrics", s.MetricsAddr())
-	err = errors.Join(<-errs, <-errs)
+	err = errors.Join(<-errs, <-errs, <-errs)
 	s.log.Info("worker stopped")
 	return err
 }
@@ -196,5 +200,9 @@ func (i installations) Installation(ctx context.Context, id int64) (worker.Insta
 		Statuses:    c.Repositories,
 		Permissions: c.Repositories,
 		Git:         artifacts.GitAuth{Username: user, Password: pass},
+		// Comment commands.
+		Comments:       c.Issues,
+		Reactions:      c.Reactions,
+		CombinedStatus: c.Repositories,
 	}, nil
 }

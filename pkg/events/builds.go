@@ -190,9 +190,9 @@ func (b *Bus) loadPull(ctx context.Context, key string) (pullRecord, uint64, err
 // errConflict is returned by storePull when another writer got there first.
 var errConflict = errors.New("build record changed meanwhile")
 
-// storePull writes rec if the key is still at revision rev (absent when 0);
-// otherwise it returns errConflict.
-func (b *Bus) storePull(ctx context.Context, key string, rec pullRecord, rev uint64) error {
+// storePull writes rec (a pull or a re-run record) if the key is still at
+// revision rev (absent when 0); otherwise it returns errConflict.
+func (b *Bus) storePull(ctx context.Context, key string, rec any, rev uint64) error {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", key, err)

@@ -169,6 +169,8 @@ type Bus struct {
 	log     *slog.Logger
 	// closed is closed when a connection Connect opened has closed.
 	closed chan struct{}
+	// commands is handle_command: comment commands.
+	commands jetstream.Consumer
 }
 
 // New sets up the stream, both consumers and the key-value bucket on nc,
@@ -259,7 +261,7 @@ func (b *Bus) setup(ctx context.Context) error {
 	streamCfg := jetstream.StreamConfig{
 		Name:        b.opts.Stream,
 		Description: "YourCI jobs: pull request events and test attempts",
-		Subjects:    []string{PullSubjects, TestSubjects},
+		Subjects:    []string{PullSubjects, TestSubjects, CommandSubjects},
 		// Each message is handled once, then removed.
 		Retention:  jetstream.WorkQueuePolicy,
 		Storage:    storage,
@@ -279,6 +281,9 @@ func (b *Bus) setup(ctx context.Context) error {
 			return err
 		}
 		if b.tests, err = b.ensureConsumer(ctx, TestConsumer, TestSubjects); err != nil {
+			return err
+		}
+		if b.commands, err = b.ensureConsumer(ctx, CommandConsumer, CommandSubjects); err != nil {
 			return err
 		}
 	}

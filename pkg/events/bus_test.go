@@ -78,11 +78,12 @@ func TestSetup(t *testing.T) {
 		}
 		cfg := s.CachedInfo().Config
 		gotStream := []any{cfg.Retention, cfg.Subjects, cfg.Duplicates, cfg.Storage}
-		wantStream := []any{jetstream.WorkQueuePolicy, []string{events.PullSubjects, events.TestSubjects}, events.DuplicateWindow, jetstream.MemoryStorage}
+		wantStream := []any{jetstream.WorkQueuePolicy, []string{events.PullSubjects, events.TestSubjects, events.CommandSubjects}, events.DuplicateWindow, jetstream.MemoryStorage}
 		if diff := cmp.Diff(wantStream, gotStream); diff != "" {
 			t.Errorf("stream config (-want +got):\n%s", diff)
 		}
-		for name, filter := range map[string]string{events.PullConsumer: events.PullSubjects, events.TestConsumer: events.TestSubjects} {
+		for name, filter := range map[string]string{events.PullConsumer: events.PullSubjects, events.TestConsumer: events.TestSubjects,
+			events.CommandConsumer: events.CommandSubjects} {
 			c, err := b.JetStream().Consumer(ctx, events.DefaultStream, name)
 			if err != nil {
 				t.Fatalf("consumer %s: %v", name, err)

@@ -77,6 +77,10 @@ type TestJob struct {
 	Test         TestSpec `json:"test"`
 	// Attempt counts from 1.
 	Attempt int `json:"attempt"`
+	// Rerun is 0 for the build's own run of the test, and k for its k-th
+	// re-run (asked for by a /retest comment): a new series of attempts
+	// with its own log, beside the earlier runs' logs.
+	Rerun int `json:"rerun,omitempty"`
 	// NotBefore is when the attempt may start; zero means now. A job
 	// delivered earlier is handed back to the queue until then and never
 	// reaches a handler early.
@@ -111,12 +115,15 @@ func (e PullEvent) MsgID() string {
 }
 
 // MsgID is the JetStream message id of the job,
-// test/<owner>/<repo>/<pull>/<build>/<name>/<attempt> with each name
-// encoded, so publishing the same attempt twice queues it once.
+// test/<owner>/<repo>/<pull>/<build>/<name>/<attempt>[/rerun/<k>] with
+// each name encoded, so publishing the same attempt twice queues it once.
 func (j TestJob) MsgID() string {
 	id := "test/" + EncodeToken(j.Repo.Owner) + "/" + EncodeToken(j.Repo.Name) + "/" +
 		strconv.Itoa(j.Number) + "/" + strconv.Itoa(j.Build) + "/" + EncodeToken(j.Test.Name) + "/" +
 		strconv.Itoa(j.Attempt)
+	if j.Rerun > 0 {
+		id += "/rerun/" + strconv.Itoa(j.Rerun)
+	}
 	if j.Requeues > 0 {
 		id += "/requeue/" + strconv.Itoa(j.Requeues)
 	}
@@ -147,5 +154,6 @@ func (j TestJob) LogAttrs() []any {
 		slog.Int("build", j.Build),
 		slog.String("test", j.Test.Name),
 		slog.Int("attempt", j.Attempt),
+		slog.Int("rerun", j.Rerun),
 	}
 }

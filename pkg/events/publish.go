@@ -75,5 +75,8 @@ func (j TestJob) validate() error {
 	if j.Attempt < 1 {
 		errs = append(errs, fmt.Errorf("attempt %d: %w", j.Attempt, ErrInvalidEvent))
 	}
+	if j.Rerun < 0 {
+		errs = append(errs, fmt.Errorf("rerun %d: %w", j.Rerun, ErrInvalidEvent))
+	}
 	return errors.Join(errs...)
 }

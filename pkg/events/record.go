@@ -35,6 +35,9 @@ func (s TestState) Final() bool {
 
 // AttemptRecord is one run of a test.
 type AttemptRecord struct {
+	// Rerun is 0 for the build's own run of the test and k for its k-th
+	// re-run (a /retest); Number counts attempts from 1 within that run.
+	Rerun  int       `json:"rerun,omitempty"`
 	Number int       `json:"number"`
 	Start  time.Time `json:"start"`
 	// Duration and Outcome are set when the attempt ended; an empty
@@ -293,4 +296,13 @@ func (b *Bus) storeRecord(ctx context.Context, key string, rec BuildRecord) (uin
 		return 0, fmt.Errorf("writing %s: %w", key, err)
 	}
 	return rev, nil
+}
+
+// Before reports whether a is an earlier attempt than attempt number of
+// re-run rerun: re-runs follow the build's own run and one another.
+func (a AttemptRecord) Before(rerun, number int) bool {
+	if a.Rerun != rerun {
+		return a.Rerun < rerun
+	}
+	return a.Number < number
 }

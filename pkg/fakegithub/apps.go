@@ -174,8 +174,9 @@ func (s *Server) installationJSONLocked(inst *installation) *github.Installation
 func appPermissions() *github.InstallationPermissions {
 	return &github.InstallationPermissions{
 		Contents:     ptr("read"),
+		Issues:       ptr("read"),
 		Metadata:     ptr("read"),
-		PullRequests: ptr("read"),
+		PullRequests: ptr("write"),
 		Statuses:     ptr("write"),
 	}
 }

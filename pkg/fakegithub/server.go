@@ -1,6 +1,7 @@
 // Package fakegithub is an in-process stand-in for GitHub: an HTTP server that
 // answers the REST calls YourCI makes (repositories, pull requests, commit
-// statuses, collaborator permissions, labels, GitHub App installation tokens)
+// statuses, collaborator permissions, labels, issue comments and their
+// reactions, GitHub App installation tokens)
 // with GitHub's JSON shapes, serves real bare git repositories over smart
 // HTTP, and sends webhooks signed and shaped like GitHub's.
 //
@@ -77,6 +78,8 @@ type Server struct {
 	hooks         []*hook
 	deliveries    []Delivery
 	statusChanged chan struct{}
+	// issues holds issue comments and their reactions (comments.go).
+	issues *issueStore
 }
 
 // New starts a server on 127.0.0.1 with a free port. Bare repositories are
@@ -223,6 +226,9 @@ func (s *Server) routes() *http.ServeMux {
 	s.handle(mux, "POST "+repo+"/statuses/{sha}", authUser, s.createStatus)
 	s.handle(mux, "GET "+repo+"/commits/{ref}/statuses", authUser, s.listStatuses)
 	s.handle(mux, "GET "+repo+"/commits/{ref}/status", authUser, s.combinedStatus)
+	s.handle(mux, "POST "+repo+"/issues/{number}/comments", authUser, s.createComment)
+	s.handle(mux, "GET "+repo+"/issues/{number}/comments", authUser, s.listComments)
+	s.handle(mux, "POST "+repo+"/issues/comments/{id}/reactions", authUser, s.createReaction)
 	s.handle(mux, "GET "+repo+"/installation", authApp, s.getRepoInstallation)
 	s.handle(mux, "GET /app", authApp, s.getApp)
 	s.handle(mux, "GET /app/installations", authApp, s.listInstallations)

@@ -36,7 +36,7 @@ var buildPage = template.Must(template.New("build").Funcs(funcs).Parse(`<!DOCTYP
 <td><code>{{.Name}}</code></td>
 <td><span id="state-{{.Name}}" class="state {{.State}}">{{.State}}{{if .Flaky}} (flaky){{end}}</span><br><small id="desc-{{.Name}}">{{.Description}}</small></td>
 <td>{{len .Attempts}}{{if .MaxAttempts}} of {{.MaxAttempts}}{{end}}
-{{- range .Attempts}}<br><small>#{{.Number}} {{if .Outcome}}{{.Outcome}} in {{duration .Duration}}{{else}}started {{time .Start}}{{end}}</small>{{end}}</td>
+{{- range .Attempts}}<br><small>{{if .Rerun}}re-run {{.Rerun}} {{end}}#{{.Number}} {{if .Outcome}}{{.Outcome}} in {{duration .Duration}}{{else}}started {{time .Start}}{{end}}</small>{{end}}</td>
 <td>{{if .Total}}{{duration .Total}}{{else}}–{{end}}</td>
 <td><a href="{{.Log}}">out.txt</a></td>
 </tr>

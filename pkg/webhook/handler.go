@@ -70,6 +70,7 @@ type handler struct {
 	approvalLabel  string
 	publishTimeout time.Duration
 	heads          HeadAnnouncer
+	commands       CommandPublisher
 }
 
 // HeadAnnouncer tells workers that a pull request closed, so that they stop
@@ -95,7 +96,8 @@ func WithHeadAnnouncer(a HeadAnnouncer) Option { return func(h *handler) { h.hea
 // MaxBodyBytes 413; a missing X-GitHub-Event header, an empty or malformed
 // body, or a payload no GitHub delivery could hold 400; a method other than
 // POST 405; a queue that does not acknowledge in time 503. Nothing is
-// published on any answer but the pull_request 202.
+// published on any answer but the pull_request 202 and, with WithCommands,
+// the 202 of an issue_comment holding commands (see CommandEventFrom).
 func NewHandler(secret string, pub Publisher, opts ...Option) (http.Handler, error) {
 	if secret == "" {
 		return nil, errors.New("creating webhook handler: the webhook secret is empty; refusing to accept unsigned deliveries")
@@ -197,6 +199,8 @@ func (h *handler) handle(r *http.Request, w http.ResponseWriter, d *delivery) er
 		return nil
 	case github.PullRequestPayload:
 		return h.publish(r.Context(), body, d)
+	case github.IssueCommentPayload:
+		return h.publishCommand(r.Context(), body, d)
 	default:
 		return ignored(fmt.Sprintf("event %q", truncate(d.event)))
 	}

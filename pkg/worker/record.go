@@ -136,7 +136,7 @@ func (w *Worker) track(ctx context.Context, rep *status.Reporter, job events.Tes
 		}
 		t := r.AddTest(job.Test.Name)
 		t.MaxAttempts = job.Test.Retries + 1
-		applyChange(t, job.Attempt, state, st, res, now)
+		applyChange(t, job.Rerun, job.Attempt, state, st, res, now)
 		return nil
 	})
 	if err != nil {
@@ -146,10 +146,11 @@ func (w *Worker) track(ctx context.Context, rep *status.Reporter, job events.Tes
 	w.publishBuild(ctx, log, rep, rec)
 }
 
-// applyChange moves t to state for attempt. A word about an attempt older
-// than t's latest arrives late and changes nothing.
-func applyChange(t *events.TestRecord, attempt int, state events.TestState, st status.Status, res *pipeline.Result, now time.Time) {
-	if latest := t.Latest(); latest != nil && attempt < latest.Number {
+// applyChange moves t to state for attempt number attempt of re-run rerun
+// (0 for the build's own run). A word about an attempt older than t's
+// latest arrives late and changes nothing.
+func applyChange(t *events.TestRecord, rerun, attempt int, state events.TestState, st status.Status, res *pipeline.Result, now time.Time) {
+	if latest := t.Latest(); latest != nil && (events.AttemptRecord{Rerun: rerun, Number: attempt}).Before(latest.Rerun, latest.Number) {
 		return
 	}
 	t.State, t.Description, t.Updated = state, st.Description, now
@@ -157,20 +158,20 @@ func applyChange(t *events.TestRecord, attempt int, state events.TestState, st s
 		t.LogURL = st.TargetURL
 	}
 	var a *events.AttemptRecord
-	if latest := t.Latest(); latest != nil && latest.Number == attempt {
+	if latest := t.Latest(); latest != nil && latest.Rerun == rerun && latest.Number == attempt {
 		a = latest
 	}
 	switch {
 	case state == events.TestRunning:
 		// A new attempt, or the same one delivered again after a crash.
 		if a == nil {
-			t.Attempts = append(t.Attempts, events.AttemptRecord{Number: attempt})
+			t.Attempts = append(t.Attempts, events.AttemptRecord{Rerun: rerun, Number: attempt})
 			a = t.Latest()
 		}
-		*a = events.AttemptRecord{Number: attempt, Start: now}
+		*a = events.AttemptRecord{Rerun: rerun, Number: attempt, Start: now}
 	case res != nil:
 		if a == nil {
-			t.Attempts = append(t.Attempts, events.AttemptRecord{Number: attempt, Start: now.Add(-res.Duration)})
+			t.Attempts = append(t.Attempts, events.AttemptRecord{Rerun: rerun, Number: attempt, Start: now.Add(-res.Duration)})
 			a = t.Latest()
 		}
 		a.Duration, a.Outcome = res.Duration, res.Outcome.String()
@@ -178,7 +179,8 @@ func applyChange(t *events.TestRecord, attempt int, state events.TestState, st s
 		// The attempt ended without a result: stopped, handed back or lost.
 		a.Duration, a.Outcome = now.Sub(a.Start), "stopped"
 	}
-	t.Flaky = state == events.TestPassed && attempt > 1
+	// A pass that took a retry or a re-run is flaky: the same commit failed.
+	t.Flaky = state == events.TestPassed && (attempt > 1 || rerun > 0)
 }
 
 // publishBuild writes the build's pages from rec and brings the summary

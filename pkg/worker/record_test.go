@@ -24,6 +24,7 @@ func TestApplyChange(t *testing.T) {
 	failed := &pipeline.Result{Outcome: pipeline.Failed, Duration: 2 * time.Second}
 	passed := &pipeline.Result{Outcome: pipeline.Passed, Duration: time.Second}
 	type step struct {
+		rerun   int
 		attempt int
 		state   events.TestState
 		res     *pipeline.Result
@@ -35,26 +36,31 @@ func TestApplyChange(t *testing.T) {
 		outcomes string
 		flaky    bool
 	}{
-		{"passed_at_once", []step{{1, events.TestRunning, nil}, {1, events.TestPassed, passed}},
+		{"passed_at_once", []step{{0, 1, events.TestRunning, nil}, {0, 1, events.TestPassed, passed}},
 			events.TestPassed, "1:passed", false},
-		{"passed_after_a_retry_is_flaky", []step{{1, events.TestRunning, nil}, {1, events.TestRetrying, failed},
-			{2, events.TestRunning, nil}, {2, events.TestPassed, passed}}, events.TestPassed, "1:failed 2:passed", true},
-		{"failed_after_a_retry_is_not_flaky", []step{{1, events.TestRunning, nil}, {1, events.TestRetrying, failed},
-			{2, events.TestRunning, nil}, {2, events.TestFailed, failed}}, events.TestFailed, "1:failed 2:failed", false},
-		{"stopped_attempt_ends_without_a_result", []step{{1, events.TestRunning, nil}, {1, events.TestErrored, nil}},
+		{"passed_after_a_retry_is_flaky", []step{{0, 1, events.TestRunning, nil}, {0, 1, events.TestRetrying, failed},
+			{0, 2, events.TestRunning, nil}, {0, 2, events.TestPassed, passed}}, events.TestPassed, "1:failed 2:passed", true},
+		{"failed_after_a_retry_is_not_flaky", []step{{0, 1, events.TestRunning, nil}, {0, 1, events.TestRetrying, failed},
+			{0, 2, events.TestRunning, nil}, {0, 2, events.TestFailed, failed}}, events.TestFailed, "1:failed 2:failed", false},
+		{"stopped_attempt_ends_without_a_result", []step{{0, 1, events.TestRunning, nil}, {0, 1, events.TestErrored, nil}},
 			events.TestErrored, "1:stopped", false},
-		{"redelivered_attempt_starts_over", []step{{1, events.TestRunning, nil}, {1, events.TestQueued, nil},
-			{1, events.TestRunning, nil}, {1, events.TestPassed, passed}}, events.TestPassed, "1:passed", false},
-		{"late_word_of_an_earlier_attempt_changes_nothing", []step{{1, events.TestRunning, nil}, {1, events.TestRetrying, failed},
-			{2, events.TestRunning, nil}, {1, events.TestErrored, nil}}, events.TestRunning, "1:failed 2:", false},
-		{"result_without_a_running_word_still_counts", []step{{1, events.TestFailed, failed}}, events.TestFailed, "1:failed", false},
+		{"redelivered_attempt_starts_over", []step{{0, 1, events.TestRunning, nil}, {0, 1, events.TestQueued, nil},
+			{0, 1, events.TestRunning, nil}, {0, 1, events.TestPassed, passed}}, events.TestPassed, "1:passed", false},
+		{"late_word_of_an_earlier_attempt_changes_nothing", []step{{0, 1, events.TestRunning, nil}, {0, 1, events.TestRetrying, failed},
+			{0, 2, events.TestRunning, nil}, {0, 1, events.TestErrored, nil}}, events.TestRunning, "1:failed 2:", false},
+		{"a_rerun_follows_the_last_retry_and_passing_it_is_flaky", []step{{0, 1, events.TestRunning, nil}, {0, 1, events.TestRetrying, failed},
+			{0, 2, events.TestRunning, nil}, {0, 2, events.TestFailed, failed}, {1, 1, events.TestRunning, nil}, {1, 1, events.TestPassed, passed}},
+			events.TestPassed, "1:failed 2:failed 1:passed", true},
+		{"late_word_of_the_first_run_changes_no_rerun", []step{{1, 1, events.TestRunning, nil}, {0, 2, events.TestErrored, nil}},
+			events.TestRunning, "1:", false},
+		{"result_without_a_running_word_still_counts", []step{{0, 1, events.TestFailed, failed}}, events.TestFailed, "1:failed", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tr := &events.TestRecord{Name: "t"}
 			for i, s := range tc.steps {
-				applyChange(tr, s.attempt, s.state, st(string(s.state)), s.res, t0.Add(time.Duration(i)*time.Second))
+				applyChange(tr, s.rerun, s.attempt, s.state, st(string(s.state)), s.res, t0.Add(time.Duration(i)*time.Second))
 			}
 			var outcomes []string
 			for _, a := range tr.Attempts {

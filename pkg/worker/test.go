@@ -44,7 +44,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	rep := w.reporter(inst, log)
 	b := build(job.Repo, job.Number, job.Build)
 	t := testOf(job.Test)
-	st := status.Status{Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Test: t.Name, TargetURL: w.logURL(b, t.Name)}
+	st := status.Status{Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Test: t.Name, TargetURL: w.runLogURL(b, t.Name, job.Rerun)}
 	if job.Outcome != nil {
 		// The attempt ran; only its status is owed.
 		st.State, st.Description = status.State(job.Outcome.State), job.Outcome.Description
@@ -191,7 +191,7 @@ func (w *Worker) prepareTest(ctx context.Context, inst Installation, cloneURL st
 			return "", "", fmt.Errorf("updating mirror: %w", err)
 		}
 	}
-	dir, err := ws.CreateTestDir(b, job.Test.Name)
+	dir, err := ws.CreateRunDir(b, job.Test.Name, job.Rerun)
 	if err != nil {
 		return "", "", permanent(err)
 	}
@@ -202,10 +202,10 @@ func (w *Worker) prepareTest(ctx context.Context, inst Installation, cloneURL st
 	} else if n > 0 {
 		w.log.Info("killed an earlier attempt's processes", "dir", dir, "groups", n)
 	}
-	if work, err = ws.TestSourceDir(b, job.Test.Name); err != nil {
+	if work, err = ws.RunSourceDir(b, job.Test.Name, job.Rerun); err != nil {
 		return "", "", permanent(err)
 	}
-	if logPath, err = ws.LogPath(b, job.Test.Name); err != nil {
+	if logPath, err = ws.RunLogPath(b, job.Test.Name, job.Rerun); err != nil {
 		return "", "", permanent(err)
 	}
 	if err := os.RemoveAll(work); err != nil {
@@ -213,6 +213,9 @@ func (w *Worker) prepareTest(ctx context.Context, inst Installation, cloneURL st
 	}
 	if err := ws.Checkout(ctx, b, job.HeadSHA, work); err != nil {
 		return "", "", fmt.Errorf("checking out %s: %w", job.HeadSHA, err)
+	}
+	if job.Rerun > 0 {
+		return work, logPath, nil // the seed's symlink names the first run
 	}
 	if err := ws.LinkLog(b, job.Test.Name); err != nil {
 		return "", "", fmt.Errorf("linking log: %w", err)
@@ -232,7 +235,7 @@ func (w *Worker) abandonTest(ctx context.Context, log *slog.Logger, job events.T
 	rep, st := w.reporter(inst, log), status.Status{
 		Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Test: job.Test.Name, State: status.Error,
 		Description: status.Errored(fmt.Sprintf("attempt %d was lost %d times (worker crashed or stopped)", job.Attempt, delivered)),
-		TargetURL:   w.logURL(b, job.Test.Name),
+		TargetURL:   w.runLogURL(b, job.Test.Name, job.Rerun),
 	}
 	defer w.track(ctx, rep, job, events.TestErrored, st, nil)
 	return rep.Set(ctx, st)
@@ -245,6 +248,7 @@ func facts(job events.TestJob) map[string]string {
 		"YCI_PULL":  strconv.Itoa(job.Number),
 		"YCI_SHA":   job.HeadSHA,
 		"YCI_BUILD": strconv.Itoa(job.Build),
+		"YCI_RERUN": strconv.Itoa(job.Rerun),
 	}
 }
 

@@ -33,6 +33,10 @@ type Installation struct {
 	Statuses    status.StatusCreator
 	Permissions PermissionGetter
 	Git         artifacts.GitAuth
+	// Comments, Reactions and CombinedStatus answer comment commands.
+	Comments       CommentCreator
+	Reactions      ReactionCreator
+	CombinedStatus CombinedStatusGetter
 }
 
 // GitHub gives the access a job needs for the installation named in its
@@ -78,6 +82,9 @@ type Options struct {
 	// Records, when set, keeps each build's record, from which the worker
 	// writes the build and repository pages and the `yci` summary status.
 	Records BuildRecords
+	// Reruns numbers and queues re-runs for comment commands; without it
+	// HandleCommand cannot act and terminates every command.
+	Reruns RerunQueue
 }
 
 // Worker handles deliveries of handle_pull and handle_test. Its methods may
@@ -141,6 +148,19 @@ func (w *Worker) logURL(b artifacts.Build, name string) string {
 		return ""
 	}
 	u, err := w.opts.Workspace.LogURL(w.opts.HTTPRoot, b, name)
+	if err != nil {
+		return ""
+	}
+	return u
+}
+
+// runLogURL is where one run of a test logs (see Workspace.RunLogURL), or
+// "" when this box serves none.
+func (w *Worker) runLogURL(b artifacts.Build, name string, rerun int) string {
+	if w.opts.HTTPRoot == "" {
+		return ""
+	}
+	u, err := w.opts.Workspace.RunLogURL(w.opts.HTTPRoot, b, name, rerun)
 	if err != nil {
 		return ""
 	}

@@ -1,0 +1,172 @@
+package events_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/yourci/yourci/pkg/events"
+)
+
+func sampleCommand(comment int64) events.CommandEvent {
+	return events.CommandEvent{
+		Repo: sampleRepo, Number: 7, Installation: 42, Delivery: fmt.Sprintf("d-%d", comment),
+		CommentID: comment, Author: "alice",
+		Commands: []events.Command{{Kind: events.Retest}, {Kind: events.Retest, Tests: []string{"foo-x"}, Invalid: 1}},
+	}
+}
+
+func TestCommandRoundTrip(t *testing.T) {
+	t.Parallel()
+	eachServer(t, func(t *testing.T, srv testServer) {
+		b := newBus(t, srv.URL(), fastOptions(t))
+		ctx := testContext(t)
+		ev := sampleCommand(11)
+		// Published twice (a redelivered webhook): queued once.
+		for range 2 {
+			if err := b.PublishCommand(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := streamMsgs(t, b); got != 1 {
+			t.Errorf("stream holds %d messages, want 1", got)
+		}
+		got := make(chan *events.Delivery[events.CommandEvent], 2)
+		startConsumer(t, func(ctx context.Context) error {
+			return b.ConsumeCommands(ctx, events.NewSlots(1), func(ctx context.Context, d *events.Delivery[events.CommandEvent]) {
+				if err := d.Ack(ctx); err != nil {
+					t.Errorf("ack: %v", err)
+				}
+				got <- d
+			})
+		})
+		d := receive(t, got, "command event")
+		ev.Version = events.Version
+		if diff := cmp.Diff(ev, d.Payload); diff != "" {
+			t.Errorf("command event (-sent +received):\n%s", diff)
+		}
+		eventually(t, "the acked command leaves the work queue", func() bool { return streamMsgs(t, b) == 0 })
+	})
+}
+
+func TestPublishCommandRefusesIncompleteEvents(t *testing.T) {
+	t.Parallel()
+	eachServer(t, func(t *testing.T, srv testServer) {
+		b := newBus(t, srv.URL(), fastOptions(t))
+		ctx := testContext(t)
+		for name, change := range map[string]func(*events.CommandEvent){
+			"no_comment_id": func(e *events.CommandEvent) { e.CommentID = 0 },
+			"no_author":     func(e *events.CommandEvent) { e.Author = "" },
+			"no_commands":   func(e *events.CommandEvent) { e.Commands = nil },
+			"no_kind":       func(e *events.CommandEvent) { e.Commands[0].Kind = "" },
+			"empty_name":    func(e *events.CommandEvent) { e.Commands[1].Tests = []string{""} },
+			"no_pull":       func(e *events.CommandEvent) { e.Number = 0 },
+		} {
+			t.Run(name, func(t *testing.T) {
+				ev := sampleCommand(12)
+				change(&ev)
+				if err := b.PublishCommand(ctx, ev); !errors.Is(err, events.ErrInvalidEvent) {
+					t.Errorf("PublishCommand = %v, want ErrInvalidEvent", err)
+				}
+			})
+		}
+		if got := streamMsgs(t, b); got != 0 {
+			t.Errorf("stream holds %d messages, want 0", got)
+		}
+	})
+}
+
+func TestClaimReruns(t *testing.T) {
+	t.Parallel()
+	eachServer(t, func(t *testing.T, srv testServer) {
+		opts := fastOptions(t)
+		boxes := []*events.Bus{newBus(t, srv.URL(), opts), newBus(t, srv.URL(), opts)}
+		ctx := testContext(t)
+		repo := events.Repo{Owner: "my.org", Name: "a repo*>"}
+
+		t.Run("racing_commands_get_distinct_numbers_per_test", func(t *testing.T) {
+			const n = 6
+			runs := make([]map[string]int, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					runs[i], errs[i] = boxes[i%2].ClaimReruns(ctx, repo, 1, 1, []string{"a", "b"}, fmt.Sprintf("command-%d", i))
+				})
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				t.Fatal(err)
+			}
+			for _, test := range []string{"a", "b"} {
+				var got []int
+				for _, r := range runs {
+					got = append(got, r[test])
+				}
+				slices.Sort(got)
+				if diff := cmp.Diff([]int{1, 2, 3, 4, 5, 6}, got); diff != "" {
+					t.Errorf("re-run numbers of %s (-want +got):\n%s", test, diff)
+				}
+			}
+		})
+
+		t.Run("the_same_claimant_gets_its_numbers_again", func(t *testing.T) {
+			first, err := boxes[0].ClaimReruns(ctx, repo, 1, 2, []string{"a"}, "command-x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := boxes[1].ClaimReruns(ctx, repo, 1, 2, []string{"a"}, "command-x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			other, err := boxes[1].ClaimReruns(ctx, repo, 1, 2, []string{"a", "c"}, "command-y")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []map[string]int{{"a": 1}, {"a": 1}, {"a": 2, "c": 1}}
+			if diff := cmp.Diff(want, []map[string]int{first, again, other}); diff != "" {
+				t.Errorf("claims (-want +got):\n%s", diff)
+			}
+		})
+
+		t.Run("builds_are_numbered_apart", func(t *testing.T) {
+			got, err := boxes[0].ClaimReruns(ctx, repo, 1, 3, []string{"a"}, "command-x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got["a"] != 1 {
+				t.Errorf("first re-run of build 3 is %d, want 1", got["a"])
+			}
+		})
+
+		t.Run("refuses_incomplete_claims", func(t *testing.T) {
+			for _, tc := range []struct {
+				build    int
+				tests    []string
+				claimant string
+			}{{0, []string{"a"}, "c"}, {1, nil, "c"}, {1, []string{"a"}, ""}} {
+				if _, err := boxes[0].ClaimReruns(ctx, repo, 1, tc.build, tc.tests, tc.claimant); !errors.Is(err, events.ErrInvalidEvent) {
+					t.Errorf("ClaimReruns(%d, %v, %q) = %v, want ErrInvalidEvent", tc.build, tc.tests, tc.claimant, err)
+				}
+			}
+		})
+	})
+}
+
+func TestRerunJobsHaveTheirOwnMessageIDs(t *testing.T) {
+	t.Parallel()
+	first := sampleJob("foo-x", 1)
+	rerun := first
+	rerun.Rerun = 1
+	second := first
+	second.Rerun = 2
+	ids := map[string]bool{first.MsgID(): true, rerun.MsgID(): true, second.MsgID(): true}
+	if len(ids) != 3 {
+		t.Errorf("the first run and two re-runs share message ids: %v", ids)
+	}
+}

@@ -1,0 +1,101 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// maxRerunClaims bounds how many claimants a build's re-run record
+// remembers: enough for the redeliveries of any recent command, and a
+// record stays small however often a build is re-run.
+const maxRerunClaims = 64
+
+// rerunRecord is the key-value entry numbering one build's re-runs, per
+// test, and remembering which claimant was given which numbers.
+type rerunRecord struct {
+	Last   map[string]int `json:"last"`
+	Claims []rerunClaim   `json:"claims,omitempty"`
+}
+
+type rerunClaim struct {
+	By   string         `json:"by"`
+	Runs map[string]int `json:"runs"`
+}
+
+// rerunKey is the record's key: rerun.<owner>.<repo>.<pull>.<build>.
+func rerunKey(repo Repo, pull, build int) string {
+	return "rerun." + EncodeToken(repo.Owner) + "." + EncodeToken(repo.Name) + "." +
+		strconv.Itoa(pull) + "." + strconv.Itoa(build)
+}
+
+// ClaimReruns numbers a new re-run of each of tests of a build: 1 for a
+// test's first re-run, then 2, 3, ... atomically across every box. The
+// same claimant (a command message's id) asking again, as a redelivered
+// message does, gets the numbers it was given before, so a re-run is never
+// queued twice under two numbers. The result maps each test to its number.
+func (b *Bus) ClaimReruns(ctx context.Context, repo Repo, pull, build int, tests []string, claimant string) (map[string]int, error) {
+	if err := checkBuildKey(repo, pull, "-"); err != nil {
+		return nil, err
+	}
+	if build < 1 || claimant == "" || len(tests) == 0 {
+		return nil, fmt.Errorf("claiming re-runs of build %d by %q of %d tests: %w", build, claimant, len(tests), ErrInvalidEvent)
+	}
+	key := rerunKey(repo, pull, build)
+	for attempt := 1; attempt <= claimAttempts; attempt++ {
+		rec, rev, err := b.loadReruns(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("claiming re-runs of %s#%d build %d: %w", repo.FullName(), pull, build, err)
+		}
+		if i := slices.IndexFunc(rec.Claims, func(c rerunClaim) bool { return c.By == claimant }); i >= 0 {
+			return rec.Claims[i].Runs, nil
+		}
+		runs := make(map[string]int, len(tests))
+		for _, t := range tests {
+			rec.Last[t]++
+			runs[t] = rec.Last[t]
+		}
+		rec.Claims = append(rec.Claims, rerunClaim{By: claimant, Runs: runs})
+		if over := len(rec.Claims) - maxRerunClaims; over > 0 {
+			rec.Claims = rec.Claims[over:]
+		}
+		err = b.storePull(ctx, key, rec, rev)
+		if err == nil {
+			return runs, nil
+		}
+		if !errors.Is(err, errConflict) {
+			return nil, fmt.Errorf("claiming re-runs of %s#%d build %d: %w", repo.FullName(), pull, build, err)
+		}
+		pause(ctx, time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond))))
+	}
+	return nil, fmt.Errorf("claiming re-runs of %s#%d build %d: lost %d races in a row", repo.FullName(), pull, build, claimAttempts)
+}
+
+// loadReruns reads a re-run record and its revision; a missing record is
+// empty with revision 0.
+func (b *Bus) loadReruns(ctx context.Context, key string) (rerunRecord, uint64, error) {
+	ctx, cancel := b.callContext(ctx)
+	defer cancel()
+	rec := rerunRecord{Last: map[string]int{}}
+	entry, err := b.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return rec, 0, nil
+	}
+	if err != nil {
+		return rec, 0, fmt.Errorf("reading %s: %w", key, err)
+	}
+	if err := json.Unmarshal(entry.Value(), &rec); err != nil {
+		return rec, 0, fmt.Errorf("decoding %s: %w", key, err)
+	}
+	if rec.Last == nil {
+		rec.Last = map[string]int{}
+	}
+	return rec, entry.Revision(), nil
+}

@@ -1,0 +1,376 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/google/go-github/v88/github"
+
+	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/pipeline"
+	"github.com/yourci/yourci/pkg/status"
+)
+
+// AcceptedReaction is the reaction a comment gets when its commands were
+// carried out.
+const AcceptedReaction = "rocket"
+
+// CommentCreator posts a comment on a pull request's conversation;
+// go-github's IssuesService has it.
+type CommentCreator interface {
+	CreateComment(ctx context.Context, owner, repo string, number int, comment *github.IssueComment) (*github.IssueComment, *github.Response, error)
+}
+
+// ReactionCreator reacts to a comment; go-github's ReactionsService has it.
+type ReactionCreator interface {
+	CreateIssueCommentReaction(ctx context.Context, owner, repo string, id int64, content string) (*github.Reaction, *github.Response, error)
+}
+
+// CombinedStatusGetter reads the latest status of each context of a
+// commit; go-github's RepositoriesService has it.
+type CombinedStatusGetter interface {
+	GetCombinedStatus(ctx context.Context, owner, repo, ref string, opts *github.ListOptions) (*github.CombinedStatus, *github.Response, error)
+}
+
+// RerunQueue is what comment commands need of JetStream: the build of a
+// head, re-run numbers and the publication of their first attempts.
+// events.Bus has it.
+type RerunQueue interface {
+	BuildOf(ctx context.Context, repo events.Repo, pull int, sha string) (int, bool, error)
+	ClaimReruns(ctx context.Context, repo events.Repo, pull, build int, tests []string, claimant string) (map[string]int, error)
+	PublishTest(ctx context.Context, job events.TestJob) error
+}
+
+// HandleCommand carries out the commands of one pull request comment, if
+// its author may write to the repository (asked of GitHub, at most once
+// per trustTTL): an accepted comment gets AcceptedReaction, and a refused
+// command a reply naming the problem; a refused author gets one reply and
+// nothing runs. The message is acked once the reaction and reply are
+// posted; GitHub failures hand it back, and its redelivery queues nothing
+// twice (re-run numbers are claimed per message).
+func (w *Worker) HandleCommand(ctx context.Context, d *events.Delivery[events.CommandEvent]) {
+	ev := d.Payload
+	log := w.log.With(ev.LogAttrs()...)
+	stop := d.KeepAlive(ctx)
+	defer stop()
+	var err error
+	if d.LastChance() {
+		err = w.abandonCommand(ctx, log, ev, d.NumDelivered)
+	} else {
+		err = w.handleCommand(ctx, log, ev)
+	}
+	settle(ctx, log, d, err)
+}
+
+// outcome is what became of one command: accepted, or refused with a
+// reason for the reply.
+type outcome struct {
+	refusal string
+}
+
+func refused(format string, args ...any) outcome {
+	return outcome{refusal: fmt.Sprintf(format, args...)}
+}
+
+func (w *Worker) handleCommand(ctx context.Context, log *slog.Logger, ev events.CommandEvent) error {
+	if w.opts.Reruns == nil {
+		return permanent(errors.New("worker: comment commands need Options.Reruns"))
+	}
+	inst, err := w.opts.GitHub.Installation(ctx, ev.Installation)
+	if err != nil {
+		return fmt.Errorf("authenticating for installation %d: %w", ev.Installation, err)
+	}
+	writer, err := w.trust.canWrite(ctx, inst.Permissions, ev.Repo.Owner, ev.Repo.Name, ev.Author)
+	if err != nil {
+		return err
+	}
+	if !writer {
+		log.Info("command refused: author may not write to the repository")
+		return w.reply(ctx, inst, ev, fmt.Sprintf("@%s: only people with write access to %s may run YourCI's commands; nothing was run.",
+			ev.Author, ev.Repo.FullName()))
+	}
+	var target *commandTarget
+	var problems []string
+	accepted := false
+	for i, c := range ev.Commands {
+		o, err := w.runCommand(ctx, log, inst, ev, i, c, &target)
+		if err != nil {
+			return fmt.Errorf("carrying out /%s: %w", c.Kind, err)
+		}
+		if o.refusal != "" {
+			log.Info("command refused", "command", c.Kind, "reason", o.refusal)
+			problems = append(problems, fmt.Sprintf("`/%s` was refused: %s", c.Kind, o.refusal))
+			continue
+		}
+		accepted = true
+	}
+	if accepted {
+		if err := w.react(ctx, inst, ev); err != nil {
+			return err
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	text := "@" + ev.Author + ": " + problems[0]
+	if len(problems) > 1 {
+		text = "@" + ev.Author + ":\n- " + strings.Join(problems, "\n- ")
+	}
+	return w.reply(ctx, inst, ev, text)
+}
+
+// runCommand is the one dispatch of a command to its handler. target is
+// the pull request's head build, found by the first command that needs it
+// and shared by the next ones of the same comment.
+func (w *Worker) runCommand(ctx context.Context, log *slog.Logger, inst Installation, ev events.CommandEvent, i int, c events.Command, target **commandTarget) (outcome, error) {
+	switch c.Kind {
+	case events.Retest:
+		if *target == nil {
+			t, o, err := w.findTarget(ctx, log, inst, ev)
+			if err != nil || o.refusal != "" {
+				return o, err
+			}
+			*target = t
+		}
+		return w.retest(ctx, log, inst, ev, i, c, *target)
+	default:
+		return refused("this worker does not know that command"), nil
+	}
+}
+
+// commandTarget is the build a command acts on: the latest build of the
+// pull request's current head, with the tests its .yci.py yields.
+type commandTarget struct {
+	pr    *github.PullRequest
+	sha   string
+	build int
+	tests []pipeline.Test
+}
+
+// findTarget finds the current head's latest build and evaluates its
+// .yci.py again, in the build's checkout (made on this box if another box
+// built it), to learn its tests' names and specs. The evaluation is the
+// build's own: same commit, same build number.
+func (w *Worker) findTarget(ctx context.Context, log *slog.Logger, inst Installation, ev events.CommandEvent) (*commandTarget, outcome, error) {
+	pr, _, err := inst.Pulls.Get(ctx, ev.Repo.Owner, ev.Repo.Name, ev.Number)
+	if err != nil {
+		return nil, outcome{}, fmt.Errorf("reading pull request %s#%d: %w", ev.Repo.FullName(), ev.Number, err)
+	}
+	sha := pr.GetHead().GetSHA()
+	if pr.GetState() != "open" {
+		return nil, refused("the pull request is %s.", pr.GetState()), nil
+	}
+	n, ok, err := w.opts.Reruns.BuildOf(ctx, ev.Repo, ev.Number, sha)
+	if err != nil {
+		return nil, outcome{}, fmt.Errorf("looking up the build of %s: %w", sha, err)
+	}
+	if !ok {
+		return nil, refused("the head commit %.7s has no build yet, so there is nothing to re-run.", sha), nil
+	}
+	b := build(ev.Repo, ev.Number, n)
+	ws := w.opts.Workspace
+	if !ws.HasCommit(ctx, b.Owner, b.Repo, sha) {
+		if err := ws.UpdateMirror(ctx, b.Owner, b.Repo, pr.GetBase().GetRepo().GetCloneURL(), inst.Git); err != nil {
+			return nil, outcome{}, fmt.Errorf("updating mirror: %w", err)
+		}
+	}
+	src, err := ws.SourceDir(b)
+	if err != nil {
+		return nil, outcome{}, permanent(err)
+	}
+	if err := ws.Checkout(ctx, b, sha, src); err != nil {
+		return nil, outcome{}, fmt.Errorf("checking out %s: %w", sha, err)
+	}
+	raw, err := json.Marshal(pr)
+	if err != nil {
+		return nil, outcome{}, permanent(fmt.Errorf("encoding pull request: %w", err))
+	}
+	tests, err := w.opts.Evaluator.Evaluate(ctx, src, n, raw)
+	var cfgErr *pipeline.ConfigError
+	if errors.As(err, &cfgErr) {
+		return nil, refused("the .yci.py of build %d is broken (%s), so it has no tests to re-run.", n, cfgErr.Error()), nil
+	}
+	if err != nil {
+		return nil, outcome{}, fmt.Errorf("evaluating .yci.py of build %d: %w", n, err)
+	}
+	log.Debug("command target", "sha", sha, "build", n, "tests", len(tests))
+	return &commandTarget{pr: pr, sha: sha, build: n, tests: tests}, outcome{}, nil
+}
+
+// retest queues a re-run of the tests /retest asks for (see pickReruns),
+// each with a "queued" status pointing at its new log.
+func (w *Worker) retest(ctx context.Context, log *slog.Logger, inst Installation, ev events.CommandEvent, i int, c events.Command, t *commandTarget) (outcome, error) {
+	states, err := testStates(ctx, inst.CombinedStatus, ev.Repo, t.sha)
+	if err != nil {
+		return outcome{}, err
+	}
+	names := make([]string, len(t.tests))
+	specs := make(map[string]pipeline.Test, len(t.tests))
+	for j, test := range t.tests {
+		names[j] = test.Name
+		specs[test.Name] = test
+	}
+	run, o := pickReruns(names, states, c, t.build, t.sha)
+	if o.refusal != "" {
+		return o, nil
+	}
+	runs, err := w.opts.Reruns.ClaimReruns(ctx, ev.Repo, ev.Number, t.build, run, ev.MsgID()+"/"+strconv.Itoa(i))
+	if err != nil {
+		return outcome{}, fmt.Errorf("numbering re-runs: %w", err)
+	}
+	rep := w.reporter(inst, log)
+	b := build(ev.Repo, ev.Number, t.build)
+	for _, name := range run {
+		k := runs[name]
+		err := rep.Set(ctx, status.Status{
+			Owner: b.Owner, Repo: b.Repo, SHA: t.sha, Test: name, State: status.Pending,
+			Description: fmt.Sprintf("%s: re-run %d asked by @%s", status.Queued(), k, ev.Author),
+			TargetURL:   w.runLogURL(b, name, k),
+		})
+		if err != nil {
+			return outcome{}, fmt.Errorf("setting queued status of re-run %d of %s: %w", k, name, err)
+		}
+		job := events.TestJob{
+			Version: events.Version, Repo: ev.Repo, Number: ev.Number, HeadSHA: t.sha,
+			Installation: ev.Installation, Build: t.build, Test: specOf(specs[name]), Attempt: 1, Rerun: k,
+		}
+		if err := w.opts.Reruns.PublishTest(ctx, job); err != nil {
+			return outcome{}, fmt.Errorf("queuing re-run %d of %s: %w", k, name, err)
+		}
+		w.opts.Metrics.TestsQueued.Inc()
+		log.Info("re-run queued", "build", t.build, "test", name, "rerun", k)
+	}
+	return outcome{}, nil
+}
+
+// maxStatusPages bounds the pages of a head's statuses read (100 contexts
+// each): far more tests than any matrix has.
+const maxStatusPages = 20
+
+// testStates maps each test name to the state of its latest status
+// yci/<name> on sha, as GitHub holds it: statuses are the record every
+// box shares, so a /retest works whichever box ran the tests.
+func testStates(ctx context.Context, gh CombinedStatusGetter, repo events.Repo, sha string) (map[string]string, error) {
+	states := map[string]string{}
+	opts := &github.ListOptions{PerPage: 100}
+	for range maxStatusPages {
+		cs, resp, err := gh.GetCombinedStatus(ctx, repo.Owner, repo.Name, sha, opts)
+		if err != nil {
+			return nil, fmt.Errorf("reading statuses of %s: %w", sha, err)
+		}
+		for _, st := range cs.Statuses {
+			if name, ok := strings.CutPrefix(st.GetContext(), status.ContextPrefix+"/"); ok {
+				states[name] = st.GetState()
+			}
+		}
+		if resp == nil || resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	return states, nil
+}
+
+// pickReruns decides what /retest runs, given the build's test names and
+// each test's latest status state. Without names it runs the tests whose
+// state is failure or error; with names, exactly those, if every one is a
+// test of the build that is not queued or running. Anything else is
+// refused, and then nothing runs.
+func pickReruns(known []string, states map[string]string, c events.Command, build int, sha string) ([]string, outcome) {
+	isKnown := make(map[string]bool, len(known))
+	for _, n := range known {
+		isKnown[n] = true
+	}
+	var unknown, busy []string
+	for _, n := range c.Tests {
+		switch {
+		case !isKnown[n]:
+			unknown = append(unknown, n)
+		case states[n] == string(status.Pending):
+			busy = append(busy, n)
+		}
+	}
+	switch {
+	case c.Invalid > 0 || len(unknown) > 0:
+		what := "unknown test " + quoteNames(unknown)
+		if c.Invalid > 0 {
+			what = fmt.Sprintf("%d word(s) cannot be test names", c.Invalid)
+			if len(unknown) > 0 {
+				what += ", and unknown test " + quoteNames(unknown)
+			}
+		}
+		return nil, refused("%s. Build %d has %s.", what, build, listNames(known))
+	case len(busy) > 0:
+		return nil, refused("%s still queued or running; re-run it once it is done.", quoteNames(busy))
+	case len(c.Tests) > 0:
+		return c.Tests, outcome{}
+	}
+	var failed []string
+	for _, n := range known {
+		if s := states[n]; s == string(status.Failure) || s == string(status.Error) {
+			failed = append(failed, n)
+		}
+	}
+	if len(failed) == 0 {
+		return nil, refused("nothing to re-run: no test of build %d at %.7s has failed.", build, sha)
+	}
+	return failed, outcome{}
+}
+
+// maxListed bounds the names a reply lists.
+const maxListed = 12
+
+// quoteNames renders names as `a`, `b` (names are [A-Za-z0-9._-], so a
+// backtick cannot end the quote early).
+func quoteNames(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = "`" + n + "`"
+	}
+	return strings.Join(q, ", ")
+}
+
+// listNames is a reply's brief list of a build's tests.
+func listNames(names []string) string {
+	switch {
+	case len(names) == 0:
+		return "no tests"
+	case len(names) > maxListed:
+		return fmt.Sprintf("%d tests: %s and %d more", len(names), quoteNames(names[:maxListed]), len(names)-maxListed)
+	}
+	return "tests " + quoteNames(names)
+}
+
+// react puts AcceptedReaction on the command's comment. GitHub answers an
+// existing reaction with 200, so a redelivered command adds none.
+func (w *Worker) react(ctx context.Context, inst Installation, ev events.CommandEvent) error {
+	if _, _, err := inst.Reactions.CreateIssueCommentReaction(ctx, ev.Repo.Owner, ev.Repo.Name, ev.CommentID, AcceptedReaction); err != nil {
+		return fmt.Errorf("reacting to comment %d: %w", ev.CommentID, err)
+	}
+	return nil
+}
+
+// reply posts text on the pull request. A reply never starts a line with a
+// command, so it cannot command YourCI itself.
+func (w *Worker) reply(ctx context.Context, inst Installation, ev events.CommandEvent, text string) error {
+	if _, _, err := inst.Comments.CreateComment(ctx, ev.Repo.Owner, ev.Repo.Name, ev.Number, &github.IssueComment{Body: github.Ptr(text)}); err != nil {
+		return fmt.Errorf("replying to comment %d: %w", ev.CommentID, err)
+	}
+	return nil
+}
+
+// abandonCommand answers a command that failed on every delivery, rather
+// than leaving its author waiting for nothing.
+func (w *Worker) abandonCommand(ctx context.Context, log *slog.Logger, ev events.CommandEvent, delivered uint64) error {
+	inst, err := w.opts.GitHub.Installation(ctx, ev.Installation)
+	if err != nil {
+		return fmt.Errorf("authenticating for installation %d: %w", ev.Installation, err)
+	}
+	log.Error("giving up on command", "deliveries", delivered)
+	return w.reply(ctx, inst, ev, fmt.Sprintf("@%s: YourCI could not carry out this comment's commands after %d tries; see the worker's logs.", ev.Author, delivered))
+}

@@ -1,0 +1,208 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-github/v88/github"
+
+	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/webhook"
+)
+
+func TestPickReruns(t *testing.T) {
+	t.Parallel()
+	known := []string{"a", "b", "c", "d"}
+	states := map[string]string{"a": "success", "b": "failure", "c": "error", "d": "pending"}
+	tests := []struct {
+		name    string
+		cmd     events.Command
+		states  map[string]string
+		want    []string
+		refusal string // a substring; "" when accepted
+	}{
+		{name: "bare_retest_runs_failed_and_errored", cmd: events.Command{Kind: events.Retest}, states: states, want: []string{"b", "c"}},
+		{name: "names_run_as_given", cmd: events.Command{Kind: events.Retest, Tests: []string{"c", "a"}}, states: states, want: []string{"c", "a"}},
+		{name: "a_passed_test_may_be_named", cmd: events.Command{Kind: events.Retest, Tests: []string{"a"}}, states: states, want: []string{"a"}},
+		{name: "a_test_without_status_may_be_named", cmd: events.Command{Kind: events.Retest, Tests: []string{"a"}}, states: map[string]string{}, want: []string{"a"}},
+		{name: "nothing_failed", cmd: events.Command{Kind: events.Retest}, states: map[string]string{"a": "success", "d": "pending"},
+			refusal: "nothing to re-run: no test of build 3 at 0123456 has failed"},
+		{name: "no_statuses_at_all", cmd: events.Command{Kind: events.Retest}, states: map[string]string{}, refusal: "nothing to re-run"},
+		{name: "unknown_name_runs_nothing", cmd: events.Command{Kind: events.Retest, Tests: []string{"b", "zz"}}, states: states,
+			refusal: "unknown test `zz`. Build 3 has tests `a`, `b`, `c`, `d`."},
+		{name: "invalid_words_run_nothing", cmd: events.Command{Kind: events.Retest, Tests: []string{"b"}, Invalid: 2}, states: states,
+			refusal: "2 word(s) cannot be test names. Build 3 has"},
+		{name: "invalid_and_unknown", cmd: events.Command{Kind: events.Retest, Tests: []string{"zz"}, Invalid: 1}, states: states,
+			refusal: "1 word(s) cannot be test names, and unknown test `zz`."},
+		{name: "running_test_is_refused", cmd: events.Command{Kind: events.Retest, Tests: []string{"b", "d"}}, states: states,
+			refusal: "`d` still queued or running"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, o := pickReruns(known, tc.states, tc.cmd, 3, "0123456789abcdef")
+			if tc.refusal == "" {
+				if o.refusal != "" {
+					t.Fatalf("refused: %s", o.refusal)
+				}
+				if diff := cmp.Diff(tc.want, got); diff != "" {
+					t.Errorf("re-runs (-want +got):\n%s", diff)
+				}
+				return
+			}
+			if !strings.Contains(o.refusal, tc.refusal) || got != nil {
+				t.Errorf("got %v, refusal %q; want nothing run and a refusal containing %q", got, o.refusal, tc.refusal)
+			}
+		})
+	}
+}
+
+func TestListNamesIsBrief(t *testing.T) {
+	t.Parallel()
+	names := make([]string, 30)
+	for i := range names {
+		names[i] = "t" + strings.Repeat("x", i)
+	}
+	got := listNames(names)
+	if !strings.HasPrefix(got, "30 tests: `t`, ") || !strings.HasSuffix(got, "and 18 more") {
+		t.Errorf("listNames = %q", got)
+	}
+}
+
+// commandFakes are in-memory doubles of what HandleCommand asks of GitHub
+// and the queue; each records what it was asked.
+type commandFakes struct {
+	mu         sync.Mutex
+	permission string
+	pull       *github.PullRequest
+	builds     map[string]int
+	replies    []string
+	reactions  []string
+	published  []events.TestJob
+	failReply  error
+}
+
+func (f *commandFakes) GetPermissionLevel(_ context.Context, _, _, _ string) (*github.RepositoryPermissionLevel, *github.Response, error) {
+	return &github.RepositoryPermissionLevel{Permission: github.Ptr(f.permission)}, &github.Response{Response: &http.Response{StatusCode: 200}}, nil
+}
+
+func (f *commandFakes) Get(context.Context, string, string, int) (*github.PullRequest, *github.Response, error) {
+	return f.pull, nil, nil
+}
+
+func (f *commandFakes) CreateComment(_ context.Context, _, _ string, _ int, c *github.IssueComment) (*github.IssueComment, *github.Response, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failReply != nil {
+		return nil, nil, f.failReply
+	}
+	f.replies = append(f.replies, c.GetBody())
+	return c, nil, nil
+}
+
+func (f *commandFakes) CreateIssueCommentReaction(_ context.Context, _, _ string, _ int64, content string) (*github.Reaction, *github.Response, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reactions = append(f.reactions, content)
+	return &github.Reaction{Content: github.Ptr(content)}, nil, nil
+}
+
+func (f *commandFakes) GetCombinedStatus(context.Context, string, string, string, *github.ListOptions) (*github.CombinedStatus, *github.Response, error) {
+	return &github.CombinedStatus{}, nil, nil
+}
+
+func (f *commandFakes) BuildOf(_ context.Context, _ events.Repo, _ int, sha string) (int, bool, error) {
+	n, ok := f.builds[sha]
+	return n, ok, nil
+}
+
+func (f *commandFakes) ClaimReruns(context.Context, events.Repo, int, int, []string, string) (map[string]int, error) {
+	return nil, errors.New("not expected in these tests")
+}
+
+func (f *commandFakes) PublishTest(_ context.Context, job events.TestJob) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.published = append(f.published, job)
+	return nil
+}
+
+func (f *commandFakes) Installation(context.Context, int64) (Installation, error) {
+	return Installation{Pulls: f, Permissions: f, Comments: f, Reactions: f, CombinedStatus: f}, nil
+}
+
+func TestHandleCommandRefusals(t *testing.T) {
+	t.Parallel()
+	open := &github.PullRequest{State: github.Ptr("open"), Head: &github.PullRequestBranch{SHA: github.Ptr("abcdef0123")}}
+	closed := &github.PullRequest{State: github.Ptr("closed"), Head: open.Head}
+	tests := []struct {
+		name  string
+		fakes *commandFakes
+		reply string
+	}{
+		{"reader_may_not", &commandFakes{permission: "read", pull: open, builds: map[string]int{"abcdef0123": 1}},
+			"@carol: only people with write access to acme/widget.go may run YourCI's commands; nothing was run."},
+		{"closed_pull", &commandFakes{permission: "write", pull: closed},
+			"@carol: `/retest` was refused: the pull request is closed."},
+		{"head_not_built", &commandFakes{permission: "admin", pull: open, builds: map[string]int{}},
+			"@carol: `/retest` was refused: the head commit abcdef0 has no build yet, so there is nothing to re-run."},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := &Worker{
+				opts:  Options{GitHub: tc.fakes, Reruns: tc.fakes, Metrics: NewMetrics(nil)},
+				log:   slog.New(slog.DiscardHandler),
+				trust: trustCache{entries: map[string]trustEntry{}, now: time.Now},
+			}
+			ev := events.CommandEvent{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 4, CommentID: 9, Author: "carol",
+				Commands: []events.Command{{Kind: events.Retest}}}
+			if err := w.handleCommand(t.Context(), w.log, ev); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]string{tc.reply}, tc.fakes.replies); diff != "" {
+				t.Errorf("replies (-want +got):\n%s", diff)
+			}
+			if len(tc.fakes.reactions) != 0 || len(tc.fakes.published) != 0 {
+				t.Errorf("a refused command reacted %v or queued %v", tc.fakes.reactions, tc.fakes.published)
+			}
+		})
+	}
+	t.Run("a_reply_github_refuses_is_an_error_to_hand_back", func(t *testing.T) {
+		t.Parallel()
+		f := &commandFakes{permission: "none", failReply: errors.New("502")}
+		w := &Worker{opts: Options{GitHub: f, Reruns: f}, log: slog.New(slog.DiscardHandler),
+			trust: trustCache{entries: map[string]trustEntry{}, now: time.Now}}
+		ev := events.CommandEvent{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 4, CommentID: 9, Author: "carol",
+			Commands: []events.Command{{Kind: events.Retest}}}
+		if err := w.handleCommand(t.Context(), w.log, ev); err == nil {
+			t.Error("a failed reply was not reported")
+		}
+	})
+}
+
+// TestRepliesAreNeverCommands: the bot's replies come back as
+// issue_comment webhooks; none of them may parse as a command.
+func TestRepliesAreNeverCommands(t *testing.T) {
+	t.Parallel()
+	_, unknown := pickReruns([]string{"a"}, nil, events.Command{Kind: events.Retest, Tests: []string{"b"}, Invalid: 1}, 1, "abc")
+	_, busy := pickReruns([]string{"a"}, map[string]string{"a": "pending"}, events.Command{Kind: events.Retest, Tests: []string{"a"}}, 1, "abc")
+	_, none := pickReruns([]string{"a"}, nil, events.Command{Kind: events.Retest}, 1, "abc")
+	for _, refusal := range []string{unknown.refusal, busy.refusal, none.refusal} {
+		for _, body := range []string{
+			"@carol: `/retest` was refused: " + refusal,
+			"@carol:\n- `/retest` was refused: " + refusal + "\n- `/retest` was refused: " + refusal,
+		} {
+			if cmds := webhook.ParseCommands(body); len(cmds) != 0 {
+				t.Errorf("reply %q parses as %+v", body, cmds)
+			}
+		}
+	}
+}
