@@ -53,7 +53,7 @@ func TestCheckout(t *testing.T) {
 	f := newCheckoutFixture(t)
 	ctx := testContext(t)
 	dest := f.sourceDir(t)
-	if err := f.w.Checkout(ctx, f.b, f.head, dest); err != nil {
+	if err := f.w.Checkout(ctx, f.b, f.head, "main", dest); err != nil {
 		t.Fatal(err)
 	}
 
@@ -102,7 +102,7 @@ func TestCheckout(t *testing.T) {
 		if err := os.WriteFile(marker, nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.w.Checkout(ctx, f.b, f.head, dest); err != nil {
+		if err := f.w.Checkout(ctx, f.b, f.head, "main", dest); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := os.Stat(marker); err != nil {
@@ -111,14 +111,14 @@ func TestCheckout(t *testing.T) {
 	})
 
 	t.Run("another_commit_for_the_same_build_is_refused", func(t *testing.T) {
-		if err := f.w.Checkout(ctx, f.b, f.other, dest); err == nil {
+		if err := f.w.Checkout(ctx, f.b, f.other, "main", dest); err == nil {
 			t.Error("checkout over an existing one at another commit succeeded")
 		}
 		testDest, err := f.w.TestSourceDir(f.b, "foo-x")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := f.w.Checkout(ctx, f.b, f.other, testDest); !errors.Is(err, ErrInvalid) {
+		if err := f.w.Checkout(ctx, f.b, f.other, "main", testDest); !errors.Is(err, ErrInvalid) {
 			t.Errorf("checkout of another commit than the build's pin = %v, want ErrInvalid", err)
 		}
 	})
@@ -156,7 +156,7 @@ func TestCheckoutsOfOneBuildAreIndependent(t *testing.T) {
 			t.Fatal(err)
 		}
 		dests[i] = dest
-		wg.Go(func() { errs[i] = f.w.Checkout(ctx, f.b, f.head, dest) })
+		wg.Go(func() { errs[i] = f.w.Checkout(ctx, f.b, f.head, "main", dest) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -180,7 +180,7 @@ func TestConcurrentCheckoutsOfOneDestinationAllSucceed(t *testing.T) {
 	errs := make([]error, 4)
 	var wg sync.WaitGroup
 	for i := range errs {
-		wg.Go(func() { errs[i] = f.w.Checkout(ctx, f.b, f.head, dest) })
+		wg.Go(func() { errs[i] = f.w.Checkout(ctx, f.b, f.head, "main", dest) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -200,7 +200,7 @@ func TestCheckoutSurvivesForcePushAndGC(t *testing.T) {
 	f := newCheckoutFixture(t)
 	ctx := testContext(t)
 	dest := f.sourceDir(t)
-	if err := f.w.Checkout(ctx, f.b, f.head, dest); err != nil {
+	if err := f.w.Checkout(ctx, f.b, f.head, "main", dest); err != nil {
 		t.Fatal(err)
 	}
 	// The author force-pushes: the old head is no longer reachable upstream.
@@ -231,7 +231,7 @@ func TestCheckoutSurvivesForcePushAndGC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.w.Checkout(ctx, f.b, f.head, testDest); err != nil {
+	if err := f.w.Checkout(ctx, f.b, f.head, "main", testDest); err != nil {
 		t.Errorf("checkout of the pinned commit after gc: %v", err)
 	}
 }
@@ -258,7 +258,7 @@ func TestCheckoutRefusesBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := f.w.Checkout(ctx, f.b, tt.sha, tt.dest); !errors.Is(err, ErrInvalid) {
+			if err := f.w.Checkout(ctx, f.b, tt.sha, "main", tt.dest); !errors.Is(err, ErrInvalid) {
 				t.Errorf("Checkout = %v, want ErrInvalid", err)
 			}
 		})
@@ -271,7 +271,7 @@ func TestCheckoutRefusesBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.w.Checkout(ctx, missing, f.head, dest); err == nil {
+	if err := f.w.Checkout(ctx, missing, f.head, "main", dest); err == nil {
 		t.Error("checkout without a mirror succeeded")
 	}
 }
@@ -300,7 +300,7 @@ func TestHostileRefNamesDoNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Checkout(ctx, b, sha, dest); err != nil {
+	if err := w.Checkout(ctx, b, sha, "main", dest); err != nil {
 		t.Fatal(err)
 	}
 	mirror, err := w.MirrorDir("o", "r")
@@ -357,7 +357,7 @@ func BenchmarkCheckout(b *testing.B) {
 		if dest, err = w.SourceDir(build); err != nil {
 			b.Fatal(err)
 		}
-		if err := w.Checkout(ctx, build, head, dest); err != nil {
+		if err := w.Checkout(ctx, build, head, "main", dest); err != nil {
 			b.Fatal(err)
 		}
 	}
