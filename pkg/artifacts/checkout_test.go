@@ -32,6 +32,8 @@ func newCheckoutFixture(t *testing.T) *checkoutFixture {
 	o.setRef("refs/heads/main", base)
 	o.setRef("refs/pull/1/head", head)
 	o.setRef("refs/heads/other", other)
+	o.setRef("refs/tags/v0.9", base)
+	o.git("", "tag", "--annotate", "--message=release 1.0", "v1.0", base)
 	w := openWorkspace(t)
 	if err := w.UpdateMirror(testContext(t), "o", "r", o.dir, GitAuth{}); err != nil {
 		t.Fatal(err)
@@ -97,6 +99,36 @@ func TestCheckout(t *testing.T) {
 		}
 	})
 
+	t.Run("behaves_like_a_clone", func(t *testing.T) {
+		git := func(args ...string) string { return testGit(t, "", append([]string{"-C", dest}, args...)...) }
+		for _, rev := range []string{"main", "origin/main", "refs/heads/main"} {
+			if got := git("rev-parse", rev); got != f.base {
+				t.Errorf("%s = %s, want the base branch's tip %s", rev, got, f.base)
+			}
+		}
+		if got := git("rev-parse", "origin/other"); got != f.other {
+			t.Errorf("origin/other = %s, want %s", got, f.other)
+		}
+		if got := git("describe", "--tags"); !strings.HasPrefix(got, "v1.0-1-g") {
+			t.Errorf("git describe --tags = %q, want v1.0-1-g…", got)
+		}
+		if got := git("tag", "--list"); got != "v0.9\nv1.0" {
+			t.Errorf("tags = %q", got)
+		}
+		if got := git("for-each-ref", "--format=%(refname)", "refs/heads/"); got != "refs/heads/main" {
+			t.Errorf("local branches = %q, want only the base branch", got)
+		}
+		if got := git("merge-base", "HEAD", "origin/main"); got != f.base {
+			t.Errorf("merge-base with origin/main = %s, want %s", got, f.base)
+		}
+		if branch := git("rev-parse", "--abbrev-ref", "HEAD"); branch != "HEAD" {
+			t.Errorf("HEAD is on branch %q, want it detached", branch)
+		}
+		if n := countObjects(t, filepath.Join(dest, ".git", "refs")); n != 0 {
+			t.Errorf("%d loose refs; want every ref in packed-refs", n)
+		}
+	})
+
 	t.Run("second_call_reuses_the_checkout", func(t *testing.T) {
 		marker := filepath.Join(dest, "marker")
 		if err := os.WriteFile(marker, nil, 0o644); err != nil {
@@ -122,6 +154,39 @@ func TestCheckout(t *testing.T) {
 			t.Errorf("checkout of another commit than the build's pin = %v, want ErrInvalid", err)
 		}
 	})
+}
+
+func TestCheckoutBaseBranch(t *testing.T) {
+	t.Parallel()
+	f := newCheckoutFixture(t)
+	ctx := testContext(t)
+	tests := []struct {
+		name, base string
+		wantLocal  string
+	}{
+		{"other_base_is_the_local_branch", "other", "refs/heads/other"},
+		{"no_base_gives_no_local_branch", "", ""},
+		{"base_the_mirror_lacks_gives_no_local_branch", "gone", ""},
+		{"base_that_is_no_branch_name_gives_no_local_branch", "main\n0000000000000000000000000000000000000000 refs/heads/x", ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := Build{Owner: "o", Repo: "r", Pull: 1, Number: 10 + i}
+			dest, err := f.w.SourceDir(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.w.Checkout(ctx, b, f.head, tt.base, dest); err != nil {
+				t.Fatal(err)
+			}
+			if got := testGit(t, "", "-C", dest, "for-each-ref", "--format=%(refname)", "refs/heads/"); got != tt.wantLocal {
+				t.Errorf("local branches = %q, want %q", got, tt.wantLocal)
+			}
+			if got := testGit(t, "", "-C", dest, "rev-parse", "origin/main"); got != f.base {
+				t.Errorf("origin/main = %s, want %s", got, f.base)
+			}
+		})
+	}
 }
 
 func countObjects(t *testing.T, dir string) int {
