@@ -216,8 +216,10 @@ func TestWorkerGitRunsNothingPlanted(t *testing.T) {
 			control: updateRefInMirror,
 		},
 		{
-			name:    "mirror_config_hooksPath",
-			plant:   func(t *testing.T, l *lab) { appendFile(t, filepath.Join(l.mirror, "config"), "[core]\n\thooksPath = "+l.hooks+"\n") },
+			name: "mirror_config_hooksPath",
+			plant: func(t *testing.T, l *lab) {
+				appendFile(t, filepath.Join(l.mirror, "config"), "[core]\n\thooksPath = "+l.hooks+"\n")
+			},
 			control: updateRefInMirror,
 		},
 		{

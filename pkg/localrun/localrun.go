@@ -48,8 +48,8 @@ type Options struct {
 
 // TestReport is what became of one test of the matrix.
 type TestReport struct {
-	Test     pipeline.Test
-	Final    pipeline.Result
+	Test  pipeline.Test
+	Final pipeline.Result
 	// Attempts are every attempt's result, the last one being Final.
 	Attempts []pipeline.Result
 	Log      string
