@@ -5,9 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/yourci/yourci/pkg/fakegithub"
 )
 
 // TestPlantedGitConfigAndMirrorHooksDoNotRun plays a test that tries to
@@ -124,5 +127,48 @@ func clearDir(t *testing.T, dir string) {
 	}
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServiceCheckoutBehavesLikeAClone shows what a test sees of git in
+// the service: HEAD at the commit under test, the base branch as main and
+// origin/main, tags for git describe, and the branch names as YCI_*_REF.
+func TestServiceCheckoutBehavesLikeAClone(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	w := s.startWorker("worker", "YCI_JOBS=1")
+	base, err := s.gh.Commit(owner, repoName, "main", map[string]string{"README.md": "widgets\n"}, "Initial commit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.gh.Tag(owner, repoName, "v1.0", base); err != nil {
+		t.Fatal(err)
+	}
+	probe := `echo "head=$(git rev-parse HEAD)"
+echo "main=$(git rev-parse main) $(git rev-parse origin/main)"
+echo "describe=$(git describe --tags --abbrev=0)"
+echo "refs=$YCI_HEAD_REF $YCI_BASE_REF"
+echo "changes=$(git status --porcelain | wc -l)"`
+	if _, err := s.gh.Commit(owner, repoName, "feature", map[string]string{".yci.py": yciPy([]string{"clone"}, 0, 0), "test.sh": s.script(probe)}, "Add tests"); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := s.gh.OpenPull(owner, repoName, fakegithub.PullSpec{Head: "feature", Title: "Add tests"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha := pr.GetHead().GetSHA()
+	if st := s.waitFinal(sha, "yci/clone")["yci/clone"]; st.GetState() != "success" {
+		t.Fatalf("probe: %s %q:\n%s", st.GetState(), st.GetDescription(), s.history(sha))
+	}
+	log, err := os.ReadFile(s.workspacePath(w.name, owner, repoName, "pulls", strconv.Itoa(pr.GetNumber()), "1", "clone", "out.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"head=" + sha, "main=" + base + " " + base, "describe=v1.0", "refs=feature main", "changes=0",
+	} {
+		if !strings.Contains(string(log), "\n"+want+"\n") {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
 	}
 }
