@@ -50,7 +50,7 @@ type Options struct {
 }
 
 const usage = `Usage: worker [flags]
-       worker -local PATH [-j N]
+       worker -local PATH [-j N] [-workspace DIR]
 
 Consumes handle_pull and handle_test from JetStream and runs tests in the
 workspace. With -local, runs a checkout's .yci.py matrix on this machine and
@@ -69,7 +69,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs := envflag.New("worker")
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.Local, "local", "", "run the .yci.py matrix of the checkout at `PATH` on this machine and exit")
-	fs.StringVar(&o.Workspace, "workspace", ".", "workspace `DIR` for mirrors, checkouts and logs")
+	fs.StringVar(&o.Workspace, "workspace", ".", "workspace `DIR` for mirrors, checkouts and logs; with -local, builds go to DIR/local/")
 	fs.Env("workspace", "YCI_WORKSPACE")
 	fs.IntVar(&o.Jobs, "j", runtime.NumCPU(), "tests run at once")
 	fs.Env("j", "YCI_JOBS")

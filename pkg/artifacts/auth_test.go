@@ -96,7 +96,7 @@ func TestCredentialsOverSmartHTTP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := w.Checkout(ctx, b, head, dest); err != nil {
+		if err := w.Checkout(ctx, b, head, "main", dest); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := os.ReadFile(filepath.Join(dest, "README")); err != nil || string(got) != "pull\n" {

@@ -1,12 +1,14 @@
 package artifacts
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -14,24 +16,36 @@ import (
 // Checkout makes dest a working copy of commit sha of build b's repository,
 // taken from the mirror, which must already hold the commit (UpdateMirror).
 // dest must lie inside the build's directory: SourceDir(b) for the build,
-// TestSourceDir(b, name) for each test.
+// TestSourceDir(b, name) for each test. base is the branch the pull
+// request merges into ("main"); empty, or a branch the mirror lacks, means
+// none.
+//
+// The copy behaves like a fresh clone checked out at sha, as a CI's
+// checkout of a pull request does: HEAD is detached at sha; every branch of
+// the mirror is a remote-tracking branch origin/<name>; base is also a local
+// branch <base>, at the same commit as origin/<base>; every tag is there,
+// so "git describe --tags" works. The pull request's own branch name is not
+// a ref (it may be a fork's, and equal to base); the worker gives it to
+// tests as YCI_HEAD_REF. The refs are the mirror's when the checkout is
+// made, written as one packed-refs file.
 //
 // The copy costs about the size of its files: its .git holds no objects and
 // borrows them from the mirror through objects/info/alternates. Borrowing
 // alone would not survive a force-push followed by "git gc --prune=now" on
 // the mirror, so the build's commit is first pinned in the mirror under
 // refs/yci/builds/<pr>/<build>, a ref no fetch prunes; Cleanup removes the
-// pin with the build. Worktrees were the other way to share objects, but
-// each registers itself inside the mirror and must be pruned from there,
-// which couples every checkout's lifetime to the mirror's bookkeeping.
+// pin with the build. (A tag or branch the mirror later prunes may stop
+// resolving in an old checkout; the commit under test never does.)
+// Worktrees were the other way to share objects, but each registers itself
+// inside the mirror and must be pruned from there, which couples every
+// checkout's lifetime to the mirror's bookkeeping.
 //
-// The copy has a detached HEAD at sha and no refs or remotes of its own, so
-// its .git/config names no URL and holds no credentials. It is made in a
-// temporary directory and renamed into place, so dest either does not exist
-// or is complete. A complete copy at sha is reused: calling Checkout twice,
-// from a redelivered message or a second worker, is harmless. A copy at
-// another commit is an error.
-func (w *Workspace) Checkout(ctx context.Context, b Build, sha, dest string) error {
+// The copy's .git/config is git init's and names no URL and no remote, and
+// holds no credentials. It is made in a temporary directory and renamed
+// into place, so dest either does not exist or is complete. A complete copy
+// at sha is reused: calling Checkout twice, from a redelivered message or a
+// second worker, is harmless. A copy at another commit is an error.
+func (w *Workspace) Checkout(ctx context.Context, b Build, sha, base, dest string) error {
 	buildDir, err := w.BuildDir(b)
 	if err != nil {
 		return err
@@ -60,14 +74,15 @@ func (w *Workspace) Checkout(ctx context.Context, b Build, sha, dest string) err
 	if done, err := checkedOutAt(dest, sha); done || err != nil {
 		return err
 	}
-	if err := w.pin(ctx, mirror, b, sha); err != nil {
+	packed, err := w.pinAndListRefs(ctx, mirror, b, sha, base)
+	if err != nil {
 		return err
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".tmp-")
 	if err != nil {
 		return fmt.Errorf("making temporary checkout: %w", err)
 	}
-	if err := w.populate(ctx, tmp, mirror, sha); err != nil {
+	if err := w.populate(ctx, tmp, mirror, sha, packed); err != nil {
 		return errors.Join(fmt.Errorf("checking out %s of %s: %w", sha, b, err), removeTree(tmp))
 	}
 	if err := os.Rename(tmp, dest); err != nil {
@@ -81,9 +96,58 @@ func (w *Workspace) Checkout(ctx context.Context, b Build, sha, dest string) err
 	return nil
 }
 
+// pinAndListRefs pins sha as build b's commit (see pin) and returns the
+// packed-refs file of a checkout (see Checkout), both under the mirror's
+// lock, so that git reads the mirror only after resetMirror.
+func (w *Workspace) pinAndListRefs(ctx context.Context, mirror string, b Build, sha, base string) ([]byte, error) {
+	unlock, err := w.lockMirror(ctx, mirror)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := w.pin(ctx, mirror, b, sha); err != nil {
+		return nil, err
+	}
+	out, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "for-each-ref",
+		"--format=%(objectname) %(refname)", "refs/heads/", "refs/tags/")
+	if err != nil {
+		return nil, fmt.Errorf("listing the mirror's branches and tags: %w", err)
+	}
+	return cloneRefs(out, base), nil
+}
+
+// cloneRefs turns the mirror's "<id> <ref>" lines (branches and tags) into
+// the packed-refs file of a clone: refs/heads/X becomes
+// refs/remotes/origin/X, tags stay, and base is a local branch too. The
+// lines are sorted by ref name, as git keeps them.
+func cloneRefs(mirrorRefs []byte, base string) []byte {
+	type entry struct{ ref, id string }
+	var entries []entry
+	for line := range strings.Lines(string(mirrorRefs)) {
+		id, ref, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+		if !ok {
+			continue
+		}
+		if branch, isBranch := strings.CutPrefix(ref, "refs/heads/"); isBranch {
+			entries = append(entries, entry{"refs/remotes/origin/" + branch, id})
+			if branch == base {
+				entries = append(entries, entry{ref, id})
+			}
+		} else if strings.HasPrefix(ref, "refs/tags/") {
+			entries = append(entries, entry{ref, id})
+		}
+	}
+	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.ref, b.ref) })
+	var out bytes.Buffer
+	for _, e := range entries {
+		fmt.Fprintf(&out, "%s %s\n", e.id, e.ref)
+	}
+	return out.Bytes()
+}
+
 // populate fills the empty directory dir with a checkout of sha borrowing
-// the objects of mirror.
-func (w *Workspace) populate(ctx context.Context, dir, mirror, sha string) error {
+// the objects of mirror, with packedRefs as its refs.
+func (w *Workspace) populate(ctx context.Context, dir, mirror, sha string, packedRefs []byte) error {
 	args := []string{"init", "--quiet", "--template="}
 	if len(sha) == 64 {
 		args = append(args, "--object-format=sha256")
@@ -91,14 +155,18 @@ func (w *Workspace) populate(ctx context.Context, dir, mirror, sha string) error
 	if _, err := w.git(ctx, GitAuth{}, append(args, "--", dir)...); err != nil {
 		return err
 	}
-	alternates := filepath.Join(dir, ".git", "objects", "info", "alternates")
+	gitDir := filepath.Join(dir, ".git")
+	alternates := filepath.Join(gitDir, "objects", "info", "alternates")
 	if err := os.MkdirAll(filepath.Dir(alternates), 0o755); err != nil {
 		return fmt.Errorf("preparing alternates: %w", err)
 	}
 	if err := os.WriteFile(alternates, []byte(filepath.Join(mirror, "objects")+"\n"), 0o644); err != nil {
 		return fmt.Errorf("writing alternates: %w", err)
 	}
-	_, err := w.git(ctx, GitAuth{}, "--git-dir="+filepath.Join(dir, ".git"), "--work-tree="+dir,
+	if err := os.WriteFile(filepath.Join(gitDir, "packed-refs"), packedRefs, 0o644); err != nil {
+		return fmt.Errorf("writing refs: %w", err)
+	}
+	_, err := w.git(ctx, GitAuth{}, "--git-dir="+gitDir, "--work-tree="+dir,
 		"checkout", "--quiet", "--detach", sha, "--")
 	return err
 }

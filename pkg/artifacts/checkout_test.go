@@ -32,6 +32,8 @@ func newCheckoutFixture(t *testing.T) *checkoutFixture {
 	o.setRef("refs/heads/main", base)
 	o.setRef("refs/pull/1/head", head)
 	o.setRef("refs/heads/other", other)
+	o.setRef("refs/tags/v0.9", base)
+	o.git("", "tag", "--annotate", "--message=release 1.0", "v1.0", base)
 	w := openWorkspace(t)
 	if err := w.UpdateMirror(testContext(t), "o", "r", o.dir, GitAuth{}); err != nil {
 		t.Fatal(err)
@@ -53,7 +55,7 @@ func TestCheckout(t *testing.T) {
 	f := newCheckoutFixture(t)
 	ctx := testContext(t)
 	dest := f.sourceDir(t)
-	if err := f.w.Checkout(ctx, f.b, f.head, dest); err != nil {
+	if err := f.w.Checkout(ctx, f.b, f.head, "main", dest); err != nil {
 		t.Fatal(err)
 	}
 
@@ -97,12 +99,42 @@ func TestCheckout(t *testing.T) {
 		}
 	})
 
+	t.Run("behaves_like_a_clone", func(t *testing.T) {
+		git := func(args ...string) string { return testGit(t, "", append([]string{"-C", dest}, args...)...) }
+		for _, rev := range []string{"main", "origin/main", "refs/heads/main"} {
+			if got := git("rev-parse", rev); got != f.base {
+				t.Errorf("%s = %s, want the base branch's tip %s", rev, got, f.base)
+			}
+		}
+		if got := git("rev-parse", "origin/other"); got != f.other {
+			t.Errorf("origin/other = %s, want %s", got, f.other)
+		}
+		if got := git("describe", "--tags"); !strings.HasPrefix(got, "v1.0-1-g") {
+			t.Errorf("git describe --tags = %q, want v1.0-1-g…", got)
+		}
+		if got := git("tag", "--list"); got != "v0.9\nv1.0" {
+			t.Errorf("tags = %q", got)
+		}
+		if got := git("for-each-ref", "--format=%(refname)", "refs/heads/"); got != "refs/heads/main" {
+			t.Errorf("local branches = %q, want only the base branch", got)
+		}
+		if got := git("merge-base", "HEAD", "origin/main"); got != f.base {
+			t.Errorf("merge-base with origin/main = %s, want %s", got, f.base)
+		}
+		if branch := git("rev-parse", "--abbrev-ref", "HEAD"); branch != "HEAD" {
+			t.Errorf("HEAD is on branch %q, want it detached", branch)
+		}
+		if n := countObjects(t, filepath.Join(dest, ".git", "refs")); n != 0 {
+			t.Errorf("%d loose refs; want every ref in packed-refs", n)
+		}
+	})
+
 	t.Run("second_call_reuses_the_checkout", func(t *testing.T) {
 		marker := filepath.Join(dest, "marker")
 		if err := os.WriteFile(marker, nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.w.Checkout(ctx, f.b, f.head, dest); err != nil {
+		if err := f.w.Checkout(ctx, f.b, f.head, "main", dest); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := os.Stat(marker); err != nil {
@@ -111,17 +143,50 @@ func TestCheckout(t *testing.T) {
 	})
 
 	t.Run("another_commit_for_the_same_build_is_refused", func(t *testing.T) {
-		if err := f.w.Checkout(ctx, f.b, f.other, dest); err == nil {
+		if err := f.w.Checkout(ctx, f.b, f.other, "main", dest); err == nil {
 			t.Error("checkout over an existing one at another commit succeeded")
 		}
 		testDest, err := f.w.TestSourceDir(f.b, "foo-x")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := f.w.Checkout(ctx, f.b, f.other, testDest); !errors.Is(err, ErrInvalid) {
+		if err := f.w.Checkout(ctx, f.b, f.other, "main", testDest); !errors.Is(err, ErrInvalid) {
 			t.Errorf("checkout of another commit than the build's pin = %v, want ErrInvalid", err)
 		}
 	})
+}
+
+func TestCheckoutBaseBranch(t *testing.T) {
+	t.Parallel()
+	f := newCheckoutFixture(t)
+	ctx := testContext(t)
+	tests := []struct {
+		name, base string
+		wantLocal  string
+	}{
+		{"other_base_is_the_local_branch", "other", "refs/heads/other"},
+		{"no_base_gives_no_local_branch", "", ""},
+		{"base_the_mirror_lacks_gives_no_local_branch", "gone", ""},
+		{"base_that_is_no_branch_name_gives_no_local_branch", "main\n0000000000000000000000000000000000000000 refs/heads/x", ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := Build{Owner: "o", Repo: "r", Pull: 1, Number: 10 + i}
+			dest, err := f.w.SourceDir(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.w.Checkout(ctx, b, f.head, tt.base, dest); err != nil {
+				t.Fatal(err)
+			}
+			if got := testGit(t, "", "-C", dest, "for-each-ref", "--format=%(refname)", "refs/heads/"); got != tt.wantLocal {
+				t.Errorf("local branches = %q, want %q", got, tt.wantLocal)
+			}
+			if got := testGit(t, "", "-C", dest, "rev-parse", "origin/main"); got != f.base {
+				t.Errorf("origin/main = %s, want %s", got, f.base)
+			}
+		})
+	}
 }
 
 func countObjects(t *testing.T, dir string) int {
@@ -156,7 +221,7 @@ func TestCheckoutsOfOneBuildAreIndependent(t *testing.T) {
 			t.Fatal(err)
 		}
 		dests[i] = dest
-		wg.Go(func() { errs[i] = f.w.Checkout(ctx, f.b, f.head, dest) })
+		wg.Go(func() { errs[i] = f.w.Checkout(ctx, f.b, f.head, "main", dest) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -180,7 +245,7 @@ func TestConcurrentCheckoutsOfOneDestinationAllSucceed(t *testing.T) {
 	errs := make([]error, 4)
 	var wg sync.WaitGroup
 	for i := range errs {
-		wg.Go(func() { errs[i] = f.w.Checkout(ctx, f.b, f.head, dest) })
+		wg.Go(func() { errs[i] = f.w.Checkout(ctx, f.b, f.head, "main", dest) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -200,7 +265,7 @@ func TestCheckoutSurvivesForcePushAndGC(t *testing.T) {
 	f := newCheckoutFixture(t)
 	ctx := testContext(t)
 	dest := f.sourceDir(t)
-	if err := f.w.Checkout(ctx, f.b, f.head, dest); err != nil {
+	if err := f.w.Checkout(ctx, f.b, f.head, "main", dest); err != nil {
 		t.Fatal(err)
 	}
 	// The author force-pushes: the old head is no longer reachable upstream.
@@ -231,7 +296,7 @@ func TestCheckoutSurvivesForcePushAndGC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.w.Checkout(ctx, f.b, f.head, testDest); err != nil {
+	if err := f.w.Checkout(ctx, f.b, f.head, "main", testDest); err != nil {
 		t.Errorf("checkout of the pinned commit after gc: %v", err)
 	}
 }
@@ -258,7 +323,7 @@ func TestCheckoutRefusesBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := f.w.Checkout(ctx, f.b, tt.sha, tt.dest); !errors.Is(err, ErrInvalid) {
+			if err := f.w.Checkout(ctx, f.b, tt.sha, "main", tt.dest); !errors.Is(err, ErrInvalid) {
 				t.Errorf("Checkout = %v, want ErrInvalid", err)
 			}
 		})
@@ -271,7 +336,7 @@ func TestCheckoutRefusesBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.w.Checkout(ctx, missing, f.head, dest); err == nil {
+	if err := f.w.Checkout(ctx, missing, f.head, "main", dest); err == nil {
 		t.Error("checkout without a mirror succeeded")
 	}
 }
@@ -300,7 +365,7 @@ func TestHostileRefNamesDoNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Checkout(ctx, b, sha, dest); err != nil {
+	if err := w.Checkout(ctx, b, sha, "main", dest); err != nil {
 		t.Fatal(err)
 	}
 	mirror, err := w.MirrorDir("o", "r")
@@ -357,7 +422,7 @@ func BenchmarkCheckout(b *testing.B) {
 		if dest, err = w.SourceDir(build); err != nil {
 			b.Fatal(err)
 		}
-		if err := w.Checkout(ctx, build, head, dest); err != nil {
+		if err := w.Checkout(ctx, build, head, "main", dest); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -87,7 +87,7 @@ func newCleanupFixture(t *testing.T) *cleanupFixture {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := f.w.Checkout(ctx, b, sha, src); err != nil {
+		if err := f.w.Checkout(ctx, b, sha, "main", src); err != nil {
 			t.Fatal(err)
 		}
 		log, err := f.w.LogPath(b, "foo-x")

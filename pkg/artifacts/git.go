@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -69,38 +70,84 @@ func (a GitAuth) redact(s string) string {
 }
 
 // allowedProtocols are the only transports git may use. Above all this
-// excludes "ext::", which runs an arbitrary command.
-const allowedProtocols = "https:http:ssh:git:file"
+// excludes "ext::", which runs an arbitrary command, and "git://", whose
+// core.gitProxy command no setting of ours can switch off (and which
+// GitHub no longer serves).
+const allowedProtocols = "https:http:ssh:file"
 
-// gitEnv is the environment of every git process: the worker's own minus
-// every GIT_* variable, plus a fixed configuration passed through
-// GIT_CONFIG_COUNT so it is never written anywhere.
+// gitHome is the HOME of every git process: a directory that does not
+// exist, so no ~/.gitconfig, ~/.config/git/*, ~/.git-credentials or
+// ~/.netrc a test may have written is ever read.
+const gitHome = "/nonexistent"
+
+// passedEnv are the only variables of the worker's environment its git
+// sees: where programs are, where temporary files go, and how this box
+// reaches the network (proxies and the TLS trust store an operator set).
+// Nothing named GIT_*, GITHUB_*, NATS_*, YCI_*, no SSH_AUTH_SOCK, no
+// locale: git runs with LC_ALL=C so its messages in our errors and
+// statuses read the same on every box.
+var passedEnv = []string{
+	"PATH", "TMPDIR",
+	"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY",
+	"SSL_CERT_FILE", "SSL_CERT_DIR",
+}
+
+// gitConfig is the configuration every git process gets on its command
+// line (through GIT_CONFIG_COUNT, so it is never written anywhere and
+// outranks every config file). With GIT_CONFIG_NOSYSTEM and
+// GIT_CONFIG_GLOBAL=/dev/null no machine-wide or per-user file is read at
+// all; these keys also hold against a repository's own config, which a
+// test could have written:
+//   - core.hooksPath=/dev/null: no hook runs, wherever it was planted;
+//   - core.fsmonitor=false: no fsmonitor command runs on checkout;
+//   - credential.helper="": no helper stores or supplies credentials;
+//   - http.extraHeader="": only the worker's own header is sent.
+//
+// Keys that run commands and cannot be switched off from here (a
+// .gitattributes filter's clean/smudge/process, diff.external, a merge
+// driver, core.pager, core.editor, core.sshCommand) are inert: a filter,
+// driver or pager exists only where config defines it, and the only
+// config read is a repository's own, which resetMirror rewrites for the
+// mirror and which a checkout gets fresh from git init; git runs with no
+// terminal, and GIT_SSH_COMMAND outranks core.sshCommand.
+var gitConfig = [][2]string{
+	{"core.hooksPath", "/dev/null"},
+	{"core.fsmonitor", "false"},
+	{"credential.helper", ""},
+	{"http.extraHeader", ""},
+	// Garbage collection runs within our lock and timeout, not detached.
+	{"gc.autoDetach", "false"},
+	{"advice.detachedHead", "false"},
+}
+
+// gitEnv is the environment of every git process, built from nothing but
+// passedEnv and fixed settings: see passedEnv and gitConfig for what they
+// keep out. auth's header is added to the command-line configuration.
 func gitEnv(auth GitAuth) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GIT_") {
-			env = append(env, kv)
-		}
-	}
-	config := [][2]string{
-		// An empty helper resets the list: no helper configured on this
-		// box may store or supply credentials behind our back.
-		{"credential.helper", ""},
-		// Garbage collection runs within our lock and timeout, not detached.
-		{"gc.autoDetach", "false"},
-		{"advice.detachedHead", "false"},
-	}
-	if b := auth.basic(); b != "" {
-		config = append(config, [2]string{"http.extraHeader", "Authorization: Basic " + b})
-	}
-	env = append(env,
+	env := []string{
+		"HOME=" + gitHome,
+		"LC_ALL=C",
+		"GIT_CONFIG_NOSYSTEM=1",
+		"GIT_CONFIG_GLOBAL=/dev/null",
+		"GIT_ATTR_NOSYSTEM=1",
+		// Replacement refs could make a commit id stand for other content.
+		"GIT_NO_REPLACE_OBJECTS=1",
 		"GIT_TERMINAL_PROMPT=0",
 		"GIT_ASKPASS=",
 		"SSH_ASKPASS=",
 		"GIT_SSH_COMMAND=ssh -o BatchMode=yes",
-		"GIT_ALLOW_PROTOCOL="+allowedProtocols,
-		"GIT_CONFIG_COUNT="+strconv.Itoa(len(config)),
-	)
+		"GIT_ALLOW_PROTOCOL=" + allowedProtocols,
+	}
+	for _, name := range passedEnv {
+		if v, ok := os.LookupEnv(name); ok {
+			env = append(env, name+"="+v)
+		}
+	}
+	config := gitConfig
+	if b := auth.basic(); b != "" {
+		config = append(slices.Clip(config), [2]string{"http.extraHeader", "Authorization: Basic " + b})
+	}
+	env = append(env, "GIT_CONFIG_COUNT="+strconv.Itoa(len(config)))
 	for i, kv := range config {
 		env = append(env,
 			"GIT_CONFIG_KEY_"+strconv.Itoa(i)+"="+kv[0],
@@ -109,20 +156,26 @@ func gitEnv(auth GitAuth) []string {
 	return env
 }
 
-// git runs git with args and returns its standard output. It never involves
-// a shell; the process group is killed when ctx ends or the workspace's git
-// timeout passes. The error carries git's standard error with credentials
-// redacted.
+// git runs git in the workspace's root with the workspace's timeout; see
+// runGit.
 func (w *Workspace) git(ctx context.Context, auth GitAuth, args ...string) ([]byte, error) {
 	timeout := w.GitTimeout
 	if timeout <= 0 {
 		timeout = DefaultGitTimeout
 	}
+	return runGit(ctx, timeout, w.root, auth, args...)
+}
+
+// runGit runs git with args in dir and returns its standard output. It never
+// involves a shell, and runs with gitEnv's environment only; the process
+// group is killed when ctx ends or timeout passes. The error carries git's
+// standard error with credentials redacted.
+func runGit(ctx context.Context, timeout time.Duration, dir string, auth GitAuth, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
 	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = w.root
+	cmd.Dir = dir
 	cmd.Env = gitEnv(auth)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -175,7 +228,7 @@ func validateSHA(sha string) error {
 	return nil
 }
 
-// validateCloneURL accepts https, http, ssh, git and file URLs, or an
+// validateCloneURL accepts https, http, ssh and file URLs, or an
 // absolute local path. It refuses passwords in URLs (credentials travel in
 // GitAuth) and any user information in http(s) URLs, since a URL is what git
 // echoes in its messages.
@@ -191,7 +244,7 @@ func validateCloneURL(raw string) error {
 		return fmt.Errorf("%w: clone URL: %w", ErrInvalid, errors.Unwrap(err))
 	}
 	switch u.Scheme {
-	case "https", "http", "git", "file":
+	case "https", "http", "file":
 		if u.User != nil {
 			return fmt.Errorf("%w: clone URL must not carry user information; pass credentials as GitAuth", ErrInvalid)
 		}

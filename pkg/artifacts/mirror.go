@@ -2,6 +2,7 @@ package artifacts
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -112,7 +113,9 @@ func (w *Workspace) createMirror(ctx context.Context, mirror, cloneURL string, a
 }
 
 func (w *Workspace) fillMirror(ctx context.Context, dir, cloneURL string, auth GitAuth) error {
-	if _, err := w.git(ctx, GitAuth{}, "init", "--quiet", "--bare", "--template=", "--", dir); err != nil {
+	// The object format is named so that mirrorConfig stays true whatever
+	// a later git's default.
+	if _, err := w.git(ctx, GitAuth{}, "init", "--quiet", "--bare", "--template=", "--object-format=sha1", "--", dir); err != nil {
 		return err
 	}
 	return w.fetch(ctx, dir, cloneURL, auth)
@@ -160,12 +163,8 @@ func (w *Workspace) HasCommit(ctx context.Context, owner, repo, sha string) bool
 
 // pin records sha as build b's commit in the mirror. Pinning again with the
 // same commit is a no-op; a different commit for the same build is refused.
+// Only call it holding the mirror's lock.
 func (w *Workspace) pin(ctx context.Context, mirror string, b Build, sha string) error {
-	unlock, err := w.lockMirror(ctx, mirror)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	ref := pinRef(b)
 	// The empty old value makes git refuse if the ref exists already.
 	_, createErr := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "update-ref", "--no-deref", ref, sha, "")
@@ -231,7 +230,64 @@ func (w *Workspace) lockMirror(ctx context.Context, mirror string) (func(), erro
 		unlock()
 		return nil, err
 	}
+	if err := resetMirror(mirror); err != nil {
+		unlock()
+		return nil, err
+	}
 	return unlock, nil
+}
+
+// mirrorConfig is the whole config of a mirror, as "git init --bare
+// --object-format=sha1" writes it. A mirror needs nothing more: every fetch
+// names its URL and refspecs.
+const mirrorConfig = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n"
+
+// mirrorHead is a mirror's HEAD as git init writes it. Nothing reads it,
+// but git refuses a repository whose HEAD is missing or garbled.
+const mirrorHead = "ref: refs/heads/master\n"
+
+// plantable are the files of a mirror that only a test (running
+// unsandboxed, as the worker's user) could have written, each of which
+// changes what later git commands in the mirror do: hooks run code;
+// commondir moves the repository (config included) elsewhere; alternates
+// borrow objects from elsewhere; grafts and shallow rewrite history.
+var plantable = []string{"hooks", "commondir", "info/grafts", "shallow",
+	"objects/info/alternates", "objects/info/http-alternates"}
+
+// resetMirror undoes whatever a test may have changed in the mirror's
+// configuration: it rewrites config and HEAD and removes the plantable
+// files. A missing mirror is left alone. Only call it holding the mirror's
+// lock, before git runs there. The objects and refs are not checked: the
+// sandbox is what keeps tests from reaching the mirror at all; this keeps
+// a test that did reach it from running code as the worker.
+func resetMirror(mirror string) error {
+	if ok, err := isDir(mirror); err != nil || !ok {
+		return err
+	}
+	for _, f := range []struct{ name, content string }{{"config", mirrorConfig}, {"HEAD", mirrorHead}} {
+		if err := replaceFile(filepath.Join(mirror, f.name), f.content); err != nil {
+			return fmt.Errorf("resetting the mirror's %s: %w", f.name, err)
+		}
+	}
+	for _, name := range plantable {
+		if err := removeTree(filepath.Join(mirror, filepath.FromSlash(name))); err != nil {
+			return fmt.Errorf("removing a mirror's %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// replaceFile atomically replaces path (whatever it was: a file, a symlink)
+// with a regular file holding content.
+func replaceFile(path, content string) error {
+	tmp := path + ".yci-tmp-" + rand.Text()
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return errors.Join(err, os.Remove(tmp))
+	}
+	return nil
 }
 
 // flock takes an exclusive lock on f, polling so that ctx can end the wait.

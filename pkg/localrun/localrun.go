@@ -19,22 +19,28 @@ import (
 	"sync"
 	"time"
 
+	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/pipeline"
 )
 
 // Options says what to run and where its logs go.
 type Options struct {
 	// Source is the checkout whose .yci.py is evaluated. Its working tree,
-	// uncommitted changes included, is copied for every test.
+	// uncommitted changes included, is copied for every test, with a .git
+	// of its own when Source is a repository's top level (see
+	// artifacts.LocalRepo).
 	Source string
 	// Workspace is where builds are written: local/<name>/<build>/<test>/.
+	// The builds directory is never copied into a test, even when it lies
+	// inside Source (as with the default workspace, the current directory).
 	Workspace string
 	// Jobs is how many tests run at once; values below 1 mean 1.
 	Jobs int
 	// Evaluator and Runner default to their zero values' behaviour.
 	Evaluator *pipeline.Evaluator
 	Runner    *pipeline.Runner
-	// Progress receives a line per finished attempt; nil discards them.
+	// Progress receives a line per finished test, and a note when the
+	// copies get no .git; nil discards them.
 	Progress io.Writer
 	// Sleep waits between attempts; nil waits for real, or until ctx ends.
 	Sleep func(context.Context, time.Duration) error
@@ -42,8 +48,9 @@ type Options struct {
 
 // TestReport is what became of one test of the matrix.
 type TestReport struct {
-	Test     pipeline.Test
-	Final    pipeline.Result
+	Test  pipeline.Test
+	Final pipeline.Result
+	// Attempts are every attempt's result, the last one being Final.
 	Attempts []pipeline.Result
 	Log      string
 	// Err is a failure of this machine (a copy or a log that could not be
@@ -53,6 +60,17 @@ type TestReport struct {
 
 // Passed reports whether the test's last attempt passed.
 func (r TestReport) Passed() bool { return r.Err == nil && r.Final.Outcome == pipeline.Passed }
+
+// Duration is how long the test ran: the sum of its attempts' durations.
+// The waits between attempts are left out: they are the retry policy's,
+// not the test's, and would hide how slow the test itself is.
+func (r TestReport) Duration() time.Duration {
+	var d time.Duration
+	for _, a := range r.Attempts {
+		d += a.Duration
+	}
+	return d
+}
 
 // Report is the outcome of a local build.
 type Report struct {
@@ -75,12 +93,9 @@ func (r Report) Passed() bool {
 // means the build could not run at all: a .yci.py problem comes back as a
 // *pipeline.ConfigError, with the details a user needs to fix it.
 func Run(ctx context.Context, opts Options) (Report, error) {
-	src, err := filepath.Abs(opts.Source)
+	src, err := resolveDir(opts.Source)
 	if err != nil {
-		return Report{}, fmt.Errorf("resolving %s: %w", opts.Source, err)
-	}
-	if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
-		return Report{}, fmt.Errorf("%s is not a directory of a checkout", opts.Source)
+		return Report{}, fmt.Errorf("%s is not a directory of a checkout: %w", opts.Source, err)
 	}
 	eval := opts.Evaluator
 	if eval == nil {
@@ -91,11 +106,22 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 		runner = &pipeline.Runner{}
 	}
 	buildsDir := filepath.Join(opts.Workspace, "local", projectName(src))
+	if err := markBuilds(buildsDir); err != nil {
+		return Report{}, err
+	}
+	if buildsDir, err = resolveDir(buildsDir); err != nil {
+		return Report{}, fmt.Errorf("resolving the builds directory: %w", err)
+	}
 	build, dir, err := nextBuild(buildsDir)
 	if err != nil {
 		return Report{}, err
 	}
-	pull, err := json.Marshal(localPull(ctx, src))
+	repo, err := artifacts.ReadLocalRepo(ctx, src)
+	if err != nil && opts.Progress != nil {
+		fmt.Fprintf(opts.Progress, "note: the tests' copies get no .git: %v\n", err)
+	}
+	lp := localPull(ctx, src)
+	pull, err := json.Marshal(lp)
 	if err != nil {
 		return Report{}, fmt.Errorf("encoding the local pull: %w", err)
 	}
@@ -112,7 +138,7 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 		wg.Go(func() {
 			slots <- struct{}{}
 			defer func() { <-slots }()
-			report.Tests[i] = runTest(ctx, opts, runner, src, dir, build, t)
+			report.Tests[i] = runTest(ctx, opts, runner, copySpec{src: src, builds: buildsDir, repo: repo}, dir, build, lp, t)
 			if opts.Progress != nil {
 				progress.Lock()
 				fmt.Fprintln(opts.Progress, progressLine(report.Tests[i]))
@@ -124,13 +150,27 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	return report, nil
 }
 
-func runTest(ctx context.Context, opts Options, runner *pipeline.Runner, src, dir string, build int, t pipeline.Test) TestReport {
+// copySpec says how a test's copy of the checkout is made: the working
+// tree of src without the builds directory, and a .git from repo unless it
+// is nil.
+type copySpec struct {
+	src, builds string
+	repo        *artifacts.LocalRepo
+}
+
+func runTest(ctx context.Context, opts Options, runner *pipeline.Runner, cs copySpec, dir string, build int, lp localPullRequest, t pipeline.Test) TestReport {
 	testDir := filepath.Join(dir, t.Name)
 	rep := TestReport{Test: t, Log: filepath.Join(testDir, "out.txt")}
 	work := filepath.Join(testDir, "source")
-	if err := copyTree(src, work); err != nil {
-		rep.Err = fmt.Errorf("copying %s for %s: %w", src, t.Name, err)
+	if err := copyTree(cs.src, work, cs.builds); err != nil {
+		rep.Err = fmt.Errorf("copying %s for %s: %w", cs.src, t.Name, err)
 		return rep
+	}
+	if cs.repo != nil {
+		if err := cs.repo.Attach(ctx, work); err != nil {
+			rep.Err = fmt.Errorf("giving %s's copy a .git: %w", t.Name, err)
+			return rep
+		}
 	}
 	sleep := opts.Sleep
 	if sleep == nil {
@@ -141,7 +181,10 @@ func runTest(ctx context.Context, opts Options, runner *pipeline.Runner, src, di
 		Number:  1,
 		Dir:     work,
 		LogPath: rep.Log,
-		Facts:   map[string]string{"YCI_BUILD": strconv.Itoa(build), "YCI_PULL": "0", "YCI_LOCAL": "1"},
+		Facts: map[string]string{
+			"YCI_BUILD": strconv.Itoa(build), "YCI_PULL": "0", "YCI_LOCAL": "1",
+			"YCI_SHA": lp.Head.SHA, "YCI_HEAD_REF": lp.Head.Ref, "YCI_BASE_REF": lp.Base.Ref,
+		},
 	}
 	rep.Final, rep.Attempts, rep.Err = pipeline.RunWithRetries(ctx, runner, a, sleep)
 	return rep
@@ -152,7 +195,7 @@ func progressLine(r TestReport) string {
 		return fmt.Sprintf("%-24s error: %v", r.Test.Name, r.Err)
 	}
 	return fmt.Sprintf("%-24s %-9s after %d attempt(s), %s  %s",
-		r.Test.Name, r.Final.Outcome, len(r.Attempts), r.Final.Duration.Round(time.Millisecond), r.Log)
+		r.Test.Name, r.Final.Outcome, len(r.Attempts), r.Duration().Round(time.Millisecond), r.Log)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -207,23 +250,64 @@ func nextBuild(dir string) (int, string, error) {
 	}
 }
 
-// localPull is the pull request a local build pretends to test, shaped
-// like GitHub's so .yci.py files read it the same way.
-func localPull(ctx context.Context, src string) map[string]any {
+// localPullRequest is the pull request a local build pretends to test,
+// shaped like GitHub's JSON so .yci.py files read it the same way: the
+// checkout's branch (or "local" when HEAD is detached) is both head and
+// base.
+type localPullRequest struct {
+	Number int       `json:"number"`
+	State  string    `json:"state"`
+	Title  string    `json:"title"`
+	User   localUser `json:"user"`
+	Head   localRef  `json:"head"`
+	Base   localRef  `json:"base"`
+}
+
+type localUser struct {
+	Login string `json:"login"`
+}
+
+type localRef struct {
+	Ref   string `json:"ref"`
+	SHA   string `json:"sha"`
+	Label string `json:"label,omitempty"`
+}
+
+func localPull(ctx context.Context, src string) localPullRequest {
 	ref := gitOutput(ctx, src, "symbolic-ref", "--short", "-q", "HEAD")
 	if ref == "" {
 		ref = "local"
 	}
 	sha := gitOutput(ctx, src, "rev-parse", "-q", "--verify", "HEAD")
 	user := os.Getenv("USER")
-	return map[string]any{
-		"number": 0,
-		"state":  "open",
-		"title":  "local run of " + filepath.Base(src),
-		"user":   map[string]any{"login": user},
-		"head":   map[string]any{"ref": ref, "sha": sha, "label": user + ":" + ref},
-		"base":   map[string]any{"ref": ref, "sha": sha},
+	return localPullRequest{
+		State: "open",
+		Title: "local run of " + filepath.Base(src),
+		User:  localUser{Login: user},
+		Head:  localRef{Ref: ref, SHA: sha, Label: user + ":" + ref},
+		Base:  localRef{Ref: ref, SHA: sha},
 	}
+}
+
+// resolveDir makes dir absolute and free of symlinks, so that paths below
+// it compare lexically; it must be a directory.
+func resolveDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	resolved, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(resolved)
+	if err != nil {
+		return "", err
+	}
+	if !fi.IsDir() {
+		return "", errors.New("not a directory")
+	}
+	return resolved, nil
 }
 
 func gitOutput(ctx context.Context, dir string, args ...string) string {

@@ -8,7 +8,8 @@ import (
 )
 
 // WriteSummary prints one row per test: its result, the attempts it took,
-// how long its last attempt ran and where its log is.
+// how long it ran (all attempts together, waits between them left out) and
+// where its log is.
 func (r Report) WriteSummary(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TEST\tRESULT\tATTEMPTS\tDURATION\tLOG")
@@ -24,7 +25,7 @@ func (r Report) WriteSummary(w io.Writer) error {
 			passed++
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\n", t.Test.Name, result,
-			len(t.Attempts), t.Test.Retries+1, t.Final.Duration.Round(time.Millisecond), t.Log)
+			len(t.Attempts), t.Test.Retries+1, t.Duration().Round(time.Millisecond), t.Log)
 	}
 	fmt.Fprintf(tw, "\n%d passed, %d failed\n", passed, len(r.Tests)-passed)
 	return tw.Flush()

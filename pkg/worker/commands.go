@@ -183,7 +183,7 @@ func (w *Worker) findTarget(ctx context.Context, log *slog.Logger, inst Installa
 	if err != nil {
 		return nil, outcome{}, permanent(err)
 	}
-	if err := ws.Checkout(ctx, b, sha, src); err != nil {
+	if err := ws.Checkout(ctx, b, sha, pr.GetBase().GetRef(), src); err != nil {
 		return nil, outcome{}, fmt.Errorf("checking out %s: %w", sha, err)
 	}
 	raw, err := json.Marshal(pr)

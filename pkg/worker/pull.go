@@ -125,7 +125,7 @@ func (w *Worker) checkoutBuild(ctx context.Context, inst Installation, pr *githu
 	if err != nil {
 		return "", permanent(err)
 	}
-	if err := w.opts.Workspace.Checkout(ctx, b, sha, src); err != nil {
+	if err := w.opts.Workspace.Checkout(ctx, b, sha, pr.GetBase().GetRef(), src); err != nil {
 		return "", fmt.Errorf("checking out %s: %w", sha, err)
 	}
 	return src, nil

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-github/v88/github"
+
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/pipeline"
@@ -69,7 +71,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 		return rep.Set(ctx, st)
 	}
 
-	work, logPath, err := w.prepareTest(ctx, inst, pr.GetBase().GetRepo().GetCloneURL(), b, job)
+	work, logPath, err := w.prepareTest(ctx, inst, pr.GetBase().GetRepo().GetCloneURL(), pr.GetBase().GetRef(), b, job)
 	var perm permanentError
 	if errors.As(err, &perm) {
 		// The job ends here: its status must say so, not stay pending.
@@ -89,7 +91,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	}
 	w.track(ctx, rep, job, events.TestRunning, st, nil)
 	return w.runAttempt(ctx, runCtx, log, rep, st, job, pipeline.Attempt{
-		Test: t, Number: job.Attempt, Dir: work, LogPath: logPath, Facts: facts(job),
+		Test: t, Number: job.Attempt, Dir: work, LogPath: logPath, Facts: facts(job, pr),
 	})
 }
 
@@ -181,7 +183,7 @@ func (w *Worker) reportFinal(ctx context.Context, rep *status.Reporter, st statu
 // prepareTest gives the attempt a fresh working copy of the build's commit,
 // fetching it into this box's mirror first when this box has not seen it.
 // Every attempt starts clean: a retry must not inherit a failure's debris.
-func (w *Worker) prepareTest(ctx context.Context, inst Installation, cloneURL string, b artifacts.Build, job events.TestJob) (work, logPath string, err error) {
+func (w *Worker) prepareTest(ctx context.Context, inst Installation, cloneURL, base string, b artifacts.Build, job events.TestJob) (work, logPath string, err error) {
 	ws := w.opts.Workspace
 	if !ws.HasCommit(ctx, b.Owner, b.Repo, job.HeadSHA) {
 		if cloneURL == "" {
@@ -211,7 +213,7 @@ func (w *Worker) prepareTest(ctx context.Context, inst Installation, cloneURL st
 	if err := os.RemoveAll(work); err != nil {
 		return "", "", fmt.Errorf("clearing the previous attempt's copy: %w", err)
 	}
-	if err := ws.Checkout(ctx, b, job.HeadSHA, work); err != nil {
+	if err := ws.Checkout(ctx, b, job.HeadSHA, base, work); err != nil {
 		return "", "", fmt.Errorf("checking out %s: %w", job.HeadSHA, err)
 	}
 	if job.Rerun > 0 {
@@ -241,14 +243,19 @@ func (w *Worker) abandonTest(ctx context.Context, log *slog.Logger, job events.T
 	return rep.Set(ctx, st)
 }
 
-// facts are the YCI_* variables a test can read about itself.
-func facts(job events.TestJob) map[string]string {
+// facts are the YCI_* variables a test can read about itself. The branch
+// names are the pull request's as GitHub gives them now: YCI_HEAD_REF is the
+// branch the commit was pushed to (perhaps a fork's), YCI_BASE_REF the one
+// it merges into, which the checkout also has as <base> and origin/<base>.
+func facts(job events.TestJob, pr *github.PullRequest) map[string]string {
 	return map[string]string{
-		"YCI_REPO":  job.Repo.FullName(),
-		"YCI_PULL":  strconv.Itoa(job.Number),
-		"YCI_SHA":   job.HeadSHA,
-		"YCI_BUILD": strconv.Itoa(job.Build),
-		"YCI_RERUN": strconv.Itoa(job.Rerun),
+		"YCI_REPO":     job.Repo.FullName(),
+		"YCI_PULL":     strconv.Itoa(job.Number),
+		"YCI_SHA":      job.HeadSHA,
+		"YCI_BUILD":    strconv.Itoa(job.Build),
+		"YCI_RERUN":    strconv.Itoa(job.Rerun),
+		"YCI_HEAD_REF": pr.GetHead().GetRef(),
+		"YCI_BASE_REF": pr.GetBase().GetRef(),
 	}
 }
 
