@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/yourci/yourci/pkg/fakegithub"
+	"github.com/yourci/yourci/pkg/status"
 )
 
 // writeLoad is what one run of many quick tests cost on GitHub.
@@ -106,13 +107,32 @@ func statusFinals(s *stack) func(sha string) map[string]string {
 	}
 }
 
+// TestWriteBudget runs 8 pull requests of 4 quick tests on two workers and
+// counts the commit statuses GitHub received: every test ends on its
+// final state, and the tests cost at most two writes each on average
+// (queued and final: the running state is overtaken while held). The hold
+// is longer than the default so that a stalled machine cannot make a
+// quick test look slow.
+func TestWriteBudget(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	load := runWriteLoad(t, s, 8, 4, statusFinals(s), "YCI_JOBS=2", "YCI_STATUS_HOLD=20s")
+	t.Log(load)
+	if perTest := float64(load.testWrites) / float64(load.tests); perTest > 2 {
+		t.Errorf("%.2f writes per test, want at most 2: %s", perTest, load)
+	}
+	if load.testWrites < 2*load.tests {
+		t.Errorf("%d test writes for %d tests: a queued or final state is missing", load.testWrites, load.tests)
+	}
+}
+
 // BenchmarkStatusWrites runs 40 pull requests of 4 quick tests on two
-// workers, as the issue measured, and reports the writes and requests
-// each test cost GitHub.
+// workers, as the issue measured, with the default write budget, and
+// reports the writes and requests each test cost GitHub.
 func BenchmarkStatusWrites(b *testing.B) {
 	for b.Loop() {
 		s := newStack(b, stackOptions{})
-		load := runWriteLoad(b, s, 40, 4, statusFinals(s), "YCI_JOBS=2")
+		load := runWriteLoad(b, s, 40, 4, statusFinals(s), "YCI_JOBS=2", "YCI_STATUS_HOLD="+status.DefaultHold.String())
 		b.ReportMetric(float64(load.testWrites)/float64(load.tests), "writes/test")
 		b.ReportMetric(float64(load.summaryWrites)/float64(load.tests), "summary-writes/test")
 		b.ReportMetric(float64(load.requests)/float64(load.tests), "requests/test")
