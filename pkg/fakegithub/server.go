@@ -1,6 +1,6 @@
 // Package fakegithub is an in-process stand-in for GitHub: an HTTP server that
 // answers the REST calls YourCI makes (repositories, pull requests, commit
-// statuses, collaborator permissions, labels, GitHub App installation tokens)
+// statuses, check runs, collaborator permissions, labels, GitHub App installation tokens)
 // with GitHub's JSON shapes, serves real bare git repositories over smart
 // HTTP, and sends webhooks signed and shaped like GitHub's.
 //
@@ -76,6 +76,11 @@ type Server struct {
 	failures      []*failure
 	hooks         []*hook
 	deliveries    []Delivery
+	checkRuns     []*checkRun
+	checkHistory  []checkRun // every write's result, oldest first
+	checkSuites   map[string]int64
+	// statusChanged is closed and replaced at every status or check run
+	// write.
 	statusChanged chan struct{}
 }
 
@@ -113,6 +118,7 @@ func New(dir string) (*Server, error) {
 		rateLimit:     defaultRateLimit,
 		counts:        Counts{ByRoute: map[string]int{}},
 		statusChanged: make(chan struct{}),
+		checkSuites:   map[string]int64{},
 	}
 	s.api = s.routes()
 	s.git = s.gitHandler()
@@ -223,6 +229,10 @@ func (s *Server) routes() *http.ServeMux {
 	s.handle(mux, "POST "+repo+"/statuses/{sha}", authUser, s.createStatus)
 	s.handle(mux, "GET "+repo+"/commits/{ref}/statuses", authUser, s.listStatuses)
 	s.handle(mux, "GET "+repo+"/commits/{ref}/status", authUser, s.combinedStatus)
+	s.handle(mux, "POST "+repo+"/check-runs", authUser, s.createCheckRun)
+	s.handle(mux, "PATCH "+repo+"/check-runs/{id}", authUser, s.updateCheckRun)
+	s.handle(mux, "GET "+repo+"/check-runs/{id}", authUser, s.getCheckRun)
+	s.handle(mux, "GET "+repo+"/commits/{ref}/check-runs", authUser, s.listCheckRuns)
 	s.handle(mux, "GET "+repo+"/installation", authApp, s.getRepoInstallation)
 	s.handle(mux, "GET /app", authApp, s.getApp)
 	s.handle(mux, "GET /app/installations", authApp, s.listInstallations)
