@@ -72,8 +72,8 @@ func TestCheckRunLifecycle(t *testing.T) {
 	if err != nil || list.GetTotal() != 1 || list.CheckRuns[0].GetExternalID() != "ext-1" {
 		t.Errorf("listing: %v %+v", err, list)
 	}
-	if got := s.Requests(); got.Writes != 3 || got.Total != 4 {
-		t.Errorf("counted %d writes of %d requests, want 3 of 4", got.Writes, got.Total)
+	if got := s.Requests(); got.Writes != 3 || got.ByRoute["GET /repos/{owner}/{repo}/commits/{ref}/check-runs"] != 1 {
+		t.Errorf("counted %d writes and %v, want 3 writes and one list", got.Writes, got.ByRoute)
 	}
 }
 
