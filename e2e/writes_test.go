@@ -41,7 +41,7 @@ func quickMatrix(tests int) string {
 // final state, stops the workers (so nothing they hold back is still on
 // its way) and counts what GitHub was sent. final reports each head's
 // final states by test name, for the caller to check.
-func runWriteLoad(tb testing.TB, s *stack, pulls, tests int, final func(sha string) map[string]string, env ...string) writeLoad {
+func runWriteLoad(tb testing.TB, s *stack, pulls, tests int, final func(sha string) map[string]string, env ...string) (writeLoad, []string) {
 	tb.Helper()
 	workers := []*worker{s.startWorker("box1", env...), s.startWorker("box2", env...)}
 	if _, err := s.gh.Commit(owner, repoName, "main", map[string]string{"README.md": "widgets\n"}, "Initial commit"); err != nil {
@@ -83,15 +83,22 @@ func runWriteLoad(tb testing.TB, s *stack, pulls, tests int, final func(sha stri
 	}
 	load := writeLoad{tests: pulls * tests, requests: s.gh.Requests().Total}
 	for _, sha := range shas {
+		var contexts []string
 		for _, st := range s.gh.Statuses(owner, repoName, sha) {
-			if st.GetContext() == "yci" {
+			contexts = append(contexts, st.GetContext())
+		}
+		for _, run := range s.gh.CheckRunWrites(owner, repoName, sha) {
+			contexts = append(contexts, run.GetName())
+		}
+		for _, c := range contexts {
+			if c == "yci" {
 				load.summaryWrites++
 			} else {
 				load.testWrites++
 			}
 		}
 	}
-	return load
+	return load, shas
 }
 
 // statusFinals are the final commit statuses of sha's tests.
@@ -116,7 +123,7 @@ func statusFinals(s *stack) func(sha string) map[string]string {
 func TestWriteBudget(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
-	load := runWriteLoad(t, s, 8, 4, statusFinals(s), "YCI_JOBS=2", "YCI_STATUS_HOLD=20s")
+	load, _ := runWriteLoad(t, s, 8, 4, statusFinals(s), "YCI_JOBS=2", "YCI_STATUS_HOLD=20s")
 	t.Log(load)
 	if perTest := float64(load.testWrites) / float64(load.tests); perTest > 2 {
 		t.Errorf("%.2f writes per test, want at most 2: %s", perTest, load)
@@ -132,7 +139,7 @@ func TestWriteBudget(t *testing.T) {
 func BenchmarkStatusWrites(b *testing.B) {
 	for b.Loop() {
 		s := newStack(b, stackOptions{})
-		load := runWriteLoad(b, s, 40, 4, statusFinals(s), "YCI_JOBS=2", "YCI_STATUS_HOLD="+status.DefaultHold.String())
+		load, _ := runWriteLoad(b, s, 40, 4, statusFinals(s), "YCI_JOBS=2", "YCI_STATUS_HOLD="+status.DefaultHold.String())
 		b.ReportMetric(float64(load.testWrites)/float64(load.tests), "writes/test")
 		b.ReportMetric(float64(load.summaryWrites)/float64(load.tests), "summary-writes/test")
 		b.ReportMetric(float64(load.requests)/float64(load.tests), "requests/test")
