@@ -37,10 +37,11 @@ func TestGitHubAppManifestAsksForTheLeastAccess(t *testing.T) {
 		t.Fatalf("decoding %s: %v", name, err)
 	}
 	want := map[string]string{
+		"checks":        "write", // one check run per test: queued, in_progress, completed
 		"contents":      "read",  // clone the base repository and fetch refs/pull/N/head
 		"metadata":      "read",  // mandatory; also the author's permission on the repository
 		"pull_requests": "read",  // list open pulls for the sweep, read a pull and its labels
-		"statuses":      "write", // the only write: pending, success, failure, error
+		"statuses":      "write", // commit statuses: pending, success, failure, error
 	}
 	if !maps.Equal(m.DefaultPermissions, want) {
 		t.Errorf("default_permissions = %v, want %v", m.DefaultPermissions, want)
