@@ -369,19 +369,22 @@ func (b *Budget) pause(account string, d time.Duration) {
 
 // waitTurn returns when a write to account may go: once the account's
 // pause is over and, for a state that is not final, once no final state
-// waits for it. A pause longer than maxWait is a *RetryLaterError at once,
-// so that the job goes back to the queue instead of holding a worker.
-func (b *Budget) waitTurn(ctx context.Context, account string, final bool, maxWait time.Duration) error {
+// waits for it. The caller calls done once its write is over, so that a
+// final state that waited keeps the others back until it is sent. A pause
+// longer than maxWait is a *RetryLaterError at once, so that the job goes
+// back to the queue instead of holding a worker.
+func (b *Budget) waitTurn(ctx context.Context, account string, final bool, maxWait time.Duration) (done func(), err error) {
 	registered := false
-	defer func() {
+	done = func() {
 		if registered {
 			b.mu.Lock()
 			l := b.laneLocked(account)
 			l.finals--
 			l.changedLocked()
 			b.mu.Unlock()
+			registered = false
 		}
-	}()
+	}
 	for {
 		b.mu.Lock()
 		l := b.laneLocked(account)
@@ -394,25 +397,34 @@ func (b *Budget) waitTurn(ctx context.Context, account string, final bool, maxWa
 		changed := l.changed
 		b.mu.Unlock()
 		if wait > maxWait {
-			return &RetryLaterError{After: wait, Err: errPaused}
+			done()
+			return func() {}, &RetryLaterError{After: wait, Err: errPaused}
 		}
 		if wait <= 0 && !blocked {
-			return nil
+			return done, nil
 		}
-		var timer <-chan struct{}
-		if wait > 0 {
-			done := make(chan struct{})
-			stop := b.clock.AfterFunc(wait, func() { close(done) })
-			defer stop()
-			timer = done
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer:
-		case <-changed:
+		if err := b.waitChange(ctx, wait, changed); err != nil {
+			done()
+			return func() {}, err
 		}
 	}
+}
+
+// waitChange waits d (when positive) or until changed is closed or ctx ends.
+func (b *Budget) waitChange(ctx context.Context, d time.Duration, changed <-chan struct{}) error {
+	var timer chan struct{}
+	if d > 0 {
+		timer = make(chan struct{})
+		stop := b.clock.AfterFunc(d, func() { close(timer) })
+		defer stop()
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer:
+	case <-changed:
+	}
+	return nil
 }
 
 // errPaused is why a write waits: an earlier one met a rate limit.

@@ -97,12 +97,15 @@ func (r *Reporter) send(ctx context.Context, log *slog.Logger, s Status) error {
 	p := r.policy
 	start := r.now()
 	for attempt := 1; ; attempt++ {
+		done := func() {}
 		if r.budget != nil {
-			if err := r.budget.waitTurn(ctx, s.Owner, s.Final(), p.maxWait); err != nil {
+			var err error
+			if done, err = r.budget.waitTurn(ctx, s.Owner, s.Final(), p.maxWait); err != nil {
 				return err
 			}
 		}
 		answer, err := r.attempt(ctx, s)
+		done()
 		if err == nil {
 			return nil
 		}
