@@ -19,8 +19,8 @@ import (
 	"github.com/google/go-github/v88/github"
 )
 
-// StatusCreator is the one GitHub call the Reporter needs. Its signature is
-// go-github's, so a *github.Client's Repositories service satisfies it.
+// StatusCreator is the one GitHub call a StatusWriter needs. Its signature
+// is go-github's, so a *github.Client's Repositories service satisfies it.
 type StatusCreator interface {
 	CreateStatus(ctx context.Context, owner, repo, ref string, status github.RepoStatus) (*github.RepoStatus, *github.Response, error)
 }
