@@ -38,11 +38,12 @@ func TestGitHubAppManifestAsksForTheLeastAccess(t *testing.T) {
 		t.Fatalf("decoding %s: %v", name, err)
 	}
 	want := map[string]string{
+		"checks":        "write", // one check run per test: queued, in_progress, completed
 		"contents":      "read",  // clone the base repository and fetch refs/pull/N/head
 		"metadata":      "read",  // mandatory; also the author's permission on the repository
 		"pull_requests": "write", // read pulls and labels; reply to and react on comment commands
 		"issues":        "read",  // the issue_comment event, which carries comment commands
-		"statuses":      "write", // the only write: pending, success, failure, error
+		"statuses":      "write", // commit statuses: pending, success, failure, error
 	}
 	if !maps.Equal(m.DefaultPermissions, want) {
 		t.Errorf("default_permissions = %v, want %v", m.DefaultPermissions, want)

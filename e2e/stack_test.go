@@ -123,7 +123,10 @@ func newStack(tb testing.TB, opts stackOptions) *stack {
 		WebhookSecret: secret,
 		// Temporary files of the processes and of what they start stay in
 		// the test's directory.
-		Env: []string{"TMPDIR=" + filepath.Join(dir, "tmp")},
+		Env: []string{"TMPDIR=" + filepath.Join(dir, "tmp"),
+			// Every state is sent, so tests can check whole histories;
+			// the write budget's own tests hold states back.
+			"YCI_STATUS_HOLD=-1s"},
 	}
 	if opts.shortAckWait {
 		s.cfg.Env = append(s.cfg.Env, "YCI_ACK_WAIT="+shortAckWait.String())

@@ -12,6 +12,7 @@ import (
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/githubauth"
 	"github.com/yourci/yourci/pkg/natsserver"
+	"github.com/yourci/yourci/pkg/status"
 	"github.com/yourci/yourci/pkg/worker"
 )
 
@@ -47,6 +48,8 @@ type Options struct {
 	AckWait time.Duration
 	// KeepSuperseded tests every commit, not only a pull request's head.
 	KeepSuperseded bool
+	// StatusHold and SummaryInterval pace GitHub writes (status.BudgetOptions).
+	StatusHold, SummaryInterval time.Duration
 }
 
 const usage = `Usage: worker [flags]
@@ -92,6 +95,10 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("ack-wait", "YCI_ACK_WAIT")
 	fs.BoolVar(&o.KeepSuperseded, "keep-superseded", false, "finish the tests of a commit a newer push replaced, instead of dropping and stopping them")
 	fs.Env("keep-superseded", "YCI_KEEP_SUPERSEDED")
+	fs.DurationVar(&o.StatusHold, "status-hold", status.DefaultHold, "how long a running state waits before it is sent, so a quick test's result replaces it unsent; negative sends it at once")
+	fs.Env("status-hold", "YCI_STATUS_HOLD")
+	fs.DurationVar(&o.SummaryInterval, "summary-interval", status.DefaultSummaryInterval, "least time between two writes of a head's summary status yci; negative writes every change")
+	fs.Env("summary-interval", "YCI_SUMMARY_INTERVAL")
 	fs.JSONLogVar(&o.JSONLog)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)

@@ -30,6 +30,7 @@ type Service struct {
 	opts     Options
 	log      *slog.Logger
 	embedded *natsserver.Server
+	budget   *status.Budget
 	bus      *events.Bus
 	handlers *worker.Worker
 	metrics  *http.Server
@@ -75,6 +76,7 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 	if err != nil {
 		return nil, err
 	}
+	s.budget = status.NewBudget(status.BudgetOptions{Hold: opts.StatusHold, SummaryInterval: opts.SummaryInterval, Logger: log})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.handlers, err = worker.New(worker.Options{
@@ -88,7 +90,7 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 		GitHub:         installations{clients},
 		Queue:          s.bus,
 		HTTPRoot:       opts.HTTPRoot,
-		StatusOptions:  []status.Option{status.WithSecretsFrom(clients.Secrets)},
+		StatusOptions:  []status.Option{status.WithSecretsFrom(clients.Secrets), status.WithBudget(s.budget)},
 		Logger:         log,
 		Metrics:        worker.NewMetrics(reg),
 		Policy:         policy,
@@ -172,6 +174,10 @@ func (s *Service) Close() {
 	} else if s.listener != nil {
 		s.listener.Close()
 	}
+	if s.budget != nil {
+		s.budget.Close() // the jobs are over: what it still holds is overtaken
+		s.log.Info("GitHub writes", "stats", fmt.Sprintf("%+v", s.budget.Stats()))
+	}
 	if s.bus != nil {
 		if err := s.bus.Close(); err != nil {
 			s.log.Warn("closing NATS connection", "err", err)
@@ -195,7 +201,7 @@ func (i installations) Installation(ctx context.Context, id int64) (worker.Insta
 	if err != nil {
 		return worker.Installation{}, err
 	}
-	return worker.Installation{
+	inst := worker.Installation{
 		Pulls:       c.PullRequests,
 		Statuses:    c.Repositories,
 		Permissions: c.Repositories,
@@ -204,5 +210,9 @@ func (i installations) Installation(ctx context.Context, id int64) (worker.Insta
 		Comments:       c.Issues,
 		Reactions:      c.Reactions,
 		CombinedStatus: c.Repositories,
-	}, nil
+	}
+	if i.clients.Method() == githubauth.MethodApp {
+		inst.Checks = c.Checks // only an App may write check runs
+	}
+	return inst, nil
 }

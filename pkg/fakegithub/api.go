@@ -31,6 +31,11 @@ type Counts struct {
 	NotModified int
 	// Injected is the requests answered by FailNext.
 	Injected int
+	// Writes is the REST requests that ask to change a repository (POST,
+	// PATCH, PUT, DELETE under /repos/), answered or refused: what
+	// GitHub's secondary limits count as content-creating. Installation
+	// token requests are not among them.
+	Writes int
 	// Git is the git smart-HTTP requests (not part of Total).
 	Git int
 	// ByRoute counts REST requests by route, such as
@@ -114,6 +119,9 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, kind authKind, h api
 		s.mu.Lock()
 		s.counts.Total++
 		s.counts.ByRoute[route]++
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && strings.Contains(route, " /repos/") {
+			s.counts.Writes++
+		}
 		s.mu.Unlock()
 
 		who, authErr := s.authenticate(r)

@@ -173,6 +173,7 @@ func (s *Server) installationJSONLocked(inst *installation) *github.Installation
 // appPermissions are the least permissions YourCI's App needs.
 func appPermissions() *github.InstallationPermissions {
 	return &github.InstallationPermissions{
+		Checks:       ptr("write"),
 		Contents:     ptr("read"),
 		Issues:       ptr("read"),
 		Metadata:     ptr("read"),

@@ -1,7 +1,7 @@
 // Package fakegithub is an in-process stand-in for GitHub: an HTTP server that
 // answers the REST calls YourCI makes (repositories, pull requests, commit
-// statuses, collaborator permissions, labels, issue comments and their
-// reactions, GitHub App installation tokens)
+// statuses, check runs, collaborator permissions, labels, issue comments and
+// their reactions, GitHub App installation tokens)
 // with GitHub's JSON shapes, serves real bare git repositories over smart
 // HTTP, and sends webhooks signed and shaped like GitHub's.
 //
@@ -77,6 +77,11 @@ type Server struct {
 	failures      []*failure
 	hooks         []*hook
 	deliveries    []Delivery
+	checkRuns     []*checkRun
+	checkHistory  []checkRun // every write's result, oldest first
+	checkSuites   map[string]int64
+	// statusChanged is closed and replaced at every status or check run
+	// write.
 	statusChanged chan struct{}
 	// issues holds issue comments and their reactions (comments.go).
 	issues *issueStore
@@ -116,6 +121,7 @@ func New(dir string) (*Server, error) {
 		rateLimit:     defaultRateLimit,
 		counts:        Counts{ByRoute: map[string]int{}},
 		statusChanged: make(chan struct{}),
+		checkSuites:   map[string]int64{},
 	}
 	s.api = s.routes()
 	s.git = s.gitHandler()
@@ -229,6 +235,10 @@ func (s *Server) routes() *http.ServeMux {
 	s.handle(mux, "POST "+repo+"/issues/{number}/comments", authUser, s.createComment)
 	s.handle(mux, "GET "+repo+"/issues/{number}/comments", authUser, s.listComments)
 	s.handle(mux, "POST "+repo+"/issues/comments/{id}/reactions", authUser, s.createReaction)
+	s.handle(mux, "POST "+repo+"/check-runs", authUser, s.createCheckRun)
+	s.handle(mux, "PATCH "+repo+"/check-runs/{id}", authUser, s.updateCheckRun)
+	s.handle(mux, "GET "+repo+"/check-runs/{id}", authUser, s.getCheckRun)
+	s.handle(mux, "GET "+repo+"/commits/{ref}/check-runs", authUser, s.listCheckRuns)
 	s.handle(mux, "GET "+repo+"/installation", authApp, s.getRepoInstallation)
 	s.handle(mux, "GET /app", authApp, s.getApp)
 	s.handle(mux, "GET /app/installations", authApp, s.listInstallations)

@@ -98,8 +98,7 @@ func (s *Server) createStatus(r *http.Request, who *identity) reply {
 		UpdatedAt:   stamp(now),
 	}
 	rp.statuses[sha] = append(rp.statuses[sha], st)
-	close(s.statusChanged)
-	s.statusChanged = make(chan struct{})
+	s.signalLocked()
 	return reply{status: http.StatusCreated, body: st}
 }
 

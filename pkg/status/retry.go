@@ -90,12 +90,22 @@ type verdict struct {
 	wait time.Duration
 }
 
-// send tries rs until GitHub takes it or the policy's bounds are reached.
-func (r *Reporter) send(ctx context.Context, log *slog.Logger, s Status, rs github.RepoStatus) error {
+// send tries s until GitHub takes it or the policy's bounds are reached.
+// With a Budget, every write to the same account waits out a rate limit
+// any of them met, final states first.
+func (r *Reporter) send(ctx context.Context, log *slog.Logger, s Status) error {
 	p := r.policy
 	start := r.now()
 	for attempt := 1; ; attempt++ {
-		answer, err := r.attempt(ctx, s, rs)
+		done := func() {}
+		if r.budget != nil {
+			var err error
+			if done, err = r.budget.waitTurn(ctx, s.Owner, s.Final(), p.maxWait); err != nil {
+				return err
+			}
+		}
+		answer, err := r.attempt(ctx, s)
+		done()
 		if err == nil {
 			return nil
 		}
@@ -107,6 +117,9 @@ func (r *Reporter) send(ctx context.Context, log *slog.Logger, s Status, rs gith
 			return fmt.Errorf("%w: %w", ErrRejected, err)
 		}
 		wait := p.backoff(attempt)
+		if v.wait > 0 && r.budget != nil {
+			r.budget.pause(s.Owner, v.wait)
+		}
 		if v.wait > 0 {
 			if v.wait > p.maxWait {
 				return &RetryLaterError{After: v.wait, Err: err}
@@ -122,6 +135,9 @@ func (r *Reporter) send(ctx context.Context, log *slog.Logger, s Status, rs gith
 			return &RetryLaterError{After: wait, Err: fmt.Errorf("out of time after %d attempts: %w", attempt, err)}
 		}
 		log.Warn("status not sent; retrying", "attempt", attempt, "wait", wait, "err", err)
+		if v.wait > 0 && r.budget != nil {
+			continue // waitTurn sits the pause out with the account's other writes
+		}
 		if err := r.sleep(ctx, wait); err != nil {
 			return fmt.Errorf("waiting to retry after attempt %d: %w", attempt, err)
 		}
@@ -130,10 +146,10 @@ func (r *Reporter) send(ctx context.Context, log *slog.Logger, s Status, rs gith
 
 // attempt makes one bounded call to GitHub and returns its answer, if one
 // came, beside the error.
-func (r *Reporter) attempt(ctx context.Context, s Status, rs github.RepoStatus) (*http.Response, error) {
+func (r *Reporter) attempt(ctx context.Context, s Status) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.policy.attemptTimeout)
 	defer cancel()
-	_, resp, err := r.client.CreateStatus(ctx, s.Owner, s.Repo, s.SHA, rs)
+	resp, err := r.writer.Write(ctx, s)
 	var accepted *github.AcceptedError
 	if errors.As(err, &accepted) {
 		// 202: GitHub took the request and finishes it on its side.

@@ -1,8 +1,10 @@
-// Package status reports the state of YourCI's tests to GitHub as commit
-// statuses. It shapes what GitHub shows (context, description, link), keeps
-// secrets out of it, and delivers it through GitHub's faults and rate limits:
-// a status is either sent, refused for good (ErrRejected), or handed back to
-// the caller as an error to retry later, never silently dropped.
+// Package status reports the state of YourCI's tests to GitHub, as commit
+// statuses (token and basic auth) or as check runs (a GitHub App). It
+// shapes what GitHub shows (context, description, link, check output),
+// keeps secrets out of it, spends GitHub's writes sparingly (Budget), and
+// delivers it through GitHub's faults and rate limits: a final state is
+// either sent, refused for good (ErrRejected), or handed back to the caller
+// as an error to retry later, never silently dropped.
 package status
 
 import (
@@ -17,8 +19,8 @@ import (
 	"github.com/google/go-github/v88/github"
 )
 
-// StatusCreator is the one GitHub call the Reporter needs. Its signature is
-// go-github's, so a *github.Client's Repositories service satisfies it.
+// StatusCreator is the one GitHub call a StatusWriter needs. Its signature
+// is go-github's, so a *github.Client's Repositories service satisfies it.
 type StatusCreator interface {
 	CreateStatus(ctx context.Context, owner, repo, ref string, status github.RepoStatus) (*github.RepoStatus, *github.Response, error)
 }
@@ -56,9 +58,13 @@ func Context(test string) string {
 	return ContextPrefix + "/" + test
 }
 
-// Status is one commit status to show on a head commit.
+// Status is one state of a test (or of the whole build) to show on a head
+// commit.
 type Status struct {
 	Owner, Repo, SHA string
+	// Pull and Build name the build the state belongs to; check runs carry
+	// them in their external_id (see ExternalID).
+	Pull, Build int
 	// Test names the test; the status context becomes Context(Test), and an
 	// empty Test reports on the whole build.
 	Test  string
@@ -69,16 +75,45 @@ type Status struct {
 	// TargetURL links the status to the test's log; secrets are masked in
 	// it too.
 	TargetURL string
+	// Started marks a Pending state of an attempt that has begun (a check
+	// run's in_progress; without it a pending check run is queued). The
+	// job that sets it always follows it with another state, so a
+	// Reporter with a Budget holds it briefly and never sends it when that
+	// state overtakes it.
+	Started bool
+	// New marks the first state of a test in a build: no check run can
+	// exist for it yet, so none is looked up before one is created.
+	New bool
+	// Conclusion refines a final state for check runs (timed_out,
+	// cancelled, neutral); empty means the State's own. Commit statuses
+	// ignore it.
+	Conclusion Conclusion
+	// Output is the check run's report; nil means one made of the
+	// description. Commit statuses ignore it. Secrets are masked in it and
+	// it is cut to GitHub's limits.
+	Output *Output
+}
+
+// Final reports whether s ends its context's story: success, failure or
+// error.
+func (s Status) Final() bool { return s.State != Pending }
+
+// key names the context s is a state of: one per head commit and context.
+func (s Status) key() string {
+	return s.Owner + "/" + s.Repo + "@" + s.SHA + " " + Context(s.Test)
 }
 
 // ErrInvalid is wrapped by errors for statuses that are never sent because
 // they are incomplete (no owner, repo, sha or a state GitHub does not know).
 var ErrInvalid = errors.New("invalid status")
 
-// Reporter sets commit statuses with bounded retries. It is safe for
-// concurrent use; its settings are fixed when it is built.
+// Reporter sets the states of tests with bounded retries, through a Writer
+// (commit statuses or check runs) and, when given one, a Budget shared by
+// the process. It is safe for concurrent use; its settings are fixed when
+// it is built.
 type Reporter struct {
-	client      StatusCreator
+	writer      Writer
+	budget      *Budget
 	secrets     []string
 	secretsFrom func() []string
 	policy      retryPolicy
@@ -158,10 +193,22 @@ func WithLogger(l *slog.Logger) Option {
 	return func(r *Reporter) { r.logger = l }
 }
 
-// NewReporter returns a Reporter that sends statuses through client.
+// WithBudget makes the Reporter spend writes through b, which every
+// Reporter of the process should share: see Budget for what it holds back
+// and how it paces writes.
+func WithBudget(b *Budget) Option {
+	return func(r *Reporter) { r.budget = b }
+}
+
+// NewReporter returns a Reporter that sends commit statuses through client.
 func NewReporter(client StatusCreator, opts ...Option) *Reporter {
+	return NewReporterFor(StatusWriter{Client: client}, opts...)
+}
+
+// NewReporterFor returns a Reporter that shows states through w.
+func NewReporterFor(w Writer, opts ...Option) *Reporter {
 	r := &Reporter{
-		client: client,
+		writer: w,
 		policy: defaultPolicy(),
 		now:    time.Now,
 		sleep:  sleepContext,
@@ -175,33 +222,48 @@ func NewReporter(client StatusCreator, opts ...Option) *Reporter {
 
 // Set sends s to GitHub, retrying server errors, network errors and rate
 // limits within the Reporter's bounds. It returns nil once GitHub has the
-// status; an error wrapping ErrRejected when GitHub refuses it for good (a
-// retry cannot help); a *RetryLaterError when it could not be sent in time
-// and the caller should try again after its After (for instance with a
+// state, or once the Reporter's Budget has taken charge of a state it may
+// drop (a Started state, a summary overtaken or too soon after the last);
+// an error wrapping ErrRejected when GitHub refuses it for good (a retry
+// cannot help); a *RetryLaterError when it could not be sent in time and
+// the caller should try again after its After (for instance with a
 // JetStream NakWithDelay); ctx's error when ctx ends first; and, without
 // calling GitHub, an error wrapping ErrInvalid for an incomplete status.
 func (r *Reporter) Set(ctx context.Context, s Status) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	ctxName := Context(s.Test)
 	secrets := r.secrets
 	if r.secretsFrom != nil {
 		secrets = append(slices.Clip(secrets), r.secretsFrom()...)
 	}
-	rs := github.RepoStatus{
-		State:       github.Ptr(string(s.State)),
-		Context:     github.Ptr(ctxName),
-		Description: github.Ptr(cleanDescription(s.Description, secrets)),
+	s = s.cleaned(secrets)
+	if r.budget != nil {
+		return r.budget.submit(ctx, s, r.deliver)
 	}
-	if s.TargetURL != "" {
-		rs.TargetURL = github.Ptr(mask(s.TargetURL, secrets))
-	}
+	return r.deliver(ctx, s)
+}
+
+// deliver sends s, already cleaned, with the Reporter's retries.
+func (r *Reporter) deliver(ctx context.Context, s Status) error {
+	ctxName := Context(s.Test)
 	log := r.logger.With("repo", s.Owner+"/"+s.Repo, "sha", s.SHA, "test", ctxName)
-	if err := r.send(ctx, log, s, rs); err != nil {
+	if err := r.send(ctx, log, s); err != nil {
 		return fmt.Errorf("setting status %s=%s on %s/%s@%s: %w", ctxName, s.State, s.Owner, s.Repo, s.SHA, err)
 	}
 	return nil
+}
+
+// cleaned is s as GitHub may show it: secrets masked everywhere, the
+// description one line within its limit, the output within its limits.
+func (s Status) cleaned(secrets []string) Status {
+	s.Description = cleanDescription(s.Description, secrets)
+	s.TargetURL = mask(s.TargetURL, secrets)
+	if s.Output != nil {
+		out := s.Output.fit(secrets)
+		s.Output = &out
+	}
+	return s
 }
 
 // check refuses a status GitHub could never accept.
@@ -222,6 +284,9 @@ func (s Status) check() error {
 	if !s.State.valid() {
 		return fmt.Errorf("%w: unknown state %q", ErrInvalid, s.State)
 	}
+	if !s.Conclusion.valid() {
+		return fmt.Errorf("%w: unknown conclusion %q", ErrInvalid, s.Conclusion)
+	}
 	return nil
 }
 
@@ -235,4 +300,12 @@ func sleepContext(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// ShowsOutput reports whether the Reporter's states show Status.Output
+// (check runs do, commit statuses do not), so that a caller can skip
+// building one that nobody will see.
+func (r *Reporter) ShowsOutput() bool {
+	_, ok := r.writer.(CheckRunWriter)
+	return ok
 }

@@ -137,7 +137,7 @@ func (w *Worker) queueTests(ctx context.Context, rep *status.Reporter, ev events
 	for _, t := range tests {
 		if !resumed {
 			err := rep.Set(ctx, status.Status{
-				Owner: b.Owner, Repo: b.Repo, SHA: ev.HeadSHA, Test: t.Name,
+				Owner: b.Owner, Repo: b.Repo, SHA: ev.HeadSHA, Pull: b.Pull, Build: b.Number, Test: t.Name, New: true,
 				State: status.Pending, Description: status.Queued(), TargetURL: w.logURL(b, t.Name),
 			})
 			if err != nil {
@@ -172,7 +172,7 @@ func (w *Worker) reportConfigError(ctx context.Context, log *slog.Logger, rep *s
 		return fmt.Errorf("linking config log: %w", err)
 	}
 	return rep.Set(ctx, status.Status{
-		Owner: b.Owner, Repo: b.Repo, SHA: ev.HeadSHA,
+		Owner: b.Owner, Repo: b.Repo, SHA: ev.HeadSHA, Pull: b.Pull, Build: b.Number,
 		State: status.Error, Description: status.ConfigError(cfgErr.Error()),
 		TargetURL: w.logURL(b, configLogName),
 	})
@@ -187,7 +187,7 @@ func (w *Worker) abandonPull(ctx context.Context, log *slog.Logger, ev events.Pu
 	}
 	log.Error("giving up on pull event", "deliveries", delivered)
 	return w.reporter(inst, log).Set(ctx, status.Status{
-		Owner: ev.Repo.Owner, Repo: ev.Repo.Name, SHA: ev.HeadSHA, State: status.Error,
+		Owner: ev.Repo.Owner, Repo: ev.Repo.Name, SHA: ev.HeadSHA, Pull: ev.Number, State: status.Error,
 		Description: status.Errored(fmt.Sprintf("gave up after %d attempts to prepare the build; see worker logs", delivered)),
 	})
 }
@@ -209,7 +209,7 @@ func (w *Worker) approved(ctx context.Context, log *slog.Logger, inst Installati
 		return false, nil
 	}
 	err = w.reporter(inst, log).Set(ctx, status.Status{
-		Owner: ev.Repo.Owner, Repo: ev.Repo.Name, SHA: ev.HeadSHA,
+		Owner: ev.Repo.Owner, Repo: ev.Repo.Name, SHA: ev.HeadSHA, Pull: ev.Number,
 		State: status.Pending, Description: status.ApprovalNeeded(w.opts.ApprovalLabel),
 	})
 	if err != nil {

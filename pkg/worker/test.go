@@ -46,7 +46,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	rep := w.reporter(inst, log)
 	b := build(job.Repo, job.Number, job.Build)
 	t := testOf(job.Test)
-	st := status.Status{Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Test: t.Name, TargetURL: w.runLogURL(b, t.Name, job.Rerun)}
+	st := status.Status{Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Pull: b.Pull, Build: b.Number, Test: t.Name, TargetURL: w.runLogURL(b, t.Name, job.Rerun)}
 	if job.Outcome != nil {
 		// The attempt ran; only its status is owed.
 		st.State, st.Description = status.State(job.Outcome.State), job.Outcome.Description
@@ -63,7 +63,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	}
 	if stale != "" {
 		log.Info("dropping test", "reason", stale)
-		st.State, st.Description = status.Error, status.Errored("not run: "+stale)
+		st.State, st.Description, st.Conclusion = status.Error, status.Errored("not run: "+stale), status.ConclusionCancelled
 		if pr.GetHead().GetSHA() != job.HeadSHA && pr.GetState() == "open" {
 			st.Description = status.Superseded(pr.GetHead().GetSHA())
 		}
@@ -85,7 +85,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	if err != nil {
 		return err
 	}
-	st.State, st.Description = status.Pending, status.Running(job.Attempt, t.Retries+1)
+	st.State, st.Description, st.Started = status.Pending, status.Running(job.Attempt, t.Retries+1), true
 	if err := rep.Set(ctx, st); err != nil {
 		return fmt.Errorf("setting running status: %w", err)
 	}
@@ -103,9 +103,10 @@ func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *
 	res, runErr := w.opts.Runner.Run(runCtx, a)
 	stopped, isStale := staleCause(runCtx)
 	w.opts.Metrics.TestsRunning.Dec()
+	st.Started = false
 	if isStale {
 		log.Info("stopped test", "reason", stopped.reason)
-		st.State, st.Description = status.Error, status.Errored("stopped: "+stopped.reason)
+		st.State, st.Description, st.Conclusion = status.Error, status.Errored("stopped: "+stopped.reason), status.ConclusionCancelled
 		defer w.track(ctx, rep, job, events.TestErrored, st, nil)
 		return rep.Set(ctx, st)
 	}
@@ -124,12 +125,13 @@ func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *
 	}
 	w.opts.Metrics.attemptDone(res)
 	log.Info("attempt finished", "outcome", res.Outcome.String(), "exit", res.ExitCode, "duration", res.Duration)
-	return w.reportAttempt(ctx, rep, st, job, a.Test, res)
+	return w.reportAttempt(ctx, rep, st, job, a, res)
 }
 
 // reportAttempt turns an attempt's result into the final status, or into a
 // "retrying" status and the next attempt queued with its wait.
-func (w *Worker) reportAttempt(ctx context.Context, rep *status.Reporter, st status.Status, job events.TestJob, t pipeline.Test, res pipeline.Result) error {
+func (w *Worker) reportAttempt(ctx context.Context, rep *status.Reporter, st status.Status, job events.TestJob, a pipeline.Attempt, res pipeline.Result) error {
+	t := a.Test
 	attempts := t.Retries + 1
 	if wait, retry := pipeline.NextRetry(t, job.Attempt, res.Outcome); retry {
 		next := job
@@ -153,8 +155,12 @@ func (w *Worker) reportAttempt(ctx context.Context, rep *status.Reporter, st sta
 		st.State, st.Description = status.Failure, status.Failed(res.ExitCode, job.Attempt, attempts, res.Duration)
 	case pipeline.TimedOut:
 		st.State, st.Description = status.Failure, status.TimedOut(w.opts.Runner.TimeoutOf(t), job.Attempt, attempts)
+		st.Conclusion = status.ConclusionTimedOut
 	default:
 		st.State, st.Description = status.Error, status.Errored(res.Reason)
+	}
+	if rep.ShowsOutput() {
+		st.Output = attemptReport(a.LogPath, st)
 	}
 	defer w.track(ctx, rep, job, finalState(st.State), st, &res)
 	return w.reportFinal(ctx, rep, st, job)
@@ -171,6 +177,8 @@ func (w *Worker) reportFinal(ctx context.Context, rep *status.Reporter, st statu
 	}
 	owed := job
 	owed.Outcome = &events.Outcome{State: string(st.State), Description: st.Description}
+	// The owed state's Conclusion and Output are not queued with it: a
+	// check run completed later says the same, with the description only.
 	owed.NotBefore = time.Now().Add(handBackDelay(err, 1)).UTC()
 	owed.Requeues = 0
 	if perr := w.opts.Queue.PublishTest(ctx, owed); perr != nil {
@@ -235,7 +243,7 @@ func (w *Worker) abandonTest(ctx context.Context, log *slog.Logger, job events.T
 	b := build(job.Repo, job.Number, job.Build)
 	log.Error("giving up on test", "deliveries", delivered)
 	rep, st := w.reporter(inst, log), status.Status{
-		Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Test: job.Test.Name, State: status.Error,
+		Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Pull: b.Pull, Build: b.Number, Test: job.Test.Name, State: status.Error,
 		Description: status.Errored(fmt.Sprintf("attempt %d was lost %d times (worker crashed or stopped)", job.Attempt, delivered)),
 		TargetURL:   w.runLogURL(b, job.Test.Name, job.Rerun),
 	}

@@ -29,8 +29,11 @@ type PullGetter interface {
 // Installation is GitHub as one App installation (or the one configured
 // token) sees it. Git credentials are fresh for each call: App tokens expire.
 type Installation struct {
-	Pulls       PullGetter
-	Statuses    status.StatusCreator
+	Pulls    PullGetter
+	Statuses status.StatusCreator
+	// Checks, when set (a GitHub App), shows each test as a check run
+	// instead of a commit status.
+	Checks      status.CheckRunClient
 	Permissions PermissionGetter
 	Git         artifacts.GitAuth
 	// Comments, Reactions and CombinedStatus answer comment commands.
@@ -65,7 +68,8 @@ type Options struct {
 	// HTTPRoot is the URL this box's workspace is served under; status
 	// links to logs start with it.
 	HTTPRoot string
-	// StatusOptions tune every status reporter (retries, secrets to mask).
+	// StatusOptions tune every status reporter (retries, secrets to mask,
+	// the process's write budget).
 	StatusOptions []status.Option
 	Logger        *slog.Logger
 	// Metrics, when set, counts what the worker does.
@@ -90,11 +94,12 @@ type Options struct {
 // Worker handles deliveries of handle_pull and handle_test. Its methods may
 // be called concurrently; it keeps no state between jobs beyond its parts.
 type Worker struct {
-	opts    Options
-	log     *slog.Logger
-	trust   trustCache
-	running runningTests
-	books   bookkeeper
+	opts      Options
+	log       *slog.Logger
+	trust     trustCache
+	running   runningTests
+	books     bookkeeper
+	checkRuns *status.CheckRunIDs
 }
 
 // New checks that every part is there.
@@ -128,12 +133,17 @@ func New(opts Options) (*Worker, error) {
 	if opts.ApprovalLabel == "" {
 		opts.ApprovalLabel = DefaultApprovalLabel
 	}
-	return &Worker{opts: opts, log: log, trust: trustCache{entries: map[string]trustEntry{}, now: time.Now}}, nil
+	return &Worker{opts: opts, log: log, trust: trustCache{entries: map[string]trustEntry{}, now: time.Now},
+		checkRuns: status.NewCheckRunIDs()}, nil
 }
 
-// reporter sends statuses through one installation's client.
+// reporter shows states through one installation's client: as check runs
+// when it has the checks API, else as commit statuses.
 func (w *Worker) reporter(inst Installation, log *slog.Logger) *status.Reporter {
 	opts := append([]status.Option{status.WithLogger(log)}, w.opts.StatusOptions...)
+	if inst.Checks != nil {
+		return status.NewReporterFor(status.CheckRunWriter{Client: inst.Checks, IDs: w.checkRuns}, opts...)
+	}
 	return status.NewReporter(inst.Statuses, opts...)
 }
 

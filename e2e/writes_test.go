@@ -1,0 +1,148 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/yourci/yourci/pkg/fakegithub"
+	"github.com/yourci/yourci/pkg/status"
+)
+
+// writeLoad is what one run of many quick tests cost on GitHub.
+type writeLoad struct {
+	tests int
+	// testWrites are the writes (statuses or check-run creations and
+	// updates) of the tests' own contexts; summaryWrites those of "yci".
+	testWrites, summaryWrites int
+	// requests is every REST request the workers made.
+	requests int
+}
+
+func (l writeLoad) String() string {
+	return fmt.Sprintf("%d tests: %d test writes (%.2f/test), %d summary writes, %d requests (%.2f/test)",
+		l.tests, l.testWrites, float64(l.testWrites)/float64(l.tests), l.summaryWrites, l.requests, float64(l.requests)/float64(l.tests))
+}
+
+// quickMatrix yields tests named t1..tN that pass at once.
+func quickMatrix(tests int) string {
+	var names []string
+	for i := 1; i <= tests; i++ {
+		names = append(names, fmt.Sprintf("'t%d'", i))
+	}
+	return "from yci.run import Bash\n\ndef test_generator(build_id, pull):\n    for name in [" +
+		strings.Join(names, ", ") + "]:\n        yield Bash('true', name=name)\n"
+}
+
+// runWriteLoad opens pulls pull requests of tests quick tests each, runs
+// them on two workers started with env, waits until every test has its
+// final state, stops the workers (so nothing they hold back is still on
+// its way) and counts what GitHub was sent. final reports each head's
+// final states by test name, for the caller to check.
+func runWriteLoad(tb testing.TB, s *stack, pulls, tests int, final func(sha string) map[string]string, env ...string) (writeLoad, []string) {
+	tb.Helper()
+	workers := []*worker{s.startWorker("box1", env...), s.startWorker("box2", env...)}
+	if _, err := s.gh.Commit(owner, repoName, "main", map[string]string{"README.md": "widgets\n"}, "Initial commit"); err != nil {
+		tb.Fatal(err)
+	}
+	s.gh.ResetCounts()
+	var shas []string // one head each: pull.txt makes every commit different
+	for p := range pulls {
+		branch := fmt.Sprintf("load-%d", p)
+		if _, err := s.gh.Commit(owner, repoName, branch, map[string]string{".yci.py": quickMatrix(tests), "pull.txt": branch + "\n"}, "Add tests"); err != nil {
+			tb.Fatal(err)
+		}
+		pr, err := s.gh.OpenPull(owner, repoName, fakegithub.PullSpec{Head: branch})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		shas = append(shas, pr.GetHead().GetSHA())
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, waitLimit)
+	defer cancel()
+	for _, sha := range shas {
+		for {
+			if got := final(sha); len(got) == tests {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				tb.Fatalf("waiting for %d final states of %.7s: %v (have %v)", tests, sha, ctx.Err(), final(sha))
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	stopCtx, stop := context.WithTimeout(s.ctx, 30*time.Second)
+	defer stop()
+	for _, w := range workers {
+		if err := w.Stop(stopCtx); err != nil {
+			tb.Errorf("stopping %s: %v", w.name, err)
+		}
+	}
+	load := writeLoad{tests: pulls * tests, requests: s.gh.Requests().Total}
+	for _, sha := range shas {
+		var contexts []string
+		for _, st := range s.gh.Statuses(owner, repoName, sha) {
+			contexts = append(contexts, st.GetContext())
+		}
+		for _, run := range s.gh.CheckRunWrites(owner, repoName, sha) {
+			contexts = append(contexts, run.GetName())
+		}
+		for _, c := range contexts {
+			if c == "yci" {
+				load.summaryWrites++
+			} else {
+				load.testWrites++
+			}
+		}
+	}
+	return load, shas
+}
+
+// statusFinals are the final commit statuses of sha's tests.
+func statusFinals(s *stack) func(sha string) map[string]string {
+	return func(sha string) map[string]string {
+		out := map[string]string{}
+		for ctx, st := range s.gh.LatestStatuses(owner, repoName, sha) {
+			if name, ok := strings.CutPrefix(ctx, "yci/"); ok && st.GetState() != "pending" {
+				out[name] = st.GetState()
+			}
+		}
+		return out
+	}
+}
+
+// TestWriteBudget runs 8 pull requests of 4 quick tests on two workers and
+// counts the commit statuses GitHub received: every test ends on its
+// final state, and the tests cost at most two writes each on average
+// (queued and final: the running state is overtaken while held). The hold
+// is longer than the default so that a stalled machine cannot make a
+// quick test look slow.
+func TestWriteBudget(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	load, _ := runWriteLoad(t, s, 8, 4, statusFinals(s), "YCI_JOBS=2", "YCI_STATUS_HOLD=20s")
+	t.Log(load)
+	if perTest := float64(load.testWrites) / float64(load.tests); perTest > 2 {
+		t.Errorf("%.2f writes per test, want at most 2: %s", perTest, load)
+	}
+	if load.testWrites < 2*load.tests {
+		t.Errorf("%d test writes for %d tests: a queued or final state is missing", load.testWrites, load.tests)
+	}
+}
+
+// BenchmarkStatusWrites runs 40 pull requests of 4 quick tests on two
+// workers, as the issue measured, with the default write budget, and
+// reports the writes and requests each test cost GitHub.
+func BenchmarkStatusWrites(b *testing.B) {
+	for b.Loop() {
+		s := newStack(b, stackOptions{})
+		load, _ := runWriteLoad(b, s, 40, 4, statusFinals(s), "YCI_JOBS=2", "YCI_STATUS_HOLD="+status.DefaultHold.String())
+		b.ReportMetric(float64(load.testWrites)/float64(load.tests), "writes/test")
+		b.ReportMetric(float64(load.summaryWrites)/float64(load.tests), "summary-writes/test")
+		b.ReportMetric(float64(load.requests)/float64(load.tests), "requests/test")
+		b.Log(load)
+	}
+}
