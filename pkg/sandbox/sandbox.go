@@ -147,6 +147,9 @@ func (b *Bwrap) fixedBinds() error {
 	if b.opts.Network == Shared {
 		args = append(args, "--share-net")
 	}
+	// The tmpfs first, so that binds below /tmp stay visible.
+	args = append(args, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", Home)
+	b.visible = append(b.visible, "/tmp", Home)
 	for _, dir := range b.opts.System {
 		dir = filepath.Clean(dir)
 		fi, err := os.Lstat(dir)
@@ -179,8 +182,6 @@ func (b *Bwrap) fixedBinds() error {
 		b.visible = append(b.visible, p)
 	}
 	args = append(args, resolvConf(b.visible)...)
-	args = append(args, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", Home)
-	b.visible = append(b.visible, "/tmp", Home)
 	for _, p := range b.opts.Hide {
 		hide, err := b.hide(p)
 		if err != nil {
