@@ -47,6 +47,8 @@ type Options struct {
 	AckWait time.Duration
 	// KeepSuperseded tests every commit, not only a pull request's head.
 	KeepSuperseded bool
+	// Sandbox confines tests and .yci.py evaluations.
+	Sandbox SandboxOptions
 }
 
 const usage = `Usage: worker [flags]
@@ -92,6 +94,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("ack-wait", "YCI_ACK_WAIT")
 	fs.BoolVar(&o.KeepSuperseded, "keep-superseded", false, "finish the tests of a commit a newer push replaced, instead of dropping and stopping them")
 	fs.Env("keep-superseded", "YCI_KEEP_SUPERSEDED")
+	o.Sandbox.addFlags(fs)
 	fs.JSONLogVar(&o.JSONLog)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
@@ -111,6 +114,9 @@ func (o Options) Validate() error {
 	}
 	if o.TestTimeout <= 0 {
 		errs = append(errs, errors.New("-test-timeout must be positive"))
+	}
+	if err := o.Sandbox.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.Local != "" {
 		return errors.Join(errs...)

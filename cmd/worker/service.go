@@ -71,6 +71,19 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 	if err != nil {
 		return nil, err
 	}
+	box, err := opts.Sandbox.open(ctx, false, ws, opts.GitHub.AppPrivateKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	evaluator := &pipeline.Evaluator{}
+	runner := &pipeline.Runner{
+		LogLimit:       opts.LogLimit,
+		DefaultTimeout: opts.TestTimeout,
+		SecretsFrom:    clients.Secrets,
+	}
+	if err := confine(ctx, box, python, evaluator, runner); err != nil {
+		return nil, err
+	}
 	policy, err := opts.policy()
 	if err != nil {
 		return nil, err
@@ -79,12 +92,8 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.handlers, err = worker.New(worker.Options{
 		Workspace: ws,
-		Evaluator: &pipeline.Evaluator{Python: python},
-		Runner: &pipeline.Runner{
-			LogLimit:       opts.LogLimit,
-			DefaultTimeout: opts.TestTimeout,
-			SecretsFrom:    clients.Secrets,
-		},
+		Evaluator: evaluator,
+		Runner:    runner,
 		GitHub:         installations{clients},
 		Queue:          s.bus,
 		HTTPRoot:       opts.HTTPRoot,
@@ -149,7 +158,8 @@ func (s *Service) Run(ctx context.Context) error {
 	errs := make(chan error, 2)
 	go func() { errs <- s.bus.ConsumePulls(ctx, slots, s.handlers.HandlePull) }()
 	go func() { errs <- s.bus.ConsumeTests(ctx, slots, s.handlers.HandleTest) }()
-	s.log.Info("worker started", "workspace", s.opts.Workspace, "jobs", s.opts.Jobs, "metrics", s.MetricsAddr())
+	s.log.Info("worker started", "workspace", s.opts.Workspace, "jobs", s.opts.Jobs, "metrics", s.MetricsAddr(),
+		"sandbox", s.opts.Sandbox.backend(false), "test_network", s.opts.Sandbox.Network)
 	err = errors.Join(<-errs, <-errs)
 	s.log.Info("worker stopped")
 	return err
