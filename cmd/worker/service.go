@@ -91,9 +91,9 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.handlers, err = worker.New(worker.Options{
-		Workspace: ws,
-		Evaluator: evaluator,
-		Runner:    runner,
+		Workspace:      ws,
+		Evaluator:      evaluator,
+		Runner:         runner,
 		GitHub:         installations{clients},
 		Queue:          s.bus,
 		HTTPRoot:       opts.HTTPRoot,
