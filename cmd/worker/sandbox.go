@@ -25,6 +25,9 @@ type SandboxOptions struct {
 	// paths a test may read, and paths of the system it must not.
 	ReadOnly string
 	Hide     string
+
+	// bwrap replaces bubblewrap from PATH, for tests.
+	bwrap string
 }
 
 func (o *SandboxOptions) addFlags(fs *envflag.Set) {
@@ -83,7 +86,7 @@ func (o SandboxOptions) open(ctx context.Context, local bool, ws *artifacts.Work
 	if err != nil {
 		return nil, err
 	}
-	opts := sandbox.Options{Network: network, ReadOnly: splitPaths(o.ReadOnly), Hide: splitPaths(o.Hide)}
+	opts := sandbox.Options{Bwrap: o.bwrap, Network: network, ReadOnly: splitPaths(o.ReadOnly), Hide: splitPaths(o.Hide)}
 	for _, s := range secrets {
 		if s != "" {
 			abs, err := filepath.Abs(s)

@@ -54,6 +54,11 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 	if err != nil {
 		return nil, fmt.Errorf("opening workspace: %w", err)
 	}
+	// Before anything starts: without a working sandbox there is no service.
+	box, err := opts.Sandbox.open(ctx, false, ws, opts.GitHub.AppPrivateKeyFile)
+	if err != nil {
+		return nil, err
+	}
 	clients, err := githubauth.New(opts.GitHub)
 	if err != nil {
 		return nil, fmt.Errorf("configuring GitHub access: %w", err)
@@ -68,10 +73,6 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 		return nil, err
 	}
 	python, err := pipeline.ResolvePython(ctx, "python3")
-	if err != nil {
-		return nil, err
-	}
-	box, err := opts.Sandbox.open(ctx, false, ws, opts.GitHub.AppPrivateKeyFile)
 	if err != nil {
 		return nil, err
 	}
