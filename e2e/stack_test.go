@@ -79,6 +79,10 @@ type stackOptions struct {
 	// noHook leaves webhooks to the test (fakegithub.Deliver) instead of
 	// having the stand-in deliver them.
 	noHook bool
+	// sandbox runs tests in the workers' default sandbox (bwrap); other
+	// stacks run them unconfined (YCI_SANDBOX=none), so that their scripts
+	// can reach the marks directory.
+	sandbox bool
 }
 
 // stack is one YourCI: the GitHub stand-in with a repository, a JetStream,
@@ -130,6 +134,9 @@ func newStack(tb testing.TB, opts stackOptions) *stack {
 	}
 	if opts.shortAckWait {
 		s.cfg.Env = append(s.cfg.Env, "YCI_ACK_WAIT="+shortAckWait.String())
+	}
+	if !opts.sandbox {
+		s.cfg.Env = append(s.cfg.Env, "YCI_SANDBOX=none")
 	}
 	s.startNATS(opts.nats)
 	tb.Cleanup(s.cleanup)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/fakegithub"
 	"github.com/yourci/yourci/pkg/launch"
+	"github.com/yourci/yourci/pkg/sandbox"
 )
 
 const (
@@ -58,7 +59,8 @@ echo "fixtures fetched; ok"
 const testSh = `#!/bin/bash
 echo "testing with ENV_VAR_1=$ENV_VAR_1 ENV_VAR_2=$ENV_VAR_2 on $YCI_SHA"
 for i in 1 2 3 4 5; do echo "step $i"; sleep 0.5; done
-marker="../../flaked-$YCI_SHA"
+# The repository's cache outlives an attempt, in the sandbox or not.
+marker="${XDG_CACHE_HOME:-../..}/flaked-$YCI_SHA"
 if [ "$ENV_VAR_1-$ENV_VAR_2" = bar-y ] && [ ! -e "$marker" ]; then
   touch "$marker"; echo "simulated network failure"; exit 1
 fi
@@ -73,6 +75,22 @@ type demo struct {
 
 	mu      sync.Mutex
 	fetched bool
+}
+
+// sandbox is the worker's sandbox backend: bwrap where it works, else
+// none, saying so and how to get it.
+func (d *demo) sandbox(ctx context.Context) string {
+	box, err := sandbox.New(sandbox.Options{})
+	if err == nil {
+		err = box.Probe(ctx)
+	}
+	if err != nil {
+		d.say("tests run UNSANDBOXED, as you: %v", err)
+		d.say("  (on Debian or Ubuntu: apt-get install bubblewrap)")
+		return "none"
+	}
+	d.say("tests run in the bubblewrap sandbox")
+	return "bwrap"
 }
 
 func (d *demo) say(format string, args ...any) {
@@ -106,7 +124,7 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	defer stop(recv.Process)
 	d.say("receiver at %s (embedded JetStream on 127.0.0.1:%d)", recv.WebhookURL, port)
-	work, err := cfg.StartWorker(ctx, "worker", logRoot, "YCI_JOBS=4")
+	work, err := cfg.StartWorker(ctx, "worker", logRoot, "YCI_JOBS=4", "YCI_SANDBOX="+d.sandbox(ctx))
 	if err != nil {
 		return err
 	}

@@ -18,12 +18,28 @@ func runLocal(ctx context.Context, opts Options, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "worker:", err)
 		return 1
 	}
+	box, err := opts.Sandbox.open(ctx, true, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "worker:", err)
+		return 1
+	}
+	evaluator := &pipeline.Evaluator{}
+	runner := &pipeline.Runner{LogLimit: opts.LogLimit, DefaultTimeout: opts.TestTimeout}
+	if err := confine(ctx, box, python, evaluator, runner); err != nil {
+		fmt.Fprintln(stderr, "worker:", err)
+		return 1
+	}
+	if box == nil {
+		fmt.Fprintln(stdout, "sandbox: none (tests run as you, seeing what you see; -sandbox bwrap confines them)")
+	} else {
+		fmt.Fprintf(stdout, "sandbox: bwrap (network %s)\n", opts.Sandbox.Network)
+	}
 	report, err := localrun.Run(ctx, localrun.Options{
 		Source:    opts.Local,
 		Workspace: opts.Workspace,
 		Jobs:      opts.Jobs,
-		Evaluator: &pipeline.Evaluator{Python: python},
-		Runner:    &pipeline.Runner{LogLimit: opts.LogLimit, DefaultTimeout: opts.TestTimeout},
+		Evaluator: evaluator,
+		Runner:    runner,
 		Progress:  stdout,
 	})
 	var cfgErr *pipeline.ConfigError

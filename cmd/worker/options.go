@@ -50,6 +50,8 @@ type Options struct {
 	KeepSuperseded bool
 	// StatusHold and SummaryInterval pace GitHub writes (status.BudgetOptions).
 	StatusHold, SummaryInterval time.Duration
+	// Sandbox confines tests and .yci.py evaluations.
+	Sandbox SandboxOptions
 }
 
 const usage = `Usage: worker [flags]
@@ -99,6 +101,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("status-hold", "YCI_STATUS_HOLD")
 	fs.DurationVar(&o.SummaryInterval, "summary-interval", status.DefaultSummaryInterval, "least time between two writes of a head's summary status yci; negative writes every change")
 	fs.Env("summary-interval", "YCI_SUMMARY_INTERVAL")
+	o.Sandbox.addFlags(fs)
 	fs.JSONLogVar(&o.JSONLog)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
@@ -118,6 +121,9 @@ func (o Options) Validate() error {
 	}
 	if o.TestTimeout <= 0 {
 		errs = append(errs, errors.New("-test-timeout must be positive"))
+	}
+	if err := o.Sandbox.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.Local != "" {
 		return errors.Join(errs...)

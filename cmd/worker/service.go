@@ -55,6 +55,11 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 	if err != nil {
 		return nil, fmt.Errorf("opening workspace: %w", err)
 	}
+	// Before anything starts: without a working sandbox there is no service.
+	box, err := opts.Sandbox.open(ctx, false, ws, opts.GitHub.AppPrivateKeyFile)
+	if err != nil {
+		return nil, err
+	}
 	clients, err := githubauth.New(opts.GitHub)
 	if err != nil {
 		return nil, fmt.Errorf("configuring GitHub access: %w", err)
@@ -72,6 +77,15 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 	if err != nil {
 		return nil, err
 	}
+	evaluator := &pipeline.Evaluator{}
+	runner := &pipeline.Runner{
+		LogLimit:       opts.LogLimit,
+		DefaultTimeout: opts.TestTimeout,
+		SecretsFrom:    clients.Secrets,
+	}
+	if err := confine(ctx, box, python, evaluator, runner); err != nil {
+		return nil, err
+	}
 	policy, err := opts.policy()
 	if err != nil {
 		return nil, err
@@ -80,13 +94,9 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.handlers, err = worker.New(worker.Options{
-		Workspace: ws,
-		Evaluator: &pipeline.Evaluator{Python: python},
-		Runner: &pipeline.Runner{
-			LogLimit:       opts.LogLimit,
-			DefaultTimeout: opts.TestTimeout,
-			SecretsFrom:    clients.Secrets,
-		},
+		Workspace:      ws,
+		Evaluator:      evaluator,
+		Runner:         runner,
 		GitHub:         installations{clients},
 		Queue:          s.bus,
 		HTTPRoot:       opts.HTTPRoot,
@@ -156,7 +166,8 @@ func (s *Service) Run(ctx context.Context) error {
 	// Comment commands get a slot of their own: an answer to /retest must
 	// not wait for a slot behind hour-long tests.
 	go func() { errs <- s.bus.ConsumeCommands(ctx, events.NewSlots(1), s.handlers.HandleCommand) }()
-	s.log.Info("worker started", "workspace", s.opts.Workspace, "jobs", s.opts.Jobs, "metrics", s.MetricsAddr())
+	s.log.Info("worker started", "workspace", s.opts.Workspace, "jobs", s.opts.Jobs, "metrics", s.MetricsAddr(),
+		"sandbox", s.opts.Sandbox.backend(false), "test_network", s.opts.Sandbox.Network)
 	err = errors.Join(<-errs, <-errs, <-errs)
 	s.log.Info("worker stopped")
 	return err

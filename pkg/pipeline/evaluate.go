@@ -32,6 +32,10 @@ type Evaluator struct {
 	// Env is python's whole environment. Nil means a minimal one (PATH,
 	// HOME, LANG=C.UTF-8): the worker's credentials never reach .yci.py.
 	Env []string
+	// Sandbox, when set, confines python: it may read the checkout and
+	// write only the evaluation's own temporary directory. Python must
+	// then be visible inside it (a system interpreter, not a shim in HOME).
+	Sandbox Sandbox
 }
 
 const (
@@ -119,7 +123,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, sourceDir string, buildID int,
 	if err := os.WriteFile(filepath.Join(work, "pull.json"), pull, 0o600); err != nil {
 		return nil, fmt.Errorf("evaluating %s: writing the pull request: %w", ConfigFile, err)
 	}
-	exit, err := e.runPython(ctx, dir, e.args(work, dir, buildID), filepath.Join(work, stacksFile))
+	exit, err := e.runPython(ctx, dir, work, e.args(work, dir, buildID), filepath.Join(work, stacksFile))
 	switch {
 	case err != nil:
 		return nil, err

@@ -62,12 +62,13 @@ type pythonExit struct {
 	err      error  // from exec.Cmd.Wait
 }
 
-// runPython runs python with args in dir, in its own process group, and
+// runPython runs python with args in dir, in its own session and process
+// group (confined by the Evaluator's Sandbox, writing only to work), and
 // kills the whole group when it exits, times out or ctx ends; on a timeout
 // it first asks python to dump its stacks to the stacks file. The returned
 // error is the worker's problem (python cannot start); how the script ended
 // is in pythonExit.
-func (e *Evaluator) runPython(parent context.Context, dir string, args []string, stacks string) (pythonExit, error) {
+func (e *Evaluator) runPython(parent context.Context, dir, work string, args []string, stacks string) (pythonExit, error) {
 	ctx, cancel := context.WithTimeout(parent, e.timeout())
 	defer cancel()
 	r, w, err := os.Pipe()
@@ -79,10 +80,16 @@ func (e *Evaluator) runPython(parent context.Context, dir string, args []string,
 	cmd.Dir = dir
 	cmd.Env = e.environ()
 	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if e.Sandbox != nil {
+		if err := e.Sandbox.Confine(cmd, []string{work}, []string{dir}); err != nil {
+			w.Close()
+			return pythonExit{}, fmt.Errorf("confining the evaluation of %s: %w", ConfigFile, err)
+		}
+	}
 	cmd.Cancel = func() error {
 		if parent.Err() == nil {
-			dumpStacks(cmd.Process, stacks)
+			dumpStacks(cmd.Process.Pid, stacks)
 		}
 		return killGroup(cmd.Process.Pid)
 	}
@@ -116,12 +123,14 @@ func (e *Evaluator) runPython(parent context.Context, dir string, args []string,
 	return exit, nil
 }
 
-// dumpStacks sends python SIGUSR1, on which faulthandler writes every
-// thread's stack to the stacks file, and waits until the file stops
-// growing, for at most stacksWait. It is best effort: a python that dies of
-// the signal, or never dumps, is killed all the same.
-func dumpStacks(p *os.Process, stacks string) {
-	if err := p.Signal(syscall.SIGUSR1); err != nil {
+// dumpStacks sends python's process group SIGUSR1, on which faulthandler
+// writes every thread's stack to the stacks file, and waits until the file
+// stops growing, for at most stacksWait. The group, not the process: in a
+// sandbox the process started is bubblewrap, which ignores the signal, and
+// python is another member of its group. It is best effort: a python that
+// dies of the signal, or never dumps, is killed all the same.
+func dumpStacks(pgid int, stacks string) {
+	if err := syscall.Kill(-pgid, syscall.SIGUSR1); err != nil {
 		return
 	}
 	var size int64

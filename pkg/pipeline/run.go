@@ -128,6 +128,10 @@ type Runner struct {
 	// more secrets to mask: credentials issued while the worker runs, such
 	// as GitHub App installation tokens.
 	SecretsFrom func() []string
+	// Sandbox, when set, confines every attempt: its working directory is
+	// the only place of the host it may write. Nil runs attempts as the
+	// worker's user with everything the worker can reach.
+	Sandbox Sandbox
 	// KillGrace is how long a process group has between SIGTERM and
 	// SIGKILL, and how long output is still read from processes that left
 	// the group; zero means DefaultKillGrace.
@@ -221,6 +225,7 @@ func (r *Runner) execute(ctx context.Context, a Attempt, base []string, output *
 	facts["YCI_ATTEMPT"] = strconv.Itoa(a.Number)
 	p := process{
 		command: a.Test.Command,
+		sandbox: r.Sandbox,
 		dir:     a.Dir,
 		env:     TestEnv(base, facts, a.Test.Env),
 		timeout: r.TimeoutOf(a.Test),

@@ -26,10 +26,11 @@ const (
 	stoppedLog
 )
 
-// process is one bash running a test's command in its own process group,
-// its stdout and stderr one pipe, in order, read into output.
+// process is one bash running a test's command in its own session and
+// process group, its stdout and stderr one pipe, in order, read into output.
 type process struct {
 	command string
+	sandbox Sandbox // nil runs bash unconfined
 	dir     string
 	env     []string
 	timeout time.Duration
@@ -49,13 +50,21 @@ func (p *process) run(ctx context.Context) (Result, []string) {
 	defer r.Close()
 	cmd := exec.Command("bash", "-c", p.command)
 	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = p.dir, p.env, w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A session of its own is a process group of its own, and leaves the
+	// test no controlling terminal to push input into (TIOCSTI).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if p.sandbox != nil {
+		if err := p.sandbox.Confine(cmd, []string{p.dir}, nil); err != nil {
+			w.Close()
+			return erroredResult(fmt.Errorf("confining the test: %w", err)), nil
+		}
+	}
 	err = cmd.Start()
 	// Only bash and its children may hold the write end, or reading would
 	// never see the end of the output.
 	w.Close()
 	if err != nil {
-		return erroredResult(fmt.Errorf("starting bash: %w", err)), nil
+		return erroredResult(fmt.Errorf("starting %s: %w", cmd.Args[0], err)), nil
 	}
 	drained := make(chan error, 1)
 	go func() { drained <- drain(r, p.output) }()

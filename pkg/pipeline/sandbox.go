@@ -1,0 +1,18 @@
+package pipeline
+
+import "os/exec"
+
+// Sandbox confines the processes of test attempts and .yci.py evaluations,
+// which run code nobody vetted. pkg/sandbox implements it with bubblewrap;
+// a nil Sandbox runs them as the worker's user with the worker's view of
+// the machine.
+type Sandbox interface {
+	// Confine rewrites the unstarted cmd (absolute Path, Dir set) to run
+	// confined, writing only to the writable directories and reading,
+	// besides the system, only the readOnly ones. The log's directory is
+	// never among them: the runner writes the log from the output pipe.
+	// The rewritten command must still end with its process group: the
+	// runner signals the group of cmd's process, and SIGKILL to it must
+	// leave nothing of the command running.
+	Confine(cmd *exec.Cmd, writable, readOnly []string) error
+}

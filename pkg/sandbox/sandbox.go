@@ -1,0 +1,347 @@
+// Package sandbox confines the commands a worker runs for code it does not
+// trust (test attempts, .yci.py evaluations) with bubblewrap: the system
+// read-only, the command's own working copy read-write, a fresh HOME and
+// /tmp that vanish with it, its own PID, IPC, UTS and (optionally) network
+// namespaces, no capabilities, and nothing else of the host.
+//
+// Inside, a command sees:
+//
+//	/usr /bin /sbin /lib* /etc /opt   the host's, read-only (symlinks kept as
+//	                                  symlinks), minus the Hide paths
+//	/proc /dev                        its own: only its own processes
+//	/tmp, HOME=/home/yci              empty tmpfs, private to the command
+//	its writable directories          read-write, at their host paths
+//	its read-only directories         read-only, at their host paths
+//	its repository's cache            read-write, as XDG_CACHE_HOME, with
+//	                                  GOCACHE, GOMODCACHE, PIP_CACHE_DIR and
+//	                                  npm_config_cache inside it
+//
+// The workspace, /root, /home, /var, /srv, /run and the host's /tmp are not
+// there at all. PATH keeps only the host's entries that are visible inside,
+// so a version manager's shims in /root or /home drop out and python3, bash
+// and go resolve to the system's (/usr/bin/python3, /usr/local/go/bin/go).
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// Network says whether a confined command shares the host's network.
+type Network int
+
+const (
+	// Shared keeps the host's network: tests may download modules.
+	Shared Network = iota
+	// None gives the command a network namespace of its own with only a
+	// loopback interface.
+	None
+)
+
+// ParseNetwork reads "shared" or "none".
+func ParseNetwork(s string) (Network, error) {
+	switch s {
+	case "shared":
+		return Shared, nil
+	case "none":
+		return None, nil
+	}
+	return 0, fmt.Errorf("test network must be shared or none, not %q", s)
+}
+
+// Home is HOME inside the sandbox: an empty tmpfs for every command.
+const Home = "/home/yci"
+
+// DefaultSystem are the host directories a confined command may read. Each
+// that is a symlink on the host (/bin -> usr/bin on merged-/usr systems) is
+// recreated as the same symlink; each that is missing is skipped.
+var DefaultSystem = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"}
+
+// DefaultHide are the paths of the system directories that hold a worker's
+// secrets on a typical install: YourCI's own configuration (env file, App
+// key) and the host's password hashes and ssh host keys, readable to a test
+// when the worker runs as root.
+var DefaultHide = []string{"/etc/yourci", "/etc/shadow", "/etc/gshadow", "/etc/ssh"}
+
+// Shares are what the commands working in one repository's directories
+// share across attempts and builds.
+type Shares struct {
+	// Cache is bound read-write as the command's XDG_CACHE_HOME; "" means
+	// none: caches then live in HOME and vanish with the command.
+	Cache string
+	// Objects are bound read-only: the mirror's git objects that checkouts
+	// borrow through objects/info/alternates.
+	Objects []string
+}
+
+// Options configure a Bwrap.
+type Options struct {
+	// Bwrap is the bubblewrap binary; "" means "bwrap" from PATH.
+	Bwrap string
+	// Network is the confined commands' network.
+	Network Network
+	// System are the host directories bound read-only; nil means
+	// DefaultSystem.
+	System []string
+	// ReadOnly are more host paths bound read-only at their own path, such
+	// as a toolchain under /srv; missing ones are an error at New.
+	ReadOnly []string
+	// Hide are paths made empty inside: a directory becomes an empty
+	// tmpfs, a file an empty file. Use it for secrets that lie in a system
+	// directory (DefaultHide) and for the workspace or the worker's files
+	// when they lie below one (/opt/yourci).
+	Hide []string
+	// SharesOf, when set, says what a command working in dir shares with
+	// other commands of its repository; ok false means dir belongs to no
+	// repository. An error fails the command's confinement.
+	SharesOf func(dir string) (s Shares, ok bool, err error)
+}
+
+// Bwrap confines commands with bubblewrap. It is safe for concurrent use
+// and keeps no state between commands.
+type Bwrap struct {
+	bwrap, env string
+	opts       Options
+	// binds are the fixed part of every command line: the system, the
+	// operator's read-only paths, /proc, /dev, HOME, /tmp and the hidden
+	// paths.
+	binds []string
+	// visible are the host directories a command can see, for PATH.
+	visible []string
+}
+
+// New checks the options and the binaries bwrap and env (coreutils 8.31 or
+// later, for --ignore-signal); it does not run them (see Probe).
+func New(o Options) (*Bwrap, error) {
+	bwrap := o.Bwrap
+	if bwrap == "" {
+		bwrap = "bwrap"
+	}
+	bwrapPath, err := exec.LookPath(bwrap)
+	if err != nil {
+		return nil, fmt.Errorf("finding bubblewrap: %w (install the bubblewrap package, or run with -sandbox none)", err)
+	}
+	envPath, err := exec.LookPath("env")
+	if err != nil {
+		return nil, fmt.Errorf("finding env: %w", err)
+	}
+	if o.System == nil {
+		o.System = DefaultSystem
+	}
+	b := &Bwrap{bwrap: bwrapPath, env: envPath, opts: o}
+	if err := b.fixedBinds(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// fixedBinds lays out what every command sees.
+func (b *Bwrap) fixedBinds() error {
+	args := []string{"--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--die-with-parent"}
+	if b.opts.Network == Shared {
+		args = append(args, "--share-net")
+	}
+	// The tmpfs first, so that binds below /tmp stay visible.
+	args = append(args, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", Home)
+	b.visible = append(b.visible, "/tmp", Home)
+	for _, dir := range b.opts.System {
+		dir = filepath.Clean(dir)
+		fi, err := os.Lstat(dir)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			continue
+		case err != nil:
+			return fmt.Errorf("sandbox system directory: %w", err)
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, err := os.Readlink(dir)
+			if err != nil {
+				return fmt.Errorf("sandbox system directory: %w", err)
+			}
+			args = append(args, "--symlink", target, dir)
+			b.visible = append(b.visible, dir)
+		default:
+			args = append(args, "--ro-bind", dir, dir)
+			b.visible = append(b.visible, dir)
+		}
+	}
+	for _, p := range b.opts.ReadOnly {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("sandbox read-only path %q is not absolute", p)
+		}
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("sandbox read-only path: %w", err)
+		}
+		p = filepath.Clean(p)
+		args = append(args, "--ro-bind", p, p)
+		b.visible = append(b.visible, p)
+	}
+	args = append(args, resolvConf(b.visible)...)
+	for _, p := range b.opts.Hide {
+		hide, err := b.hide(p)
+		if err != nil {
+			return err
+		}
+		args = append(args, hide...)
+	}
+	b.binds = args
+	return nil
+}
+
+// hide returns the arguments that empty p inside, if it is visible there.
+func (b *Bwrap) hide(p string) ([]string, error) {
+	if !filepath.IsAbs(p) {
+		return nil, fmt.Errorf("sandbox hidden path %q is not absolute", p)
+	}
+	p = filepath.Clean(p)
+	if !under(b.visible, p) {
+		return nil, nil
+	}
+	fi, err := os.Stat(p)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("sandbox hidden path: %w", err)
+	case fi.IsDir():
+		return []string{"--tmpfs", p}, nil
+	}
+	return []string{"--ro-bind", os.DevNull, p}, nil
+}
+
+// resolvConf binds the file /etc/resolv.conf points to when that lies
+// outside the visible directories, as systemd-resolved's stub in /run does,
+// so that name resolution works on a shared network.
+func resolvConf(visible []string) []string {
+	const name = "/etc/resolv.conf"
+	if !under(visible, name) {
+		return nil
+	}
+	target, err := filepath.EvalSymlinks(name)
+	if err != nil || under(visible, target) {
+		return nil
+	}
+	return []string{"--ro-bind", target, target}
+}
+
+// ignored are the signals the runner sends to a whole process group that
+// bwrap itself must survive, so that the command gets its grace period
+// (SIGTERM) or dumps its stacks (SIGUSR1, the evaluator's) before bwrap
+// goes and --die-with-parent kills everything in the sandbox.
+var ignored = []string{"TERM", "USR1"}
+
+// Confine rewrites cmd, an unstarted command with an absolute Path, to run
+// in the sandbox with cmd.Dir as its working directory. writable are the
+// only host directories it may write (cmd.Dir is not implied: pass it when
+// the command may write there); readOnly are more directories it may read.
+// Both are bound at their own paths and must exist. The shares of the
+// repository cmd.Dir belongs to (Options.SharesOf) are added.
+//
+// The rewritten command is "env" ignoring SIGTERM and SIGUSR1, which runs
+// bwrap, which runs "env" restoring them, which runs the command: sending
+// SIGTERM to the process group reaches the command while bwrap waits, and
+// SIGKILL to the group (or the death of the worker) ends bwrap and with
+// it every process of the sandbox's PID namespace. The command is started
+// in a new session (setsid) and so a process group of its own, without a
+// controlling terminal.
+func (b *Bwrap) Confine(cmd *exec.Cmd, writable, readOnly []string) error {
+	if cmd.Process != nil {
+		return errors.New("confining a command: already started")
+	}
+	if cmd.Err != nil {
+		return fmt.Errorf("confining a command: %w", cmd.Err)
+	}
+	if !filepath.IsAbs(cmd.Path) {
+		return fmt.Errorf("confining %s: not an absolute path", cmd.Path)
+	}
+	dir, err := filepath.Abs(cmd.Dir)
+	if err != nil {
+		return fmt.Errorf("confining %s: %w", cmd.Path, err)
+	}
+	args := append([]string{b.env}, ignoreArgs("--ignore-signal")...)
+	args = append(append(args, b.bwrap), b.binds...)
+	visible := slices.Clone(b.visible)
+	shares, err := b.shares(dir)
+	if err != nil {
+		return err
+	}
+	for _, p := range append(slices.Clone(shares.Objects), readOnly...) {
+		args = append(args, "--ro-bind", filepath.Clean(p), filepath.Clean(p))
+		visible = append(visible, filepath.Clean(p))
+	}
+	if shares.Cache != "" {
+		writable = append([]string{shares.Cache}, writable...)
+	}
+	for _, p := range writable {
+		args = append(args, "--bind", filepath.Clean(p), filepath.Clean(p))
+		visible = append(visible, filepath.Clean(p))
+	}
+	if !under(visible, cmd.Path) {
+		return fmt.Errorf("confining a command: %s is not visible inside the sandbox; use a system interpreter or -sandbox-ro-bind", cmd.Path)
+	}
+	args = append(args, "--remount-ro", "/", "--chdir", dir, "--", b.env)
+	args = append(append(args, ignoreArgs("--default-signal")...), cmd.Path)
+	args = append(args, cmd.Args[1:]...)
+
+	env := cmd.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	cmd.Env = confinedEnv(env, visible, shares.Cache)
+	cmd.Path, cmd.Args = b.env, args
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setsid, cmd.SysProcAttr.Setpgid = true, false
+	return nil
+}
+
+func (b *Bwrap) shares(dir string) (Shares, error) {
+	if b.opts.SharesOf == nil {
+		return Shares{}, nil
+	}
+	s, ok, err := b.opts.SharesOf(dir)
+	if err != nil {
+		return Shares{}, fmt.Errorf("finding the repository shares of %s: %w", dir, err)
+	}
+	if !ok {
+		return Shares{}, nil
+	}
+	return s, nil
+}
+
+func ignoreArgs(flag string) []string {
+	out := make([]string, len(ignored))
+	for i, sig := range ignored {
+		out[i] = flag + "=" + sig
+	}
+	return out
+}
+
+// LookPath finds name in the directories of PATH that are visible inside
+// the sandbox, as the confined command's PATH will.
+func (b *Bwrap) LookPath(name string) (string, error) {
+	for _, dir := range visiblePath(os.Getenv("PATH"), b.visible) {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("finding %s: not in a PATH directory visible inside the sandbox (%s)", name, strings.Join(b.visible, " "))
+}
+
+// under reports whether p is one of dirs or lies below one.
+func under(dirs []string, p string) bool {
+	p = filepath.Clean(p)
+	for _, d := range dirs {
+		if p == d || strings.HasPrefix(p, strings.TrimSuffix(d, "/")+"/") {
+			return true
+		}
+	}
+	return false
+}
