@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sys/unix"
 
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/natsserver"
@@ -57,7 +58,13 @@ type Receiver struct {
 // embedded one when no NATS_URL is set), ensures the stream exists and
 // starts listening, so that Addr is known before Run. On error nothing is
 // left open.
-func New(ctx context.Context, opts Options, log *slog.Logger) (r *Receiver, err error) {
+func New(ctx context.Context, opts Options, log *slog.Logger) (_ *Receiver, err error) {
+	// The receiver holds the webhook secret and the NATS password, and on
+	// a single box runs as the same user as the tests: they must not read
+	// its environment or memory through /proc.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		log.Warn("cannot hide the receiver's memory from other processes", "err", err)
+	}
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
@@ -65,11 +72,10 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (r *Receiver, err 
 	if err != nil {
 		return nil, err
 	}
-	r = &Receiver{opts: opts, log: log, closed: make(chan struct{})}
+	r := &Receiver{opts: opts, log: log, closed: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, r.Close())
-			r = nil
 		}
 	}()
 	if err := r.connect(ctx); err != nil {

@@ -37,6 +37,9 @@ type Options struct {
 	Port int
 	// Logger receives the server's own log lines; nil discards them.
 	Logger *slog.Logger
+	// Credentials, when set, are required of every client; nil lets any
+	// client in (tests, and nothing else).
+	Credentials *Credentials
 }
 
 // Validate reports every problem with the options at once.
@@ -76,13 +79,17 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if port == 0 {
 		port = RandomPort
 	}
-	ns, err := server.NewServer(&server.Options{
+	sopts := &server.Options{
 		Host:      host,
 		Port:      port,
 		JetStream: true,
 		StoreDir:  opts.StoreDir,
 		NoSigs:    true,
-	})
+	}
+	if c := opts.Credentials; c != nil {
+		sopts.Username, sopts.Password = c.User, c.Password
+	}
+	ns, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("configuring embedded NATS server: %w", err)
 	}
@@ -114,7 +121,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	return srv, nil
 }
 
-// URL is the client URL, nats://host:port.
+// URL is the client URL, nats://host:port, without credentials.
 func (s *Server) URL() string { return s.ns.ClientURL() }
 
 // Port is the port the server listens (or, once shut down, listened) on:
