@@ -22,14 +22,15 @@ import (
 	"github.com/yourci/yourci/pkg/webhook"
 )
 
-// HTTP server limits. A delivery is at most 25 MiB and its answer waits
-// for at most the publish timeout, so a minute to read and half a minute to
-// answer leave room on a slow link without letting a client hold a
-// connection forever.
+// HTTP server limits. GitHub gives up on an answer after 10 s, so a
+// request whose headers and body have not arrived within 5 s is cut off
+// (408): a trickling client holds its connection and its bytes no longer
+// than that, and a real delivery still has the publish timeout left. The
+// answer waits for at most the publish timeout.
 const (
 	readHeaderTimeout = 5 * time.Second
-	readTimeout       = time.Minute
-	writeTimeout      = time.Minute + 30*time.Second
+	readTimeout       = 5 * time.Second
+	writeTimeout      = readTimeout + githubTimeout
 	idleTimeout       = 2 * time.Minute
 	maxHeaderBytes    = 64 << 10
 	natsDialTimeout   = 5 * time.Second
@@ -87,7 +88,12 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (_ *Receiver, err 
 	if err != nil {
 		return nil, err
 	}
+	budget, err := webhook.NewBudget(opts.MaxInflightBytes)
+	if err != nil {
+		return nil, err
+	}
 	hook, err := webhook.NewHandler(secret, r.bus,
+		webhook.WithBudget(budget),
 		webhook.WithLogger(log),
 		webhook.WithMetrics(metrics),
 		webhook.WithApprovalLabel(opts.ApprovalLabel),
