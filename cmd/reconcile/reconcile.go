@@ -115,7 +115,7 @@ func (r *Reconcile) sweep(ctx context.Context) error {
 		return errors.Join(err, fmt.Errorf("printing the summary: %w", werr))
 	}
 	if r.opts.MetricsFile != "" {
-		if werr := sum.WriteMetrics(r.opts.MetricsFile); werr != nil {
+		if werr := sum.WriteMetrics(r.opts.MetricsFile, err); werr != nil {
 			return errors.Join(err, werr)
 		}
 	}
