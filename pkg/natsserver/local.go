@@ -82,15 +82,20 @@ func join(addr, credentialsFile string) (string, error) {
 	return creds.URL(addr), nil
 }
 
+// answerWait bounds Answering: a NATS server on loopback greets a client
+// in milliseconds, and a command that finds something else on its port
+// must not wait long to say so.
+const answerWait = 500 * time.Millisecond
+
 // Answering reports whether a NATS server greets a client at addr (its INFO
-// line) within a second.
+// line) within half a second.
 func Answering(addr string) bool {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	conn, err := net.DialTimeout("tcp", addr, answerWait)
 	if err != nil {
 		return false
 	}
 	defer conn.Close()
-	if err := conn.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
+	if err := conn.SetReadDeadline(time.Now().Add(answerWait)); err != nil {
 		return false
 	}
 	line, err := bufio.NewReader(conn).ReadString('\n')
