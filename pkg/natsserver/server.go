@@ -187,6 +187,7 @@ func (a *slogAdapter) lastError() string {
 
 func (a *slogAdapter) Noticef(format string, v ...any) { a.l.Info(fmt.Sprintf(format, v...)) }
 func (a *slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
+
 // Fatalf logs a warning only: Start returns the fatal error, and the
 // command logs it once, as its reason for exiting.
 func (a *slogAdapter) Fatalf(format string, v ...any) {
