@@ -119,4 +119,25 @@ fi
 			t.Fatalf("cleanup started as %q, want %q", marks, want)
 		}
 	})
+	t.Run("neither_runs_without_NATS_URL", func(t *testing.T) {
+		noNATS := filepath.Join(t.TempDir(), "env")
+		writeFile(t, noNATS, "GITHUB_REPOSITORIES=\"owner/a\"\n")
+		for _, tag := range []string{"yourci-reconcile", "yourci-cleanup"} {
+			oldnew := append([]string{"/etc/yourci/env", noNATS}, replacements[2:]...)
+			if tag == "yourci-cleanup" {
+				oldnew = append(oldnew, "/srv/yourci/workspace", ws)
+			}
+			command := cronCommand(t, tag, append(oldnew, "logger -t "+tag, "cat")...)
+			before := len(readMarks())
+			ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
+			out, err := runShell(ctx, command)
+			cancel()
+			if err != nil || !strings.Contains(string(out), "NATS_URL is not set") {
+				t.Errorf("%s without NATS_URL: %v, output %q; want the reason", tag, err, out)
+			}
+			if after := len(readMarks()); after != before {
+				t.Errorf("%s started reconcile without NATS_URL", tag)
+			}
+		}
+	})
 }

@@ -109,7 +109,7 @@ func unitDirectives(t *testing.T, name string) map[string][]string {
 // the script, $$ for a literal $).
 func TestSystemdUnitsRefuseToStartWithoutNATSURL(t *testing.T) {
 	t.Parallel()
-	for _, unit := range []string{"yourci-receiver.service", "yourci-worker.service", "yourci-reconcile.service"} {
+	for _, unit := range []string{"yourci-receiver.service", "yourci-worker.service", "yourci-reconcile.service", "yourci-cleanup.service"} {
 		pre := unitDirectives(t, "systemd/"+unit)["ExecStartPre"]
 		if len(pre) != 1 || !strings.HasPrefix(pre[0], "/bin/sh -c '") || !strings.HasSuffix(pre[0], "'") {
 			t.Fatalf("%s: ExecStartPre = %q, want one /bin/sh -c '...' guard", unit, pre)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -14,8 +15,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-github/v88/github"
+	"github.com/nats-io/nats.go"
 
 	"github.com/yourci/yourci/pkg/fakegithub"
+	"github.com/yourci/yourci/pkg/natsserver"
 )
 
 // seedMatrix is the seed design's 2×2 matrix, without retries.
@@ -251,10 +254,13 @@ func TestEmbeddedJetStreamDefault(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{nats: embedded})
 	s.startWorker("worker", "YCI_JOBS=1")
-	_, sha := s.openPull(map[string]string{".yci.py": yciPy([]string{"hello"}, 0, 0), "test.sh": s.script("echo hello")})
+	// The test dumps every environment and command line it can read.
+	dump := `echo hello; for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do tr '\0' '\n' <"$f"; done >"$M/proc-dump" 2>/dev/null; true`
+	_, sha := s.openPull(map[string]string{".yci.py": yciPy([]string{"hello"}, 0, 0), "test.sh": s.script(dump)})
 	if st := s.waitFinal(sha, "yci/hello")["yci/hello"]; st.GetState() != "success" {
 		t.Errorf("status %s %q, want success", st.GetState(), st.GetDescription())
 	}
+	checkEmbeddedCredentials(t, s)
 	entries, err := os.ReadDir(s.workspacePath("receiver", "nats"))
 	if err != nil || len(entries) == 0 {
 		t.Errorf("the receiver's embedded JetStream store is empty or missing: %v", err)
@@ -263,5 +269,35 @@ func TestEmbeddedJetStreamDefault(t *testing.T) {
 		return st.GetState() == "error"
 	}) {
 		t.Errorf("error statuses on the way:\n%s", s.history(sha))
+	}
+}
+
+// checkEmbeddedCredentials checks the embedded JetStream's credentials: a
+// 0600 file, required of every client, and in no process's environment or
+// command line that the test could read.
+func checkEmbeddedCredentials(t *testing.T, s *stack) {
+	t.Helper()
+	path := filepath.Join(s.cfg.Dir, "nats.credentials")
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("the embedded JetStream's credentials: %v", err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %04o, want 0600", path, info.Mode().Perm())
+	}
+	creds, err := natsserver.ReadCredentials(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = nats.Connect("nats://127.0.0.1:"+strconv.Itoa(s.cfg.NATSPort), nats.Timeout(5*time.Second))
+	if !errors.Is(err, nats.ErrAuthorization) {
+		t.Errorf("a client without credentials: %v, want %v", err, nats.ErrAuthorization)
+	}
+	dump, err := os.ReadFile(filepath.Join(s.marks, "proc-dump"))
+	if err != nil || !strings.Contains(string(dump), "YCI_SHA=") {
+		t.Fatalf("the test's dump of /proc holds not even its own environment: %v", err)
+	}
+	if strings.Contains(string(dump), creds.Password) {
+		t.Error("the NATS password is in an environment or command line the test could read")
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/yourci/yourci/pkg/natsserver"
+	"github.com/yourci/yourci/pkg/webhook"
 )
 
 // bareHMAC is the baseline: read the body, check the signature, answer
@@ -46,7 +47,7 @@ func bareHMAC(w http.ResponseWriter, r *http.Request) {
 func BenchmarkReceiver(b *testing.B) {
 	opts := Options{
 		Listen: "127.0.0.1:0", WebhookSecret: testSecret, NATS: natsserver.Endpoint{Store: b.TempDir(), Port: -1},
-		ApprovalLabel: "ok-to-test", PublishTimeout: 5 * time.Second, ShutdownTimeout: 10 * time.Second,
+		ApprovalLabel: "ok-to-test", PublishTimeout: 5 * time.Second, ShutdownTimeout: 10 * time.Second, MaxInflightBytes: webhook.DefaultMaxInflightBytes,
 	}
 	r, err := New(b.Context(), opts, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -11,10 +11,16 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/yourci/yourci/pkg/envflag"
 )
+
+// memoryHeadroom is what the receiver's soft memory limit allows beyond
+// the delivery bodies in flight: the runtime, connections, and the
+// embedded JetStream when it runs here.
+const memoryHeadroom = 64 << 20
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
@@ -38,6 +44,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 2
 	}
 	log := envflag.NewLogger(opts.JSONLog, stderr)
+	if getenv("GOMEMLIMIT") == "" {
+		// Bodies refused mid-flight leave garbage behind: collect it
+		// before the heap grows to twice what deliveries hold.
+		debug.SetMemoryLimit(opts.MaxInflightBytes + memoryHeadroom)
+	}
 	r, err := New(ctx, opts, log)
 	if err != nil {
 		log.Error("starting receiver", "err", err)

@@ -62,6 +62,8 @@ func testOptions(tb testing.TB) Options {
 		ApprovalLabel:   "ok-to-test",
 		PublishTimeout:  2 * time.Second,
 		ShutdownTimeout: 10 * time.Second,
+		// The smallest budget, so that tests would see a leak.
+		MaxInflightBytes: 8 << 20,
 	}
 }
 

@@ -40,7 +40,10 @@ type Options struct {
 	// ShutdownTimeout bounds how long in-flight deliveries may take to
 	// finish after SIGTERM.
 	ShutdownTimeout time.Duration
-	JSONLog         bool
+	// MaxInflightBytes caps the delivery bodies held in memory at once,
+	// across all requests (see webhook.Budget).
+	MaxInflightBytes int64
+	JSONLog          bool
 }
 
 const usage = `Usage: receiver [flags]
@@ -74,6 +77,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("publish-timeout", "YCI_PUBLISH_TIMEOUT")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight deliveries may finish after SIGTERM")
 	fs.Env("shutdown-timeout", "YCI_SHUTDOWN_TIMEOUT")
+	fs.Int64Var(&o.MaxInflightBytes, "max-inflight-bytes", webhook.DefaultMaxInflightBytes, "`BYTES` of delivery bodies held in memory at once; past it, deliveries get 503 with Retry-After")
+	fs.Env("max-inflight-bytes", "YCI_MAX_INFLIGHT_BYTES")
 	fs.JSONLogVar(&o.JSONLog)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
@@ -97,6 +102,9 @@ func (o Options) Validate() error {
 	}
 	if o.PublishTimeout <= 0 || o.PublishTimeout >= githubTimeout {
 		errs = append(errs, fmt.Errorf("-publish-timeout %v must be positive and under GitHub's %v", o.PublishTimeout, githubTimeout))
+	}
+	if _, err := webhook.NewBudget(o.MaxInflightBytes); err != nil {
+		errs = append(errs, fmt.Errorf("-max-inflight-bytes: %w", err))
 	}
 	if o.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("-shutdown-timeout %v must be positive", o.ShutdownTimeout))

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/yourci/yourci/pkg/natsserver"
+	"github.com/yourci/yourci/pkg/webhook"
 )
 
 func env(vars map[string]string) func(string) string {
@@ -24,6 +25,7 @@ func TestParseOptions(t *testing.T) {
 	defaults := Options{
 		Listen: ":8080", NATS: natsserver.Endpoint{Store: ".yci/nats", Port: natsserver.DefaultLocalPort, Replicas: 1},
 		ApprovalLabel: "ok-to-test", PublishTimeout: 5 * time.Second, ShutdownTimeout: 15 * time.Second,
+		MaxInflightBytes: webhook.DefaultMaxInflightBytes,
 	}
 	tests := []struct {
 		name string
@@ -36,10 +38,12 @@ func TestParseOptions(t *testing.T) {
 			env: map[string]string{
 				"YCI_LISTEN": "127.0.0.1:9000", "NATS_URL": "nats://q:4222", "GITHUB_WEBHOOK_SECRET": "s3cret",
 				"GITHUB_WEBHOOK_SECRET_FILE": "/run/secret", "YCI_PUBLISH_TIMEOUT": "3s", "YCI_APPROVAL_LABEL": "safe-to-test",
+				"YCI_MAX_INFLIGHT_BYTES": "16777216", "YCI_NATS_CREDENTIALS": "/etc/yourci/nats.credentials",
 			},
 			want: func(o *Options) {
 				o.Listen, o.NATS.URL, o.WebhookSecret, o.WebhookSecretFile = "127.0.0.1:9000", "nats://q:4222", "s3cret", "/run/secret"
 				o.PublishTimeout, o.ApprovalLabel = 3*time.Second, "safe-to-test"
+				o.MaxInflightBytes, o.NATS.Credentials = 16<<20, "/etc/yourci/nats.credentials"
 			}},
 		{name: "flags_win_over_environment",
 			args: []string{"-listen", "127.0.0.1:9001", "-shutdown-timeout", "1m", "-approval-label="},
@@ -99,6 +103,8 @@ func TestValidate(t *testing.T) {
 		{name: "every_problem_at_once", change: func(o *Options) {
 			o.WebhookSecret, o.Listen, o.NATS.Store, o.PublishTimeout, o.ShutdownTimeout = "", "8080", "", 10*time.Second, 0
 		}, want: []string{"no webhook secret", "-listen", "-nats-store", "-publish-timeout", "-shutdown-timeout"}},
+		{name: "budget_under_the_minimum", change: func(o *Options) { o.MaxInflightBytes = 1 << 20 },
+			want: []string{"-max-inflight-bytes", "under the minimum"}},
 		{name: "nats_url_needs_no_store", change: func(o *Options) { o.NATS.URL, o.NATS.Store, o.NATS.Port = "nats://q:4222", "", 0 }},
 	}
 	for _, tt := range tests {

@@ -15,20 +15,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sys/unix"
 
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/natsserver"
 	"github.com/yourci/yourci/pkg/webhook"
 )
 
-// HTTP server limits. A delivery is at most 25 MiB and its answer waits
-// for at most the publish timeout, so a minute to read and half a minute to
-// answer leave room on a slow link without letting a client hold a
-// connection forever.
+// HTTP server limits. GitHub gives up on an answer after 10 s, so a
+// request whose headers and body have not arrived within 5 s is cut off
+// (408): a trickling client holds its connection and its bytes no longer
+// than that, and a real delivery still has the publish timeout left. The
+// answer waits for at most the publish timeout.
 const (
 	readHeaderTimeout = 5 * time.Second
-	readTimeout       = time.Minute
-	writeTimeout      = time.Minute + 30*time.Second
+	readTimeout       = 5 * time.Second
+	writeTimeout      = readTimeout + githubTimeout
 	idleTimeout       = 2 * time.Minute
 	maxHeaderBytes    = 64 << 10
 	natsDialTimeout   = 5 * time.Second
@@ -57,7 +59,13 @@ type Receiver struct {
 // embedded one when no NATS_URL is set), ensures the stream exists and
 // starts listening, so that Addr is known before Run. On error nothing is
 // left open.
-func New(ctx context.Context, opts Options, log *slog.Logger) (r *Receiver, err error) {
+func New(ctx context.Context, opts Options, log *slog.Logger) (_ *Receiver, err error) {
+	// The receiver holds the webhook secret and the NATS password, and on
+	// a single box runs as the same user as the tests: they must not read
+	// its environment or memory through /proc.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		log.Warn("cannot hide the receiver's memory from other processes", "err", err)
+	}
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
@@ -65,11 +73,10 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (r *Receiver, err 
 	if err != nil {
 		return nil, err
 	}
-	r = &Receiver{opts: opts, log: log, closed: make(chan struct{})}
+	r := &Receiver{opts: opts, log: log, closed: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, r.Close())
-			r = nil
 		}
 	}()
 	if err := r.connect(ctx); err != nil {
@@ -81,7 +88,12 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (r *Receiver, err 
 	if err != nil {
 		return nil, err
 	}
+	budget, err := webhook.NewBudget(opts.MaxInflightBytes)
+	if err != nil {
+		return nil, err
+	}
 	hook, err := webhook.NewHandler(secret, r.bus,
+		webhook.WithBudget(budget),
 		webhook.WithLogger(log),
 		webhook.WithMetrics(metrics),
 		webhook.WithApprovalLabel(opts.ApprovalLabel),

@@ -12,7 +12,6 @@ import (
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/githubauth"
-	"github.com/yourci/yourci/pkg/natsserver"
 	"github.com/yourci/yourci/pkg/reconcile"
 )
 
@@ -25,19 +24,19 @@ const (
 	exitRateLimited = 4
 )
 
-// Reconcile is one run of the command: its JetStream connection (and the
-// embedded server it may have started) and where it prints. Close releases
-// what Open opened.
+// Reconcile is one run of the command: its JetStream connection and where
+// it prints. Close releases what Open opened.
 type Reconcile struct {
-	opts     Options
-	log      *slog.Logger
-	out      io.Writer
-	embedded *natsserver.Server
-	bus      *events.Bus
+	opts Options
+	log  *slog.Logger
+	out  io.Writer
+	bus  *events.Bus
 }
 
-// Open connects to JetStream, starting or joining the embedded one when no
-// NATS_URL is set. opts must have passed Validate.
+// Open connects to JetStream. Without NATS_URL it joins the embedded
+// JetStream a worker or receiver runs on the box, and never starts one: a
+// sweep or cleanup run from cron in some directory must not queue work
+// where no worker will ever look. opts must have passed Validate.
 func Open(ctx context.Context, opts Options, log *slog.Logger, out io.Writer) (_ *Reconcile, err error) {
 	r := &Reconcile{opts: opts, log: log, out: out}
 	// It runs with the same credentials as the worker on boxes where tests
@@ -50,11 +49,10 @@ func Open(ctx context.Context, opts Options, log *slog.Logger, out io.Writer) (_
 			r.Close()
 		}
 	}()
-	url, embedded, err := opts.NATS.Open(ctx, ".", log)
+	url, err := opts.NATS.Join(".")
 	if err != nil {
 		return nil, err
 	}
-	r.embedded = embedded
 	r.bus, err = events.Connect(ctx, url, "yourci-reconcile", events.Options{PublishOnly: true, Replicas: opts.NATS.Replicas, Logger: log})
 	if err != nil {
 		return nil, err
@@ -117,7 +115,7 @@ func (r *Reconcile) sweep(ctx context.Context) error {
 		return errors.Join(err, fmt.Errorf("printing the summary: %w", werr))
 	}
 	if r.opts.MetricsFile != "" {
-		if werr := sum.WriteMetrics(r.opts.MetricsFile); werr != nil {
+		if werr := sum.WriteMetrics(r.opts.MetricsFile, err); werr != nil {
 			return errors.Join(err, werr)
 		}
 	}
@@ -138,16 +136,12 @@ func (r *Reconcile) cleanup(ctx context.Context) error {
 	return err
 }
 
-// Close closes the NATS connection and stops the embedded server if Open
-// started it.
+// Close closes the NATS connection.
 func (r *Reconcile) Close() {
 	if r.bus != nil {
 		if err := r.bus.Close(); err != nil {
 			r.log.Warn("closing NATS connection", "err", err)
 		}
-	}
-	if r.embedded != nil {
-		r.embedded.Shutdown()
 	}
 }
 

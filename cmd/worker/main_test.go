@@ -36,8 +36,12 @@ func TestRunExitStatus(t *testing.T) {
 		{name: "local_failing_test_exits_one", args: []string{"-local", checkout(failing), "-workspace", t.TempDir(), "-j", "2"}, wantCode: 1, wantStdout: "1 passed, 1 failed"},
 		{name: "local_without_yci_py_says_what_is_expected", args: []string{"-local", checkout(""), "-workspace", t.TempDir()}, wantCode: 1, wantStderr: ".yci.py"},
 		{name: "service_without_credentials_refuses_to_start", args: nil, wantCode: 2, wantStderr: "GITHUB_"},
-		{name: "bad_values_reported_together", args: []string{"-j", "0", "-build-policy", "some"}, env: map[string]string{"GITHUB_ACCESS_TOKEN": "t"}, wantCode: 2, wantStderr: "-build-policy must be"},
-		{name: "bad_environment_value_named", env: map[string]string{"YCI_JOBS": "lots"}, wantCode: 2, wantStderr: "$YCI_JOBS"},
+		{name: "bad_values_reported_together", args: []string{"-j", "0", "-build-policy", "some"}, env: map[string]string{"GITHUB_ACCESS_TOKEN": "t", "HTTP_ROOT": "https://ci.example.com/"}, wantCode: 2, wantStderr: "-build-policy must be"},
+		{name: "service_without_http_root_says_what_it_looks_like", env: map[string]string{"GITHUB_ACCESS_TOKEN": "t"}, wantCode: 2, wantStderr: "HTTP_ROOT (-http-root) is not set: give the URL under which nginx serves this worker's workspace, such as https://"},
+		{name: "http_root_without_scheme_refused", env: map[string]string{"GITHUB_ACCESS_TOKEN": "t", "HTTP_ROOT": "ci.example.com/logs"}, wantCode: 2, wantStderr: `HTTP_ROOT "ci.example.com/logs" is not an http:// or https:// URL`},
+		{name: "local_needs_no_http_root", args: []string{"-local", checkout(passing), "-workspace", t.TempDir()}, wantCode: 0, wantStdout: "1 passed"},
+		{name: "bad_environment_value_named", env: map[string]string{"YCI_JOBS": "lots"}, wantCode: 2, wantStderr: `YCI_JOBS="lots": parse error`},
+		{name: "duration_without_unit_gives_an_example", env: map[string]string{"YCI_GRACE": "30"}, wantCode: 2, wantStderr: `YCI_GRACE="30": a duration needs a unit, such as 30s or 2m`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/yourci/yourci/pkg/envflag"
@@ -145,10 +145,24 @@ func (o Options) Validate() error {
 	} else if err := o.GitHub.RequireCredentials(); err != nil {
 		errs = append(errs, err)
 	}
-	if o.HTTPRoot != "" && !strings.HasPrefix(o.HTTPRoot, "http://") && !strings.HasPrefix(o.HTTPRoot, "https://") {
-		errs = append(errs, fmt.Errorf("HTTP_ROOT %q must be an http:// or https:// URL", o.HTTPRoot))
+	if err := validHTTPRoot(o.HTTPRoot); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// validHTTPRoot refuses an HTTP_ROOT that cannot start a log link: without
+// one, statuses on GitHub would carry no link to their log.
+func validHTTPRoot(root string) error {
+	const example = "the URL under which nginx serves this worker's workspace, such as https://ci.example.com/yourci/ (log links on GitHub start with it)"
+	if root == "" {
+		return fmt.Errorf("HTTP_ROOT (-http-root) is not set: give %s", example)
+	}
+	u, err := url.Parse(root)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("HTTP_ROOT %q is not an http:// or https:// URL: give %s", root, example)
+	}
+	return nil
 }
 
 // policy is the build policy BuildPolicy names.

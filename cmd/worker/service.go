@@ -39,8 +39,8 @@ type Service struct {
 
 // NewService opens the workspace, connects to JetStream (starting the
 // embedded one when no NATS_URL is set) and readies the job handlers.
-func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service, err error) {
-	s = &Service{opts: opts, log: log}
+func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service, err error) {
+	s := &Service{opts: opts, log: log}
 	// Tests run as this process's user: without this they could read the
 	// worker's credentials from /proc/<pid>/environ and its memory.
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {

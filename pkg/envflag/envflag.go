@@ -35,7 +35,8 @@ func (s *Set) Env(name, key string) {
 }
 
 // Parse applies the environment read through getenv, then args. Every bad
-// value is reported at once, naming the variable or flag it came from.
+// value is reported at once, naming the variable and the value it came
+// from: YCI_GRACE="30": a duration needs a unit, such as 30s or 2m.
 func (s *Set) Parse(args []string, getenv func(string) string) error {
 	names := make([]string, 0, len(s.env))
 	for name := range s.env {
@@ -47,7 +48,7 @@ func (s *Set) Parse(args []string, getenv func(string) string) error {
 		key := s.env[name]
 		if v := getenv(key); v != "" {
 			if err := s.Set(name, v); err != nil {
-				errs = append(errs, fmt.Errorf("$%s: %w", key, err))
+				errs = append(errs, fmt.Errorf("%s=%q: %w", key, v, err))
 			}
 		}
 	}

@@ -18,7 +18,9 @@ func TestParse(t *testing.T) {
 		{name: "default_when_nothing_set", want: 1, wantD: time.Second},
 		{name: "environment_overrides_default", env: map[string]string{"JOBS": "4", "WAIT": "1m"}, want: 4, wantD: time.Minute},
 		{name: "flag_overrides_environment", env: map[string]string{"JOBS": "4"}, args: []string{"-j", "8"}, want: 8, wantD: time.Second},
-		{name: "bad_variables_reported_together", env: map[string]string{"JOBS": "many", "WAIT": "soon"}, wantErr: "$JOBS"},
+		{name: "bad_variables_reported_together", env: map[string]string{"JOBS": "many", "WAIT": "soon"}, wantErr: `JOBS="many": parse error`},
+		{name: "duration_without_unit_says_so", env: map[string]string{"WAIT": "30"}, wantErr: `WAIT="30": a duration needs a unit, such as 30s or 2m`},
+		{name: "duration_flag_without_unit_says_so", args: []string{"-wait", "30"}, wantErr: `invalid value "30" for flag -wait: a duration needs a unit, such as 30s or 2m`},
 		{name: "stray_argument_refused", args: []string{"extra"}, wantErr: "unexpected arguments: extra"},
 	}
 	for _, tt := range tests {
@@ -34,7 +36,7 @@ func TestParse(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Parse error = %v, want it to mention %q", err, tt.wantErr)
 				}
-				if strings.Contains(tt.name, "together") && !strings.Contains(err.Error(), "$WAIT") {
+				if strings.Contains(tt.name, "together") && !strings.Contains(err.Error(), `WAIT="soon": not a duration: write a number and a unit, such as 30s`) {
 					t.Fatalf("Parse error = %v, want both variables named", err)
 				}
 				return

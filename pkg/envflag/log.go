@@ -12,10 +12,20 @@ func (s *Set) JSONLogVar(p *bool) {
 	s.Env("json-log", "YCI_JSON_LOG")
 }
 
-// NewLogger returns the logger -json-log chose, writing to w.
+// NewLogger returns the logger -json-log chose, writing to w. Durations
+// are written as Go duration strings ("1.5s", "250ms") in both formats, so
+// a JSON line reads the same as a text one instead of bare nanoseconds.
 func NewLogger(json bool, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{ReplaceAttr: durationAsString}
 	if json {
-		return slog.New(slog.NewJSONHandler(w, nil))
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func durationAsString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }

@@ -123,6 +123,9 @@ func baseEnv() []string {
 	return env
 }
 
+// Pid is the process's id, for reading /proc/<pid>.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 

@@ -20,7 +20,8 @@ type Config struct {
 	WebhookSecret string
 	// NATSURL is the JetStream every process uses. When empty, the
 	// receiver runs the embedded default on NATSPort and workers join it,
-	// as on a single box configured with nothing.
+	// as on a single box configured with nothing, its credentials in
+	// nats.credentials under Dir.
 	NATSURL  string
 	NATSPort int
 	// Env is added to every process's environment.
@@ -31,7 +32,12 @@ func (c Config) natsEnv() []string {
 	if c.NATSURL != "" {
 		return []string{"NATS_URL=" + c.NATSURL}
 	}
-	return []string{"YCI_NATS_PORT=" + strconv.Itoa(c.NATSPort)}
+	return []string{
+		"YCI_NATS_PORT=" + strconv.Itoa(c.NATSPort),
+		// Where the file is, not what is in it: the password itself never
+		// travels in an environment.
+		"YCI_NATS_CREDENTIALS=" + filepath.Join(c.Dir, "nats.credentials"),
+	}
 }
 
 // Receiver is a running receiver and the URL GitHub delivers to.

@@ -37,6 +37,9 @@ type Options struct {
 	Port int
 	// Logger receives the server's own log lines; nil discards them.
 	Logger *slog.Logger
+	// Credentials, when set, are required of every client; nil lets any
+	// client in (tests, and nothing else).
+	Credentials *Credentials
 }
 
 // Validate reports every problem with the options at once.
@@ -76,13 +79,17 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if port == 0 {
 		port = RandomPort
 	}
-	ns, err := server.NewServer(&server.Options{
+	sopts := &server.Options{
 		Host:      host,
 		Port:      port,
 		JetStream: true,
 		StoreDir:  opts.StoreDir,
 		NoSigs:    true,
-	})
+	}
+	if c := opts.Credentials; c != nil {
+		sopts.Username, sopts.Password = c.User, c.Password
+	}
+	ns, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("configuring embedded NATS server: %w", err)
 	}
@@ -97,10 +104,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if deadline, ok := ctx.Deadline(); ok {
 		wait = time.Until(deadline)
 	}
-	if !ns.ReadyForConnections(wait) {
+	if err := waitReady(ns, logger, wait); err != nil {
 		ns.Shutdown()
 		ns.WaitForShutdown()
-		return nil, fmt.Errorf("embedded NATS server on %s not ready after %s: %s", net.JoinHostPort(host, strconv.Itoa(port)), wait, logger.lastError())
+		return nil, fmt.Errorf("embedded NATS server on %s: %w", net.JoinHostPort(host, strconv.Itoa(port)), err)
 	}
 	if !ns.JetStreamEnabled() {
 		ns.Shutdown()
@@ -114,7 +121,25 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	return srv, nil
 }
 
-// URL is the client URL, nats://host:port.
+// waitReady waits up to wait for ns to accept clients, and gives up at once
+// when the server reports a fatal error (a port in use), so that a command
+// that cannot start its JetStream says so now, not after ReadyTimeout.
+func waitReady(ns *server.Server, logger *slogAdapter, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		if ns.ReadyForConnections(50 * time.Millisecond) {
+			return nil
+		}
+		if fatal := logger.fatal(); fatal != "" {
+			return errors.New(fatal)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %s: %s", wait, logger.lastError())
+		}
+	}
+}
+
+// URL is the client URL, nats://host:port, without credentials.
 func (s *Server) URL() string { return s.ns.ClientURL() }
 
 // Port is the port the server listens (or, once shut down, listened) on:
@@ -128,13 +153,13 @@ func (s *Server) Shutdown() {
 	s.ns.WaitForShutdown()
 }
 
-// slogAdapter passes the server's printf-style log lines to slog. Fatal
-// lines are logged as errors: the embedding process decides whether to
-// exit. The last error is kept to explain a failed start.
+// slogAdapter passes the server's printf-style log lines to slog. The
+// last error is kept to explain a failed start.
 type slogAdapter struct {
-	l       *slog.Logger
-	mu      sync.Mutex
-	lastErr string
+	l        *slog.Logger
+	mu       sync.Mutex
+	lastErr  string
+	fatalErr string
 }
 
 func (a *slogAdapter) record(format string, v []any) string {
@@ -143,6 +168,12 @@ func (a *slogAdapter) record(format string, v []any) string {
 	a.lastErr = msg
 	a.mu.Unlock()
 	return msg
+}
+
+func (a *slogAdapter) fatal() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.fatalErr
 }
 
 func (a *slogAdapter) lastError() string {
@@ -156,7 +187,16 @@ func (a *slogAdapter) lastError() string {
 
 func (a *slogAdapter) Noticef(format string, v ...any) { a.l.Info(fmt.Sprintf(format, v...)) }
 func (a *slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
-func (a *slogAdapter) Fatalf(format string, v ...any)  { a.l.Error(a.record(format, v)) }
-func (a *slogAdapter) Errorf(format string, v ...any)  { a.l.Error(a.record(format, v)) }
-func (a *slogAdapter) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
-func (a *slogAdapter) Tracef(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+
+// Fatalf logs a warning only: Start returns the fatal error, and the
+// command logs it once, as its reason for exiting.
+func (a *slogAdapter) Fatalf(format string, v ...any) {
+	msg := a.record(format, v)
+	a.mu.Lock()
+	a.fatalErr = msg
+	a.mu.Unlock()
+	a.l.Warn(msg)
+}
+func (a *slogAdapter) Errorf(format string, v ...any) { a.l.Error(a.record(format, v)) }
+func (a *slogAdapter) Debugf(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Tracef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }

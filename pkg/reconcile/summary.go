@@ -112,10 +112,11 @@ func (s Summary) WriteText(w io.Writer) error {
 	return err
 }
 
-// LogAttrs are the summary's numbers for one structured log line.
+// LogAttrs are the summary's numbers for one structured log line, on a
+// logger that already carries the sweep's ID (key "sweep").
 func (s Summary) LogAttrs() []any {
 	attrs := []any{
-		"sweep", s.ID, "repositories", s.Repositories, "pulls", s.Pulls,
+		"repositories", s.Repositories, "pulls", s.Pulls,
 		"queued", s.Queued, "already_queued", s.AlreadyQueued,
 		"rebuilt", s.Rebuilt, "errored", s.Errored,
 		"requests", s.Requests.Total, "requests_counted", s.Requests.Counted(),

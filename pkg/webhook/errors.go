@@ -48,6 +48,8 @@ const (
 	reasonMethod       = "method"
 	reasonUnavailable  = "unavailable"
 	reasonInternal     = "internal"
+	reasonBusy         = "busy"
+	reasonSlowBody     = "slow_body"
 )
 
 // statusFor is the one place where a handling error becomes an HTTP
@@ -68,6 +70,10 @@ func statusFor(err error) (code int, reason, text string) {
 		return http.StatusRequestEntityTooLarge, reasonTooLarge, err.Error()
 	case errors.As(err, &bad):
 		return http.StatusBadRequest, reasonBadRequest, bad.Error()
+	case errors.Is(err, errBusy):
+		return http.StatusServiceUnavailable, reasonBusy, errBusy.Error()
+	case errors.Is(err, errSlowBody):
+		return http.StatusRequestTimeout, reasonSlowBody, errSlowBody.Error()
 	case errors.Is(err, errMethod):
 		return http.StatusMethodNotAllowed, reasonMethod, errMethod.Error()
 	case errors.Is(err, errUnavailable):

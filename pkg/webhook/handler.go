@@ -22,6 +22,10 @@ import (
 	"github.com/yourci/yourci/pkg/events"
 )
 
+// retryAfterBusy is the Retry-After, in seconds, of a delivery refused
+// because too many bodies are in flight.
+const retryAfterBusy = "2"
+
 // MaxBodyBytes bounds a delivery's body. GitHub caps payloads at 25 MB; a
 // larger body is not from GitHub and is refused with 413 before the rest of
 // it is read.
@@ -64,6 +68,8 @@ func WithPublishTimeout(d time.Duration) Option {
 
 type handler struct {
 	hook           *github.Webhook
+	secret         []byte
+	budget         *Budget
 	pub            Publisher
 	log            *slog.Logger
 	metrics        *Metrics
@@ -72,6 +78,10 @@ type handler struct {
 	heads          HeadAnnouncer
 	commands       CommandPublisher
 }
+
+// WithBudget shares b, the cap on body bytes held at once, with the
+// handler; the default is a budget of DefaultMaxInflightBytes of its own.
+func WithBudget(b *Budget) Option { return func(h *handler) { h.budget = b } }
 
 // HeadAnnouncer tells workers that a pull request closed, so that they stop
 // its running tests; events.Bus has it.
@@ -95,9 +105,11 @@ func WithHeadAnnouncer(a HeadAnnouncer) Option { return func(h *handler) { h.hea
 // deliveries failed); a missing or wrong signature 401; a body over
 // MaxBodyBytes 413; a missing X-GitHub-Event header, an empty or malformed
 // body, or a payload no GitHub delivery could hold 400; a method other than
-// POST 405; a queue that does not acknowledge in time 503. Nothing is
-// published on any answer but the pull_request 202 and, with WithCommands,
-// the 202 of an issue_comment holding commands (see CommandEventFrom).
+// POST 405; a body not received within the server's read deadline 408; a
+// queue that does not acknowledge in time 503; a body that would take the
+// handler past its Budget 503 with Retry-After. Nothing is published on
+// any answer but the pull_request 202 and, with WithCommands, the 202 of an
+// issue_comment holding commands (see CommandEventFrom).
 func NewHandler(secret string, pub Publisher, opts ...Option) (http.Handler, error) {
 	if secret == "" {
 		return nil, errors.New("creating webhook handler: the webhook secret is empty; refusing to accept unsigned deliveries")
@@ -111,6 +123,7 @@ func NewHandler(secret string, pub Publisher, opts ...Option) (http.Handler, err
 	}
 	h := &handler{
 		hook:           hook,
+		secret:         []byte(secret),
 		pub:            pub,
 		log:            slog.Default(),
 		approvalLabel:  DefaultApprovalLabel,
@@ -121,6 +134,11 @@ func NewHandler(secret string, pub Publisher, opts ...Option) (http.Handler, err
 	}
 	if h.log == nil {
 		return nil, errors.New("creating webhook handler: nil logger")
+	}
+	if h.budget == nil {
+		if h.budget, err = NewBudget(DefaultMaxInflightBytes); err != nil {
+			return nil, err
+		}
 	}
 	if h.publishTimeout <= 0 {
 		return nil, fmt.Errorf("creating webhook handler: publish timeout %v is not positive", h.publishTimeout)
@@ -155,6 +173,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err == nil && d.pong {
 		code, text = http.StatusOK, "pong"
 	}
+	if errors.Is(err, errBusy) {
+		w.Header().Set("Retry-After", retryAfterBusy)
+	}
 	werr := writeAnswer(w, code, d.id, text, reason != "")
 	outcome := outcomeOf(d, err)
 	h.metrics.observe(outcome, reason, code, time.Since(start))
@@ -177,19 +198,53 @@ func outcomeOf(d delivery, err error) string {
 
 // handle verifies, decodes and publishes one delivery. A nil error means
 // the delivery was a ping or its event is published.
+//
+// The body is hashed with the secret as it arrives and held in chunks
+// counted against the handler's Budget. Only pull_request and ping bodies
+// are kept; any other event is hashed and dropped as it streams in. Only
+// once the signature matches are the bytes handed to go-playground/webhooks,
+// which verifies and decodes them again.
 func (h *handler) handle(r *http.Request, w http.ResponseWriter, d *delivery) error {
 	if r.Method != http.MethodPost {
 		return fmt.Errorf("%w: %s: %w", errMethod, r.Method, github.ErrInvalidHTTPMethod)
 	}
-	body, err := readBody(w, r)
+	if d.event == "" {
+		return &BadRequestError{Field: "X-GitHub-Event", Problem: "is missing"}
+	}
+	sig, err := signatureOf(r)
 	if err != nil {
 		return err
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	// The delivered event is always in the list, so the library checks the
-	// signature of every event, not only of those YourCI acts on: nothing
-	// unsigned is ever answered 2xx.
-	payload, err := h.hook.Parse(r, github.PullRequestEvent, github.PingEvent, github.Event(d.event))
+	if r.ContentLength > MaxBodyBytes {
+		return fmt.Errorf("%w: Content-Length %d is over %d bytes", errTooLarge, r.ContentLength, MaxBodyBytes)
+	}
+	keep := h.reads(github.Event(d.event))
+	g := h.budget.open(r.ContentLength >= 0 && r.ContentLength <= SmallBodyBytes)
+	defer g.release()
+	body := newBodyReader(h.secret, g, keep)
+	if err := body.readFrom(w, r.Body); err != nil {
+		return err
+	}
+	if body.n == 0 {
+		return &BadRequestError{Field: "body", Problem: "is empty"}
+	}
+	if err := body.verify(sig); err != nil {
+		return err
+	}
+	if !keep {
+		return ignored(fmt.Sprintf("event %q", truncate(d.event)))
+	}
+	raw, err := body.bytes()
+	if err != nil {
+		return err
+	}
+	// The library reads the body with io.ReadAll, a copy there is no way
+	// around; it is made of authentic bodies only, and counted.
+	if err := g.take(int64(len(raw))); err != nil {
+		return err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	payload, err := h.hook.Parse(r, github.PullRequestEvent, github.PingEvent, github.IssueCommentEvent)
 	if err != nil {
 		return parseError(err, d.event)
 	}
@@ -198,32 +253,12 @@ func (h *handler) handle(r *http.Request, w http.ResponseWriter, d *delivery) er
 		d.pong = true
 		return nil
 	case github.PullRequestPayload:
-		return h.publish(r.Context(), body, d)
+		return h.publish(r.Context(), raw, d)
 	case github.IssueCommentPayload:
-		return h.publishCommand(r.Context(), body, d)
+		return h.publishCommand(r.Context(), raw, d)
 	default:
 		return ignored(fmt.Sprintf("event %q", truncate(d.event)))
 	}
-}
-
-// readBody reads the whole body, refusing more than MaxBodyBytes.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if r.ContentLength > MaxBodyBytes {
-		return nil, fmt.Errorf("%w: Content-Length %d is over %d bytes", errTooLarge, r.ContentLength, MaxBodyBytes)
-	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
-	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		return nil, fmt.Errorf("%w: over %d bytes", errTooLarge, MaxBodyBytes)
-	case err != nil:
-		return nil, &BadRequestError{Field: "body", Problem: fmt.Sprintf("could not be read: %v", err)}
-	}
-	return buf.Bytes(), nil
 }
 
 // parseError turns go-playground/webhooks' errors into this package's.
@@ -361,4 +396,14 @@ func (h *handler) announceClosed(pd pullDelivery) {
 	if err := h.heads.AnnounceHead(a); err != nil {
 		h.log.Warn("announcing closed pull request", "repo", a.Repo.FullName(), "pull", a.Number, "err", err)
 	}
+}
+
+// reads reports whether the handler acts on event, and so keeps its body
+// once verified; any other event's body is only hashed and dropped.
+func (h *handler) reads(event github.Event) bool {
+	switch event {
+	case github.PullRequestEvent, github.PingEvent, github.IssueCommentEvent:
+		return true
+	}
+	return false
 }

@@ -388,7 +388,7 @@ func TestHandlerStopsReadingOversizeBody(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "/webhook", src)
 	r.ContentLength = -1
 	r.Header.Set("X-GitHub-Event", "pull_request")
-	r.Header.Set("X-Hub-Signature-256", "sha256=00")
+	r.Header.Set("X-Hub-Signature-256", signature("guessed", nil))
 	w := httptest.NewRecorder()
 	newTestHandler(t, &recorder{}).ServeHTTP(w, r)
 	if w.Code != http.StatusRequestEntityTooLarge {

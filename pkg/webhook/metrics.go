@@ -51,7 +51,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}
 	}
 	// Pre-create every refusal series so dashboards see zeros, not gaps.
-	for _, r := range []string{reasonUnauthorized, reasonTooLarge, reasonBadRequest, reasonMethod, reasonUnavailable, reasonInternal} {
+	for _, r := range []string{reasonUnauthorized, reasonTooLarge, reasonBadRequest, reasonMethod, reasonUnavailable, reasonInternal, reasonBusy, reasonSlowBody} {
 		m.refused.WithLabelValues(r)
 	}
 	return m, nil
