@@ -32,14 +32,23 @@ const (
 // not "." or "..", and not starting with '-' (git could read it as an
 // option). A leading '.' is allowed: ".github" is a real repository.
 func (r Repo) Validate() error {
-	var errs []error
-	if err := checkName(r.Owner, MaxOwnerLen, "-_", false); err != nil {
-		errs = append(errs, fmt.Errorf("owner %q: %w", truncated(r.Owner), err))
+	return errors.Join(ValidateOwner(r.Owner), ValidateRepoName(r.Name))
+}
+
+// ValidateOwner is Repo.Validate's rule for the owner alone.
+func ValidateOwner(owner string) error {
+	if err := checkName(owner, MaxOwnerLen, "-_", false); err != nil {
+		return fmt.Errorf("owner %q: %w", truncated(owner), err)
 	}
-	if err := checkName(r.Name, MaxRepoLen, ".-_", true); err != nil {
-		errs = append(errs, fmt.Errorf("repository name %q: %w", truncated(r.Name), err))
+	return nil
+}
+
+// ValidateRepoName is Repo.Validate's rule for the repository name alone.
+func ValidateRepoName(name string) error {
+	if err := checkName(name, MaxRepoLen, ".-_", true); err != nil {
+		return fmt.Errorf("repository name %q: %w", truncated(name), err)
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // ValidatePull reports whether n can number a pull request: GitHub numbers
