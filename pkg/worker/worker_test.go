@@ -63,7 +63,7 @@ func (t tokenGitHub) Installation(context.Context, int64) (Installation, error) 
 	if err != nil {
 		return Installation{}, err
 	}
-	return Installation{Pulls: c.PullRequests, Statuses: c.Repositories, Permissions: c.Repositories,
+	return Installation{Pulls: c, Statuses: c.Repositories, Permissions: c.Repositories, Issues: c.Issues,
 		Git: artifacts.GitAuth{Username: "x-access-token", Password: t.gh.Token()}}, nil
 }
 
