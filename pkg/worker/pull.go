@@ -245,5 +245,12 @@ func (w *Worker) approved(ctx context.Context, log *slog.Logger, inst Installati
 		}
 		return v, fmt.Errorf("asking for approval: %w", err)
 	}
-	return v, nil
+	// An approval recorded meanwhile (its event handled on another slot
+	// or box) may have read the record before this request: then its
+	// "approved" status would not follow this one, so it is written here.
+	rec, err := w.opts.Queue.ApprovalOf(ctx, ev.Repo, ev.Number)
+	if err != nil || !rec.Covers(ev.HeadSHA) {
+		return v, err
+	}
+	return v, w.setApprovedSummary(ctx, log, inst, ev, rec.By)
 }

@@ -165,9 +165,9 @@ func (w *Worker) hasApprovalLabel(pr *github.PullRequest) bool {
 	return false
 }
 
-// labeledAfter returns who added the approval label last, if that was at
-// or after since (YourCI's request for approval of the current head); ""
-// when nobody did. Only the newest addition counts: an older one
+// labeledAfter returns who added the approval label last, if that was in
+// a later second than since (YourCI's request for approval of the current
+// head); "" when nobody did. Only the newest addition counts: an older one
 // approved an older head.
 func (w *Worker) labeledAfter(ctx context.Context, inst Installation, repo events.Repo, pull int, since time.Time) (string, error) {
 	if inst.Issues == nil {
@@ -191,8 +191,9 @@ func (w *Worker) labeledAfter(ctx context.Context, inst Installation, repo event
 		opts.Page = resp.NextPage
 	}
 	// GitHub's times have whole seconds: a label in the same second as
-	// the request counts.
-	if last == nil || last.GetCreatedAt().Before(since.Truncate(time.Second)) {
+	// the request might have come before it, for an older head, so it
+	// does not count (its labeled webhook still does).
+	if last == nil || !last.GetCreatedAt().After(since.Truncate(time.Second)) {
 		return "", nil
 	}
 	return last.GetActor().GetLogin(), nil
