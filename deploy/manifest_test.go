@@ -38,6 +38,7 @@ func TestGitHubAppManifestAsksForTheLeastAccess(t *testing.T) {
 	}
 	want := map[string]string{
 		"contents":      "read",  // clone the base repository and fetch refs/pull/N/head
+		"issues":        "read",  // who added the approval label, when its webhook was missed
 		"metadata":      "read",  // mandatory; also the author's permission on the repository
 		"pull_requests": "read",  // list open pulls for the sweep, read a pull and its labels
 		"statuses":      "write", // the only write: pending, success, failure, error

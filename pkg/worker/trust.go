@@ -143,7 +143,9 @@ func (w *Worker) judge(ctx context.Context, log *slog.Logger, inst Installation,
 	if labeled && asked {
 		by, err := w.labeledAfter(ctx, inst, repo, ev.Number, rec.AskedAt)
 		if err != nil {
-			return verdict{}, err
+			// An App without issues:read cannot tell who labeled: the
+			// label's webhook (or a command) still approves.
+			log.Warn("cannot read who added the approval label", "err", err)
 		}
 		if by != "" {
 			if ok, err := w.approve(ctx, log, inst, repo, ev.Number, ev.HeadSHA, by); ok || err != nil {
