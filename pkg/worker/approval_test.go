@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -241,5 +242,26 @@ func TestMissingPullRequestIsFinal(t *testing.T) {
 				t.Errorf("getPull = %v, want a permanent error wrapping GitHub's 404", err)
 			}
 		})
+	}
+}
+
+// An event no edge would publish now (an older receiver's, for owner
+// my.org) ends at once: terminated, with nothing asked of GitHub, rather
+// than handed back until MaxDeliver.
+func TestInvalidEventEndsAtOnce(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	repo := events.Repo{Owner: "my.org", Name: "widgets"}
+	data, err := json.Marshal(events.PullEvent{Version: events.Version, Repo: repo, Number: 1, HeadSHA: strings.Repeat("a", 40), Delivery: "old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.bus.JetStream().Publish(context.Background(), events.PullSubject(repo), data); err != nil {
+		t.Fatal(err)
+	}
+	r.published.Add(1)
+	r.settled(t)
+	if got := r.gh.Requests().Total; got != 0 {
+		t.Errorf("%d GitHub requests for an invalid event, want none", got)
 	}
 }
