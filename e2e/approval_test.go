@@ -178,3 +178,49 @@ func TestOwnerNamesOneRule(t *testing.T) {
 		t.Errorf("delivery for owner my.org answered %d, want 400", resp.StatusCode)
 	}
 }
+
+// TestApprovalWhoseWebhookWasLost: the labeled webhook never arrives (as
+// on a box GitHub cannot always reach), and the sweep carries the
+// approval. A writer's label counts when the issue events show it added
+// after YourCI asked; a later push is asked again.
+func TestApprovalWhoseWebhookWasLost(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{noHook: true})
+	w := s.startWorker("worker", "YCI_JOBS=1")
+	if err := s.gh.SetPermission(owner, repoName, "maint", "write"); err != nil {
+		t.Fatal(err)
+	}
+	needed := status.ApprovalNeeded("ok-to-test")
+	n, first := s.openForkPull("mallory", "patch")
+	// Only the opened webhook gets through.
+	payload, err := s.gh.PullRequestPayload(owner, repoName, n, "opened")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _, err := fakegithub.Deliver(s.ctx, s.recv.WebhookURL, secret, "pull_request", payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	s.waitYci(first, needed)
+
+	// GitHub's times have whole seconds; a label must be seen to come
+	// after the request for approval.
+	now := time.Now()
+	time.Sleep(now.Truncate(time.Second).Add(time.Second).Sub(now))
+	if err := s.gh.AddLabelAs(owner, repoName, n, "ok-to-test", "maint"); err != nil {
+		t.Fatal(err)
+	}
+	s.reconcile(1)
+	if st := s.waitFinal(first, "yci/t")["yci/t"]; st.GetState() != "success" {
+		t.Fatalf("approved head: %s %q, want success", st.GetState(), st.GetDescription())
+	}
+	checkHistory(t, s.descriptions(first, "yci"), []string{"pending: " + needed, "pending: " + status.Approved("maint")})
+
+	second := s.push(n)
+	s.reconcile(2)
+	s.waitYci(second, needed)
+	if got := s.buildDirs(w.name, n); len(got) != 1 {
+		t.Errorf("builds %v after an unapproved push, want only the approved one", got)
+	}
+}
