@@ -40,9 +40,9 @@ func TestGitHubAppManifestAsksForTheLeastAccess(t *testing.T) {
 	want := map[string]string{
 		"checks":        "write", // one check run per test: queued, in_progress, completed
 		"contents":      "read",  // clone the base repository and fetch refs/pull/N/head
+		"issues":        "read",  // issue_comment (comment commands); who added the approval label, when its webhook was missed
 		"metadata":      "read",  // mandatory; also the author's permission on the repository
 		"pull_requests": "write", // read pulls and labels; reply to and react on comment commands
-		"issues":        "read",  // the issue_comment event, which carries comment commands
 		"statuses":      "write", // commit statuses: pending, success, failure, error
 	}
 	if !maps.Equal(m.DefaultPermissions, want) {

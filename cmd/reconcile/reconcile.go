@@ -95,9 +95,6 @@ func (r *Reconcile) sweep(ctx context.Context) error {
 		Lock:        reconcile.LockOptions{TTL: r.opts.LockTTL, Wait: r.opts.Wait},
 		Logger:      r.log,
 	}
-	if r.opts.MaxRebuilds == 0 {
-		opts.MaxRebuilds = -1 // never rebuild: error at once
-	}
 	if app, isApp, err := clients.App(); err != nil {
 		return err
 	} else if isApp {

@@ -213,9 +213,10 @@ func (i installations) Installation(ctx context.Context, id int64) (worker.Insta
 		return worker.Installation{}, err
 	}
 	inst := worker.Installation{
-		Pulls:       c.PullRequests,
+		Pulls:       c,
 		Statuses:    c.Repositories,
 		Permissions: c.Repositories,
+		Issues:      c.Issues,
 		Git:         artifacts.GitAuth{Username: user, Password: pass},
 		// Comment commands.
 		Comments:       c.Issues,

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/yourci/yourci/pkg/events"
 )
 
 // GitAuth carries the credentials git uses against the forge. A token goes
@@ -212,18 +214,12 @@ func tail(s string, max int) string {
 	return s
 }
 
-// validateSHA accepts a full lowercase commit id: 40 hex digits (SHA-1) or
-// 64 (SHA-256). Abbreviations and ref names are refused, so what is checked
-// out is exactly the commit that was asked for.
+// validateSHA accepts a full lowercase commit id (events.ValidateSHA: 40
+// or 64 hex digits). Abbreviations and ref names are refused, so what is
+// checked out is exactly the commit that was asked for.
 func validateSHA(sha string) error {
-	if len(sha) != 40 && len(sha) != 64 {
-		return fmt.Errorf("%w: commit id %q is not 40 or 64 hex digits", ErrInvalid, sha)
-	}
-	for i := 0; i < len(sha); i++ {
-		c := sha[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return fmt.Errorf("%w: commit id %q is not lowercase hex", ErrInvalid, sha)
-		}
+	if err := events.ValidateSHA(sha); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }

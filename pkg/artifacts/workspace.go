@@ -28,6 +28,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/yourci/yourci/pkg/events"
 )
 
 // ErrInvalid marks input refused by validation: a name, number, commit id,
@@ -108,24 +110,20 @@ func (b Build) Validate() error {
 	return nil
 }
 
-// ValidateOwner accepts a GitHub account name: 1 to 39 letters, digits and
-// hyphens, not starting with a hyphen.
+// ValidateOwner accepts what events.Repo.Validate accepts as an owner (the
+// one rule every edge shares, my_org included). Errors wrap ErrInvalid.
 func ValidateOwner(owner string) error {
-	if err := checkName(owner, 39, "-"); err != nil {
-		return fmt.Errorf("owner %q: %w", owner, err)
+	if err := events.ValidateOwner(owner); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }
 
-// ValidateRepo accepts a GitHub repository name: 1 to 100 letters, digits,
-// '.', '_' and '-', not starting with '-' and not "." or "..". A leading dot
-// is allowed because repositories such as ".github" exist.
+// ValidateRepo accepts what events.Repo.Validate accepts as a repository
+// name (".github" included; never "." or ".."). Errors wrap ErrInvalid.
 func ValidateRepo(repo string) error {
-	if repo == "." || repo == ".." {
-		return fmt.Errorf("repository %q: %w: reserved name", repo, ErrInvalid)
-	}
-	if err := checkName(repo, 100, "._-"); err != nil {
-		return fmt.Errorf("repository %q: %w", repo, err)
+	if err := events.ValidateRepoName(repo); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }

@@ -132,7 +132,6 @@ func TestValidationRefusesHostileNames(t *testing.T) {
 		input string
 	}{
 		{"owner_with_a_dot", ValidateOwner, "a.b"},
-		{"owner_with_an_underscore", ValidateOwner, "a_b"},
 		{"test_name_source_is_the_checkout", ValidateTestName, "source"},
 		{"test_name_index_html_is_the_build_page", ValidateTestName, "index.html"},
 		{"test_name_build_json_is_the_build_state", ValidateTestName, "build.json"},
@@ -155,6 +154,7 @@ func TestValidationAcceptsRealNames(t *testing.T) {
 		input string
 	}{
 		{"owner", ValidateOwner, "yourci-bot"},
+		{"owner_with_an_underscore_as_enterprise_managed_users_have", ValidateOwner, "my_org"},
 		{"repo_with_dots", ValidateRepo, "foo.bar_baz-2"},
 		{"repo_dot_github", ValidateRepo, ".github"},
 		{"test_name_from_env_values", ValidateTestName, "foo-x"},

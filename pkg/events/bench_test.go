@@ -75,3 +75,28 @@ func BenchmarkConsume(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkApprovalOf is the read every handle_pull of a trusted policy
+// adds: one key-value get of the pull request's approval record.
+func BenchmarkApprovalOf(b *testing.B) {
+	bus := benchBus(b)
+	ctx := context.Background()
+	if err := bus.Approve(ctx, sampleRepo, 7, fmt.Sprintf("%040d", 1), "maintainer"); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := bus.ApprovalOf(ctx, sampleRepo, 7); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRepoValidate is the one name rule every edge applies.
+func BenchmarkRepoValidate(b *testing.B) {
+	repo := events.Repo{Owner: "my_org", Name: "socket.io.client"}
+	for b.Loop() {
+		if err := repo.Validate(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

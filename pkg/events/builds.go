@@ -148,14 +148,12 @@ func (b *Bus) BuildOf(ctx context.Context, repo Repo, pull int, sha string) (bui
 	return build, ok, nil
 }
 
+// checkBuildKey refuses what cannot name a pull request's head: the
+// repository and number by the one definition (Repo.Validate,
+// ValidatePull); the sha only when empty, as records are keyed by it and
+// never put into a path.
 func checkBuildKey(repo Repo, pull int, sha string) error {
-	var errs []error
-	if repo.Owner == "" || repo.Name == "" {
-		errs = append(errs, fmt.Errorf("repository %q: %w", repo.FullName(), ErrInvalidEvent))
-	}
-	if pull < 1 {
-		errs = append(errs, fmt.Errorf("pull number %d: %w", pull, ErrInvalidEvent))
-	}
+	errs := []error{repo.Validate(), ValidatePull(pull)}
 	if sha == "" {
 		errs = append(errs, fmt.Errorf("empty head sha: %w", ErrInvalidEvent))
 	}

@@ -24,7 +24,7 @@ func TestClaimBuild(t *testing.T) {
 		opts := fastOptions(t)
 		boxes := []*events.Bus{newBus(t, srv.URL(), opts), newBus(t, srv.URL(), opts)}
 		ctx := testContext(t)
-		repo := events.Repo{Owner: "my.org", Name: "a repo*>"}
+		repo := events.Repo{Owner: "my_org", Name: "a.repo"}
 
 		t.Run("racing_claims_for_new_commits_get_distinct_numbers_without_gaps", func(t *testing.T) {
 			const n = 8
@@ -118,7 +118,7 @@ func TestClaimBuild(t *testing.T) {
 		})
 
 		t.Run("pull_requests_and_repositories_are_numbered_apart", func(t *testing.T) {
-			other := events.Repo{Owner: "my", Name: "org.a repo*>"}
+			other := events.Repo{Owner: "my", Name: "org.a.repo"}
 			build, fresh, err := boxes[0].ClaimBuild(ctx, other, 1, "sha0", false)
 			if err != nil || build != 1 || !fresh {
 				t.Errorf("first claim on another repository = %d, %v, %v; want 1, true", build, fresh, err)
@@ -134,6 +134,9 @@ func TestClaimBuild(t *testing.T) {
 			}
 			if _, _, err := boxes[0].BuildOf(ctx, events.Repo{}, 1, "sha"); !errors.Is(err, events.ErrInvalidEvent) {
 				t.Errorf("BuildOf without repository = %v, want ErrInvalidEvent", err)
+			}
+			if _, _, err := boxes[0].ClaimBuild(ctx, events.Repo{Owner: "my.org", Name: "a"}, 1, "sha", false); !errors.Is(err, events.ErrInvalidEvent) {
+				t.Errorf("ClaimBuild for owner my.org = %v, want ErrInvalidEvent", err)
 			}
 		})
 	})

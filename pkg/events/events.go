@@ -24,7 +24,9 @@ import (
 
 // Version is the schema version written into every message. A consumer that
 // meets a newer version than it knows terminates the message with a reason
-// rather than guessing at its meaning.
+// rather than guessing at its meaning. A new optional field whose absence
+// keeps the old meaning (PullEvent.LabeledBy) does not change the version:
+// a worker that does not know it builds as it did before.
 const Version = 1
 
 // Repo names a repository on the forge as owner and name.
@@ -51,6 +53,12 @@ type PullEvent struct {
 	Delivery string `json:"delivery,omitempty"`
 	// Rebuild asks for a new build even when this head commit has one.
 	Rebuild bool `json:"rebuild,omitempty"`
+	// LabeledBy, when set, says the event is the approval label being
+	// added to the pull request, and names who added it (the webhook's
+	// sender). It is a claim, not an approval: the worker records an
+	// approval of HeadSHA only once it has checked that this user may
+	// write to the repository.
+	LabeledBy string `json:"labeled_by,omitempty"`
 }
 
 // TestSpec is one configuration of a build's test matrix, as the

@@ -212,7 +212,7 @@ func ackPending(t testing.TB, b *events.Bus, consumer string) int {
 	return info.NumAckPending
 }
 
-var sampleRepo = events.Repo{Owner: "my.org", Name: "web app*>"}
+var sampleRepo = events.Repo{Owner: "my_org", Name: "web.app-1"}
 
 func samplePull(n int, sha string) events.PullEvent {
 	return events.PullEvent{Repo: sampleRepo, Number: n, HeadSHA: sha, Installation: 42, Delivery: "d-" + sha}

@@ -27,6 +27,7 @@ type pull struct {
 	prevHeadSHA  string // head before the last push, for synchronize's "before"
 	baseRef      string
 	labels       []string
+	events       []issueEvent
 	created      time.Time
 	updated      time.Time
 	closed       *time.Time
@@ -126,7 +127,11 @@ func (s *Server) getPull(r *http.Request, who *identity) reply {
 	if rep != nil {
 		return *rep
 	}
-	return ok(s.pullJSONLocked(rp, p, true))
+	body, err := pullWire(s.pullJSONLocked(rp, p, true))
+	if err != nil {
+		return fail(http.StatusInternalServerError, "Server Error", docRoot)
+	}
+	return ok(body)
 }
 
 // listLabels serves GET /repos/{owner}/{repo}/issues/{number}/labels.

@@ -241,6 +241,9 @@ func (s *Server) openPull(owner, name string, spec PullSpec) (*github.PullReques
 	p.id = s.newIDLocked()
 	p.headSHA = headSHA
 	p.commits, p.additions, p.changedFiles = st.commits, st.additions, st.files
+	for _, l := range p.labels {
+		s.recordEventLocked(p, "labeled", p.author, l, now)
+	}
 	rp.pulls = append(rp.pulls, p)
 	rp.commits[headSHA] = true
 	ev, err := s.eventLocked(rp, p, pullEvent{action: "opened", sender: p.author})
@@ -334,27 +337,34 @@ func (s *Server) pushPull(owner, name string, n int, files map[string]string, fo
 
 // ClosePull closes pull n without merging and sends the closed webhook.
 func (s *Server) ClosePull(owner, name string, n int) error {
-	return s.changePull(owner, name, n, "closed", "")
+	return s.changePull(owner, name, n, "closed", "", "")
 }
 
 // ReopenPull reopens pull n and sends the reopened webhook.
 func (s *Server) ReopenPull(owner, name string, n int) error {
-	return s.changePull(owner, name, n, "reopened", "")
+	return s.changePull(owner, name, n, "reopened", "", "")
 }
 
-// AddLabel adds label to pull n, as a maintainer would, and sends the
-// labeled webhook (once; adding a label it has is a no-op).
+// AddLabel adds label to pull n, as the repository's owner would, and
+// sends the labeled webhook (once; adding a label it has is a no-op).
 func (s *Server) AddLabel(owner, name string, n int, label string) error {
-	return s.changePull(owner, name, n, "labeled", label)
+	return s.changePull(owner, name, n, "labeled", label, "")
+}
+
+// AddLabelAs adds label to pull n as actor: the webhook's sender and the
+// issue event's actor name them, whatever their permission.
+func (s *Server) AddLabelAs(owner, name string, n int, label, actor string) error {
+	return s.changePull(owner, name, n, "labeled", label, actor)
 }
 
 // RemoveLabel removes label from pull n and sends the unlabeled webhook.
 func (s *Server) RemoveLabel(owner, name string, n int, label string) error {
-	return s.changePull(owner, name, n, "unlabeled", label)
+	return s.changePull(owner, name, n, "unlabeled", label, "")
 }
 
-// changePull applies a state or label change and notifies hooks.
-func (s *Server) changePull(owner, name string, n int, action, label string) error {
+// changePull applies a state or label change by actor (the default sender
+// when empty), records its issue event and notifies hooks.
+func (s *Server) changePull(owner, name string, n int, action, label, actor string) error {
 	s.mu.Lock()
 	rp, p, err := s.pullLocked(owner, name, n)
 	if err != nil {
@@ -384,7 +394,11 @@ func (s *Server) changePull(owner, name string, n int, action, label string) err
 		return nil
 	}
 	p.updated = now
-	ev, err := s.eventLocked(rp, p, pullEvent{action: action, label: label, sender: defaultSender(rp, p, action)})
+	if actor == "" {
+		actor = defaultSender(rp, p, action)
+	}
+	s.recordEventLocked(p, action, actor, label, now)
+	ev, err := s.eventLocked(rp, p, pullEvent{action: action, label: label, sender: actor})
 	s.mu.Unlock()
 	if err != nil {
 		return err

@@ -1,7 +1,7 @@
 // Package fakegithub is an in-process stand-in for GitHub: an HTTP server that
 // answers the REST calls YourCI makes (repositories, pull requests, commit
-// statuses, check runs, collaborator permissions, labels, issue comments and
-// their reactions, GitHub App installation tokens)
+// statuses, check runs, collaborator permissions, labels and who added them,
+// issue comments and their reactions, GitHub App installation tokens)
 // with GitHub's JSON shapes, serves real bare git repositories over smart
 // HTTP, and sends webhooks signed and shaped like GitHub's.
 //
@@ -228,6 +228,7 @@ func (s *Server) routes() *http.ServeMux {
 	s.handle(mux, "GET "+repo+"/pulls", authUser, s.listPulls)
 	s.handle(mux, "GET "+repo+"/pulls/{number}", authUser, s.getPull)
 	s.handle(mux, "GET "+repo+"/issues/{number}/labels", authUser, s.listLabels)
+	s.handle(mux, "GET "+repo+"/issues/{number}/events", authUser, s.listIssueEvents)
 	s.handle(mux, "GET "+repo+"/collaborators/{user}/permission", authUser, s.getPermission)
 	s.handle(mux, "POST "+repo+"/statuses/{sha}", authUser, s.createStatus)
 	s.handle(mux, "GET "+repo+"/commits/{ref}/statuses", authUser, s.listStatuses)

@@ -89,9 +89,10 @@ func (e *Evaluator) environ() []string {
 }
 
 // Evaluate imports test_generator from sourceDir/.yci.py, calls it with
-// buildID and pull (the pull request's JSON as GitHub's API returns it; nil
-// means an empty object) and returns the tests it yields, in order, with
-// valid and unique names.
+// buildID and pull and returns the tests it yields, in order, with valid
+// and unique names. pull reaches .yci.py byte for byte: the caller passes
+// the body of GitHub's API response unchanged (the worker does), so fields
+// GitHub sends as null are there as None; nil means an empty object.
 //
 // A *ConfigError means the repository's file is at fault (missing, broken,
 // too slow, yielding nonsense): report it on the pull request. Any other

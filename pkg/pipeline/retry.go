@@ -16,8 +16,8 @@ import (
 // show up as hangs. Passed and Canceled never are. Errored never is either:
 // it covers a test that cannot start, which another try on the same
 // checkout will not fix, and a log that cannot be written, which Run
-// reports with an ErrLog error for the caller to hand the job back to the
-// queue rather than spend the test's retries on a broken box.
+// reports with an ErrLog error; the worker ends such an attempt as an error
+// status rather than spend the test's retries on a broken box.
 func NextRetry(t Test, attempt int, o Outcome) (wait time.Duration, retry bool) {
 	if o != Failed && o != TimedOut {
 		return 0, false

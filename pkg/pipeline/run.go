@@ -26,8 +26,9 @@ const maxReasonLen = 100
 
 // ErrLog is wrapped by every error Run returns: the attempt's log could not
 // be opened, written or closed (a full disk, a missing permission). The test
-// itself is then not to blame: a caller may hand the job back to the queue,
-// where a healthier box can take it.
+// itself is then not to blame, and no retry of it is spent: the Result is
+// Errored with the reason, which the worker reports as the test's error
+// status (nobody could read what a test without a log did).
 var ErrLog = errors.New("writing test log")
 
 // Outcome is what an attempt of a test came to. The zero Outcome is none of

@@ -23,7 +23,7 @@ func (g workerGitHub) Installation(ctx context.Context, id int64) (worker.Instal
 	if err != nil {
 		return worker.Installation{}, err
 	}
-	return worker.Installation{Pulls: c.PullRequests, Statuses: c.Repositories}, nil
+	return worker.Installation{Pulls: c, Statuses: c.Repositories}, nil
 }
 
 // Tests queued for a pull request that has since closed are dropped: the

@@ -118,6 +118,7 @@ func (e *env) sweeper(t testing.TB, repos []events.Repo, tweak func(*reconcile.O
 		Queue:        e.bus,
 		Backlog:      e.backlog,
 		Store:        e.store,
+		MaxRebuilds:  reconcile.DefaultMaxRebuilds,
 		Logger:       testLogger(t),
 	}
 	var cacheOpts reconcile.CacheOptions

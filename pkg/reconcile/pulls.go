@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"regexp"
 	"strings"
 	"time"
 
@@ -14,9 +13,6 @@ import (
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/status"
 )
-
-// shaRe is a full commit id as GitHub writes it (SHA-1 or SHA-256).
-var shaRe = regexp.MustCompile(`^(?:[0-9a-f]{40}|[0-9a-f]{64})$`)
 
 // head is one open pull request's head commit and what the sweep found
 // out about it.
@@ -99,7 +95,7 @@ func (r *repoSweep) inspect(ctx context.Context, pulls []*github.PullRequest) ([
 		if pr.GetState() != "open" {
 			continue
 		}
-		if h.pull < 1 || !shaRe.MatchString(h.sha) {
+		if events.ValidatePull(h.pull) != nil || events.ValidateSHA(h.sha) != nil {
 			r.log.Warn("skipping pull request with an impossible number or head", "pull", h.pull, "sha", h.sha)
 			continue
 		}

@@ -145,3 +145,26 @@ func TestRepairGivesUpWithAnErrorStatusAfterMaxRebuilds(t *testing.T) {
 		t.Errorf("third sweep: %+v, want nothing to repair", sum)
 	}
 }
+
+// -max-rebuilds 0 and Options.MaxRebuilds 0 mean the same: never rebuild.
+func TestZeroMaxRebuildsSetsErrorAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := testContext(t)
+	r := repo("acme", "widgets")
+	sha := e.repoWithPulls(t, r.Owner, r.Name, 1)[0]
+	if _, _, err := e.bus.ClaimBuild(ctx, r, 1, sha, false); err != nil {
+		t.Fatal(err)
+	}
+	e.setStatus(t, r, sha, "yci/foo-x", "pending")
+	s, _ := e.sweeper(t, []events.Repo{r}, func(o *reconcile.Options, _ *reconcile.CacheOptions) {
+		o.Now = later
+		o.MaxRebuilds = 0
+	})
+	if sum := sweep(t, s); sum.Rebuilt != 0 || sum.Errored != 1 {
+		t.Errorf("sweep: %+v, want no rebuild and one head set to error", sum)
+	}
+	if got := e.queued(t); len(got) != 0 {
+		t.Errorf("queued %v, want nothing", heads(got))
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -13,16 +12,6 @@ import (
 
 	"github.com/yourci/yourci/pkg/events"
 )
-
-// nameRe is the character set GitHub allows in logins and repository
-// names (as the receiver checks them); anything else cannot be a real
-// repository and has no business in a subject or a path.
-var nameRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
-
-// validName rejects what GitHub would never name a repository or owner.
-func validName(s string) bool {
-	return nameRe.MatchString(s) && s != "." && s != ".."
-}
 
 // ParseRepositories reads GITHUB_REPOSITORIES: owner/repo names separated
 // by white space, each listed once. Every bad entry is reported at once.
@@ -32,11 +21,15 @@ func ParseRepositories(list string) ([]events.Repo, error) {
 	seen := map[events.Repo]bool{}
 	for _, field := range strings.Fields(list) {
 		owner, name, ok := strings.Cut(field, "/")
-		if !ok || !validName(owner) || !validName(name) {
+		r := events.Repo{Owner: owner, Name: name}
+		if !ok {
 			errs = append(errs, fmt.Errorf("repository %q is not owner/repo", field))
 			continue
 		}
-		r := events.Repo{Owner: owner, Name: name}
+		if err := r.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("repository %q is not owner/repo: %w", field, err))
+			continue
+		}
 		if seen[r] {
 			continue
 		}
@@ -136,12 +129,12 @@ func (s *Sweeper) installationRepos(ctx context.Context, id int64) ([]events.Rep
 	}
 	var out []events.Repo
 	for _, r := range repos {
-		owner, name := r.GetOwner().GetLogin(), r.GetName()
-		if !validName(owner) || !validName(name) {
-			s.log.Warn("skipping repository with an impossible name", "installation", id, "repo", owner+"/"+name)
+		repo := events.Repo{Owner: r.GetOwner().GetLogin(), Name: r.GetName()}
+		if err := repo.Validate(); err != nil {
+			s.log.Warn("skipping repository with an impossible name", "installation", id, "repo", repo.FullName(), "err", err)
 			continue
 		}
-		out = append(out, events.Repo{Owner: owner, Name: name})
+		out = append(out, repo)
 	}
 	return out, nil
 }

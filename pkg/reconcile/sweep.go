@@ -80,8 +80,11 @@ type Options struct {
 	Requests func() RequestStats
 	// StaleAfter is DefaultStaleAfter when zero.
 	StaleAfter time.Duration
-	// MaxRebuilds is DefaultMaxRebuilds when zero; negative never
-	// rebuilds and sets stale statuses to error at once.
+	// MaxRebuilds bounds the rebuilds of one head commit left pending
+	// with no job. It means what the command's -max-rebuilds means: 0
+	// never rebuilds and sets stale statuses to error at once, so unlike
+	// the other options its zero value is not the default; callers set
+	// DefaultMaxRebuilds. Negative is refused.
 	MaxRebuilds int
 	// Lock configures the sweep lock; its Holder is set from the sweep id.
 	Lock LockOptions
@@ -124,14 +127,14 @@ func New(opts Options) (*Sweeper, error) {
 	if opts.StaleAfter < 0 {
 		errs = append(errs, fmt.Errorf("reconcile: stale-after %s is negative", opts.StaleAfter))
 	}
+	if opts.MaxRebuilds < 0 {
+		errs = append(errs, fmt.Errorf("reconcile: max-rebuilds %d is negative; 0 means never rebuild", opts.MaxRebuilds))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	if opts.StaleAfter == 0 {
 		opts.StaleAfter = DefaultStaleAfter
-	}
-	if opts.MaxRebuilds == 0 {
-		opts.MaxRebuilds = DefaultMaxRebuilds
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

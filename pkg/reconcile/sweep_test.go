@@ -310,6 +310,8 @@ func TestParseRepositories(t *testing.T) {
 		{"extra_slash_is_refused", "acme/widgets/x", nil, true},
 		{"subject_wildcards_are_refused", "acme/*", nil, true},
 		{"dot_dot_is_refused", "acme/..", nil, true},
+		{"underscore_owner_is_accepted_as_everywhere", "my_org/widgets", []events.Repo{repo("my_org", "widgets")}, false},
+		{"dotted_owner_is_refused_as_everywhere", "my.org/widgets", nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -73,10 +73,17 @@ func Superseded(newSHA string) string {
 	return truncate("stopped: superseded by " + shortSHA(oneLine(newSHA)))
 }
 
-// ApprovalNeeded describes a pull request that is not built until a
-// maintainer adds label.
+// ApprovalNeeded describes a head commit that is not built until someone
+// with write access approves it by adding label. An approval covers one
+// commit: after a new push the label, still there, is added again.
 func ApprovalNeeded(label string) string {
-	return truncate(fmt.Sprintf("not run: needs approval; a maintainer can add the %q label", cut(oneLine(label), 60)))
+	return truncate(fmt.Sprintf("not run: this commit needs approval; a writer adds the %q label (again after a new push)", cut(oneLine(label), 60)))
+}
+
+// Approved describes an approved head commit whose build is being
+// prepared, replacing ApprovalNeeded.
+func Approved(by string) string {
+	return truncate(fmt.Sprintf("approved by %s; building", cut(oneLine(by), 60)))
 }
 
 // attemptSuffix is " (attempt k/n)", or nothing when a test has no retries.

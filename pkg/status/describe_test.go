@@ -70,6 +70,8 @@ func describeCases() map[string][]describeCase {
 		"approval": {
 			{"default label", ApprovalNeeded("ok-to-test")},
 			{"huge label is cut", ApprovalNeeded(huge)},
+			{"approved", Approved("maintainer-jane")},
+			{"approved by a huge login", Approved(huge)},
 		},
 	}
 }

@@ -115,11 +115,11 @@ func (cd commentDelivery) event(delivery string) (events.CommandEvent, error) {
 
 // validate refuses events that no real GitHub delivery could produce.
 func (cd commentDelivery) validate(ev events.CommandEvent) error {
-	if err := validName("repository.owner.login", ev.Repo.Owner, false); err != nil {
-		return err
+	if err := events.ValidateOwner(ev.Repo.Owner); err != nil {
+		return &BadRequestError{Field: "repository.owner.login", Problem: err.Error()}
 	}
-	if err := validName("repository.name", ev.Repo.Name, true); err != nil {
-		return err
+	if err := events.ValidateRepoName(ev.Repo.Name); err != nil {
+		return &BadRequestError{Field: "repository.name", Problem: err.Error()}
 	}
 	if fn := cd.Repository.FullName; fn != "" && fn != ev.Repo.FullName() {
 		return &BadRequestError{Field: "repository.full_name", Problem: "does not match owner and name"}
@@ -130,8 +130,9 @@ func (cd commentDelivery) validate(ev events.CommandEvent) error {
 	if ev.CommentID < 1 {
 		return &BadRequestError{Field: "comment.id", Problem: "must be at least 1"}
 	}
-	if err := validName("comment.user.login", ev.Author, false); err != nil {
-		return err
+	// A user's login follows the rule of an owner's.
+	if err := events.ValidateOwner(ev.Author); err != nil {
+		return &BadRequestError{Field: "comment.user.login", Problem: err.Error()}
 	}
 	if ev.Installation < 0 {
 		return &BadRequestError{Field: "installation.id", Problem: "must not be negative"}

@@ -4,36 +4,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
-	"strings"
 
 	"github.com/yourci/yourci/pkg/events"
 )
 
 // DefaultApprovalLabel is the label a maintainer puts on a pull request to
 // have its tests run when the author is not trusted to trigger builds.
-const DefaultApprovalLabel = "ok-to-test"
+const DefaultApprovalLabel = events.DefaultApprovalLabel
 
-// Limits on names taken from a delivery. GitHub allows 39 characters for a
-// login and 100 for a repository; Enterprise installations may be looser,
-// so both get the repository's bound.
-const (
-	maxNameLen     = 100
-	maxDeliveryLen = 128
-)
+// maxDeliveryLen bounds the X-GitHub-Delivery id.
+const maxDeliveryLen = 128
 
-var (
-	// nameRe is the character set GitHub allows in logins and repository
-	// names. Anything else (spaces, '*', '>', '/', control bytes) cannot be
-	// a real repository and would be dangerous in a path or a NATS subject.
-	nameRe = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
-	// shaRe accepts SHA-1 and SHA-256 object names as GitHub writes them:
-	// lower-case hex only, so one commit has one spelling everywhere.
-	shaRe = regexp.MustCompile(`^(?:[0-9a-f]{40}|[0-9a-f]{64})$`)
-	// deliveryRe covers GitHub's GUIDs with room for other senders' ids
-	// (a reconcile sweep, a test) while keeping the id safe as a NATS
-	// message-id header.
-	deliveryRe = regexp.MustCompile(`^[A-Za-z0-9._:-]+$`)
-)
+// deliveryRe covers GitHub's GUIDs with room for other senders' ids (a
+// reconcile sweep, a test) while keeping the id safe as a NATS message-id
+// header.
+var deliveryRe = regexp.MustCompile(`^[A-Za-z0-9._:-]+$`)
 
 // pullDelivery is the part of a pull_request delivery YourCI reads. It is
 // decoded from the verified raw body rather than taken from
@@ -63,6 +48,9 @@ type pullDelivery struct {
 	Label struct {
 		Name string `json:"name"`
 	} `json:"label"`
+	Sender struct {
+		Login string `json:"login"`
+	} `json:"sender"`
 	Changes struct {
 		Base json.RawMessage `json:"base"`
 	} `json:"changes"`
@@ -85,16 +73,17 @@ func decodePull(body []byte) (pullDelivery, error) {
 //
 // Built actions: opened, reopened, synchronize, ready_for_review; edited
 // only when the base branch changed (the merge result differs); labeled only
-// when the label is approvalLabel (compared case-insensitively, as GitHub
-// treats label names; an empty approvalLabel makes no label trigger a
-// build). Draft pull requests are built like any other: their authors open
+// when the label is approvalLabel (events.IsApprovalLabel: compared
+// case-insensitively, as GitHub treats label names; an empty approvalLabel
+// makes no label trigger a build), with LabeledBy set to the sender, whose
+// permission the worker checks before the label counts. Draft pull requests are built like any other: their authors open
 // them to get early feedback, and the reconcile sweep, which lists open pull
 // requests drafts included, would build them anyway.
 //
 // Every other action returns an error wrapping ErrIgnored that names the
 // reason. A body that cannot be a real GitHub delivery (bad JSON, a head sha
 // that is not a full lower-case hex object name, a number below 1, owner or
-// repository names outside GitHub's character set, a missing delivery id)
+// repository names events.Repo.Validate refuses, a missing delivery id)
 // returns a *BadRequestError. The event's repository is always the base
 // repository: a fork's own repository is never where code is fetched from.
 func PullEventFrom(body []byte, delivery, approvalLabel string) (events.PullEvent, error) {
@@ -121,6 +110,9 @@ func (pd pullDelivery) event(delivery, approvalLabel string) (events.PullEvent, 
 		// head commit, already built, is built again.
 		Rebuild: pd.Action == "edited",
 	}
+	if pd.Action == "labeled" {
+		ev.LabeledBy = pd.Sender.Login
+	}
 	if err := pd.validate(ev); err != nil {
 		return events.PullEvent{}, err
 	}
@@ -139,7 +131,7 @@ func (pd pullDelivery) wanted(approvalLabel string) error {
 		}
 		return nil
 	case "labeled":
-		if approvalLabel == "" || !strings.EqualFold(pd.Label.Name, approvalLabel) {
+		if !events.IsApprovalLabel(pd.Label.Name, approvalLabel) {
 			return ignored(fmt.Sprintf("label %q is not the approval label", truncate(pd.Label.Name)))
 		}
 		return nil
@@ -148,50 +140,40 @@ func (pd pullDelivery) wanted(approvalLabel string) error {
 	}
 }
 
-// validate refuses events that no real GitHub delivery could produce.
+// validate refuses events that no real GitHub delivery could produce. The
+// repository, number and head follow the one definition in pkg/events, so
+// nothing published here is refused downstream as invalid.
 func (pd pullDelivery) validate(ev events.PullEvent) error {
-	if err := validName("repository.owner.login", ev.Repo.Owner, false); err != nil {
-		return err
+	if err := events.ValidateOwner(ev.Repo.Owner); err != nil {
+		return &BadRequestError{Field: "repository.owner.login", Problem: err.Error()}
 	}
-	if err := validName("repository.name", ev.Repo.Name, true); err != nil {
-		return err
+	if err := events.ValidateRepoName(ev.Repo.Name); err != nil {
+		return &BadRequestError{Field: "repository.name", Problem: err.Error()}
 	}
 	if fn := pd.Repository.FullName; fn != "" && fn != ev.Repo.FullName() {
 		return &BadRequestError{Field: "repository.full_name", Problem: "does not match owner and name"}
 	}
-	if ev.Number < 1 {
+	if err := events.ValidatePull(ev.Number); err != nil {
 		return &BadRequestError{Field: "number", Problem: "must be at least 1"}
 	}
 	if n := pd.PullRequest.Number; n != 0 && n != ev.Number {
 		return &BadRequestError{Field: "pull_request.number", Problem: "does not match number"}
 	}
-	if !shaRe.MatchString(ev.HeadSHA) {
+	if err := events.ValidateSHA(ev.HeadSHA); err != nil {
 		return &BadRequestError{Field: "pull_request.head.sha", Problem: "must be 40 or 64 lower-case hex digits"}
 	}
 	if ev.Installation < 0 {
 		return &BadRequestError{Field: "installation.id", Problem: "must not be negative"}
 	}
+	if pd.Action == "labeled" && !loginRe.MatchString(ev.LabeledBy) {
+		return &BadRequestError{Field: "sender.login", Problem: "is not a login"}
+	}
 	return validDelivery(ev.Delivery)
 }
 
-// validName checks an owner or repository name. Names starting with '-'
-// could read as options to git; "." and ".." as path steps. A leading '.'
-// is allowed only for repositories (".github" is a real name).
-func validName(field, name string, leadingDot bool) error {
-	switch {
-	case name == "":
-		return &BadRequestError{Field: field, Problem: "is empty"}
-	case len(name) > maxNameLen:
-		return &BadRequestError{Field: field, Problem: fmt.Sprintf("is longer than %d characters", maxNameLen)}
-	case !nameRe.MatchString(name):
-		return &BadRequestError{Field: field, Problem: "has characters GitHub does not allow in names"}
-	case name == "." || name == "..":
-		return &BadRequestError{Field: field, Problem: "is a path step, not a name"}
-	case name[0] == '-' || (name[0] == '.' && !leadingDot):
-		return &BadRequestError{Field: field, Problem: fmt.Sprintf("must not start with %q", name[0])}
-	}
-	return nil
-}
+// loginRe is what the approver's login may look like: it is only compared
+// and passed to the permission API, never put into a path.
+var loginRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,99}(?:\[bot\])?$`)
 
 // validDelivery checks the X-GitHub-Delivery id, which becomes the
 // JetStream message id that de-duplicates redeliveries.

@@ -64,6 +64,11 @@ func widgets(number int, sha string) events.PullEvent {
 	}
 }
 
+func labeledBy(ev events.PullEvent, login string) events.PullEvent {
+	ev.LabeledBy = login
+	return ev
+}
+
 func rebuild(ev events.PullEvent) events.PullEvent {
 	ev.Rebuild = true
 	return ev
@@ -73,7 +78,7 @@ func TestPullEventFrom(t *testing.T) {
 	t.Parallel()
 	fork := widgets(57, "c0ffee0123456789abcdef0123456789abcdef01")
 	dotted := events.PullEvent{
-		Version: events.Version, Repo: events.Repo{Owner: "yourci.test", Name: "socket.io.client"},
+		Version: events.Version, Repo: events.Repo{Owner: "yourci_test", Name: "socket.io.client"},
 		Number: 7, HeadSHA: head1, Delivery: testDelivery,
 	}
 	tests := []struct {
@@ -88,8 +93,8 @@ func TestPullEventFrom(t *testing.T) {
 		{"ready_for_review_builds", "ready_for_review.json", DefaultApprovalLabel, widgets(43, head1)},
 		{"draft_builds", "opened_draft.json", DefaultApprovalLabel, widgets(43, head1)},
 		{"edited_base_rebuilds_head", "edited_base.json", DefaultApprovalLabel, rebuild(widgets(42, head2))},
-		{"approval_label_builds", "labeled_ok_to_test.json", DefaultApprovalLabel, widgets(42, head2)},
-		{"approval_label_compares_case_insensitively", "labeled_ok_to_test.json", "OK-To-Test", widgets(42, head2)},
+		{"approval_label_builds_naming_who_labeled", "labeled_ok_to_test.json", DefaultApprovalLabel, labeledBy(widgets(42, head2), "maintainer-jane")},
+		{"approval_label_compares_case_insensitively", "labeled_ok_to_test.json", "OK-To-Test", labeledBy(widgets(42, head2), "maintainer-jane")},
 		{"fork_builds_from_base_repository", "opened_fork.json", DefaultApprovalLabel, fork},
 		{"dotted_names_without_installation_build", "opened_dotted_names.json", DefaultApprovalLabel, dotted},
 	}
@@ -166,6 +171,12 @@ func TestPullEventFromRefusesBadInput(t *testing.T) {
 		{"owner_with_star", func(tb testing.TB) []byte {
 			return mutated(tb, "opened.json", set("your*", "repository", "owner", "login"))
 		}, testDelivery, "repository.owner.login"},
+		{"owner_with_dot_which_github_never_allows", func(tb testing.TB) []byte {
+			return mutated(tb, "opened.json", set("my.org", "repository", "owner", "login"))
+		}, testDelivery, "repository.owner.login"},
+		{"labeled_without_sender", func(tb testing.TB) []byte {
+			return mutated(tb, "labeled_ok_to_test.json", func(m map[string]any) { delete(m, "sender") })
+		}, testDelivery, "sender.login"},
 		{"owner_starting_with_dash", func(tb testing.TB) []byte {
 			return mutated(tb, "opened.json", set("-x", "repository", "owner", "login"))
 		}, testDelivery, "repository.owner.login"},
@@ -197,9 +208,31 @@ func TestPullEventFromRefusesBadInput(t *testing.T) {
 	}
 }
 
+func TestPullEventFromAcceptsRealOwners(t *testing.T) {
+	t.Parallel()
+	// my_org: Enterprise Managed Users' logins end in _<shortcode>, and
+	// the workspace and the queue accept what the receiver accepts.
+	for _, owner := range []string{"my_org", "octocat_acme", "a", "x-1", strings.Repeat("o", events.MaxOwnerLen)} {
+		t.Run(owner, func(t *testing.T) {
+			t.Parallel()
+			body := mutated(t, "opened.json", func(m map[string]any) {
+				obj(m, "repository", "owner")["login"] = owner
+				delete(obj(m, "repository"), "full_name")
+			})
+			ev, err := PullEventFrom(body, testDelivery, DefaultApprovalLabel)
+			if err != nil {
+				t.Fatalf("PullEventFrom: %v", err)
+			}
+			if ev.Repo.Owner != owner {
+				t.Errorf("owner %q, want %q", ev.Repo.Owner, owner)
+			}
+		})
+	}
+}
+
 func TestPullEventFromAcceptsRealNames(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{".github", "socket.io", "a", "under_score", "x-y.z", strings.Repeat("r", maxNameLen)} {
+	for _, name := range []string{".github", "socket.io", "a", "under_score", "x-y.z", strings.Repeat("r", events.MaxRepoLen)} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			body := mutated(t, "opened.json", func(m map[string]any) {

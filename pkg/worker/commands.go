@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -157,10 +156,11 @@ type commandTarget struct {
 // built it), to learn its tests' names and specs. The evaluation is the
 // build's own: same commit, same build number.
 func (w *Worker) findTarget(ctx context.Context, log *slog.Logger, inst Installation, ev events.CommandEvent) (*commandTarget, outcome, error) {
-	pr, _, err := inst.Pulls.Get(ctx, ev.Repo.Owner, ev.Repo.Name, ev.Number)
+	pull, err := getPull(ctx, inst.Pulls, ev.Repo, ev.Number)
 	if err != nil {
-		return nil, outcome{}, fmt.Errorf("reading pull request %s#%d: %w", ev.Repo.FullName(), ev.Number, err)
+		return nil, outcome{}, err
 	}
+	pr := pull.pr
 	sha := pr.GetHead().GetSHA()
 	if pr.GetState() != "open" {
 		return nil, refused("the pull request is %s.", pr.GetState()), nil
@@ -186,11 +186,7 @@ func (w *Worker) findTarget(ctx context.Context, log *slog.Logger, inst Installa
 	if err := ws.Checkout(ctx, b, sha, pr.GetBase().GetRef(), src); err != nil {
 		return nil, outcome{}, fmt.Errorf("checking out %s: %w", sha, err)
 	}
-	raw, err := json.Marshal(pr)
-	if err != nil {
-		return nil, outcome{}, permanent(fmt.Errorf("encoding pull request: %w", err))
-	}
-	tests, err := w.opts.Evaluator.Evaluate(ctx, src, n, raw)
+	tests, err := w.opts.Evaluator.Evaluate(ctx, src, n, pull.raw)
 	var cfgErr *pipeline.ConfigError
 	if errors.As(err, &cfgErr) {
 		return nil, refused("the .yci.py of build %d is broken (%s), so it has no tests to re-run.", n, cfgErr.Error()), nil

@@ -2,7 +2,9 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -93,8 +95,20 @@ func (f *commandFakes) GetPermissionLevel(_ context.Context, _, _, _ string) (*g
 	return &github.RepositoryPermissionLevel{Permission: github.Ptr(f.permission)}, &github.Response{Response: &http.Response{StatusCode: 200}}, nil
 }
 
-func (f *commandFakes) Get(context.Context, string, string, int) (*github.PullRequest, *github.Response, error) {
-	return f.pull, nil, nil
+// NewRequest and Do answer GET .../pulls/{n} with f.pull, as GitHub's JSON.
+func (f *commandFakes) NewRequest(ctx context.Context, method, u string, _ any, _ ...github.RequestOption) (*http.Request, error) {
+	return http.NewRequestWithContext(ctx, method, "https://api.github.test/"+u, nil)
+}
+
+func (f *commandFakes) Do(_ *http.Request, v any) (*github.Response, error) {
+	body, err := json.Marshal(f.pull)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := v.(io.Writer).Write(body); err != nil {
+		return nil, err
+	}
+	return &github.Response{Response: &http.Response{StatusCode: http.StatusOK}}, nil
 }
 
 func (f *commandFakes) CreateComment(_ context.Context, _, _ string, _ int, c *github.IssueComment) (*github.IssueComment, *github.Response, error) {

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,11 +40,16 @@ func (w *Worker) HandlePull(ctx context.Context, d *events.Delivery[events.PullE
 }
 
 func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.PullEvent) error {
+	// Nothing publishes such an event (every edge validates with the same
+	// rule), but one from an older receiver ends here, at once.
+	if err := errors.Join(ev.Repo.Validate(), events.ValidatePull(ev.Number), events.ValidateSHA(ev.HeadSHA)); err != nil {
+		return permanent(fmt.Errorf("refusing pull event: %w", err))
+	}
 	inst, err := w.opts.GitHub.Installation(ctx, ev.Installation)
 	if err != nil {
 		return fmt.Errorf("authenticating for installation %d: %w", ev.Installation, err)
 	}
-	pr, stale, err := w.openPull(ctx, inst, ev.Repo, ev.Number, ev.HeadSHA)
+	pull, stale, err := w.openPullRaw(ctx, inst, ev.Repo, ev.Number, ev.HeadSHA)
 	if err != nil {
 		return err
 	}
@@ -53,7 +57,8 @@ func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.Pul
 		log.Info("not building", "reason", stale)
 		return nil
 	}
-	if approved, err := w.approved(ctx, log, inst, pr, ev); !approved || err != nil {
+	v, err := w.approved(ctx, log, inst, pull.pr, ev)
+	if !v.build || err != nil {
 		return err
 	}
 	claim, err := w.opts.Queue.ClaimBuildFor(ctx, ev.Repo, ev.Number, ev.HeadSHA, ev.MsgID(), ev.Rebuild)
@@ -70,8 +75,32 @@ func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.Pul
 		if err := w.opts.Queue.AnnounceHead(events.HeadAnnouncement{Repo: ev.Repo, Number: ev.Number, SHA: ev.HeadSHA}); err != nil {
 			log.Warn("announcing new head", "err", err)
 		}
+		if v.asked {
+			if err := w.setApprovedSummary(ctx, log, inst, ev, v.by); err != nil {
+				return err
+			}
+		}
 	}
-	return w.queueBuild(ctx, log, inst, pr, ev, claim)
+	return w.queueBuild(ctx, log, inst, pull, ev, claim)
+}
+
+// setApprovedSummary replaces the "approval needed" yci status of an
+// approved head commit with pending "approved by ...; building", so GitHub
+// no longer asks for an approval that was given. It is the one place the
+// worker writes yci for an approval; the build's summary (when one is
+// written) takes over from it.
+func (w *Worker) setApprovedSummary(ctx context.Context, log *slog.Logger, inst Installation, ev events.PullEvent, by string) error {
+	if by == "" {
+		by = "a writer"
+	}
+	err := w.reporter(inst, log).Set(ctx, status.Status{
+		Owner: ev.Repo.Owner, Repo: ev.Repo.Name, SHA: ev.HeadSHA,
+		State: status.Pending, Description: status.Approved(by),
+	})
+	if err != nil {
+		return fmt.Errorf("replacing the approval status: %w", err)
+	}
+	return nil
 }
 
 // queueBuild checks out the claimed build, evaluates its .yci.py and
@@ -79,25 +108,23 @@ func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.Pul
 // queues again without "queued" statuses: tests queued before the crash
 // may have run since, and their statuses must not go back to pending (the
 // stream drops their second publication as a duplicate).
-func (w *Worker) queueBuild(ctx context.Context, log *slog.Logger, inst Installation, pr *github.PullRequest, ev events.PullEvent, claim events.Claim) error {
+func (w *Worker) queueBuild(ctx context.Context, log *slog.Logger, inst Installation, pull pullRequest, ev events.PullEvent, claim events.Claim) error {
 	b := build(ev.Repo, ev.Number, claim.Build)
-	src, err := w.checkoutBuild(ctx, inst, pr, b, ev.HeadSHA)
+	src, err := w.checkoutBuild(ctx, inst, pull.pr, b, ev.HeadSHA)
 	if err != nil {
 		return err
 	}
-	raw, err := json.Marshal(pr)
-	if err != nil {
-		return permanent(fmt.Errorf("encoding pull request: %w", err))
-	}
 	rep := w.reporter(inst, log)
-	tests, err := w.opts.Evaluator.Evaluate(ctx, src, claim.Build, raw)
+	// .yci.py reads the pull request as GitHub's API returned it, nulls
+	// included, not as go-github's struct would encode it again.
+	tests, err := w.opts.Evaluator.Evaluate(ctx, src, claim.Build, pull.raw)
 	var cfgErr *pipeline.ConfigError
 	if errors.As(err, &cfgErr) {
 		err = w.reportConfigError(ctx, log, rep, ev, b, cfgErr)
 	} else if err != nil {
 		return fmt.Errorf("evaluating .yci.py: %w", err)
 	} else {
-		w.recordQueued(ctx, log, rep, pr, b, ev.HeadSHA, tests)
+		w.recordQueued(ctx, log, rep, pull.pr, b, ev.HeadSHA, tests)
 		err = w.queueTests(ctx, rep, ev, b, tests, !claim.Fresh)
 	}
 	if err != nil {
@@ -193,27 +220,38 @@ func (w *Worker) abandonPull(ctx context.Context, log *slog.Logger, ev events.Pu
 }
 
 // approved reports whether the policy lets ev's commit be built now, and
-// otherwise sets the status saying approval is needed. No build is claimed
-// for an unapproved commit: the approval label's webhook (or a later sweep)
-// brings the same commit back, and then it is built.
-func (w *Worker) approved(ctx context.Context, log *slog.Logger, inst Installation, pr *github.PullRequest, ev events.PullEvent) (bool, error) {
-	ok, err := w.trusted(ctx, inst, pr)
-	if ok || err != nil {
-		return ok, err
+// otherwise sets the yci status saying approval is needed. No build is
+// claimed for an unapproved commit: an approval (the label's webhook, a
+// command, or a later sweep reading who added the label) brings the same
+// commit back, and then it is built.
+func (w *Worker) approved(ctx context.Context, log *slog.Logger, inst Installation, pr *github.PullRequest, ev events.PullEvent) (verdict, error) {
+	v, err := w.judge(ctx, log, inst, pr, ev)
+	if v.build || err != nil {
+		return v, err
 	}
 	log.Info("waiting for approval", "author", pr.GetUser().GetLogin())
 	// Every sweep brings an unapproved commit back; its status is written
-	// once, not every five minutes.
-	key := ev.Repo.FullName() + "@" + ev.HeadSHA
-	if !w.trust.firstNotice(key) {
-		return false, nil
+	// once per head commit, by whichever box gets there first.
+	first, err := w.opts.Queue.AskApproval(ctx, ev.Repo, ev.Number, ev.HeadSHA)
+	if err != nil || !first {
+		return v, err
 	}
 	err = w.reporter(inst, log).Set(ctx, status.Status{
 		Owner: ev.Repo.Owner, Repo: ev.Repo.Name, SHA: ev.HeadSHA, Pull: ev.Number,
 		State: status.Pending, Description: status.ApprovalNeeded(w.opts.ApprovalLabel),
 	})
 	if err != nil {
-		w.trust.forgetNotice(key)
+		if ferr := w.opts.Queue.ForgetAsked(ctx, ev.Repo, ev.Number, ev.HeadSHA); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+		return v, fmt.Errorf("asking for approval: %w", err)
 	}
-	return false, err
+	// An approval recorded meanwhile (its event handled on another slot
+	// or box) may have read the record before this request: then its
+	// "approved" status would not follow this one, so it is written here.
+	rec, err := w.opts.Queue.ApprovalOf(ctx, ev.Repo, ev.Number)
+	if err != nil || !rec.Covers(ev.HeadSHA) {
+		return v, err
+	}
+	return v, w.setApprovedSummary(ctx, log, inst, ev, rec.By)
 }

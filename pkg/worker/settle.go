@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/status"
 )
@@ -48,7 +49,10 @@ func settle[T any](ctx context.Context, log *slog.Logger, d *events.Delivery[T],
 		if err := d.Nak(0); err != nil {
 			log.Error("handing job back", "err", err)
 		}
-	case errors.As(err, &perm), errors.Is(err, status.ErrRejected), errors.Is(err, status.ErrInvalid):
+	case errors.As(err, &perm), errors.Is(err, status.ErrRejected), errors.Is(err, status.ErrInvalid),
+		errors.Is(err, events.ErrInvalidEvent), errors.Is(err, artifacts.ErrInvalid):
+		// Input the one rule refuses (an owner, a name, a commit id)
+		// stays refused: it ends now, not after MaxDeliver hand-backs.
 		log.Error("job can never succeed; terminating it", "err", err)
 		if err := d.Term(err.Error()); err != nil {
 			log.Error("terminating job", "err", err)

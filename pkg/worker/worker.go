@@ -7,10 +7,14 @@
 package worker
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/google/go-github/v88/github"
@@ -21,21 +25,28 @@ import (
 	"github.com/yourci/yourci/pkg/status"
 )
 
-// PullGetter reads a pull request; go-github's PullRequestsService has it.
-type PullGetter interface {
-	Get(ctx context.Context, owner, repo string, number int) (*github.PullRequest, *github.Response, error)
+// PullReader makes raw REST calls; go-github's *Client has it. The worker
+// reads a pull request through it to keep the JSON exactly as GitHub sent
+// it (go-github's struct drops the fields GitHub sends as null).
+type PullReader interface {
+	NewRequest(ctx context.Context, method, urlStr string, body any, opts ...github.RequestOption) (*http.Request, error)
+	Do(req *http.Request, v any) (*github.Response, error)
 }
 
 // Installation is GitHub as one App installation (or the one configured
 // token) sees it. Git credentials are fresh for each call: App tokens expire.
 type Installation struct {
-	Pulls    PullGetter
+	Pulls    PullReader
 	Statuses status.StatusCreator
 	// Checks, when set (a GitHub App), shows each test as a check run
 	// instead of a commit status.
 	Checks      status.CheckRunClient
 	Permissions PermissionGetter
-	Git         artifacts.GitAuth
+	// Issues, when set, finds who added the approval label to a pull
+	// request whose labeled webhook never arrived; without it such a
+	// label needs its webhook (or a command) to count.
+	Issues IssueEventLister
+	Git    artifacts.GitAuth
 	// Comments, Reactions and CombinedStatus answer comment commands.
 	Comments       CommentCreator
 	Reactions      ReactionCreator
@@ -48,13 +59,18 @@ type GitHub interface {
 	Installation(ctx context.Context, id int64) (Installation, error)
 }
 
-// Queue is what handling a pull needs of JetStream: build numbers and the
-// publication of test attempts. events.Bus has it.
+// Queue is what handling a pull needs of JetStream: build numbers, the
+// publication of test attempts and the approval record of each pull
+// request (which head commit who approved). events.Bus has it.
 type Queue interface {
 	ClaimBuildFor(ctx context.Context, repo events.Repo, pull int, sha, claimant string, rebuild bool) (events.Claim, error)
 	MarkQueued(ctx context.Context, repo events.Repo, pull int, sha string, build int) error
 	PublishTest(ctx context.Context, job events.TestJob) error
 	AnnounceHead(a events.HeadAnnouncement) error
+	ApprovalOf(ctx context.Context, repo events.Repo, pull int) (events.Approval, error)
+	Approve(ctx context.Context, repo events.Repo, pull int, sha, by string) error
+	AskApproval(ctx context.Context, repo events.Repo, pull int, sha string) (bool, error)
+	ForgetAsked(ctx context.Context, repo events.Repo, pull int, sha string) error
 }
 
 // Options are a Worker's parts. Workspace, Evaluator, Runner, GitHub and
@@ -177,21 +193,60 @@ func (w *Worker) runLogURL(b artifacts.Build, name string, rerun int) string {
 	return u
 }
 
+// pullRequest is a pull request as go-github decodes it, and as GitHub's
+// API sent it (for .yci.py).
+type pullRequest struct {
+	pr  *github.PullRequest
+	raw json.RawMessage
+}
+
 // openPull reads the pull request and says whether sha is still worth
 // building: when it is not (closed, or a newer commit pushed and the
-// worker does not keep superseded commits) the reason says why.
+// worker does not keep superseded commits) the reason says why. A pull
+// request or repository that no longer exists (404) is a permanent error:
+// asking again cannot bring it back.
 func (w *Worker) openPull(ctx context.Context, inst Installation, repo events.Repo, number int, sha string) (*github.PullRequest, string, error) {
-	pr, _, err := inst.Pulls.Get(ctx, repo.Owner, repo.Name, number)
+	pull, stale, err := w.openPullRaw(ctx, inst, repo, number, sha)
+	return pull.pr, stale, err
+}
+
+// openPullRaw is openPull keeping the JSON as GitHub sent it.
+func (w *Worker) openPullRaw(ctx context.Context, inst Installation, repo events.Repo, number int, sha string) (pullRequest, string, error) {
+	pull, err := getPull(ctx, inst.Pulls, repo, number)
 	if err != nil {
-		return nil, "", fmt.Errorf("reading pull request %s#%d: %w", repo.FullName(), number, err)
+		return pullRequest{}, "", err
 	}
+	pr := pull.pr
 	switch {
 	case pr.GetState() != "open":
-		return pr, "pull request is " + pr.GetState(), nil
+		return pull, "pull request is " + pr.GetState(), nil
 	case pr.GetHead().GetSHA() != sha && !w.opts.KeepSuperseded:
-		return pr, "superseded by " + pr.GetHead().GetSHA(), nil
+		return pull, "superseded by " + pr.GetHead().GetSHA(), nil
 	}
-	return pr, "", nil
+	return pull, "", nil
+}
+
+// getPull reads GET /repos/{owner}/{repo}/pulls/{number}, keeping the body.
+func getPull(ctx context.Context, api PullReader, repo events.Repo, number int) (pullRequest, error) {
+	where := fmt.Sprintf("%s#%d", repo.FullName(), number)
+	u := fmt.Sprintf("repos/%s/%s/pulls/%d", url.PathEscape(repo.Owner), url.PathEscape(repo.Name), number)
+	req, err := api.NewRequest(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return pullRequest{}, permanent(fmt.Errorf("reading pull request %s: %w", where, err))
+	}
+	var body bytes.Buffer
+	resp, err := api.Do(req, &body)
+	switch {
+	case err != nil && resp != nil && resp.StatusCode == http.StatusNotFound:
+		return pullRequest{}, permanent(fmt.Errorf("pull request %s no longer exists (GitHub answers 404): %w", where, err))
+	case err != nil:
+		return pullRequest{}, fmt.Errorf("reading pull request %s: %w", where, err)
+	}
+	var pr github.PullRequest
+	if err := json.Unmarshal(body.Bytes(), &pr); err != nil {
+		return pullRequest{}, fmt.Errorf("decoding pull request %s: %w", where, err)
+	}
+	return pullRequest{pr: &pr, raw: body.Bytes()}, nil
 }
 
 // specOf and testOf convert between the queue's and the pipeline's view

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,6 +54,8 @@ type rig struct {
 	gh  *fakegithub.Server
 	bus *events.Bus
 	ws  *artifacts.Workspace
+	// published counts the pull events published, for settled.
+	published atomic.Uint64
 }
 
 type tokenGitHub struct{ gh *fakegithub.Server }
@@ -63,7 +66,7 @@ func (t tokenGitHub) Installation(context.Context, int64) (Installation, error) 
 	if err != nil {
 		return Installation{}, err
 	}
-	return Installation{Pulls: c.PullRequests, Statuses: c.Repositories, Permissions: c.Repositories,
+	return Installation{Pulls: c, Statuses: c.Repositories, Permissions: c.Repositories, Issues: c.Issues,
 		Git: artifacts.GitAuth{Username: "x-access-token", Password: t.gh.Token()}}, nil
 }
 
@@ -156,6 +159,7 @@ func (r *rig) publish(t *testing.T, number int, sha, delivery string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.published.Add(1)
 }
 
 // waitFinal waits until every context in want has a final state.
