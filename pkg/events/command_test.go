@@ -87,7 +87,7 @@ func TestClaimReruns(t *testing.T) {
 		opts := fastOptions(t)
 		boxes := []*events.Bus{newBus(t, srv.URL(), opts), newBus(t, srv.URL(), opts)}
 		ctx := testContext(t)
-		repo := events.Repo{Owner: "my.org", Name: "a repo*>"}
+		repo := events.Repo{Owner: "my_org", Name: ".a.repo"}
 
 		t.Run("racing_commands_get_distinct_numbers_per_test", func(t *testing.T) {
 			const n = 6
