@@ -113,6 +113,13 @@ func newRig(t *testing.T, tweaks ...func(*Options)) *rig {
 	}
 	slots := events.NewSlots(4)
 	var wg sync.WaitGroup
+	if opts.Records != nil {
+		keeper, err := NewPageKeeper(PageKeeperOptions{Workspace: ws, Watch: bus, Records: bus, Interval: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { keeper.Run(ctx) })
+	}
 	wg.Go(func() { bus.ConsumePulls(ctx, slots, w.HandlePull) })
 	wg.Go(func() { bus.ConsumeTests(ctx, slots, w.HandleTest) })
 	stopWatch, err := bus.WatchHeads(w.HeadChanged)
