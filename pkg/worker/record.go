@@ -246,6 +246,18 @@ func (w *Worker) pageURL(k events.BuildKey) string {
 	return strings.TrimRight(w.opts.HTTPRoot, "/") + "/" + strings.Join(segments, "/")
 }
 
+// pullOpen clears the closed mark of an open pull request's build records:
+// a pull reopened without a new commit builds nothing, yet belongs on the
+// pages again. Failures are logged: the next sweep repairs the mark.
+func (w *Worker) pullOpen(ctx context.Context, log *slog.Logger, repo events.Repo, number int) {
+	if w.opts.Records == nil {
+		return
+	}
+	if _, err := w.opts.Records.SetPullClosed(ctx, repo, number, false); err != nil {
+		log.Warn("marking builds of a reopened pull request", "err", err)
+	}
+}
+
 // finalState is the record's state for a final status state.
 func finalState(s status.State) events.TestState {
 	switch s {

@@ -160,6 +160,28 @@ func TestBuildPagesAndSummaryFollowTheBuild(t *testing.T) {
 			}
 		}
 	})
+	t.Run("box_page_counts_the_open_pull", func(t *testing.T) {
+		waitForFile(t, filepath.Join(r.ws.Root(), "index.html"), "<td>1</td>\n<td>0</td>\n<td>0</td>")
+	})
+	t.Run("a_closed_pull_moves_to_recently_closed_and_back_when_reopened", func(t *testing.T) {
+		repoPage := filepath.Join(r.ws.Root(), owner, repoName, "index.html")
+		r.w.PullClosed(t.Context(), events.HeadAnnouncement{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 1, SHA: sha, Closed: true})
+		waitForFile(t, repoPage, "<h2>Recently closed</h2>")
+		waitForFile(t, filepath.Join(r.ws.Root(), "index.html"), "No open pull request has a build.")
+		// Reopened without a new commit: the event builds nothing, but
+		// the pull is open on the pages again.
+		r.publish(t, pr.GetNumber(), sha, "delivery-reopened")
+		page, _ := os.ReadFile(repoPage)
+		for deadline := time.Now().Add(30 * time.Second); strings.Contains(string(page), "Recently closed"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the reopened pull stays closed:\n%s", page)
+			}
+			page, _ = os.ReadFile(repoPage)
+		}
+		if !strings.Contains(string(page), `href="pulls/1/1/index.html"`) {
+			t.Errorf("the reopened pull is not listed open:\n%s", page)
+		}
+	})
 }
 
 // waitForFile waits until the file at path holds want, and returns it.

@@ -53,6 +53,7 @@ type rig struct {
 	gh  *fakegithub.Server
 	bus *events.Bus
 	ws  *artifacts.Workspace
+	w   *Worker
 }
 
 type tokenGitHub struct{ gh *fakegithub.Server }
@@ -135,7 +136,7 @@ func newRig(t *testing.T, tweaks ...func(*Options)) *rig {
 	if _, err := gh.CreateRepo(owner, repoName); err != nil {
 		t.Fatal(err)
 	}
-	return &rig{gh: gh, bus: bus, ws: ws}
+	return &rig{gh: gh, bus: bus, ws: ws, w: w}
 }
 
 // openPull commits files on a branch and opens a pull request from it.
