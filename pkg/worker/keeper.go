@@ -80,10 +80,9 @@ type latestBuild struct {
 // keptBuild is what the keeper holds of one build: its latest record and
 // when its pages were written.
 type keptBuild struct {
-	rec      events.BuildRecord
-	rendered uint64 // revision last written (or found not to be on this box)
-	page     keptPage
-	summary  string // summary line the repository page last saw of it
+	rec     events.BuildRecord
+	page    keptPage
+	summary string // summary line the repository page last saw of it
 }
 
 // keptPage schedules one page: dirty says it must be written again, at
