@@ -24,7 +24,8 @@ func TestNginxServesPages(t *testing.T) {
 		"o/.github/pulls/3/1/index.html":        "<p>dot repository build page</p>",
 		"o/r/pulls/1/2/.index.html":             secret + " dotfile page",
 		"o/index.html":                          secret + " owner-level page",
-		"index.html":                            secret + " root page",
+		"index.html":                            "<p>box page</p>",
+		"o/r/pulls/1/4/out.txt":                 secret + " file in a build without a page",
 		"o/r/pulls/1/2/foo-x/source/build.json": secret + " state in a working copy",
 	} {
 		writeFile(t, filepath.Join(ws, name), content)
@@ -39,6 +40,10 @@ func TestNginxServesPages(t *testing.T) {
 		{"build_page", "/o/r/pulls/1/2/index.html", "<p>build page</p>", "text/html; charset=utf-8"},
 		{"build_state", "/o/r/pulls/1/2/build.json", `{"tests":[]}`, "application/json"},
 		{"build_page_of_a_dot_repository", "/o/.github/pulls/3/1/index.html", "<p>dot repository build page</p>", "text/html; charset=utf-8"},
+		{"box_page", "/index.html", "<p>box page</p>", "text/html; charset=utf-8"},
+		{"box_page_by_its_directory", "/", "<p>box page</p>", "text/html; charset=utf-8"},
+		{"repository_page_by_its_directory", "/o/r/", "<p>repository page</p>", "text/html; charset=utf-8"},
+		{"build_page_by_its_directory", "/o/r/pulls/1/2/", "<p>build page</p>", "text/html; charset=utf-8"},
 	}
 	for _, tc := range served {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,7 +58,7 @@ func TestNginxServesPages(t *testing.T) {
 				"Cache-Control":          "no-cache",
 				"Content-Encoding":       "",
 			}
-			if strings.HasSuffix(tc.path, ".html") {
+			if strings.HasSuffix(tc.path, ".html") || strings.HasSuffix(tc.path, "/") {
 				// Exactly the policy the pages were rendered for: their
 				// script and style run, nothing else does.
 				want["Content-Security-Policy"] = pages.ContentSecurityPolicy()
@@ -75,7 +80,11 @@ func TestNginxServesPages(t *testing.T) {
 		{"html_in_a_working_copy", "/o/r/pulls/1/2/foo-x/source/x.html"},
 		{"dotfile_page", "/o/r/pulls/1/2/.index.html"},
 		{"owner_level_page", "/o/index.html"},
-		{"root_page", "/index.html"},
+		{"listing_of_a_build_without_a_page", "/o/r/pulls/1/4/"},
+		{"listing_of_a_test_directory", "/o/r/pulls/1/2/foo-x/"},
+		{"listing_of_the_mirror", "/o/r/source/"},
+		{"listing_of_an_owner", "/o/"},
+		{"listing_of_pulls", "/o/r/pulls/"},
 		{"page_symlinked_to_the_mirror", "/o/r/pulls/1/3/index.html"},
 		{"dot_dot_from_a_page_into_the_checkout", "/o/r/pulls/1/2/../2/source/index.html"},
 	}

@@ -161,6 +161,10 @@ func TestBuildPageInABrowser(t *testing.T) {
 		waitText(t, tab, "#state-integration", "integration running", func(s string) bool { return s == "running" })
 		waitText(t, tab, "#summary", "the summary", func(s string) bool { return s == "pending: 1 passed, 1 running (1 flaky) of 2" })
 		waitText(t, tab, "h1 + p", "the escaped title", func(s string) bool { return s == `Faster <widgets> & "quotes"` })
+		waitText(t, tab, "#attempts-unit", "unit's attempts", func(s string) bool { return s == "2 of 3#1 failed in 2s#2 passed in 1.5s" })
+		waitText(t, tab, "#attempts-integration", "integration's running attempt", func(s string) bool {
+			return strings.HasPrefix(s, "1 of 1#1 started ")
+		})
 	})
 	t.Run("running_log_grows_without_a_reload", func(t *testing.T) {
 		waitText(t, tab, "#log-integration", "the log so far", func(s string) bool { return s == "integration: line 1\n" })
@@ -178,6 +182,10 @@ func TestBuildPageInABrowser(t *testing.T) {
 		b.write(t)
 		waitText(t, tab, "#state-integration", "integration passed", func(s string) bool { return s == "passed" })
 		waitText(t, tab, "#summary", "the final summary", func(s string) bool { return s == "success: 2 passed (1 flaky) of 2" })
+		// The attempts and time columns follow too: the attempt that was
+		// "started" now has its outcome and duration.
+		waitText(t, tab, "#attempts-integration", "the ended attempt", func(s string) bool { return s == "1 of 1#1 passed in 1m" })
+		waitText(t, tab, "#time-integration", "the test's time", func(s string) bool { return s == "1m" })
 		log := waitText(t, tab, "#log-integration", "the last line", func(s string) bool { return strings.HasSuffix(s, "done\n") })
 		if strings.Count(log, "line 1") != 1 {
 			t.Errorf("the log was appended twice:\n%s", log)

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-github/v88/github"
 )
@@ -46,16 +47,27 @@ func checkSummaryAndPage(t *testing.T, s *stack, w *worker, n int, sha, want str
 		}
 	})
 	t.Run("build_page_lists_every_test", func(t *testing.T) {
-		page := fetch(t, pageURL)
-		for c, st := range final {
-			name, ok := strings.CutPrefix(c, "yci/")
-			if !ok {
-				continue
+		// The page follows the build record a moment after the summary.
+		var missing []string
+		var page string
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			page, missing = fetch(t, pageURL), nil
+			for c, st := range final {
+				name, ok := strings.CutPrefix(c, "yci/")
+				if !ok {
+					continue
+				}
+				state := map[string]string{"success": "passed", "failure": "failed", "error": "error"}[st.GetState()]
+				if !strings.Contains(page, `<span id="state-`+name+`" class="state `+state+`">`) {
+					missing = append(missing, name+" as "+state)
+				}
 			}
-			state := map[string]string{"success": "passed", "failure": "failed", "error": "error"}[st.GetState()]
-			if !strings.Contains(page, `<span id="state-`+name+`" class="state `+state+`">`) {
-				t.Errorf("build page does not show %s as %s:\n%s", name, state, page)
+			if len(missing) == 0 || time.Now().After(deadline) {
+				break
 			}
+		}
+		if len(missing) > 0 {
+			t.Errorf("build page does not show %s:\n%s", strings.Join(missing, ", "), page)
 		}
 	})
 }

@@ -89,6 +89,7 @@ func (r *Reconcile) sweep(ctx context.Context) error {
 	opts := reconcile.Options{
 		GitHub: clients, Repositories: repos,
 		Queue: r.bus, Backlog: reconcile.NewStreamBacklog(r.bus), Store: store,
+		Records:     r.bus,
 		Requests:    cache.Requests,
 		StaleAfter:  r.opts.StaleAfter,
 		MaxRebuilds: r.opts.MaxRebuilds,

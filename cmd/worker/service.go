@@ -33,6 +33,7 @@ type Service struct {
 	budget   *status.Budget
 	bus      *events.Bus
 	handlers *worker.Worker
+	pages    *worker.PageKeeper
 	metrics  *http.Server
 	listener net.Listener
 }
@@ -112,6 +113,10 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 	if err != nil {
 		return nil, err
 	}
+	s.pages, err = worker.NewPageKeeper(worker.PageKeeperOptions{Workspace: ws, Watch: s.bus, Records: s.bus, Logger: log})
+	if err != nil {
+		return nil, err
+	}
 	if opts.MetricsListen != "" {
 		s.listener, err = net.Listen("tcp", opts.MetricsListen)
 		if err != nil {
@@ -154,11 +159,21 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	stopWatch, err := s.bus.WatchHeads(s.handlers.HeadChanged)
+	stopWatch, err := s.bus.WatchHeads(func(a events.HeadAnnouncement) {
+		s.handlers.HeadChanged(a)
+		s.handlers.PullClosed(ctx, a)
+	})
 	if err != nil {
 		return err
 	}
 	defer stopWatch()
+	pagesDone := make(chan error, 1)
+	go func() { pagesDone <- s.pages.Run(ctx) }()
+	defer func() { // it returns once ctx is cancelled
+		if err := <-pagesDone; err != nil {
+			s.log.Error("keeping pages", "err", err)
+		}
+	}()
 	slots := events.NewSlots(s.opts.Jobs)
 	errs := make(chan error, 3)
 	go func() { errs <- s.bus.ConsumePulls(ctx, slots, s.handlers.HandlePull) }()

@@ -16,6 +16,10 @@ import (
 const (
 	DefaultStream = "YCI"
 	DefaultBucket = "yci_builds"
+	// DefaultRecordBucket holds the build records (see BuildRecord), apart
+	// from DefaultBucket because its entries expire (RecordTTL) while
+	// build numbers must not.
+	DefaultRecordBucket = "yci_build_records"
 	// PullConsumer and TestConsumer are the durable consumers every worker
 	// shares, so each message is handled by one worker at a time.
 	PullConsumer = "handle_pull"
@@ -63,6 +67,13 @@ const (
 	// JetStream's own default, kept explicit because de-duplication of
 	// webhook redeliveries depends on it.
 	DuplicateWindow = 2 * time.Minute
+	// DefaultRecordTTL: a build record is dropped this long after its last
+	// change (the bucket's MaxAge, which nats-server 2.9 has), so records
+	// are never kept forever. Thirty days outlives the workspace cleanup
+	// that deploy/cron suggests (14 days), so a page never lacks the record
+	// of a build still on disk, and keeps a month of retries for the
+	// repository page's flaky-test table.
+	DefaultRecordTTL = 30 * 24 * time.Hour
 )
 
 // Options configure a Bus. The zero value gives the production settings.
@@ -71,6 +82,11 @@ type Options struct {
 	// use their own. Defaults: DefaultStream, DefaultBucket.
 	Stream string
 	Bucket string
+	// RecordBucket names the bucket of build records; default
+	// DefaultRecordBucket. RecordTTL is how long a record lives after its
+	// last change; default DefaultRecordTTL.
+	RecordBucket string
+	RecordTTL    time.Duration
 	// Memory keeps the stream and bucket in memory instead of files
 	// (tests only: a restart loses every queued job).
 	Memory bool
@@ -103,6 +119,8 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	setDefault(&o.Stream, DefaultStream)
 	setDefault(&o.Bucket, DefaultBucket)
+	setDefault(&o.RecordBucket, DefaultRecordBucket)
+	setDefault(&o.RecordTTL, DefaultRecordTTL)
 	setDefault(&o.Replicas, 1)
 	setDefault(&o.AckWait, DefaultAckWait)
 	setDefault(&o.MaxDeliver, DefaultMaxDeliver)
@@ -131,7 +149,7 @@ func (o Options) Validate() error {
 	var errs []error
 	durations := map[string]time.Duration{
 		"AckWait": o.AckWait, "MaxNakDelay": o.MaxNakDelay, "HandBackDelay": o.HandBackDelay,
-		"PollWait": o.PollWait, "Timeout": o.Timeout,
+		"PollWait": o.PollWait, "Timeout": o.Timeout, "RecordTTL": o.RecordTTL,
 	}
 	for name, d := range durations {
 		if d < 0 {
@@ -166,6 +184,7 @@ type Bus struct {
 	pulls   jetstream.Consumer
 	tests   jetstream.Consumer
 	kv      jetstream.KeyValue
+	records jetstream.KeyValue // build records, expiring
 	log     *slog.Logger
 	// closed is closed when a connection Connect opened has closed.
 	closed chan struct{}
@@ -296,9 +315,25 @@ func (b *Bus) setup(ctx context.Context) error {
 		Storage:  storage,
 		Replicas: b.opts.Replicas,
 	}
-	return b.retrySetup(ctx, "key-value bucket "+b.opts.Bucket, func(ctx context.Context) error {
+	err = b.retrySetup(ctx, "key-value bucket "+b.opts.Bucket, func(ctx context.Context) error {
 		kv, err := b.js.CreateOrUpdateKeyValue(ctx, kvCfg)
 		b.kv = kv
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	recordCfg := jetstream.KeyValueConfig{
+		Bucket:      b.opts.RecordBucket,
+		Description: "YourCI build records: every test's state and attempts, for pages and the summary status",
+		History:     1, // compare-and-set, as above
+		TTL:         b.opts.RecordTTL,
+		Storage:     storage,
+		Replicas:    b.opts.Replicas,
+	}
+	return b.retrySetup(ctx, "key-value bucket "+b.opts.RecordBucket, func(ctx context.Context) error {
+		kv, err := b.js.CreateOrUpdateKeyValue(ctx, recordCfg)
+		b.records = kv
 		return err
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -152,6 +153,10 @@ func (r *BuildRecord) AddTest(name string) *TestRecord {
 // ErrNoRecord is returned by BuildRecord for a build that has none.
 var ErrNoRecord = errors.New("no build record")
 
+// ErrUnchanged, returned by a change given to UpdateBuild, says the record
+// needs no change: nothing is stored, and UpdateBuild returns it wrapped.
+var ErrUnchanged = errors.New("build record unchanged")
+
 // UpdateBuild applies change to the record of build k (an empty record
 // holding only k when there is none yet) and stores the result if nobody
 // else changed the record meanwhile; otherwise it reads the record again
@@ -212,35 +217,9 @@ func (b *Bus) RecentBuilds(ctx context.Context, repo Repo, n int) ([]BuildRecord
 	if repo.Owner == "" || repo.Name == "" {
 		return nil, fmt.Errorf("repository %q: %w", repo.FullName(), ErrInvalidEvent)
 	}
-	ctx, cancel := b.callContext(ctx)
-	defer cancel()
-	// One filter subject: nats-server 2.9 has no multi-filter consumers.
-	w, err := b.kv.Watch(ctx, recordPrefix(repo)+">", jetstream.IgnoreDeletes())
+	recs, err := b.scanRecords(ctx, recordPrefix(repo)+">")
 	if err != nil {
 		return nil, fmt.Errorf("listing builds of %s: %w", repo.FullName(), err)
-	}
-	defer func() {
-		if err := w.Stop(); err != nil {
-			b.log.Warn("stopping build record watch", "err", err)
-		}
-	}()
-	var recs []BuildRecord
-	for {
-		var entry jetstream.KeyValueEntry
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("listing builds of %s: %w", repo.FullName(), ctx.Err())
-		case entry = <-w.Updates():
-		}
-		if entry == nil {
-			break // every stored record has been delivered
-		}
-		rec, err := decodeRecord(entry)
-		if err != nil {
-			b.log.Warn("skipping undecodable build record", "key", entry.Key(), "err", err)
-			continue
-		}
-		recs = append(recs, rec)
 	}
 	slices.SortFunc(recs, func(a, b BuildRecord) int { return b.Updated.Compare(a.Updated) })
 	if len(recs) > n {
@@ -249,10 +228,118 @@ func (b *Bus) RecentBuilds(ctx context.Context, repo Repo, n int) ([]BuildRecord
 	return recs, nil
 }
 
+// SetPullClosed marks every record of the pull request's builds closed
+// (or open again), writing only the records that differ, and returns how
+// many it changed. Many boxes may call it at once for the same pull.
+func (b *Bus) SetPullClosed(ctx context.Context, repo Repo, pull int, closed bool) (int, error) {
+	k := BuildKey{Repo: repo, Pull: pull, Build: 1}
+	if err := k.Validate(); err != nil {
+		return 0, err
+	}
+	recs, err := b.scanRecords(ctx, recordPrefix(repo)+strconv.Itoa(pull)+".*")
+	if err != nil {
+		return 0, fmt.Errorf("listing builds of %s#%d: %w", repo.FullName(), pull, err)
+	}
+	changed := 0
+	for _, rec := range recs {
+		if rec.Closed == closed {
+			continue
+		}
+		_, err := b.UpdateBuild(ctx, rec.Key, func(r *BuildRecord) error {
+			if r.Closed == closed {
+				return ErrUnchanged
+			}
+			r.Closed = closed
+			return nil
+		})
+		switch {
+		case errors.Is(err, ErrUnchanged):
+		case err != nil:
+			return changed, err
+		default:
+			changed++
+		}
+	}
+	return changed, nil
+}
+
+// scanRecords returns every record whose key matches filter, in one pass
+// over the bucket. One filter subject: nats-server 2.9 has no
+// multi-filter consumers.
+func (b *Bus) scanRecords(ctx context.Context, filter string) ([]BuildRecord, error) {
+	ctx, cancel := b.callContext(ctx)
+	defer cancel()
+	w, err := b.records.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer b.stopWatch(w)
+	var recs []BuildRecord
+	for {
+		var entry jetstream.KeyValueEntry
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case entry = <-w.Updates():
+		}
+		if entry == nil {
+			return recs, nil // every stored record has been delivered
+		}
+		rec, err := decodeRecord(entry)
+		if err != nil {
+			b.log.Warn("skipping undecodable build record", "key", entry.Key(), "err", err)
+			continue
+		}
+		recs = append(recs, rec)
+	}
+}
+
+func (b *Bus) stopWatch(w jetstream.KeyWatcher) {
+	if err := w.Stop(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		b.log.Warn("stopping build record watch", "err", err)
+	}
+}
+
+// WatchBuilds calls fn with every build record stored now and then with
+// every new revision of any record, one call at a time, until ctx ends;
+// then it returns nil. Revisions written while fn runs wait for it, so fn
+// must be quick. A record that expires (RecordTTL) is not announced. The
+// watch follows the server through reconnections; it returns an error
+// only when it cannot start or the connection closes for good.
+func (b *Bus) WatchBuilds(ctx context.Context, fn func(BuildRecord)) error {
+	w, err := b.records.Watch(ctx, "build.>", jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("watching build records: %w", err)
+	}
+	defer b.stopWatch(w)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case entry, ok := <-w.Updates():
+			if !ok && ctx.Err() != nil {
+				return nil
+			}
+			if !ok {
+				return fmt.Errorf("watching build records: %w", nats.ErrConnectionClosed)
+			}
+			if entry == nil {
+				continue // the end of the stored records; changes follow
+			}
+			rec, err := decodeRecord(entry)
+			if err != nil {
+				b.log.Warn("skipping undecodable build record", "key", entry.Key(), "err", err)
+				continue
+			}
+			fn(rec)
+		}
+	}
+}
+
 func (b *Bus) loadRecord(ctx context.Context, key string) (BuildRecord, error) {
 	ctx, cancel := b.callContext(ctx)
 	defer cancel()
-	entry, err := b.kv.Get(ctx, key)
+	entry, err := b.records.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return BuildRecord{}, ErrNoRecord
 	}
@@ -285,9 +372,9 @@ func (b *Bus) storeRecord(ctx context.Context, key string, rec BuildRecord) (uin
 	defer cancel()
 	var rev uint64
 	if rec.Revision == 0 {
-		rev, err = b.kv.Create(ctx, key, data)
+		rev, err = b.records.Create(ctx, key, data)
 	} else {
-		rev, err = b.kv.Update(ctx, key, data, rec.Revision)
+		rev, err = b.records.Update(ctx, key, data, rec.Revision)
 	}
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return 0, fmt.Errorf("writing %s: %w", key, errConflict)

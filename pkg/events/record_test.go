@@ -149,3 +149,140 @@ func BenchmarkUpdateBuild(b *testing.B) {
 		}
 	}
 }
+
+func TestWatchBuilds(t *testing.T) {
+	t.Parallel()
+	eachServer(t, func(t *testing.T, srv testServer) {
+		ctx := testContext(t)
+		writer, watcher := newBus(t, srv.URL(), fastOptions(t)), newBus(t, srv.URL(), fastOptions(t))
+		repo := events.Repo{Owner: "o", Name: "r"}
+		before := events.BuildKey{Repo: repo, Pull: 1, Build: 1}
+		if _, err := writer.UpdateBuild(ctx, before, func(r *events.BuildRecord) error { r.SHA = "old"; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		seen := make(chan events.BuildRecord, 16)
+		wctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- watcher.WatchBuilds(wctx, func(r events.BuildRecord) { seen <- r }) }()
+		next := func(what string) events.BuildRecord {
+			t.Helper()
+			select {
+			case r := <-seen:
+				return r
+			case <-ctx.Done():
+				t.Fatalf("waiting for %s: %v", what, ctx.Err())
+				return events.BuildRecord{}
+			}
+		}
+
+		t.Run("stored_records_come_first", func(t *testing.T) {
+			if r := next("the stored record"); r.Key != before || r.SHA != "old" || r.Revision == 0 {
+				t.Errorf("first record %+v, want %v at sha old", r, before)
+			}
+		})
+		t.Run("every_new_revision_follows", func(t *testing.T) {
+			k := events.BuildKey{Repo: repo, Pull: 2, Build: 1}
+			var revs []uint64
+			for _, sha := range []string{"a", "b"} {
+				rec, err := writer.UpdateBuild(ctx, k, func(r *events.BuildRecord) error { r.SHA = sha; return nil })
+				if err != nil {
+					t.Fatal(err)
+				}
+				revs = append(revs, rec.Revision)
+			}
+			for i, sha := range []string{"a", "b"} {
+				if r := next("revision " + sha); r.Key != k || r.SHA != sha || r.Revision != revs[i] {
+					t.Errorf("got %v sha %q rev %d, want %v sha %q rev %d", r.Key, r.SHA, r.Revision, k, sha, revs[i])
+				}
+			}
+		})
+		t.Run("stops_with_its_context", func(t *testing.T) {
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("WatchBuilds returned %v, want nil", err)
+			}
+		})
+	})
+}
+
+func TestSetPullClosed(t *testing.T) {
+	t.Parallel()
+	eachServer(t, func(t *testing.T, srv testServer) {
+		ctx := testContext(t)
+		bus := newBus(t, srv.URL(), fastOptions(t))
+		repo := events.Repo{Owner: "o", Name: "r"}
+		keys := []events.BuildKey{{Repo: repo, Pull: 3, Build: 1}, {Repo: repo, Pull: 3, Build: 2}, {Repo: repo, Pull: 31, Build: 1}}
+		for _, k := range keys {
+			if _, err := bus.UpdateBuild(ctx, k, func(r *events.BuildRecord) error { r.SHA = "x"; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		closedOf := func() []bool {
+			var out []bool
+			for _, k := range keys {
+				rec, err := bus.BuildRecord(ctx, k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, rec.Closed)
+			}
+			return out
+		}
+		steps := []struct {
+			name    string
+			closed  bool
+			changed int
+			want    []bool
+		}{
+			{"closing_marks_every_build_of_that_pull_only", true, 2, []bool{true, true, false}},
+			{"closing_again_writes_nothing", true, 0, []bool{true, true, false}},
+			{"reopening_clears_the_mark", false, 2, []bool{false, false, false}},
+		}
+		for _, s := range steps {
+			t.Run(s.name, func(t *testing.T) {
+				n, err := bus.SetPullClosed(ctx, repo, 3, s.closed)
+				if err != nil || n != s.changed {
+					t.Errorf("SetPullClosed = %d, %v; want %d changed", n, err, s.changed)
+				}
+				if got := closedOf(); fmt.Sprint(got) != fmt.Sprint(s.want) {
+					t.Errorf("closed marks %v, want %v", got, s.want)
+				}
+			})
+		}
+		t.Run("invalid_pull_is_refused", func(t *testing.T) {
+			if _, err := bus.SetPullClosed(ctx, repo, 0, true); !errors.Is(err, events.ErrInvalidEvent) {
+				t.Errorf("got %v, want ErrInvalidEvent", err)
+			}
+		})
+	})
+}
+
+// Records expire RecordTTL after their last change, on every server we
+// support (the bucket's MaxAge).
+func TestBuildRecordsExpire(t *testing.T) {
+	t.Parallel()
+	eachServer(t, func(t *testing.T, srv testServer) {
+		ctx := testContext(t)
+		opts := fastOptions(t)
+		opts.RecordTTL = time.Second
+		bus := newBus(t, srv.URL(), opts)
+		k := events.BuildKey{Repo: events.Repo{Owner: "o", Name: "r"}, Pull: 1, Build: 1}
+		if _, err := bus.UpdateBuild(ctx, k, func(r *events.BuildRecord) error { r.SHA = "x"; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			_, err := bus.BuildRecord(ctx, k)
+			if errors.Is(err, events.ErrNoRecord) {
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatal("the record never expired")
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+}

@@ -42,3 +42,21 @@ func BenchmarkRepoPage(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkBoxPage renders the box page from the latest builds of 200 open
+// pulls across 10 repositories, each with a running and a queued test.
+func BenchmarkBoxPage(b *testing.B) {
+	var builds []events.BuildRecord
+	for i := range 200 {
+		rec := record(running)
+		rec.Key = events.BuildKey{Repo: events.Repo{Owner: "acme", Name: fmt.Sprintf("repo-%d", i%10)}, Pull: i + 1, Build: 1}
+		rec.Tests = append(rec.Tests, events.TestRecord{Name: "queued", State: events.TestQueued})
+		builds = append(builds, rec)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := BoxPage(builds, t0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

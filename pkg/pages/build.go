@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/yourci/yourci/pkg/events"
@@ -35,9 +37,8 @@ var buildPage = template.Must(template.New("build").Funcs(funcs).Parse(`<!DOCTYP
 <tr id="test-{{.Name}}">
 <td><code>{{.Name}}</code></td>
 <td><span id="state-{{.Name}}" class="state {{.State}}">{{.State}}{{if .Flaky}} (flaky){{end}}</span><br><small id="desc-{{.Name}}">{{.Description}}</small></td>
-<td>{{len .Attempts}}{{if .MaxAttempts}} of {{.MaxAttempts}}{{end}}
-{{- range .Attempts}}<br><small>{{if .Rerun}}re-run {{.Rerun}} {{end}}#{{.Number}} {{if .Outcome}}{{.Outcome}} in {{duration .Duration}}{{else}}started {{time .Start}}{{end}}</small>{{end}}</td>
-<td>{{if .Total}}{{duration .Total}}{{else}}–{{end}}</td>
+<td id="attempts-{{.Name}}">{{.Count}}{{range .Lines}}<br><small>{{.}}</small>{{end}}</td>
+<td id="time-{{.Name}}">{{.Time}}</td>
 <td><a href="{{.Log}}">out.txt</a></td>
 </tr>
 {{- end}}
@@ -69,21 +70,50 @@ type buildView struct {
 
 type testView struct {
 	events.TestRecord
-	Log   string
-	Total time.Duration
+	Log string
+	// Count is "attempts of most", Lines one line per attempt and Time
+	// their total duration: the same text in the page and in build.json,
+	// which the page's script shows as it changes.
+	Count string
+	Lines []string
+	Time  string
 	// Live says the test may still run: its section tails its log.
 	Live bool
+}
+
+// attemptLine describes one attempt: "re-run 1 #2 failed in 3s", "#1
+// started 2025-03-04 10:00:10 UTC".
+func attemptLine(a events.AttemptRecord) string {
+	var b strings.Builder
+	if a.Rerun > 0 {
+		fmt.Fprintf(&b, "re-run %d ", a.Rerun)
+	}
+	fmt.Fprintf(&b, "#%d ", a.Number)
+	if a.Outcome != "" {
+		b.WriteString(a.Outcome + " in " + formatDuration(a.Duration))
+	} else {
+		b.WriteString("started " + formatTime(a.Start))
+	}
+	return b.String()
 }
 
 func viewOf(rec events.BuildRecord) buildView {
 	v := buildView{BuildRecord: rec, Repo: rec.Key.Repo.FullName(), Summary: Summarize(rec)}
 	for _, t := range rec.Tests {
-		tv := testView{TestRecord: t, Log: t.LogURL, Live: !t.State.Final()}
+		tv := testView{TestRecord: t, Log: t.LogURL, Live: !t.State.Final(), Count: strconv.Itoa(len(t.Attempts)), Time: "–"}
 		if tv.Log == "" {
 			tv.Log = t.Name + "/out.txt"
 		}
+		if t.MaxAttempts > 0 {
+			tv.Count += " of " + strconv.Itoa(t.MaxAttempts)
+		}
+		var total time.Duration
 		for _, a := range t.Attempts {
-			tv.Total += a.Duration
+			total += a.Duration
+			tv.Lines = append(tv.Lines, attemptLine(a))
+		}
+		if total > 0 {
+			tv.Time = formatDuration(total)
 		}
 		v.Live = v.Live || tv.Live
 		v.Tests = append(v.Tests, tv)
@@ -125,6 +155,11 @@ type testState struct {
 	Flaky       bool                   `json:"flaky"`
 	Log         string                 `json:"log"`
 	Attempts    []events.AttemptRecord `json:"attempts"`
+	// AttemptCount, AttemptLines and Time are the page's text for the
+	// attempts and time columns.
+	AttemptCount string   `json:"attempt_count"`
+	AttemptLines []string `json:"attempt_lines"`
+	Time         string   `json:"time"`
 }
 
 // BuildJSON renders build.json, the build's state for the page's script
@@ -135,7 +170,7 @@ func BuildJSON(rec events.BuildRecord) ([]byte, error) {
 		Summary: summaryJSON{State: v.Summary.State, Description: v.Summary.Description}, Tests: []testState{}}
 	for _, t := range v.Tests {
 		st.Tests = append(st.Tests, testState{Name: t.Name, State: t.State, Description: t.Description,
-			Flaky: t.Flaky, Log: t.Log, Attempts: t.Attempts})
+			Flaky: t.Flaky, Log: t.Log, Attempts: t.Attempts, AttemptCount: t.Count, AttemptLines: t.Lines, Time: t.Time})
 	}
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {

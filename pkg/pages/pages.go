@@ -41,7 +41,7 @@ func hashOf(s string) string {
 // funcs are the helpers the templates share.
 var funcs = template.FuncMap{
 	"duration": formatDuration,
-	"time":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"time":     formatTime,
 	"short":    shortSHA,
 	// The script and style are the package's own text, not data: they are
 	// marked safe so that they are emitted byte for byte, as their hashes
@@ -49,6 +49,8 @@ var funcs = template.FuncMap{
 	"script": func() template.JS { return template.JS(tailScript) },
 	"style":  func() template.CSS { return template.CSS(styleSheet) },
 }
+
+func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
 
 // formatDuration writes d as people read a CI page: "850ms", "4.2s",
 // "2m13s", "1h5m".

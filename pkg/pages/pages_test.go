@@ -116,16 +116,26 @@ func TestRepoPageGolden(t *testing.T) {
 	}
 	golden(t, "repo.html", page)
 	html := string(page)
+	open, closedList, ok := strings.Cut(html, "<h2>Recently closed</h2>")
+	if !ok {
+		t.Fatalf("page lists no recently closed pull:\n%s", html)
+	}
 	t.Run("lists_each_open_pull_once_with_its_latest_build", func(t *testing.T) {
 		for _, want := range []string{`href="pulls/7/2/index.html"`, `href="pulls/9/4/index.html"`} {
-			if !strings.Contains(html, want) {
+			if !strings.Contains(open, want) {
 				t.Errorf("page lacks %s", want)
 			}
 		}
 		for _, unwanted := range []string{`href="pulls/7/1/index.html">build`, `#3</td>`} {
-			if strings.Contains(html, unwanted) {
-				t.Errorf("page shows %s: an older build or a closed pull", unwanted)
+			if strings.Contains(open, unwanted) {
+				t.Errorf("open pulls show %s: an older build or a closed pull", unwanted)
 			}
+		}
+	})
+	t.Run("lists_the_closed_pull_apart", func(t *testing.T) {
+		closedList, _, _ = strings.Cut(closedList, "<h2>")
+		if !strings.Contains(closedList, `href="pulls/3/1/index.html"`) || strings.Contains(closedList, "pulls/7/") {
+			t.Errorf("recently closed section:\n%s", closedList)
 		}
 	})
 	t.Run("ranks_the_tests_that_needed_retries", func(t *testing.T) {
@@ -136,6 +146,63 @@ func TestRepoPageGolden(t *testing.T) {
 		}
 		if strings.Contains(html, "<code>foo-x</code>") {
 			t.Error("foo-x never needed a retry but is listed")
+		}
+	})
+}
+
+func TestBoxPageGolden(t *testing.T) {
+	t.Parallel()
+	other := events.Repo{Owner: "zed", Name: "<gadget>"}
+	queued := events.TestRecord{Name: "late", State: events.TestQueued, MaxAttempts: 2, Updated: t0.Add(5 * time.Second)}
+	retrying := events.TestRecord{Name: "flappy", State: events.TestRetrying, MaxAttempts: 3, Updated: t0.Add(20 * time.Second),
+		LogURL: "http://other.box/o/r/flappy/out.txt", Attempts: []events.AttemptRecord{attempt(1, 0, 2, "failed")}}
+	live := record(running)
+	live.Tests = append(live.Tests, queued)
+	live.Tests[3].Updated = t0.Add(10 * time.Second)
+	older := record(running) // superseded by live: its tests do not count
+	older.Key.Build = 1
+	failed := record(errored)
+	failed.Key, failed.Title = events.BuildKey{Repo: repo, Pull: 8, Build: 1}, "Break <everything> & \"more\""
+	closed := record(running)
+	closed.Key, closed.Closed = events.BuildKey{Repo: repo, Pull: 3, Build: 1}, true
+	elsewhere := record(retrying)
+	elsewhere.Key = events.BuildKey{Repo: other, Pull: 1, Build: 1}
+	page, err := BoxPage([]events.BuildRecord{closed, older, elsewhere, live, failed}, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "box.html", page)
+	html := string(page)
+	liveSection, reposSection, _ := strings.Cut(html, "<h2>Repositories with open pull requests</h2>")
+	t.Run("lists_live_tests_of_latest_open_builds_running_first", func(t *testing.T) {
+		slow, flappy, late := strings.Index(liveSection, "<code>slow</code>"), strings.Index(liveSection, "<code>flappy</code>"),
+			strings.Index(liveSection, "<code>late</code>")
+		if slow < 0 || flappy < slow || late < flappy {
+			t.Errorf("slow at %d, flappy at %d, late at %d: want all, running, retrying, queued", slow, flappy, late)
+		}
+		if strings.Count(liveSection, "<code>slow</code>") != 1 || strings.Contains(liveSection, "#3") {
+			t.Errorf("a superseded or closed build's tests are listed:\n%s", liveSection)
+		}
+	})
+	t.Run("counts_open_pulls_per_repository", func(t *testing.T) {
+		for _, want := range []string{
+			"<td><a href=\"acme/widget.go/index.html\">acme/widget.go</a></td>\n<td>2</td>\n<td>1</td>\n<td>1</td>",
+			"<td><a href=\"zed/%3cgadget%3e/index.html\">zed/&lt;gadget&gt;</a></td>\n<td>1</td>\n<td>1</td>\n<td>0</td>",
+		} {
+			if !strings.Contains(reposSection, want) {
+				t.Errorf("repositories lack\n%s\nin\n%s", want, reposSection)
+			}
+		}
+	})
+	t.Run("escapes_titles", func(t *testing.T) {
+		if strings.Contains(html, "<everything>") || strings.Contains(html, "<gadget>") {
+			t.Error("text from GitHub reached the page unescaped")
+		}
+	})
+	t.Run("empty", func(t *testing.T) {
+		page, err := BoxPage(nil, t0)
+		if err != nil || !strings.Contains(string(page), "Nothing is queued or running.") {
+			t.Errorf("empty box page: %v\n%s", err, page)
 		}
 	})
 }

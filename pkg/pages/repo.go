@@ -43,6 +43,23 @@ var repoPage = template.Must(template.New("repo").Funcs(funcs).Parse(`<!DOCTYPE 
 {{- else}}
 <p>None built recently.</p>
 {{- end}}
+{{- if .Closed}}
+<h2>Recently closed</h2>
+<table>
+<thead><tr><th>Pull</th><th>Title</th><th>Last build</th><th>State</th><th>Updated</th></tr></thead>
+<tbody>
+{{- range .Closed}}
+<tr>
+<td>#{{.Key.Pull}}</td>
+<td>{{.Title}}</td>
+<td><a href="pulls/{{.Key.Pull}}/{{.Key.Build}}/index.html">build {{.Key.Build}}</a></td>
+<td><span class="{{.Summary.State}}">{{.Summary.State}}</span>: {{.Summary.Description}}</td>
+<td>{{time .Updated}}</td>
+</tr>
+{{- end}}
+</tbody>
+</table>
+{{- end}}
 <h2>Tests that most often needed retries</h2>
 <p class="meta">Over the last {{.Window}} builds of this repository.</p>
 {{- if .Retried}}
@@ -69,8 +86,10 @@ var repoPage = template.Must(template.New("repo").Funcs(funcs).Parse(`<!DOCTYPE 
 `))
 
 type repoView struct {
-	Repo    string
-	Pulls   []pullView
+	Repo  string
+	Pulls []pullView
+	// Closed are the pulls closed most recently, at most recentlyClosed.
+	Closed  []pullView
 	Retried []retriedTest
 	Window  int
 	Updated time.Time
@@ -92,10 +111,15 @@ type retriedTest struct {
 	lastAt  time.Time
 }
 
+// recentlyClosed is how many closed pull requests a repository page lists,
+// below the open ones.
+const recentlyClosed = 10
+
 // RepoPage renders the repository's page from recent, the records of its
 // most recent builds (newest first, as events' RecentBuilds returns them):
-// each open pull request with its latest build, and the tests that most
-// often needed retries in those builds. now is the time the page shows as
+// each open pull request with its latest build (a pull whose latest build
+// is marked closed is listed apart, among the few most recently closed),
+// and the tests that most often needed retries in those builds. now is the time the page shows as
 // its update.
 func RepoPage(repo events.Repo, recent []events.BuildRecord, now time.Time) ([]byte, error) {
 	v := repoView{Repo: repo.FullName(), Window: len(recent), Updated: now}
@@ -125,11 +149,16 @@ func RepoPage(repo events.Repo, recent []events.BuildRecord, now time.Time) ([]b
 		}
 	}
 	for _, rec := range latest {
-		if !rec.Closed {
-			v.Pulls = append(v.Pulls, pullView{BuildRecord: rec, Summary: Summarize(rec)})
+		pv := pullView{BuildRecord: rec, Summary: Summarize(rec)}
+		if rec.Closed {
+			v.Closed = append(v.Closed, pv)
+		} else {
+			v.Pulls = append(v.Pulls, pv)
 		}
 	}
 	slices.SortFunc(v.Pulls, func(a, b pullView) int { return b.Key.Pull - a.Key.Pull })
+	slices.SortFunc(v.Closed, func(a, b pullView) int { return cmp.Or(b.Updated.Compare(a.Updated), b.Key.Pull-a.Key.Pull) })
+	v.Closed = v.Closed[:min(len(v.Closed), recentlyClosed)]
 	for _, r := range retried {
 		if r.Retried > 0 {
 			v.Retried = append(v.Retried, *r)

@@ -47,6 +47,18 @@
       if (desc) {
         desc.textContent = tj.description;
       }
+      var attempts = document.getElementById("attempts-" + tj.name);
+      if (attempts) {
+        attempts.textContent = tj.attempt_count;
+        (tj.attempt_lines || []).forEach(function (line) {
+          attempts.appendChild(document.createElement("br"));
+          attempts.appendChild(document.createElement("small")).textContent = line;
+        });
+      }
+      var time = document.getElementById("time-" + tj.name);
+      if (time) {
+        time.textContent = tj.time;
+      }
       var t = tails[tj.name];
       var running = tj.state === "running";
       live = live || running || tj.state === "queued" || tj.state === "retrying";

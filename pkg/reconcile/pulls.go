@@ -47,6 +47,7 @@ func (s *Sweeper) sweepRepo(ctx context.Context, log *slog.Logger, t target, sum
 	if err != nil {
 		return err
 	}
+	listed := s.opts.Now()
 	pulls, err := allPulls(ctx, s.pageSize, inst.Pulls, t.repo)
 	if err != nil {
 		return fmt.Errorf("listing open pull requests: %w", err)
@@ -59,6 +60,17 @@ func (s *Sweeper) sweepRepo(ctx context.Context, log *slog.Logger, t target, sum
 	heads, err := r.inspect(ctx, pulls)
 	if err != nil {
 		return err
+	}
+	if s.opts.Records != nil {
+		open := map[int]bool{}
+		for _, pr := range pulls {
+			open[pr.GetNumber()] = pr.GetState() == "open"
+		}
+		// Pages only: a failure here costs a stale page until the next
+		// sweep, not the sweep.
+		if err := r.markClosed(ctx, open, listed); err != nil {
+			log.Warn("marking closed pull requests", "err", err)
+		}
 	}
 	if len(heads) > 0 {
 		jobs, err := s.opts.Backlog.Jobs(ctx, t.repo)

@@ -75,6 +75,9 @@ type Options struct {
 	Queue        Queue
 	Backlog      Backlog
 	Store        *Store
+	// Records, when set, has the build records of pull requests that
+	// closed marked so (and of reopened ones unmarked), for the pages.
+	Records Records
 	// Requests, when set, reports the GitHub requests spent so far (a
 	// Cache's Requests), for the summary.
 	Requests func() RequestStats

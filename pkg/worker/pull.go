@@ -68,6 +68,7 @@ func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.Pul
 	log = log.With("build", claim.Build)
 	if !claim.Mine {
 		log.Info("head commit already built")
+		w.pullOpen(ctx, log, ev.Repo, ev.Number)
 		return nil
 	}
 	if claim.Fresh {

@@ -2,12 +2,8 @@ package worker
 
 import (
 	"context"
-	"errors"
-	"io/fs"
 	"log/slog"
 	"net/url"
-	"os"
-	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,8 +18,8 @@ import (
 	"github.com/yourci/yourci/pkg/status"
 )
 
-// This file keeps each build's record, its pages and the `yci` summary
-// status of its head up to date: the worker calls it at every change of a
+// This file keeps each build's record and the `yci` summary status of its
+// head up to date: the worker calls it at every change of a
 // test's state, after the test's own status is set.
 
 // BuildRecords keeps one record per build, shared by every box; events.Bus
@@ -32,6 +28,7 @@ type BuildRecords interface {
 	UpdateBuild(ctx context.Context, k events.BuildKey, change func(*events.BuildRecord) error) (events.BuildRecord, error)
 	BuildRecord(ctx context.Context, k events.BuildKey) (events.BuildRecord, error)
 	RecentBuilds(ctx context.Context, repo events.Repo, n int) ([]events.BuildRecord, error)
+	SetPullClosed(ctx context.Context, repo events.Repo, pull int, closed bool) (int, error)
 }
 
 // recentBuilds is how many of a repository's latest builds its page is
@@ -43,20 +40,18 @@ const recentBuilds = 100
 // the record moved on while it was being sent.
 const summaryRounds = 3
 
-// bookkeeper remembers, per build, what this worker last wrote, so that a
-// page is never replaced by an older revision and an unchanged summary is
-// not sent again. Entries go when the build's summary is final.
+// bookkeeper remembers, per build, the summary this worker last sent, so
+// that an unchanged summary is not sent again. Entries go when the build's
+// summary is final.
 type bookkeeper struct {
 	mu    sync.Mutex
 	books map[events.BuildKey]*book
 }
 
 type book struct {
-	mu       sync.Mutex // held while the build's pages and summary are written
-	users    int        // goroutines holding or waiting for mu
-	rendered uint64     // revision of the pages written last
-	state    string     // summary state of the pages written last
-	sent     string     // summary state and description sent last
+	mu    sync.Mutex // held while the build's summary is sent
+	users int        // goroutines holding or waiting for mu
+	sent  string     // summary state and description sent last
 }
 
 // lock returns the build's book, locked; release unlocks it.
@@ -183,22 +178,31 @@ func applyChange(t *events.TestRecord, rerun, attempt int, state events.TestStat
 	t.Flaky = state == events.TestPassed && (attempt > 1 || rerun > 0)
 }
 
-// publishBuild writes the build's pages from rec and brings the summary
-// status of its head in line with it. One build's pages and summary are
-// written by one goroutine of this worker at a time.
+// publishBuild brings the summary status of rec's head in line with rec.
+// One build's summary is sent by one goroutine of this worker at a time.
+// (The pages follow the record by themselves: see PageKeeper.)
 func (w *Worker) publishBuild(ctx context.Context, log *slog.Logger, rep *status.Reporter, rec events.BuildRecord) {
-	sum := pages.Summarize(rec)
 	bk := w.books.lock(rec.Key)
 	done := false
 	defer func() { w.books.release(rec.Key, bk, done) }()
-	if rec.Revision > bk.rendered {
-		w.writeBuildPages(log, rec)
-		if sum.State != bk.state {
-			w.writeRepoPage(ctx, log, rec.Key.Repo)
-		}
-		bk.rendered, bk.state = rec.Revision, sum.State
+	done = w.sendSummary(ctx, log, rep, bk, rec) && pages.Summarize(rec).State != pages.Pending
+}
+
+// PullClosed marks the build records of a pull request that closed, so
+// that pages list it as closed; every box may call it for the same pull.
+// Failures are logged: the next sweep marks what this missed.
+func (w *Worker) PullClosed(ctx context.Context, a events.HeadAnnouncement) {
+	if w.opts.Records == nil || !a.Closed {
+		return
 	}
-	done = w.sendSummary(ctx, log, rep, bk, rec) && sum.State != pages.Pending
+	n, err := w.opts.Records.SetPullClosed(ctx, a.Repo, a.Number, true)
+	if err != nil {
+		w.log.Warn("marking builds of a closed pull request", "repo", a.Repo.FullName(), "pull", a.Number, "err", err)
+		return
+	}
+	if n > 0 {
+		w.log.Info("builds of a closed pull request marked", "repo", a.Repo.FullName(), "pull", a.Number, "builds", n)
+	}
 }
 
 // sendSummary sets the `yci` status of rec's head from the record, unless
@@ -242,83 +246,16 @@ func (w *Worker) pageURL(k events.BuildKey) string {
 	return strings.TrimRight(w.opts.HTTPRoot, "/") + "/" + strings.Join(segments, "/")
 }
 
-// writeBuildPages writes index.html and build.json into the build's
-// directory on this box, when it has one.
-func (w *Worker) writeBuildPages(log *slog.Logger, rec events.BuildRecord) {
-	dir, err := w.opts.Workspace.BuildDir(build(rec.Key.Repo, rec.Key.Pull, rec.Key.Build))
-	if err != nil {
-		log.Warn("locating build pages", "err", err)
+// pullOpen clears the closed mark of an open pull request's build records:
+// a pull reopened without a new commit builds nothing, yet belongs on the
+// pages again. Failures are logged: the next sweep repairs the mark.
+func (w *Worker) pullOpen(ctx context.Context, log *slog.Logger, repo events.Repo, number int) {
+	if w.opts.Records == nil {
 		return
 	}
-	html, err := pages.BuildPage(rec)
-	if err != nil {
-		log.Error("rendering build page", "err", err)
-		return
+	if _, err := w.opts.Records.SetPullClosed(ctx, repo, number, false); err != nil {
+		log.Warn("marking builds of a reopened pull request", "err", err)
 	}
-	state, err := pages.BuildJSON(rec)
-	if err != nil {
-		log.Error("rendering build state", "err", err)
-		return
-	}
-	// build.json first: a page is never newer than the state it reads.
-	w.writePages(log, dir, map[string][]byte{"build.json": state}, map[string][]byte{"index.html": html})
-}
-
-// writeRepoPage writes <owner>/<repo>/index.html from the repository's
-// recent builds.
-func (w *Worker) writeRepoPage(ctx context.Context, log *slog.Logger, repo events.Repo) {
-	dir, err := w.opts.Workspace.MirrorDir(repo.Owner, repo.Name)
-	if err != nil {
-		log.Warn("locating repository page", "err", err)
-		return
-	}
-	recent, err := w.opts.Records.RecentBuilds(ctx, repo, recentBuilds)
-	if err != nil {
-		log.Warn("reading recent builds", "err", err)
-		return
-	}
-	html, err := pages.RepoPage(repo, recent, time.Now())
-	if err != nil {
-		log.Error("rendering repository page", "err", err)
-		return
-	}
-	w.writePages(log, path.Dir(dir), map[string][]byte{"index.html": html})
-}
-
-// writePages writes each batch of files into dir, an absolute directory
-// below the workspace root, in order. A directory this box does not have
-// (the build ran elsewhere so far) is skipped.
-func (w *Worker) writePages(log *slog.Logger, dir string, batches ...map[string][]byte) {
-	rel, err := relativeTo(w.opts.Workspace.Root(), dir)
-	if err != nil {
-		log.Error("locating pages", "err", err)
-		return
-	}
-	root, err := os.OpenRoot(w.opts.Workspace.Root())
-	if err != nil {
-		log.Error("opening workspace for pages", "err", err)
-		return
-	}
-	defer root.Close()
-	if _, err := root.Stat(rel); errors.Is(err, fs.ErrNotExist) {
-		return
-	}
-	for _, batch := range batches {
-		for name, data := range batch {
-			if err := pages.WriteFile(root, path.Join(rel, name), data); err != nil {
-				log.Warn("writing page", "err", err)
-			}
-		}
-	}
-}
-
-// relativeTo is dir relative to root, slash-separated, for os.Root.
-func relativeTo(root, dir string) (string, error) {
-	rel, ok := strings.CutPrefix(dir, root+"/")
-	if !ok {
-		return "", errors.New(dir + " is not below " + root)
-	}
-	return rel, nil
 }
 
 // finalState is the record's state for a final status state.

@@ -116,10 +116,8 @@ func TestBuildPagesAndSummaryFollowTheBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("build_page_lists_every_test_and_marks_the_flaky_one", func(t *testing.T) {
-		page, err := os.ReadFile(filepath.Join(dir, "index.html"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		// The pages follow the record a moment after the summary is sent.
+		page := waitForFile(t, filepath.Join(dir, "index.html"), "success: 4 passed (1 flaky) of 4")
 		for _, c := range matrix {
 			name := strings.TrimPrefix(c, "yci/")
 			if !strings.Contains(string(page), `<span id="state-`+name+`" class="state passed">passed`) {
@@ -155,14 +153,49 @@ func TestBuildPagesAndSummaryFollowTheBuild(t *testing.T) {
 		}
 	})
 	t.Run("repository_page_lists_the_pull_and_the_retried_test", func(t *testing.T) {
-		page, err := os.ReadFile(filepath.Join(r.ws.Root(), owner, repoName, "index.html"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		page := waitForFile(t, filepath.Join(r.ws.Root(), owner, repoName, "index.html"), "4 passed (1 flaky) of 4")
 		for _, want := range []string{`href="pulls/1/1/index.html"`, "<code>bar-y</code>"} {
 			if !strings.Contains(string(page), want) {
 				t.Errorf("repository page lacks %s:\n%s", want, page)
 			}
 		}
 	})
+	t.Run("box_page_counts_the_open_pull", func(t *testing.T) {
+		waitForFile(t, filepath.Join(r.ws.Root(), "index.html"), "<td>1</td>\n<td>0</td>\n<td>0</td>")
+	})
+	t.Run("a_closed_pull_moves_to_recently_closed_and_back_when_reopened", func(t *testing.T) {
+		repoPage := filepath.Join(r.ws.Root(), owner, repoName, "index.html")
+		r.w.PullClosed(t.Context(), events.HeadAnnouncement{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 1, SHA: sha, Closed: true})
+		waitForFile(t, repoPage, "<h2>Recently closed</h2>")
+		waitForFile(t, filepath.Join(r.ws.Root(), "index.html"), "No open pull request has a build.")
+		// Reopened without a new commit: the event builds nothing, but
+		// the pull is open on the pages again.
+		r.publish(t, pr.GetNumber(), sha, "delivery-reopened")
+		page, _ := os.ReadFile(repoPage)
+		for deadline := time.Now().Add(30 * time.Second); strings.Contains(string(page), "Recently closed"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the reopened pull stays closed:\n%s", page)
+			}
+			page, _ = os.ReadFile(repoPage)
+		}
+		if !strings.Contains(string(page), `href="pulls/1/1/index.html"`) {
+			t.Errorf("the reopened pull is not listed open:\n%s", page)
+		}
+	})
+}
+
+// waitForFile waits until the file at path holds want, and returns it.
+func waitForFile(t *testing.T, path, want string) []byte {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		data, err := os.ReadFile(path)
+		if err == nil && strings.Contains(string(data), want) {
+			return data
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never held %q (%v):\n%s", path, want, err, data)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -56,6 +56,7 @@ type rig struct {
 	ws  *artifacts.Workspace
 	// published counts the pull events published, for settled.
 	published atomic.Uint64
+	w         *Worker
 }
 
 type tokenGitHub struct{ gh *fakegithub.Server }
@@ -116,6 +117,13 @@ func newRig(t *testing.T, tweaks ...func(*Options)) *rig {
 	}
 	slots := events.NewSlots(4)
 	var wg sync.WaitGroup
+	if opts.Records != nil {
+		keeper, err := NewPageKeeper(PageKeeperOptions{Workspace: ws, Watch: bus, Records: bus, Interval: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { keeper.Run(ctx) })
+	}
 	wg.Go(func() { bus.ConsumePulls(ctx, slots, w.HandlePull) })
 	wg.Go(func() { bus.ConsumeTests(ctx, slots, w.HandleTest) })
 	stopWatch, err := bus.WatchHeads(w.HeadChanged)
@@ -131,7 +139,7 @@ func newRig(t *testing.T, tweaks ...func(*Options)) *rig {
 	if _, err := gh.CreateRepo(owner, repoName); err != nil {
 		t.Fatal(err)
 	}
-	return &rig{gh: gh, bus: bus, ws: ws}
+	return &rig{gh: gh, bus: bus, ws: ws, w: w}
 }
 
 // openPull commits files on a branch and opens a pull request from it.
