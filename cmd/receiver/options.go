@@ -41,6 +41,8 @@ type Options struct {
 	// finish after SIGTERM.
 	ShutdownTimeout time.Duration
 	JSONLog         bool
+	// Version prints the version and exits.
+	Version bool
 }
 
 const usage = `Usage: receiver [flags]
@@ -75,6 +77,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight deliveries may finish after SIGTERM")
 	fs.Env("shutdown-timeout", "YCI_SHUTDOWN_TIMEOUT")
 	fs.JSONLogVar(&o.JSONLog)
+	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()

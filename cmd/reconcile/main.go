@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/yourci/yourci/pkg/envflag"
+	"github.com/yourci/yourci/pkg/version"
 )
 
 func main() {
@@ -34,6 +35,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		fmt.Fprintln(stderr, "reconcile:", err)
 		return exitUsage
+	}
+	if opts.Version {
+		fmt.Fprintln(stdout, version.Line())
+		return exitOK
 	}
 	if err := opts.Validate(); err != nil {
 		fmt.Fprintf(stderr, "reconcile: invalid configuration:\n%v\n", err)

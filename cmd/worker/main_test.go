@@ -32,6 +32,7 @@ func TestRunExitStatus(t *testing.T) {
 		wantStderr string
 	}{
 		{name: "help_exits_zero_and_lists_environment", args: []string{"-h"}, wantCode: 0, wantStderr: "$HTTP_ROOT"},
+		{name: "version_printed_without_any_configuration", args: []string{"-version"}, wantCode: 0, wantStdout: " (go"},
 		{name: "local_passing_matrix_exits_zero", args: []string{"-local", checkout(passing), "-workspace", t.TempDir()}, wantCode: 0, wantStdout: "1 passed, 0 failed"},
 		{name: "local_failing_test_exits_one", args: []string{"-local", checkout(failing), "-workspace", t.TempDir(), "-j", "2"}, wantCode: 1, wantStdout: "1 passed, 1 failed"},
 		{name: "local_without_yci_py_says_what_is_expected", args: []string{"-local", checkout(""), "-workspace", t.TempDir()}, wantCode: 1, wantStderr: ".yci.py"},

@@ -47,6 +47,8 @@ type Options struct {
 	AckWait time.Duration
 	// KeepSuperseded tests every commit, not only a pull request's head.
 	KeepSuperseded bool
+	// Version prints the version and exits.
+	Version bool
 }
 
 const usage = `Usage: worker [flags]
@@ -93,6 +95,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.BoolVar(&o.KeepSuperseded, "keep-superseded", false, "finish the tests of a commit a newer push replaced, instead of dropping and stopping them")
 	fs.Env("keep-superseded", "YCI_KEEP_SUPERSEDED")
 	fs.JSONLogVar(&o.JSONLog)
+	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()

@@ -21,6 +21,7 @@ import (
 	"github.com/yourci/yourci/pkg/natsserver"
 	"github.com/yourci/yourci/pkg/pipeline"
 	"github.com/yourci/yourci/pkg/status"
+	"github.com/yourci/yourci/pkg/version"
 	"github.com/yourci/yourci/pkg/worker"
 )
 
@@ -149,7 +150,7 @@ func (s *Service) Run(ctx context.Context) error {
 	errs := make(chan error, 2)
 	go func() { errs <- s.bus.ConsumePulls(ctx, slots, s.handlers.HandlePull) }()
 	go func() { errs <- s.bus.ConsumeTests(ctx, slots, s.handlers.HandleTest) }()
-	s.log.Info("worker started", "workspace", s.opts.Workspace, "jobs", s.opts.Jobs, "metrics", s.MetricsAddr())
+	s.log.Info("worker started", "version", version.String(), "workspace", s.opts.Workspace, "jobs", s.opts.Jobs, "metrics", s.MetricsAddr())
 	err = errors.Join(<-errs, <-errs)
 	s.log.Info("worker stopped")
 	return err
