@@ -38,6 +38,7 @@ func TestRunExitStatus(t *testing.T) {
 		{name: "local_without_yci_py_says_what_is_expected", args: []string{"-local", checkout(""), "-workspace", t.TempDir()}, wantCode: 1, wantStderr: ".yci.py"},
 		{name: "service_without_credentials_refuses_to_start", args: nil, wantCode: 2, wantStderr: "GITHUB_"},
 		{name: "bad_values_reported_together", args: []string{"-j", "0", "-build-policy", "some"}, env: map[string]string{"GITHUB_ACCESS_TOKEN": "t"}, wantCode: 2, wantStderr: "-build-policy must be"},
+		{name: "pull_slots_below_one_refused", args: []string{"-pull-slots", "0"}, env: map[string]string{"GITHUB_ACCESS_TOKEN": "t"}, wantCode: 2, wantStderr: "-pull-slots must be at least 1"},
 		{name: "bad_environment_value_named", env: map[string]string{"YCI_JOBS": "lots"}, wantCode: 2, wantStderr: "$YCI_JOBS"},
 	}
 	for _, tt := range tests {

@@ -25,6 +25,10 @@ type Options struct {
 	// current directory, as in the seed.
 	Workspace string
 	Jobs      int
+	// PullSlots are handle_pull's own slots, apart from the -j test
+	// slots, so that a new push is prepared (and its superseded tests
+	// stopped) while every test slot is busy.
+	PullSlots int
 	HTTPRoot  string
 	// NATS is the JetStream server or cluster, or the embedded default
 	// (its store relative to the workspace).
@@ -75,6 +79,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("workspace", "YCI_WORKSPACE")
 	fs.IntVar(&o.Jobs, "j", runtime.NumCPU(), "tests run at once")
 	fs.Env("j", "YCI_JOBS")
+	fs.IntVar(&o.PullSlots, "pull-slots", 1, "pull events prepared at once (mirror, checkout, .yci.py), apart from the -j test slots")
+	fs.Env("pull-slots", "YCI_PULL_SLOTS")
 	fs.StringVar(&o.HTTPRoot, "http-root", "", "`URL` under which the workspace is served; log links start with it")
 	fs.Env("http-root", "HTTP_ROOT")
 	o.NATS.AddFlags(fs)
@@ -117,6 +123,9 @@ func (o Options) Validate() error {
 	}
 	if o.Local != "" {
 		return errors.Join(errs...)
+	}
+	if o.PullSlots < 1 {
+		errs = append(errs, fmt.Errorf("-pull-slots must be at least 1, not %d", o.PullSlots))
 	}
 	if err := o.NATS.Validate(); err != nil {
 		errs = append(errs, err)

@@ -146,11 +146,15 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopWatch()
-	slots := events.NewSlots(s.opts.Jobs)
+	// Pull events have slots of their own: preparing a new head, and the
+	// head announcement that stops its superseded tests, never wait for a
+	// running test to end.
+	pullSlots, testSlots := events.NewSlots(s.opts.PullSlots), events.NewSlots(s.opts.Jobs)
 	errs := make(chan error, 2)
-	go func() { errs <- s.bus.ConsumePulls(ctx, slots, s.handlers.HandlePull) }()
-	go func() { errs <- s.bus.ConsumeTests(ctx, slots, s.handlers.HandleTest) }()
-	s.log.Info("worker started", "version", version.String(), "workspace", s.opts.Workspace, "jobs", s.opts.Jobs, "metrics", s.MetricsAddr())
+	go func() { errs <- s.bus.ConsumePulls(ctx, pullSlots, s.handlers.HandlePull) }()
+	go func() { errs <- s.bus.ConsumeTests(ctx, testSlots, s.handlers.HandleTest) }()
+	s.log.Info("worker started", "version", version.String(), "workspace", s.opts.Workspace,
+		"jobs", s.opts.Jobs, "pull_slots", s.opts.PullSlots, "metrics", s.MetricsAddr())
 	err = errors.Join(<-errs, <-errs)
 	s.log.Info("worker stopped")
 	return err

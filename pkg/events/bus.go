@@ -25,11 +25,16 @@ const (
 // Defaults for Options; the comment on each says why.
 const (
 	// DefaultAckWait: a worker keeps a running job alive with InProgress
-	// every AckWait/3 (KeepAlive), so a live worker's job never expires;
-	// a crashed worker's job is delivered again within a minute, and a
-	// minute survives a NATS reconnect or a long GC pause without a
-	// needless redelivery.
-	DefaultAckWait = time.Minute
+	// every AckWait/3 (KeepAlive), so a live worker's job never expires,
+	// however slow the test; a crashed worker's job is delivered again
+	// between 2/3 AckWait and AckWait after the crash (13-20 s). Twenty
+	// seconds lets two keep-alives in a row be lost (a short NATS
+	// reconnect, a loaded box) before a slow test is redelivered; a
+	// longer outage may run a test twice, which costs time, never a
+	// wrong status (the later run reports the same commit). Changing it
+	// updates the durable consumers in place (nats-server 2.9.10 allows
+	// it; see TestAckWaitChangeUpdatesConsumers).
+	DefaultAckWait = 20 * time.Second
 	// DefaultMaxDeliver: a delivery is used up by a worker crash, a
 	// shutdown hand-back or one wait for NotBefore; ten lets a job live
 	// through several rolling restarts, while a message that crashes

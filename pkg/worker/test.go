@@ -101,6 +101,9 @@ func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *
 	if isStale {
 		log.Info("stopped test", "reason", stopped.reason)
 		st.State, st.Description = status.Error, status.Errored("stopped: "+stopped.reason)
+		if stopped.newSHA != "" {
+			st.Description = status.Superseded(stopped.newSHA)
+		}
 		return rep.Set(ctx, st)
 	}
 	if ctx.Err() != nil {
