@@ -76,6 +76,9 @@ type Options struct {
 	// use their own. Defaults: DefaultStream, DefaultBucket.
 	Stream string
 	Bucket string
+	// RunningBucket holds the running-attempt records (MarkRunning);
+	// default DefaultRunningBucket.
+	RunningBucket string
 	// Memory keeps the stream and bucket in memory instead of files
 	// (tests only: a restart loses every queued job).
 	Memory bool
@@ -108,6 +111,7 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	setDefault(&o.Stream, DefaultStream)
 	setDefault(&o.Bucket, DefaultBucket)
+	setDefault(&o.RunningBucket, DefaultRunningBucket)
 	setDefault(&o.Replicas, 1)
 	setDefault(&o.AckWait, DefaultAckWait)
 	setDefault(&o.MaxDeliver, DefaultMaxDeliver)
@@ -171,6 +175,7 @@ type Bus struct {
 	pulls   jetstream.Consumer
 	tests   jetstream.Consumer
 	kv      jetstream.KeyValue
+	running jetstream.KeyValue // nil when PublishOnly
 	log     *slog.Logger
 	// closed is closed when a connection Connect opened has closed.
 	closed chan struct{}
@@ -296,9 +301,26 @@ func (b *Bus) setup(ctx context.Context) error {
 		Storage:  storage,
 		Replicas: b.opts.Replicas,
 	}
-	return b.retrySetup(ctx, "key-value bucket "+b.opts.Bucket, func(ctx context.Context) error {
+	err = b.retrySetup(ctx, "key-value bucket "+b.opts.Bucket, func(ctx context.Context) error {
 		kv, err := b.js.CreateOrUpdateKeyValue(ctx, kvCfg)
 		b.kv = kv
+		return err
+	})
+	if err != nil || b.opts.PublishOnly {
+		return err
+	}
+	runningCfg := jetstream.KeyValueConfig{
+		Bucket:      b.opts.RunningBucket,
+		Description: "YourCI test attempts running now, one entry per attempt, kept fresh by its worker",
+		History:     1,
+		// A crashed worker's entries go away by themselves.
+		TTL:      RunningTTL,
+		Storage:  storage,
+		Replicas: b.opts.Replicas,
+	}
+	return b.retrySetup(ctx, "key-value bucket "+b.opts.RunningBucket, func(ctx context.Context) error {
+		kv, err := b.js.CreateOrUpdateKeyValue(ctx, runningCfg)
+		b.running = kv
 		return err
 	})
 }
