@@ -65,7 +65,7 @@ clean:
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 DIST      ?= dist
 PLATFORMS ?= linux/amd64 linux/arm64
-DIST_COMMANDS = receiver worker reconcile
+DIST_COMMANDS = receiver worker reconcile queue
 DIST_LDFLAGS  = -s -w -X github.com/yourci/yourci/pkg/version.stamped=$(VERSION)
 
 dist:

@@ -18,7 +18,7 @@ import (
 )
 
 // distCommands are the binaries a release ships, by their installed names.
-var distCommands = []string{"yci-receiver", "yci-worker", "yci-reconcile"}
+var distCommands = []string{"yci-receiver", "yci-worker", "yci-reconcile", "yci-queue"}
 
 // TestDistInstallsWithoutGo runs `make dist` for this machine's platform
 // into a temporary directory, unpacks the tarball as an operator would, and

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -95,6 +97,8 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 		Policy:         policy,
 		ApprovalLabel:  opts.ApprovalLabel,
 		KeepSuperseded: opts.KeepSuperseded,
+		Running:        s.bus,
+		Box:            boxName(opts.Workspace),
 	})
 	if err != nil {
 		return nil, err
@@ -201,4 +205,17 @@ func (i installations) Installation(ctx context.Context, id int64) (worker.Insta
 		Permissions: c.Repositories,
 		Git:         artifacts.GitAuth{Username: user, Password: pass},
 	}, nil
+}
+
+// boxName is how listings name this worker: host and workspace, which
+// together tell two workers on one box apart.
+func boxName(workspace string) string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown-host"
+	}
+	if abs, err := filepath.Abs(workspace); err == nil {
+		workspace = abs
+	}
+	return host + ":" + workspace
 }

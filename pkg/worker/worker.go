@@ -75,6 +75,16 @@ type Options struct {
 	// default the tests of a head that a newer commit replaced are dropped
 	// (queued) or stopped (running), to spend no hours on stale commits.
 	KeepSuperseded bool
+	// Running, when set, records each attempt while it runs, under the
+	// name Box, so that a listing shows who runs what.
+	Running RunningRecorder
+	Box     string
+}
+
+// RunningRecorder records a test attempt as running until done is called;
+// events.Bus has it. An error leaves the attempt to run unrecorded.
+type RunningRecorder interface {
+	MarkRunning(ctx context.Context, a events.RunningAttempt) (done func(), err error)
 }
 
 // Worker handles deliveries of handle_pull and handle_test. Its methods may
