@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,7 +23,7 @@ import (
 func TestNewPushIsBuiltWhileEverySlotIsBusy(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
-	s.startWorker("worker", "YCI_JOBS=2")
+	w := s.startWorker("worker", "YCI_JOBS=2")
 	names := []string{"long-a", "long-b"}
 	// The first head sleeps; the pushed one (which adds CHANGES) does not.
 	body := `[ -e CHANGES ] || { sleep 90; touch "$M/finished-$YCI_SHA-$T"; }
@@ -31,6 +33,7 @@ echo done`
 		s.waitRunning(old, name)
 	}
 	oldPids := append(s.starts(old, "long-a"), s.starts(old, "long-b")...)
+	checkListing(t, s, w, old, names)
 
 	pushed := time.Now()
 	newer := s.push(n) // the stand-in delivers the synchronize webhook
@@ -68,5 +71,33 @@ echo done`
 		if strings.HasPrefix(d, "success") {
 			t.Errorf("the old head was reported %q", d)
 		}
+	}
+}
+
+// checkListing runs the queue command while names of sha run on w, and
+// reads w's /metrics: both must show the two running tests.
+func checkListing(t *testing.T, s *stack, w *worker, sha string, names []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "queue"))
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "NATS_URL=" + s.cfg.NATSURL}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("queue: %v\n%s", err, out)
+	}
+	for _, name := range names {
+		found := false
+		for line := range strings.Lines(string(out)) {
+			f := strings.Fields(line)
+			found = found || len(f) == 9 && f[0] == "running" && f[3] == sha[:7] && f[5] == name && strings.HasSuffix(f[8], w.Workspace)
+		}
+		if !found {
+			t.Errorf("queue does not list %s as running on %s:\n%s", name, w.Workspace, out)
+		}
+	}
+	metrics := fetch(t, "http://"+w.MetricsAddr+"/metrics")
+	if want := `yci_queue_ack_pending_messages{consumer="handle_test"} 2`; !strings.Contains(metrics, want) {
+		t.Errorf("/metrics lacks %q", want)
 	}
 }

@@ -79,7 +79,8 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (s *Service
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newBacklogCollector(s.bus.Board(), log))
 	s.handlers, err = worker.New(worker.Options{
 		Workspace: ws,
 		Evaluator: &pipeline.Evaluator{Python: python},
