@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return exitFailed
 	}
 	defer r.Close()
+	log.Info("reconcile started", "version", version.String(), "cleanup", opts.cleanup())
 	err = r.Run(ctx)
 	status := exitStatus(err)
 	switch status {
