@@ -16,10 +16,11 @@ const DefaultRunningBucket = "yci_running"
 // Timing of the running-attempt records; the comment on each says why.
 const (
 	// RunningTTL: an entry its worker stops refreshing (the worker
-	// crashed) disappears after this, about when its job is delivered
-	// again after AckWait. It is the bucket's MaxAge, the same for every
-	// process, so it is a constant rather than an option.
-	RunningTTL = time.Minute
+	// crashed) disappears after this, soon after its job is delivered
+	// again (DefaultAckWait); the worker that takes the job over writes
+	// the same key with its own name. It is the bucket's MaxAge, the same
+	// for every process, so it is a constant rather than an option.
+	RunningTTL = 30 * time.Second
 	// RunningRefresh: three refreshes per RunningTTL, so one lost write
 	// does not make a running attempt vanish from the listing.
 	RunningRefresh = RunningTTL / 3
