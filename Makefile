@@ -5,7 +5,7 @@ BIN       ?= bin
 PKGS      ?= ./...
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: all build test unit fuzz lint bench demo clean
+.PHONY: all build test unit fuzz lint bench demo clean dist
 
 # Fuzz targets run briefly on every `make test`: each function that turns
 # outside data into an event, a path, a subject or a log.
@@ -56,4 +56,30 @@ demo: build
 	$(BIN)/demo -bin $(BIN)
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(DIST)
+
+# dist makes one tarball per platform, yourci-<version>-<os>-<arch>.tar.gz,
+# that installs on a box without Go: static binaries (no cgo, so no libc
+# version to match) named yci-<command> so they cannot collide on a PATH,
+# the version stamped in (-version prints it), the deploy/ files and the
+# docs. Cross-compiling pure Go needs nothing but the toolchain.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+DIST      ?= dist
+PLATFORMS ?= linux/amd64 linux/arm64
+DIST_COMMANDS = receiver worker reconcile queue
+DIST_LDFLAGS  = -s -w -X github.com/yourci/yourci/pkg/version.stamped=$(VERSION)
+
+dist:
+	@set -e; for p in $(PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; name=yourci-$(VERSION)-$$os-$$arch; stage=$(DIST)/$$name; \
+		rm -rf $$stage; mkdir -p $$stage/bin $$stage/deploy; \
+		for c in $(DIST_COMMANDS); do \
+			CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -buildvcs=false \
+				-ldflags '$(DIST_LDFLAGS)' -o $$stage/bin/yci-$$c ./cmd/$$c; \
+		done; \
+		(cd deploy && find . -type f ! -name '*_test.go' | sort | tar -cf - -T -) | tar -C $$stage/deploy -xf -; \
+		cp README.md SECURITY.md $$stage/; \
+		tar -C $(DIST) --owner=0 --group=0 --numeric-owner -czf $(DIST)/$$name.tar.gz $$name; \
+		rm -rf $$stage; \
+		echo "$(DIST)/$$name.tar.gz"; \
+	done

@@ -57,7 +57,7 @@ fi
 	writeFile(t, env, "GITHUB_REPOSITORIES=\"owner/a owner/b\"\nNATS_URL=nats://127.0.0.1:4222\n")
 	replacements := []string{
 		"/etc/yourci/env", env,
-		"/usr/local/bin/reconcile", stub,
+		"/usr/local/bin/yci-reconcile", stub,
 		"/run/lock/", dir + "/",
 		// The test need not run as root; what runuser does is its own.
 		"runuser -u yourci -- ", "",

@@ -31,7 +31,7 @@ func TestSystemdUnitsVerify(t *testing.T) {
 	t.Parallel()
 	analyze := requireBinary(t, "systemd-analyze", "YCI_SYSTEMD_ANALYZE", "YCI_REQUIRE_SYSTEMD_ANALYZE")
 	dir, bin := t.TempDir(), t.TempDir()
-	for _, name := range []string{"receiver", "worker", "reconcile"} {
+	for _, name := range []string{"yci-receiver", "yci-worker", "yci-reconcile"} {
 		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -21,15 +21,23 @@ const runsPerOp = 5
 // being acknowledged by the receiver (Deliver returning) to the test
 // process writing its first timestamp, through JetStream, handle_pull
 // (mirror fetch, checkout, .yci.py), handle_test and the test's own
-// checkout, on an idle worker. It reports the median as ms-to-start.
+// checkout, on an idle worker. It reports the median as ms-to-start, and
+// beside it, measured in turns with it on the same repository, the median
+// of floorScript (floor-ms), the same work as one shell script, and their
+// ratio (x-floor).
 func BenchmarkWebhookToTestStart(b *testing.B) {
 	s := newStack(b, stackOptions{noHook: true})
 	s.startWorker("worker", "YCI_JOBS=2")
 	stamp := "date +%s%N > " + shellQuote(filepath.Join(s.marks, "start-")) + `"$YCI_SHA"`
 	py := "from yci.run import Bash\n\ndef test_generator(build_id, pull):\n    yield Bash(" + strconv.Quote(stamp) + ", name='stamp')\n"
 	n, _ := s.openPull(map[string]string{".yci.py": py})
+	pr, err := s.gh.Pull(owner, repoName, n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fl := newFloor(s, pr.GetBase().GetRepo().GetCloneURL())
 
-	var samples []time.Duration
+	var samples, floors []time.Duration
 	b.ResetTimer()
 	for b.Loop() {
 		for range runsPerOp {
@@ -48,10 +56,21 @@ func BenchmarkWebhookToTestStart(b *testing.B) {
 			s.waitFile("start-" + sha)
 			samples = append(samples, startedAt(b, filepath.Join(s.marks, "start-"+sha)).Sub(acked))
 			s.waitFinal(sha, "yci/stamp")
+
+			b.StopTimer()
+			floors = append(floors, fl.measure(s.push(n)))
+			b.StartTimer()
 		}
 	}
-	slices.Sort(samples)
-	b.ReportMetric(float64(samples[len(samples)/2].Microseconds())/1000, "ms-to-start")
+	webhook, shell := median(samples), median(floors)
+	b.ReportMetric(float64(webhook.Microseconds())/1000, "ms-to-start")
+	b.ReportMetric(float64(shell.Microseconds())/1000, "floor-ms")
+	b.ReportMetric(float64(webhook)/float64(shell), "x-floor")
+}
+
+func median(d []time.Duration) time.Duration {
+	slices.Sort(d)
+	return d[len(d)/2]
 }
 
 // startedAt reads the nanosecond timestamp a test wrote with date +%s%N.

@@ -19,15 +19,18 @@ import (
 
 // TestWorkerKilledMidTestIsDeliveredAgain kills a worker (SIGKILL to its
 // process group) while its test runs; another worker, on another box that
-// never saw the pull request, gets the test again and finishes it.
+// never saw the pull request, gets the test again and finishes it. It runs
+// with the production ack wait (events.DefaultAckWait) and logs how long
+// the test waited for the other worker.
 func TestWorkerKilledMidTestIsDeliveredAgain(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{shortAckWait: true})
+	s := newStack(t, stackOptions{})
 	first := s.startWorker("box1", "YCI_JOBS=1")
 	n, sha := s.openPull(map[string]string{".yci.py": yciPy([]string{"slow"}, 0, 0), "test.sh": s.script("wait_release\necho finished")})
 	s.waitRunning(sha, "slow")
 
 	first.Kill()
+	killed := time.Now()
 	s.release() // the test passes from now on, wherever it runs
 	second := s.startWorker("box2", "YCI_JOBS=1")
 
@@ -38,6 +41,8 @@ func TestWorkerKilledMidTestIsDeliveredAgain(t *testing.T) {
 	if got := len(s.starts(sha, "slow")); got != 2 {
 		t.Errorf("test started %d times, want 2 (before the crash and after)", got)
 	}
+	t.Logf("killed worker's test started again on the other box %s after the kill (ack wait %s)",
+		s.lastStart(sha, "slow").Sub(killed).Round(100*time.Millisecond), events.DefaultAckWait)
 	running := 0
 	for _, d := range s.descriptions(sha, "yci/slow") {
 		if strings.HasPrefix(d, "pending: running") {

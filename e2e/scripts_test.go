@@ -196,3 +196,23 @@ func (s *stack) descriptions(sha, context string) []string {
 	}
 	return out
 }
+
+// lastStart is when the latest start of test name on sha was recorded.
+func (s *stack) lastStart(sha, name string) time.Time {
+	s.tb.Helper()
+	matches, err := filepath.Glob(filepath.Join(s.marks, "started-"+sha+"-"+name+"-*"))
+	if err != nil {
+		s.tb.Fatal(err)
+	}
+	var last time.Time
+	for _, m := range matches {
+		info, err := os.Stat(m)
+		if err != nil {
+			s.tb.Fatal(err)
+		}
+		if info.ModTime().After(last) {
+			last = info.ModTime()
+		}
+	}
+	return last
+}

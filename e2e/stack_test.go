@@ -54,7 +54,7 @@ func runMain(m *testing.M) int {
 }
 
 // shortAckWait is the ack wait of tests that crash a worker: a killed
-// worker's job comes back after it, instead of JetStream's minute.
+// worker's job comes back after it, instead of the default 20 seconds.
 const shortAckWait = 2 * time.Second
 
 // natsMode says which JetStream a stack runs on.

@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/yourci/yourci/pkg/version"
 )
 
 func main() {
@@ -33,6 +35,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	bin := fs.String("bin", "bin", "`DIR` holding the receiver and worker binaries (make build)")
 	dir := fs.String("dir", "", "`DIR` for the demo's repositories, workspace and logs (default: a new temporary directory)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: demo [flags]\n\nRuns YourCI end to end on this machine against a GitHub stand-in.\n\nFlags:")
 		fs.PrintDefaults()
@@ -42,6 +45,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version.Line())
+		return 0
 	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "yourci-demo-")

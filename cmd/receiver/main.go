@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/yourci/yourci/pkg/envflag"
+	"github.com/yourci/yourci/pkg/version"
 )
 
 // memoryHeadroom is what the receiver's soft memory limit allows beyond
@@ -38,6 +39,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		fmt.Fprintln(stderr, "receiver:", err)
 		return 2
+	}
+	if opts.Version {
+		fmt.Fprintln(os.Stdout, version.Line())
+		return 0
 	}
 	if err := opts.Validate(); err != nil {
 		fmt.Fprintf(stderr, "receiver: invalid configuration:\n%v\n", err)

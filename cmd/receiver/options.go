@@ -44,6 +44,8 @@ type Options struct {
 	// across all requests (see webhook.Budget).
 	MaxInflightBytes int64
 	JSONLog          bool
+	// Version prints the version and exits.
+	Version bool
 }
 
 const usage = `Usage: receiver [flags]
@@ -80,6 +82,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Int64Var(&o.MaxInflightBytes, "max-inflight-bytes", webhook.DefaultMaxInflightBytes, "`BYTES` of delivery bodies held in memory at once; past it, deliveries get 503 with Retry-After")
 	fs.Env("max-inflight-bytes", "YCI_MAX_INFLIGHT_BYTES")
 	fs.JSONLogVar(&o.JSONLog)
+	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/natsserver"
+	"github.com/yourci/yourci/pkg/version"
 	"github.com/yourci/yourci/pkg/webhook"
 )
 
@@ -194,7 +195,7 @@ func (r *Receiver) NATSURL() string { return r.natsURL }
 func (r *Receiver) Run(ctx context.Context) error {
 	served := make(chan error, 1)
 	go func() { served <- r.server.Serve(r.listener) }()
-	r.log.Info("receiver started", "listen", r.Addr(), "nats", events.Redact(r.natsURL), "embedded_nats", r.embedded != nil)
+	r.log.Info("receiver started", "version", version.String(), "listen", r.Addr(), "nats", events.Redact(r.natsURL), "embedded_nats", r.embedded != nil)
 
 	select {
 	case err := <-served:

@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/yourci/yourci/pkg/envflag"
+	"github.com/yourci/yourci/pkg/version"
 )
 
 func main() {
@@ -35,6 +36,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, "reconcile:", err)
 		return exitUsage
 	}
+	if opts.Version {
+		fmt.Fprintln(stdout, version.Line())
+		return exitOK
+	}
 	if err := opts.Validate(); err != nil {
 		fmt.Fprintf(stderr, "reconcile: invalid configuration:\n%v\n", err)
 		return exitUsage
@@ -46,6 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return exitFailed
 	}
 	defer r.Close()
+	log.Info("reconcile started", "version", version.String(), "cleanup", opts.cleanup())
 	err = r.Run(ctx)
 	status := exitStatus(err)
 	switch status {

@@ -47,6 +47,8 @@ type Options struct {
 	// metrics for node_exporter's textfile collector.
 	MetricsFile string
 	GitHub      githubauth.Config
+	// Version prints the version and exits.
+	Version bool
 }
 
 const usage = `Usage: reconcile [flags]
@@ -103,6 +105,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.MetricsFile, "metrics-file", "", "write the sweep's results as Prometheus metrics to `FILE` (node_exporter's textfile collector)")
 	fs.Env("metrics-file", "YCI_RECONCILE_METRICS_FILE")
 	fs.JSONLogVar(&o.JSONLog)
+	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()

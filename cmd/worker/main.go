@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/yourci/yourci/pkg/envflag"
+	"github.com/yourci/yourci/pkg/version"
 )
 
 func main() {
@@ -32,6 +33,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		fmt.Fprintln(stderr, "worker:", err)
 		return 2
+	}
+	if opts.Version {
+		fmt.Fprintln(stdout, version.Line())
+		return 0
 	}
 	if err := opts.Validate(); err != nil {
 		fmt.Fprintf(stderr, "worker: invalid configuration:\n%v\n", err)

@@ -32,6 +32,7 @@ func TestRunExitStatus(t *testing.T) {
 		wantStderr string
 	}{
 		{name: "help_exits_zero_and_lists_environment", args: []string{"-h"}, wantCode: 0, wantStderr: "$HTTP_ROOT"},
+		{name: "version_printed_without_any_configuration", args: []string{"-version"}, wantCode: 0, wantStdout: " (go"},
 		{name: "local_passing_matrix_exits_zero", args: []string{"-local", checkout(passing), "-workspace", t.TempDir()}, wantCode: 0, wantStdout: "1 passed, 0 failed"},
 		{name: "local_failing_test_exits_one", args: []string{"-local", checkout(failing), "-workspace", t.TempDir(), "-j", "2"}, wantCode: 1, wantStdout: "1 passed, 1 failed"},
 		{name: "local_without_yci_py_says_what_is_expected", args: []string{"-local", checkout(""), "-workspace", t.TempDir()}, wantCode: 1, wantStderr: ".yci.py"},
@@ -42,6 +43,7 @@ func TestRunExitStatus(t *testing.T) {
 		{name: "local_needs_no_http_root", args: []string{"-local", checkout(passing), "-workspace", t.TempDir()}, wantCode: 0, wantStdout: "1 passed"},
 		{name: "bad_environment_value_named", env: map[string]string{"YCI_JOBS": "lots"}, wantCode: 2, wantStderr: `YCI_JOBS="lots": parse error`},
 		{name: "duration_without_unit_gives_an_example", env: map[string]string{"YCI_GRACE": "30"}, wantCode: 2, wantStderr: `YCI_GRACE="30": a duration needs a unit, such as 30s or 2m`},
+		{name: "pull_slots_below_one_refused", args: []string{"-pull-slots", "0"}, env: map[string]string{"GITHUB_ACCESS_TOKEN": "t", "HTTP_ROOT": "https://ci.example.com/"}, wantCode: 2, wantStderr: "-pull-slots must be at least 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,6 +26,10 @@ type Options struct {
 	// current directory, as in the seed.
 	Workspace string
 	Jobs      int
+	// PullSlots are handle_pull's own slots, apart from the -j test
+	// slots, so that a new push is prepared (and its superseded tests
+	// stopped) while every test slot is busy.
+	PullSlots int
 	HTTPRoot  string
 	// NATS is the JetStream server or cluster, or the embedded default
 	// (its store relative to the workspace).
@@ -52,6 +56,8 @@ type Options struct {
 	StatusHold, SummaryInterval time.Duration
 	// Sandbox confines tests and .yci.py evaluations.
 	Sandbox SandboxOptions
+	// Version prints the version and exits.
+	Version bool
 }
 
 const usage = `Usage: worker [flags]
@@ -78,6 +84,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("workspace", "YCI_WORKSPACE")
 	fs.IntVar(&o.Jobs, "j", runtime.NumCPU(), "tests run at once")
 	fs.Env("j", "YCI_JOBS")
+	fs.IntVar(&o.PullSlots, "pull-slots", 1, "pull events prepared at once (mirror, checkout, .yci.py), apart from the -j test slots")
+	fs.Env("pull-slots", "YCI_PULL_SLOTS")
 	fs.StringVar(&o.HTTPRoot, "http-root", "", "`URL` under which the workspace is served; log links start with it")
 	fs.Env("http-root", "HTTP_ROOT")
 	o.NATS.AddFlags(fs)
@@ -103,6 +111,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("summary-interval", "YCI_SUMMARY_INTERVAL")
 	o.Sandbox.addFlags(fs)
 	fs.JSONLogVar(&o.JSONLog)
+	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -127,6 +136,9 @@ func (o Options) Validate() error {
 	}
 	if o.Local != "" {
 		return errors.Join(errs...)
+	}
+	if o.PullSlots < 1 {
+		errs = append(errs, fmt.Errorf("-pull-slots must be at least 1, not %d", o.PullSlots))
 	}
 	if err := o.NATS.Validate(); err != nil {
 		errs = append(errs, err)

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -21,6 +23,7 @@ import (
 	"github.com/yourci/yourci/pkg/natsserver"
 	"github.com/yourci/yourci/pkg/pipeline"
 	"github.com/yourci/yourci/pkg/status"
+	"github.com/yourci/yourci/pkg/version"
 	"github.com/yourci/yourci/pkg/worker"
 )
 
@@ -93,7 +96,8 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 	}
 	s.budget = status.NewBudget(status.BudgetOptions{Hold: opts.StatusHold, SummaryInterval: opts.SummaryInterval, Logger: log})
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newBacklogCollector(s.bus.Board(), log))
 	s.handlers, err = worker.New(worker.Options{
 		Workspace:      ws,
 		Evaluator:      evaluator,
@@ -109,6 +113,8 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 		KeepSuperseded: opts.KeepSuperseded,
 		Records:        s.bus,
 		Reruns:         s.bus,
+		Running:        s.bus,
+		Box:            boxName(opts.Workspace),
 	})
 	if err != nil {
 		return nil, err
@@ -174,14 +180,17 @@ func (s *Service) Run(ctx context.Context) error {
 			s.log.Error("keeping pages", "err", err)
 		}
 	}()
-	slots := events.NewSlots(s.opts.Jobs)
+	// Pull events have slots of their own: preparing a new head, and the
+	// head announcement that stops its superseded tests, never wait for a
+	// running test to end. Comment commands too: an answer to /retest
+	// must not wait behind hour-long tests.
+	pullSlots, testSlots := events.NewSlots(s.opts.PullSlots), events.NewSlots(s.opts.Jobs)
 	errs := make(chan error, 3)
-	go func() { errs <- s.bus.ConsumePulls(ctx, slots, s.handlers.HandlePull) }()
-	go func() { errs <- s.bus.ConsumeTests(ctx, slots, s.handlers.HandleTest) }()
-	// Comment commands get a slot of their own: an answer to /retest must
-	// not wait for a slot behind hour-long tests.
+	go func() { errs <- s.bus.ConsumePulls(ctx, pullSlots, s.handlers.HandlePull) }()
+	go func() { errs <- s.bus.ConsumeTests(ctx, testSlots, s.handlers.HandleTest) }()
 	go func() { errs <- s.bus.ConsumeCommands(ctx, events.NewSlots(1), s.handlers.HandleCommand) }()
-	s.log.Info("worker started", "workspace", s.opts.Workspace, "jobs", s.opts.Jobs, "metrics", s.MetricsAddr(),
+	s.log.Info("worker started", "version", version.String(), "workspace", s.opts.Workspace,
+		"jobs", s.opts.Jobs, "pull_slots", s.opts.PullSlots, "metrics", s.MetricsAddr(),
 		"sandbox", s.opts.Sandbox.backend(false), "test_network", s.opts.Sandbox.Network)
 	err = errors.Join(<-errs, <-errs, <-errs)
 	s.log.Info("worker stopped")
@@ -242,4 +251,17 @@ func (i installations) Installation(ctx context.Context, id int64) (worker.Insta
 		inst.Checks = c.Checks // only an App may write check runs
 	}
 	return inst, nil
+}
+
+// boxName is how listings name this worker: host and workspace, which
+// together tell two workers on one box apart.
+func boxName(workspace string) string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown-host"
+	}
+	if abs, err := filepath.Abs(workspace); err == nil {
+		workspace = abs
+	}
+	return host + ":" + workspace
 }

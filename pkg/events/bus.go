@@ -29,11 +29,16 @@ const (
 // Defaults for Options; the comment on each says why.
 const (
 	// DefaultAckWait: a worker keeps a running job alive with InProgress
-	// every AckWait/3 (KeepAlive), so a live worker's job never expires;
-	// a crashed worker's job is delivered again within a minute, and a
-	// minute survives a NATS reconnect or a long GC pause without a
-	// needless redelivery.
-	DefaultAckWait = time.Minute
+	// every AckWait/3 (KeepAlive), so a live worker's job never expires,
+	// however slow the test; a crashed worker's job is delivered again
+	// between 2/3 AckWait and AckWait after the crash (13-20 s). Twenty
+	// seconds lets two keep-alives in a row be lost (a short NATS
+	// reconnect, a loaded box) before a slow test is redelivered; a
+	// longer outage may run a test twice, which costs time, never a
+	// wrong status (the later run reports the same commit). Changing it
+	// updates the durable consumers in place (nats-server 2.9.10 allows
+	// it; see TestAckWaitChangeUpdatesConsumers).
+	DefaultAckWait = 20 * time.Second
 	// DefaultMaxDeliver: a delivery is used up by a worker crash, a
 	// shutdown hand-back or one wait for NotBefore; ten lets a job live
 	// through several rolling restarts, while a message that crashes
@@ -87,6 +92,9 @@ type Options struct {
 	// last change; default DefaultRecordTTL.
 	RecordBucket string
 	RecordTTL    time.Duration
+	// RunningBucket holds the running-attempt records (MarkRunning);
+	// default DefaultRunningBucket.
+	RunningBucket string
 	// Memory keeps the stream and bucket in memory instead of files
 	// (tests only: a restart loses every queued job).
 	Memory bool
@@ -121,6 +129,7 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.Bucket, DefaultBucket)
 	setDefault(&o.RecordBucket, DefaultRecordBucket)
 	setDefault(&o.RecordTTL, DefaultRecordTTL)
+	setDefault(&o.RunningBucket, DefaultRunningBucket)
 	setDefault(&o.Replicas, 1)
 	setDefault(&o.AckWait, DefaultAckWait)
 	setDefault(&o.MaxDeliver, DefaultMaxDeliver)
@@ -185,6 +194,7 @@ type Bus struct {
 	tests   jetstream.Consumer
 	kv      jetstream.KeyValue
 	records jetstream.KeyValue // build records, expiring
+	running jetstream.KeyValue // nil when PublishOnly
 	log     *slog.Logger
 	// closed is closed when a connection Connect opened has closed.
 	closed chan struct{}
@@ -331,9 +341,26 @@ func (b *Bus) setup(ctx context.Context) error {
 		Storage:     storage,
 		Replicas:    b.opts.Replicas,
 	}
-	return b.retrySetup(ctx, "key-value bucket "+b.opts.RecordBucket, func(ctx context.Context) error {
+	err = b.retrySetup(ctx, "key-value bucket "+b.opts.RecordBucket, func(ctx context.Context) error {
 		kv, err := b.js.CreateOrUpdateKeyValue(ctx, recordCfg)
 		b.records = kv
+		return err
+	})
+	if err != nil || b.opts.PublishOnly {
+		return err
+	}
+	runningCfg := jetstream.KeyValueConfig{
+		Bucket:      b.opts.RunningBucket,
+		Description: "YourCI test attempts running now, one entry per attempt, kept fresh by its worker",
+		History:     1,
+		// A crashed worker's entries go away by themselves.
+		TTL:      RunningTTL,
+		Storage:  storage,
+		Replicas: b.opts.Replicas,
+	}
+	return b.retrySetup(ctx, "key-value bucket "+b.opts.RunningBucket, func(ctx context.Context) error {
+		kv, err := b.js.CreateOrUpdateKeyValue(ctx, runningCfg)
+		b.running = kv
 		return err
 	})
 }

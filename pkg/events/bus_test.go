@@ -207,3 +207,32 @@ func TestPublishRefusesIncompleteEvents(t *testing.T) {
 		}
 	})
 }
+
+// TestAckWaitChangeUpdatesConsumers starts a Bus with one ack wait and then
+// another with a shorter one, as an upgrade does: the durable consumers an
+// older release created must take the new value in place, on the oldest
+// server as on the newest.
+func TestAckWaitChangeUpdatesConsumers(t *testing.T) {
+	t.Parallel()
+	eachServer(t, func(t *testing.T, srv testServer) {
+		ctx := testContext(t)
+		opts := fastOptions(t)
+		opts.AckWait = time.Minute
+		newBus(t, srv.URL(), opts)
+		opts.AckWait = 20 * time.Second
+		b := newBus(t, srv.URL(), opts)
+		for _, name := range []string{events.PullConsumer, events.TestConsumer} {
+			c, err := b.JetStream().Consumer(ctx, events.DefaultStream, name)
+			if err != nil {
+				t.Fatalf("consumer %s: %v", name, err)
+			}
+			info, err := c.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := info.Config.AckWait; got != opts.AckWait {
+				t.Errorf("consumer %s: AckWait %s after the update, want %s", name, got, opts.AckWait)
+			}
+		}
+	})
+}

@@ -14,9 +14,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Slots is a worker's concurrency limit (-j), shared by every Consume call
-// it is given to: a message is fetched only once a slot is free and holds
-// it until its handler returns. Safe for concurrent use.
+// Slots is a concurrency limit shared by every Consume call it is given
+// to: a message is fetched only once a slot is free and holds it until its
+// handler returns. A worker gives its tests -j slots and its pull events
+// slots of their own, so preparing a new push never waits for a test.
+// Safe for concurrent use.
 type Slots struct {
 	sem chan struct{}
 }

@@ -8,8 +8,9 @@ import (
 	"github.com/yourci/yourci/pkg/events"
 )
 
-// staleError is why a running test was stopped: its pull request moved on.
-type staleError struct{ reason string }
+// staleError is why a running test was stopped: its pull request moved on
+// to newSHA, or closed (newSHA empty).
+type staleError struct{ reason, newSHA string }
 
 func (e staleError) Error() string { return e.reason }
 
@@ -57,21 +58,23 @@ func (r *runningTests) start(ctx context.Context, job events.TestJob) (context.C
 }
 
 // HeadChanged stops this worker's running tests of a pull request whose
-// head is no longer theirs (unless Options.KeepSuperseded), or that closed. Their statuses say why. It is
-// safe to call from any goroutine.
+// head is no longer theirs (unless Options.KeepSuperseded), or that
+// closed. Their statuses say why, a superseded test in the same words as
+// one dropped before it ran (status.Superseded). It is safe to call from
+// any goroutine.
 func (w *Worker) HeadChanged(a events.HeadAnnouncement) {
 	if w.opts.KeepSuperseded && !a.Closed {
 		return
 	}
-	reason := "superseded by " + a.SHA
+	stale := staleError{reason: "superseded by " + a.SHA, newSHA: a.SHA}
 	if a.Closed {
-		reason = "pull request closed"
+		stale = staleError{reason: "pull request closed"}
 	}
 	w.running.mu.Lock()
 	defer w.running.mu.Unlock()
 	for t := range w.running.tests[pullKey{a.Repo, a.Number}] {
 		if a.Closed || t.sha != a.SHA {
-			t.cancel(staleError{reason})
+			t.cancel(stale)
 		}
 	}
 }

@@ -100,13 +100,18 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 // head went stale, or a hand-back because the worker (ctx) is stopping.
 func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *status.Reporter, st status.Status, job events.TestJob, a pipeline.Attempt) error {
 	w.opts.Metrics.TestsRunning.Inc()
+	unmark := w.markRunning(ctx, log, job)
 	res, runErr := w.opts.Runner.Run(runCtx, a)
+	unmark()
 	stopped, isStale := staleCause(runCtx)
 	w.opts.Metrics.TestsRunning.Dec()
 	st.Started = false
 	if isStale {
 		log.Info("stopped test", "reason", stopped.reason)
 		st.State, st.Description, st.Conclusion = status.Error, status.Errored("stopped: "+stopped.reason), status.ConclusionCancelled
+		if stopped.newSHA != "" {
+			st.Description = status.Superseded(stopped.newSHA)
+		}
 		defer w.track(ctx, rep, job, events.TestErrored, st, nil)
 		return rep.Set(ctx, st)
 	}
@@ -126,6 +131,19 @@ func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *
 	w.opts.Metrics.attemptDone(res)
 	log.Info("attempt finished", "outcome", res.Outcome.String(), "exit", res.ExitCode, "duration", res.Duration)
 	return w.reportAttempt(ctx, rep, st, job, a, res)
+}
+
+// markRunning records the attempt as running, when the worker records
+// attempts, and returns what removes the record.
+func (w *Worker) markRunning(ctx context.Context, log *slog.Logger, job events.TestJob) func() {
+	if w.opts.Running == nil {
+		return func() {}
+	}
+	done, err := w.opts.Running.MarkRunning(ctx, events.RunningAttemptOf(job, w.opts.Box, time.Now()))
+	if err != nil {
+		log.Warn("recording the attempt as running; listings will not show it", "err", err)
+	}
+	return done
 }
 
 // reportAttempt turns an attempt's result into the final status, or into a

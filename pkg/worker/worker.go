@@ -105,6 +105,16 @@ type Options struct {
 	// Reruns numbers and queues re-runs for comment commands; without it
 	// HandleCommand cannot act and terminates every command.
 	Reruns RerunQueue
+	// Running, when set, records each attempt while it runs, under the
+	// name Box, so that a listing shows who runs what.
+	Running RunningRecorder
+	Box     string
+}
+
+// RunningRecorder records a test attempt as running until done is called;
+// events.Bus has it. An error leaves the attempt to run unrecorded.
+type RunningRecorder interface {
+	MarkRunning(ctx context.Context, a events.RunningAttempt) (done func(), err error)
 }
 
 // Worker handles deliveries of handle_pull and handle_test. Its methods may

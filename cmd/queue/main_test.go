@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/natsserver"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestRunExitStatus(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{name: "version", args: []string{"-version"}, wantCode: 0, wantStdout: " (go"},
+		{name: "help_explains_the_states", args: []string{"-h"}, wantCode: 0, wantStderr: "retry-wait"},
+		{name: "bad_values_reported_together", args: []string{"-limit", "0", "-timeout", "-1s"}, wantCode: 2, wantStderr: "-timeout must be positive"},
+		{name: "unreachable_nats_is_one_line", args: []string{"-nats", "nats://127.0.0.1:1"}, wantCode: 1, wantStderr: "queue: connecting to NATS at nats://127.0.0.1:1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr strings.Builder
+			code := run(context.Background(), tt.args, env(nil), &stdout, &stderr)
+			if code != tt.wantCode || !strings.Contains(stdout.String(), tt.wantStdout) || !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Errorf("exit %d (want %d)\nstdout (want %q):\n%s\nstderr (want %q):\n%s",
+					code, tt.wantCode, tt.wantStdout, stdout.String(), tt.wantStderr, stderr.String())
+			}
+		})
+	}
+}
+
+// TestListsWhatAWorkerRecorded queues a test, records another as running
+// as a worker does, and lists both through the command, as text and JSON.
+func TestListsWhatAWorkerRecorded(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := natsserver.Start(ctx, natsserver.Options{StoreDir: t.TempDir(), Port: natsserver.RandomPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	bus, err := events.Connect(ctx, srv.URL(), "test", events.Options{Memory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	repo := events.Repo{Owner: "acme", Name: "widgets"}
+	job := func(name string) events.TestJob {
+		return events.TestJob{Repo: repo, Number: 12, HeadSHA: "0123456789abcdef", Build: 3, Attempt: 1,
+			Test: events.TestSpec{Name: name, Command: "true"}}
+	}
+	for _, name := range []string{"slow", "waits"} {
+		if err := bus.PublishTest(ctx, job(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done, err := bus.MarkRunning(ctx, events.RunningAttemptOf(job("slow"), "box-a:/srv/ws", time.Now().Add(-90*time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+
+	var stdout, stderr strings.Builder
+	if code := run(ctx, []string{"-nats", srv.URL()}, env(nil), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	lines := strings.Split(stdout.String(), "\n")
+	// Every field but the age, which depends on how long the test takes.
+	want := []string{
+		"running acme/widgets 12 0123456 3 slow 1 box-a:/srv/ws",
+		"queued acme/widgets 12 0123456 3 waits 1",
+	}
+	for i, w := range want {
+		fields := strings.Fields(lines[i+1])
+		if len(fields) < 8 {
+			t.Errorf("line %d = %q, want %q and an age", i+1, lines[i+1], w)
+			continue
+		}
+		if got := strings.Join(append(fields[:7:7], fields[8:]...), " "); got != w {
+			t.Errorf("line %d = %q, want %q and an age", i+1, lines[i+1], w)
+		}
+	}
+	if !strings.Contains(stdout.String(), "handle_test: 2 waiting for a worker") {
+		t.Errorf("no handle_test backlog line:\n%s", stdout.String())
+	}
+
+	stdout.Reset()
+	if code := run(ctx, []string{"-nats", srv.URL(), "-json"}, env(nil), &stdout, &stderr); code != 0 {
+		t.Fatalf("-json: exit %d: %s", code, stderr.String())
+	}
+	var got listing
+	if err := json.Unmarshal([]byte(stdout.String()), &got); err != nil {
+		t.Fatalf("-json output: %v\n%s", err, stdout.String())
+	}
+	if len(got.Entries) != 2 || got.Entries[0].State != events.Running || got.Entries[0].Worker != "box-a:/srv/ws" || len(got.Backlog) != 2 {
+		t.Errorf("-json listing %+v, want the running and the queued test and two backlogs", got)
+	}
+}
+
+func TestRender(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	repo := events.Repo{Owner: "acme", Name: "web"}
+	snap := events.Snapshot{Taken: now, Truncated: true, Entries: []events.Entry{
+		{State: events.Preparing, Repo: repo, Number: 4, HeadSHA: "abcdef0123", Since: now.Add(-3 * time.Second)},
+		{State: events.Running, Repo: repo, Number: 4, HeadSHA: "abcdef0123", Build: 2, Test: "foo-x", Attempt: 1,
+			Worker: "ci-a:/srv/yourci/workspace", Since: now.Add(-125 * time.Second)},
+		{State: events.RetryWait, Repo: repo, Number: 4, HeadSHA: "abcdef0123", Build: 2, Test: "bar-y", Attempt: 2,
+			Since: now.Add(-time.Minute), NotBefore: now.Add(9 * time.Minute)},
+	}}
+	backlog := []events.ConsumerBacklog{{Consumer: "handle_pull", AckPending: 1}, {Consumer: "handle_test", Pending: 0, AckPending: 2, Redelivered: 1}}
+	var b strings.Builder
+	if err := render(&b, snap, backlog); err != nil {
+		t.Fatal(err)
+	}
+	want := `STATE       REPOSITORY  PULL  COMMIT   BUILD  TEST   ATTEMPT  AGE   WHO/WHEN
+preparing   acme/web    4     abcdef0  -      -      -        3s
+running     acme/web    4     abcdef0  2      foo-x  1        2m5s  ci-a:/srv/yourci/workspace
+retry-wait  acme/web    4     abcdef0  2      bar-y  2        1m0s  retry in 9m0s
+(more jobs are queued than -limit lists)
+handle_pull: 0 waiting for a worker, 1 taken and not done (0 of them redelivered)
+handle_test: 0 waiting for a worker, 2 taken and not done (1 of them redelivered)
+`
+	if got := b.String(); got != want {
+		t.Errorf("render:\n%s\nwant:\n%s", got, want)
+	}
+}

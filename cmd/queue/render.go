@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/yourci/yourci/pkg/events"
+)
+
+// render writes the snapshot as a table, one job per line, then the
+// backlog, for people: ages rounded to the second, commits to 7 digits.
+func render(w io.Writer, snap events.Snapshot, backlog []events.ConsumerBacklog) error {
+	var table strings.Builder
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STATE\tREPOSITORY\tPULL\tCOMMIT\tBUILD\tTEST\tATTEMPT\tAGE\tWHO/WHEN")
+	for _, e := range snap.Entries {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.State, e.Repo.FullName(), e.Number, short(e.HeadSHA),
+			orDash(e.Build), orDashString(e.Test), orDash(e.Attempt), age(snap.Taken.Sub(e.Since)), note(e, snap.Taken))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for line := range strings.Lines(table.String()) {
+		if _, err := fmt.Fprintln(w, strings.TrimRight(line, " \n")); err != nil {
+			return err
+		}
+	}
+	if len(snap.Entries) == 0 {
+		fmt.Fprintln(w, "(nothing queued or running)")
+	}
+	if snap.Truncated {
+		fmt.Fprintln(w, "(more jobs are queued than -limit lists)")
+	}
+	for _, b := range backlog {
+		fmt.Fprintf(w, "%s: %d waiting for a worker, %d taken and not done (%d of them redelivered)\n",
+			b.Consumer, b.Pending, b.AckPending, b.Redelivered)
+	}
+	return nil
+}
+
+func note(e events.Entry, now time.Time) string {
+	switch e.State {
+	case events.Running:
+		return e.Worker
+	case events.RetryWait:
+		return "retry in " + age(e.NotBefore.Sub(now))
+	}
+	return ""
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}
+
+func orDash(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return strconv.Itoa(n)
+}
+
+func orDashString(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// age is d to the second; a clock a little behind the server's gives 0s.
+func age(d time.Duration) string {
+	return max(d, 0).Round(time.Second).String()
+}
