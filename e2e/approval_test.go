@@ -100,7 +100,7 @@ func TestApprovalIsBoundToTheApprovedHead(t *testing.T) {
 	}
 	// The request for approval is replaced, not left pending for the
 	// sweep to turn into an error.
-	checkHistory(t, s.descriptions(first, "yci"), []string{"pending: " + needed, "pending: " + status.Approved("maint")})
+	checkApprovalReplaced(t, s, first, needed)
 
 	// The author pushes again, the label still on: approval is asked
 	// again and nothing is built.
@@ -130,7 +130,7 @@ func TestApprovalLabelIgnoresCase(t *testing.T) {
 	if st := s.waitFinal(sha, "yci/t")["yci/t"]; st.GetState() != "success" {
 		t.Fatalf("%s %q, want success", st.GetState(), st.GetDescription())
 	}
-	checkHistory(t, s.descriptions(sha, "yci"), []string{"pending: " + needed, "pending: " + status.Approved(owner)})
+	checkApprovalReplaced(t, s, sha, needed)
 }
 
 // TestOwnerNamesOneRule: my_org (an Enterprise Managed User's kind of
@@ -215,12 +215,31 @@ func TestApprovalWhoseWebhookWasLost(t *testing.T) {
 	if st := s.waitFinal(first, "yci/t")["yci/t"]; st.GetState() != "success" {
 		t.Fatalf("approved head: %s %q, want success", st.GetState(), st.GetDescription())
 	}
-	checkHistory(t, s.descriptions(first, "yci"), []string{"pending: " + needed, "pending: " + status.Approved("maint")})
+	checkApprovalReplaced(t, s, first, needed)
 
 	second := s.push(n)
 	s.reconcile(2)
 	s.waitYci(second, needed)
 	if got := s.buildDirs(w.name, n); len(got) != 1 {
 		t.Errorf("builds %v after an unapproved push, want only the approved one", got)
+	}
+}
+
+// checkApprovalReplaced checks that the summary yci of an approved head
+// went from "approval needed" to the build's own summary, success, and
+// never back: the request for approval is replaced, not left pending for
+// the sweep to turn into an error. ("approved by …; building" may be
+// overtaken by the build's own summary within the summary interval.)
+func checkApprovalReplaced(t *testing.T, s *stack, sha, needed string) {
+	t.Helper()
+	s.waitFinal(sha, "yci")
+	got := s.descriptions(sha, "yci")
+	if len(got) < 2 || got[0] != "pending: "+needed || !strings.HasPrefix(got[len(got)-1], "success: ") {
+		t.Errorf("summary history:\n  %s\nwant %q first and a success last", strings.Join(got, "\n  "), "pending: "+needed)
+	}
+	for _, d := range got[1:] {
+		if strings.Contains(d, "needs approval") {
+			t.Errorf("summary asked for approval again after the build started: %q", d)
+		}
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-github/v88/github"
 
 	"github.com/yourci/yourci/pkg/status"
 )
@@ -52,9 +55,15 @@ func TestCheckRunsWithAppAuth(t *testing.T) {
 		if st := s.gh.Statuses(owner, repoName, sha); len(st) != 0 {
 			t.Errorf("%.7s has %d commit statuses; an App writes check runs", sha, len(st))
 		}
-		runs := s.gh.CheckRuns(owner, repoName, sha)
+		checkSummaryRun(t, s, sha)
+		var runs []github.CheckRun
+		for _, run := range s.gh.CheckRuns(owner, repoName, sha) {
+			if run.GetName() != "yci" {
+				runs = append(runs, run)
+			}
+		}
 		if len(runs) != 4 {
-			t.Errorf("%.7s has %d check runs, want one per test", sha, len(runs))
+			t.Errorf("%.7s has %d test check runs, want one per test", sha, len(runs))
 		}
 		for _, run := range runs {
 			id, err := status.ParseExternalID(run.GetExternalID())
@@ -68,6 +77,34 @@ func TestCheckRunsWithAppAuth(t *testing.T) {
 				t.Errorf("%s: output lacks the attempt and the log's end:\n%s\n%s", run.GetName(), run.GetOutput().GetSummary(), run.GetOutput().GetText())
 			}
 		}
+	}
+}
+
+// checkSummaryRun waits for the summary check run "yci" of sha to
+// complete, and checks that it passed, links to the build page and names
+// its build.
+func checkSummaryRun(t *testing.T, s *stack, sha string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		for _, run := range s.gh.CheckRuns(owner, repoName, sha) {
+			if run.GetName() != "yci" || run.GetStatus() != "completed" {
+				continue
+			}
+			id, err := status.ParseExternalID(run.GetExternalID())
+			if err != nil || id.Test != "" || id.SHA != sha || id.Build != 1 || id.Pull < 1 {
+				t.Errorf("yci: external_id %q reads %+v, %v", run.GetExternalID(), id, err)
+			}
+			if run.GetConclusion() != "success" || !strings.HasSuffix(run.GetDetailsURL(), "/pulls/"+strconv.Itoa(id.Pull)+"/1/index.html") {
+				t.Errorf("yci: %s, details %s", run.GetConclusion(), run.GetDetailsURL())
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%.7s: no completed summary check run yci", sha)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

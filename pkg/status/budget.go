@@ -53,8 +53,9 @@ type BudgetOptions struct {
 //     older state never lands after a newer one;
 //   - writes the summary context "yci" of a head only when it changed, and
 //     at most once per SummaryInterval: a pending summary too soon after a
-//     pending one is dropped (the next change, or the final one, carries
-//     the news), any other waits its turn and is then sent;
+//     pending one is sent when the interval ends, in the background, unless
+//     a newer one overtakes it first; a final one waits its turn and is
+//     then sent;
 //   - makes every write to an account wait out a rate limit (429, or 403
 //     with Retry-After or X-RateLimit-Remaining 0) any of them met, final
 //     states first.
@@ -276,6 +277,7 @@ func (b *Budget) count(f func(*BudgetStats)) {
 func (b *Budget) submitSummary(ctx context.Context, s Status, deliver deliverFunc) error {
 	key := s.key()
 	b.mu.Lock()
+	trailing := false
 	if k := b.keys[key]; k != nil && k.last != nil && b.gap > 0 {
 		switch {
 		case shownAlike(*k.last, s):
@@ -283,9 +285,7 @@ func (b *Budget) submitSummary(ctx context.Context, s Status, deliver deliverFun
 			b.mu.Unlock()
 			return nil
 		case !k.last.Final() && !s.Final() && b.clock.Now().Sub(k.sentAt) < b.gap:
-			b.stats.Dropped++
-			b.mu.Unlock()
-			return nil
+			trailing = !b.closed
 		}
 	}
 	k, seq := b.acceptLocked(key)
@@ -294,7 +294,27 @@ func (b *Budget) submitSummary(ctx context.Context, s Status, deliver deliverFun
 	if k.last != nil {
 		wait = k.sentAt.Add(b.gap).Sub(b.clock.Now())
 	}
+	if trailing {
+		// A pending summary too soon after another goes when the interval
+		// ends, unless a newer one overtakes it first; the caller does not
+		// wait for it.
+		b.pending.Add(1)
+		b.mu.Unlock()
+		go func() {
+			defer b.pending.Done()
+			if err := b.summaryAfter(b.ctx, key, k, seq, s, wait, true, deliver); err != nil {
+				b.log.Warn("summary not sent", "repo", s.Owner+"/"+s.Repo, "sha", s.SHA, "err", err)
+			}
+		}()
+		return nil
+	}
 	b.mu.Unlock()
+	return b.summaryAfter(ctx, key, k, seq, s, wait, false, deliver)
+}
+
+// summaryAfter sends summary state seq of key after wait, unless a newer
+// state was accepted meanwhile; a late one is sent as it stands then.
+func (b *Budget) summaryAfter(ctx context.Context, key string, k *keyState, seq uint64, s Status, wait time.Duration, late bool, deliver deliverFunc) error {
 	if wait > 0 && b.gap > 0 {
 		if err := b.sleep(ctx, wait); err != nil {
 			b.release(key, k)
@@ -309,7 +329,7 @@ func (b *Budget) submitSummary(ctx context.Context, s Status, deliver deliverFun
 		b.release(key, k)
 		return nil
 	}
-	err := b.sendInOrder(ctx, key, k, seq, s, func(ctx context.Context, s Status) error {
+	send := func(ctx context.Context, s Status) error {
 		if err := deliver(ctx, s); err != nil {
 			return err
 		}
@@ -317,8 +337,37 @@ func (b *Budget) submitSummary(ctx context.Context, s Status, deliver deliverFun
 		k.last, k.sentAt = &s, b.clock.Now()
 		b.mu.Unlock()
 		return nil
-	})
-	return err
+	}
+	if late && s.Latest != nil {
+		return b.sendInOrder(ctx, key, k, seq, s, func(ctx context.Context, s Status) error {
+			return sendLatest(ctx, key, s, send)
+		})
+	}
+	return b.sendInOrder(ctx, key, k, seq, s, send)
+}
+
+// latestRounds bounds how often a late summary is sent again because the
+// summary it was made from changed while it was sent.
+const latestRounds = 3
+
+// sendLatest sends, for a summary sent late, the summary as it stands at
+// the moment of sending (Status.Latest), then again while that changes.
+func sendLatest(ctx context.Context, key string, s Status, send deliverFunc) error {
+	latest := s.Latest
+	var sent *Status
+	for range latestRounds {
+		if fresh, err := latest(ctx); err == nil && fresh.key() == key {
+			s = fresh
+		}
+		if sent != nil && shownAlike(*sent, s) {
+			return nil
+		}
+		if err := send(ctx, s); err != nil {
+			return err
+		}
+		sent = &s
+	}
+	return nil
 }
 
 // shownAlike reports whether GitHub would show a and b the same.

@@ -1,6 +1,7 @@
 package status_test
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -127,27 +128,52 @@ func TestBudgetPacesTheSummary(t *testing.T) {
 	b.mustSet("", status.Pending, "0/4 done", false)
 	b.mustSet("", status.Pending, "0/4 done", false) // unchanged
 	b.clock.Advance(time.Second)
-	b.mustSet("", status.Pending, "1/4 done", false) // too soon after a pending one: dropped
+	b.mustSet("", status.Pending, "1/4 done", false) // too soon: waits for the interval's end
 	b.check("yci pending 0/4 done")
+	b.clock.WaitTimers(1)
+	b.clock.Advance(gap - time.Second)
+	b.waitSent("yci pending 0/4 done", "yci pending 1/4 done")
 
-	// A final summary waits for the interval, then goes.
+	// A newer pending summary overtakes one still waiting, which is never
+	// sent.
+	b.clock.Advance(time.Second)
+	b.mustSet("", status.Pending, "2/4 done", false)
+	b.mustSet("", status.Pending, "3/4 done", false)
+	b.clock.WaitTimers(2)
+
+	// A final summary overtakes them too; it waits for the interval, then
+	// goes.
 	done := make(chan error, 1)
 	go func() { done <- b.set("", status.Success, "4/4 passed", false) }()
-	b.clock.WaitTimers(1)
-	b.check("yci pending 0/4 done")
+	b.clock.WaitTimers(3)
+	b.check("yci pending 0/4 done", "yci pending 1/4 done")
 	b.clock.Advance(gap)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	b.check("yci pending 0/4 done", "yci success 4/4 passed")
+	b.check("yci pending 0/4 done", "yci pending 1/4 done", "yci success 4/4 passed")
 
 	// Pending again (a re-run) after the interval: sent at once.
 	b.clock.Advance(gap)
 	b.mustSet("", status.Pending, "re-running 1 test", false)
-	b.check("yci pending 0/4 done", "yci success 4/4 passed", "yci pending re-running 1 test")
-	if got := b.budget.Stats(); got.Unchanged != 1 || got.Dropped != 1 {
-		t.Errorf("stats %+v, want 1 unchanged and 1 dropped", got)
+	b.check("yci pending 0/4 done", "yci pending 1/4 done", "yci success 4/4 passed", "yci pending re-running 1 test")
+	b.budget.Close() // waits for the overtaken summaries to be dropped
+	if got := b.budget.Stats(); got.Unchanged != 1 || got.Dropped != 2 {
+		t.Errorf("stats %+v, want 1 unchanged and 2 dropped", got)
 	}
+}
+
+// waitSent waits for the statuses sent to be want: a summary sent at the
+// end of its interval goes from a goroutine of the Budget's.
+func (b *budgeted) waitSent(want ...string) {
+	b.t.Helper()
+	for range 500 {
+		if cmp.Equal(want, b.sent()) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.check(want...)
 }
 
 func TestBudgetWaitsOutRateLimitsFinalStatesFirst(t *testing.T) {
@@ -195,4 +221,24 @@ func TestBudgetHandsBackAFinalStateWhenThePauseIsLong(t *testing.T) {
 	if n := len(b.fake.Calls()); n != 1 {
 		t.Errorf("%d calls, want 1: a paused account is not written to", n)
 	}
+}
+
+// Another box may send the final summary while this one's pending summary
+// waits for its interval: the late one is made again as the summary
+// stands when it goes, so it cannot bring back an older state.
+func TestBudgetSendsALateSummaryAsItStandsThen(t *testing.T) {
+	t.Parallel()
+	b := newBudgeted(t)
+	b.mustSet("", status.Pending, "0/2 done", false)
+	b.clock.Advance(time.Second)
+	final := status.Status{Owner: "o", Repo: "r", SHA: "abc", State: status.Success, Description: "2/2 passed"}
+	late := status.Status{Owner: "o", Repo: "r", SHA: "abc", State: status.Pending, Description: "1/2 done",
+		Latest: func(context.Context) (status.Status, error) { return final, nil }}
+	if err := b.rep.Set(t.Context(), late); err != nil {
+		t.Fatal(err)
+	}
+	b.check("yci pending 0/2 done")
+	b.clock.WaitTimers(1)
+	b.clock.Advance(gap)
+	b.waitSent("yci pending 0/2 done", "yci success 2/2 passed")
 }

@@ -92,6 +92,12 @@ type Status struct {
 	// description. Commit statuses ignore it. Secrets are masked in it and
 	// it is cut to GitHub's limits.
 	Output *Output
+	// Latest, when set on a summary, gives the summary as it stands now.
+	// A Budget that sends a summary late, at the end of its interval, asks
+	// it first and sends its answer instead (and again after the send, if
+	// the answer changed meanwhile), so that a late send never shows an
+	// older state than another box already sent. An error keeps s.
+	Latest func(ctx context.Context) (Status, error)
 }
 
 // Final reports whether s ends its context's story: success, failure or
@@ -238,6 +244,19 @@ func (r *Reporter) Set(ctx context.Context, s Status) error {
 		secrets = append(slices.Clip(secrets), r.secretsFrom()...)
 	}
 	s = s.cleaned(secrets)
+	if latest := s.Latest; latest != nil {
+		s.Latest = func(ctx context.Context) (Status, error) {
+			l, err := latest(ctx)
+			if err == nil {
+				err = l.check()
+			}
+			if err != nil {
+				return Status{}, err
+			}
+			l.Latest = nil
+			return l.cleaned(secrets), nil
+		}
+	}
 	if r.budget != nil {
 		return r.budget.submit(ctx, s, r.deliver)
 	}

@@ -216,10 +216,7 @@ func (w *Worker) sendSummary(ctx context.Context, log *slog.Logger, rep *status.
 		if bk.sent == sum.State+" "+sum.Description {
 			return true
 		}
-		err := rep.Set(ctx, status.Status{
-			Owner: rec.Key.Repo.Owner, Repo: rec.Key.Repo.Name, SHA: rec.SHA,
-			State: status.State(sum.State), Description: sum.Description, TargetURL: w.pageURL(rec.Key),
-		})
+		err := rep.Set(ctx, w.summaryStatus(rec))
 		if err != nil {
 			log.Warn("setting summary status", "err", err)
 			return false
@@ -231,6 +228,27 @@ func (w *Worker) sendSummary(ctx context.Context, log *slog.Logger, rep *status.
 		}
 	}
 	return false
+}
+
+// summaryStatus is the summary `yci` of rec's head. Sent late (a Budget
+// paces summaries), it is made again from the record as it stands then,
+// so that it never shows an older state than another box already sent.
+func (w *Worker) summaryStatus(rec events.BuildRecord) status.Status {
+	sum := pages.Summarize(rec)
+	key := rec.Key
+	return status.Status{
+		Owner: key.Repo.Owner, Repo: key.Repo.Name, SHA: rec.SHA, Pull: key.Pull, Build: key.Build,
+		State: status.State(sum.State), Description: sum.Description, TargetURL: w.pageURL(key),
+		Latest: func(ctx context.Context) (status.Status, error) {
+			now, err := w.opts.Records.BuildRecord(ctx, key)
+			if err != nil {
+				return status.Status{}, err
+			}
+			s := w.summaryStatus(now)
+			s.Latest = nil
+			return s, nil
+		},
+	}
 }
 
 // pageURL is where the build's page is served, or "" when this box serves
