@@ -111,9 +111,9 @@ func TestCleanupCaches(t *testing.T) {
 	release()
 	future, release := use("future", now.Add(365*24*time.Hour))
 	release()
-	busy, releaseBusy := use("busy", now.Add(-age-time.Hour))
+	_, releaseBusy := use("busy", now.Add(-age-time.Hour))
 	releaseBusy() // stamps it old...
-	busy, releaseBusy = use("busy", now.Add(-age-time.Hour))
+	busy, releaseBusy := use("busy", now.Add(-age-time.Hour))
 	stamp := filepath.Join(w.Root(), ".cache", ".used", "acme", "busy")
 	if err := os.Chtimes(stamp, now.Add(-age-time.Hour), now.Add(-age-time.Hour)); err != nil {
 		t.Fatal(err)
