@@ -257,3 +257,133 @@ func waitNoProcess(t *testing.T, name string) {
 		}
 	}
 }
+
+// queueSh is test.sh for TestSandboxedTestCannotReachTheQueue: with the
+// network shared, it speaks NATS to the embedded JetStream as a client
+// without credentials would, subscribing to everything and publishing,
+// and looks for the receiver's secrets in /proc and the credentials on
+// disk. %[1]d is the JetStream's port, %[2]d the receiver's host pid,
+// %[3]s the webhook secret, %[4]s the worker's home.
+const queueSh = `#!/bin/bash
+set -u
+breach() { echo "BREACH: $*"; }
+if exec 3<>/dev/tcp/127.0.0.1/%[1]d; then
+  IFS= read -r -t 10 info <&3 || true
+  case "$info" in INFO*) echo "queue: server answered";; *) echo "queue: no INFO line: $info";; esac
+  printf 'CONNECT {"verbose":false,"pedantic":false,"protocol":1}\r\nSUB > 1\r\nPUB yci.forged 6\r\nforged\r\nPING\r\n' >&3
+  reply=""
+  while IFS= read -r -t 10 line <&3; do
+    reply="$reply ${line%%$'\r'}"
+    case "$line" in PONG*|-ERR*) break;; esac
+  done
+  case "$reply" in
+    *PONG*) breach "the queue took a client without credentials:$reply";;
+    *"Authorization Violation"*) echo "queue: refused";;
+    *) echo "queue: no answer:$reply";;
+  esac
+  exec 3<&-
+else
+  echo "queue: unreachable"
+fi
+# The receiver's environment and every process's, by pid and by content.
+{ cat /proc/%[2]d/environ; } >/dev/null 2>&1 && breach "reads /proc/%[2]d/environ"
+for f in /proc/[0-9]*/environ; do
+  grep -qa -e %[3]q -e NATS_URL -e GITHUB_WEBHOOK_SECRET "$f" 2>/dev/null && breach "$f holds a secret"
+done
+n=$(ls /proc | grep -c '^[0-9]*$'); [ "$n" -lt 12 ] || breach "sees $n processes"
+for p in %[4]s/.config/yourci /root/.config/yourci %[4]s/.config/yourci/nats-%[1]d.credentials; do
+  test -e "$p" && breach "sees $p"
+done
+echo "checks done"
+`
+
+// TestSandboxedTestCannotReachTheQueue runs a test in the worker's default
+// sandbox with the network shared (the default) on the embedded JetStream,
+// as a box configured with nothing runs: the test reaches the queue's port
+// but is refused without credentials, so it can neither publish nor read;
+// it cannot read the receiver's /proc/<pid>/environ (its own PID
+// namespace), nor any process's environment holding the webhook secret.
+//
+// The refusal depends on the embedded JetStream requiring credentials
+// (the queue branch, merged into main after this test was written): before
+// it, this test fails with "the queue took a client without credentials".
+func TestSandboxedTestCannotReachTheQueue(t *testing.T) {
+	t.Parallel()
+	if !sandboxtest.Available(t) {
+		t.Skip("bubblewrap not usable; set YCI_REQUIRE_BWRAP=1 to make this a failure")
+	}
+	s := newStack(t, stackOptions{sandbox: true, nats: embedded})
+	w := s.startWorker("worker")
+	// The worker goes before the receiver, whose JetStream it still needs
+	// to report the build.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := w.Stop(ctx); err != nil {
+			t.Errorf("stopping the worker: %v", err)
+		}
+	})
+	receiver := findProcess(t, "receiver", "YCI_NATS_PORT="+strconv.Itoa(s.cfg.NATSPort))
+	home, err := os.UserHomeDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		".yci.py": "from yci.run import Bash\n\ndef test_generator(build_id, pull):\n    yield Bash('./test.sh', name='queue')\n",
+		"test.sh": fmt.Sprintf(queueSh, s.cfg.NATSPort, receiver, secret, home),
+	}
+	n, sha := s.openPull(files)
+	ctx, cancel := context.WithTimeout(s.ctx, waitLimit)
+	defer cancel()
+	var final github.RepoStatus
+	err = s.gh.WaitStatuses(ctx, owner, repoName, sha, func(m map[string]github.RepoStatus) bool {
+		final = m["yci/queue"]
+		return final.GetState() != "" && final.GetState() != "pending"
+	})
+	if err != nil {
+		t.Fatalf("waiting for the test: %v", err)
+	}
+	data, err := os.ReadFile(s.workspacePath("worker", owner, repoName, "pulls", strconv.Itoa(n), "1", "queue", "out.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := string(data)
+	for _, want := range []string{"queue: server answered\n", "queue: refused\n", "checks done\n"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Contains(log, "BREACH") || final.GetState() != "success" {
+		t.Errorf("yci/queue is %s (%s); log:\n%s", final.GetState(), final.GetDescription(), log)
+	}
+}
+
+// findProcess returns the host pid of the one process whose command line
+// ends in /name and whose environment holds marker.
+func findProcess(t *testing.T, name, marker string) int {
+	t.Helper()
+	matches, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var found []int
+	for _, m := range matches {
+		cmdline, err := os.ReadFile(m)
+		if err != nil {
+			continue
+		}
+		argv0, _, _ := bytes.Cut(cmdline, []byte{0})
+		if filepath.Base(string(argv0)) != name {
+			continue
+		}
+		environ, err := os.ReadFile(filepath.Join(filepath.Dir(m), "environ"))
+		if err != nil || !bytes.Contains(environ, []byte(marker)) {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(m)))
+		if err == nil {
+			found = append(found, pid)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("found %d processes named %s with %s, want 1: %v", len(found), name, marker, found)
+	}
+	return found[0]
+}

@@ -149,11 +149,19 @@ func TestExitStatuses(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
+				// A repository cache last used two months ago goes too.
+				cache := filepath.Join(ws, ".cache", "acme", "gadgets")
+				if err := os.MkdirAll(cache, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chtimes(cache, past.Add(-30*24*time.Hour), past.Add(-30*24*time.Hour)); err != nil {
+					t.Fatal(err)
+				}
 				delete(w.vars, "GITHUB_ACCESS_TOKEN")
 				w.vars["YCI_WORKSPACE"] = ws
 			},
 			args:   []string{"-cleanup-older-than", "336h"},
-			stdout: []string{"removed build acme/widgets#1/1", "cleanup: 1 builds"}},
+			stdout: []string{"removed build acme/widgets#1/1", "removed cache acme/gadgets", "cleanup: 1 builds"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

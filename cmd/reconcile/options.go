@@ -42,7 +42,10 @@ type Options struct {
 	CleanupOlderThan time.Duration
 	Workspace        string
 	RunningWindow    time.Duration
-	JSONLog          bool
+	// CacheUnusedFor is the age of a repository cache's last use past
+	// which cleanup mode removes it; zero keeps caches.
+	CacheUnusedFor time.Duration
+	JSONLog        bool
 	// MetricsFile, when set, receives the sweep's summary as Prometheus
 	// metrics for node_exporter's textfile collector.
 	MetricsFile string
@@ -98,6 +101,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.RateReserve, "rate-reserve", 100, "GitHub requests per hour left to the workers: the sweep stops when no more remain")
 	fs.Env("rate-reserve", "YCI_RATE_RESERVE")
 	fs.DurationVar(&o.CleanupOlderThan, "cleanup-older-than", 0, "remove builds untouched for this `AGE` (such as 336h) instead of sweeping")
+	fs.DurationVar(&o.CacheUnusedFor, "cleanup-caches-unused-for", reconcile.DefaultCacheUnusedFor, "with -cleanup-older-than, also remove repository caches no test used for this `AGE`; 0 keeps them")
+	fs.Env("cleanup-caches-unused-for", "YCI_CLEANUP_CACHES_UNUSED_FOR")
 	fs.StringVar(&o.Workspace, "workspace", ".", "workspace `DIR` to clean up")
 	fs.Env("workspace", "YCI_WORKSPACE")
 	fs.DurationVar(&o.RunningWindow, "running-window", reconcile.DefaultRunningWindow, "a build with a file changed this recently counts as running")
@@ -132,6 +137,9 @@ func (o Options) validateCleanup() []error {
 	var errs []error
 	if o.CleanupOlderThan < 0 {
 		errs = append(errs, fmt.Errorf("-cleanup-older-than %s is negative", o.CleanupOlderThan))
+	}
+	if o.CacheUnusedFor < 0 {
+		errs = append(errs, fmt.Errorf("-cleanup-caches-unused-for %s is negative", o.CacheUnusedFor))
 	}
 	if o.RunningWindow <= 0 {
 		errs = append(errs, fmt.Errorf("-running-window %s must be positive", o.RunningWindow))

@@ -29,7 +29,7 @@ func TestParseOptions(t *testing.T) {
 	defaults := Options{
 		NATS:       natsserver.Endpoint{Store: ".yci/nats", Port: natsserver.DefaultLocalPort, Replicas: 1},
 		StaleAfter: 2 * time.Hour, MaxRebuilds: 2, LockTTL: 10 * time.Minute, RateReserve: 100,
-		Workspace: ".", RunningWindow: 2 * time.Hour,
+		Workspace: ".", RunningWindow: 2 * time.Hour, CacheUnusedFor: 30 * 24 * time.Hour,
 	}
 	tests := []struct {
 		name string

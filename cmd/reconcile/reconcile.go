@@ -127,6 +127,7 @@ func (r *Reconcile) cleanup(ctx context.Context) error {
 	}
 	rep, err := reconcile.Cleanup(ctx, ws, reconcile.NewStreamBacklog(r.bus), reconcile.CleanupOptions{
 		OlderThan: r.opts.CleanupOlderThan, RunningWindow: r.opts.RunningWindow,
+		CacheUnusedFor: r.opts.CacheUnusedFor,
 	})
 	if werr := reconcile.WriteCleanupReport(r.out, rep); werr != nil {
 		return errors.Join(err, fmt.Errorf("printing the cleanup report: %w", werr))

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/envflag"
@@ -25,6 +26,9 @@ type SandboxOptions struct {
 	// paths a test may read, and paths of the system it must not.
 	ReadOnly string
 	Hide     string
+	// TmpSize caps each of a sandboxed command's /tmp and HOME, in bytes;
+	// zero leaves the kernel's default (half the memory each).
+	TmpSize int64
 
 	// bwrap replaces bubblewrap from PATH, for tests.
 	bwrap string
@@ -39,7 +43,19 @@ func (o *SandboxOptions) addFlags(fs *envflag.Set) {
 	fs.Env("sandbox-ro-bind", "YCI_SANDBOX_RO_BIND")
 	fs.StringVar(&o.Hide, "sandbox-hide", strings.Join(sandbox.DefaultHide, ","), "comma-separated system `PATHS` a sandboxed test sees empty")
 	fs.Env("sandbox-hide", "YCI_SANDBOX_HIDE")
+	// 1 GiB each: a Go test binary's link, pip's unpacked wheels and a
+	// browser profile fit, and since tmpfs lives in memory the worst case
+	// stays at 2 GiB per running test (-jobs of them at once).
+	fs.Int64Var(&o.TmpSize, "sandbox-tmp-size", DefaultTmpSize, "`BYTES` each of a sandboxed test's /tmp and HOME may hold (tmpfs, in memory); 0 means half the memory")
+	fs.Env("sandbox-tmp-size", "YCI_SANDBOX_TMP_SIZE")
 }
+
+// DefaultTmpSize is -sandbox-tmp-size's default, 1 GiB.
+const DefaultTmpSize = 1 << 30
+
+// cacheWait bounds how long an attempt waits for a cleanup that is
+// removing its repository's cache.
+const cacheWait = 10 * time.Minute
 
 // validate reports every problem at once.
 func (o SandboxOptions) validate() error {
@@ -48,6 +64,9 @@ func (o SandboxOptions) validate() error {
 	case "", "bwrap", "none":
 	default:
 		errs = append(errs, fmt.Errorf("-sandbox must be bwrap or none, not %q", o.Backend))
+	}
+	if o.TmpSize < 0 {
+		errs = append(errs, fmt.Errorf("-sandbox-tmp-size %d is negative", o.TmpSize))
 	}
 	if _, err := sandbox.ParseNetwork(o.Network); err != nil {
 		errs = append(errs, fmt.Errorf("-test-network: %w", err))
@@ -86,7 +105,7 @@ func (o SandboxOptions) open(ctx context.Context, local bool, ws *artifacts.Work
 	if err != nil {
 		return nil, err
 	}
-	opts := sandbox.Options{Bwrap: o.bwrap, Network: network, ReadOnly: splitPaths(o.ReadOnly), Hide: splitPaths(o.Hide)}
+	opts := sandbox.Options{Bwrap: o.bwrap, Network: network, ReadOnly: splitPaths(o.ReadOnly), Hide: splitPaths(o.Hide), TmpSize: o.TmpSize}
 	for _, s := range secrets {
 		if s != "" {
 			abs, err := filepath.Abs(s)
@@ -114,21 +133,24 @@ func (o SandboxOptions) open(ctx context.Context, local bool, ws *artifacts.Work
 // objects directory of its mirror, which checkouts borrow through git's
 // alternates. Only objects are shared, read-only: they are addressed by
 // their content, so nothing a test reads there runs, and the mirror's
-// config, hooks and refs stay out of sight.
+// config, hooks and refs stay out of sight. The cache is held in use
+// (artifacts.Workspace.UseCache) until the command is done with it.
 func repositoryShares(ws *artifacts.Workspace, dir string) (sandbox.Shares, bool, error) {
 	owner, repo, ok := ws.RepoOf(dir)
 	if !ok {
 		return sandbox.Shares{}, false, nil
 	}
-	cache, err := ws.CacheDir(owner, repo)
-	if err != nil {
-		return sandbox.Shares{}, false, err
-	}
-	shares := sandbox.Shares{Cache: cache}
 	mirror, err := ws.MirrorDir(owner, repo)
 	if err != nil {
 		return sandbox.Shares{}, false, err
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), cacheWait)
+	defer cancel()
+	cache, release, err := ws.UseCache(ctx, owner, repo)
+	if err != nil {
+		return sandbox.Shares{}, false, err
+	}
+	shares := sandbox.Shares{Cache: cache, Release: release}
 	objects := filepath.Join(mirror, "objects")
 	if fi, err := os.Stat(objects); err == nil && fi.IsDir() {
 		shares.Objects = []string{objects}

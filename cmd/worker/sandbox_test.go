@@ -59,9 +59,10 @@ func TestSandboxOptions(t *testing.T) {
 func TestSandboxFlags(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr strings.Builder
-	code := run(context.Background(), []string{"-sandbox", "docker", "-test-network", "off", "-sandbox-ro-bind", "tools"},
+	code := run(context.Background(), []string{"-sandbox", "docker", "-test-network", "off", "-sandbox-ro-bind", "tools", "-sandbox-tmp-size", "-1"},
 		env(map[string]string{"GITHUB_ACCESS_TOKEN": "t"}), &stdout, &stderr)
-	for _, want := range []string{`-sandbox must be bwrap or none, not "docker"`, `-test-network: test network must be shared or none, not "off"`, `-sandbox-ro-bind: "tools" is not an absolute path`} {
+	for _, want := range []string{`-sandbox must be bwrap or none, not "docker"`, `-test-network: test network must be shared or none, not "off"`,
+		`-sandbox-ro-bind: "tools" is not an absolute path`, `-sandbox-tmp-size -1 is negative`} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 		}

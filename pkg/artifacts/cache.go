@@ -1,8 +1,14 @@
 package artifacts
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // cacheRoot holds the per-repository caches, <root>/.cache/<owner>/<repo>.
@@ -11,11 +17,20 @@ import (
 // directory can collide with it.
 const cacheRoot = ".cache"
 
+// cacheStamps holds, beside the caches and out of the sandbox's sight, one
+// stamp file per repository cache, <root>/.cache/.used/<owner>/<repo>:
+// its mtime is when a command last used the cache, and its flock is held
+// shared by every command using the cache and exclusively by
+// CleanupCaches while it removes the cache. No owner's name starts with a
+// dot, so it cannot collide with a cache.
+const cacheStamps = ".used"
+
 // CacheDir is owner/repo's cache directory, <root>/.cache/<owner>/<repo>,
 // created if missing. Tests of that repository, and only of that
 // repository, keep their downloads and build caches there from one build
-// to the next (see pkg/sandbox). Cleanup leaves it alone; deleting it is
-// always safe.
+// to the next (see pkg/sandbox). Cleanup leaves it alone, CleanupCaches
+// removes it once unused for long; deleting it is always safe when no
+// command uses it. Commands should get it from UseCache.
 func (w *Workspace) CacheDir(owner, repo string) (string, error) {
 	if _, err := w.repoDir(owner, repo); err != nil {
 		return "", err
@@ -40,4 +55,141 @@ func (w *Workspace) RepoOf(path string) (owner, repo string, ok bool) {
 		return "", "", false
 	}
 	return parts[0], parts[1], true
+}
+
+// UseCache returns owner/repo's cache directory, created if missing, for
+// a command that uses it until it calls release, exactly once. Until
+// then CleanupCaches, in this process or another, leaves that cache alone;
+// UseCache waits, until ctx ends, while CleanupCaches is removing it.
+// Both the start and the release count as a use.
+func (w *Workspace) UseCache(ctx context.Context, owner, repo string) (dir string, release func(), err error) {
+	if _, err := w.repoDir(owner, repo); err != nil {
+		return "", nil, err
+	}
+	stamps := filepath.Join(w.root, cacheRoot, cacheStamps, owner)
+	if err := w.ensureDir(stamps); err != nil {
+		return "", nil, err
+	}
+	stamp := filepath.Join(stamps, repo)
+	f, err := openStamp(stamp)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := flockMode(ctx, f, syscall.LOCK_SH); err != nil {
+		f.Close()
+		return "", nil, fmt.Errorf("waiting for the cache of %s/%s: %w", owner, repo, err)
+	}
+	dir, err = w.CacheDir(owner, repo)
+	if err == nil {
+		err = touch(stamp)
+	}
+	if err != nil {
+		f.Close() // closing releases the lock
+		return "", nil, err
+	}
+	return dir, func() {
+		// Best effort: a stamp left older only makes the cache go sooner.
+		touch(stamp)
+		f.Close()
+	}, nil
+}
+
+// CleanupCaches removes every repository cache whose last use (UseCache)
+// is older than now minus unusedFor, or lies in the future, and that no
+// command uses at the moment. A cache from before the stamps existed is
+// judged by its directory's mtime. Stamps are kept: they are empty files,
+// one per repository. The report lists the caches removed, as owner/repo,
+// and the bytes freed; the error joins every failure, each of which
+// leaves its cache in place.
+func (w *Workspace) CleanupCaches(ctx context.Context, unusedFor time.Duration, now time.Time) (CleanupReport, error) {
+	var rep CleanupReport
+	if unusedFor <= 0 {
+		return rep, fmt.Errorf("%w: cache age %s must be positive", ErrInvalid, unusedFor)
+	}
+	cutoff := now.Add(-unusedFor)
+	root := filepath.Join(w.root, cacheRoot)
+	owners, err := subdirs(root, func(name string) bool { return ValidateOwner(name) == nil })
+	if err != nil {
+		return rep, err
+	}
+	var errs []error
+	for _, owner := range owners {
+		repos, err := subdirs(filepath.Join(root, owner), func(name string) bool { return ValidateRepo(name) == nil })
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, repo := range repos {
+			if err := ctx.Err(); err != nil {
+				return rep, errors.Join(append(errs, fmt.Errorf("cleaning up caches: %w", err))...)
+			}
+			if err := w.removeUnusedCache(owner, repo, cutoff, now, &rep); err != nil {
+				errs = append(errs, fmt.Errorf("cleaning up the cache of %s/%s: %w", owner, repo, err))
+			}
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+// removeUnusedCache removes owner/repo's cache if it was last used before
+// cutoff (or after now) and nobody uses it.
+func (w *Workspace) removeUnusedCache(owner, repo string, cutoff, now time.Time, rep *CleanupReport) error {
+	dir := filepath.Join(w.root, cacheRoot, owner, repo)
+	stamps := filepath.Join(w.root, cacheRoot, cacheStamps, owner)
+	if err := w.ensureDir(stamps); err != nil {
+		return err
+	}
+	stamp := filepath.Join(stamps, repo)
+	judged := stamp
+	if _, err := os.Lstat(stamp); errors.Is(err, os.ErrNotExist) {
+		judged = dir
+	}
+	f, err := openStamp(stamp)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); errors.Is(err, syscall.EWOULDBLOCK) {
+		return nil // in use
+	} else if err != nil {
+		return fmt.Errorf("locking %s: %w", stamp, err)
+	}
+	info, err := os.Lstat(judged)
+	if err != nil {
+		return err
+	}
+	if used := info.ModTime(); !used.Before(cutoff) && !used.After(now.Add(time.Minute)) {
+		return nil
+	}
+	var size int64
+	if err := walkTree(dir, func(_ string, info os.FileInfo) {
+		if info.Mode().IsRegular() {
+			size += info.Size()
+		}
+	}); err != nil {
+		return fmt.Errorf("inspecting: %w", err)
+	}
+	if err := removeTree(dir); err != nil {
+		return fmt.Errorf("removing: %w", err)
+	}
+	rep.Caches = append(rep.Caches, owner+"/"+repo)
+	rep.BytesFreed += size
+	return nil
+}
+
+// openStamp opens (creating) a cache's stamp file, never through a symlink.
+func openStamp(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening cache stamp: %w", err)
+	}
+	return f, nil
+}
+
+func touch(path string) error {
+	now := time.Now()
+	if err := os.Chtimes(path, now, now); err != nil {
+		return fmt.Errorf("stamping the cache's use: %w", err)
+	}
+	return nil
 }

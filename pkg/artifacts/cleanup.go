@@ -22,6 +22,9 @@ type CleanupReport struct {
 	Pins int
 	// Links are the log symlinks removed, relative to the workspace root.
 	Links []string
+	// Caches are the repository caches removed (CleanupCaches), as
+	// owner/repo.
+	Caches []string
 	// BytesFreed is the apparent size of the regular files removed.
 	BytesFreed int64
 }

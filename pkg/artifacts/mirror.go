@@ -292,9 +292,14 @@ func replaceFile(path, content string) error {
 
 // flock takes an exclusive lock on f, polling so that ctx can end the wait.
 func flock(ctx context.Context, f *os.File) error {
+	return flockMode(ctx, f, syscall.LOCK_EX)
+}
+
+// flockMode is flock with how, LOCK_EX or LOCK_SH.
+func flockMode(ctx context.Context, f *os.File, how int) error {
 	delay := 5 * time.Millisecond
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
 		if err == nil {
 			return nil
 		}

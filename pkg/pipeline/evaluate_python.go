@@ -81,8 +81,9 @@ func (e *Evaluator) runPython(parent context.Context, dir, work string, args []s
 	cmd.Env = e.environ()
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	ran := func() error { return nil }
 	if e.Sandbox != nil {
-		if err := e.Sandbox.Confine(cmd, []string{work}, []string{dir}); err != nil {
+		if ran, err = e.Sandbox.Confine(cmd, []string{work}, []string{dir}); err != nil {
 			w.Close()
 			return pythonExit{}, fmt.Errorf("confining the evaluation of %s: %w", ConfigFile, err)
 		}
@@ -98,7 +99,7 @@ func (e *Evaluator) runPython(parent context.Context, dir, work string, args []s
 		err = closeErr
 	}
 	if err != nil {
-		return pythonExit{}, fmt.Errorf("starting %s to evaluate %s: %w", e.python(), ConfigFile, err)
+		return pythonExit{}, errors.Join(fmt.Errorf("starting %s to evaluate %s: %w", e.python(), ConfigFile, err), ran())
 	}
 	printed := &capture{half: maxPrinted / 2}
 	copied := make(chan error, 1)
@@ -108,6 +109,7 @@ func (e *Evaluator) runPython(parent context.Context, dir, work string, args []s
 	}()
 	exit := pythonExit{err: cmd.Wait()}
 	exit.timedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
+	ranErr := ran()
 	if err := killGroup(cmd.Process.Pid); err != nil {
 		return pythonExit{}, fmt.Errorf("killing what evaluating %s left running: %w", ConfigFile, err)
 	}
@@ -120,6 +122,9 @@ func (e *Evaluator) runPython(parent context.Context, dir, work string, args []s
 		return pythonExit{}, fmt.Errorf("reading the output of %s: %w", ConfigFile, err)
 	}
 	exit.printed = printed.String()
+	if ranErr != nil && !exit.timedOut && parent.Err() == nil {
+		return pythonExit{}, fmt.Errorf("evaluating %s: %w: %s", ConfigFile, ranErr, strings.TrimSpace(exit.printed))
+	}
 	return exit, nil
 }
 

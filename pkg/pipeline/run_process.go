@@ -53,8 +53,9 @@ func (p *process) run(ctx context.Context) (Result, []string) {
 	// A session of its own is a process group of its own, and leaves the
 	// test no controlling terminal to push input into (TIOCSTI).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	ran := func() error { return nil }
 	if p.sandbox != nil {
-		if err := p.sandbox.Confine(cmd, []string{p.dir}, nil); err != nil {
+		if ran, err = p.sandbox.Confine(cmd, []string{p.dir}, nil); err != nil {
 			w.Close()
 			return erroredResult(fmt.Errorf("confining the test: %w", err)), nil
 		}
@@ -64,7 +65,7 @@ func (p *process) run(ctx context.Context) (Result, []string) {
 	// never see the end of the output.
 	w.Close()
 	if err != nil {
-		return erroredResult(fmt.Errorf("starting %s: %w", cmd.Args[0], err)), nil
+		return erroredResult(errors.Join(fmt.Errorf("starting %s: %w", cmd.Args[0], err), ran())), nil
 	}
 	drained := make(chan error, 1)
 	go func() { drained <- drain(r, p.output) }()
@@ -81,6 +82,11 @@ func (p *process) run(ctx context.Context) (Result, []string) {
 	}
 	if p.finishOutput(r, drained) {
 		notes = append(notes, "a process outside the test's process group still holds its output; stopped reading")
+	}
+	// A sandbox that could not be set up is the worker's failure, not the
+	// test's, unless the runner stopped it before the test could start.
+	if err := ran(); err != nil && s.cause == notStopped {
+		return Result{Outcome: Errored, ExitCode: -1, Reason: reason(err.Error())}, notes
 	}
 	return p.result(ctx, s, cmd.ProcessState), notes
 }

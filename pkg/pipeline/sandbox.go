@@ -14,5 +14,10 @@ type Sandbox interface {
 	// The rewritten command must still end with its process group: the
 	// runner signals the group of cmd's process, and SIGKILL to it must
 	// leave nothing of the command running.
-	Confine(cmd *exec.Cmd, writable, readOnly []string) error
+	//
+	// The caller calls done once, after cmd.Wait returned or when cmd
+	// could not start; it releases what Confine took and returns an error
+	// when the command itself never ran because the sandbox could not be
+	// set up: the worker's problem, not the test's.
+	Confine(cmd *exec.Cmd, writable, readOnly []string) (done func() error, err error)
 }

@@ -27,6 +27,10 @@ type CleanupOptions struct {
 	OlderThan time.Duration
 	// RunningWindow is DefaultRunningWindow when zero.
 	RunningWindow time.Duration
+	// CacheUnusedFor, when positive, also removes every repository cache
+	// no test used for that long (artifacts.Workspace.CleanupCaches);
+	// zero keeps them all.
+	CacheUnusedFor time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -65,8 +69,19 @@ func Cleanup(ctx context.Context, ws *artifacts.Workspace, backlog Backlog, opts
 		dir, err := ws.BuildDir(b)
 		return err != nil || changedSince(dir, recentCutoff)
 	}
-	return ws.Cleanup(ctx, opts.OlderThan, now, running)
+	rep, err := ws.Cleanup(ctx, opts.OlderThan, now, running)
+	if opts.CacheUnusedFor <= 0 {
+		return rep, err
+	}
+	caches, cerr := ws.CleanupCaches(ctx, opts.CacheUnusedFor, now)
+	rep.Caches, rep.BytesFreed = caches.Caches, rep.BytesFreed+caches.BytesFreed
+	return rep, errors.Join(err, cerr)
 }
+
+// DefaultCacheUnusedFor is how long a repository's cache may go unused
+// before the cleanup removes it: a month, so a repository built every few
+// weeks keeps its downloads.
+const DefaultCacheUnusedFor = 30 * 24 * time.Hour
 
 // errRecent ends a walk at the first recent file.
 var errRecent = errors.New("recently changed")
@@ -95,6 +110,11 @@ func changedSince(dir string, cutoff time.Time) bool {
 func WriteCleanupReport(w io.Writer, rep artifacts.CleanupReport) error {
 	for _, b := range rep.Builds {
 		if _, err := fmt.Fprintf(w, "removed build %s\n", b); err != nil {
+			return err
+		}
+	}
+	for _, c := range rep.Caches {
+		if _, err := fmt.Fprintf(w, "removed cache %s\n", c); err != nil {
 			return err
 		}
 	}

@@ -20,12 +20,16 @@ func confined(t *testing.T, box *sandbox.Bwrap, dir, script string, readOnly ...
 	cmd := exec.CommandContext(t.Context(), "/bin/bash", "-euc", script)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOST_PID="+strconv.Itoa(os.Getpid()))
-	if err := box.Confine(cmd, []string{dir}, readOnly); err != nil {
+	done, err := box.Confine(cmd, []string{dir}, readOnly)
+	if err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	err = cmd.Run()
+	if ranErr := done(); ranErr != nil {
+		t.Fatalf("the sandbox could not be set up: %v\n%s", ranErr, out.String())
+	}
 	return out.String(), err
 }
 

@@ -26,12 +26,17 @@ func (b *Bwrap) Probe(ctx context.Context) error {
 	}
 	cmd := exec.CommandContext(ctx, truePath)
 	cmd.Dir = "/"
-	if err := b.Confine(cmd, nil, nil); err != nil {
+	done, err := b.Confine(cmd, nil, nil)
+	if err != nil {
 		return fmt.Errorf("probing the sandbox: %w", err)
 	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
+	err = cmd.Run()
+	if ranErr := done(); err == nil {
+		err = ranErr
+	}
+	if err != nil {
 		msg := strings.TrimSpace(out.String())
 		if msg == "" {
 			msg = err.Error()

@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -78,6 +79,9 @@ type Shares struct {
 	// Objects are bound read-only: the mirror's git objects that checkouts
 	// borrow through objects/info/alternates.
 	Objects []string
+	// Release, when set, is called once the command is done with the
+	// shares: after it was waited for, or when it could not start.
+	Release func()
 }
 
 // Options configure a Bwrap.
@@ -101,6 +105,11 @@ type Options struct {
 	// other commands of its repository; ok false means dir belongs to no
 	// repository. An error fails the command's confinement.
 	SharesOf func(dir string) (s Shares, ok bool, err error)
+	// TmpSize caps each of the command's /tmp and HOME, in bytes: writing
+	// past it fails inside with ENOSPC. Both are tmpfs, whose pages count
+	// against the box's memory (and swap). Zero means the kernel's default
+	// for tmpfs, half the box's memory each.
+	TmpSize int64
 }
 
 // Bwrap confines commands with bubblewrap. It is safe for concurrent use
@@ -108,10 +117,13 @@ type Options struct {
 type Bwrap struct {
 	bwrap, env string
 	opts       Options
-	// binds are the fixed part of every command line: the system, the
-	// operator's read-only paths, /proc, /dev, HOME, /tmp and the hidden
-	// paths.
-	binds []string
+	// prefix is the fixed start of every command line, computed once: env
+	// ignoring the signals, bwrap, and the system, the operator's read-only
+	// paths, /proc, /dev, HOME, /tmp and the hidden paths.
+	prefix []string
+	// suffix starts the part after the command's own binds up to its
+	// working directory; inner ends the line before the command.
+	suffix, inner []string
 	// visible are the host directories a command can see, for PATH.
 	visible []string
 }
@@ -134,21 +146,33 @@ func New(o Options) (*Bwrap, error) {
 	if o.System == nil {
 		o.System = DefaultSystem
 	}
+	if o.TmpSize < 0 {
+		return nil, fmt.Errorf("sandbox tmpfs size %d is negative", o.TmpSize)
+	}
 	b := &Bwrap{bwrap: bwrapPath, env: envPath, opts: o}
 	if err := b.fixedBinds(); err != nil {
 		return nil, err
 	}
+	b.suffix = []string{"--remount-ro", "/", "--chdir"}
+	b.inner = append([]string{"--", envPath}, ignoreArgs("--default-signal")...)
 	return b, nil
 }
 
 // fixedBinds lays out what every command sees.
 func (b *Bwrap) fixedBinds() error {
-	args := []string{"--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--die-with-parent"}
+	args := append([]string{b.env}, ignoreArgs("--ignore-signal")...)
+	args = append(args, b.bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--die-with-parent")
 	if b.opts.Network == Shared {
 		args = append(args, "--share-net")
 	}
 	// The tmpfs first, so that binds below /tmp stay visible.
-	args = append(args, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", Home)
+	args = append(args, "--proc", "/proc", "--dev", "/dev")
+	for _, dir := range []string{"/tmp", Home} {
+		if b.opts.TmpSize > 0 {
+			args = append(args, "--size", strconv.FormatInt(b.opts.TmpSize, 10))
+		}
+		args = append(args, "--tmpfs", dir)
+	}
 	b.visible = append(b.visible, "/tmp", Home)
 	for _, dir := range b.opts.System {
 		dir = filepath.Clean(dir)
@@ -189,7 +213,7 @@ func (b *Bwrap) fixedBinds() error {
 		}
 		args = append(args, hide...)
 	}
-	b.binds = args
+	b.prefix = args
 	return nil
 }
 
@@ -242,6 +266,14 @@ var ignored = []string{"TERM", "USR1"}
 // Both are bound at their own paths and must exist. The shares of the
 // repository cmd.Dir belongs to (Options.SharesOf) are added.
 //
+// The caller must call done exactly once: after cmd.Wait returned, or when
+// cmd could not be started. done releases the shares and returns an error
+// wrapping ErrSetup when the command never ran, because bubblewrap failed
+// to build the sandbox (a bind source gone since Confine, a kernel
+// refusing a namespace) or to start it (not found inside); its own message
+// is then on cmd's stderr. A nil error means the command ran, whatever its
+// exit status; a run ended by a signal to the group may report either.
+//
 // The rewritten command is "env" ignoring SIGTERM and SIGUSR1, which runs
 // bwrap, which runs "env" restoring them, which runs the command: sending
 // SIGTERM to the process group reaches the command while bwrap waits, and
@@ -249,56 +281,80 @@ var ignored = []string{"TERM", "USR1"}
 // it every process of the sandbox's PID namespace. The command is started
 // in a new session (setsid) and so a process group of its own, without a
 // controlling terminal.
-func (b *Bwrap) Confine(cmd *exec.Cmd, writable, readOnly []string) error {
+func (b *Bwrap) Confine(cmd *exec.Cmd, writable, readOnly []string) (done func() error, err error) {
 	if cmd.Process != nil {
-		return errors.New("confining a command: already started")
+		return nil, errors.New("confining a command: already started")
 	}
 	if cmd.Err != nil {
-		return fmt.Errorf("confining a command: %w", cmd.Err)
+		return nil, fmt.Errorf("confining a command: %w", cmd.Err)
 	}
 	if !filepath.IsAbs(cmd.Path) {
-		return fmt.Errorf("confining %s: not an absolute path", cmd.Path)
+		return nil, fmt.Errorf("confining %s: not an absolute path", cmd.Path)
 	}
 	dir, err := filepath.Abs(cmd.Dir)
 	if err != nil {
-		return fmt.Errorf("confining %s: %w", cmd.Path, err)
+		return nil, fmt.Errorf("confining %s: %w", cmd.Path, err)
 	}
-	args := append([]string{b.env}, ignoreArgs("--ignore-signal")...)
-	args = append(append(args, b.bwrap), b.binds...)
-	visible := slices.Clone(b.visible)
 	shares, err := b.shares(dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for _, p := range append(slices.Clone(shares.Objects), readOnly...) {
-		args = append(args, "--ro-bind", filepath.Clean(p), filepath.Clean(p))
-		visible = append(visible, filepath.Clean(p))
+	release := func() {
+		if shares.Release != nil {
+			shares.Release()
+		}
 	}
-	if shares.Cache != "" {
-		writable = append([]string{shares.Cache}, writable...)
+	status, err := newStatus()
+	if err != nil {
+		release()
+		return nil, fmt.Errorf("confining %s: %w", cmd.Path, err)
 	}
-	for _, p := range writable {
-		args = append(args, "--bind", filepath.Clean(p), filepath.Clean(p))
-		visible = append(visible, filepath.Clean(p))
-	}
+	args, visible := b.commandLine(cmd, dir, shares, writable, readOnly, 3+len(cmd.ExtraFiles))
 	if !under(visible, cmd.Path) {
-		return fmt.Errorf("confining a command: %s is not visible inside the sandbox; use a system interpreter or -sandbox-ro-bind", cmd.Path)
+		status.close()
+		release()
+		return nil, fmt.Errorf("confining a command: %s is not visible inside the sandbox; use a system interpreter or -sandbox-ro-bind", cmd.Path)
 	}
-	args = append(args, "--remount-ro", "/", "--chdir", dir, "--", b.env)
-	args = append(append(args, ignoreArgs("--default-signal")...), cmd.Path)
-	args = append(args, cmd.Args[1:]...)
-
 	env := cmd.Env
 	if env == nil {
 		env = os.Environ()
 	}
 	cmd.Env = confinedEnv(env, visible, shares.Cache)
 	cmd.Path, cmd.Args = b.env, args
+	cmd.ExtraFiles = append(cmd.ExtraFiles, status.w)
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setsid, cmd.SysProcAttr.Setpgid = true, false
-	return nil
+	return func() error {
+		defer release()
+		return status.ran()
+	}, nil
+}
+
+// commandLine is the whole command line of cmd, confined, with bubblewrap's
+// status written to statusFD, and the directories visible inside.
+func (b *Bwrap) commandLine(cmd *exec.Cmd, dir string, shares Shares, writable, readOnly []string, statusFD int) (args, visible []string) {
+	args = make([]string, 0, len(b.prefix)+3*(len(shares.Objects)+len(readOnly)+len(writable)+1)+len(b.suffix)+len(b.inner)+len(cmd.Args)+3)
+	args = append(args, b.prefix...)
+	args = append(args, "--json-status-fd", strconv.Itoa(statusFD))
+	visible = slices.Clone(b.visible)
+	for _, p := range append(slices.Clone(shares.Objects), readOnly...) {
+		p = filepath.Clean(p)
+		args = append(args, "--ro-bind", p, p)
+		visible = append(visible, p)
+	}
+	if shares.Cache != "" {
+		writable = append([]string{shares.Cache}, writable...)
+	}
+	for _, p := range writable {
+		p = filepath.Clean(p)
+		args = append(args, "--bind", p, p)
+		visible = append(visible, p)
+	}
+	args = append(append(args, b.suffix...), dir)
+	args = append(append(args, b.inner...), cmd.Path)
+	return append(args, cmd.Args[1:]...), visible
 }
 
 func (b *Bwrap) shares(dir string) (Shares, error) {
