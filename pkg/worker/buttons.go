@@ -24,7 +24,7 @@ type CheckRunLister interface {
 // and its build that head's latest. The build-wide check names no test:
 // its Re-run runs the failed ones, as a bare /retest does.
 func (w *Worker) rerunCheck(ctx context.Context, log *slog.Logger, inst Installation, ev events.CommandEvent, c events.Command) (outcome, error) {
-	t, o, err := w.pressedTarget(ctx, log, inst, ev)
+	t, o, err := w.findTarget(ctx, log, inst, ev)
 	if err != nil || o.refusal != "" {
 		return o, err
 	}
@@ -47,7 +47,7 @@ func (w *Worker) rerunSuite(ctx context.Context, log *slog.Logger, inst Installa
 		ev.Number = n
 		log = log.With("pull", n)
 	}
-	t, o, err := w.pressedTarget(ctx, log, inst, ev)
+	t, o, err := w.findTarget(ctx, log, inst, ev)
 	if err != nil || o.refusal != "" {
 		return o, err
 	}
@@ -65,20 +65,6 @@ func (w *Worker) rerunSuite(ctx context.Context, log *slog.Logger, inst Installa
 		return refused("every test of build %d is still queued or running.", t.build), nil
 	}
 	return w.retest(ctx, log, inst, ev, 0, events.Command{Kind: events.Retest, Tests: run}, t)
-}
-
-// pressedTarget is findTarget for a button press, refused when the
-// pressed check's commit is no longer the pull request's head: the press
-// came from an older commit's page, and its tests no longer matter.
-func (w *Worker) pressedTarget(ctx context.Context, log *slog.Logger, inst Installation, ev events.CommandEvent) (*commandTarget, outcome, error) {
-	t, o, err := w.findTarget(ctx, log, inst, ev)
-	if err != nil || o.refusal != "" {
-		return nil, o, err
-	}
-	if t.sha != ev.Button.SHA {
-		return nil, refused("the check is on %.7s, which is no longer the head of the pull request (%.7s).", ev.Button.SHA, t.sha), nil
-	}
-	return t, outcome{}, nil
 }
 
 // suitePull finds the pull request a suite's commit was built for, from

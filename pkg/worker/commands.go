@@ -174,8 +174,9 @@ type commandTarget struct {
 	tests []pipeline.Test
 }
 
-// findTarget finds the current head's latest build and evaluates its
-// .yci.py again, in the build's checkout (made on this box if another box
+// findTarget finds the current head's latest build (refused, for a button
+// press, when the pressed check's commit is no longer the head) and
+// evaluates its .yci.py again, in the build's checkout (made on this box if another box
 // built it), to learn its tests' names and specs. The evaluation is the
 // build's own: same commit, same build number.
 func (w *Worker) findTarget(ctx context.Context, log *slog.Logger, inst Installation, ev events.CommandEvent) (*commandTarget, outcome, error) {
@@ -187,6 +188,10 @@ func (w *Worker) findTarget(ctx context.Context, log *slog.Logger, inst Installa
 	sha := pr.GetHead().GetSHA()
 	if pr.GetState() != "open" {
 		return nil, refused("the pull request is %s.", pr.GetState()), nil
+	}
+	if ev.Button != nil && ev.Button.SHA != sha {
+		// Pressed on an older commit's page: its tests no longer matter.
+		return nil, refused("the check is on %.7s, which is no longer the head of the pull request (%.7s).", ev.Button.SHA, sha), nil
 	}
 	n, ok, err := w.opts.Reruns.BuildOf(ctx, ev.Repo, ev.Number, sha)
 	if err != nil {
