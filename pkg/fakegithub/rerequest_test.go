@@ -43,7 +43,9 @@ func TestRerequestButtons(t *testing.T) {
 			t.Errorf("%s delivery is not signed with the hook's secret", ev)
 		}
 	}
-	inst := func(ev interface{ GetInstallation() *github.Installation }) int64 { return ev.GetInstallation().GetID() }
+	inst := func(ev interface{ GetInstallation() *github.Installation }) int64 {
+		return ev.GetInstallation().GetID()
+	}
 
 	var runEv github.CheckRunEvent
 	if err := json.Unmarshal(got["check_run"].body, &runEv); err != nil {
