@@ -131,7 +131,7 @@ func (e CommandEvent) LogAttrs() []any {
 		slog.String("author", e.Author),
 	}
 	if e.Button != nil {
-		attrs = append(attrs, slog.String("sha", e.Button.SHA), slog.Int("build", e.Button.Build),
+		attrs = append(attrs, slog.String("sha", e.Button.SHA),
 			slog.Int64("check_run", e.Button.CheckRun), slog.Int64("check_suite", e.Button.CheckSuite))
 	}
 	return attrs
