@@ -135,9 +135,11 @@ func (cd checkRunDelivery) event(delivery string) (events.CommandEvent, error) {
 
 // CheckSuiteEventFrom turns the body of a check_suite delivery into the
 // event that asks a worker to run again every test of the latest build of
-// the suite's commit: GitHub's "Re-run all checks" (action rerequested;
-// "Re-run failed checks" sends a check_run rerequested per failed check
-// run instead). Every other action returns an error wrapping ErrIgnored;
+// the suite's commit: GitHub's "Re-run all checks" (action rerequested).
+// "Re-run failed checks" is reported to send a check_run rerequested per
+// failed run, and also this same delivery, which cannot be told apart: then
+// every test runs again. Every other action returns an error wrapping
+// ErrIgnored;
 // a body no GitHub delivery could hold, a *BadRequestError. The suite
 // names the pull request only when its head branch is in the base
 // repository: otherwise the event's Number is 0 and the worker finds the
