@@ -266,3 +266,16 @@ func FuzzCheckEventFrom(f *testing.F) {
 			HeadSHA: ev.Button.SHA, Installation: ev.Installation, Delivery: ev.Delivery})
 	})
 }
+
+// BenchmarkCheckRunEventFrom decodes a full check_run rerequested
+// delivery, as GitHub sends it, into its command event.
+func BenchmarkCheckRunEventFrom(b *testing.B) {
+	body := fixture(b, checkRunFixture)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := CheckRunEventFrom(body, testDelivery); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
