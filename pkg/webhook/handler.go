@@ -202,8 +202,9 @@ func outcomeOf(d delivery, err error) string {
 // the delivery was a ping or its event is published.
 //
 // The body is hashed with the secret as it arrives and held in chunks
-// counted against the handler's Budget. Only pull_request and ping bodies
-// are kept; any other event is hashed and dropped as it streams in. Only
+// counted against the handler's Budget. Only the bodies of the events
+// reads names are kept; any other event is hashed and dropped as it
+// streams in. Only
 // once the signature matches are the bytes handed to go-playground/webhooks,
 // which verifies and decodes them again.
 func (h *handler) handle(r *http.Request, w http.ResponseWriter, d *delivery) error {
