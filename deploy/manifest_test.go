@@ -49,9 +49,12 @@ func TestGitHubAppManifestAsksForTheLeastAccess(t *testing.T) {
 		t.Errorf("default_permissions = %v, want %v", m.DefaultPermissions, want)
 	}
 	// pull_request covers opened, synchronize, reopened, closed, labeled;
-	// issue_comment carries /retest.
-	if !slices.Equal(m.DefaultEvents, []string{"issue_comment", "pull_request"}) {
-		t.Errorf("default_events = %v, want [issue_comment pull_request]", m.DefaultEvents)
+	// issue_comment carries /retest and /ok-to-test; check_run and
+	// check_suite carry the re-run buttons (rerequested), which GitHub
+	// sends only to the App that wrote the check run and only when it
+	// subscribes to them.
+	if want := []string{"check_run", "check_suite", "issue_comment", "pull_request"}; !slices.Equal(m.DefaultEvents, want) {
+		t.Errorf("default_events = %v, want %v", m.DefaultEvents, want)
 	}
 	if m.Public {
 		t.Error("the App is public: anyone could install it and send it webhooks")

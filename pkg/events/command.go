@@ -8,18 +8,47 @@ import (
 	"strconv"
 )
 
-// CommandKind names a comment command. New kinds (/ok-to-test, a check
-// run's re-run button) are new constants handled by the worker's one
-// dispatch function; a worker that meets a kind it does not know answers
-// the comment instead of guessing.
+// CommandKind names a comment command, or a press of one of GitHub's
+// re-run buttons. Each kind is handled by the worker's one dispatch
+// function; a worker that meets a kind it does not know answers the
+// comment instead of guessing.
 type CommandKind string
 
-// The comment commands.
+// The comment commands and button presses.
 const (
 	// Retest runs again the failed and errored tests of the pull
 	// request's current head, or the tests named in Command.Tests.
 	Retest CommandKind = "retest"
+	// OkToTest approves the pull request's current head commit, from
+	// someone who may write to the repository, and builds it.
+	OkToTest CommandKind = "ok-to-test"
+	// RerunCheck is GitHub's "Re-run" on one check run
+	// (check_run.rerequested): it runs again the test named in
+	// Command.Tests, of the build CommandEvent.Button names; no name
+	// (the build-wide check) runs the failed tests, as Retest does.
+	RerunCheck CommandKind = "rerun-check"
+	// RerunSuite is "Re-run all checks" on the check suite
+	// (check_suite.rerequested): it runs again every test of the latest
+	// build of the suite's commit.
+	RerunSuite CommandKind = "rerun-suite"
 )
+
+// Button is a press of one of GitHub's re-run buttons, as the
+// check_run or check_suite rerequested webhook told it: the ids needed to
+// find the tests again, never the payload.
+type Button struct {
+	// CheckRun is the id of the check run whose "Re-run" was pressed;
+	// CheckSuite the id of the suite re-requested whole. Exactly one is
+	// set.
+	CheckRun   int64 `json:"check_run,omitempty"`
+	CheckSuite int64 `json:"check_suite,omitempty"`
+	// SHA is the commit the pressed check is on: a button pressed on a
+	// commit that is no longer the pull request's head runs nothing.
+	SHA string `json:"sha"`
+	// Build is the build the check run's external_id names; 0 for a
+	// suite, whose latest build is looked up.
+	Build int `json:"build,omitempty"`
+}
 
 // Command is one command of a comment, parsed and validated by the
 // receiver: the comment's text itself never travels.
@@ -35,21 +64,34 @@ type Command struct {
 }
 
 // CommandEvent asks a worker to carry out the commands of one comment on a
-// pull request (handle_command). Who wrote it is checked by the worker
-// through the forge's API, never taken on the receiver's word.
+// pull request, or one press of a re-run button (handle_command). Who
+// wrote or pressed it is checked by the worker through the forge's API,
+// never taken on the receiver's word.
 type CommandEvent struct {
-	Version      int    `json:"v"`
-	Repo         Repo   `json:"repo"`
+	Version int  `json:"v"`
+	Repo    Repo `json:"repo"`
+	// Number is the pull request's; it may be 0 for a RerunSuite, whose
+	// suite does not name pull requests from forks: the worker finds it
+	// from the suite's check runs.
 	Number       int    `json:"number"`
 	Installation int64  `json:"installation,omitempty"`
 	Delivery     string `json:"delivery,omitempty"`
-	// CommentID is the comment's id, for the reaction that accepts it.
+	// CommentID is the comment's id, for the reaction that accepts it;
+	// 0 for a button press.
 	CommentID int64 `json:"comment_id"`
-	// Author is the login of the comment's author, whose permission on
-	// the repository decides whether the commands run.
+	// Button is set, instead of CommentID, for a press of a re-run
+	// button; such an event holds one command, RerunCheck or RerunSuite.
+	Button *Button `json:"button,omitempty"`
+	// Author is the login of the comment's author (or of who pressed the
+	// button), whose permission on the repository decides whether the
+	// commands run.
 	Author   string    `json:"author"`
 	Commands []Command `json:"commands"`
 }
+
+// Pressed reports whether the event is a button press, which has no
+// comment to react or reply to.
+func (e CommandEvent) Pressed() bool { return e.Button != nil }
 
 // CommandSubjects matches every CommandEvent (consumer handle_command).
 const CommandSubjects = "yci.command.>"
@@ -64,22 +106,35 @@ const CommandConsumer = "handle_command"
 // yci.command.<owner>.<repo>, each token encoded with EncodeToken.
 func CommandSubject(r Repo) string { return commandPrefix + repoTokens(r) }
 
-// MsgID is the JetStream message id of the event: one per comment and
-// delivery, so a redelivered webhook is queued once.
+// MsgID is the JetStream message id of the event: one per comment (or
+// pressed check run or suite) and delivery, so a redelivered webhook is
+// queued once.
 func (e CommandEvent) MsgID() string {
+	source := strconv.FormatInt(e.CommentID, 10)
+	switch {
+	case e.Button != nil && e.Button.CheckRun != 0:
+		source = "run-" + strconv.FormatInt(e.Button.CheckRun, 10)
+	case e.Button != nil:
+		source = "suite-" + strconv.FormatInt(e.Button.CheckSuite, 10)
+	}
 	return "command/" + EncodeToken(e.Repo.Owner) + "/" + EncodeToken(e.Repo.Name) + "/" +
-		strconv.Itoa(e.Number) + "/" + strconv.FormatInt(e.CommentID, 10) + "/" + EncodeToken(e.Delivery)
+		strconv.Itoa(e.Number) + "/" + source + "/" + EncodeToken(e.Delivery)
 }
 
 // LogAttrs are the event's fields under YourCI's fixed log keys.
 func (e CommandEvent) LogAttrs() []any {
-	return []any{
+	attrs := []any{
 		slog.String("repo", e.Repo.FullName()),
 		slog.Int("pull", e.Number),
 		slog.String("delivery", e.Delivery),
 		slog.Int64("comment", e.CommentID),
 		slog.String("author", e.Author),
 	}
+	if e.Button != nil {
+		attrs = append(attrs, slog.String("sha", e.Button.SHA),
+			slog.Int64("check_run", e.Button.CheckRun), slog.Int64("check_suite", e.Button.CheckSuite))
+	}
+	return attrs
 }
 
 func (e CommandEvent) version() int { return e.Version }
@@ -89,10 +144,13 @@ func (e CommandEvent) validate() error {
 	if e.Repo.Owner == "" || e.Repo.Name == "" {
 		errs = append(errs, fmt.Errorf("repository %q: %w", e.Repo.FullName(), ErrInvalidEvent))
 	}
-	if e.Number < 1 {
+	suite := e.Button != nil && e.Button.CheckSuite != 0
+	if e.Number < 1 && !(suite && e.Number == 0) {
 		errs = append(errs, fmt.Errorf("pull number %d: %w", e.Number, ErrInvalidEvent))
 	}
-	if e.CommentID < 1 {
+	if e.Button != nil {
+		errs = append(errs, e.Button.validate(e.CommentID, e.Commands))
+	} else if e.CommentID < 1 {
 		errs = append(errs, fmt.Errorf("comment id %d: %w", e.CommentID, ErrInvalidEvent))
 	}
 	if e.Author == "" {
@@ -110,6 +168,30 @@ func (e CommandEvent) validate() error {
 				errs = append(errs, fmt.Errorf("empty test name in /%s: %w", c.Kind, ErrInvalidEvent))
 			}
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// validate checks a button press: one check run or one suite, on a
+// commit, with the one command of its kind and no comment.
+func (b Button) validate(comment int64, cmds []Command) error {
+	var errs []error
+	if (b.CheckRun < 1) == (b.CheckSuite < 1) {
+		errs = append(errs, fmt.Errorf("button press names check run %d and suite %d, want exactly one: %w", b.CheckRun, b.CheckSuite, ErrInvalidEvent))
+	}
+	if comment != 0 {
+		errs = append(errs, fmt.Errorf("button press with comment id %d: %w", comment, ErrInvalidEvent))
+	}
+	errs = append(errs, ValidateSHA(b.SHA))
+	if b.Build < 0 || (b.CheckRun > 0 && b.Build < 1) {
+		errs = append(errs, fmt.Errorf("button press for build %d: %w", b.Build, ErrInvalidEvent))
+	}
+	want := RerunSuite
+	if b.CheckRun > 0 {
+		want = RerunCheck
+	}
+	if len(cmds) != 1 || cmds[0].Kind != want {
+		errs = append(errs, fmt.Errorf("button press holds %d commands, want one %s: %w", len(cmds), want, ErrInvalidEvent))
 	}
 	return errors.Join(errs...)
 }

@@ -21,22 +21,51 @@ func sampleCommand(comment int64) events.CommandEvent {
 	}
 }
 
+// sampleButton is a press of "Re-run" on check run id (or, with suite, of
+// "Re-run all checks" on suite id).
+func sampleButton(id int64, suite bool) events.CommandEvent {
+	ev := events.CommandEvent{
+		Repo: sampleRepo, Number: 7, Installation: 42, Delivery: fmt.Sprintf("b-%d", id), Author: "alice",
+		Button:   &events.Button{CheckRun: id, SHA: "0123456789abcdef0123456789abcdef01234567", Build: 3},
+		Commands: []events.Command{{Kind: events.RerunCheck, Tests: []string{"foo-x"}}},
+	}
+	if suite {
+		ev.Number = 0
+		ev.Button = &events.Button{CheckSuite: id, SHA: ev.Button.SHA}
+		ev.Commands = []events.Command{{Kind: events.RerunSuite}}
+	}
+	return ev
+}
+
+func TestButtonPressesHaveTheirOwnMessageIDs(t *testing.T) {
+	t.Parallel()
+	run, suite, comment := sampleButton(5, false), sampleButton(5, true), sampleCommand(5)
+	comment.Delivery = run.Delivery
+	suite.Number = run.Number
+	ids := map[string]bool{run.MsgID(): true, suite.MsgID(): true, comment.MsgID(): true}
+	if len(ids) != 3 {
+		t.Errorf("a check run, a suite and a comment of the same id and delivery share message ids: %v", ids)
+	}
+}
+
 func TestCommandRoundTrip(t *testing.T) {
 	t.Parallel()
 	eachServer(t, func(t *testing.T, srv testServer) {
 		b := newBus(t, srv.URL(), fastOptions(t))
 		ctx := testContext(t)
-		ev := sampleCommand(11)
-		// Published twice (a redelivered webhook): queued once.
-		for range 2 {
-			if err := b.PublishCommand(ctx, ev); err != nil {
-				t.Fatal(err)
+		sent := []events.CommandEvent{sampleCommand(11), sampleButton(12, false), sampleButton(13, true)}
+		// Each published twice (a redelivered webhook): queued once.
+		for _, ev := range sent {
+			for range 2 {
+				if err := b.PublishCommand(ctx, ev); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
-		if got := streamMsgs(t, b); got != 1 {
-			t.Errorf("stream holds %d messages, want 1", got)
+		if got := streamMsgs(t, b); got != uint64(len(sent)) {
+			t.Errorf("stream holds %d messages, want %d", got, len(sent))
 		}
-		got := make(chan *events.Delivery[events.CommandEvent], 2)
+		got := make(chan *events.Delivery[events.CommandEvent], 2*len(sent))
 		startConsumer(t, func(ctx context.Context) error {
 			return b.ConsumeCommands(ctx, events.NewSlots(1), func(ctx context.Context, d *events.Delivery[events.CommandEvent]) {
 				if err := d.Ack(ctx); err != nil {
@@ -45,10 +74,12 @@ func TestCommandRoundTrip(t *testing.T) {
 				got <- d
 			})
 		})
-		d := receive(t, got, "command event")
-		ev.Version = events.Version
-		if diff := cmp.Diff(ev, d.Payload); diff != "" {
-			t.Errorf("command event (-sent +received):\n%s", diff)
+		for _, ev := range sent {
+			d := receive(t, got, "command event")
+			ev.Version = events.Version
+			if diff := cmp.Diff(ev, d.Payload); diff != "" {
+				t.Errorf("command event (-sent +received):\n%s", diff)
+			}
 		}
 		eventually(t, "the acked command leaves the work queue", func() bool { return streamMsgs(t, b) == 0 })
 	})
@@ -66,9 +97,31 @@ func TestPublishCommandRefusesIncompleteEvents(t *testing.T) {
 			"no_kind":       func(e *events.CommandEvent) { e.Commands[0].Kind = "" },
 			"empty_name":    func(e *events.CommandEvent) { e.Commands[1].Tests = []string{""} },
 			"no_pull":       func(e *events.CommandEvent) { e.Number = 0 },
+			"button_and_comment": func(e *events.CommandEvent) {
+				e.Button = sampleButton(1, false).Button
+				e.Commands = []events.Command{{Kind: events.RerunCheck}}
+			},
 		} {
 			t.Run(name, func(t *testing.T) {
 				ev := sampleCommand(12)
+				change(&ev)
+				if err := b.PublishCommand(ctx, ev); !errors.Is(err, events.ErrInvalidEvent) {
+					t.Errorf("PublishCommand = %v, want ErrInvalidEvent", err)
+				}
+			})
+		}
+		for name, change := range map[string]func(*events.CommandEvent){
+			"run_and_suite":         func(e *events.CommandEvent) { e.Button.CheckSuite = 9 },
+			"neither_run_nor_suite": func(e *events.CommandEvent) { e.Button.CheckRun = 0 },
+			"bad_sha":               func(e *events.CommandEvent) { e.Button.SHA = "HEAD" },
+			"run_without_build":     func(e *events.CommandEvent) { e.Button.Build = 0 },
+			"run_without_pull":      func(e *events.CommandEvent) { e.Number = 0 },
+			"wrong_kind":            func(e *events.CommandEvent) { e.Commands[0].Kind = events.Retest },
+			"two_commands":          func(e *events.CommandEvent) { e.Commands = append(e.Commands, e.Commands[0]) },
+			"no_author":             func(e *events.CommandEvent) { e.Author = "" },
+		} {
+			t.Run(name, func(t *testing.T) {
+				ev := sampleButton(14, false)
 				change(&ev)
 				if err := b.PublishCommand(ctx, ev); !errors.Is(err, events.ErrInvalidEvent) {
 					t.Errorf("PublishCommand = %v, want ErrInvalidEvent", err)

@@ -27,6 +27,9 @@ type ExternalID struct {
 	Pull        int
 	SHA         string
 	Build       int
+	// Rerun is 0 for the build's own run of the test and k for its k-th
+	// re-run, which GitHub shows as a check run of its own.
+	Rerun int
 	// Test is the test's name; empty for the build-wide "yci" check.
 	Test string
 }
@@ -36,10 +39,16 @@ type ExternalID struct {
 const externalIDPrefix = "yci:1:"
 
 // String is the external_id: "yci:1:owner/repo:pull:sha:build:test", the
-// test last since it is the one part that may hold a colon.
+// test last since it is the one part that may hold a colon. A re-run's
+// build is written "build.rerun" ("3.2"), so the build's own runs keep
+// the ids they always had.
 func (id ExternalID) String() string {
+	build := strconv.Itoa(id.Build)
+	if id.Rerun > 0 {
+		build += "." + strconv.Itoa(id.Rerun)
+	}
 	return externalIDPrefix + id.Owner + "/" + id.Repo + ":" + strconv.Itoa(id.Pull) + ":" +
-		id.SHA + ":" + strconv.Itoa(id.Build) + ":" + id.Test
+		id.SHA + ":" + build + ":" + id.Test
 }
 
 // ErrNotOurs is wrapped by ParseExternalID's error for an external_id that
@@ -58,16 +67,24 @@ func ParseExternalID(s string) (ExternalID, error) {
 	}
 	owner, repo, ok := strings.Cut(parts[0], "/")
 	pull, perr := strconv.Atoi(parts[1])
-	build, berr := strconv.Atoi(parts[3])
-	if !ok || owner == "" || repo == "" || perr != nil || berr != nil || pull < 1 || build < 0 || parts[2] == "" {
+	buildPart, rerunPart, isRerun := strings.Cut(parts[3], ".")
+	build, berr := strconv.Atoi(buildPart)
+	rerun, rerr := 0, error(nil)
+	if isRerun {
+		rerun, rerr = strconv.Atoi(rerunPart)
+		if rerr == nil && rerun < 1 {
+			rerr = errors.New("re-run below 1")
+		}
+	}
+	if !ok || owner == "" || repo == "" || perr != nil || berr != nil || rerr != nil || pull < 1 || build < 0 || parts[2] == "" {
 		return ExternalID{}, fmt.Errorf("external_id %q: malformed", s)
 	}
-	return ExternalID{Owner: owner, Repo: repo, Pull: pull, SHA: parts[2], Build: build, Test: parts[4]}, nil
+	return ExternalID{Owner: owner, Repo: repo, Pull: pull, SHA: parts[2], Build: build, Rerun: rerun, Test: parts[4]}, nil
 }
 
 // externalID is the id of the check run that shows s.
 func (s Status) externalID() ExternalID {
-	return ExternalID{Owner: s.Owner, Repo: s.Repo, Pull: s.Pull, SHA: s.SHA, Build: s.Build, Test: s.Test}
+	return ExternalID{Owner: s.Owner, Repo: s.Repo, Pull: s.Pull, SHA: s.SHA, Build: s.Build, Rerun: s.Rerun, Test: s.Test}
 }
 
 // CheckRunIDs remembers the check run created for each test of each build,

@@ -170,7 +170,12 @@ func TestExternalID(t *testing.T) {
 	if err != nil || got != id {
 		t.Errorf("round trip of %q: %+v, %v", id.String(), got, err)
 	}
-	for _, bad := range []string{"", "ci:1:acme/w:1:abc:1:t", "yci:1:acme/w:x:abc:1:t", "yci:1:acmew:1:abc:1:t", "yci:1:acme/w:1:abc"} {
+	rerun := id
+	rerun.Rerun = 2
+	if got, err := status.ParseExternalID(rerun.String()); err != nil || got != rerun || !strings.Contains(rerun.String(), ":3.2:") {
+		t.Errorf("round trip of re-run %q: %+v, %v", rerun.String(), got, err)
+	}
+	for _, bad := range []string{"", "ci:1:acme/w:1:abc:1:t", "yci:1:acme/w:1:abc:1.0:t", "yci:1:acme/w:1:abc:1.x:t", "yci:1:acme/w:1:abc:1.-2:t", "yci:1:acme/w:x:abc:1:t", "yci:1:acmew:1:abc:1:t", "yci:1:acme/w:1:abc"} {
 		if _, err := status.ParseExternalID(bad); err == nil {
 			t.Errorf("ParseExternalID(%q) accepted", bad)
 		}
@@ -183,6 +188,7 @@ func TestExternalID(t *testing.T) {
 func FuzzParseExternalID(f *testing.F) {
 	f.Add("yci:1:acme/widgets:12:abc:3:unit")
 	f.Add("yci:1:a/b:1::0:")
+	f.Add("yci:1:acme/widgets:12:abc:3.2:unit")
 	f.Fuzz(func(t *testing.T, s string) {
 		id, err := status.ParseExternalID(s)
 		if err != nil {

@@ -74,10 +74,11 @@ func Superseded(newSHA string) string {
 }
 
 // ApprovalNeeded describes a head commit that is not built until someone
-// with write access approves it by adding label. An approval covers one
-// commit: after a new push the label, still there, is added again.
+// with write access approves it, by commenting /ok-to-test or by adding
+// label. An approval covers one commit: after a new push the comment is
+// written, or the label (still there) added, again.
 func ApprovalNeeded(label string) string {
-	return truncate(fmt.Sprintf("not run: this commit needs approval; a writer adds the %q label (again after a new push)", cut(oneLine(label), 60)))
+	return truncate(fmt.Sprintf("not run: needs approval; a writer comments /ok-to-test or adds the %q label (again after a new push)", cut(oneLine(label), 60)))
 }
 
 // Approved describes an approved head commit whose build is being

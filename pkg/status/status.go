@@ -65,6 +65,9 @@ type Status struct {
 	// Pull and Build name the build the state belongs to; check runs carry
 	// them in their external_id (see ExternalID).
 	Pull, Build int
+	// Rerun numbers the re-run the state belongs to (0 for the build's
+	// own run): each re-run is a check run of its own.
+	Rerun int
 	// Test names the test; the status context becomes Context(Test), and an
 	// empty Test reports on the whole build.
 	Test  string

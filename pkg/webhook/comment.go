@@ -20,10 +20,15 @@ const (
 )
 
 // commandWords maps a command's first word, compared case-insensitively as
-// Prow does, to its kind. /ok-to-test joins here when it is built.
+// Prow does, to its kind.
 var commandWords = map[string]events.CommandKind{
-	"/retest": events.Retest,
+	"/retest":     events.Retest,
+	"/ok-to-test": events.OkToTest,
 }
+
+// takesNames says which commands read test names after their word; the
+// words after any other command are ignored, as Prow ignores them.
+var takesNames = map[events.CommandKind]bool{events.Retest: true}
 
 // CommandPublisher stores a command event durably, returning nil only once
 // the queue has acknowledged it, with the event's MsgID as its
@@ -142,10 +147,10 @@ func (cd commentDelivery) validate(ev events.CommandEvent) error {
 
 // ParseCommands returns the commands of a comment, in order: every line
 // that starts (after at most three spaces) with a command word, such as
-// "/retest" or "/retest foo-x bar-y". Text around them is ignored, and so
+// "/retest", "/retest foo-x bar-y" or "/ok-to-test". Text around them is ignored, and so
 // are lines Markdown shows as quotes or code (quoted lines, fenced and
 // indented code blocks) and HTML comments, so that quoting someone's
-// command does not run it again. The words after a command are test names:
+// command does not run it again. The words after /retest are test names:
 // duplicates are dropped, and words that cannot be test names (by
 // pipeline.ValidateName) are counted in Invalid, never carried. At most
 // MaxCommandsPerComment commands are read. It is pure and safe for
@@ -204,6 +209,9 @@ func parseLine(text string) (cmd events.Command, ok bool) {
 		return events.Command{}, false
 	}
 	cmd = events.Command{Kind: kind}
+	if !takesNames[kind] {
+		return cmd, true
+	}
 	seen := map[string]bool{}
 	for _, w := range words[1:] {
 		switch {
@@ -237,9 +245,16 @@ func (h *handler) publishCommand(ctx context.Context, body []byte, d *delivery) 
 	if err != nil {
 		return err
 	}
+	return h.sendCommand(ctx, ev, d)
+}
+
+// sendCommand publishes a command event, waiting for the acknowledgement
+// within the publish timeout, detached from the client's connection as
+// publish is.
+func (h *handler) sendCommand(ctx context.Context, ev events.CommandEvent, d *delivery) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.publishTimeout)
 	defer cancel()
-	err = h.commands.PublishCommand(ctx, ev)
+	err := h.commands.PublishCommand(ctx, ev)
 	switch {
 	case errors.Is(err, events.ErrInvalidEvent):
 		return &BadRequestError{Field: "event", Problem: err.Error()}

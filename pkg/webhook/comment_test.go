@@ -38,7 +38,11 @@ func TestParseCommands(t *testing.T) {
 		{"invalid_names_are_counted_not_carried", "/retest foo-x ../etc source *> .hidden", []events.Command{{Kind: events.Retest, Tests: []string{"foo-x"}, Invalid: 4}}},
 		{"command_mid_line_is_text", "please /retest", nil},
 		{"longer_word_is_not_the_command", "/retesting foo", nil},
-		{"other_commands_are_not_ours", "/lgtm\n/ok-to-test\n/test all", nil},
+		{"other_commands_are_not_ours", "/lgtm\n/test all\n/ok-to-testing", nil},
+		{"ok_to_test", "Looks safe.\n/ok-to-test\n", []events.Command{{Kind: events.OkToTest}}},
+		{"ok_to_test_ignores_words_after_it", "/OK-To-Test please ../x", []events.Command{{Kind: events.OkToTest}}},
+		{"ok_to_test_and_retest", "/ok-to-test\n/retest a", []events.Command{{Kind: events.OkToTest}, retest("a")}},
+		{"quoted_ok_to_test", "> /ok-to-test", nil},
 		{"quoted_line", "> /retest\nno", nil},
 		{"nested_quote", "> > /retest", nil},
 		{"fenced_code", "```\n/retest\n```\n", nil},
@@ -247,7 +251,7 @@ func TestHandlerPublishesCommands(t *testing.T) {
 func FuzzParseCommands(f *testing.F) {
 	for _, seed := range []string{
 		"/retest", "/retest foo-x bar-y\n/retest", "> /retest\n```\n/retest\n```", "<!--\n/retest\n-->",
-		"    /retest", "/retest ../x *> source", "text /retest", "~~~\n/retest\n~~~\n/RETEST a a",
+		"    /retest", "/retest ../x *> source", "text /retest", "~~~\n/retest\n~~~\n/RETEST a a", "/ok-to-test x\n/retest",
 	} {
 		f.Add(seed)
 	}
@@ -256,7 +260,7 @@ func FuzzParseCommands(f *testing.F) {
 		if len(cmds) > MaxCommandsPerComment {
 			t.Fatalf("%d commands, over the limit", len(cmds))
 		}
-		if len(cmds) > 0 && !strings.Contains(strings.ToLower(body), "/retest") {
+		if lower := strings.ToLower(body); len(cmds) > 0 && !strings.Contains(lower, "/retest") && !strings.Contains(lower, "/ok-to-test") {
 			t.Fatalf("commands %+v from a comment without a command word", cmds)
 		}
 		var lines []string

@@ -109,7 +109,9 @@ func WithHeadAnnouncer(a HeadAnnouncer) Option { return func(h *handler) { h.hea
 // queue that does not acknowledge in time 503; a body that would take the
 // handler past its Budget 503 with Retry-After. Nothing is published on
 // any answer but the pull_request 202 and, with WithCommands, the 202 of an
-// issue_comment holding commands (see CommandEventFrom).
+// issue_comment holding commands (see CommandEventFrom) or of a re-run
+// button's check_run or check_suite (see CheckRunEventFrom and
+// CheckSuiteEventFrom).
 func NewHandler(secret string, pub Publisher, opts ...Option) (http.Handler, error) {
 	if secret == "" {
 		return nil, errors.New("creating webhook handler: the webhook secret is empty; refusing to accept unsigned deliveries")
@@ -200,8 +202,9 @@ func outcomeOf(d delivery, err error) string {
 // the delivery was a ping or its event is published.
 //
 // The body is hashed with the secret as it arrives and held in chunks
-// counted against the handler's Budget. Only pull_request and ping bodies
-// are kept; any other event is hashed and dropped as it streams in. Only
+// counted against the handler's Budget. Only the bodies of the events
+// reads names are kept; any other event is hashed and dropped as it
+// streams in. Only
 // once the signature matches are the bytes handed to go-playground/webhooks,
 // which verifies and decodes them again.
 func (h *handler) handle(r *http.Request, w http.ResponseWriter, d *delivery) error {
@@ -244,7 +247,8 @@ func (h *handler) handle(r *http.Request, w http.ResponseWriter, d *delivery) er
 		return err
 	}
 	r.Body = io.NopCloser(bytes.NewReader(raw))
-	payload, err := h.hook.Parse(r, github.PullRequestEvent, github.PingEvent, github.IssueCommentEvent)
+	payload, err := h.hook.Parse(r, github.PullRequestEvent, github.PingEvent, github.IssueCommentEvent,
+		github.CheckRunEvent, github.CheckSuiteEvent)
 	if err != nil {
 		return parseError(err, d.event)
 	}
@@ -256,6 +260,10 @@ func (h *handler) handle(r *http.Request, w http.ResponseWriter, d *delivery) er
 		return h.publish(r.Context(), raw, d)
 	case github.IssueCommentPayload:
 		return h.publishCommand(r.Context(), raw, d)
+	case github.CheckRunPayload:
+		return h.publishCheck(r.Context(), raw, d, false)
+	case github.CheckSuitePayload:
+		return h.publishCheck(r.Context(), raw, d, true)
 	default:
 		return ignored(fmt.Sprintf("event %q", truncate(d.event)))
 	}
@@ -402,7 +410,8 @@ func (h *handler) announceClosed(pd pullDelivery) {
 // once verified; any other event's body is only hashed and dropped.
 func (h *handler) reads(event github.Event) bool {
 	switch event {
-	case github.PullRequestEvent, github.PingEvent, github.IssueCommentEvent:
+	case github.PullRequestEvent, github.PingEvent, github.IssueCommentEvent,
+		github.CheckRunEvent, github.CheckSuiteEvent:
 		return true
 	}
 	return false

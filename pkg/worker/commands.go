@@ -37,21 +37,25 @@ type CombinedStatusGetter interface {
 }
 
 // RerunQueue is what comment commands need of JetStream: the build of a
-// head, re-run numbers and the publication of their first attempts.
-// events.Bus has it.
+// head, re-run numbers and the publication of their first attempts, and
+// the pull event that builds a head /ok-to-test approved. events.Bus has
+// it.
 type RerunQueue interface {
 	BuildOf(ctx context.Context, repo events.Repo, pull int, sha string) (int, bool, error)
 	ClaimReruns(ctx context.Context, repo events.Repo, pull, build int, tests []string, claimant string) (map[string]int, error)
 	PublishTest(ctx context.Context, job events.TestJob) error
+	PublishPull(ctx context.Context, ev events.PullEvent) error
 }
 
-// HandleCommand carries out the commands of one pull request comment, if
-// its author may write to the repository (asked of GitHub, at most once
-// per trustTTL): an accepted comment gets AcceptedReaction, and a refused
-// command a reply naming the problem; a refused author gets one reply and
-// nothing runs. The message is acked once the reaction and reply are
-// posted; GitHub failures hand it back, and its redelivery queues nothing
-// twice (re-run numbers are claimed per message).
+// HandleCommand carries out the commands of one pull request comment, or
+// one press of a re-run button, if its author may write to the repository
+// (asked of GitHub, at most once per trustTTL): an accepted comment gets
+// AcceptedReaction, and a refused command a reply naming the problem; a
+// refused author gets one reply and nothing runs. A button press has no
+// comment: it gets neither reaction nor reply, and a refusal is logged.
+// The message is acked once the reaction and reply are posted; GitHub
+// failures hand it back, and its redelivery queues nothing twice (re-run
+// numbers are claimed per message, and a pull event has its message id).
 func (w *Worker) HandleCommand(ctx context.Context, d *events.Delivery[events.CommandEvent]) {
 	ev := d.Payload
 	log := w.log.With(ev.LogAttrs()...)
@@ -66,10 +70,12 @@ func (w *Worker) HandleCommand(ctx context.Context, d *events.Delivery[events.Co
 	settle(ctx, log, d, err)
 }
 
-// outcome is what became of one command: accepted, or refused with a
-// reason for the reply.
+// outcome is what became of one command: accepted, refused with a reason
+// for the reply, or nothing to do, with a note saying why (no error: an
+// /ok-to-test of a head that needs no approval).
 type outcome struct {
 	refusal string
+	note    string
 }
 
 func refused(format string, args ...any) outcome {
@@ -90,6 +96,9 @@ func (w *Worker) handleCommand(ctx context.Context, log *slog.Logger, ev events.
 	}
 	if !writer {
 		log.Info("command refused: author may not write to the repository")
+		if ev.Pressed() {
+			return nil
+		}
 		return w.reply(ctx, inst, ev, fmt.Sprintf("@%s: only people with write access to %s may run YourCI's commands; nothing was run.",
 			ev.Author, ev.Repo.FullName()))
 	}
@@ -101,12 +110,19 @@ func (w *Worker) handleCommand(ctx context.Context, log *slog.Logger, ev events.
 		if err != nil {
 			return fmt.Errorf("carrying out /%s: %w", c.Kind, err)
 		}
-		if o.refusal != "" {
+		switch {
+		case o.refusal != "":
 			log.Info("command refused", "command", c.Kind, "reason", o.refusal)
 			problems = append(problems, fmt.Sprintf("`/%s` was refused: %s", c.Kind, o.refusal))
-			continue
+		case o.note != "":
+			log.Info("command has nothing to do", "command", c.Kind, "reason", o.note)
+			problems = append(problems, fmt.Sprintf("`/%s`: %s", c.Kind, o.note))
+		default:
+			accepted = true
 		}
-		accepted = true
+	}
+	if ev.Pressed() {
+		return nil // no comment to react or reply to; the log says it all
 	}
 	if accepted {
 		if err := w.react(ctx, inst, ev); err != nil {
@@ -137,6 +153,12 @@ func (w *Worker) runCommand(ctx context.Context, log *slog.Logger, inst Installa
 			*target = t
 		}
 		return w.retest(ctx, log, inst, ev, i, c, *target)
+	case events.OkToTest:
+		return w.okToTest(ctx, log, inst, ev)
+	case events.RerunCheck:
+		return w.rerunCheck(ctx, log, inst, ev, c)
+	case events.RerunSuite:
+		return w.rerunSuite(ctx, log, inst, ev)
 	default:
 		return refused("this worker does not know that command"), nil
 	}
@@ -146,13 +168,15 @@ func (w *Worker) runCommand(ctx context.Context, log *slog.Logger, inst Installa
 // pull request's current head, with the tests its .yci.py yields.
 type commandTarget struct {
 	pr    *github.PullRequest
+	pull  int
 	sha   string
 	build int
 	tests []pipeline.Test
 }
 
-// findTarget finds the current head's latest build and evaluates its
-// .yci.py again, in the build's checkout (made on this box if another box
+// findTarget finds the current head's latest build (refused, for a button
+// press, when the pressed check's commit is no longer the head) and
+// evaluates its .yci.py again, in the build's checkout (made on this box if another box
 // built it), to learn its tests' names and specs. The evaluation is the
 // build's own: same commit, same build number.
 func (w *Worker) findTarget(ctx context.Context, log *slog.Logger, inst Installation, ev events.CommandEvent) (*commandTarget, outcome, error) {
@@ -164,6 +188,10 @@ func (w *Worker) findTarget(ctx context.Context, log *slog.Logger, inst Installa
 	sha := pr.GetHead().GetSHA()
 	if pr.GetState() != "open" {
 		return nil, refused("the pull request is %s.", pr.GetState()), nil
+	}
+	if ev.Button != nil && ev.Button.SHA != sha {
+		// Pressed on an older commit's page: its tests no longer matter.
+		return nil, refused("the check is on %.7s, which is no longer the head of the pull request (%.7s).", ev.Button.SHA, sha), nil
 	}
 	n, ok, err := w.opts.Reruns.BuildOf(ctx, ev.Repo, ev.Number, sha)
 	if err != nil {
@@ -195,13 +223,13 @@ func (w *Worker) findTarget(ctx context.Context, log *slog.Logger, inst Installa
 		return nil, outcome{}, fmt.Errorf("evaluating .yci.py of build %d: %w", n, err)
 	}
 	log.Debug("command target", "sha", sha, "build", n, "tests", len(tests))
-	return &commandTarget{pr: pr, sha: sha, build: n, tests: tests}, outcome{}, nil
+	return &commandTarget{pr: pr, pull: ev.Number, sha: sha, build: n, tests: tests}, outcome{}, nil
 }
 
 // retest queues a re-run of the tests /retest asks for (see pickReruns),
 // each with a "queued" status pointing at its new log.
 func (w *Worker) retest(ctx context.Context, log *slog.Logger, inst Installation, ev events.CommandEvent, i int, c events.Command, t *commandTarget) (outcome, error) {
-	states, err := testStates(ctx, inst.CombinedStatus, ev.Repo, t.sha)
+	states, err := w.testStates(ctx, inst, ev.Repo, t)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -223,8 +251,11 @@ func (w *Worker) retest(ctx context.Context, log *slog.Logger, inst Installation
 	b := build(ev.Repo, ev.Number, t.build)
 	for _, name := range run {
 		k := runs[name]
+		// A re-run is a check run of its own (New: none exists yet), or
+		// the next state of the test's commit status.
 		err := rep.Set(ctx, status.Status{
-			Owner: b.Owner, Repo: b.Repo, SHA: t.sha, Test: name, State: status.Pending,
+			Owner: b.Owner, Repo: b.Repo, SHA: t.sha, Pull: b.Pull, Build: b.Number, Rerun: k, Test: name, New: true,
+			State:       status.Pending,
 			Description: fmt.Sprintf("%s: re-run %d asked by @%s", status.Queued(), k, ev.Author),
 			TargetURL:   w.runLogURL(b, name, k),
 		})
@@ -248,10 +279,21 @@ func (w *Worker) retest(ctx context.Context, log *slog.Logger, inst Installation
 // each): far more tests than any matrix has.
 const maxStatusPages = 20
 
-// testStates maps each test name to the state of its latest status
-// yci/<name> on sha, as GitHub holds it: statuses are the record every
-// box shares, so a /retest works whichever box ran the tests.
-func testStates(ctx context.Context, gh CombinedStatusGetter, repo events.Repo, sha string) (map[string]string, error) {
+// testStates maps each test of t to the state of its latest status or
+// check run, as GitHub holds it: they are the record every box shares, so
+// a /retest works whichever box ran the tests. An installation that
+// writes check runs (an App) is read through them, any other through the
+// commit's statuses.
+func (w *Worker) testStates(ctx context.Context, inst Installation, repo events.Repo, t *commandTarget) (map[string]string, error) {
+	if inst.Checks != nil {
+		return checkRunStates(ctx, inst.Checks, repo, t.pull, t.sha, t.build)
+	}
+	return statusStates(ctx, inst.CombinedStatus, repo, t.sha)
+}
+
+// statusStates maps each test name to the state of its latest status
+// yci/<name> on sha.
+func statusStates(ctx context.Context, gh CombinedStatusGetter, repo events.Repo, sha string) (map[string]string, error) {
 	states := map[string]string{}
 	opts := &github.ListOptions{PerPage: 100}
 	for range maxStatusPages {

@@ -83,16 +83,64 @@ func TestListNamesIsBrief(t *testing.T) {
 type commandFakes struct {
 	mu         sync.Mutex
 	permission string
-	pull       *github.PullRequest
-	builds     map[string]int
-	replies    []string
-	reactions  []string
-	published  []events.TestJob
-	failReply  error
+	// perms, when it names a user, is that user's permission instead.
+	perms     map[string]string
+	pull      *github.PullRequest
+	builds    map[string]int
+	approval  events.Approval
+	replies   []string
+	reactions []string
+	published []events.TestJob
+	pulls     []events.PullEvent
+	approvals []string // "sha by"
+	failReply error
 }
 
-func (f *commandFakes) GetPermissionLevel(_ context.Context, _, _, _ string) (*github.RepositoryPermissionLevel, *github.Response, error) {
-	return &github.RepositoryPermissionLevel{Permission: github.Ptr(f.permission)}, &github.Response{Response: &http.Response{StatusCode: 200}}, nil
+func (f *commandFakes) GetPermissionLevel(_ context.Context, _, _, user string) (*github.RepositoryPermissionLevel, *github.Response, error) {
+	p, ok := f.perms[user]
+	if !ok {
+		p = f.permission
+	}
+	return &github.RepositoryPermissionLevel{Permission: github.Ptr(p)}, &github.Response{Response: &http.Response{StatusCode: 200}}, nil
+}
+
+func (f *commandFakes) PublishPull(_ context.Context, ev events.PullEvent) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pulls = append(f.pulls, ev)
+	return nil
+}
+
+// The approval record is the one part of Queue that /ok-to-test uses;
+// every other method fails the test's command.
+func (f *commandFakes) ApprovalOf(context.Context, events.Repo, int) (events.Approval, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.approval, nil
+}
+
+func (f *commandFakes) Approve(_ context.Context, _ events.Repo, _ int, sha, by string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.approval.SHA, f.approval.By = sha, by
+	f.approvals = append(f.approvals, sha+" "+by)
+	return nil
+}
+
+var errUnexpected = errors.New("not expected in these tests")
+
+func (f *commandFakes) ClaimBuildFor(context.Context, events.Repo, int, string, string, bool) (events.Claim, error) {
+	return events.Claim{}, errUnexpected
+}
+func (f *commandFakes) MarkQueued(context.Context, events.Repo, int, string, int) error {
+	return errUnexpected
+}
+func (f *commandFakes) AnnounceHead(events.HeadAnnouncement) error { return errUnexpected }
+func (f *commandFakes) AskApproval(context.Context, events.Repo, int, string) (bool, error) {
+	return false, errUnexpected
+}
+func (f *commandFakes) ForgetAsked(context.Context, events.Repo, int, string) error {
+	return errUnexpected
 }
 
 // NewRequest and Do answer GET .../pulls/{n} with f.pull, as GitHub's JSON.

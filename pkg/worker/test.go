@@ -46,7 +46,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	rep := w.reporter(inst, log)
 	b := build(job.Repo, job.Number, job.Build)
 	t := testOf(job.Test)
-	st := status.Status{Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Pull: b.Pull, Build: b.Number, Test: t.Name, TargetURL: w.runLogURL(b, t.Name, job.Rerun)}
+	st := status.Status{Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Pull: b.Pull, Build: b.Number, Rerun: job.Rerun, Test: t.Name, TargetURL: w.runLogURL(b, t.Name, job.Rerun)}
 	if job.Outcome != nil {
 		// The attempt ran; only its status is owed.
 		st.State, st.Description = status.State(job.Outcome.State), job.Outcome.Description
@@ -261,7 +261,7 @@ func (w *Worker) abandonTest(ctx context.Context, log *slog.Logger, job events.T
 	b := build(job.Repo, job.Number, job.Build)
 	log.Error("giving up on test", "deliveries", delivered)
 	rep, st := w.reporter(inst, log), status.Status{
-		Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Pull: b.Pull, Build: b.Number, Test: job.Test.Name, State: status.Error,
+		Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Pull: b.Pull, Build: b.Number, Rerun: job.Rerun, Test: job.Test.Name, State: status.Error,
 		Description: status.Errored(fmt.Sprintf("attempt %d was lost %d times (worker crashed or stopped)", job.Attempt, delivered)),
 		TargetURL:   w.runLogURL(b, job.Test.Name, job.Rerun),
 	}
