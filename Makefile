@@ -14,6 +14,8 @@ FUZZ_TARGETS = \
 	./pkg/webhook:FuzzPullEventFrom \
 	./pkg/webhook:FuzzHandler \
 	./pkg/webhook:FuzzParseCommands \
+	./pkg/webhook:FuzzCheckEventFrom \
+	./pkg/status:FuzzParseExternalID \
 	./pkg/pipeline:FuzzValidateName \
 	./pkg/pipeline:FuzzMaskingWriter \
 	./pkg/events:FuzzTokenRoundTrip \
