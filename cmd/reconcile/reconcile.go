@@ -88,8 +88,8 @@ func (r *Reconcile) sweep(ctx context.Context) error {
 	clients := reconcile.NewClients(auth, cache)
 	opts := reconcile.Options{
 		GitHub: clients, Repositories: repos,
-		Queue: r.bus, Backlog: reconcile.NewStreamBacklog(r.bus), Store: store,
-		Records:     r.bus,
+		Queue: sweepQueue{r.bus.Queue(), r.bus.Registry()}, Backlog: reconcile.NewStreamBacklog(r.bus), Store: store,
+		Records:     r.bus.Records(),
 		Requests:    cache.Requests,
 		StaleAfter:  r.opts.StaleAfter,
 		MaxRebuilds: r.opts.MaxRebuilds,
@@ -156,4 +156,11 @@ func exitStatus(err error) int {
 		return exitRateLimited
 	}
 	return exitFailed
+}
+
+// sweepQueue is reconcile.Queue made of the Bus parts it spans: the
+// publication of pull events and the build numbers of heads.
+type sweepQueue struct {
+	*events.Queue
+	*events.Registry
 }

@@ -53,7 +53,7 @@ func pullKey(repo Repo, pull int) string {
 
 // ClaimBuild is ClaimBuildFor with no claimant: fresh is true when this
 // call allocated the number.
-func (b *Bus) ClaimBuild(ctx context.Context, repo Repo, pull int, sha string, rebuild bool) (build int, fresh bool, err error) {
+func (b *Registry) ClaimBuild(ctx context.Context, repo Repo, pull int, sha string, rebuild bool) (build int, fresh bool, err error) {
 	c, err := b.ClaimBuildFor(ctx, repo, pull, sha, "", rebuild)
 	return c.Build, c.Fresh, err
 }
@@ -67,7 +67,7 @@ func (b *Bus) ClaimBuild(ctx context.Context, repo Repo, pull int, sha string, r
 // request's next number (1, 2, 3, ... with no gaps, atomically across
 // every box sharing the server). Numbers are kept for as long as the bucket
 // lives, beyond any restart.
-func (b *Bus) ClaimBuildFor(ctx context.Context, repo Repo, pull int, sha, claimant string, rebuild bool) (Claim, error) {
+func (b *Registry) ClaimBuildFor(ctx context.Context, repo Repo, pull int, sha, claimant string, rebuild bool) (Claim, error) {
 	if err := checkBuildKey(repo, pull, sha); err != nil {
 		return Claim{}, err
 	}
@@ -106,7 +106,7 @@ func (b *Bus) ClaimBuildFor(ctx context.Context, repo Repo, pull int, sha, claim
 // MarkQueued records that every test of build, the latest of sha, is
 // queued: a redelivery of the message that claimed it then has nothing
 // left to do.
-func (b *Bus) MarkQueued(ctx context.Context, repo Repo, pull int, sha string, build int) error {
+func (b *Registry) MarkQueued(ctx context.Context, repo Repo, pull int, sha string, build int) error {
 	if err := checkBuildKey(repo, pull, sha); err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func (b *Bus) MarkQueued(ctx context.Context, repo Repo, pull int, sha string, b
 
 // BuildOf returns the latest build number of head commit sha, and false
 // when it has none.
-func (b *Bus) BuildOf(ctx context.Context, repo Repo, pull int, sha string) (build int, ok bool, err error) {
+func (b *Registry) BuildOf(ctx context.Context, repo Repo, pull int, sha string) (build int, ok bool, err error) {
 	if err := checkBuildKey(repo, pull, sha); err != nil {
 		return 0, false, err
 	}
@@ -162,7 +162,7 @@ func checkBuildKey(repo Repo, pull int, sha string) error {
 
 // loadPull reads a record and its revision; a missing record is empty with
 // revision 0.
-func (b *Bus) loadPull(ctx context.Context, key string) (pullRecord, uint64, error) {
+func (b *Registry) loadPull(ctx context.Context, key string) (pullRecord, uint64, error) {
 	ctx, cancel := b.callContext(ctx)
 	defer cancel()
 	rec := pullRecord{SHAs: map[string]int{}, Claims: map[string]shaClaim{}}
@@ -190,7 +190,7 @@ var errConflict = errors.New("build record changed meanwhile")
 
 // storePull writes rec (a pull or a re-run record) if the key is still at
 // revision rev (absent when 0); otherwise it returns errConflict.
-func (b *Bus) storePull(ctx context.Context, key string, rec any, rev uint64) error {
+func (b *Registry) storePull(ctx context.Context, key string, rec any, rev uint64) error {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", key, err)

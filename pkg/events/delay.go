@@ -14,7 +14,7 @@ import (
 // a job's run into its last chance. Waits longer than MaxNakDelay, clock
 // skew between boxes and a server restart all cause such extra early
 // deliveries.
-func (b *Bus) deferTest(ctx context.Context, d *Delivery[TestJob]) bool {
+func (b *Queue) deferTest(ctx context.Context, d *Delivery[TestJob]) bool {
 	wait := time.Until(d.Payload.NotBefore)
 	if d.Payload.NotBefore.IsZero() || wait <= 0 {
 		return false

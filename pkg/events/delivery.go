@@ -43,7 +43,7 @@ type Delivery[T any] struct {
 	stops   []context.CancelFunc
 }
 
-func newDelivery[T any](b *Bus, msg jetstream.Msg, payload T, meta *jetstream.MsgMetadata) *Delivery[T] {
+func newDelivery[T any](b *store, msg jetstream.Msg, payload T, meta *jetstream.MsgMetadata) *Delivery[T] {
 	return &Delivery[T]{
 		Payload:      payload,
 		NumDelivered: meta.NumDelivered,

@@ -138,11 +138,11 @@ func (c *consumer) stop() error {
 }
 
 func startPulls(t testing.TB, b *events.Bus, slots *events.Slots, h events.Handler[events.PullEvent]) *consumer {
-	return startConsumer(t, func(ctx context.Context) error { return b.ConsumePulls(ctx, slots, h) })
+	return startConsumer(t, func(ctx context.Context) error { return b.Queue().ConsumePulls(ctx, slots, h) })
 }
 
 func startTests(t testing.TB, b *events.Bus, slots *events.Slots, h events.Handler[events.TestJob]) *consumer {
-	return startConsumer(t, func(ctx context.Context) error { return b.ConsumeTests(ctx, slots, h) })
+	return startConsumer(t, func(ctx context.Context) error { return b.Queue().ConsumeTests(ctx, slots, h) })
 }
 
 func startConsumer(t testing.TB, run func(context.Context) error) *consumer {

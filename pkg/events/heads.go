@@ -30,7 +30,7 @@ func headSubject(repo Repo, number int) string {
 
 // AnnounceHead tells every worker that a pull request's head changed. It
 // does not wait for anyone: see headsPrefix for why that is enough.
-func (b *Bus) AnnounceHead(a HeadAnnouncement) error {
+func (b *Heads) AnnounceHead(a HeadAnnouncement) error {
 	data, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("encoding head announcement: %w", err)
@@ -43,7 +43,7 @@ func (b *Bus) AnnounceHead(a HeadAnnouncement) error {
 
 // WatchHeads calls fn, one call at a time, for every head announced from
 // now until stop is called. Undecodable announcements are dropped.
-func (b *Bus) WatchHeads(fn func(HeadAnnouncement)) (stop func(), err error) {
+func (b *Heads) WatchHeads(fn func(HeadAnnouncement)) (stop func(), err error) {
 	sub, err := b.nc.Subscribe(headsPrefix+">", func(m *nats.Msg) {
 		var a HeadAnnouncement
 		if err := json.Unmarshal(m.Data, &a); err != nil {

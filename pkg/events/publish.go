@@ -18,7 +18,7 @@ var ErrInvalidEvent = errors.New("invalid event")
 // JetStream has acknowledged it, so a caller that got nil may tell GitHub the
 // webhook was taken. Its message id is ev.MsgID(): the same delivery of the
 // same head commit published again within DuplicateWindow is stored once.
-func (b *Bus) PublishPull(ctx context.Context, ev PullEvent) error {
+func (b *Queue) PublishPull(ctx context.Context, ev PullEvent) error {
 	ev.Version = Version
 	if err := ev.validate(); err != nil {
 		return err
@@ -29,7 +29,7 @@ func (b *Bus) PublishPull(ctx context.Context, ev PullEvent) error {
 // PublishTest stores job (with Version set) on the stream and returns once
 // JetStream has acknowledged it. Its message id is job.MsgID(): publishing
 // the same attempt of the same test twice queues it once.
-func (b *Bus) PublishTest(ctx context.Context, job TestJob) error {
+func (b *Queue) PublishTest(ctx context.Context, job TestJob) error {
 	job.Version = Version
 	if err := job.validate(); err != nil {
 		return err
@@ -37,7 +37,7 @@ func (b *Bus) PublishTest(ctx context.Context, job TestJob) error {
 	return b.publish(ctx, TestSubject(job.Repo), job.MsgID(), job)
 }
 
-func (b *Bus) publish(ctx context.Context, subject, id string, v any) error {
+func (b *store) publish(ctx context.Context, subject, id string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encoding message %s: %w", id, err)
@@ -56,7 +56,7 @@ func (b *Bus) publish(ctx context.Context, subject, id string, v any) error {
 
 // callContext bounds one JetStream call by Options.Timeout unless ctx
 // already has an earlier deadline.
-func (b *Bus) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+func (b *store) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, b.opts.Timeout)
 }
 

@@ -164,7 +164,7 @@ var ErrUnchanged = errors.New("build record unchanged")
 // and may run several times. An error from change is returned as it is,
 // wrapped, and nothing is stored. It returns the record as stored. Safe
 // for concurrent use from any number of boxes.
-func (b *Bus) UpdateBuild(ctx context.Context, k BuildKey, change func(*BuildRecord) error) (BuildRecord, error) {
+func (b *Records) UpdateBuild(ctx context.Context, k BuildKey, change func(*BuildRecord) error) (BuildRecord, error) {
 	if err := k.Validate(); err != nil {
 		return BuildRecord{}, err
 	}
@@ -199,7 +199,7 @@ func (b *Bus) UpdateBuild(ctx context.Context, k BuildKey, change func(*BuildRec
 
 // BuildRecord returns the record of build k, or an error wrapping
 // ErrNoRecord when there is none.
-func (b *Bus) BuildRecord(ctx context.Context, k BuildKey) (BuildRecord, error) {
+func (b *Records) BuildRecord(ctx context.Context, k BuildKey) (BuildRecord, error) {
 	if err := k.Validate(); err != nil {
 		return BuildRecord{}, err
 	}
@@ -213,7 +213,7 @@ func (b *Bus) BuildRecord(ctx context.Context, k BuildKey) (BuildRecord, error) 
 // RecentBuilds returns up to n records of repo's builds, the most recently
 // updated first. It reads every record of the repository once, in one
 // pass over the bucket.
-func (b *Bus) RecentBuilds(ctx context.Context, repo Repo, n int) ([]BuildRecord, error) {
+func (b *Records) RecentBuilds(ctx context.Context, repo Repo, n int) ([]BuildRecord, error) {
 	if repo.Owner == "" || repo.Name == "" {
 		return nil, fmt.Errorf("repository %q: %w", repo.FullName(), ErrInvalidEvent)
 	}
@@ -231,7 +231,7 @@ func (b *Bus) RecentBuilds(ctx context.Context, repo Repo, n int) ([]BuildRecord
 // SetPullClosed marks every record of the pull request's builds closed
 // (or open again), writing only the records that differ, and returns how
 // many it changed. Many boxes may call it at once for the same pull.
-func (b *Bus) SetPullClosed(ctx context.Context, repo Repo, pull int, closed bool) (int, error) {
+func (b *Records) SetPullClosed(ctx context.Context, repo Repo, pull int, closed bool) (int, error) {
 	k := BuildKey{Repo: repo, Pull: pull, Build: 1}
 	if err := k.Validate(); err != nil {
 		return 0, err
@@ -266,7 +266,7 @@ func (b *Bus) SetPullClosed(ctx context.Context, repo Repo, pull int, closed boo
 // scanRecords returns every record whose key matches filter, in one pass
 // over the bucket. One filter subject: nats-server 2.9 has no
 // multi-filter consumers.
-func (b *Bus) scanRecords(ctx context.Context, filter string) ([]BuildRecord, error) {
+func (b *Records) scanRecords(ctx context.Context, filter string) ([]BuildRecord, error) {
 	ctx, cancel := b.callContext(ctx)
 	defer cancel()
 	w, err := b.records.Watch(ctx, filter, jetstream.IgnoreDeletes())
@@ -294,7 +294,7 @@ func (b *Bus) scanRecords(ctx context.Context, filter string) ([]BuildRecord, er
 	}
 }
 
-func (b *Bus) stopWatch(w jetstream.KeyWatcher) {
+func (b *Records) stopWatch(w jetstream.KeyWatcher) {
 	if err := w.Stop(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		b.log.Warn("stopping build record watch", "err", err)
 	}
@@ -306,7 +306,7 @@ func (b *Bus) stopWatch(w jetstream.KeyWatcher) {
 // must be quick. A record that expires (RecordTTL) is not announced. The
 // watch follows the server through reconnections; it returns an error
 // only when it cannot start or the connection closes for good.
-func (b *Bus) WatchBuilds(ctx context.Context, fn func(BuildRecord)) error {
+func (b *Records) WatchBuilds(ctx context.Context, fn func(BuildRecord)) error {
 	w, err := b.records.Watch(ctx, "build.>", jetstream.IgnoreDeletes())
 	if err != nil {
 		return fmt.Errorf("watching build records: %w", err)
@@ -336,7 +336,7 @@ func (b *Bus) WatchBuilds(ctx context.Context, fn func(BuildRecord)) error {
 	}
 }
 
-func (b *Bus) loadRecord(ctx context.Context, key string) (BuildRecord, error) {
+func (b *Records) loadRecord(ctx context.Context, key string) (BuildRecord, error) {
 	ctx, cancel := b.callContext(ctx)
 	defer cancel()
 	entry, err := b.records.Get(ctx, key)
@@ -363,7 +363,7 @@ func decodeRecord(entry jetstream.KeyValueEntry) (BuildRecord, error) {
 
 // storeRecord writes rec if the key is still at rec.Revision (absent when
 // 0) and returns the new revision; otherwise it returns errConflict.
-func (b *Bus) storeRecord(ctx context.Context, key string, rec BuildRecord) (uint64, error) {
+func (b *Records) storeRecord(ctx context.Context, key string, rec BuildRecord) (uint64, error) {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return 0, fmt.Errorf("encoding %s: %w", key, err)

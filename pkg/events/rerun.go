@@ -41,7 +41,7 @@ func rerunKey(repo Repo, pull, build int) string {
 // same claimant (a command message's id) asking again, as a redelivered
 // message does, gets the numbers it was given before, so a re-run is never
 // queued twice under two numbers. The result maps each test to its number.
-func (b *Bus) ClaimReruns(ctx context.Context, repo Repo, pull, build int, tests []string, claimant string) (map[string]int, error) {
+func (b *Registry) ClaimReruns(ctx context.Context, repo Repo, pull, build int, tests []string, claimant string) (map[string]int, error) {
 	if err := checkBuildKey(repo, pull, "-"); err != nil {
 		return nil, err
 	}
@@ -80,7 +80,7 @@ func (b *Bus) ClaimReruns(ctx context.Context, repo Repo, pull, build int, tests
 
 // loadReruns reads a re-run record and its revision; a missing record is
 // empty with revision 0.
-func (b *Bus) loadReruns(ctx context.Context, key string) (rerunRecord, uint64, error) {
+func (b *Registry) loadReruns(ctx context.Context, key string) (rerunRecord, uint64, error) {
 	ctx, cancel := b.callContext(ctx)
 	defer cancel()
 	rec := rerunRecord{Last: map[string]int{}}

@@ -59,7 +59,7 @@ func (a RunningAttempt) key() string { return runningKey(a.Repo, a.Number, a.Bui
 // worker dies expires after RunningTTL. Failing to write the record never
 // stops a test: the error is returned for the caller to log, and done is
 // usable either way. It fails on a publish-only Bus.
-func (b *Bus) MarkRunning(ctx context.Context, a RunningAttempt) (done func(), err error) {
+func (b *Attempts) MarkRunning(ctx context.Context, a RunningAttempt) (done func(), err error) {
 	if b.running == nil {
 		return func() {}, errors.New("recording a running attempt: the bus was set up to publish only")
 	}

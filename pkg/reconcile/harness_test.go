@@ -115,7 +115,7 @@ func (e *env) sweeper(t testing.TB, repos []events.Repo, tweak func(*reconcile.O
 	t.Helper()
 	opts := reconcile.Options{
 		Repositories: repos,
-		Queue:        e.bus,
+		Queue:        sweepQueue{e.bus.Queue(), e.bus.Registry()},
 		Backlog:      e.backlog,
 		Store:        e.store,
 		MaxRebuilds:  reconcile.DefaultMaxRebuilds,
@@ -252,4 +252,19 @@ func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// sweepQueue is reconcile.Queue made of a Bus's parts, as cmd/reconcile
+// wires it.
+type sweepQueue struct {
+	*events.Queue
+	*events.Registry
+}
+
+// workerQueue is worker.Queue made of a Bus's parts, as cmd/worker wires
+// it.
+type workerQueue struct {
+	*events.Queue
+	*events.Registry
+	*events.Heads
 }

@@ -20,7 +20,7 @@ import (
 // was when the label was added, and who added it.
 func (r *rig) publishLabeled(t *testing.T, number int, sha, by, delivery string) {
 	t.Helper()
-	err := r.bus.PublishPull(context.Background(), events.PullEvent{
+	err := r.bus.Queue().PublishPull(context.Background(), events.PullEvent{
 		Version: events.Version, Repo: events.Repo{Owner: owner, Name: repoName},
 		Number: number, HeadSHA: sha, Delivery: delivery, LabeledBy: by,
 	})

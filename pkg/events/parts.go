@@ -1,0 +1,67 @@
+package events
+
+import (
+	"log/slog"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// store is what the parts of a Bus share: the connection, the stream's
+// consumers and the key-value buckets, all set up by New. Its methods are
+// unexported helpers, so embedding it adds nothing to a part's API.
+type store struct {
+	opts     Options
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	pulls    jetstream.Consumer
+	tests    jetstream.Consumer
+	commands jetstream.Consumer // handle_command: comment commands
+	kv       jetstream.KeyValue // build numbers, approvals, re-runs
+	records  jetstream.KeyValue // build records, expiring
+	running  jetstream.KeyValue // nil when PublishOnly
+	log      *slog.Logger
+}
+
+// Queue is the work queue on the stream: it publishes pull events, test
+// jobs and comment commands, and consumes each kind through worker slots,
+// deferring jobs whose NotBefore lies ahead. Get it with Bus.Queue; all
+// methods may be called concurrently.
+type Queue struct{ *store }
+
+// Registry keeps, per pull request, what must never be decided twice: the
+// build number of each head commit and who claimed it, the approval of
+// outside contributors' heads, and the numbers of re-runs. Every change is
+// compare-and-set in the build bucket, so concurrent workers agree. Get it
+// with Bus.Registry; all methods may be called concurrently.
+type Registry struct{ *store }
+
+// Records holds the build records (every test's state and attempts), which
+// expire RecordTTL after their last change, and lets pages watch them.
+// Get it with Bus.Records; all methods may be called concurrently.
+type Records struct{ *store }
+
+// Attempts records the test attempts running now, each entry kept fresh by
+// its worker and gone by itself RunningTTL after a crash. Get it with
+// Bus.Attempts; it needs a Bus that is not PublishOnly.
+type Attempts struct{ *store }
+
+// Heads announces new head commits of pull requests to every worker, and
+// watches those announcements, over plain NATS outside the stream. Get it
+// with Bus.Heads; all methods may be called concurrently.
+type Heads struct{ *store }
+
+// Queue returns the work queue of b.
+func (b *Bus) Queue() *Queue { return &Queue{b.store} }
+
+// Registry returns the build number, approval and re-run registry of b.
+func (b *Bus) Registry() *Registry { return &Registry{b.store} }
+
+// Records returns the build records of b.
+func (b *Bus) Records() *Records { return &Records{b.store} }
+
+// Attempts returns the running-attempt records of b.
+func (b *Bus) Attempts() *Attempts { return &Attempts{b.store} }
+
+// Heads returns the head announcements of b.
+func (b *Bus) Heads() *Heads { return &Heads{b.store} }
