@@ -268,10 +268,6 @@ func (b *Bus) Close() error {
 // Options returns the options in effect, defaults applied.
 func (b *Bus) Options() Options { return b.opts }
 
-// JetStream exposes the underlying JetStream context, for tests and
-// operational tools that inspect the stream.
-func (b *Bus) JetStream() jetstream.JetStream { return b.js }
-
 // setupAttempts bounds retries of stream and consumer creation when another
 // process creates the same objects at the same moment.
 const setupAttempts = 5

@@ -72,7 +72,7 @@ func TestSetup(t *testing.T) {
 		b := newBus(t, srv.URL(), opts)
 
 		ctx := testContext(t)
-		s, err := b.JetStream().Stream(ctx, events.DefaultStream)
+		s, err := events.JetStreamOf(b).Stream(ctx, events.DefaultStream)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +84,7 @@ func TestSetup(t *testing.T) {
 		}
 		for name, filter := range map[string]string{events.PullConsumer: events.PullSubjects, events.TestConsumer: events.TestSubjects,
 			events.CommandConsumer: events.CommandSubjects} {
-			c, err := b.JetStream().Consumer(ctx, events.DefaultStream, name)
+			c, err := events.JetStreamOf(b).Consumer(ctx, events.DefaultStream, name)
 			if err != nil {
 				t.Fatalf("consumer %s: %v", name, err)
 			}
@@ -95,7 +95,7 @@ func TestSetup(t *testing.T) {
 				t.Errorf("consumer %s config (-want +got):\n%s", name, diff)
 			}
 		}
-		if _, err := b.JetStream().KeyValue(ctx, events.DefaultBucket); err != nil {
+		if _, err := events.JetStreamOf(b).KeyValue(ctx, events.DefaultBucket); err != nil {
 			t.Errorf("bucket %s: %v", events.DefaultBucket, err)
 		}
 	})
@@ -222,7 +222,7 @@ func TestAckWaitChangeUpdatesConsumers(t *testing.T) {
 		opts.AckWait = 20 * time.Second
 		b := newBus(t, srv.URL(), opts)
 		for _, name := range []string{events.PullConsumer, events.TestConsumer} {
-			c, err := b.JetStream().Consumer(ctx, events.DefaultStream, name)
+			c, err := events.JetStreamOf(b).Consumer(ctx, events.DefaultStream, name)
 			if err != nil {
 				t.Fatalf("consumer %s: %v", name, err)
 			}

@@ -183,11 +183,11 @@ func TestUndecodableMessagesAreTerminated(t *testing.T) {
 		ctx := testContext(t)
 		subject := events.TestSubject(sampleRepo)
 		for _, m := range bodies {
-			if _, err := b.JetStream().Publish(ctx, subject, []byte(m.body)); err != nil {
+			if _, err := events.JetStreamOf(b).Publish(ctx, subject, []byte(m.body)); err != nil {
 				t.Fatalf("publishing %s: %v", m.name, err)
 			}
 		}
-		if _, err := b.JetStream().Publish(ctx, subject, valid); err != nil {
+		if _, err := events.JetStreamOf(b).Publish(ctx, subject, valid); err != nil {
 			t.Fatal(err)
 		}
 		handled := make(chan string, len(bodies)+1)

@@ -186,7 +186,7 @@ func eventually(t testing.TB, what string, cond func() bool) {
 func streamMsgs(t testing.TB, b *events.Bus) uint64 {
 	t.Helper()
 	ctx := testContext(t)
-	s, err := b.JetStream().Stream(ctx, b.Options().Stream)
+	s, err := events.JetStreamOf(b).Stream(ctx, b.Options().Stream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func streamMsgs(t testing.TB, b *events.Bus) uint64 {
 func ackPending(t testing.TB, b *events.Bus, consumer string) int {
 	t.Helper()
 	ctx := testContext(t)
-	c, err := b.JetStream().Consumer(ctx, b.Options().Stream, consumer)
+	c, err := events.JetStreamOf(b).Consumer(ctx, b.Options().Stream, consumer)
 	if err != nil {
 		t.Fatal(err)
 	}

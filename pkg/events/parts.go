@@ -1,6 +1,9 @@
 package events
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/nats-io/nats.go"
@@ -65,3 +68,47 @@ func (b *Bus) Attempts() *Attempts { return &Attempts{b.store} }
 
 // Heads returns the head announcements of b.
 func (b *Bus) Heads() *Heads { return &Heads{b.store} }
+
+// KeyValue creates the key-value bucket cfg describes, or updates it to
+// match, on b's connection (whichever process starts first creates it;
+// concurrent starts are safe). It is for the other processes' own state
+// (reconcile's lock and cache), which lives beside YourCI's buckets but is
+// not theirs to reach through the Bus.
+func (b *Bus) KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	var kv jetstream.KeyValue
+	err := b.retrySetup(ctx, "key-value bucket "+cfg.Bucket, func(ctx context.Context) error {
+		var err error
+		kv, err = b.js.CreateOrUpdateKeyValue(ctx, cfg)
+		return err
+	})
+	return kv, err
+}
+
+// Queued calls fn with the subject and data of each message stored under
+// subject (a filter; wildcards allowed), oldest first, without consuming
+// any, until fn returns false or none is left. The stream is a work
+// queue, which allows no second consumer, so it reads message by message
+// (nats-server 2.9 and later); each read is bounded by Options.Timeout.
+func (q *Queue) Queued(ctx context.Context, subject string, fn func(subject string, data []byte) bool) error {
+	callCtx, cancel := q.callContext(ctx)
+	stream, err := q.js.Stream(callCtx, q.opts.Stream)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("opening stream %s: %w", q.opts.Stream, err)
+	}
+	for seq := uint64(1); ; {
+		callCtx, cancel := q.callContext(ctx)
+		msg, err := stream.GetMsg(callCtx, seq, jetstream.WithGetMsgSubject(subject))
+		cancel()
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading queued jobs on %s: %w", subject, err)
+		}
+		if !fn(msg.Subject, msg.Data) {
+			return nil
+		}
+		seq = msg.Sequence + 1
+	}
+}

@@ -22,7 +22,7 @@ func TestPublishOnlyBusLeavesConsumersToWorkers(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, name := range []string{events.PullConsumer, events.TestConsumer} {
-			cons, err := pub.JetStream().Consumer(ctx, events.DefaultStream, name)
+			cons, err := events.JetStreamOf(pub).Consumer(ctx, events.DefaultStream, name)
 			if err != nil {
 				t.Fatal(err)
 			}

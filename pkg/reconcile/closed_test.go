@@ -79,7 +79,7 @@ func TestWorkerDropsJobsOfAPullClosedSinceTheyWereQueued(t *testing.T) {
 // streamMessages is how many jobs the stream holds.
 func (e *env) streamMessages(t *testing.T) uint64 {
 	t.Helper()
-	stream, err := e.bus.JetStream().Stream(testContext(t), events.DefaultStream)
+	stream, err := e.js.Stream(testContext(t), events.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ type env struct {
 	gh      *fakegithub.Server
 	url     string // NATS
 	bus     *events.Bus
+	js      jetstream.JetStream // the test's own view of the stream
 	store   *reconcile.Store
 	backlog *reconcile.StreamBacklog
 	auth    githubauth.Config
@@ -88,13 +89,17 @@ func newEnvOn(t testing.TB, srv testServer) *env {
 	if err != nil {
 		t.Fatalf("setting up the bus: %v", err)
 	}
-	store, err := reconcile.OpenStore(ctx, bus.JetStream(), reconcile.StoreOptions{Memory: true})
+	store, err := reconcile.OpenStore(ctx, bus, reconcile.StoreOptions{Memory: true})
 	if err != nil {
 		t.Fatalf("opening the store: %v", err)
 	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("opening JetStream: %v", err)
+	}
 	return &env{
-		gh: gh, url: srv.URL(), bus: bus, store: store,
-		backlog: reconcile.NewStreamBacklog(bus),
+		gh: gh, url: srv.URL(), bus: bus, js: js, store: store,
+		backlog: reconcile.NewStreamBacklog(bus.Queue()),
 		auth:    githubauth.Config{Token: gh.Token(), APIURL: gh.URL() + "/", Timeout: 10 * time.Second},
 	}
 }
@@ -185,7 +190,7 @@ func (e *env) openPull(t testing.TB, owner, name, branch string) string {
 func (e *env) queued(t testing.TB) []events.PullEvent {
 	t.Helper()
 	ctx := testContext(t)
-	stream, err := e.bus.JetStream().Stream(ctx, events.DefaultStream)
+	stream, err := e.js.Stream(ctx, events.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +223,7 @@ func (e *env) queued(t testing.TB) []events.PullEvent {
 func (e *env) purge(t testing.TB) {
 	t.Helper()
 	ctx := testContext(t)
-	stream, err := e.bus.JetStream().Stream(ctx, events.DefaultStream)
+	stream, err := e.js.Stream(ctx, events.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-github/v88/github"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
@@ -53,6 +55,7 @@ fi
 type rig struct {
 	gh  *fakegithub.Server
 	bus *events.Bus
+	js  jetstream.JetStream // the test's own view of the stream
 	ws  *artifacts.Workspace
 	// published counts the pull events published, for settled.
 	published atomic.Uint64
@@ -93,6 +96,15 @@ func newRig(t *testing.T, tweaks ...func(*Options)) *rig {
 	}
 	t.Cleanup(srv.Shutdown)
 	bus, err := events.Connect(ctx, srv.URL(), t.Name(), events.Options{Memory: true, AckWait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +151,7 @@ func newRig(t *testing.T, tweaks ...func(*Options)) *rig {
 	if _, err := gh.CreateRepo(owner, repoName); err != nil {
 		t.Fatal(err)
 	}
-	return &rig{gh: gh, bus: bus, ws: ws, w: w}
+	return &rig{gh: gh, bus: bus, js: js, ws: ws, w: w}
 }
 
 // openPull commits files on a branch and opens a pull request from it.
