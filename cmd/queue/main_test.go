@@ -62,11 +62,11 @@ func TestListsWhatAWorkerRecorded(t *testing.T) {
 			Test: events.TestSpec{Name: name, Command: "true"}}
 	}
 	for _, name := range []string{"slow", "waits"} {
-		if err := bus.PublishTest(ctx, job(name)); err != nil {
+		if err := bus.Queue().PublishTest(ctx, job(name)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	done, err := bus.MarkRunning(ctx, events.RunningAttemptOf(job("slow"), "box-a:/srv/ws", time.Now().Add(-90*time.Second)))
+	done, err := bus.Attempts().MarkRunning(ctx, events.RunningAttemptOf(job("slow"), "box-a:/srv/ws", time.Now().Add(-90*time.Second)))
 	if err != nil {
 		t.Fatal(err)
 	}

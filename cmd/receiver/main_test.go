@@ -276,7 +276,7 @@ func consumeOne(t *testing.T, natsURL string) events.PullEvent {
 	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
 	defer cancel()
 	got := make(chan events.PullEvent, 1)
-	err = bus.ConsumePulls(ctx, events.NewSlots(1), func(ctx context.Context, d *events.Delivery[events.PullEvent]) {
+	err = bus.Queue().ConsumePulls(ctx, events.NewSlots(1), func(ctx context.Context, d *events.Delivery[events.PullEvent]) {
 		if err := d.Ack(ctx); err != nil {
 			t.Errorf("acking: %v", err)
 		}

@@ -93,14 +93,14 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (_ *Receiver, err 
 	if err != nil {
 		return nil, err
 	}
-	hook, err := webhook.NewHandler(secret, r.bus,
+	hook, err := webhook.NewHandler(secret, r.bus.Queue(),
 		webhook.WithBudget(budget),
 		webhook.WithLogger(log),
 		webhook.WithMetrics(metrics),
 		webhook.WithApprovalLabel(opts.ApprovalLabel),
 		webhook.WithPublishTimeout(opts.PublishTimeout),
-		webhook.WithHeadAnnouncer(r.bus),
-		webhook.WithCommands(r.bus),
+		webhook.WithHeadAnnouncer(r.bus.Heads()),
+		webhook.WithCommands(r.bus.Queue()),
 	)
 	if err != nil {
 		return nil, err

@@ -83,7 +83,7 @@ func (w *world) holdLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := reconcile.OpenStore(t.Context(), bus.JetStream(), reconcile.StoreOptions{})
+	store, err := reconcile.OpenStore(t.Context(), bus, reconcile.StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func (r *Reconcile) Run(ctx context.Context) error {
 }
 
 func (r *Reconcile) sweep(ctx context.Context) error {
-	store, err := reconcile.OpenStore(ctx, r.bus.JetStream(), reconcile.StoreOptions{Replicas: r.opts.NATS.Replicas})
+	store, err := reconcile.OpenStore(ctx, r.bus, reconcile.StoreOptions{Replicas: r.opts.NATS.Replicas})
 	if err != nil {
 		return err
 	}
@@ -88,8 +88,8 @@ func (r *Reconcile) sweep(ctx context.Context) error {
 	clients := reconcile.NewClients(auth, cache)
 	opts := reconcile.Options{
 		GitHub: clients, Repositories: repos,
-		Queue: r.bus, Backlog: reconcile.NewStreamBacklog(r.bus), Store: store,
-		Records:     r.bus,
+		Queue: sweepQueue{r.bus.Queue(), r.bus.Registry()}, Backlog: reconcile.NewStreamBacklog(r.bus.Queue()), Store: store,
+		Records:     r.bus.Records(),
 		Requests:    cache.Requests,
 		StaleAfter:  r.opts.StaleAfter,
 		MaxRebuilds: r.opts.MaxRebuilds,
@@ -125,7 +125,7 @@ func (r *Reconcile) cleanup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rep, err := reconcile.Cleanup(ctx, ws, reconcile.NewStreamBacklog(r.bus), reconcile.CleanupOptions{
+	rep, err := reconcile.Cleanup(ctx, ws, reconcile.NewStreamBacklog(r.bus.Queue()), reconcile.CleanupOptions{
 		OlderThan: r.opts.CleanupOlderThan, RunningWindow: r.opts.RunningWindow,
 		CacheUnusedFor: r.opts.CacheUnusedFor,
 	})
@@ -156,4 +156,11 @@ func exitStatus(err error) int {
 		return exitRateLimited
 	}
 	return exitFailed
+}
+
+// sweepQueue is reconcile.Queue made of the Bus parts it spans: the
+// publication of pull events and the build numbers of heads.
+type sweepQueue struct {
+	*events.Queue
+	*events.Registry
 }

@@ -103,7 +103,7 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 		Evaluator:      evaluator,
 		Runner:         runner,
 		GitHub:         installations{clients},
-		Queue:          s.bus,
+		Queue:          busQueue{s.bus.Queue(), s.bus.Registry(), s.bus.Heads()},
 		HTTPRoot:       opts.HTTPRoot,
 		StatusOptions:  []status.Option{status.WithSecretsFrom(clients.Secrets), status.WithBudget(s.budget)},
 		Logger:         log,
@@ -111,15 +111,15 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 		Policy:         policy,
 		ApprovalLabel:  opts.ApprovalLabel,
 		KeepSuperseded: opts.KeepSuperseded,
-		Records:        s.bus,
-		Reruns:         s.bus,
-		Running:        s.bus,
+		Records:        s.bus.Records(),
+		Reruns:         busReruns{s.bus.Queue(), s.bus.Registry()},
+		Running:        s.bus.Attempts(),
 		Box:            boxName(opts.Workspace),
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.pages, err = worker.NewPageKeeper(worker.PageKeeperOptions{Workspace: ws, Watch: s.bus, Records: s.bus, Logger: log})
+	s.pages, err = worker.NewPageKeeper(worker.PageKeeperOptions{Workspace: ws, Watch: s.bus.Records(), Records: s.bus.Records(), Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +165,7 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	stopWatch, err := s.bus.WatchHeads(func(a events.HeadAnnouncement) {
+	stopWatch, err := s.bus.Heads().WatchHeads(func(a events.HeadAnnouncement) {
 		s.handlers.HeadChanged(a)
 		s.handlers.PullClosed(ctx, a)
 	})
@@ -186,9 +186,9 @@ func (s *Service) Run(ctx context.Context) error {
 	// must not wait behind hour-long tests.
 	pullSlots, testSlots := events.NewSlots(s.opts.PullSlots), events.NewSlots(s.opts.Jobs)
 	errs := make(chan error, 3)
-	go func() { errs <- s.bus.ConsumePulls(ctx, pullSlots, s.handlers.HandlePull) }()
-	go func() { errs <- s.bus.ConsumeTests(ctx, testSlots, s.handlers.HandleTest) }()
-	go func() { errs <- s.bus.ConsumeCommands(ctx, events.NewSlots(1), s.handlers.HandleCommand) }()
+	go func() { errs <- s.bus.Queue().ConsumePulls(ctx, pullSlots, s.handlers.HandlePull) }()
+	go func() { errs <- s.bus.Queue().ConsumeTests(ctx, testSlots, s.handlers.HandleTest) }()
+	go func() { errs <- s.bus.Queue().ConsumeCommands(ctx, events.NewSlots(1), s.handlers.HandleCommand) }()
 	s.log.Info("worker started", "version", version.String(), "workspace", s.opts.Workspace,
 		"jobs", s.opts.Jobs, "pull_slots", s.opts.PullSlots, "metrics", s.MetricsAddr(),
 		"sandbox", s.opts.Sandbox.backend(false), "test_network", s.opts.Sandbox.Network)
@@ -264,4 +264,18 @@ func boxName(workspace string) string {
 		workspace = abs
 	}
 	return host + ":" + workspace
+}
+
+// busQueue is worker.Queue made of the Bus parts it spans: build numbers
+// and approvals, the publication of tests, and head announcements.
+type busQueue struct {
+	*events.Queue
+	*events.Registry
+	*events.Heads
+}
+
+// busReruns is worker.RerunQueue made of the Bus parts it spans.
+type busReruns struct {
+	*events.Queue
+	*events.Registry
 }

@@ -51,8 +51,8 @@ func approvalKey(repo Repo, pull int) string {
 
 // ApprovalOf returns the approval record of a pull request; a pull request
 // never asked about has the zero record. Safe for concurrent use.
-func (b *Bus) ApprovalOf(ctx context.Context, repo Repo, pull int) (Approval, error) {
-	a, _, err := b.loadApproval(ctx, repo, pull)
+func (r *Registry) ApprovalOf(ctx context.Context, repo Repo, pull int) (Approval, error) {
+	a, _, err := r.loadApproval(ctx, repo, pull)
 	return a, err
 }
 
@@ -60,11 +60,11 @@ func (b *Bus) ApprovalOf(ctx context.Context, repo Repo, pull int) (Approval, er
 // replacing any earlier approval (of an older head). The caller has
 // checked that by may approve. Safe for concurrent use across boxes: the
 // record is written with compare-and-set.
-func (b *Bus) Approve(ctx context.Context, repo Repo, pull int, sha, by string) error {
+func (r *Registry) Approve(ctx context.Context, repo Repo, pull int, sha, by string) error {
 	if by == "" {
 		return fmt.Errorf("approving %s#%d at %s without an approver: %w", repo.FullName(), pull, sha, ErrInvalidEvent)
 	}
-	return b.updateApproval(ctx, repo, pull, sha, func(a *Approval) bool {
+	return r.updateApproval(ctx, repo, pull, sha, func(a *Approval) bool {
 		if a.SHA == sha && a.By == by {
 			return false
 		}
@@ -77,8 +77,8 @@ func (b *Bus) Approve(ctx context.Context, repo Repo, pull int, sha, by string) 
 // is being set now, and reports whether it had not been recorded already:
 // every sweep brings an unapproved head back, and its status is written
 // once, not every few minutes, by whichever box gets there first.
-func (b *Bus) AskApproval(ctx context.Context, repo Repo, pull int, sha string) (first bool, err error) {
-	err = b.updateApproval(ctx, repo, pull, sha, func(a *Approval) bool {
+func (r *Registry) AskApproval(ctx context.Context, repo Repo, pull int, sha string) (first bool, err error) {
+	err = r.updateApproval(ctx, repo, pull, sha, func(a *Approval) bool {
 		first = a.Asked != sha
 		if first {
 			a.Asked, a.AskedAt = sha, time.Now().UTC()
@@ -90,8 +90,8 @@ func (b *Bus) AskApproval(ctx context.Context, repo Repo, pull int, sha string) 
 
 // ForgetAsked undoes AskApproval for sha when its status could not be set,
 // so the next attempt sets it.
-func (b *Bus) ForgetAsked(ctx context.Context, repo Repo, pull int, sha string) error {
-	return b.updateApproval(ctx, repo, pull, sha, func(a *Approval) bool {
+func (r *Registry) ForgetAsked(ctx context.Context, repo Repo, pull int, sha string) error {
+	return r.updateApproval(ctx, repo, pull, sha, func(a *Approval) bool {
 		if a.Asked != sha {
 			return false
 		}
@@ -103,20 +103,20 @@ func (b *Bus) ForgetAsked(ctx context.Context, repo Repo, pull int, sha string) 
 // updateApproval applies change to the record with compare-and-set,
 // retrying when another box wrote in between; change returns false when
 // there is nothing to write.
-func (b *Bus) updateApproval(ctx context.Context, repo Repo, pull int, sha string, change func(*Approval) bool) error {
+func (r *Registry) updateApproval(ctx context.Context, repo Repo, pull int, sha string, change func(*Approval) bool) error {
 	if err := checkBuildKey(repo, pull, sha); err != nil {
 		return err
 	}
 	key := approvalKey(repo, pull)
 	for attempt := 1; attempt <= claimAttempts; attempt++ {
-		a, rev, err := b.loadApproval(ctx, repo, pull)
+		a, rev, err := r.loadApproval(ctx, repo, pull)
 		if err != nil {
 			return err
 		}
 		if !change(&a) {
 			return nil
 		}
-		err = b.storeApproval(ctx, key, a, rev)
+		err = r.storeApproval(ctx, key, a, rev)
 		if !errors.Is(err, errConflict) {
 			return err
 		}
@@ -125,14 +125,14 @@ func (b *Bus) updateApproval(ctx context.Context, repo Repo, pull int, sha strin
 	return fmt.Errorf("recording approval of %s#%d: lost %d races in a row", repo.FullName(), pull, claimAttempts)
 }
 
-func (b *Bus) loadApproval(ctx context.Context, repo Repo, pull int) (Approval, uint64, error) {
+func (r *Registry) loadApproval(ctx context.Context, repo Repo, pull int) (Approval, uint64, error) {
 	if err := errors.Join(repo.Validate(), ValidatePull(pull)); err != nil {
 		return Approval{}, 0, err
 	}
 	key := approvalKey(repo, pull)
-	ctx, cancel := b.callContext(ctx)
+	ctx, cancel := r.callContext(ctx)
 	defer cancel()
-	entry, err := b.kv.Get(ctx, key)
+	entry, err := r.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Approval{}, 0, nil
 	}
@@ -146,17 +146,17 @@ func (b *Bus) loadApproval(ctx context.Context, repo Repo, pull int) (Approval, 
 	return a, entry.Revision(), nil
 }
 
-func (b *Bus) storeApproval(ctx context.Context, key string, a Approval, rev uint64) error {
+func (r *Registry) storeApproval(ctx context.Context, key string, a Approval, rev uint64) error {
 	data, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", key, err)
 	}
-	ctx, cancel := b.callContext(ctx)
+	ctx, cancel := r.callContext(ctx)
 	defer cancel()
 	if rev == 0 {
-		_, err = b.kv.Create(ctx, key, data)
+		_, err = r.kv.Create(ctx, key, data)
 	} else {
-		_, err = b.kv.Update(ctx, key, data, rev)
+		_, err = r.kv.Update(ctx, key, data, rev)
 	}
 	switch {
 	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):

@@ -29,7 +29,7 @@ func BenchmarkPublishPull(b *testing.B) {
 	for b.Loop() {
 		ev.HeadSHA = fmt.Sprintf("%040d", i)
 		i++
-		if err := bus.PublishPull(ctx, ev); err != nil {
+		if err := bus.Queue().PublishPull(ctx, ev); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -42,7 +42,7 @@ func BenchmarkClaimBuild(b *testing.B) {
 	ctx := context.Background()
 	i := 0
 	for b.Loop() {
-		if _, _, err := bus.ClaimBuild(ctx, sampleRepo, i%1000+1, fmt.Sprintf("%040d", i), false); err != nil {
+		if _, _, err := bus.Registry().ClaimBuild(ctx, sampleRepo, i%1000+1, fmt.Sprintf("%040d", i), false); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -55,7 +55,7 @@ func BenchmarkConsume(b *testing.B) {
 	bus := benchBus(b)
 	ctx := context.Background()
 	for i := range b.N {
-		if err := bus.PublishTest(ctx, sampleJob(fmt.Sprint(i), 1)); err != nil {
+		if err := bus.Queue().PublishTest(ctx, sampleJob(fmt.Sprint(i), 1)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -81,11 +81,11 @@ func BenchmarkConsume(b *testing.B) {
 func BenchmarkApprovalOf(b *testing.B) {
 	bus := benchBus(b)
 	ctx := context.Background()
-	if err := bus.Approve(ctx, sampleRepo, 7, fmt.Sprintf("%040d", 1), "maintainer"); err != nil {
+	if err := bus.Registry().Approve(ctx, sampleRepo, 7, fmt.Sprintf("%040d", 1), "maintainer"); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if _, err := bus.ApprovalOf(ctx, sampleRepo, 7); err != nil {
+		if _, err := bus.Registry().ApprovalOf(ctx, sampleRepo, 7); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -37,17 +37,17 @@ func TestBoardListsQueuedAndRunningWork(t *testing.T) {
 		if err != nil || len(empty.Entries) != 0 {
 			t.Fatalf("empty queue: %v, %+v", err, empty)
 		}
-		if err := b.PublishPull(ctx, samplePull(7, "aaa")); err != nil {
+		if err := b.Queue().PublishPull(ctx, samplePull(7, "aaa")); err != nil {
 			t.Fatal(err)
 		}
 		later := sampleJob("later", 2)
 		later.NotBefore = time.Now().Add(time.Hour)
 		for _, job := range []events.TestJob{sampleJob("queued", 1), later, sampleJob("runs", 1)} {
-			if err := b.PublishTest(ctx, job); err != nil {
+			if err := b.Queue().PublishTest(ctx, job); err != nil {
 				t.Fatal(err)
 			}
 		}
-		done, err := b.MarkRunning(ctx, events.RunningAttemptOf(sampleJob("runs", 1), "box-a", time.Now()))
+		done, err := b.Attempts().MarkRunning(ctx, events.RunningAttemptOf(sampleJob("runs", 1), "box-a", time.Now()))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -53,8 +53,8 @@ func pullKey(repo Repo, pull int) string {
 
 // ClaimBuild is ClaimBuildFor with no claimant: fresh is true when this
 // call allocated the number.
-func (b *Bus) ClaimBuild(ctx context.Context, repo Repo, pull int, sha string, rebuild bool) (build int, fresh bool, err error) {
-	c, err := b.ClaimBuildFor(ctx, repo, pull, sha, "", rebuild)
+func (r *Registry) ClaimBuild(ctx context.Context, repo Repo, pull int, sha string, rebuild bool) (build int, fresh bool, err error) {
+	c, err := r.ClaimBuildFor(ctx, repo, pull, sha, "", rebuild)
 	return c.Build, c.Fresh, err
 }
 
@@ -67,13 +67,13 @@ func (b *Bus) ClaimBuild(ctx context.Context, repo Repo, pull int, sha string, r
 // request's next number (1, 2, 3, ... with no gaps, atomically across
 // every box sharing the server). Numbers are kept for as long as the bucket
 // lives, beyond any restart.
-func (b *Bus) ClaimBuildFor(ctx context.Context, repo Repo, pull int, sha, claimant string, rebuild bool) (Claim, error) {
+func (r *Registry) ClaimBuildFor(ctx context.Context, repo Repo, pull int, sha, claimant string, rebuild bool) (Claim, error) {
 	if err := checkBuildKey(repo, pull, sha); err != nil {
 		return Claim{}, err
 	}
 	key := pullKey(repo, pull)
 	for attempt := 1; attempt <= claimAttempts; attempt++ {
-		rec, rev, err := b.loadPull(ctx, key)
+		rec, rev, err := r.loadPull(ctx, key)
 		if err != nil {
 			return Claim{}, fmt.Errorf("claiming build of %s#%d at %s: %w", repo.FullName(), pull, sha, err)
 		}
@@ -89,7 +89,7 @@ func (b *Bus) ClaimBuildFor(ctx context.Context, repo Repo, pull int, sha, claim
 		rec.Last++
 		rec.SHAs[sha] = rec.Last
 		rec.Claims[sha] = shaClaim{By: claimant}
-		err = b.storePull(ctx, key, rec, rev)
+		err = r.storePull(ctx, key, rec, rev)
 		if err == nil {
 			return Claim{Build: rec.Last, Mine: true, Fresh: true}, nil
 		}
@@ -106,13 +106,13 @@ func (b *Bus) ClaimBuildFor(ctx context.Context, repo Repo, pull int, sha, claim
 // MarkQueued records that every test of build, the latest of sha, is
 // queued: a redelivery of the message that claimed it then has nothing
 // left to do.
-func (b *Bus) MarkQueued(ctx context.Context, repo Repo, pull int, sha string, build int) error {
+func (r *Registry) MarkQueued(ctx context.Context, repo Repo, pull int, sha string, build int) error {
 	if err := checkBuildKey(repo, pull, sha); err != nil {
 		return err
 	}
 	key := pullKey(repo, pull)
 	for attempt := 1; attempt <= claimAttempts; attempt++ {
-		rec, rev, err := b.loadPull(ctx, key)
+		rec, rev, err := r.loadPull(ctx, key)
 		if err != nil {
 			return fmt.Errorf("marking build %d of %s#%d queued: %w", build, repo.FullName(), pull, err)
 		}
@@ -122,7 +122,7 @@ func (b *Bus) MarkQueued(ctx context.Context, repo Repo, pull int, sha string, b
 		c := rec.Claims[sha]
 		c.Queued = true
 		rec.Claims[sha] = c
-		err = b.storePull(ctx, key, rec, rev)
+		err = r.storePull(ctx, key, rec, rev)
 		if err == nil {
 			return nil
 		}
@@ -136,11 +136,11 @@ func (b *Bus) MarkQueued(ctx context.Context, repo Repo, pull int, sha string, b
 
 // BuildOf returns the latest build number of head commit sha, and false
 // when it has none.
-func (b *Bus) BuildOf(ctx context.Context, repo Repo, pull int, sha string) (build int, ok bool, err error) {
+func (r *Registry) BuildOf(ctx context.Context, repo Repo, pull int, sha string) (build int, ok bool, err error) {
 	if err := checkBuildKey(repo, pull, sha); err != nil {
 		return 0, false, err
 	}
-	rec, _, err := b.loadPull(ctx, pullKey(repo, pull))
+	rec, _, err := r.loadPull(ctx, pullKey(repo, pull))
 	if err != nil {
 		return 0, false, fmt.Errorf("looking up build of %s#%d at %s: %w", repo.FullName(), pull, sha, err)
 	}
@@ -162,11 +162,11 @@ func checkBuildKey(repo Repo, pull int, sha string) error {
 
 // loadPull reads a record and its revision; a missing record is empty with
 // revision 0.
-func (b *Bus) loadPull(ctx context.Context, key string) (pullRecord, uint64, error) {
-	ctx, cancel := b.callContext(ctx)
+func (r *Registry) loadPull(ctx context.Context, key string) (pullRecord, uint64, error) {
+	ctx, cancel := r.callContext(ctx)
 	defer cancel()
 	rec := pullRecord{SHAs: map[string]int{}, Claims: map[string]shaClaim{}}
-	entry, err := b.kv.Get(ctx, key)
+	entry, err := r.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return rec, 0, nil
 	}
@@ -190,17 +190,17 @@ var errConflict = errors.New("build record changed meanwhile")
 
 // storePull writes rec (a pull or a re-run record) if the key is still at
 // revision rev (absent when 0); otherwise it returns errConflict.
-func (b *Bus) storePull(ctx context.Context, key string, rec any, rev uint64) error {
+func (r *Registry) storePull(ctx context.Context, key string, rec any, rev uint64) error {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", key, err)
 	}
-	ctx, cancel := b.callContext(ctx)
+	ctx, cancel := r.callContext(ctx)
 	defer cancel()
 	if rev == 0 {
-		_, err = b.kv.Create(ctx, key, data)
+		_, err = r.kv.Create(ctx, key, data)
 	} else {
-		_, err = b.kv.Update(ctx, key, data, rev)
+		_, err = r.kv.Update(ctx, key, data, rev)
 	}
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return fmt.Errorf("writing %s: %w", key, errConflict)

@@ -34,7 +34,7 @@ func TestClaimBuild(t *testing.T) {
 			for i := range n {
 				wg.Go(func() {
 					var fresh bool
-					builds[i], fresh, errs[i] = boxes[i%2].ClaimBuild(ctx, repo, 1, fmt.Sprintf("sha%d", i), false)
+					builds[i], fresh, errs[i] = boxes[i%2].Registry().ClaimBuild(ctx, repo, 1, fmt.Sprintf("sha%d", i), false)
 					if errs[i] == nil && !fresh {
 						errs[i] = fmt.Errorf("claim %d not fresh", i)
 					}
@@ -57,7 +57,7 @@ func TestClaimBuild(t *testing.T) {
 			var wg sync.WaitGroup
 			for i := range n {
 				wg.Go(func() {
-					claims[i].Build, claims[i].Fresh, errs[i] = boxes[i%2].ClaimBuild(ctx, repo, 2, "same", false)
+					claims[i].Build, claims[i].Fresh, errs[i] = boxes[i%2].Registry().ClaimBuild(ctx, repo, 2, "same", false)
 				})
 			}
 			wg.Wait()
@@ -95,7 +95,7 @@ func TestClaimBuild(t *testing.T) {
 			}
 			var got, want []claim
 			for _, s := range steps {
-				build, fresh, err := boxes[0].ClaimBuild(ctx, repo, 3, s.sha, s.rebuild)
+				build, fresh, err := boxes[0].Registry().ClaimBuild(ctx, repo, 3, s.sha, s.rebuild)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -107,7 +107,7 @@ func TestClaimBuild(t *testing.T) {
 			}
 
 			for sha, wantBuild := range map[string]int{"aaa": 1, "bbb": 3, "ccc": 0} {
-				build, ok, err := boxes[1].BuildOf(ctx, repo, 3, sha)
+				build, ok, err := boxes[1].Registry().BuildOf(ctx, repo, 3, sha)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -119,23 +119,23 @@ func TestClaimBuild(t *testing.T) {
 
 		t.Run("pull_requests_and_repositories_are_numbered_apart", func(t *testing.T) {
 			other := events.Repo{Owner: "my", Name: "org.a.repo"}
-			build, fresh, err := boxes[0].ClaimBuild(ctx, other, 1, "sha0", false)
+			build, fresh, err := boxes[0].Registry().ClaimBuild(ctx, other, 1, "sha0", false)
 			if err != nil || build != 1 || !fresh {
 				t.Errorf("first claim on another repository = %d, %v, %v; want 1, true", build, fresh, err)
 			}
-			if build, ok, err := boxes[0].BuildOf(ctx, repo, 99, "sha0"); err != nil || ok || build != 0 {
+			if build, ok, err := boxes[0].Registry().BuildOf(ctx, repo, 99, "sha0"); err != nil || ok || build != 0 {
 				t.Errorf("BuildOf a pull request never built = %d, %v, %v; want none", build, ok, err)
 			}
 		})
 
 		t.Run("incomplete_keys_are_refused", func(t *testing.T) {
-			if _, _, err := boxes[0].ClaimBuild(ctx, repo, 0, "sha", false); !errors.Is(err, events.ErrInvalidEvent) {
+			if _, _, err := boxes[0].Registry().ClaimBuild(ctx, repo, 0, "sha", false); !errors.Is(err, events.ErrInvalidEvent) {
 				t.Errorf("ClaimBuild of pull 0 = %v, want ErrInvalidEvent", err)
 			}
-			if _, _, err := boxes[0].BuildOf(ctx, events.Repo{}, 1, "sha"); !errors.Is(err, events.ErrInvalidEvent) {
+			if _, _, err := boxes[0].Registry().BuildOf(ctx, events.Repo{}, 1, "sha"); !errors.Is(err, events.ErrInvalidEvent) {
 				t.Errorf("BuildOf without repository = %v, want ErrInvalidEvent", err)
 			}
-			if _, _, err := boxes[0].ClaimBuild(ctx, events.Repo{Owner: "my.org", Name: "a"}, 1, "sha", false); !errors.Is(err, events.ErrInvalidEvent) {
+			if _, _, err := boxes[0].Registry().ClaimBuild(ctx, events.Repo{Owner: "my.org", Name: "a"}, 1, "sha", false); !errors.Is(err, events.ErrInvalidEvent) {
 				t.Errorf("ClaimBuild for owner my.org = %v, want ErrInvalidEvent", err)
 			}
 		})
@@ -161,11 +161,11 @@ func TestClaimBuildForLetsOnlyItsClaimantResume(t *testing.T) {
 		}
 		for _, s := range steps {
 			if s.mark {
-				if err := b.MarkQueued(ctx, repo, 9, "abc", 1); err != nil {
+				if err := b.Registry().MarkQueued(ctx, repo, 9, "abc", 1); err != nil {
 					t.Fatal(err)
 				}
 			}
-			got, err := b.ClaimBuildFor(ctx, repo, 9, "abc", s.claimant, s.rebuild)
+			got, err := b.Registry().ClaimBuildFor(ctx, repo, 9, "abc", s.claimant, s.rebuild)
 			if err != nil {
 				t.Fatalf("%s: %v", s.name, err)
 			}

@@ -183,23 +183,17 @@ func (o Options) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Bus is YourCI's connection to JetStream: it publishes and consumes jobs
-// and allocates build numbers. All methods may be called concurrently.
+// Bus is YourCI's connection to JetStream. It owns the connection when
+// Connect opened it, creates or updates the stream, its consumers and the
+// key-value buckets, and hands out the parts that use them: Queue (jobs),
+// Registry (build numbers, approvals, re-runs), Records (build records),
+// Attempts (attempts running now), Heads (head announcements) and Board (the
+// queue as pages show it). All methods may be called concurrently.
 type Bus struct {
-	opts    Options
-	nc      *nats.Conn
+	*store
 	ownConn bool
-	js      jetstream.JetStream
-	pulls   jetstream.Consumer
-	tests   jetstream.Consumer
-	kv      jetstream.KeyValue
-	records jetstream.KeyValue // build records, expiring
-	running jetstream.KeyValue // nil when PublishOnly
-	log     *slog.Logger
 	// closed is closed when a connection Connect opened has closed.
 	closed chan struct{}
-	// commands is handle_command: comment commands.
-	commands jetstream.Consumer
 }
 
 // New sets up the stream, both consumers and the key-value bucket on nc,
@@ -215,7 +209,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening JetStream: %w", err)
 	}
-	b := &Bus{opts: opts, nc: nc, js: js, log: opts.Logger}
+	b := &Bus{store: &store{opts: opts, nc: nc, js: js, log: opts.Logger}}
 	if err := b.setup(ctx); err != nil {
 		return nil, err
 	}
@@ -273,10 +267,6 @@ func (b *Bus) Close() error {
 
 // Options returns the options in effect, defaults applied.
 func (b *Bus) Options() Options { return b.opts }
-
-// JetStream exposes the underlying JetStream context, for tests and
-// operational tools that inspect the stream.
-func (b *Bus) JetStream() jetstream.JetStream { return b.js }
 
 // setupAttempts bounds retries of stream and consumer creation when another
 // process creates the same objects at the same moment.

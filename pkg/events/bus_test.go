@@ -72,7 +72,7 @@ func TestSetup(t *testing.T) {
 		b := newBus(t, srv.URL(), opts)
 
 		ctx := testContext(t)
-		s, err := b.JetStream().Stream(ctx, events.DefaultStream)
+		s, err := events.JetStreamOf(b).Stream(ctx, events.DefaultStream)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +84,7 @@ func TestSetup(t *testing.T) {
 		}
 		for name, filter := range map[string]string{events.PullConsumer: events.PullSubjects, events.TestConsumer: events.TestSubjects,
 			events.CommandConsumer: events.CommandSubjects} {
-			c, err := b.JetStream().Consumer(ctx, events.DefaultStream, name)
+			c, err := events.JetStreamOf(b).Consumer(ctx, events.DefaultStream, name)
 			if err != nil {
 				t.Fatalf("consumer %s: %v", name, err)
 			}
@@ -95,7 +95,7 @@ func TestSetup(t *testing.T) {
 				t.Errorf("consumer %s config (-want +got):\n%s", name, diff)
 			}
 		}
-		if _, err := b.JetStream().KeyValue(ctx, events.DefaultBucket); err != nil {
+		if _, err := events.JetStreamOf(b).KeyValue(ctx, events.DefaultBucket); err != nil {
 			t.Errorf("bucket %s: %v", events.DefaultBucket, err)
 		}
 	})
@@ -110,10 +110,10 @@ func TestPublishConsumeRoundTrip(t *testing.T) {
 		job := sampleJob("foo-x", 1)
 		job.Test.Timeout = time.Minute
 		job.NotBefore = time.Now().Add(-time.Second).UTC()
-		if err := b.PublishPull(ctx, pull); err != nil {
+		if err := b.Queue().PublishPull(ctx, pull); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.PublishTest(ctx, job); err != nil {
+		if err := b.Queue().PublishTest(ctx, job); err != nil {
 			t.Fatal(err)
 		}
 
@@ -171,12 +171,12 @@ func TestPublishDeduplicates(t *testing.T) {
 		job := sampleJob("foo-x", 1)
 		retry := sampleJob("foo-x", 2)
 		for _, publish := range []func() error{
-			func() error { return b.PublishPull(ctx, redelivered) },
-			func() error { return b.PublishPull(ctx, redelivered) },
-			func() error { return b.PublishPull(ctx, otherDelivery) },
-			func() error { return b.PublishTest(ctx, job) },
-			func() error { return b.PublishTest(ctx, job) },
-			func() error { return b.PublishTest(ctx, retry) },
+			func() error { return b.Queue().PublishPull(ctx, redelivered) },
+			func() error { return b.Queue().PublishPull(ctx, redelivered) },
+			func() error { return b.Queue().PublishPull(ctx, otherDelivery) },
+			func() error { return b.Queue().PublishTest(ctx, job) },
+			func() error { return b.Queue().PublishTest(ctx, job) },
+			func() error { return b.Queue().PublishTest(ctx, retry) },
 		} {
 			if err := publish(); err != nil {
 				t.Fatal(err)
@@ -196,10 +196,10 @@ func TestPublishRefusesIncompleteEvents(t *testing.T) {
 		noSHA := samplePull(7, "")
 		noBuild := sampleJob("foo-x", 1)
 		noBuild.Build = 0
-		if err := b.PublishPull(ctx, noSHA); !errors.Is(err, events.ErrInvalidEvent) {
+		if err := b.Queue().PublishPull(ctx, noSHA); !errors.Is(err, events.ErrInvalidEvent) {
 			t.Errorf("PublishPull without sha = %v, want ErrInvalidEvent", err)
 		}
-		if err := b.PublishTest(ctx, noBuild); !errors.Is(err, events.ErrInvalidEvent) {
+		if err := b.Queue().PublishTest(ctx, noBuild); !errors.Is(err, events.ErrInvalidEvent) {
 			t.Errorf("PublishTest without build = %v, want ErrInvalidEvent", err)
 		}
 		if got := streamMsgs(t, b); got != 0 {
@@ -222,7 +222,7 @@ func TestAckWaitChangeUpdatesConsumers(t *testing.T) {
 		opts.AckWait = 20 * time.Second
 		b := newBus(t, srv.URL(), opts)
 		for _, name := range []string{events.PullConsumer, events.TestConsumer} {
-			c, err := b.JetStream().Consumer(ctx, events.DefaultStream, name)
+			c, err := events.JetStreamOf(b).Consumer(ctx, events.DefaultStream, name)
 			if err != nil {
 				t.Fatalf("consumer %s: %v", name, err)
 			}

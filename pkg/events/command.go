@@ -200,17 +200,17 @@ func (b Button) validate(comment int64, cmds []Command) error {
 // JetStream has acknowledged it, so a caller that got nil may tell GitHub
 // the webhook was taken. The same comment of the same delivery published
 // again within DuplicateWindow is stored once.
-func (b *Bus) PublishCommand(ctx context.Context, ev CommandEvent) error {
+func (q *Queue) PublishCommand(ctx context.Context, ev CommandEvent) error {
 	ev.Version = Version
 	if err := ev.validate(); err != nil {
 		return err
 	}
-	return b.publish(ctx, CommandSubject(ev.Repo), ev.MsgID(), ev)
+	return q.publish(ctx, CommandSubject(ev.Repo), ev.MsgID(), ev)
 }
 
 // ConsumeCommands is ConsumePulls for CommandEvents from handle_command.
 // Give it slots of its own: a command is answered in seconds, and must not
 // wait for a slot behind hour-long tests.
-func (b *Bus) ConsumeCommands(ctx context.Context, slots *Slots, h Handler[CommandEvent]) error {
-	return consume(ctx, b, b.commands, CommandConsumer, slots, h, nil)
+func (q *Queue) ConsumeCommands(ctx context.Context, slots *Slots, h Handler[CommandEvent]) error {
+	return consume(ctx, q, q.commands, CommandConsumer, slots, h, nil)
 }

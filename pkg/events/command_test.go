@@ -57,7 +57,7 @@ func TestCommandRoundTrip(t *testing.T) {
 		// Each published twice (a redelivered webhook): queued once.
 		for _, ev := range sent {
 			for range 2 {
-				if err := b.PublishCommand(ctx, ev); err != nil {
+				if err := b.Queue().PublishCommand(ctx, ev); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -67,7 +67,7 @@ func TestCommandRoundTrip(t *testing.T) {
 		}
 		got := make(chan *events.Delivery[events.CommandEvent], 2*len(sent))
 		startConsumer(t, func(ctx context.Context) error {
-			return b.ConsumeCommands(ctx, events.NewSlots(1), func(ctx context.Context, d *events.Delivery[events.CommandEvent]) {
+			return b.Queue().ConsumeCommands(ctx, events.NewSlots(1), func(ctx context.Context, d *events.Delivery[events.CommandEvent]) {
 				if err := d.Ack(ctx); err != nil {
 					t.Errorf("ack: %v", err)
 				}
@@ -105,7 +105,7 @@ func TestPublishCommandRefusesIncompleteEvents(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				ev := sampleCommand(12)
 				change(&ev)
-				if err := b.PublishCommand(ctx, ev); !errors.Is(err, events.ErrInvalidEvent) {
+				if err := b.Queue().PublishCommand(ctx, ev); !errors.Is(err, events.ErrInvalidEvent) {
 					t.Errorf("PublishCommand = %v, want ErrInvalidEvent", err)
 				}
 			})
@@ -123,7 +123,7 @@ func TestPublishCommandRefusesIncompleteEvents(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				ev := sampleButton(14, false)
 				change(&ev)
-				if err := b.PublishCommand(ctx, ev); !errors.Is(err, events.ErrInvalidEvent) {
+				if err := b.Queue().PublishCommand(ctx, ev); !errors.Is(err, events.ErrInvalidEvent) {
 					t.Errorf("PublishCommand = %v, want ErrInvalidEvent", err)
 				}
 			})
@@ -149,7 +149,7 @@ func TestClaimReruns(t *testing.T) {
 			var wg sync.WaitGroup
 			for i := range n {
 				wg.Go(func() {
-					runs[i], errs[i] = boxes[i%2].ClaimReruns(ctx, repo, 1, 1, []string{"a", "b"}, fmt.Sprintf("command-%d", i))
+					runs[i], errs[i] = boxes[i%2].Registry().ClaimReruns(ctx, repo, 1, 1, []string{"a", "b"}, fmt.Sprintf("command-%d", i))
 				})
 			}
 			wg.Wait()
@@ -169,15 +169,15 @@ func TestClaimReruns(t *testing.T) {
 		})
 
 		t.Run("the_same_claimant_gets_its_numbers_again", func(t *testing.T) {
-			first, err := boxes[0].ClaimReruns(ctx, repo, 1, 2, []string{"a"}, "command-x")
+			first, err := boxes[0].Registry().ClaimReruns(ctx, repo, 1, 2, []string{"a"}, "command-x")
 			if err != nil {
 				t.Fatal(err)
 			}
-			again, err := boxes[1].ClaimReruns(ctx, repo, 1, 2, []string{"a"}, "command-x")
+			again, err := boxes[1].Registry().ClaimReruns(ctx, repo, 1, 2, []string{"a"}, "command-x")
 			if err != nil {
 				t.Fatal(err)
 			}
-			other, err := boxes[1].ClaimReruns(ctx, repo, 1, 2, []string{"a", "c"}, "command-y")
+			other, err := boxes[1].Registry().ClaimReruns(ctx, repo, 1, 2, []string{"a", "c"}, "command-y")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -188,7 +188,7 @@ func TestClaimReruns(t *testing.T) {
 		})
 
 		t.Run("builds_are_numbered_apart", func(t *testing.T) {
-			got, err := boxes[0].ClaimReruns(ctx, repo, 1, 3, []string{"a"}, "command-x")
+			got, err := boxes[0].Registry().ClaimReruns(ctx, repo, 1, 3, []string{"a"}, "command-x")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -203,7 +203,7 @@ func TestClaimReruns(t *testing.T) {
 				tests    []string
 				claimant string
 			}{{0, []string{"a"}, "c"}, {1, nil, "c"}, {1, []string{"a"}, ""}} {
-				if _, err := boxes[0].ClaimReruns(ctx, repo, 1, tc.build, tc.tests, tc.claimant); !errors.Is(err, events.ErrInvalidEvent) {
+				if _, err := boxes[0].Registry().ClaimReruns(ctx, repo, 1, tc.build, tc.tests, tc.claimant); !errors.Is(err, events.ErrInvalidEvent) {
 					t.Errorf("ClaimReruns(%d, %v, %q) = %v, want ErrInvalidEvent", tc.build, tc.tests, tc.claimant, err)
 				}
 			}

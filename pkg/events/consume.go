@@ -55,7 +55,7 @@ type Handler[T any] func(ctx context.Context, d *Delivery[T])
 // handlers (see Options.Grace), and returns nil. Messages that cannot be
 // decoded or carry an unknown Version are terminated without reaching h.
 // It returns an error only when the connection is closed for good.
-func (b *Bus) ConsumePulls(ctx context.Context, slots *Slots, h Handler[PullEvent]) error {
+func (b *Queue) ConsumePulls(ctx context.Context, slots *Slots, h Handler[PullEvent]) error {
 	return consume(ctx, b, b.pulls, PullConsumer, slots, h, nil)
 }
 
@@ -64,7 +64,7 @@ func (b *Bus) ConsumePulls(ctx context.Context, slots *Slots, h Handler[PullEven
 // with a delay until NotBefore (in steps of at most Options.MaxNakDelay),
 // and re-published as a fresh message when its delivery count nears
 // MaxDeliver, so that a long wait never makes a job's last chance.
-func (b *Bus) ConsumeTests(ctx context.Context, slots *Slots, h Handler[TestJob]) error {
+func (b *Queue) ConsumeTests(ctx context.Context, slots *Slots, h Handler[TestJob]) error {
 	return consume(ctx, b, b.tests, TestConsumer, slots, h, b.deferTest)
 }
 
@@ -72,7 +72,7 @@ func (b *Bus) ConsumeTests(ctx context.Context, slots *Slots, h Handler[TestJob]
 // and has been dealt with.
 type early[T any] func(ctx context.Context, d *Delivery[T]) bool
 
-func consume[T any](ctx context.Context, b *Bus, cons jetstream.Consumer, name string,
+func consume[T any](ctx context.Context, b *Queue, cons jetstream.Consumer, name string,
 	slots *Slots, h Handler[T], notYet early[T]) error {
 	if slots == nil || h == nil {
 		return fmt.Errorf("consuming %s: slots and handler are required", name)
@@ -128,7 +128,7 @@ func consume[T any](ctx context.Context, b *Bus, cons jetstream.Consumer, name s
 // fetchOne waits up to PollWait for one message. It does not give up on
 // cancellation: a message the server sends to a pull request nobody reads
 // any more would sit unseen until AckWait, so the caller hands it back.
-func (b *Bus) fetchOne(cons jetstream.Consumer) (jetstream.Msg, error) {
+func (b *Queue) fetchOne(cons jetstream.Consumer) (jetstream.Msg, error) {
 	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(b.opts.PollWait))
 	if err != nil {
 		return nil, fmt.Errorf("requesting a message: %w", err)
@@ -178,7 +178,7 @@ func pause(ctx context.Context, d time.Duration) {
 }
 
 // dispatch decodes msg and runs h, recovering a panic into a hand-back.
-func dispatch[T any](ctx context.Context, b *Bus, msg jetstream.Msg, h Handler[T], notYet early[T]) {
+func dispatch[T any](ctx context.Context, b *Queue, msg jetstream.Msg, h Handler[T], notYet early[T]) {
 	log := b.log.With("subject", msg.Subject())
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -195,7 +195,7 @@ func dispatch[T any](ctx context.Context, b *Bus, msg jetstream.Msg, h Handler[T
 		}
 		return
 	}
-	d := newDelivery(b, msg, payload, meta)
+	d := newDelivery(b.store, msg, payload, meta)
 	if notYet != nil && notYet(ctx, d) {
 		return
 	}

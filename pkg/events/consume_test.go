@@ -26,7 +26,7 @@ func TestCrashedWorkersMessageGoesToAnotherWorker(t *testing.T) {
 		opts := fastOptions(t)
 		crashing := newBus(t, srv.URL(), opts)
 		healthy := newBus(t, srv.URL(), opts)
-		if err := crashing.PublishTest(testContext(t), sampleJob("foo-x", 1)); err != nil {
+		if err := crashing.Queue().PublishTest(testContext(t), sampleJob("foo-x", 1)); err != nil {
 			t.Fatal(err)
 		}
 
@@ -56,7 +56,7 @@ func TestKeepAliveHoldsMessageBeyondAckWait(t *testing.T) {
 		opts := fastOptions(t)
 		worker := newBus(t, srv.URL(), opts)
 		other := newBus(t, srv.URL(), opts)
-		if err := worker.PublishTest(testContext(t), sampleJob("slow", 1)); err != nil {
+		if err := worker.Queue().PublishTest(testContext(t), sampleJob("slow", 1)); err != nil {
 			t.Fatal(err)
 		}
 
@@ -93,7 +93,7 @@ func TestMaxDeliverReachesHandlerAsLastChance(t *testing.T) {
 		opts := fastOptions(t)
 		opts.MaxDeliver = 3
 		b := newBus(t, srv.URL(), opts)
-		if err := b.PublishPull(testContext(t), samplePull(7, "abc")); err != nil {
+		if err := b.Queue().PublishPull(testContext(t), samplePull(7, "abc")); err != nil {
 			t.Fatal(err)
 		}
 		seen := make(chan delivered, 10)
@@ -143,7 +143,7 @@ func TestHandlerThatDoesNotSettleHandsMessageBack(t *testing.T) {
 				// Longer than the test waits: only a hand-back redelivers.
 				opts.AckWait = time.Minute
 				b := newBus(t, srv.URL(), opts)
-				if err := b.PublishPull(testContext(t), samplePull(7, "abc")); err != nil {
+				if err := b.Queue().PublishPull(testContext(t), samplePull(7, "abc")); err != nil {
 					t.Fatal(err)
 				}
 				again := make(chan uint64, 1)
@@ -183,11 +183,11 @@ func TestUndecodableMessagesAreTerminated(t *testing.T) {
 		ctx := testContext(t)
 		subject := events.TestSubject(sampleRepo)
 		for _, m := range bodies {
-			if _, err := b.JetStream().Publish(ctx, subject, []byte(m.body)); err != nil {
+			if _, err := events.JetStreamOf(b).Publish(ctx, subject, []byte(m.body)); err != nil {
 				t.Fatalf("publishing %s: %v", m.name, err)
 			}
 		}
-		if _, err := b.JetStream().Publish(ctx, subject, valid); err != nil {
+		if _, err := events.JetStreamOf(b).Publish(ctx, subject, valid); err != nil {
 			t.Fatal(err)
 		}
 		handled := make(chan string, len(bodies)+1)
@@ -215,10 +215,10 @@ func TestSlotsLimitWorkAcrossKindsWithoutPrefetch(t *testing.T) {
 		b := newBus(t, srv.URL(), fastOptions(t))
 		ctx := testContext(t)
 		for i, sha := range []string{"a", "b", "c"} {
-			if err := b.PublishPull(ctx, samplePull(7, sha)); err != nil {
+			if err := b.Queue().PublishPull(ctx, samplePull(7, sha)); err != nil {
 				t.Fatal(err)
 			}
-			if err := b.PublishTest(ctx, sampleJob(sha, i+1)); err != nil {
+			if err := b.Queue().PublishTest(ctx, sampleJob(sha, i+1)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -276,7 +276,7 @@ func TestShutdown(t *testing.T) {
 				// Longer than the test waits: only a hand-back redelivers.
 				opts.AckWait = time.Minute
 				b := newBus(t, srv.URL(), opts)
-				if err := b.PublishPull(testContext(t), samplePull(7, "abc")); err != nil {
+				if err := b.Queue().PublishPull(testContext(t), samplePull(7, "abc")); err != nil {
 					t.Fatal(err)
 				}
 				started := make(chan struct{})

@@ -14,22 +14,22 @@ import (
 // a job's run into its last chance. Waits longer than MaxNakDelay, clock
 // skew between boxes and a server restart all cause such extra early
 // deliveries.
-func (b *Bus) deferTest(ctx context.Context, d *Delivery[TestJob]) bool {
+func (q *Queue) deferTest(ctx context.Context, d *Delivery[TestJob]) bool {
 	wait := time.Until(d.Payload.NotBefore)
 	if d.Payload.NotBefore.IsZero() || wait <= 0 {
 		return false
 	}
-	log := b.log.With(d.Payload.LogAttrs()...).With("num_delivered", d.NumDelivered, "wait", wait)
-	if d.NumDelivered+1 < uint64(b.opts.MaxDeliver) {
+	log := q.log.With(d.Payload.LogAttrs()...).With("num_delivered", d.NumDelivered, "wait", wait)
+	if d.NumDelivered+1 < uint64(q.opts.MaxDeliver) {
 		log.Debug("job not due; handing it back until it is")
-		handBack(log, d, min(wait, b.opts.MaxNakDelay))
+		handBack(log, d, min(wait, q.opts.MaxNakDelay))
 		return true
 	}
 	fresh := d.Payload
 	fresh.Requeues++
-	if err := b.PublishTest(ctx, fresh); err != nil {
+	if err := q.PublishTest(ctx, fresh); err != nil {
 		log.Error("re-publishing job that is not due; handing it back instead", "err", err)
-		handBack(log, d, min(wait, b.opts.MaxNakDelay))
+		handBack(log, d, min(wait, q.opts.MaxNakDelay))
 		return true
 	}
 	if err := d.Ack(ctx); err != nil {

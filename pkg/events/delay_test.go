@@ -44,7 +44,7 @@ func TestNotBeforeDelaysJobThroughTheQueue(t *testing.T) {
 				now := sampleJob("first", 1)
 				// The delayed job is queued first and must still run last.
 				for _, job := range []events.TestJob{later, now} {
-					if err := b.PublishTest(ctx, job); err != nil {
+					if err := b.Queue().PublishTest(ctx, job); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -43,17 +43,17 @@ type Delivery[T any] struct {
 	stops   []context.CancelFunc
 }
 
-func newDelivery[T any](b *Bus, msg jetstream.Msg, payload T, meta *jetstream.MsgMetadata) *Delivery[T] {
+func newDelivery[T any](s *store, msg jetstream.Msg, payload T, meta *jetstream.MsgMetadata) *Delivery[T] {
 	return &Delivery[T]{
 		Payload:      payload,
 		NumDelivered: meta.NumDelivered,
 		Published:    meta.Timestamp,
 		msg:          msg,
-		maxDeliver:   b.opts.MaxDeliver,
-		ackWait:      b.opts.AckWait,
-		timeout:      b.opts.Timeout,
-		termReason:   serverAtLeast(b.nc.ConnectedServerVersion(), termReasonSince),
-		log:          b.log,
+		maxDeliver:   s.opts.MaxDeliver,
+		ackWait:      s.opts.AckWait,
+		timeout:      s.opts.Timeout,
+		termReason:   serverAtLeast(s.nc.ConnectedServerVersion(), termReasonSince),
+		log:          s.log,
 	}
 }
 

@@ -138,11 +138,11 @@ func (c *consumer) stop() error {
 }
 
 func startPulls(t testing.TB, b *events.Bus, slots *events.Slots, h events.Handler[events.PullEvent]) *consumer {
-	return startConsumer(t, func(ctx context.Context) error { return b.ConsumePulls(ctx, slots, h) })
+	return startConsumer(t, func(ctx context.Context) error { return b.Queue().ConsumePulls(ctx, slots, h) })
 }
 
 func startTests(t testing.TB, b *events.Bus, slots *events.Slots, h events.Handler[events.TestJob]) *consumer {
-	return startConsumer(t, func(ctx context.Context) error { return b.ConsumeTests(ctx, slots, h) })
+	return startConsumer(t, func(ctx context.Context) error { return b.Queue().ConsumeTests(ctx, slots, h) })
 }
 
 func startConsumer(t testing.TB, run func(context.Context) error) *consumer {
@@ -186,7 +186,7 @@ func eventually(t testing.TB, what string, cond func() bool) {
 func streamMsgs(t testing.TB, b *events.Bus) uint64 {
 	t.Helper()
 	ctx := testContext(t)
-	s, err := b.JetStream().Stream(ctx, b.Options().Stream)
+	s, err := events.JetStreamOf(b).Stream(ctx, b.Options().Stream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func streamMsgs(t testing.TB, b *events.Bus) uint64 {
 func ackPending(t testing.TB, b *events.Bus, consumer string) int {
 	t.Helper()
 	ctx := testContext(t)
-	c, err := b.JetStream().Consumer(ctx, b.Options().Stream, consumer)
+	c, err := events.JetStreamOf(b).Consumer(ctx, b.Options().Stream, consumer)
 	if err != nil {
 		t.Fatal(err)
 	}

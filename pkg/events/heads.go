@@ -30,12 +30,12 @@ func headSubject(repo Repo, number int) string {
 
 // AnnounceHead tells every worker that a pull request's head changed. It
 // does not wait for anyone: see headsPrefix for why that is enough.
-func (b *Bus) AnnounceHead(a HeadAnnouncement) error {
+func (h *Heads) AnnounceHead(a HeadAnnouncement) error {
 	data, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("encoding head announcement: %w", err)
 	}
-	if err := b.nc.Publish(headSubject(a.Repo, a.Number), data); err != nil {
+	if err := h.nc.Publish(headSubject(a.Repo, a.Number), data); err != nil {
 		return fmt.Errorf("announcing head of %s#%d: %w", a.Repo.FullName(), a.Number, err)
 	}
 	return nil
@@ -43,11 +43,11 @@ func (b *Bus) AnnounceHead(a HeadAnnouncement) error {
 
 // WatchHeads calls fn, one call at a time, for every head announced from
 // now until stop is called. Undecodable announcements are dropped.
-func (b *Bus) WatchHeads(fn func(HeadAnnouncement)) (stop func(), err error) {
-	sub, err := b.nc.Subscribe(headsPrefix+">", func(m *nats.Msg) {
+func (h *Heads) WatchHeads(fn func(HeadAnnouncement)) (stop func(), err error) {
+	sub, err := h.nc.Subscribe(headsPrefix+">", func(m *nats.Msg) {
 		var a HeadAnnouncement
 		if err := json.Unmarshal(m.Data, &a); err != nil {
-			b.log.Warn("dropping undecodable head announcement", "subject", m.Subject, "err", err)
+			h.log.Warn("dropping undecodable head announcement", "subject", m.Subject, "err", err)
 			return
 		}
 		fn(a)
@@ -57,7 +57,7 @@ func (b *Bus) WatchHeads(fn func(HeadAnnouncement)) (stop func(), err error) {
 	}
 	return func() {
 		if err := sub.Unsubscribe(); err != nil {
-			b.log.Warn("unsubscribing from head announcements", "err", err)
+			h.log.Warn("unsubscribing from head announcements", "err", err)
 		}
 	}, nil
 }

@@ -18,35 +18,35 @@ var ErrInvalidEvent = errors.New("invalid event")
 // JetStream has acknowledged it, so a caller that got nil may tell GitHub the
 // webhook was taken. Its message id is ev.MsgID(): the same delivery of the
 // same head commit published again within DuplicateWindow is stored once.
-func (b *Bus) PublishPull(ctx context.Context, ev PullEvent) error {
+func (q *Queue) PublishPull(ctx context.Context, ev PullEvent) error {
 	ev.Version = Version
 	if err := ev.validate(); err != nil {
 		return err
 	}
-	return b.publish(ctx, PullSubject(ev.Repo), ev.MsgID(), ev)
+	return q.publish(ctx, PullSubject(ev.Repo), ev.MsgID(), ev)
 }
 
 // PublishTest stores job (with Version set) on the stream and returns once
 // JetStream has acknowledged it. Its message id is job.MsgID(): publishing
 // the same attempt of the same test twice queues it once.
-func (b *Bus) PublishTest(ctx context.Context, job TestJob) error {
+func (q *Queue) PublishTest(ctx context.Context, job TestJob) error {
 	job.Version = Version
 	if err := job.validate(); err != nil {
 		return err
 	}
-	return b.publish(ctx, TestSubject(job.Repo), job.MsgID(), job)
+	return q.publish(ctx, TestSubject(job.Repo), job.MsgID(), job)
 }
 
-func (b *Bus) publish(ctx context.Context, subject, id string, v any) error {
+func (s *store) publish(ctx context.Context, subject, id string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encoding message %s: %w", id, err)
 	}
-	ctx, cancel := b.callContext(ctx)
+	ctx, cancel := s.callContext(ctx)
 	defer cancel()
-	_, err = b.js.Publish(ctx, subject, data,
+	_, err = s.js.Publish(ctx, subject, data,
 		jetstream.WithMsgID(id),
-		jetstream.WithExpectStream(b.opts.Stream),
+		jetstream.WithExpectStream(s.opts.Stream),
 	)
 	if err != nil {
 		return fmt.Errorf("publishing %s: %w", id, err)
@@ -56,8 +56,8 @@ func (b *Bus) publish(ctx context.Context, subject, id string, v any) error {
 
 // callContext bounds one JetStream call by Options.Timeout unless ctx
 // already has an earlier deadline.
-func (b *Bus) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, b.opts.Timeout)
+func (s *store) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.opts.Timeout)
 }
 
 func (e PullEvent) validate() error {

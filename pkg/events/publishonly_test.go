@@ -18,11 +18,11 @@ func TestPublishOnlyBusLeavesConsumersToWorkers(t *testing.T) {
 		publisherOpts := fastOptions(t) // AckWait 1s: must not reach the consumers
 		publisherOpts.PublishOnly = true
 		pub := newBus(t, srv.URL(), publisherOpts)
-		if err := pub.PublishPull(ctx, samplePull(1, "0123456789abcdef0123456789abcdef01234567")); err != nil {
+		if err := pub.Queue().PublishPull(ctx, samplePull(1, "0123456789abcdef0123456789abcdef01234567")); err != nil {
 			t.Fatal(err)
 		}
 		for _, name := range []string{events.PullConsumer, events.TestConsumer} {
-			cons, err := pub.JetStream().Consumer(ctx, events.DefaultStream, name)
+			cons, err := events.JetStreamOf(pub).Consumer(ctx, events.DefaultStream, name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -30,7 +30,7 @@ func TestPublishOnlyBusLeavesConsumersToWorkers(t *testing.T) {
 				t.Errorf("%s AckWait = %s after a publish-only setup, want the worker's 7s", name, got)
 			}
 		}
-		if err := pub.ConsumePulls(ctx, events.NewSlots(1), func(context.Context, *events.Delivery[events.PullEvent]) {}); err == nil {
+		if err := pub.Queue().ConsumePulls(ctx, events.NewSlots(1), func(context.Context, *events.Delivery[events.PullEvent]) {}); err == nil {
 			t.Error("a publish-only bus consumed")
 		}
 	})

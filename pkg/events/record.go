@@ -164,13 +164,13 @@ var ErrUnchanged = errors.New("build record unchanged")
 // and may run several times. An error from change is returned as it is,
 // wrapped, and nothing is stored. It returns the record as stored. Safe
 // for concurrent use from any number of boxes.
-func (b *Bus) UpdateBuild(ctx context.Context, k BuildKey, change func(*BuildRecord) error) (BuildRecord, error) {
+func (rs *Records) UpdateBuild(ctx context.Context, k BuildKey, change func(*BuildRecord) error) (BuildRecord, error) {
 	if err := k.Validate(); err != nil {
 		return BuildRecord{}, err
 	}
 	key := recordKey(k)
 	for attempt := 1; attempt <= claimAttempts; attempt++ {
-		rec, err := b.loadRecord(ctx, key)
+		rec, err := rs.loadRecord(ctx, key)
 		if errors.Is(err, ErrNoRecord) {
 			rec = BuildRecord{Key: k}
 		} else if err != nil {
@@ -184,7 +184,7 @@ func (b *Bus) UpdateBuild(ctx context.Context, k BuildKey, change func(*BuildRec
 		if rec.Created.IsZero() {
 			rec.Created = rec.Updated
 		}
-		rev, err := b.storeRecord(ctx, key, rec)
+		rev, err := rs.storeRecord(ctx, key, rec)
 		if err == nil {
 			rec.Revision = rev
 			return rec, nil
@@ -199,11 +199,11 @@ func (b *Bus) UpdateBuild(ctx context.Context, k BuildKey, change func(*BuildRec
 
 // BuildRecord returns the record of build k, or an error wrapping
 // ErrNoRecord when there is none.
-func (b *Bus) BuildRecord(ctx context.Context, k BuildKey) (BuildRecord, error) {
+func (rs *Records) BuildRecord(ctx context.Context, k BuildKey) (BuildRecord, error) {
 	if err := k.Validate(); err != nil {
 		return BuildRecord{}, err
 	}
-	rec, err := b.loadRecord(ctx, recordKey(k))
+	rec, err := rs.loadRecord(ctx, recordKey(k))
 	if err != nil {
 		return BuildRecord{}, fmt.Errorf("reading build record %s: %w", k, err)
 	}
@@ -213,11 +213,11 @@ func (b *Bus) BuildRecord(ctx context.Context, k BuildKey) (BuildRecord, error) 
 // RecentBuilds returns up to n records of repo's builds, the most recently
 // updated first. It reads every record of the repository once, in one
 // pass over the bucket.
-func (b *Bus) RecentBuilds(ctx context.Context, repo Repo, n int) ([]BuildRecord, error) {
+func (rs *Records) RecentBuilds(ctx context.Context, repo Repo, n int) ([]BuildRecord, error) {
 	if repo.Owner == "" || repo.Name == "" {
 		return nil, fmt.Errorf("repository %q: %w", repo.FullName(), ErrInvalidEvent)
 	}
-	recs, err := b.scanRecords(ctx, recordPrefix(repo)+">")
+	recs, err := rs.scanRecords(ctx, recordPrefix(repo)+">")
 	if err != nil {
 		return nil, fmt.Errorf("listing builds of %s: %w", repo.FullName(), err)
 	}
@@ -231,12 +231,12 @@ func (b *Bus) RecentBuilds(ctx context.Context, repo Repo, n int) ([]BuildRecord
 // SetPullClosed marks every record of the pull request's builds closed
 // (or open again), writing only the records that differ, and returns how
 // many it changed. Many boxes may call it at once for the same pull.
-func (b *Bus) SetPullClosed(ctx context.Context, repo Repo, pull int, closed bool) (int, error) {
+func (rs *Records) SetPullClosed(ctx context.Context, repo Repo, pull int, closed bool) (int, error) {
 	k := BuildKey{Repo: repo, Pull: pull, Build: 1}
 	if err := k.Validate(); err != nil {
 		return 0, err
 	}
-	recs, err := b.scanRecords(ctx, recordPrefix(repo)+strconv.Itoa(pull)+".*")
+	recs, err := rs.scanRecords(ctx, recordPrefix(repo)+strconv.Itoa(pull)+".*")
 	if err != nil {
 		return 0, fmt.Errorf("listing builds of %s#%d: %w", repo.FullName(), pull, err)
 	}
@@ -245,7 +245,7 @@ func (b *Bus) SetPullClosed(ctx context.Context, repo Repo, pull int, closed boo
 		if rec.Closed == closed {
 			continue
 		}
-		_, err := b.UpdateBuild(ctx, rec.Key, func(r *BuildRecord) error {
+		_, err := rs.UpdateBuild(ctx, rec.Key, func(r *BuildRecord) error {
 			if r.Closed == closed {
 				return ErrUnchanged
 			}
@@ -266,14 +266,14 @@ func (b *Bus) SetPullClosed(ctx context.Context, repo Repo, pull int, closed boo
 // scanRecords returns every record whose key matches filter, in one pass
 // over the bucket. One filter subject: nats-server 2.9 has no
 // multi-filter consumers.
-func (b *Bus) scanRecords(ctx context.Context, filter string) ([]BuildRecord, error) {
-	ctx, cancel := b.callContext(ctx)
+func (rs *Records) scanRecords(ctx context.Context, filter string) ([]BuildRecord, error) {
+	ctx, cancel := rs.callContext(ctx)
 	defer cancel()
-	w, err := b.records.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	w, err := rs.records.Watch(ctx, filter, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, err
 	}
-	defer b.stopWatch(w)
+	defer rs.stopWatch(w)
 	var recs []BuildRecord
 	for {
 		var entry jetstream.KeyValueEntry
@@ -287,16 +287,16 @@ func (b *Bus) scanRecords(ctx context.Context, filter string) ([]BuildRecord, er
 		}
 		rec, err := decodeRecord(entry)
 		if err != nil {
-			b.log.Warn("skipping undecodable build record", "key", entry.Key(), "err", err)
+			rs.log.Warn("skipping undecodable build record", "key", entry.Key(), "err", err)
 			continue
 		}
 		recs = append(recs, rec)
 	}
 }
 
-func (b *Bus) stopWatch(w jetstream.KeyWatcher) {
+func (rs *Records) stopWatch(w jetstream.KeyWatcher) {
 	if err := w.Stop(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		b.log.Warn("stopping build record watch", "err", err)
+		rs.log.Warn("stopping build record watch", "err", err)
 	}
 }
 
@@ -306,12 +306,12 @@ func (b *Bus) stopWatch(w jetstream.KeyWatcher) {
 // must be quick. A record that expires (RecordTTL) is not announced. The
 // watch follows the server through reconnections; it returns an error
 // only when it cannot start or the connection closes for good.
-func (b *Bus) WatchBuilds(ctx context.Context, fn func(BuildRecord)) error {
-	w, err := b.records.Watch(ctx, "build.>", jetstream.IgnoreDeletes())
+func (rs *Records) WatchBuilds(ctx context.Context, fn func(BuildRecord)) error {
+	w, err := rs.records.Watch(ctx, "build.>", jetstream.IgnoreDeletes())
 	if err != nil {
 		return fmt.Errorf("watching build records: %w", err)
 	}
-	defer b.stopWatch(w)
+	defer rs.stopWatch(w)
 	for {
 		select {
 		case <-ctx.Done():
@@ -328,7 +328,7 @@ func (b *Bus) WatchBuilds(ctx context.Context, fn func(BuildRecord)) error {
 			}
 			rec, err := decodeRecord(entry)
 			if err != nil {
-				b.log.Warn("skipping undecodable build record", "key", entry.Key(), "err", err)
+				rs.log.Warn("skipping undecodable build record", "key", entry.Key(), "err", err)
 				continue
 			}
 			fn(rec)
@@ -336,10 +336,10 @@ func (b *Bus) WatchBuilds(ctx context.Context, fn func(BuildRecord)) error {
 	}
 }
 
-func (b *Bus) loadRecord(ctx context.Context, key string) (BuildRecord, error) {
-	ctx, cancel := b.callContext(ctx)
+func (rs *Records) loadRecord(ctx context.Context, key string) (BuildRecord, error) {
+	ctx, cancel := rs.callContext(ctx)
 	defer cancel()
-	entry, err := b.records.Get(ctx, key)
+	entry, err := rs.records.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return BuildRecord{}, ErrNoRecord
 	}
@@ -363,18 +363,18 @@ func decodeRecord(entry jetstream.KeyValueEntry) (BuildRecord, error) {
 
 // storeRecord writes rec if the key is still at rec.Revision (absent when
 // 0) and returns the new revision; otherwise it returns errConflict.
-func (b *Bus) storeRecord(ctx context.Context, key string, rec BuildRecord) (uint64, error) {
+func (rs *Records) storeRecord(ctx context.Context, key string, rec BuildRecord) (uint64, error) {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return 0, fmt.Errorf("encoding %s: %w", key, err)
 	}
-	ctx, cancel := b.callContext(ctx)
+	ctx, cancel := rs.callContext(ctx)
 	defer cancel()
 	var rev uint64
 	if rec.Revision == 0 {
-		rev, err = b.records.Create(ctx, key, data)
+		rev, err = rs.records.Create(ctx, key, data)
 	} else {
-		rev, err = b.records.Update(ctx, key, data, rec.Revision)
+		rev, err = rs.records.Update(ctx, key, data, rec.Revision)
 	}
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return 0, fmt.Errorf("writing %s: %w", key, errConflict)

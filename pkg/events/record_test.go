@@ -28,7 +28,7 @@ func TestBuildRecord(t *testing.T) {
 				for j := range perBox {
 					name := fmt.Sprintf("t%d-%d", i, j)
 					wg.Go(func() {
-						_, err := bus.UpdateBuild(ctx, key, func(r *events.BuildRecord) error {
+						_, err := bus.Records().UpdateBuild(ctx, key, func(r *events.BuildRecord) error {
 							r.SHA = "abc"
 							tr := r.AddTest(name)
 							tr.State = events.TestRunning
@@ -46,7 +46,7 @@ func TestBuildRecord(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			rec, err := boxes[1].BuildRecord(ctx, key)
+			rec, err := boxes[1].Records().BuildRecord(ctx, key)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,19 +64,19 @@ func TestBuildRecord(t *testing.T) {
 		})
 
 		t.Run("a_failing_change_stores_nothing", func(t *testing.T) {
-			before, err := boxes[0].BuildRecord(ctx, key)
+			before, err := boxes[0].Records().BuildRecord(ctx, key)
 			if err != nil {
 				t.Fatal(err)
 			}
 			boom := errors.New("boom")
-			_, err = boxes[0].UpdateBuild(ctx, key, func(r *events.BuildRecord) error {
+			_, err = boxes[0].Records().UpdateBuild(ctx, key, func(r *events.BuildRecord) error {
 				r.Tests = nil
 				return boom
 			})
 			if !errors.Is(err, boom) {
 				t.Fatalf("UpdateBuild returned %v, want the change's error", err)
 			}
-			after, err := boxes[0].BuildRecord(ctx, key)
+			after, err := boxes[0].Records().BuildRecord(ctx, key)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,14 +87,14 @@ func TestBuildRecord(t *testing.T) {
 		})
 
 		t.Run("missing_record_is_ErrNoRecord", func(t *testing.T) {
-			_, err := boxes[0].BuildRecord(ctx, events.BuildKey{Repo: repo, Pull: 7, Build: 99})
+			_, err := boxes[0].Records().BuildRecord(ctx, events.BuildKey{Repo: repo, Pull: 7, Build: 99})
 			if !errors.Is(err, events.ErrNoRecord) {
 				t.Errorf("got %v, want ErrNoRecord", err)
 			}
 		})
 
 		t.Run("invalid_key_is_refused", func(t *testing.T) {
-			_, err := boxes[0].UpdateBuild(ctx, events.BuildKey{Repo: repo}, func(*events.BuildRecord) error { return nil })
+			_, err := boxes[0].Records().UpdateBuild(ctx, events.BuildKey{Repo: repo}, func(*events.BuildRecord) error { return nil })
 			if !errors.Is(err, events.ErrInvalidEvent) {
 				t.Errorf("got %v, want ErrInvalidEvent", err)
 			}
@@ -105,11 +105,11 @@ func TestBuildRecord(t *testing.T) {
 			for _, k := range []events.BuildKey{
 				{Repo: repo, Pull: 8, Build: 1}, {Repo: other, Pull: 1, Build: 1}, {Repo: repo, Pull: 7, Build: 3},
 			} {
-				if _, err := boxes[0].UpdateBuild(ctx, k, func(r *events.BuildRecord) error { r.SHA = "x"; return nil }); err != nil {
+				if _, err := boxes[0].Records().UpdateBuild(ctx, k, func(r *events.BuildRecord) error { r.SHA = "x"; return nil }); err != nil {
 					t.Fatal(err)
 				}
 			}
-			recs, err := boxes[1].RecentBuilds(ctx, repo, 2)
+			recs, err := boxes[1].Records().RecentBuilds(ctx, repo, 2)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +121,7 @@ func TestBuildRecord(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("recent builds %v, want %v", got, want)
 			}
-			none, err := boxes[1].RecentBuilds(ctx, events.Repo{Owner: "nobody", Name: "x"}, 5)
+			none, err := boxes[1].Records().RecentBuilds(ctx, events.Repo{Owner: "nobody", Name: "x"}, 5)
 			if err != nil || len(none) != 0 {
 				t.Errorf("builds of an unknown repository: %v, %v; want none", none, err)
 			}
@@ -139,7 +139,7 @@ func BenchmarkUpdateBuild(b *testing.B) {
 	for b.Loop() {
 		name := fmt.Sprintf("t%d", i%20)
 		i++
-		_, err := bus.UpdateBuild(ctx, key, func(r *events.BuildRecord) error {
+		_, err := bus.Records().UpdateBuild(ctx, key, func(r *events.BuildRecord) error {
 			t := r.AddTest(name)
 			t.Attempts = append(t.Attempts[:min(len(t.Attempts), 2)], events.AttemptRecord{Number: len(t.Attempts) + 1})
 			return nil
@@ -157,13 +157,13 @@ func TestWatchBuilds(t *testing.T) {
 		writer, watcher := newBus(t, srv.URL(), fastOptions(t)), newBus(t, srv.URL(), fastOptions(t))
 		repo := events.Repo{Owner: "o", Name: "r"}
 		before := events.BuildKey{Repo: repo, Pull: 1, Build: 1}
-		if _, err := writer.UpdateBuild(ctx, before, func(r *events.BuildRecord) error { r.SHA = "old"; return nil }); err != nil {
+		if _, err := writer.Records().UpdateBuild(ctx, before, func(r *events.BuildRecord) error { r.SHA = "old"; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		seen := make(chan events.BuildRecord, 16)
 		wctx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
-		go func() { done <- watcher.WatchBuilds(wctx, func(r events.BuildRecord) { seen <- r }) }()
+		go func() { done <- watcher.Records().WatchBuilds(wctx, func(r events.BuildRecord) { seen <- r }) }()
 		next := func(what string) events.BuildRecord {
 			t.Helper()
 			select {
@@ -184,7 +184,7 @@ func TestWatchBuilds(t *testing.T) {
 			k := events.BuildKey{Repo: repo, Pull: 2, Build: 1}
 			var revs []uint64
 			for _, sha := range []string{"a", "b"} {
-				rec, err := writer.UpdateBuild(ctx, k, func(r *events.BuildRecord) error { r.SHA = sha; return nil })
+				rec, err := writer.Records().UpdateBuild(ctx, k, func(r *events.BuildRecord) error { r.SHA = sha; return nil })
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -213,14 +213,14 @@ func TestSetPullClosed(t *testing.T) {
 		repo := events.Repo{Owner: "o", Name: "r"}
 		keys := []events.BuildKey{{Repo: repo, Pull: 3, Build: 1}, {Repo: repo, Pull: 3, Build: 2}, {Repo: repo, Pull: 31, Build: 1}}
 		for _, k := range keys {
-			if _, err := bus.UpdateBuild(ctx, k, func(r *events.BuildRecord) error { r.SHA = "x"; return nil }); err != nil {
+			if _, err := bus.Records().UpdateBuild(ctx, k, func(r *events.BuildRecord) error { r.SHA = "x"; return nil }); err != nil {
 				t.Fatal(err)
 			}
 		}
 		closedOf := func() []bool {
 			var out []bool
 			for _, k := range keys {
-				rec, err := bus.BuildRecord(ctx, k)
+				rec, err := bus.Records().BuildRecord(ctx, k)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -240,7 +240,7 @@ func TestSetPullClosed(t *testing.T) {
 		}
 		for _, s := range steps {
 			t.Run(s.name, func(t *testing.T) {
-				n, err := bus.SetPullClosed(ctx, repo, 3, s.closed)
+				n, err := bus.Records().SetPullClosed(ctx, repo, 3, s.closed)
 				if err != nil || n != s.changed {
 					t.Errorf("SetPullClosed = %d, %v; want %d changed", n, err, s.changed)
 				}
@@ -250,7 +250,7 @@ func TestSetPullClosed(t *testing.T) {
 			})
 		}
 		t.Run("invalid_pull_is_refused", func(t *testing.T) {
-			if _, err := bus.SetPullClosed(ctx, repo, 0, true); !errors.Is(err, events.ErrInvalidEvent) {
+			if _, err := bus.Records().SetPullClosed(ctx, repo, 0, true); !errors.Is(err, events.ErrInvalidEvent) {
 				t.Errorf("got %v, want ErrInvalidEvent", err)
 			}
 		})
@@ -267,11 +267,11 @@ func TestBuildRecordsExpire(t *testing.T) {
 		opts.RecordTTL = time.Second
 		bus := newBus(t, srv.URL(), opts)
 		k := events.BuildKey{Repo: events.Repo{Owner: "o", Name: "r"}, Pull: 1, Build: 1}
-		if _, err := bus.UpdateBuild(ctx, k, func(r *events.BuildRecord) error { r.SHA = "x"; return nil }); err != nil {
+		if _, err := bus.Records().UpdateBuild(ctx, k, func(r *events.BuildRecord) error { r.SHA = "x"; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		for {
-			_, err := bus.BuildRecord(ctx, k)
+			_, err := bus.Records().BuildRecord(ctx, k)
 			if errors.Is(err, events.ErrNoRecord) {
 				return
 			}

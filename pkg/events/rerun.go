@@ -41,7 +41,7 @@ func rerunKey(repo Repo, pull, build int) string {
 // same claimant (a command message's id) asking again, as a redelivered
 // message does, gets the numbers it was given before, so a re-run is never
 // queued twice under two numbers. The result maps each test to its number.
-func (b *Bus) ClaimReruns(ctx context.Context, repo Repo, pull, build int, tests []string, claimant string) (map[string]int, error) {
+func (r *Registry) ClaimReruns(ctx context.Context, repo Repo, pull, build int, tests []string, claimant string) (map[string]int, error) {
 	if err := checkBuildKey(repo, pull, "-"); err != nil {
 		return nil, err
 	}
@@ -50,7 +50,7 @@ func (b *Bus) ClaimReruns(ctx context.Context, repo Repo, pull, build int, tests
 	}
 	key := rerunKey(repo, pull, build)
 	for attempt := 1; attempt <= claimAttempts; attempt++ {
-		rec, rev, err := b.loadReruns(ctx, key)
+		rec, rev, err := r.loadReruns(ctx, key)
 		if err != nil {
 			return nil, fmt.Errorf("claiming re-runs of %s#%d build %d: %w", repo.FullName(), pull, build, err)
 		}
@@ -66,7 +66,7 @@ func (b *Bus) ClaimReruns(ctx context.Context, repo Repo, pull, build int, tests
 		if over := len(rec.Claims) - maxRerunClaims; over > 0 {
 			rec.Claims = rec.Claims[over:]
 		}
-		err = b.storePull(ctx, key, rec, rev)
+		err = r.storePull(ctx, key, rec, rev)
 		if err == nil {
 			return runs, nil
 		}
@@ -80,11 +80,11 @@ func (b *Bus) ClaimReruns(ctx context.Context, repo Repo, pull, build int, tests
 
 // loadReruns reads a re-run record and its revision; a missing record is
 // empty with revision 0.
-func (b *Bus) loadReruns(ctx context.Context, key string) (rerunRecord, uint64, error) {
-	ctx, cancel := b.callContext(ctx)
+func (r *Registry) loadReruns(ctx context.Context, key string) (rerunRecord, uint64, error) {
+	ctx, cancel := r.callContext(ctx)
 	defer cancel()
 	rec := rerunRecord{Last: map[string]int{}}
-	entry, err := b.kv.Get(ctx, key)
+	entry, err := r.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return rec, 0, nil
 	}

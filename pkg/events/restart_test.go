@@ -21,14 +21,14 @@ func TestServerRestartKeepsQueueAndBuildNumbers(t *testing.T) {
 		ctx := testContext(t)
 
 		for _, sha := range []string{"aaa", "bbb"} {
-			if err := b.PublishPull(ctx, samplePull(7, sha)); err != nil {
+			if err := b.Queue().PublishPull(ctx, samplePull(7, sha)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := b.PublishTest(ctx, sampleJob("foo-x", 1)); err != nil {
+		if err := b.Queue().PublishTest(ctx, sampleJob("foo-x", 1)); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := b.ClaimBuild(ctx, sampleRepo, 7, "aaa", false); err != nil {
+		if _, _, err := b.Registry().ClaimBuild(ctx, sampleRepo, 7, "aaa", false); err != nil {
 			t.Fatal(err)
 		}
 
@@ -40,13 +40,13 @@ func TestServerRestartKeepsQueueAndBuildNumbers(t *testing.T) {
 		var fresh bool
 		eventually(t, "key-value answers after the restart", func() bool {
 			var err error
-			build, fresh, err = b.ClaimBuild(ctx, sampleRepo, 7, "aaa", false)
+			build, fresh, err = b.Registry().ClaimBuild(ctx, sampleRepo, 7, "aaa", false)
 			return err == nil
 		})
 		if build != 1 || fresh {
 			t.Errorf("claim of a commit built before the restart = %d, %v; want 1, false", build, fresh)
 		}
-		if build, fresh, err := b.ClaimBuild(ctx, sampleRepo, 7, "bbb", false); err != nil || build != 2 || !fresh {
+		if build, fresh, err := b.Registry().ClaimBuild(ctx, sampleRepo, 7, "bbb", false); err != nil || build != 2 || !fresh {
 			t.Errorf("claim of a new commit after the restart = %d, %v, %v; want 2, true", build, fresh, err)
 		}
 

@@ -59,8 +59,8 @@ func (a RunningAttempt) key() string { return runningKey(a.Repo, a.Number, a.Bui
 // worker dies expires after RunningTTL. Failing to write the record never
 // stops a test: the error is returned for the caller to log, and done is
 // usable either way. It fails on a publish-only Bus.
-func (b *Bus) MarkRunning(ctx context.Context, a RunningAttempt) (done func(), err error) {
-	if b.running == nil {
+func (at *Attempts) MarkRunning(ctx context.Context, a RunningAttempt) (done func(), err error) {
+	if at.running == nil {
 		return func() {}, errors.New("recording a running attempt: the bus was set up to publish only")
 	}
 	data, err := json.Marshal(a)
@@ -69,9 +69,9 @@ func (b *Bus) MarkRunning(ctx context.Context, a RunningAttempt) (done func(), e
 	}
 	key := a.key()
 	put := func(ctx context.Context) error {
-		ctx, cancel := b.callContext(ctx)
+		ctx, cancel := at.callContext(ctx)
 		defer cancel()
-		_, err := b.running.Put(ctx, key, data)
+		_, err := at.running.Put(ctx, key, data)
 		return err
 	}
 	err = put(ctx)
@@ -91,17 +91,17 @@ func (b *Bus) MarkRunning(ctx context.Context, a RunningAttempt) (done func(), e
 			case <-t.C:
 			}
 			if err := put(refreshCtx); err != nil && refreshCtx.Err() == nil {
-				b.log.Warn("refreshing running attempt", "key", key, "err", err)
+				at.log.Warn("refreshing running attempt", "key", key, "err", err)
 			}
 		}
 	}()
 	return func() {
 		stop()
 		<-finished
-		ctx, cancel := b.callContext(context.WithoutCancel(ctx))
+		ctx, cancel := at.callContext(context.WithoutCancel(ctx))
 		defer cancel()
-		if err := b.running.Delete(ctx, key); err != nil {
-			b.log.Warn("removing running attempt; it expires by itself", "key", key, "err", err)
+		if err := at.running.Delete(ctx, key); err != nil {
+			at.log.Warn("removing running attempt; it expires by itself", "key", key, "err", err)
 		}
 	}, err
 }

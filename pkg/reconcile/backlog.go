@@ -3,12 +3,7 @@ package reconcile
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"strings"
-	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/yourci/yourci/pkg/events"
 )
@@ -70,62 +65,49 @@ func (j *Jobs) BuildLive(repo events.Repo, pull, build int) bool {
 	return !j.Complete || j.builds[buildKey{repo, pull, build}]
 }
 
+// QueueReader reads the queued messages of a subject without consuming
+// them, oldest first, until fn returns false; events.Queue has it.
+type QueueReader interface {
+	Queued(ctx context.Context, subject string, fn func(subject string, data []byte) bool) error
+}
+
 // StreamBacklog reads the jobs from the JetStream stream itself, by
-// subject, without consuming them: the stream is a work queue, which
-// allows no second consumer, so it uses message get with next_by_subj
-// (nats-server 2.9 and later).
+// subject, without consuming them.
 type StreamBacklog struct {
-	js      jetstream.JetStream
-	stream  string
-	timeout time.Duration
+	queue QueueReader
 }
 
-// NewStreamBacklog reads the Bus's stream.
-func NewStreamBacklog(bus *events.Bus) *StreamBacklog {
-	o := bus.Options()
-	return &StreamBacklog{js: bus.JetStream(), stream: o.Stream, timeout: o.Timeout}
+// NewStreamBacklog reads the stream through queue.
+func NewStreamBacklog(queue QueueReader) *StreamBacklog {
+	return &StreamBacklog{queue: queue}
 }
 
-// Jobs scans the messages of repo (or of all repositories) one by one.
-// Its cost is one request per queued message, and it is only asked for
-// repositories where something needs deciding.
+// Jobs reads the messages of repo (or of all repositories) one by one, at
+// most maxScanned per subject (Complete is false past that). Its cost is
+// one request per queued message, and it is only asked for repositories
+// where something needs deciding.
 func (b *StreamBacklog) Jobs(ctx context.Context, repo events.Repo) (*Jobs, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*b.timeout)
-	defer cancel()
-	stream, err := b.js.Stream(ctx, b.stream)
-	if err != nil {
-		return nil, fmt.Errorf("opening stream %s: %w", b.stream, err)
-	}
 	jobs := newJobs()
 	subjects := []string{events.PullSubjects, events.TestSubjects}
 	if repo != (events.Repo{}) {
 		subjects = []string{events.PullSubject(repo), events.TestSubject(repo)}
 	}
 	for _, subject := range subjects {
-		if err := b.scan(ctx, stream, subject, jobs); err != nil {
+		n := 0
+		err := b.queue.Queued(ctx, subject, func(subject string, data []byte) bool {
+			if n == maxScanned {
+				jobs.Complete = false
+				return false
+			}
+			n++
+			jobs.add(subject, data)
+			return true
+		})
+		if err != nil {
 			return nil, err
 		}
 	}
 	return jobs, nil
-}
-
-func (b *StreamBacklog) scan(ctx context.Context, stream jetstream.Stream, subject string, jobs *Jobs) error {
-	var seq uint64 = 1
-	for n := 0; ; n++ {
-		if n == maxScanned {
-			jobs.Complete = false
-			return nil
-		}
-		msg, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("reading queued jobs on %s: %w", subject, err)
-		}
-		jobs.add(msg.Subject, msg.Data)
-		seq = msg.Sequence + 1
-	}
 }
 
 // add records one message; one this version cannot read is skipped (the

@@ -22,14 +22,14 @@ func TestBacklogSeesQueuedJobsWithoutConsumingThem(t *testing.T) {
 		sha, sha2 := "1111111111111111111111111111111111111111", "2222222222222222222222222222222222222222"
 		publish := []func() error{
 			func() error {
-				return e.bus.PublishPull(ctx, events.PullEvent{Repo: widgets, Number: 1, HeadSHA: sha, Delivery: "d1"})
+				return e.bus.Queue().PublishPull(ctx, events.PullEvent{Repo: widgets, Number: 1, HeadSHA: sha, Delivery: "d1"})
 			},
 			func() error {
-				return e.bus.PublishTest(ctx, events.TestJob{Repo: widgets, Number: 2, HeadSHA: sha2, Build: 3, Attempt: 1,
+				return e.bus.Queue().PublishTest(ctx, events.TestJob{Repo: widgets, Number: 2, HeadSHA: sha2, Build: 3, Attempt: 1,
 					Test: events.TestSpec{Name: "foo", Command: "true"}, NotBefore: time.Now().Add(time.Hour)})
 			},
 			func() error {
-				return e.bus.PublishPull(ctx, events.PullEvent{Repo: other, Number: 7, HeadSHA: sha, Delivery: "d2"})
+				return e.bus.Queue().PublishPull(ctx, events.PullEvent{Repo: other, Number: 7, HeadSHA: sha, Delivery: "d2"})
 			},
 		}
 		for _, p := range publish {

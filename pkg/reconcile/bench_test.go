@@ -31,7 +31,7 @@ func BenchmarkIdleSweep(b *testing.B) {
 		r := repo("acme", fmt.Sprintf("repo%02d", i))
 		repos = append(repos, r)
 		for j, sha := range e.repoWithPulls(b, r.Owner, r.Name, 20) {
-			if _, _, err := e.bus.ClaimBuild(ctx, r, j+1, sha, false); err != nil {
+			if _, _, err := e.bus.Registry().ClaimBuild(ctx, r, j+1, sha, false); err != nil {
 				b.Fatal(err)
 			}
 			all = append(all, built{r, j + 1, sha})
@@ -62,7 +62,7 @@ func BenchmarkIdleSweep(b *testing.B) {
 			e.setStatus(b, h.repo, h.sha, "yci/foo-x", "pending")
 			job := events.TestJob{Repo: h.repo, Number: h.pull, HeadSHA: h.sha, Build: 1, Attempt: 1,
 				Test: events.TestSpec{Name: "foo-x", Command: "true"}, NotBefore: time.Now().Add(time.Hour)}
-			if err := e.bus.PublishTest(ctx, job); err != nil {
+			if err := e.bus.Queue().PublishTest(ctx, job); err != nil {
 				b.Fatal(err)
 			}
 		}

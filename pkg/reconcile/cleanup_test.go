@@ -113,7 +113,7 @@ func TestCleanupKeepsRunningAndRecentBuilds(t *testing.T) {
 			for _, b := range tt.queued {
 				job := events.TestJob{Repo: repo(b.Owner, b.Repo), Number: b.Pull, HeadSHA: strings.Repeat("a", 40),
 					Build: b.Number, Attempt: 2, Test: events.TestSpec{Name: "foo-x", Command: "true"}, NotBefore: now.Add(time.Hour)}
-				if err := e.bus.PublishTest(testContext(t), job); err != nil {
+				if err := e.bus.Queue().PublishTest(testContext(t), job); err != nil {
 					t.Fatal(err)
 				}
 			}

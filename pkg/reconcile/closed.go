@@ -12,7 +12,7 @@ import (
 
 // Records is what a sweep needs of the build records to mark pull requests
 // closed or open again, so that pages list only open ones even when a
-// webhook was missed; events.Bus has it.
+// webhook was missed; events.Records has it.
 type Records interface {
 	RecentBuilds(ctx context.Context, repo events.Repo, n int) ([]events.BuildRecord, error)
 	SetPullClosed(ctx context.Context, repo events.Repo, pull int, closed bool) (int, error)

@@ -52,7 +52,7 @@ func TestSweepMarksClosedPullsInTheBuildRecords(t *testing.T) {
 	shas := e.repoWithPulls(t, r.Owner, r.Name, 3)
 	for pull, closed := range map[int]bool{1: false, 2: false, 3: true} {
 		k := events.BuildKey{Repo: r, Pull: pull, Build: 1}
-		if _, err := e.bus.UpdateBuild(ctx, k, func(rec *events.BuildRecord) error {
+		if _, err := e.bus.Records().UpdateBuild(ctx, k, func(rec *events.BuildRecord) error {
 			rec.SHA, rec.Closed = shas[pull-1], closed
 			return nil
 		}); err != nil {
@@ -62,10 +62,10 @@ func TestSweepMarksClosedPullsInTheBuildRecords(t *testing.T) {
 	if err := e.gh.ClosePull(r.Owner, r.Name, 2); err != nil {
 		t.Fatal(err)
 	}
-	s, _ := e.sweeper(t, []events.Repo{r}, func(o *reconcile.Options, _ *reconcile.CacheOptions) { o.Records = e.bus })
+	s, _ := e.sweeper(t, []events.Repo{r}, func(o *reconcile.Options, _ *reconcile.CacheOptions) { o.Records = e.bus.Records() })
 	sweep(t, s)
 	for pull, want := range map[int]bool{1: false, 2: true, 3: false} {
-		rec, err := e.bus.BuildRecord(ctx, events.BuildKey{Repo: r, Pull: pull, Build: 1})
+		rec, err := e.bus.Records().BuildRecord(ctx, events.BuildKey{Repo: r, Pull: pull, Build: 1})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -36,12 +36,12 @@ func TestWorkerDropsJobsOfAPullClosedSinceTheyWereQueued(t *testing.T) {
 	ctx := testContext(t)
 	r := repo("acme", "widgets")
 	sha := e.repoWithPulls(t, r.Owner, r.Name, 1)[0]
-	if err := e.bus.PublishPull(ctx, events.PullEvent{Repo: r, Number: 1, HeadSHA: sha, Delivery: "before-close"}); err != nil {
+	if err := e.bus.Queue().PublishPull(ctx, events.PullEvent{Repo: r, Number: 1, HeadSHA: sha, Delivery: "before-close"}); err != nil {
 		t.Fatal(err)
 	}
 	job := events.TestJob{Repo: r, Number: 1, HeadSHA: sha, Build: 1, Attempt: 1,
 		Test: events.TestSpec{Name: "foo-x", Command: "touch ran"}}
-	if err := e.bus.PublishTest(ctx, job); err != nil {
+	if err := e.bus.Queue().PublishTest(ctx, job); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.gh.ClosePull(r.Owner, r.Name, 1); err != nil {
@@ -71,7 +71,7 @@ func TestWorkerDropsJobsOfAPullClosedSinceTheyWereQueued(t *testing.T) {
 	if n := e.streamMessages(t); n != 0 {
 		t.Errorf("%d jobs still queued, want both dropped", n)
 	}
-	if _, built, err := e.bus.BuildOf(ctx, r, 1, sha); err != nil || built {
+	if _, built, err := e.bus.Registry().BuildOf(ctx, r, 1, sha); err != nil || built {
 		t.Errorf("closed pull got a build (%v, %v), want none", built, err)
 	}
 }
@@ -79,7 +79,7 @@ func TestWorkerDropsJobsOfAPullClosedSinceTheyWereQueued(t *testing.T) {
 // streamMessages is how many jobs the stream holds.
 func (e *env) streamMessages(t *testing.T) uint64 {
 	t.Helper()
-	stream, err := e.bus.JetStream().Stream(testContext(t), events.DefaultStream)
+	stream, err := e.js.Stream(testContext(t), events.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func (e *env) startWorker(t *testing.T) (stop func()) {
 	}
 	w, err := worker.New(worker.Options{
 		Workspace: ws, Evaluator: &pipeline.Evaluator{}, Runner: &pipeline.Runner{},
-		GitHub: workerGitHub{auth}, Queue: e.bus, Logger: testLogger(t),
+		GitHub: workerGitHub{auth}, Queue: workerQueue{e.bus.Queue(), e.bus.Registry(), e.bus.Heads()}, Logger: testLogger(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -112,8 +112,8 @@ func (e *env) startWorker(t *testing.T) (stop func()) {
 	ctx, cancel := context.WithCancel(testContext(t))
 	slots := events.NewSlots(2)
 	done := make(chan error, 2)
-	go func() { done <- e.bus.ConsumePulls(ctx, slots, w.HandlePull) }()
-	go func() { done <- e.bus.ConsumeTests(ctx, slots, w.HandleTest) }()
+	go func() { done <- e.bus.Queue().ConsumePulls(ctx, slots, w.HandlePull) }()
+	go func() { done <- e.bus.Queue().ConsumeTests(ctx, slots, w.HandleTest) }()
 	return func() {
 		cancel()
 		for range 2 {

@@ -29,6 +29,7 @@ type env struct {
 	gh      *fakegithub.Server
 	url     string // NATS
 	bus     *events.Bus
+	js      jetstream.JetStream // the test's own view of the stream
 	store   *reconcile.Store
 	backlog *reconcile.StreamBacklog
 	auth    githubauth.Config
@@ -88,13 +89,17 @@ func newEnvOn(t testing.TB, srv testServer) *env {
 	if err != nil {
 		t.Fatalf("setting up the bus: %v", err)
 	}
-	store, err := reconcile.OpenStore(ctx, bus.JetStream(), reconcile.StoreOptions{Memory: true})
+	store, err := reconcile.OpenStore(ctx, bus, reconcile.StoreOptions{Memory: true})
 	if err != nil {
 		t.Fatalf("opening the store: %v", err)
 	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("opening JetStream: %v", err)
+	}
 	return &env{
-		gh: gh, url: srv.URL(), bus: bus, store: store,
-		backlog: reconcile.NewStreamBacklog(bus),
+		gh: gh, url: srv.URL(), bus: bus, js: js, store: store,
+		backlog: reconcile.NewStreamBacklog(bus.Queue()),
 		auth:    githubauth.Config{Token: gh.Token(), APIURL: gh.URL() + "/", Timeout: 10 * time.Second},
 	}
 }
@@ -115,7 +120,7 @@ func (e *env) sweeper(t testing.TB, repos []events.Repo, tweak func(*reconcile.O
 	t.Helper()
 	opts := reconcile.Options{
 		Repositories: repos,
-		Queue:        e.bus,
+		Queue:        sweepQueue{e.bus.Queue(), e.bus.Registry()},
 		Backlog:      e.backlog,
 		Store:        e.store,
 		MaxRebuilds:  reconcile.DefaultMaxRebuilds,
@@ -185,7 +190,7 @@ func (e *env) openPull(t testing.TB, owner, name, branch string) string {
 func (e *env) queued(t testing.TB) []events.PullEvent {
 	t.Helper()
 	ctx := testContext(t)
-	stream, err := e.bus.JetStream().Stream(ctx, events.DefaultStream)
+	stream, err := e.js.Stream(ctx, events.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +223,7 @@ func (e *env) queued(t testing.TB) []events.PullEvent {
 func (e *env) purge(t testing.TB) {
 	t.Helper()
 	ctx := testContext(t)
-	stream, err := e.bus.JetStream().Stream(ctx, events.DefaultStream)
+	stream, err := e.js.Stream(ctx, events.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,4 +257,19 @@ func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// sweepQueue is reconcile.Queue made of a Bus's parts, as cmd/reconcile
+// wires it.
+type sweepQueue struct {
+	*events.Queue
+	*events.Registry
+}
+
+// workerQueue is worker.Queue made of a Bus's parts, as cmd/worker wires
+// it.
+type workerQueue struct {
+	*events.Queue
+	*events.Registry
+	*events.Heads
 }

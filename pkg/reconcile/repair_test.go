@@ -36,7 +36,7 @@ func TestPendingStatusesWithNoJob(t *testing.T) {
 	// as given, and returns its sha.
 	setup := func(t *testing.T, e *env, states map[string]string) string {
 		sha := e.repoWithPulls(t, r.Owner, r.Name, 1)[0]
-		if _, _, err := e.bus.ClaimBuild(testContext(t), r, 1, sha, false); err != nil {
+		if _, _, err := e.bus.Registry().ClaimBuild(testContext(t), r, 1, sha, false); err != nil {
 			t.Fatal(err)
 		}
 		for ctx, state := range states {
@@ -68,7 +68,7 @@ func TestPendingStatusesWithNoJob(t *testing.T) {
 			if tt.live {
 				job := events.TestJob{Repo: r, Number: 1, HeadSHA: sha, Build: 1, Attempt: 2,
 					Test: events.TestSpec{Name: "foo-x", Command: "./test.sh"}, NotBefore: time.Now().Add(time.Hour)}
-				if err := e.bus.PublishTest(testContext(t), job); err != nil {
+				if err := e.bus.Queue().PublishTest(testContext(t), job); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -100,7 +100,7 @@ func TestRepairGivesUpWithAnErrorStatusAfterMaxRebuilds(t *testing.T) {
 	ctx := testContext(t)
 	r := repo("acme", "widgets")
 	sha := e.repoWithPulls(t, r.Owner, r.Name, 1)[0]
-	if _, _, err := e.bus.ClaimBuild(ctx, r, 1, sha, false); err != nil {
+	if _, _, err := e.bus.Registry().ClaimBuild(ctx, r, 1, sha, false); err != nil {
 		t.Fatal(err)
 	}
 	e.setStatus(t, r, sha, "yci/foo-x", "pending")
@@ -117,7 +117,7 @@ func TestRepairGivesUpWithAnErrorStatusAfterMaxRebuilds(t *testing.T) {
 		t.Fatalf("first sweep: %+v, want one rebuild", sum)
 	}
 	// The rebuild took build 2 and then its jobs were lost as well.
-	if _, _, err := e.bus.ClaimBuild(ctx, r, 1, sha, true); err != nil {
+	if _, _, err := e.bus.Registry().ClaimBuild(ctx, r, 1, sha, true); err != nil {
 		t.Fatal(err)
 	}
 	e.purge(t)
@@ -153,7 +153,7 @@ func TestZeroMaxRebuildsSetsErrorAtOnce(t *testing.T) {
 	ctx := testContext(t)
 	r := repo("acme", "widgets")
 	sha := e.repoWithPulls(t, r.Owner, r.Name, 1)[0]
-	if _, _, err := e.bus.ClaimBuild(ctx, r, 1, sha, false); err != nil {
+	if _, _, err := e.bus.Registry().ClaimBuild(ctx, r, 1, sha, false); err != nil {
 		t.Fatal(err)
 	}
 	e.setStatus(t, r, sha, "yci/foo-x", "pending")

@@ -51,10 +51,17 @@ type Store struct {
 	timeout time.Duration
 }
 
-// OpenStore creates the bucket if needed (concurrent callers are safe) and
-// returns a Store on it. It uses only key-value features nats-server 2.9
-// has: bucket-wide TTL, compare-and-set, no per-key TTL.
-func OpenStore(ctx context.Context, js jetstream.JetStream, opts StoreOptions) (*Store, error) {
+// Buckets creates a key-value bucket or updates it to match cfg, safely
+// when several processes do so at once; events.Bus has it.
+type Buckets interface {
+	KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error)
+}
+
+// OpenStore creates the bucket through buckets if needed (concurrent
+// callers are safe) and returns a Store on it. It uses only key-value
+// features nats-server 2.9 has: bucket-wide TTL, compare-and-set, no
+// per-key TTL.
+func OpenStore(ctx context.Context, buckets Buckets, opts StoreOptions) (*Store, error) {
 	if opts.Bucket == "" {
 		opts.Bucket = DefaultBucket
 	}
@@ -81,22 +88,7 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, opts StoreOptions) (
 		Storage:  storage,
 		Replicas: opts.Replicas,
 	}
-	var kv jetstream.KeyValue
-	var err error
-	// Two processes creating the bucket at once may see "already in use"
-	// for a moment.
-	for attempt := 1; attempt <= 5; attempt++ {
-		callCtx, cancel := context.WithTimeout(ctx, opts.Timeout)
-		kv, err = js.CreateOrUpdateKeyValue(callCtx, cfg)
-		cancel()
-		var apiErr *jetstream.APIError
-		if err == nil || !errors.As(err, &apiErr) || ctx.Err() != nil {
-			break
-		}
-		if sleep(ctx, time.Duration(attempt)*50*time.Millisecond) != nil {
-			break
-		}
-	}
+	kv, err := buckets.KeyValue(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("setting up key-value bucket %s: %w", opts.Bucket, err)
 	}

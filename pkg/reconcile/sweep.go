@@ -55,7 +55,8 @@ const (
 // build record stops any that slips through.
 const DeliverySweep = "reconcile"
 
-// Queue is what a sweep needs of JetStream; events.Bus has it.
+// Queue is what a sweep needs of JetStream; an events.Queue and an
+// events.Registry have it together.
 type Queue interface {
 	// PublishPull returns nil once JetStream has stored the event.
 	PublishPull(ctx context.Context, ev events.PullEvent) error

@@ -44,7 +44,7 @@ func TestSweepQueuesExactlyTheMissingBuilds(t *testing.T) {
 	widgets := e.repoWithPulls(t, "acme", "widgets", 3)
 	gadgets := e.repoWithPulls(t, "acme", "gadgets", 1)
 	// Pull 2 of widgets was built already, as a webhook would have had it.
-	if _, _, err := e.bus.ClaimBuild(ctx, repo("acme", "widgets"), 2, widgets[1], false); err != nil {
+	if _, _, err := e.bus.Registry().ClaimBuild(ctx, repo("acme", "widgets"), 2, widgets[1], false); err != nil {
 		t.Fatal(err)
 	}
 
@@ -134,7 +134,7 @@ func TestSecondSweepQueuesNothingAndIsAnswered304(t *testing.T) {
 	t.Run("after_the_workers_built_them", func(t *testing.T) {
 		e.purge(t)
 		for i, sha := range shas {
-			if _, _, err := e.bus.ClaimBuild(ctx, repos[0], i+1, sha, false); err != nil {
+			if _, _, err := e.bus.Registry().ClaimBuild(ctx, repos[0], i+1, sha, false); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -165,7 +165,7 @@ func TestSweepRecoversWebhooksLostWhileTheReceiverWasDown(t *testing.T) {
 	r := repo("acme", "widgets")
 	first := e.repoWithPulls(t, "acme", "widgets", 1)[0]
 	// The first head was built through a webhook.
-	if _, _, err := e.bus.ClaimBuild(ctx, r, 1, first, false); err != nil {
+	if _, _, err := e.bus.Registry().ClaimBuild(ctx, r, 1, first, false); err != nil {
 		t.Fatal(err)
 	}
 	s, _ := e.sweeper(t, []events.Repo{r}, nil)
@@ -198,7 +198,7 @@ func TestWebhookAndSweepForOneCommitQueueOneBuild(t *testing.T) {
 	sha := e.repoWithPulls(t, "acme", "widgets", 1)[0]
 	// The receiver published the webhook's event just before the sweep.
 	hook := events.PullEvent{Repo: r, Number: 1, HeadSHA: sha, Delivery: "72d3162e-cc78-11e3-81ab-4c9367dc0958"}
-	if err := e.bus.PublishPull(ctx, hook); err != nil {
+	if err := e.bus.Queue().PublishPull(ctx, hook); err != nil {
 		t.Fatal(err)
 	}
 	s, _ := e.sweeper(t, []events.Repo{r}, nil)
@@ -329,13 +329,13 @@ func TestParseRepositories(t *testing.T) {
 // cancellingQueue is the real queue, which cancels the sweep's context
 // after the first event it publishes, as SIGTERM would mid-sweep.
 type cancellingQueue struct {
-	*events.Bus
+	sweepQueue
 	cancel context.CancelFunc
 }
 
 func (q cancellingQueue) PublishPull(ctx context.Context, ev events.PullEvent) error {
 	defer q.cancel()
-	return q.Bus.PublishPull(ctx, ev)
+	return q.sweepQueue.PublishPull(ctx, ev)
 }
 
 func TestCancelledSweepStopsBetweenRepositoriesAndReleasesTheLock(t *testing.T) {
@@ -347,7 +347,7 @@ func TestCancelledSweepStopsBetweenRepositoriesAndReleasesTheLock(t *testing.T) 
 	}
 	ctx, cancel := context.WithCancel(testContext(t))
 	s, _ := e.sweeper(t, repos, func(o *reconcile.Options, _ *reconcile.CacheOptions) {
-		o.Queue = cancellingQueue{e.bus, cancel}
+		o.Queue = cancellingQueue{sweepQueue{e.bus.Queue(), e.bus.Registry()}, cancel}
 	})
 
 	sum, err := s.Sweep(ctx)

@@ -84,7 +84,7 @@ type handler struct {
 func WithBudget(b *Budget) Option { return func(h *handler) { h.budget = b } }
 
 // HeadAnnouncer tells workers that a pull request closed, so that they stop
-// its running tests; events.Bus has it.
+// its running tests; events.Heads has it.
 type HeadAnnouncer interface {
 	AnnounceHead(a events.HeadAnnouncement) error
 }

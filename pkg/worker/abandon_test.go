@@ -35,7 +35,7 @@ func TestJobsThatKeepCrashingWorkersEndAsErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	w, err := New(Options{Workspace: ws, Evaluator: &pipeline.Evaluator{}, Runner: &pipeline.Runner{},
-		GitHub: tokenGitHub{gh}, Queue: &events.Bus{}, HTTPRoot: httpRoot})
+		GitHub: tokenGitHub{gh}, Queue: queueOf(&events.Bus{}), HTTPRoot: httpRoot})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 // was when the label was added, and who added it.
 func (r *rig) publishLabeled(t *testing.T, number int, sha, by, delivery string) {
 	t.Helper()
-	err := r.bus.PublishPull(context.Background(), events.PullEvent{
+	err := r.bus.Queue().PublishPull(context.Background(), events.PullEvent{
 		Version: events.Version, Repo: events.Repo{Owner: owner, Name: repoName},
 		Number: number, HeadSHA: sha, Delivery: delivery, LabeledBy: by,
 	})
@@ -37,7 +37,7 @@ func (r *rig) settled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for {
-		c, err := r.bus.JetStream().Consumer(ctx, events.DefaultStream, events.PullConsumer)
+		c, err := r.js.Consumer(ctx, events.DefaultStream, events.PullConsumer)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +256,7 @@ func TestInvalidEventEndsAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.bus.JetStream().Publish(context.Background(), events.PullSubject(repo), data); err != nil {
+	if _, err := r.js.Publish(context.Background(), events.PullSubject(repo), data); err != nil {
 		t.Fatal(err)
 	}
 	r.published.Add(1)

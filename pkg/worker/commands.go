@@ -38,8 +38,8 @@ type CombinedStatusGetter interface {
 
 // RerunQueue is what comment commands need of JetStream: the build of a
 // head, re-run numbers and the publication of their first attempts, and
-// the pull event that builds a head /ok-to-test approved. events.Bus has
-// it.
+// the pull event that builds a head /ok-to-test approved. An
+// events.Registry and an events.Queue have it together.
 type RerunQueue interface {
 	BuildOf(ctx context.Context, repo events.Repo, pull int, sha string) (int, bool, error)
 	ClaimReruns(ctx context.Context, repo events.Repo, pull, build int, tests []string, claimant string) (map[string]int, error)

@@ -16,13 +16,13 @@ import (
 )
 
 // RecordWatcher delivers every build record as it changes, on every box;
-// events.Bus has it.
+// events.Records has it.
 type RecordWatcher interface {
 	WatchBuilds(ctx context.Context, fn func(events.BuildRecord)) error
 }
 
-// RecentRecords reads a repository's latest build records; events.Bus has
-// it.
+// RecentRecords reads a repository's latest build records;
+// events.Records has it.
 type RecentRecords interface {
 	RecentBuilds(ctx context.Context, repo events.Repo, n int) ([]events.BuildRecord, error)
 }

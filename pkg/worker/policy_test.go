@@ -183,7 +183,7 @@ func TestClosingThePullStopsItsRunningTest(t *testing.T) {
 		return strings.HasPrefix(s.GetDescription(), "running")
 	})
 	// What the receiver announces on a "closed" delivery.
-	err := r.bus.AnnounceHead(events.HeadAnnouncement{Repo: events.Repo{Owner: owner, Name: repoName}, Number: pr.GetNumber(), SHA: sha, Closed: true})
+	err := r.bus.Heads().AnnounceHead(events.HeadAnnouncement{Repo: events.Repo{Owner: owner, Name: repoName}, Number: pr.GetNumber(), SHA: sha, Closed: true})
 	if err != nil {
 		t.Fatal(err)
 	}

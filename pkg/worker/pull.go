@@ -29,14 +29,7 @@ func (w *Worker) HandlePull(ctx context.Context, d *events.Delivery[events.PullE
 	log := w.log.With(ev.LogAttrs()...)
 	stop := d.KeepAlive(ctx)
 	defer stop()
-	var err error
-	if d.LastChance() {
-		err = w.abandonPull(ctx, log, ev, d.NumDelivered)
-	} else {
-		err = w.handlePull(ctx, log, ev)
-	}
-	w.opts.Metrics.pullHandled(err)
-	settle(ctx, log, d, err)
+	apply(ctx, log, d, w.decidePull(ctx, log, ev, d.NumDelivered, d.LastChance()))
 }
 
 func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.PullEvent) error {

@@ -22,8 +22,8 @@ import (
 // head up to date: the worker calls it at every change of a
 // test's state, after the test's own status is set.
 
-// BuildRecords keeps one record per build, shared by every box; events.Bus
-// has it.
+// BuildRecords keeps one record per build, shared by every box;
+// events.Records has it.
 type BuildRecords interface {
 	UpdateBuild(ctx context.Context, k events.BuildKey, change func(*events.BuildRecord) error) (events.BuildRecord, error)
 	BuildRecord(ctx context.Context, k events.BuildKey) (events.BuildRecord, error)

@@ -77,7 +77,7 @@ func TestApplyChange(t *testing.T) {
 }
 
 // withRecords turns on build records, pages and the summary status.
-func withRecords(o *Options) { o.Records = o.Queue.(*events.Bus) }
+func withRecords(o *Options) { o.Records = o.Queue.(busQueue).bus.Records() }
 
 func TestBuildPagesAndSummaryFollowTheBuild(t *testing.T) {
 	t.Parallel()

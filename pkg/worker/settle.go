@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/status"
 )
@@ -33,35 +32,7 @@ func handBackDelay(err error, delivered uint64) time.Duration {
 }
 
 // settle acks, hands back or terminates d according to err, the outcome of
-// its handling. It is the one place a job's error is logged.
+// its handling, as judgeError classifies it.
 func settle[T any](ctx context.Context, log *slog.Logger, d *events.Delivery[T], err error) {
-	var perm permanentError
-	switch {
-	case err == nil:
-		// The work is done and reported: the ack must go out even when
-		// the grace period after SIGTERM has just ended.
-		if err := d.Ack(context.WithoutCancel(ctx)); err != nil {
-			log.Error("acknowledging job", "err", err)
-		}
-	case ctx.Err() != nil:
-		// Shutting down: hand the job back at once for another worker.
-		log.Info("handing job back on shutdown", "err", err)
-		if err := d.Nak(0); err != nil {
-			log.Error("handing job back", "err", err)
-		}
-	case errors.As(err, &perm), errors.Is(err, status.ErrRejected), errors.Is(err, status.ErrInvalid),
-		errors.Is(err, events.ErrInvalidEvent), errors.Is(err, artifacts.ErrInvalid):
-		// Input the one rule refuses (an owner, a name, a commit id)
-		// stays refused: it ends now, not after MaxDeliver hand-backs.
-		log.Error("job can never succeed; terminating it", "err", err)
-		if err := d.Term(err.Error()); err != nil {
-			log.Error("terminating job", "err", err)
-		}
-	default:
-		delay := handBackDelay(err, d.NumDelivered)
-		log.Warn("job failed; handing it back", "err", err, "retry_in", delay)
-		if err := d.Nak(delay); err != nil {
-			log.Error("handing job back", "err", err)
-		}
-	}
+	apply(ctx, log, d, judgeError(ctx, err, d.NumDelivered))
 }

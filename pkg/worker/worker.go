@@ -61,7 +61,8 @@ type GitHub interface {
 
 // Queue is what handling a pull needs of JetStream: build numbers, the
 // publication of test attempts and the approval record of each pull
-// request (which head commit who approved). events.Bus has it.
+// request (which head commit who approved). An events.Registry, an
+// events.Queue and events.Heads have it together.
 type Queue interface {
 	ClaimBuildFor(ctx context.Context, repo events.Repo, pull int, sha, claimant string, rebuild bool) (events.Claim, error)
 	MarkQueued(ctx context.Context, repo events.Repo, pull int, sha string, build int) error
@@ -112,7 +113,7 @@ type Options struct {
 }
 
 // RunningRecorder records a test attempt as running until done is called;
-// events.Bus has it. An error leaves the attempt to run unrecorded.
+// events.Attempts has it. An error leaves the attempt to run unrecorded.
 type RunningRecorder interface {
 	MarkRunning(ctx context.Context, a events.RunningAttempt) (done func(), err error)
 }

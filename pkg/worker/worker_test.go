@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-github/v88/github"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
@@ -53,6 +55,7 @@ fi
 type rig struct {
 	gh  *fakegithub.Server
 	bus *events.Bus
+	js  jetstream.JetStream // the test's own view of the stream
 	ws  *artifacts.Workspace
 	// published counts the pull events published, for settled.
 	published atomic.Uint64
@@ -96,6 +99,15 @@ func newRig(t *testing.T, tweaks ...func(*Options)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ws, err := artifacts.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +117,7 @@ func newRig(t *testing.T, tweaks ...func(*Options)) *rig {
 		Evaluator: &pipeline.Evaluator{Python: python()},
 		Runner:    &pipeline.Runner{},
 		GitHub:    tokenGitHub{gh},
-		Queue:     bus,
+		Queue:     queueOf(bus),
 		HTTPRoot:  httpRoot,
 	}
 	for _, tweak := range tweaks {
@@ -118,15 +130,15 @@ func newRig(t *testing.T, tweaks ...func(*Options)) *rig {
 	slots := events.NewSlots(4)
 	var wg sync.WaitGroup
 	if opts.Records != nil {
-		keeper, err := NewPageKeeper(PageKeeperOptions{Workspace: ws, Watch: bus, Records: bus, Interval: 50 * time.Millisecond})
+		keeper, err := NewPageKeeper(PageKeeperOptions{Workspace: ws, Watch: bus.Records(), Records: bus.Records(), Interval: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
 		wg.Go(func() { keeper.Run(ctx) })
 	}
-	wg.Go(func() { bus.ConsumePulls(ctx, slots, w.HandlePull) })
-	wg.Go(func() { bus.ConsumeTests(ctx, slots, w.HandleTest) })
-	stopWatch, err := bus.WatchHeads(w.HeadChanged)
+	wg.Go(func() { bus.Queue().ConsumePulls(ctx, slots, w.HandlePull) })
+	wg.Go(func() { bus.Queue().ConsumeTests(ctx, slots, w.HandleTest) })
+	stopWatch, err := bus.Heads().WatchHeads(w.HeadChanged)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +151,7 @@ func newRig(t *testing.T, tweaks ...func(*Options)) *rig {
 	if _, err := gh.CreateRepo(owner, repoName); err != nil {
 		t.Fatal(err)
 	}
-	return &rig{gh: gh, bus: bus, ws: ws, w: w}
+	return &rig{gh: gh, bus: bus, js: js, ws: ws, w: w}
 }
 
 // openPull commits files on a branch and opens a pull request from it.
@@ -160,7 +172,7 @@ func (r *rig) openPull(t *testing.T, files map[string]string) *github.PullReques
 
 func (r *rig) publish(t *testing.T, number int, sha, delivery string) {
 	t.Helper()
-	err := r.bus.PublishPull(context.Background(), events.PullEvent{
+	err := r.bus.Queue().PublishPull(context.Background(), events.PullEvent{
 		Version: events.Version, Repo: events.Repo{Owner: owner, Name: repoName},
 		Number: number, HeadSHA: sha, Delivery: delivery,
 	})
@@ -337,7 +349,7 @@ func TestTestOfASupersededHeadIsNotRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A test job for the old head, as if queued before the push.
-	err = r.bus.PublishTest(context.Background(), events.TestJob{
+	err = r.bus.Queue().PublishTest(context.Background(), events.TestJob{
 		Version: events.Version, Repo: events.Repo{Owner: owner, Name: repoName},
 		Number: pr.GetNumber(), HeadSHA: old, Build: 1, Attempt: 1,
 		Test: events.TestSpec{Name: "t", Command: "touch ../../ran-$YCI_SHA"},
@@ -385,3 +397,14 @@ func TestFinalStatusGitHubRefusesIsSentLaterWithoutRerunningTheTest(t *testing.T
 		t.Errorf("the test ran %d times, want once", n)
 	}
 }
+
+// busQueue is the worker's Queue made of a Bus's parts, as cmd/worker
+// wires it; bus is kept for the other parts a test turns on.
+type busQueue struct {
+	*events.Queue
+	*events.Registry
+	*events.Heads
+	bus *events.Bus
+}
+
+func queueOf(b *events.Bus) busQueue { return busQueue{b.Queue(), b.Registry(), b.Heads(), b} }
