@@ -52,10 +52,11 @@ type BudgetOptions struct {
 //   - sends every other test state at once, and in order per context: an
 //     older state never lands after a newer one;
 //   - writes the summary context "yci" of a head only when it changed, and
-//     at most once per SummaryInterval: a pending summary too soon after a
-//     pending one is sent when the interval ends, in the background, unless
-//     a newer one overtakes it first; a final one waits its turn and is
-//     then sent;
+//     at most once per SummaryInterval: a summary too soon after another
+//     is sent when the interval ends, in the background (the caller, a
+//     test holding a worker slot, never waits for it), unless a newer one
+//     overtakes it first; a final one still waiting when the Budget is
+//     closed is sent at once;
 //   - makes every write to an account wait out a rate limit (429, or 403
 //     with Retry-After or X-RateLimit-Remaining 0) any of them met, final
 //     states first.
@@ -284,7 +285,10 @@ func (b *Budget) submitSummary(ctx context.Context, s Status, deliver deliverFun
 			b.stats.Unchanged++
 			b.mu.Unlock()
 			return nil
-		case !k.last.Final() && !s.Final() && b.clock.Now().Sub(k.sentAt) < b.gap:
+		case b.clock.Now().Sub(k.sentAt) < b.gap:
+			// The caller is a test's handler holding a worker slot: it
+			// must not wait out the interval, neither before its test
+			// runs nor before its message is acked.
 			trailing = !b.closed
 		}
 	}
@@ -295,9 +299,9 @@ func (b *Budget) submitSummary(ctx context.Context, s Status, deliver deliverFun
 		wait = k.sentAt.Add(b.gap).Sub(b.clock.Now())
 	}
 	if trailing {
-		// A pending summary too soon after another goes when the interval
-		// ends, unless a newer one overtakes it first; the caller does not
-		// wait for it.
+		// A summary too soon after another goes when the interval ends,
+		// unless a newer one overtakes it first; the caller does not wait
+		// for it.
 		b.pending.Add(1)
 		b.mu.Unlock()
 		go func() {
@@ -317,8 +321,14 @@ func (b *Budget) submitSummary(ctx context.Context, s Status, deliver deliverFun
 func (b *Budget) summaryAfter(ctx context.Context, key string, k *keyState, seq uint64, s Status, wait time.Duration, late bool, deliver deliverFunc) error {
 	if wait > 0 && b.gap > 0 {
 		if err := b.sleep(ctx, wait); err != nil {
-			b.release(key, k)
-			return err
+			if !late || !s.Final() {
+				b.release(key, k)
+				return err
+			}
+			// Close cut the interval short: a final summary goes now
+			// (bounded by the Reporter's own timeouts), or the head
+			// would stay pending.
+			ctx = context.WithoutCancel(ctx)
 		}
 	}
 	b.mu.Lock()

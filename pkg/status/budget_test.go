@@ -141,17 +141,13 @@ func TestBudgetPacesTheSummary(t *testing.T) {
 	b.mustSet("", status.Pending, "3/4 done", false)
 	b.clock.WaitTimers(2)
 
-	// A final summary overtakes them too; it waits for the interval, then
-	// goes.
-	done := make(chan error, 1)
-	go func() { done <- b.set("", status.Success, "4/4 passed", false) }()
+	// A final summary overtakes them too; it goes at the interval's end,
+	// and its caller (a test holding a worker slot) does not wait for it.
+	b.mustSet("", status.Success, "4/4 passed", false)
 	b.clock.WaitTimers(3)
 	b.check("yci pending 0/4 done", "yci pending 1/4 done")
 	b.clock.Advance(gap)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	b.check("yci pending 0/4 done", "yci pending 1/4 done", "yci success 4/4 passed")
+	b.waitSent("yci pending 0/4 done", "yci pending 1/4 done", "yci success 4/4 passed")
 
 	// Pending again (a re-run) after the interval: sent at once.
 	b.clock.Advance(gap)
@@ -241,4 +237,21 @@ func TestBudgetSendsALateSummaryAsItStandsThen(t *testing.T) {
 	b.clock.WaitTimers(1)
 	b.clock.Advance(gap)
 	b.waitSent("yci pending 0/2 done", "yci success 2/2 passed")
+}
+
+// A test's handler sets the summary while it holds a worker slot, before
+// its test runs and before its message is acked: a summary within the
+// interval must not keep it waiting (re-runs once started on the
+// interval's grid), and a final one still waiting when the Budget closes
+// goes at once rather than leaving the head pending.
+func TestBudgetSummaryNeverBlocksItsCaller(t *testing.T) {
+	t.Parallel()
+	b := newBudgeted(t)
+	b.mustSet("", status.Failure, "1/2 failed", false)
+	b.mustSet("", status.Pending, "re-running 1 test", false) // pending after final, too soon
+	b.clock.WaitTimers(1)
+	b.mustSet("", status.Success, "2/2 passed", false) // final after pending, too soon
+	b.check("yci failure 1/2 failed")
+	b.budget.Close()
+	b.check("yci failure 1/2 failed", "yci success 2/2 passed")
 }

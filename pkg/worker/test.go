@@ -64,6 +64,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	if stale != "" {
 		log.Info("dropping test", "reason", stale)
 		st.State, st.Description, st.Conclusion = status.Error, status.Errored("not run: "+stale), status.ConclusionCancelled
+		st.TargetURL = w.droppedTestURL(b, job)
 		if pr.GetHead().GetSHA() != job.HeadSHA && pr.GetState() == "open" {
 			st.Description = status.Superseded(pr.GetHead().GetSHA())
 		}
@@ -294,4 +295,16 @@ func withoutPaths(err error) string {
 		return strings.Replace(err.Error(), pe.Error(), pe.Op+": "+pe.Err.Error(), 1)
 	}
 	return err.Error()
+}
+
+// droppedTestURL is what the status of a test dropped before it ran links
+// to: its log when an earlier attempt wrote one on this box, else the
+// build's page, never a log that does not exist.
+func (w *Worker) droppedTestURL(b artifacts.Build, job events.TestJob) string {
+	if path, err := w.opts.Workspace.RunLogPath(b, job.Test.Name, job.Rerun); err == nil {
+		if _, err := os.Stat(path); err == nil {
+			return w.runLogURL(b, job.Test.Name, job.Rerun)
+		}
+	}
+	return w.pageURL(buildKey(job.Repo, job.Number, job.Build))
 }

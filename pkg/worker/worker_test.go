@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -360,6 +361,10 @@ func TestTestOfASupersededHeadIsNotRun(t *testing.T) {
 	s := r.waitFinal(t, old, "yci/t")["yci/t"]
 	if s.GetState() != "error" || !strings.Contains(s.GetDescription(), newer[:7]) {
 		t.Errorf("status %s %q, want error naming the newer head", s.GetState(), s.GetDescription())
+	}
+	// It never ran, so it has no out.txt: the link is the build's page.
+	if u := s.GetTargetURL(); !strings.HasSuffix(u, "/pulls/"+strconv.Itoa(pr.GetNumber())+"/1/index.html") {
+		t.Errorf("the dropped test links %q, want the build page (it has no log)", u)
 	}
 	dir, _ := r.ws.BuildDir(artifacts.Build{Owner: owner, Repo: repoName, Pull: pr.GetNumber(), Number: 1})
 	if exists(filepath.Join(dir, "ran-"+old)) {
