@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // buildsMarker is written in every directory that holds local builds. A
@@ -105,6 +106,14 @@ func copyFile(src, dst string, mode fs.FileMode) error {
 		return err
 	}
 	defer in.Close()
+	if mode&0o111 != 0 {
+		// No process may fork while an executable is open for writing: a
+		// child would hold the descriptor until its exec, and a test
+		// starting the copy meanwhile fails with "text file busy" (Go
+		// issue 22315). Tests of other copies start alongside this one.
+		syscall.ForkLock.RLock()
+		defer syscall.ForkLock.RUnlock()
+	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return err
