@@ -251,7 +251,8 @@ func TestDecidePull(t *testing.T) {
 }
 
 // decideWorker is a Worker whose GitHub and queue are the in-memory fakes
-// tc describes. Its workspace is a real directory that no case reaches.
+// tc describes. Its workspace is a real directory; only failed
+// preparations write to it (their preparation log).
 func decideWorker(t *testing.T, tc decideCase) (*Worker, *fakeQueue, *fakeStatuses) {
 	t.Helper()
 	ws, err := artifacts.Open(t.TempDir())
