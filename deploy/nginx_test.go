@@ -162,6 +162,9 @@ func symlink(t *testing.T, target, link string) {
 	}
 }
 
+// prepSHA is the head commit of the fixture's preparation log.
+const prepSHA = "0123456789abcdef0123456789abcdef01234567"
+
 // secret marks every file of the fixture that must never be served.
 const secret = "SECRET"
 
@@ -183,6 +186,8 @@ func workspaceFixture(t *testing.T) string {
 		"o/r/pulls/1/2/foo-x/source/out.txt":         secret + " out.txt in the working copy",
 		"o/.github/pulls/3/1/lint.py3.11/out.txt":    "log of lint.py3.11\n",
 		"o/r/pulls/1/2/foo-x/rerun-1/out.txt":        "log of foo-x re-run 1\n",
+		"o/r/pulls/1/prepare-" + prepSHA + ".txt":    "preparing " + prepSHA + "\n",
+		"o/r/pulls/1/prepare-" + prepSHA + ".env":    secret + " not a preparation log",
 		"o/r/pulls/1/2/foo-x/rerun-1/source/out.txt": secret + " out.txt in a re-run's working copy",
 		"o/r/pulls/1/2/foo-x/rerun-1/.env":           secret + " dotfile beside a re-run's log",
 		".git/config":                                secret + " git config at the root",
@@ -213,6 +218,7 @@ func TestNginxServesLogsOnly(t *testing.T) {
 		{"short_symlink_name_serves_its_log", "/o/r/1-2-foo-x-out.txt", "log of foo-x\n"},
 		{"repository_starting_with_a_dot", "/o/.github/pulls/3/1/lint.py3.11/out.txt", "log of lint.py3.11\n"},
 		{"re_run_log_beside_the_first", "/o/r/pulls/1/2/foo-x/rerun-1/out.txt", "log of foo-x re-run 1\n"},
+		{"preparation_log_of_a_head", "/o/r/pulls/1/prepare-" + prepSHA + ".txt", "preparing " + prepSHA + "\n"},
 	}
 	for _, tc := range served {
 		t.Run(tc.name, func(t *testing.T) {
@@ -264,6 +270,8 @@ func TestNginxServesLogsOnly(t *testing.T) {
 		{"re_run_zero_is_not_a_re_run", "GET", "/o/r/pulls/1/2/foo-x/rerun-0/out.txt"},
 		{"re_run_of_the_build_checkout", "GET", "/o/r/pulls/1/2/source/rerun-1/out.txt"},
 		{"dot_dot_from_a_re_run_into_the_working_copy", "GET", "/o/r/pulls/1/2/foo-x/rerun-1/../source/out.txt"},
+		{"preparation_log_by_another_extension", "GET", "/o/r/pulls/1/prepare-" + prepSHA + ".env"},
+		{"preparation_log_of_a_short_sha", "GET", "/o/r/pulls/1/prepare-abc.txt"},
 		{"writing_a_log", "PUT", "/o/r/pulls/1/2/foo-x/out.txt"},
 		{"deleting_a_log", "DELETE", "/o/r/pulls/1/2/foo-x/out.txt"},
 	}

@@ -98,6 +98,9 @@ func (w *Workspace) cleanRepo(ctx context.Context, owner, repo string, cutoff ti
 				errs = append(errs, err)
 			}
 		}
+		if err := removeOldPrepareLogs(prDir, cutoff); err != nil {
+			errs = append(errs, err)
+		}
 		if err := os.Remove(prDir); err != nil && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("removing empty pull directory: %w", err))
 		}

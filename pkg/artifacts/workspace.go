@@ -10,6 +10,7 @@
 //	<owner>/<repo>/pulls/<pr>/<build>/<name>/source/  the test's own working copy
 //	<owner>/<repo>/pulls/<pr>/<build>/<name>/out.txt
 //	<owner>/<repo>/<pr>-<build>-<name>-out.txt   relative symlink to that out.txt
+//	<owner>/<repo>/pulls/<pr>/prepare-<sha>.txt  log of failed attempts to prepare a head commit
 //
 // Every path is built from validated names only, and directories are created
 // without following symlinks, so nothing derived from outside data (owners,

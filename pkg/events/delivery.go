@@ -66,6 +66,10 @@ func (d *Delivery[T]) LastChance() bool {
 	return d.NumDelivered >= uint64(d.maxDeliver)
 }
 
+// MaxDeliver is how many deliveries JetStream makes of this message at
+// most; the last of them is LastChance.
+func (d *Delivery[T]) MaxDeliver() int { return d.maxDeliver }
+
 // Settled reports whether Ack, Nak or Term has succeeded.
 func (d *Delivery[T]) Settled() bool {
 	d.mu.Lock()

@@ -73,6 +73,21 @@ func Superseded(newSHA string) string {
 	return truncate("stopped: superseded by " + shortSHA(oneLine(newSHA)))
 }
 
+// PreparingFailed describes a head commit whose build could not be
+// prepared (mirror, checkout, .yci.py) on attempt of attempts, and that
+// is tried again: reason is made one line and cut so the whole fits.
+func PreparingFailed(attempt, attempts int, reason string) string {
+	head := fmt.Sprintf("preparing failed (attempt %d of %d): ", attempt, attempts)
+	const tail = "; retrying"
+	return truncate(head + cut(oneLine(reason), MaxDescription-len(head)-len(tail)) + tail)
+}
+
+// GaveUpPreparing describes a head commit whose build could not be
+// prepared in attempts attempts, and is no longer tried.
+func GaveUpPreparing(attempts int) string {
+	return truncate(fmt.Sprintf("error: gave up preparing the build after %d attempts; see the preparation log", attempts))
+}
+
 // ApprovalNeeded describes a head commit that is not built until someone
 // with write access approves it, by commenting /ok-to-test or by adding
 // label. An approval covers one commit: after a new push the comment is

@@ -67,6 +67,11 @@ func describeCases() map[string][]describeCase {
 			{"full sha is abbreviated", Superseded("89abcdef0123456789abcdef0123456789abcdef")},
 			{"short sha is kept", Superseded("89abc")},
 		},
+		"preparing": {
+			{"fetch refused", PreparingFailed(1, 9, "updating mirror: git fetch: fatal: unable to access 'https://github.example/acme/widget.git/': Connection refused")},
+			{"huge reason is cut but still says it retries", PreparingFailed(3, 9, huge)},
+			{"gave up", GaveUpPreparing(9)},
+		},
 		"approval": {
 			{"default label", ApprovalNeeded("ok-to-test")},
 			{"huge label is cut", ApprovalNeeded(huge)},

@@ -58,12 +58,15 @@ func TestJobsThatKeepCrashingWorkersEndAsErrors(t *testing.T) {
 	})
 	t.Run("pull_event", func(t *testing.T) {
 		ev := events.PullEvent{Repo: repo, Number: 7, HeadSHA: sha}
-		if err := w.abandonPull(ctx, log, ev, 10); err != nil {
+		if err := w.abandonPull(ctx, log, ev, prepAttempt{delivered: 10, maxDeliver: 10}); err != nil {
 			t.Fatal(err)
 		}
 		s := gh.LatestStatuses(owner, repoName, sha)["yci"]
-		if s.GetState() != "error" || !strings.Contains(s.GetDescription(), "gave up after 10") {
+		if s.GetState() != "error" || !strings.Contains(s.GetDescription(), "gave up preparing the build after 9 attempts") {
 			t.Errorf("status %s %q, want error saying it gave up", s.GetState(), s.GetDescription())
+		}
+		if want := "/" + owner + "/" + repoName + "/pulls/7/prepare-" + sha + ".txt"; !strings.HasSuffix(s.GetTargetURL(), want) {
+			t.Errorf("target URL %q, want one ending in %s", s.GetTargetURL(), want)
 		}
 	})
 }

@@ -57,20 +57,28 @@ func judgeError(ctx context.Context, err error, delivered uint64) Verdict {
 	}
 }
 
-// decidePull handles the delivered-th delivery of a pull event: on the
-// last delivery it gives up with an error status instead of trying again
-// (an attempt that crashed every worker before would crash this one
-// too), and otherwise builds the head commit. Its Verdict says how the
-// delivery ends.
-func (w *Worker) decidePull(ctx context.Context, log *slog.Logger, ev events.PullEvent, delivered uint64, last bool) Verdict {
-	var err error
-	if last {
-		err = w.abandonPull(ctx, log, ev, delivered)
-	} else {
-		err = w.handlePull(ctx, log, ev)
+// decidePull handles one delivery of a pull event: on the last delivery
+// it gives up with an error status linking to the head's preparation log
+// instead of trying again (an attempt that crashed every worker before
+// would crash this one too), and otherwise builds the head commit. An
+// attempt that fails (other than by shutdown) is written to the
+// preparation log and, when it is handed back, shown at once as the
+// pending yci summary with its reason. Its Verdict says how the delivery
+// ends.
+func (w *Worker) decidePull(ctx context.Context, log *slog.Logger, ev events.PullEvent, a prepAttempt) Verdict {
+	if a.last() {
+		err := w.abandonPull(ctx, log, ev, a)
+		w.opts.Metrics.pullHandled(err)
+		return judgeError(ctx, err, a.delivered)
 	}
+	var p prepLog
+	err := w.handlePull(ctx, log, ev, &p)
 	w.opts.Metrics.pullHandled(err)
-	return judgeError(ctx, err, delivered)
+	v := judgeError(ctx, err, a.delivered)
+	if v.Outcome != Done && ctx.Err() == nil {
+		w.recordPrepFailure(ctx, log, ev, a, &p, v)
+	}
+	return v
 }
 
 // apply settles d as v decided. It is the one place a job's error is

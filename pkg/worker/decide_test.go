@@ -69,7 +69,7 @@ func (f *fakeStatuses) descriptions() []string {
 	defer f.mu.Unlock()
 	var out []string
 	for _, s := range f.all {
-		out = append(out, s.GetContext()+": "+s.GetState()+" "+s.GetDescription())
+		out = append(out, s.GetContext()+": "+s.GetState()+" "+s.GetDescription()+" <"+s.GetTargetURL()+">")
 	}
 	return out
 }
@@ -159,6 +159,9 @@ const (
 	decideNewer = "2222222222222222222222222222222222222222"
 )
 
+// prepareURL is where the preparation log of decideSHA is served.
+var prepareURL = strings.TrimSuffix(httpRoot, "/") + "/acme/widget/pulls/3/prepare-" + decideSHA + ".txt"
+
 func openPull(state, head, author string) *github.PullRequest {
 	return &github.PullRequest{
 		Number: github.Ptr(3), State: github.Ptr(state),
@@ -180,7 +183,6 @@ type decideCase struct {
 	claim     events.Claim
 	claimErr  error
 	delivered uint64
-	last      bool
 	cancelled bool
 
 	want       Outcome
@@ -197,8 +199,9 @@ func TestDecidePull(t *testing.T) {
 			want: HandBack, wantDelay: 15 * time.Second},
 		{name: "the_hand_back_delay_grows_with_deliveries", instErr: errors.New("token endpoint down"), delivered: 3,
 			want: HandBack, wantDelay: 45 * time.Second},
-		{name: "github_outage_reading_the_pull_is_handed_back", status: http.StatusBadGateway, delivered: 1,
-			want: HandBack, wantDelay: 15 * time.Second},
+		{name: "github_outage_reading_the_pull_is_handed_back_and_shown_at_once", status: http.StatusBadGateway, delivered: 1,
+			want: HandBack, wantDelay: 15 * time.Second,
+			wantStatus: "yci: pending preparing failed (attempt 1 of 9): reading pull request acme/widget#3: GET https://api.github.invalid/repos/acme/widget/pulls/3:…; retrying <" + prepareURL + ">"},
 		{name: "deleted_pull_404_terminates", status: http.StatusNotFound, want: Terminate},
 		{name: "closed_pull_is_done_without_a_build", pull: openPull("closed", decideSHA, "alice"), want: Done},
 		{name: "superseded_head_is_done_without_a_build", pull: openPull("open", decideNewer, "alice"), want: Done},
@@ -207,11 +210,12 @@ func TestDecidePull(t *testing.T) {
 		{name: "head_already_built_is_done_and_not_queued_again", pull: openPull("open", decideSHA, "alice"), level: "write",
 			claim: events.Claim{Build: 4}, want: Done, wantCalls: "ClaimBuildFor"},
 		{name: "claim_failure_is_handed_back", pull: openPull("open", decideSHA, "alice"), level: "admin",
-			claimErr: errors.New("nats timeout"), delivered: 2, want: HandBack, wantDelay: 30 * time.Second, wantCalls: "ClaimBuildFor"},
+			claimErr: errors.New("nats timeout"), delivered: 2, want: HandBack, wantDelay: 30 * time.Second, wantCalls: "ClaimBuildFor",
+			wantStatus: "yci: pending preparing failed (attempt 2 of 9): claiming a build number: nats timeout; retrying <" + prepareURL + ">"},
 		{name: "shutdown_hands_back_at_once", pull: openPull("open", decideSHA, "alice"), level: "write",
 			claimErr: context.Canceled, cancelled: true, want: HandBack, wantCalls: "ClaimBuildFor"},
-		{name: "last_delivery_gives_up_with_an_error_status", last: true, delivered: 10,
-			want: Done, wantStatus: "yci: error error: gave up after 10 attempts"},
+		{name: "last_delivery_gives_up_with_an_error_status_linking_the_log", delivered: 10,
+			want: Done, wantStatus: "yci: error error: gave up preparing the build after 9 attempts; see the preparation log <" + prepareURL + ">"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -227,7 +231,7 @@ func TestDecidePull(t *testing.T) {
 				cancel()
 			}
 
-			v := w.decidePull(ctx, w.log, ev, max(tc.delivered, 1), tc.last)
+			v := w.decidePull(ctx, w.log, ev, prepAttempt{delivered: max(tc.delivered, 1), maxDeliver: 10})
 
 			if v.Outcome != tc.want || v.Delay != tc.wantDelay {
 				t.Errorf("verdict %v after %v, err %v; want %v after %v", v.Outcome, v.Delay, v.Err, tc.want, tc.wantDelay)
@@ -247,7 +251,8 @@ func TestDecidePull(t *testing.T) {
 }
 
 // decideWorker is a Worker whose GitHub and queue are the in-memory fakes
-// tc describes. Its workspace is a real directory that no case reaches.
+// tc describes. Its workspace is a real directory; only failed
+// preparations write to it (their preparation log).
 func decideWorker(t *testing.T, tc decideCase) (*Worker, *fakeQueue, *fakeStatuses) {
 	t.Helper()
 	ws, err := artifacts.Open(t.TempDir())

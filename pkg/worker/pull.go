@@ -29,19 +29,22 @@ func (w *Worker) HandlePull(ctx context.Context, d *events.Delivery[events.PullE
 	log := w.log.With(ev.LogAttrs()...)
 	stop := d.KeepAlive(ctx)
 	defer stop()
-	apply(ctx, log, d, w.decidePull(ctx, log, ev, d.NumDelivered, d.LastChance()))
+	apply(ctx, log, d, w.decidePull(ctx, log, ev, prepAttempt{delivered: d.NumDelivered, maxDeliver: uint64(d.MaxDeliver())}))
 }
 
-func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.PullEvent) error {
+// handlePull prepares ev's head commit, recording each step in p.
+func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.PullEvent, p *prepLog) error {
 	// Nothing publishes such an event (every edge validates with the same
 	// rule), but one from an older receiver ends here, at once.
 	if err := errors.Join(ev.Repo.Validate(), events.ValidatePull(ev.Number), events.ValidateSHA(ev.HeadSHA)); err != nil {
 		return permanent(fmt.Errorf("refusing pull event: %w", err))
 	}
+	p.step("authenticating for installation %d", ev.Installation)
 	inst, err := w.opts.GitHub.Installation(ctx, ev.Installation)
 	if err != nil {
 		return fmt.Errorf("authenticating for installation %d: %w", ev.Installation, err)
 	}
+	p.step("reading pull request #%d", ev.Number)
 	pull, stale, err := w.openPullRaw(ctx, inst, ev.Repo, ev.Number, ev.HeadSHA)
 	if err != nil {
 		return err
@@ -54,11 +57,13 @@ func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.Pul
 	if !v.build || err != nil {
 		return err
 	}
+	p.step("claiming a build number")
 	claim, err := w.opts.Queue.ClaimBuildFor(ctx, ev.Repo, ev.Number, ev.HeadSHA, ev.MsgID(), ev.Rebuild)
 	if err != nil {
 		return fmt.Errorf("claiming a build number: %w", err)
 	}
 	log = log.With("build", claim.Build)
+	p.step("build %d", claim.Build)
 	if !claim.Mine {
 		log.Info("head commit already built")
 		w.pullOpen(ctx, log, ev.Repo, ev.Number)
@@ -75,7 +80,7 @@ func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.Pul
 			}
 		}
 	}
-	return w.queueBuild(ctx, log, inst, pull, ev, claim)
+	return w.queueBuild(ctx, log, inst, pull, ev, claim, p)
 }
 
 // setApprovedSummary replaces the "approval needed" yci status of an
@@ -102,15 +107,16 @@ func (w *Worker) setApprovedSummary(ctx context.Context, log *slog.Logger, inst 
 // queues again without "queued" statuses: tests queued before the crash
 // may have run since, and their statuses must not go back to pending (the
 // stream drops their second publication as a duplicate).
-func (w *Worker) queueBuild(ctx context.Context, log *slog.Logger, inst Installation, pull pullRequest, ev events.PullEvent, claim events.Claim) error {
+func (w *Worker) queueBuild(ctx context.Context, log *slog.Logger, inst Installation, pull pullRequest, ev events.PullEvent, claim events.Claim, p *prepLog) error {
 	b := build(ev.Repo, ev.Number, claim.Build)
-	src, err := w.checkoutBuild(ctx, inst, pull.pr, b, ev.HeadSHA)
+	src, err := w.checkoutBuild(ctx, inst, pull.pr, b, ev.HeadSHA, p)
 	if err != nil {
 		return err
 	}
 	rep := w.reporter(inst, log)
 	// .yci.py reads the pull request as GitHub's API returned it, nulls
 	// included, not as go-github's struct would encode it again.
+	p.step("evaluating .yci.py")
 	tests, err := w.opts.Evaluator.Evaluate(ctx, src, claim.Build, pull.raw)
 	var cfgErr *pipeline.ConfigError
 	if errors.As(err, &cfgErr) {
@@ -119,6 +125,7 @@ func (w *Worker) queueBuild(ctx context.Context, log *slog.Logger, inst Installa
 		return fmt.Errorf("evaluating .yci.py: %w", err)
 	} else {
 		w.recordQueued(ctx, log, rep, pull.pr, b, ev.HeadSHA, tests)
+		p.step("queuing %d tests", len(tests))
 		err = w.queueTests(ctx, rep, ev, b, tests, !claim.Fresh)
 	}
 	if err != nil {
@@ -134,11 +141,12 @@ func (w *Worker) queueBuild(ctx context.Context, log *slog.Logger, inst Installa
 // checkoutBuild brings the mirror up to date and checks out the build's
 // source, where .yci.py is evaluated. The clone URL is the base
 // repository's, as GitHub's API gives it, never one the author controls.
-func (w *Worker) checkoutBuild(ctx context.Context, inst Installation, pr *github.PullRequest, b artifacts.Build, sha string) (string, error) {
+func (w *Worker) checkoutBuild(ctx context.Context, inst Installation, pr *github.PullRequest, b artifacts.Build, sha string, p *prepLog) (string, error) {
 	cloneURL := pr.GetBase().GetRepo().GetCloneURL()
 	if cloneURL == "" {
 		return "", permanent(fmt.Errorf("pull request %s has no base clone URL", b))
 	}
+	p.step("updating the mirror from %s", cloneURL)
 	if err := w.opts.Workspace.UpdateMirror(ctx, b.Owner, b.Repo, cloneURL, inst.Git); err != nil {
 		return "", fmt.Errorf("updating mirror: %w", err)
 	}
@@ -146,6 +154,7 @@ func (w *Worker) checkoutBuild(ctx context.Context, inst Installation, pr *githu
 	if err != nil {
 		return "", permanent(err)
 	}
+	p.step("checking out %s (base branch %s)", sha, pr.GetBase().GetRef())
 	if err := w.opts.Workspace.Checkout(ctx, b, sha, pr.GetBase().GetRef(), src); err != nil {
 		return "", fmt.Errorf("checking out %s: %w", sha, err)
 	}
@@ -199,17 +208,21 @@ func (w *Worker) reportConfigError(ctx context.Context, log *slog.Logger, rep *s
 	})
 }
 
-// abandonPull ends a pull event that crashed every worker it reached with
-// an error status, rather than losing it silently.
-func (w *Worker) abandonPull(ctx context.Context, log *slog.Logger, ev events.PullEvent, delivered uint64) error {
+// abandonPull ends a pull event whose every attempt failed (or crashed
+// the worker it reached) with an error status linking to the head's
+// preparation log, rather than losing it silently. The log gets a last
+// line saying so, so the link works even when no attempt wrote to it.
+func (w *Worker) abandonPull(ctx context.Context, log *slog.Logger, ev events.PullEvent, a prepAttempt) error {
 	inst, err := w.opts.GitHub.Installation(ctx, ev.Installation)
 	if err != nil {
 		return fmt.Errorf("authenticating for installation %d: %w", ev.Installation, err)
 	}
-	log.Error("giving up on pull event", "deliveries", delivered)
+	log.Error("giving up on pull event", "deliveries", a.delivered)
+	url := w.appendPrepLog(log, ev, fmt.Appendf(nil, "%sgave up after %d attempts (attempts that crashed a worker or were handed back on shutdown count too; see the worker's log)\n",
+		pipeline.LogPrefix, a.attempts()))
 	return w.reporter(inst, log).Set(ctx, status.Status{
 		Owner: ev.Repo.Owner, Repo: ev.Repo.Name, SHA: ev.HeadSHA, Pull: ev.Number, State: status.Error,
-		Description: status.Errored(fmt.Sprintf("gave up after %d attempts to prepare the build; see worker logs", delivered)),
+		Description: status.GaveUpPreparing(int(a.attempts())), TargetURL: url,
 	})
 }
 

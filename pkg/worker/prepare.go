@@ -1,0 +1,112 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/pipeline"
+	"github.com/yourci/yourci/pkg/status"
+)
+
+// prepLog records what one attempt at preparing a head commit did (the
+// pull request read, the mirror updated, the checkout, .yci.py), so that
+// a failed attempt can be told on the head's preparation log with its
+// steps. It is kept in memory: an attempt that succeeds writes nothing.
+// A nil *prepLog records nothing.
+type prepLog struct {
+	steps []string
+}
+
+// step records one thing the attempt is about to do.
+func (p *prepLog) step(format string, args ...any) {
+	if p != nil {
+		p.steps = append(p.steps, fmt.Sprintf(format, args...))
+	}
+}
+
+// prepAttempt is one delivery of a pull event: the delivered-th of at
+// most maxDeliver, the last of which gives up instead of trying.
+type prepAttempt struct {
+	delivered, maxDeliver uint64
+}
+
+// attempts is how many deliveries try to prepare the build.
+func (a prepAttempt) attempts() uint64 { return max(a.maxDeliver, 2) - 1 }
+
+// last reports whether this delivery gives up.
+func (a prepAttempt) last() bool { return a.delivered >= a.maxDeliver }
+
+// recordPrepFailure appends a failed attempt (its steps, the reason and
+// what happens next) to the head's preparation log, and, when v hands
+// the event back, shows it at once as the pending yci summary
+// "preparing failed (attempt k of N): <reason>; retrying" linking to that
+// log. Neither is an error of the job: each is logged here and the
+// verdict stands.
+func (w *Worker) recordPrepFailure(ctx context.Context, log *slog.Logger, ev events.PullEvent, a prepAttempt, p *prepLog, v Verdict) {
+	next := "not tried again: this cannot succeed"
+	if v.Outcome == HandBack {
+		next = "trying again in " + v.Delay.String()
+	}
+	var text bytes.Buffer
+	fmt.Fprintf(&text, "%sattempt %d of %d at %s\n", pipeline.LogPrefix, a.delivered, a.attempts(), time.Now().UTC().Format(time.RFC3339))
+	for _, s := range p.steps {
+		fmt.Fprintf(&text, "%s%s\n", pipeline.LogPrefix, s)
+	}
+	fmt.Fprintf(&text, "%sfailed: %v\n%s%s\n\n", pipeline.LogPrefix, v.Err, pipeline.LogPrefix, next)
+	url := w.appendPrepLog(log, ev, text.Bytes())
+	if v.Outcome != HandBack {
+		return
+	}
+	inst, err := w.opts.GitHub.Installation(ctx, ev.Installation)
+	if err == nil {
+		err = w.reporter(inst, log).Set(ctx, status.Status{
+			Owner: ev.Repo.Owner, Repo: ev.Repo.Name, SHA: ev.HeadSHA, Pull: ev.Number, State: status.Pending,
+			Description: status.PreparingFailed(int(a.delivered), int(a.attempts()), withoutPaths(v.Err)),
+			TargetURL:   url,
+		})
+	}
+	if err != nil {
+		log.Warn("showing the failed preparation on GitHub", "err", err)
+	}
+}
+
+// appendPrepLog appends text, its secrets masked as a test's log masks
+// them, to the head's preparation log, and returns the log's address, or
+// "" when it is not served or could not be written.
+func (w *Worker) appendPrepLog(log *slog.Logger, ev events.PullEvent, text []byte) string {
+	var masked bytes.Buffer
+	mw := pipeline.NewMaskingWriter(&masked, w.secrets())
+	_, err := mw.Write(text)
+	if err == nil {
+		err = mw.Close()
+	}
+	if err == nil {
+		err = w.opts.Workspace.AppendPrepareLog(ev.Repo.Owner, ev.Repo.Name, ev.Number, ev.HeadSHA, masked.String())
+	}
+	if err != nil {
+		log.Warn("writing the preparation log", "err", err)
+		return ""
+	}
+	if w.opts.HTTPRoot == "" {
+		return ""
+	}
+	u, err := w.opts.Workspace.PrepareLogURL(w.opts.HTTPRoot, ev.Repo.Owner, ev.Repo.Name, ev.Number, ev.HeadSHA)
+	if err != nil {
+		return ""
+	}
+	return u
+}
+
+// secrets are the values no log may show: the runner's, which include
+// the installations' tokens.
+func (w *Worker) secrets() []string {
+	s := w.opts.Runner.Secrets
+	if w.opts.Runner.SecretsFrom != nil {
+		s = append(s[:len(s):len(s)], w.opts.Runner.SecretsFrom()...)
+	}
+	return s
+}
