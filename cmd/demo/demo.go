@@ -194,6 +194,16 @@ func (d *demo) retest(ctx context.Context, gh *fakegithub.Server, n int, sha str
 	d.say("\nthe first run's log is still at  %s", before.GetTargetURL())
 	d.say("the re-run's log (the status links here now): %s", after.GetTargetURL())
 	d.fetch(ctx, after.GetTargetURL(), "the re-run, done")
+	// The summary follows at most one summary interval later.
+	err = gh.WaitStatuses(ctx, owner, repo, sha, func(latest map[string]github.RepoStatus) bool {
+		sum := latest["yci"]
+		return sum.GetState() == "success"
+	})
+	if err != nil {
+		return err
+	}
+	sum := gh.LatestStatuses(owner, repo, sha)["yci"]
+	d.say("\nthe summary after the re-run:\n  yci  %s  %s  %s", sum.GetState(), sum.GetDescription(), sum.GetTargetURL())
 	return nil
 }
 

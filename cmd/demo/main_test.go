@@ -43,7 +43,8 @@ func TestDemoRunsTheWholeSystem(t *testing.T) {
 		t.Errorf("no failed summary linking to the build page, or the page's address is not printed:\n%s", final)
 	}
 	for _, want := range []string{"reaction on the comment: rocket", "queued: re-run 1 asked by @maintainer",
-		"yci/network  success", "/network/rerun-1/out.txt", "fixtures fetched; ok", "/network/out.txt"} {
+		"yci/network  success", "/network/rerun-1/out.txt", "fixtures fetched; ok", "/network/out.txt",
+		"the summary after the re-run:\n  yci  success  5 passed (2 flaky) of 5"} {
 		if !strings.Contains(retest, want) {
 			t.Errorf("the /retest part of the demo lacks %q:\n%s", want, retest)
 		}
