@@ -2,15 +2,12 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // DefaultApprovalLabel is the label with which someone who may write to a
@@ -116,7 +113,7 @@ func (r *Registry) updateApproval(ctx context.Context, repo Repo, pull int, sha 
 		if !change(&a) {
 			return nil
 		}
-		err = r.storeApproval(ctx, key, a, rev)
+		err = r.storeJSON(ctx, key, a, rev)
 		if !errors.Is(err, errConflict) {
 			return err
 		}
@@ -129,40 +126,7 @@ func (r *Registry) loadApproval(ctx context.Context, repo Repo, pull int) (Appro
 	if err := errors.Join(repo.Validate(), ValidatePull(pull)); err != nil {
 		return Approval{}, 0, err
 	}
-	key := approvalKey(repo, pull)
-	ctx, cancel := r.callContext(ctx)
-	defer cancel()
-	entry, err := r.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Approval{}, 0, nil
-	}
-	if err != nil {
-		return Approval{}, 0, fmt.Errorf("reading %s: %w", key, err)
-	}
 	var a Approval
-	if err := json.Unmarshal(entry.Value(), &a); err != nil {
-		return Approval{}, 0, fmt.Errorf("decoding %s: %w", key, err)
-	}
-	return a, entry.Revision(), nil
-}
-
-func (r *Registry) storeApproval(ctx context.Context, key string, a Approval, rev uint64) error {
-	data, err := json.Marshal(a)
-	if err != nil {
-		return fmt.Errorf("encoding %s: %w", key, err)
-	}
-	ctx, cancel := r.callContext(ctx)
-	defer cancel()
-	if rev == 0 {
-		_, err = r.kv.Create(ctx, key, data)
-	} else {
-		_, err = r.kv.Update(ctx, key, data, rev)
-	}
-	switch {
-	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
-		return fmt.Errorf("writing %s: %w", key, errConflict)
-	case err != nil:
-		return fmt.Errorf("writing %s: %w", key, err)
-	}
-	return nil
+	rev, err := r.loadJSON(ctx, approvalKey(repo, pull), &a)
+	return a, rev, err
 }

@@ -89,7 +89,7 @@ func (r *Registry) ClaimBuildFor(ctx context.Context, repo Repo, pull int, sha, 
 		rec.Last++
 		rec.SHAs[sha] = rec.Last
 		rec.Claims[sha] = shaClaim{By: claimant}
-		err = r.storePull(ctx, key, rec, rev)
+		err = r.storeJSON(ctx, key, rec, rev)
 		if err == nil {
 			return Claim{Build: rec.Last, Mine: true, Fresh: true}, nil
 		}
@@ -122,7 +122,7 @@ func (r *Registry) MarkQueued(ctx context.Context, repo Repo, pull int, sha stri
 		c := rec.Claims[sha]
 		c.Queued = true
 		rec.Claims[sha] = c
-		err = r.storePull(ctx, key, rec, rev)
+		err = r.storeJSON(ctx, key, rec, rev)
 		if err == nil {
 			return nil
 		}
@@ -163,34 +163,41 @@ func checkBuildKey(repo Repo, pull int, sha string) error {
 // loadPull reads a record and its revision; a missing record is empty with
 // revision 0.
 func (r *Registry) loadPull(ctx context.Context, key string) (pullRecord, uint64, error) {
-	ctx, cancel := r.callContext(ctx)
-	defer cancel()
-	rec := pullRecord{SHAs: map[string]int{}, Claims: map[string]shaClaim{}}
-	entry, err := r.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return rec, 0, nil
-	}
-	if err != nil {
-		return rec, 0, fmt.Errorf("reading %s: %w", key, err)
-	}
-	if err := json.Unmarshal(entry.Value(), &rec); err != nil {
-		return rec, 0, fmt.Errorf("decoding %s: %w", key, err)
-	}
+	var rec pullRecord
+	rev, err := r.loadJSON(ctx, key, &rec)
 	if rec.SHAs == nil {
 		rec.SHAs = map[string]int{}
 	}
 	if rec.Claims == nil {
 		rec.Claims = map[string]shaClaim{}
 	}
-	return rec, entry.Revision(), nil
+	return rec, rev, err
 }
 
-// errConflict is returned by storePull when another writer got there first.
+// loadJSON decodes the record at key into v and returns its revision; a
+// missing record leaves v alone and has revision 0.
+func (r *Registry) loadJSON(ctx context.Context, key string, v any) (uint64, error) {
+	ctx, cancel := r.callContext(ctx)
+	defer cancel()
+	entry, err := r.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading %s: %w", key, err)
+	}
+	if err := json.Unmarshal(entry.Value(), v); err != nil {
+		return 0, fmt.Errorf("decoding %s: %w", key, err)
+	}
+	return entry.Revision(), nil
+}
+
+// errConflict is returned by storeJSON when another writer got there first.
 var errConflict = errors.New("build record changed meanwhile")
 
-// storePull writes rec (a pull or a re-run record) if the key is still at
-// revision rev (absent when 0); otherwise it returns errConflict.
-func (r *Registry) storePull(ctx context.Context, key string, rec any, rev uint64) error {
+// storeJSON writes rec (a pull, re-run or approval record) if the key is
+// still at revision rev (absent when 0); otherwise it returns errConflict.
+func (r *Registry) storeJSON(ctx context.Context, key string, rec any, rev uint64) error {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", key, err)

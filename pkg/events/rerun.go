@@ -2,15 +2,12 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // maxRerunClaims bounds how many claimants a build's re-run record
@@ -66,7 +63,7 @@ func (r *Registry) ClaimReruns(ctx context.Context, repo Repo, pull, build int, 
 		if over := len(rec.Claims) - maxRerunClaims; over > 0 {
 			rec.Claims = rec.Claims[over:]
 		}
-		err = r.storePull(ctx, key, rec, rev)
+		err = r.storeJSON(ctx, key, rec, rev)
 		if err == nil {
 			return runs, nil
 		}
@@ -81,21 +78,10 @@ func (r *Registry) ClaimReruns(ctx context.Context, repo Repo, pull, build int, 
 // loadReruns reads a re-run record and its revision; a missing record is
 // empty with revision 0.
 func (r *Registry) loadReruns(ctx context.Context, key string) (rerunRecord, uint64, error) {
-	ctx, cancel := r.callContext(ctx)
-	defer cancel()
-	rec := rerunRecord{Last: map[string]int{}}
-	entry, err := r.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return rec, 0, nil
-	}
-	if err != nil {
-		return rec, 0, fmt.Errorf("reading %s: %w", key, err)
-	}
-	if err := json.Unmarshal(entry.Value(), &rec); err != nil {
-		return rec, 0, fmt.Errorf("decoding %s: %w", key, err)
-	}
+	var rec rerunRecord
+	rev, err := r.loadJSON(ctx, key, &rec)
 	if rec.Last == nil {
 		rec.Last = map[string]int{}
 	}
-	return rec, entry.Revision(), nil
+	return rec, rev, err
 }
