@@ -16,15 +16,6 @@ import (
 // (created, completed, requested, requested_action) runs nothing.
 const rerequested = "rerequested"
 
-// repositoryPart is the repository of a check delivery.
-type repositoryPart struct {
-	Name     string `json:"name"`
-	FullName string `json:"full_name"`
-	Owner    struct {
-		Login string `json:"login"`
-	} `json:"owner"`
-}
-
 // checkCommon is what check_run and check_suite deliveries share.
 type checkCommon struct {
 	Action     string         `json:"action"`
@@ -189,14 +180,8 @@ func (cd checkSuiteDelivery) event(delivery string) (events.CommandEvent, error)
 
 // validate refuses what no real check_run or check_suite delivery holds.
 func (cd checkCommon) validate(ev events.CommandEvent) error {
-	if err := events.ValidateOwner(ev.Repo.Owner); err != nil {
-		return &BadRequestError{Field: "repository.owner.login", Problem: err.Error()}
-	}
-	if err := events.ValidateRepoName(ev.Repo.Name); err != nil {
-		return &BadRequestError{Field: "repository.name", Problem: err.Error()}
-	}
-	if fn := cd.Repository.FullName; fn != "" && fn != ev.Repo.FullName() {
-		return &BadRequestError{Field: "repository.full_name", Problem: "does not match owner and name"}
+	if err := cd.Repository.validate(ev.Repo); err != nil {
+		return err
 	}
 	if err := events.ValidateSHA(ev.Button.SHA); err != nil {
 		return &BadRequestError{Field: "head_sha", Problem: err.Error()}

@@ -59,13 +59,7 @@ type commentDelivery struct {
 			Type  string `json:"type"`
 		} `json:"user"`
 	} `json:"comment"`
-	Repository struct {
-		Name     string `json:"name"`
-		FullName string `json:"full_name"`
-		Owner    struct {
-			Login string `json:"login"`
-		} `json:"owner"`
-	} `json:"repository"`
+	Repository   repositoryPart `json:"repository"`
 	Installation struct {
 		ID int64 `json:"id"`
 	} `json:"installation"`
@@ -120,14 +114,8 @@ func (cd commentDelivery) event(delivery string) (events.CommandEvent, error) {
 
 // validate refuses events that no real GitHub delivery could produce.
 func (cd commentDelivery) validate(ev events.CommandEvent) error {
-	if err := events.ValidateOwner(ev.Repo.Owner); err != nil {
-		return &BadRequestError{Field: "repository.owner.login", Problem: err.Error()}
-	}
-	if err := events.ValidateRepoName(ev.Repo.Name); err != nil {
-		return &BadRequestError{Field: "repository.name", Problem: err.Error()}
-	}
-	if fn := cd.Repository.FullName; fn != "" && fn != ev.Repo.FullName() {
-		return &BadRequestError{Field: "repository.full_name", Problem: "does not match owner and name"}
+	if err := cd.Repository.validate(ev.Repo); err != nil {
+		return err
 	}
 	if ev.Number < 1 {
 		return &BadRequestError{Field: "issue.number", Problem: "must be at least 1"}

@@ -35,13 +35,7 @@ type pullDelivery struct {
 			SHA string `json:"sha"`
 		} `json:"head"`
 	} `json:"pull_request"`
-	Repository struct {
-		Name     string `json:"name"`
-		FullName string `json:"full_name"`
-		Owner    struct {
-			Login string `json:"login"`
-		} `json:"owner"`
-	} `json:"repository"`
+	Repository   repositoryPart `json:"repository"`
 	Installation struct {
 		ID int64 `json:"id"`
 	} `json:"installation"`
@@ -54,6 +48,32 @@ type pullDelivery struct {
 	Changes struct {
 		Base json.RawMessage `json:"base"`
 	} `json:"changes"`
+}
+
+// repositoryPart is the repository of a delivery, as every event YourCI
+// reads names it.
+type repositoryPart struct {
+	Name     string `json:"name"`
+	FullName string `json:"full_name"`
+	Owner    struct {
+		Login string `json:"login"`
+	} `json:"owner"`
+}
+
+// validate refuses r, the delivery's repository as an event names it, when
+// no real GitHub delivery could name it: the one rule of pkg/events, and a
+// full name that agrees with owner and name.
+func (p repositoryPart) validate(r events.Repo) error {
+	if err := events.ValidateOwner(r.Owner); err != nil {
+		return &BadRequestError{Field: "repository.owner.login", Problem: err.Error()}
+	}
+	if err := events.ValidateRepoName(r.Name); err != nil {
+		return &BadRequestError{Field: "repository.name", Problem: err.Error()}
+	}
+	if p.FullName != "" && p.FullName != r.FullName() {
+		return &BadRequestError{Field: "repository.full_name", Problem: "does not match owner and name"}
+	}
+	return nil
 }
 
 // decodePull reads a pull_request delivery body. Malformed JSON, or JSON
@@ -144,14 +164,8 @@ func (pd pullDelivery) wanted(approvalLabel string) error {
 // repository, number and head follow the one definition in pkg/events, so
 // nothing published here is refused downstream as invalid.
 func (pd pullDelivery) validate(ev events.PullEvent) error {
-	if err := events.ValidateOwner(ev.Repo.Owner); err != nil {
-		return &BadRequestError{Field: "repository.owner.login", Problem: err.Error()}
-	}
-	if err := events.ValidateRepoName(ev.Repo.Name); err != nil {
-		return &BadRequestError{Field: "repository.name", Problem: err.Error()}
-	}
-	if fn := pd.Repository.FullName; fn != "" && fn != ev.Repo.FullName() {
-		return &BadRequestError{Field: "repository.full_name", Problem: "does not match owner and name"}
+	if err := pd.Repository.validate(ev.Repo); err != nil {
+		return err
 	}
 	if err := events.ValidatePull(ev.Number); err != nil {
 		return &BadRequestError{Field: "number", Problem: "must be at least 1"}
