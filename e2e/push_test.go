@@ -59,6 +59,11 @@ echo done`
 			t.Errorf("the old head's test (pid %d) still runs after it was reported stopped", pid)
 		}
 	}
+	// The old head's summary says why it ended, in the tests' words, and
+	// not as a count of errors.
+	if st := s.waitFinal(old, "yci")["yci"]; st.GetState() != "error" || st.GetDescription() != "superseded by "+newer[:7] {
+		t.Errorf("the old head's summary ended %s %q, want error %q\n%s", st.GetState(), st.GetDescription(), "superseded by "+newer[:7], s.history(old))
+	}
 	// The summary yci ends last: it waits out its interval.
 	final = s.waitFinal(newer, append(contexts(names...), "yci")...)
 	for _, c := range append(contexts(names...), "yci") {

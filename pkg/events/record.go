@@ -15,7 +15,7 @@ import (
 )
 
 // TestState is where one test of a build stands, as its build record keeps
-// it. The three final states are Passed, Failed and Errored.
+// it. The four final states are Passed, Failed, Errored and Superseded.
 type TestState string
 
 // The states of a test in a build record.
@@ -26,12 +26,25 @@ const (
 	TestPassed   TestState = "passed"
 	TestFailed   TestState = "failed"
 	TestErrored  TestState = "error"
+	// TestSuperseded: the test was dropped before it ran, or stopped while
+	// it ran, because a newer commit was pushed to its pull request
+	// (TestRecord.SupersededBy). Nothing was judged.
+	TestSuperseded TestState = "superseded"
 )
 
 // Final reports whether s is an end state: the test will not change again
 // unless it is run anew.
 func (s TestState) Final() bool {
-	return s == TestPassed || s == TestFailed || s == TestErrored
+	return s == TestPassed || s == TestFailed || s == TestErrored || s == TestSuperseded
+}
+
+// ShortSHA abbreviates a commit id the way GitHub shows it: its first
+// seven characters.
+func ShortSHA(sha string) string {
+	if r := []rune(sha); len(r) > 7 {
+		return string(r[:7])
+	}
+	return sha
 }
 
 // AttemptRecord is one run of a test.
@@ -60,8 +73,11 @@ type TestRecord struct {
 	// last; empty when that box serves none.
 	LogURL string `json:"log_url,omitempty"`
 	// Flaky says the test passed after a failed attempt.
-	Flaky   bool      `json:"flaky,omitempty"`
-	Updated time.Time `json:"updated"`
+	Flaky bool `json:"flaky,omitempty"`
+	// SupersededBy is the commit whose push ended the test, set while
+	// State is TestSuperseded and empty otherwise.
+	SupersededBy string    `json:"superseded_by,omitempty"`
+	Updated      time.Time `json:"updated"`
 }
 
 // Latest returns the test's latest attempt, or nil before the first.

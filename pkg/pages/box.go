@@ -115,10 +115,10 @@ func BoxPage(builds []events.BuildRecord, now time.Time) ([]byte, error) {
 			repos[rec.Key.Repo] = r
 		}
 		r.Open++
-		switch Summarize(rec).State {
-		case Pending:
+		switch sum := Summarize(rec); {
+		case sum.State == Pending:
 			r.Pending++
-		case Failure, Error:
+		case sum.State == Failure, sum.State == Error && !sum.Cancelled:
 			r.Failing++
 		}
 		if rec.Updated.After(r.Updated) {

@@ -20,7 +20,7 @@ var buildPage = template.Must(template.New("build").Funcs(funcs).Parse(`<!DOCTYP
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex, nofollow">
-<title>{{.Repo}} #{{.Key.Pull}} build {{.Key.Build}}: {{.Summary.State}}</title>
+<title>{{.Repo}} #{{.Key.Pull}} build {{.Key.Build}}: {{.Summary.Label}}</title>
 <style>{{style}}</style>
 </head>
 <body>
@@ -29,7 +29,7 @@ var buildPage = template.Must(template.New("build").Funcs(funcs).Parse(`<!DOCTYP
 <p class="meta">{{.Title}}</p>
 {{- end}}
 <p class="meta">commit <code>{{.SHA}}</code>{{if .Branch}} on branch <code>{{.Branch}}</code>{{end}}</p>
-<p id="summary" class="summary {{.Summary.State}}">{{.Summary.State}}: {{.Summary.Description}}</p>
+<p id="summary" class="summary {{.Summary.Label}}">{{.Summary.Label}}: {{.Summary.Description}}</p>
 <table>
 <thead><tr><th>Test</th><th>State</th><th>Attempts</th><th>Time</th><th>Log</th></tr></thead>
 <tbody>
@@ -143,6 +143,7 @@ type buildState struct {
 	Updated time.Time   `json:"updated"`
 }
 
+// summaryJSON's State is the word the page shows (Summary.Label).
 type summaryJSON struct {
 	State       string `json:"state"`
 	Description string `json:"description"`
@@ -167,7 +168,7 @@ type testState struct {
 func BuildJSON(rec events.BuildRecord) ([]byte, error) {
 	v := viewOf(rec)
 	st := buildState{Repo: v.Repo, Pull: rec.Key.Pull, Build: rec.Key.Build, SHA: rec.SHA, Updated: rec.Updated,
-		Summary: summaryJSON{State: v.Summary.State, Description: v.Summary.Description}, Tests: []testState{}}
+		Summary: summaryJSON{State: v.Summary.Label(), Description: v.Summary.Description}, Tests: []testState{}}
 	for _, t := range v.Tests {
 		st.Tests = append(st.Tests, testState{Name: t.Name, State: t.State, Description: t.Description,
 			Flaky: t.Flaky, Log: t.Log, Attempts: t.Attempts, AttemptCount: t.Count, AttemptLines: t.Lines, Time: t.Time})

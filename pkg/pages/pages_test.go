@@ -54,7 +54,19 @@ var (
 		Attempts: []events.AttemptRecord{{Number: 1, Start: t0.Add(10 * time.Second)}}}
 	errored = events.TestRecord{Name: "slow", State: events.TestErrored, Description: "error: stopped: pull request is closed",
 		MaxAttempts: 1, Attempts: []events.AttemptRecord{attempt(1, 10, 4, "canceled")}}
+	stopped = events.TestRecord{Name: "slow", State: events.TestSuperseded, Description: "stopped: superseded by fedcba9",
+		SupersededBy: "fedcba9876543210fedcba9876543210fedcba98", MaxAttempts: 1,
+		Attempts: []events.AttemptRecord{attempt(1, 10, 4, "stopped")}}
 )
+
+// superseded is a build a newer push stopped: two tests had passed, one
+// (lint) was dropped before it ran and one (slow) stopped while it ran.
+func superseded() events.BuildRecord {
+	rec := record(stopped)
+	rec.Tests[2] = events.TestRecord{Name: "lint", State: events.TestSuperseded, Description: "stopped: superseded by fedcba9",
+		SupersededBy: stopped.SupersededBy, MaxAttempts: 1, LogURL: "http://logs.example/ci/acme/widget.go/pulls/7/2/index.html"}
+	return rec
+}
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
@@ -81,6 +93,7 @@ func TestBuildPageGolden(t *testing.T) {
 	}{
 		{"build_running", record(running)},
 		{"build_finished", record(errored)},
+		{"build_superseded", superseded()},
 		{"build_without_tests", events.BuildRecord{Key: events.BuildKey{Repo: repo, Pull: 1, Build: 1}, SHA: "abc", Updated: t0}},
 	}
 	for _, tc := range cases {
@@ -167,7 +180,9 @@ func TestBoxPageGolden(t *testing.T) {
 	closed.Key, closed.Closed = events.BuildKey{Repo: repo, Pull: 3, Build: 1}, true
 	elsewhere := record(retrying)
 	elsewhere.Key = events.BuildKey{Repo: other, Pull: 1, Build: 1}
-	page, err := BoxPage([]events.BuildRecord{closed, older, elsewhere, live, failed}, t0.Add(time.Hour))
+	stale := superseded() // not failing: a newer push replaced it
+	stale.Key = events.BuildKey{Repo: repo, Pull: 5, Build: 1}
+	page, err := BoxPage([]events.BuildRecord{closed, older, elsewhere, live, failed, stale}, t0.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +201,7 @@ func TestBoxPageGolden(t *testing.T) {
 	})
 	t.Run("counts_open_pulls_per_repository", func(t *testing.T) {
 		for _, want := range []string{
-			"<td><a href=\"acme/widget.go/index.html\">acme/widget.go</a></td>\n<td>2</td>\n<td>1</td>\n<td>1</td>",
+			"<td><a href=\"acme/widget.go/index.html\">acme/widget.go</a></td>\n<td>3</td>\n<td>1</td>\n<td>1</td>",
 			"<td><a href=\"zed/%3cgadget%3e/index.html\">zed/&lt;gadget&gt;</a></td>\n<td>1</td>\n<td>1</td>\n<td>0</td>",
 		} {
 			if !strings.Contains(reposSection, want) {
@@ -218,26 +233,54 @@ func TestSummarize(t *testing.T) {
 	}
 	flaky := withStates(events.TestPassed, events.TestPassed, events.TestPassed, events.TestFailed)
 	flaky.Tests[1].Flaky = true
+	// supersededBy marks the record's superseded tests as ended by the
+	// given commits, the i-th test at t0+i seconds.
+	supersededBy := func(rec events.BuildRecord, shas ...string) events.BuildRecord {
+		for i := range rec.Tests {
+			rec.Tests[i].Updated = t0.Add(time.Duration(i) * time.Second)
+			if rec.Tests[i].State == events.TestSuperseded {
+				rec.Tests[i].SupersededBy, shas = shas[0], shas[1:]
+			}
+		}
+		return rec
+	}
+	const newer, newest = "abc1234def5678abc1234def5678abc1234def56", "9999999aaaaaaa9999999aaaaaaa9999999aaaaa"
 	cases := []struct {
 		name        string
 		rec         events.BuildRecord
 		state, desc string
+		cancelled   bool
 	}{
+		{"superseded_before_anything_ran_is_cancelled", supersededBy(withStates(events.TestSuperseded, events.TestSuperseded), newer, newer),
+			Error, "superseded by abc1234", true},
+		{"superseded_counts_what_ended_before", supersededBy(withStates(events.TestPassed, events.TestFailed, events.TestPassed, events.TestSuperseded), newer),
+			Failure, "superseded by abc1234; 2 passed, 1 failed before", false},
+		{"superseded_after_passes_is_cancelled", supersededBy(withStates(events.TestPassed, events.TestSuperseded, events.TestErrored), newer),
+			Error, "superseded by abc1234; 1 passed, 1 errored before", true},
+		{"superseded_names_the_latest_push", supersededBy(withStates(events.TestSuperseded, events.TestSuperseded), newer, newest),
+			Error, "superseded by 9999999", true},
+		{"superseded_without_a_commit_says_so", withStates(events.TestSuperseded), Error, "superseded by a newer commit", true},
+		{"pending_while_superseded_tests_still_run", supersededBy(withStates(events.TestSuperseded, events.TestRunning), newer),
+			Pending, "1 superseded, 1 running of 2", false},
 		{"pending_while_anything_runs", withStates(events.TestPassed, events.TestRunning, events.TestQueued, events.TestRetrying),
-			Pending, "1 passed, 1 running, 1 retrying, 1 queued of 4"},
-		{"pending_while_a_failed_test_waits_to_retry", withStates(events.TestPassed, events.TestRetrying), Pending, "1 passed, 1 retrying of 2"},
-		{"success_when_all_passed", withStates(events.TestPassed, events.TestPassed), Success, "2 passed of 2"},
-		{"failure_with_flaky_count", flaky, Failure, "3 passed, 1 failed (1 flaky) of 4"},
-		{"failure_wins_over_error", withStates(events.TestErrored, events.TestFailed), Failure, "1 failed, 1 errored of 2"},
-		{"error_when_none_failed", withStates(events.TestPassed, events.TestErrored), Error, "1 passed, 1 errored of 2"},
-		{"no_tests_is_success", withStates(), Success, "no tests"},
+			Pending, "1 passed, 1 running, 1 retrying, 1 queued of 4", false},
+		{"pending_while_a_failed_test_waits_to_retry", withStates(events.TestPassed, events.TestRetrying), Pending, "1 passed, 1 retrying of 2", false},
+		{"success_when_all_passed", withStates(events.TestPassed, events.TestPassed), Success, "2 passed of 2", false},
+		{"failure_with_flaky_count", flaky, Failure, "3 passed, 1 failed (1 flaky) of 4", false},
+		{"failure_wins_over_error", withStates(events.TestErrored, events.TestFailed), Failure, "1 failed, 1 errored of 2", false},
+		{"error_when_none_failed", withStates(events.TestPassed, events.TestErrored), Error, "1 passed, 1 errored of 2", false},
+		{"no_tests_is_success", withStates(), Success, "no tests", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := Summarize(tc.rec)
-			if s.State != tc.state || s.Description != tc.desc {
-				t.Errorf("Summarize = %s %q, want %s %q", s.State, s.Description, tc.state, tc.desc)
+			if s.State != tc.state || s.Description != tc.desc || s.Cancelled != tc.cancelled {
+				t.Errorf("Summarize = %s %q cancelled %v, want %s %q cancelled %v",
+					s.State, s.Description, s.Cancelled, tc.state, tc.desc, tc.cancelled)
+			}
+			if want := map[bool]string{true: Superseded, false: tc.state}[tc.cancelled]; s.Label() != want {
+				t.Errorf("Label = %q, want %q", s.Label(), want)
 			}
 		})
 	}

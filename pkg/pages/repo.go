@@ -34,7 +34,7 @@ var repoPage = template.Must(template.New("repo").Funcs(funcs).Parse(`<!DOCTYPE 
 <td>{{.Title}}</td>
 <td><a href="pulls/{{.Key.Pull}}/{{.Key.Build}}/index.html">build {{.Key.Build}}</a></td>
 <td><code>{{short .SHA}}</code></td>
-<td><span class="{{.Summary.State}}">{{.Summary.State}}</span>: {{.Summary.Description}}</td>
+<td><span class="{{.Summary.Label}}">{{.Summary.Label}}</span>: {{.Summary.Description}}</td>
 <td>{{time .Updated}}</td>
 </tr>
 {{- end}}
@@ -53,7 +53,7 @@ var repoPage = template.Must(template.New("repo").Funcs(funcs).Parse(`<!DOCTYPE 
 <td>#{{.Key.Pull}}</td>
 <td>{{.Title}}</td>
 <td><a href="pulls/{{.Key.Pull}}/{{.Key.Build}}/index.html">build {{.Key.Build}}</a></td>
-<td><span class="{{.Summary.State}}">{{.Summary.State}}</span>: {{.Summary.Description}}</td>
+<td><span class="{{.Summary.Label}}">{{.Summary.Label}}</span>: {{.Summary.Description}}</td>
 <td>{{time .Updated}}</td>
 </tr>
 {{- end}}

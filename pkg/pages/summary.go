@@ -3,6 +3,7 @@ package pages
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/yourci/yourci/pkg/events"
 )
@@ -15,28 +16,53 @@ const (
 	Error   = "error"
 )
 
+// Superseded is how pages show a build whose head a newer push replaced
+// before it was judged: its Summary is Cancelled.
+const Superseded = "superseded"
+
 // Summary is a build as one verdict: the `yci` status of its head commit
 // and the headline of its page.
 type Summary struct {
 	// State is Pending while any test is queued, running or waiting to
 	// retry; otherwise Failure when a test failed, Error when none failed
-	// but one could not be run or judged, and Success when all passed (or
-	// there are none).
+	// but one could not be run or judged (superseded ones included), and
+	// Success when all passed (or there are none).
 	State string
 	// Description counts the tests by state, such as "3 passed, 1 failed
-	// (1 flaky) of 4"; it is at most 140 characters, GitHub's limit.
+	// (1 flaky) of 4"; once tests ended superseded it names the commit
+	// that replaced them and counts what ended before, such as "superseded
+	// by abc1234; 2 passed, 1 failed before". It is at most 140
+	// characters, GitHub's limit.
 	Description string
+	// Cancelled says the build ended because a newer push superseded it,
+	// with no test failed: State is Error, as commit statuses have no
+	// state for "not judged", but a check run concludes cancelled and a
+	// page shows Superseded rather than a red error.
+	Cancelled bool
 
-	Passed, Failed, Errored, Running, Retrying, Queued int
+	Passed, Failed, Errored, Superseded, Running, Retrying, Queued int
+	// SupersededBy is the commit that superseded the build: the one
+	// named by its most recently superseded test.
+	SupersededBy string
 	// Flaky counts tests that passed after a failed attempt.
 	Flaky int
 	Total int
+}
+
+// Label is the word pages show for the build: its State, or Superseded
+// when it is Cancelled.
+func (s Summary) Label() string {
+	if s.Cancelled {
+		return Superseded
+	}
+	return s.State
 }
 
 // Summarize computes the summary of rec. It is a pure function of the
 // record, so every box computes the same summary from the same revision.
 func Summarize(rec events.BuildRecord) Summary {
 	var s Summary
+	var supersededAt time.Time
 	for _, t := range rec.Tests {
 		s.Total++
 		switch t.State {
@@ -46,6 +72,11 @@ func Summarize(rec events.BuildRecord) Summary {
 			s.Failed++
 		case events.TestErrored:
 			s.Errored++
+		case events.TestSuperseded:
+			s.Superseded++
+			if s.SupersededBy == "" || t.Updated.After(supersededAt) {
+				s.SupersededBy, supersededAt = t.SupersededBy, t.Updated
+			}
 		case events.TestRunning:
 			s.Running++
 		case events.TestRetrying:
@@ -62,11 +93,12 @@ func Summarize(rec events.BuildRecord) Summary {
 		s.State = Pending
 	case s.Failed > 0:
 		s.State = Failure
-	case s.Errored > 0:
+	case s.Errored+s.Superseded > 0:
 		s.State = Error
 	default:
 		s.State = Success
 	}
+	s.Cancelled = s.State == Error && s.Superseded > 0
 	s.Description = s.describe()
 	return s
 }
@@ -75,12 +107,15 @@ func (s Summary) describe() string {
 	if s.Total == 0 {
 		return "no tests"
 	}
+	if s.Superseded > 0 && s.State != Pending {
+		return s.describeSuperseded()
+	}
 	var parts []string
 	for _, c := range []struct {
 		n    int
 		word string
 	}{
-		{s.Passed, "passed"}, {s.Failed, "failed"}, {s.Errored, "errored"},
+		{s.Passed, "passed"}, {s.Failed, "failed"}, {s.Errored, "errored"}, {s.Superseded, "superseded"},
 		{s.Running, "running"}, {s.Retrying, "retrying"}, {s.Queued, "queued"},
 	} {
 		if c.n > 0 {
@@ -91,7 +126,33 @@ func (s Summary) describe() string {
 	if s.Flaky > 0 {
 		d += fmt.Sprintf(" (%d flaky)", s.Flaky)
 	}
-	// Six counts and a total of at most ten digits each stay far below
+	// Seven counts and a total of at most ten digits each stay far below
 	// GitHub's 140 characters.
 	return d + fmt.Sprintf(" of %d", s.Total)
+}
+
+// describeSuperseded words an ended build that a newer push superseded
+// the way a superseded test's status does (status.Superseded), followed
+// by what its other tests reached before.
+func (s Summary) describeSuperseded() string {
+	d := "superseded by a newer commit"
+	if s.SupersededBy != "" {
+		d = "superseded by " + events.ShortSHA(s.SupersededBy)
+	}
+	var parts []string
+	for _, c := range []struct {
+		n    int
+		word string
+	}{{s.Passed, "passed"}, {s.Failed, "failed"}, {s.Errored, "errored"}} {
+		if c.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c.n, c.word))
+		}
+	}
+	if len(parts) > 0 {
+		d += "; " + strings.Join(parts, ", ") + " before"
+	}
+	if s.Flaky > 0 {
+		d += fmt.Sprintf(" (%d flaky)", s.Flaky)
+	}
+	return d
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/yourci/yourci/pkg/events"
 )
 
 // MaxDescription is the longest description GitHub accepts, in characters;
@@ -68,9 +70,10 @@ func ConfigError(reason string) string {
 }
 
 // Superseded describes a test dropped or stopped because newSHA was pushed
-// to the pull request.
+// to the pull request; the build's summary says "superseded by" in the
+// same words (pages.Summarize).
 func Superseded(newSHA string) string {
-	return truncate("stopped: superseded by " + shortSHA(oneLine(newSHA)))
+	return truncate("stopped: superseded by " + events.ShortSHA(oneLine(newSHA)))
 }
 
 // PreparingFailed describes a head commit whose build could not be
@@ -135,14 +138,6 @@ func humanDuration(d time.Duration) string {
 		return fmt.Sprintf("%dh", h)
 	}
 	return fmt.Sprintf("%dh%dm", h, m)
-}
-
-// shortSHA abbreviates a commit id the way GitHub shows it.
-func shortSHA(sha string) string {
-	if r := []rune(sha); len(r) > 7 {
-		return string(r[:7])
-	}
-	return sha
 }
 
 // cleanDescription is what the Reporter sends: secrets masked first (so

@@ -120,6 +120,25 @@ func (w *Worker) recordQueued(ctx context.Context, log *slog.Logger, rep *status
 // the build's pages and summary. Failures are logged, not returned: the
 // test's own status is already set, and the next change repairs the rest.
 func (w *Worker) track(ctx context.Context, rep *status.Reporter, job events.TestJob, state events.TestState, st status.Status, res *pipeline.Result) {
+	w.trackChange(ctx, rep, job, state, func(t *events.TestRecord, now time.Time) {
+		applyChange(t, job.Rerun, job.Attempt, state, st, res, now)
+	})
+}
+
+// trackSuperseded records, as track does, that job's test ended because
+// newSHA was pushed to its pull request (dropped before it ran, or
+// stopped), with st its status as just set.
+func (w *Worker) trackSuperseded(ctx context.Context, rep *status.Reporter, job events.TestJob, newSHA string, st status.Status) {
+	w.trackChange(ctx, rep, job, events.TestSuperseded, func(t *events.TestRecord, now time.Time) {
+		if applyChange(t, job.Rerun, job.Attempt, events.TestSuperseded, st, nil, now) {
+			t.SupersededBy = newSHA
+		}
+	})
+}
+
+// trackChange applies change to job's test in its build record, then
+// brings the build's summary in line.
+func (w *Worker) trackChange(ctx context.Context, rep *status.Reporter, job events.TestJob, state events.TestState, change func(*events.TestRecord, time.Time)) {
 	if w.opts.Records == nil {
 		return
 	}
@@ -131,7 +150,7 @@ func (w *Worker) track(ctx context.Context, rep *status.Reporter, job events.Tes
 		}
 		t := r.AddTest(job.Test.Name)
 		t.MaxAttempts = job.Test.Retries + 1
-		applyChange(t, job.Rerun, job.Attempt, state, st, res, now)
+		change(t, now)
 		return nil
 	})
 	if err != nil {
@@ -142,13 +161,14 @@ func (w *Worker) track(ctx context.Context, rep *status.Reporter, job events.Tes
 }
 
 // applyChange moves t to state for attempt number attempt of re-run rerun
-// (0 for the build's own run). A word about an attempt older than t's
-// latest arrives late and changes nothing.
-func applyChange(t *events.TestRecord, rerun, attempt int, state events.TestState, st status.Status, res *pipeline.Result, now time.Time) {
+// (0 for the build's own run), and reports whether it did: a word about an
+// attempt older than t's latest arrives late and changes nothing. It
+// clears SupersededBy, which only the superseding change sets.
+func applyChange(t *events.TestRecord, rerun, attempt int, state events.TestState, st status.Status, res *pipeline.Result, now time.Time) bool {
 	if latest := t.Latest(); latest != nil && (events.AttemptRecord{Rerun: rerun, Number: attempt}).Before(latest.Rerun, latest.Number) {
-		return
+		return false
 	}
-	t.State, t.Description, t.Updated = state, st.Description, now
+	t.State, t.Description, t.Updated, t.SupersededBy = state, st.Description, now, ""
 	if st.TargetURL != "" {
 		t.LogURL = st.TargetURL
 	}
@@ -176,6 +196,7 @@ func applyChange(t *events.TestRecord, rerun, attempt int, state events.TestStat
 	}
 	// A pass that took a retry or a re-run is flaky: the same commit failed.
 	t.Flaky = state == events.TestPassed && (attempt > 1 || rerun > 0)
+	return true
 }
 
 // publishBuild brings the summary status of rec's head in line with rec.
@@ -239,6 +260,7 @@ func (w *Worker) summaryStatus(rec events.BuildRecord) status.Status {
 	return status.Status{
 		Owner: key.Repo.Owner, Repo: key.Repo.Name, SHA: rec.SHA, Pull: key.Pull, Build: key.Build,
 		State: status.State(sum.State), Description: sum.Description, TargetURL: w.pageURL(key),
+		Conclusion: summaryConclusion(sum),
 		Latest: func(ctx context.Context) (status.Status, error) {
 			now, err := w.opts.Records.BuildRecord(ctx, key)
 			if err != nil {
@@ -249,6 +271,17 @@ func (w *Worker) summaryStatus(rec events.BuildRecord) status.Status {
 			return s, nil
 		},
 	}
+}
+
+// summaryConclusion is how the summary concludes as a check run: a build
+// a newer push superseded is cancelled, not failed. A commit status keeps
+// the Error state, the closest GitHub has for "not judged": a status has
+// no cancelled, and success would say the commit passed.
+func summaryConclusion(sum pages.Summary) status.Conclusion {
+	if sum.Cancelled {
+		return status.ConclusionCancelled
+	}
+	return ""
 }
 
 // pageURL is where the build's page is served, or "" when this box serves

@@ -65,10 +65,12 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 		log.Info("dropping test", "reason", stale)
 		st.State, st.Description, st.Conclusion = status.Error, status.Errored("not run: "+stale), status.ConclusionCancelled
 		st.TargetURL = w.droppedTestURL(b, job)
-		if pr.GetHead().GetSHA() != job.HeadSHA && pr.GetState() == "open" {
-			st.Description = status.Superseded(pr.GetHead().GetSHA())
+		if newSHA := pr.GetHead().GetSHA(); newSHA != job.HeadSHA && pr.GetState() == "open" {
+			st.Description = status.Superseded(newSHA)
+			defer w.trackSuperseded(ctx, rep, job, newSHA, st)
+		} else {
+			defer w.track(ctx, rep, job, events.TestErrored, st, nil)
 		}
-		defer w.track(ctx, rep, job, events.TestErrored, st, nil)
 		return rep.Set(ctx, st)
 	}
 
@@ -112,8 +114,10 @@ func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *
 		st.State, st.Description, st.Conclusion = status.Error, status.Errored("stopped: "+stopped.reason), status.ConclusionCancelled
 		if stopped.newSHA != "" {
 			st.Description = status.Superseded(stopped.newSHA)
+			defer w.trackSuperseded(ctx, rep, job, stopped.newSHA, st)
+		} else {
+			defer w.track(ctx, rep, job, events.TestErrored, st, nil)
 		}
-		defer w.track(ctx, rep, job, events.TestErrored, st, nil)
 		return rep.Set(ctx, st)
 	}
 	if ctx.Err() != nil {
