@@ -72,7 +72,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 		return rep.Set(ctx, st)
 	}
 
-	work, logPath, err := w.prepareTest(ctx, inst, pr.GetBase().GetRepo().GetCloneURL(), pr.GetBase().GetRef(), b, job)
+	work, logPath, err := w.prepareTest(ctx, log, inst, pr.GetBase().GetRepo().GetCloneURL(), pr.GetBase().GetRef(), b, job)
 	var perm permanentError
 	if errors.As(err, &perm) {
 		// The job ends here: its status must say so, not stay pending.
@@ -210,16 +210,10 @@ func (w *Worker) reportFinal(ctx context.Context, rep *status.Reporter, st statu
 // prepareTest gives the attempt a fresh working copy of the build's commit,
 // fetching it into this box's mirror first when this box has not seen it.
 // Every attempt starts clean: a retry must not inherit a failure's debris.
-func (w *Worker) prepareTest(ctx context.Context, inst Installation, cloneURL, base string, b artifacts.Build, job events.TestJob) (work, logPath string, err error) {
+// How long each step took is logged at debug level.
+func (w *Worker) prepareTest(ctx context.Context, log *slog.Logger, inst Installation, cloneURL, base string, b artifacts.Build, job events.TestJob) (work, logPath string, err error) {
 	ws := w.opts.Workspace
-	if !ws.HasCommit(ctx, b.Owner, b.Repo, job.HeadSHA) {
-		if cloneURL == "" {
-			return "", "", permanent(fmt.Errorf("pull request %s has no base clone URL", b))
-		}
-		if err := ws.UpdateMirror(ctx, b.Owner, b.Repo, cloneURL, inst.Git); err != nil {
-			return "", "", fmt.Errorf("updating mirror: %w", err)
-		}
-	}
+	began := time.Now()
 	dir, err := ws.CreateRunDir(b, job.Test.Name, job.Rerun)
 	if err != nil {
 		return "", "", permanent(err)
@@ -240,16 +234,42 @@ func (w *Worker) prepareTest(ctx context.Context, inst Installation, cloneURL, b
 	if err := os.RemoveAll(work); err != nil {
 		return "", "", fmt.Errorf("clearing the previous attempt's copy: %w", err)
 	}
-	if err := ws.Checkout(ctx, b, job.HeadSHA, base, work); err != nil {
-		return "", "", fmt.Errorf("checking out %s: %w", job.HeadSHA, err)
+	cleared := time.Now()
+	fetched, err := w.checkoutTest(ctx, inst, cloneURL, base, b, job.HeadSHA, work)
+	if err != nil {
+		return "", "", err
 	}
-	if job.Rerun > 0 {
-		return work, logPath, nil // the seed's symlink names the first run
+	checkedOut := time.Now()
+	if job.Rerun == 0 { // the seed's symlink names the first run
+		if err := ws.LinkLog(b, job.Test.Name); err != nil {
+			return "", "", fmt.Errorf("linking log: %w", err)
+		}
 	}
-	if err := ws.LinkLog(b, job.Test.Name); err != nil {
-		return "", "", fmt.Errorf("linking log: %w", err)
-	}
+	log.Debug("prepared test", "fetched", fetched, "rundir", cleared.Sub(began),
+		"checkout", checkedOut.Sub(cleared), "total", time.Since(began))
 	return work, logPath, nil
+}
+
+// checkoutTest makes work a checkout of sha. The mirror is updated only
+// when it lacks the commit (this box did not prepare the build), which the
+// checkout itself finds out: a box that did prepare it spends nothing on
+// asking. fetched tells whether the mirror was updated.
+func (w *Worker) checkoutTest(ctx context.Context, inst Installation, cloneURL, base string, b artifacts.Build, sha, work string) (fetched bool, err error) {
+	ws := w.opts.Workspace
+	err = ws.Checkout(ctx, b, sha, base, work)
+	if errors.Is(err, artifacts.ErrNotMirrored) {
+		if cloneURL == "" {
+			return false, permanent(fmt.Errorf("pull request %s has no base clone URL", b))
+		}
+		if err := ws.UpdateMirror(ctx, b.Owner, b.Repo, cloneURL, inst.Git); err != nil {
+			return false, fmt.Errorf("updating mirror: %w", err)
+		}
+		fetched, err = true, ws.Checkout(ctx, b, sha, base, work)
+	}
+	if err != nil {
+		return fetched, fmt.Errorf("checking out %s: %w", sha, err)
+	}
+	return fetched, nil
 }
 
 // abandonTest ends a test that crashed every worker it reached with an
