@@ -26,7 +26,7 @@ type checkoutFixture struct {
 	other string
 }
 
-func newCheckoutFixture(t *testing.T) *checkoutFixture {
+func newCheckoutFixture(t testing.TB) *checkoutFixture {
 	t.Helper()
 	o := newOrigin(t)
 	base := o.commit("", "base", file{name: "README", content: "base\n"})
@@ -534,4 +534,33 @@ func treeOf(t *testing.T, dir string) map[string]string {
 		t.Fatal(err)
 	}
 	return tree
+}
+
+// BenchmarkTestCheckout measures what a test's attempt spends on its
+// working copy once its build is checked out on the box: clearing the
+// previous attempt's copy and checking out again, as the worker does, and
+// reports the copy's size on disk.
+func BenchmarkTestCheckout(b *testing.B) {
+	f := newCheckoutFixture(b)
+	ctx := testContext(b)
+	src, err := f.w.SourceDir(f.b)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := f.w.Checkout(ctx, f.b, f.head, "main", src); err != nil {
+		b.Fatal(err)
+	}
+	dest, err := f.w.TestSourceDir(f.b, "foo-x")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := os.RemoveAll(dest); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.w.Checkout(ctx, f.b, f.head, "main", dest); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(treeSize(b, dest)), "checkout-bytes")
 }
