@@ -14,7 +14,9 @@ import (
 )
 
 // Checkout makes dest a working copy of commit sha of build b's repository,
-// taken from the mirror, which must already hold the commit (UpdateMirror).
+// taken from the mirror, which must already hold the commit (UpdateMirror):
+// when it does not, or there is no mirror yet, the error wraps
+// ErrNotMirrored and nothing is made.
 // dest must lie inside the build's directory: SourceDir(b) for the build,
 // TestSourceDir(b, name) for each test. base is the branch the pull
 // request merges into ("main"); empty, or a branch the mirror lacks, means
@@ -66,7 +68,7 @@ func (w *Workspace) Checkout(ctx context.Context, b Build, sha, base, dest strin
 		return err
 	}
 	if !hasMirror {
-		return fmt.Errorf("checking out %s: no mirror of %s/%s yet", b, b.Owner, b.Repo)
+		return fmt.Errorf("%w: checking out %s: no mirror of %s/%s yet", ErrNotMirrored, b, b.Owner, b.Repo)
 	}
 	if err := w.ensureDir(filepath.Dir(dest)); err != nil {
 		return err
@@ -98,22 +100,44 @@ func (w *Workspace) Checkout(ctx context.Context, b Build, sha, base, dest strin
 
 // pinAndListRefs pins sha as build b's commit (see pin) and returns the
 // packed-refs file of a checkout (see Checkout), both under the mirror's
-// lock, so that git reads the mirror only after resetMirror.
+// lock, so that git reads the mirror only after resetMirror. One git
+// process lists the branches, the tags and the pin together: a test's
+// checkout finds its build's pin, made by the build's own checkout, and
+// pins nothing. An error wrapping ErrNotMirrored means the mirror lacks
+// sha.
 func (w *Workspace) pinAndListRefs(ctx context.Context, mirror string, b Build, sha, base string) ([]byte, error) {
 	unlock, err := w.lockMirror(ctx, mirror)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if err := w.pin(ctx, mirror, b, sha); err != nil {
-		return nil, err
-	}
+	ref := pinRef(b)
 	out, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "for-each-ref",
-		"--format=%(objectname) %(refname)", "refs/heads/", "refs/tags/")
+		"--format=%(objectname) %(refname)", "refs/heads/", "refs/tags/", ref)
 	if err != nil {
 		return nil, fmt.Errorf("listing the mirror's branches and tags: %w", err)
 	}
+	switch pinned := pinnedIn(out, ref); pinned {
+	case sha:
+	case "":
+		if err := w.pin(ctx, mirror, b, sha); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("%w: build %s is pinned to %s, not %s", ErrInvalid, b, pinned, sha)
+	}
 	return cloneRefs(out, base), nil
+}
+
+// pinnedIn is the commit for-each-ref's "<id> <ref>" lines give ref, or
+// "" when they do not list it.
+func pinnedIn(refs []byte, ref string) string {
+	for line := range strings.Lines(string(refs)) {
+		if id, name, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " "); ok && name == ref {
+			return id
+		}
+	}
+	return ""
 }
 
 // cloneRefs turns the mirror's "<id> <ref>" lines (branches and tags) into
@@ -148,27 +172,51 @@ func cloneRefs(mirrorRefs []byte, base string) []byte {
 // populate fills the empty directory dir with a checkout of sha borrowing
 // the objects of mirror, with packedRefs as its refs.
 func (w *Workspace) populate(ctx context.Context, dir, mirror, sha string, packedRefs []byte) error {
-	args := []string{"init", "--quiet", "--template="}
-	if len(sha) == 64 {
-		args = append(args, "--object-format=sha256")
-	}
-	if _, err := w.git(ctx, GitAuth{}, append(args, "--", dir)...); err != nil {
+	gitDir := filepath.Join(dir, ".git")
+	if err := initRepo(gitDir, len(sha) == 64); err != nil {
 		return err
 	}
-	gitDir := filepath.Join(dir, ".git")
-	alternates := filepath.Join(gitDir, "objects", "info", "alternates")
-	if err := os.MkdirAll(filepath.Dir(alternates), 0o755); err != nil {
-		return fmt.Errorf("preparing alternates: %w", err)
+	files := []struct{ name, content string }{
+		{"objects/info/alternates", filepath.Join(mirror, "objects") + "\n"},
+		{"packed-refs", string(packedRefs)},
 	}
-	if err := os.WriteFile(alternates, []byte(filepath.Join(mirror, "objects")+"\n"), 0o644); err != nil {
-		return fmt.Errorf("writing alternates: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(gitDir, "packed-refs"), packedRefs, 0o644); err != nil {
-		return fmt.Errorf("writing refs: %w", err)
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(gitDir, filepath.FromSlash(f.name)), []byte(f.content), 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", f.name, err)
+		}
 	}
 	_, err := w.git(ctx, GitAuth{}, "--git-dir="+gitDir, "--work-tree="+dir,
 		"checkout", "--quiet", "--detach", sha, "--")
 	return err
+}
+
+// initConfig is a checkout's config as "git init --template=" writes it,
+// with %s the extensions of a sha256 repository (or nothing).
+const initConfig = "[core]\n\trepositoryformatversion = %d\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = true\n%s"
+
+// initRepo makes gitDir what "git init --template=" makes, without the
+// cost of a git process: a config, HEAD, and empty objects and refs
+// directories (objects/info included, for the alternates).
+func initRepo(gitDir string, sha256 bool) error {
+	for _, d := range []string{"objects/info", "objects/pack", "refs/heads", "refs/tags"} {
+		if err := os.MkdirAll(filepath.Join(gitDir, filepath.FromSlash(d)), 0o755); err != nil {
+			return fmt.Errorf("initializing %s: %w", gitDir, err)
+		}
+	}
+	version, extensions := 0, ""
+	if sha256 {
+		version, extensions = 1, "[extensions]\n\tobjectformat = sha256\n"
+	}
+	files := []struct{ name, content string }{
+		{"config", fmt.Sprintf(initConfig, version, extensions)},
+		{"HEAD", "ref: refs/heads/master\n"},
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(gitDir, f.name), []byte(f.content), 0o644); err != nil {
+			return fmt.Errorf("initializing %s: %w", gitDir, err)
+		}
+	}
+	return nil
 }
 
 // checkedOutAt tells whether dest is a complete checkout at sha. It reads

@@ -5,11 +5,14 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // checkoutFixture is an origin with a pull request and a workspace whose
@@ -23,7 +26,7 @@ type checkoutFixture struct {
 	other string
 }
 
-func newCheckoutFixture(t *testing.T) *checkoutFixture {
+func newCheckoutFixture(t testing.TB) *checkoutFixture {
 	t.Helper()
 	o := newOrigin(t)
 	base := o.commit("", "base", file{name: "README", content: "base\n"})
@@ -336,8 +339,66 @@ func TestCheckoutRefusesBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.w.Checkout(ctx, missing, f.head, "main", dest); err == nil {
-		t.Error("checkout without a mirror succeeded")
+	if err := f.w.Checkout(ctx, missing, f.head, "main", dest); !errors.Is(err, ErrNotMirrored) {
+		t.Errorf("checkout without a mirror = %v, want ErrNotMirrored", err)
+	}
+}
+
+// TestCheckoutOfACommitTheMirrorLacks: a test's checkout on a box that did
+// not prepare its build says so with ErrNotMirrored (the worker then
+// fetches), makes nothing, and succeeds once the mirror has the commit.
+func TestCheckoutOfACommitTheMirrorLacks(t *testing.T) {
+	t.Parallel()
+	f := newCheckoutFixture(t)
+	ctx := testContext(t)
+	later := f.o.commit(f.head, "later", file{name: "README", content: "later\n"})
+	f.o.setRef("refs/pull/1/head", later)
+	dest, err := f.w.TestSourceDir(f.b, "foo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.w.Checkout(ctx, f.b, later, "main", dest); !errors.Is(err, ErrNotMirrored) {
+		t.Fatalf("Checkout of an unfetched commit = %v, want ErrNotMirrored", err)
+	}
+	if _, err := os.Lstat(dest); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused checkout left %s: %v", dest, err)
+	}
+	if err := f.w.UpdateMirror(ctx, "o", "r", f.o.dir, GitAuth{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.w.Checkout(ctx, f.b, later, "main", dest); err != nil {
+		t.Fatalf("Checkout after fetching: %v", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dest, "README")); err != nil || string(got) != "later\n" {
+		t.Errorf("README = %q (%v), want the fetched commit's", got, err)
+	}
+}
+
+// TestTestCheckoutsReuseTheBuildsPin: the build's checkout pins its commit
+// and every test's checkout of that build finds the pin; a checkout of
+// another commit for the same build is refused, whoever made the pin.
+func TestTestCheckoutsReuseTheBuildsPin(t *testing.T) {
+	t.Parallel()
+	f := newCheckoutFixture(t)
+	ctx := testContext(t)
+	if err := f.w.Checkout(ctx, f.b, f.head, "main", f.sourceDir(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"foo", "bar"} {
+		dest, err := f.w.TestSourceDir(f.b, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.w.Checkout(ctx, f.b, f.head, "main", dest); err != nil {
+			t.Errorf("test %s: %v", name, err)
+		}
+	}
+	dest, err := f.w.TestSourceDir(f.b, "baz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.w.Checkout(ctx, f.b, f.other, "main", dest); !errors.Is(err, ErrInvalid) {
+		t.Errorf("checkout of another commit for a pinned build = %v, want ErrInvalid", err)
 	}
 }
 
@@ -430,4 +491,76 @@ func BenchmarkCheckout(b *testing.B) {
 	b.ReportMetric(float64(checkout), "checkout-bytes")
 	b.ReportMetric(float64(mirrorSize), "mirror-bytes")
 	b.ReportMetric(float64(checkout)/float64(mirrorSize), "checkout/mirror")
+}
+
+// TestInitRepoIsGitInit: the .git a checkout starts from is what
+// "git init --template=" makes, file for file, in both object formats.
+func TestInitRepoIsGitInit(t *testing.T) {
+	t.Parallel()
+	for _, format := range []string{"sha1", "sha256"} {
+		t.Run(format, func(t *testing.T) {
+			t.Parallel()
+			want := filepath.Join(t.TempDir(), "want")
+			testGit(t, "", "init", "--quiet", "--template=", "--object-format="+format, want)
+			got := filepath.Join(t.TempDir(), ".git")
+			if err := initRepo(got, format == "sha256"); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(treeOf(t, filepath.Join(want, ".git")), treeOf(t, got)); diff != "" {
+				t.Errorf("initRepo differs from git init (-git +ours):\n%s", diff)
+			}
+		})
+	}
+}
+
+// treeOf maps every path under dir to its content ("/" for a directory).
+func treeOf(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	tree := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil || d.IsDir() {
+			tree[rel] = "/"
+			return err
+		}
+		content, err := os.ReadFile(path)
+		tree[rel] = string(content)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tree
+}
+
+// BenchmarkTestCheckout measures what a test's attempt spends on its
+// working copy once its build is checked out on the box: clearing the
+// previous attempt's copy and checking out again, as the worker does, and
+// reports the copy's size on disk.
+func BenchmarkTestCheckout(b *testing.B) {
+	f := newCheckoutFixture(b)
+	ctx := testContext(b)
+	src, err := f.w.SourceDir(f.b)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := f.w.Checkout(ctx, f.b, f.head, "main", src); err != nil {
+		b.Fatal(err)
+	}
+	dest, err := f.w.TestSourceDir(f.b, "foo-x")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := os.RemoveAll(dest); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.w.Checkout(ctx, f.b, f.head, "main", dest); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(treeSize(b, dest)), "checkout-bytes")
 }

@@ -162,8 +162,9 @@ func (w *Workspace) HasCommit(ctx context.Context, owner, repo, sha string) bool
 }
 
 // pin records sha as build b's commit in the mirror. Pinning again with the
-// same commit is a no-op; a different commit for the same build is refused.
-// Only call it holding the mirror's lock.
+// same commit is a no-op; a different commit for the same build is refused;
+// a commit the mirror lacks is an error wrapping ErrNotMirrored. Only call
+// it holding the mirror's lock.
 func (w *Workspace) pin(ctx context.Context, mirror string, b Build, sha string) error {
 	ref := pinRef(b)
 	// The empty old value makes git refuse if the ref exists already.
@@ -179,6 +180,9 @@ func (w *Workspace) pin(ctx context.Context, mirror string, b Build, sha string)
 	case sha:
 		return nil
 	case "":
+		if _, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "cat-file", "-e", sha+"^{commit}"); err != nil {
+			return fmt.Errorf("%w: pinning %s of %s: %w", ErrNotMirrored, sha, b, createErr)
+		}
 		return fmt.Errorf("pinning %s of %s: %w", sha, b, createErr)
 	default:
 		return fmt.Errorf("%w: build %s is pinned to %s, not %s", ErrInvalid, b, current, sha)

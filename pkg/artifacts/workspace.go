@@ -38,6 +38,11 @@ import (
 // by retrying, so callers may drop the work it came with.
 var ErrInvalid = errors.New("invalid workspace input")
 
+// ErrNotMirrored marks a checkout of a commit this box's mirror does not
+// hold (or of a repository it has no mirror of yet): UpdateMirror, then
+// checking out again, can succeed.
+var ErrNotMirrored = errors.New("commit not in this box's mirror")
+
 // DefaultGitTimeout bounds a single git process when the caller's context
 // carries no earlier deadline. It is generous because a first mirror clone
 // of a large repository is slow.

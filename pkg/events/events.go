@@ -101,6 +101,12 @@ type TestJob struct {
 	// status is still to be reported: a status that could not be sent is
 	// retried through the queue without running the test again.
 	Outcome *Outcome `json:"outcome,omitempty"`
+	// BaseRef and CloneURL are the pull request's base branch and its
+	// base repository's clone URL as the build read them from GitHub, so
+	// that a test's checkout need not wait for the pull request to be
+	// read again. Jobs from older workers lack them; their tests wait.
+	BaseRef  string `json:"base_ref,omitempty"`
+	CloneURL string `json:"clone_url,omitempty"`
 }
 
 // Outcome is the final state of a test attempt as it is to be reported.

@@ -265,6 +265,7 @@ func (w *Worker) retest(ctx context.Context, log *slog.Logger, inst Installation
 		job := events.TestJob{
 			Version: events.Version, Repo: ev.Repo, Number: ev.Number, HeadSHA: t.sha,
 			Installation: ev.Installation, Build: t.build, Test: specOf(specs[name]), Attempt: 1, Rerun: k,
+			BaseRef: t.pr.GetBase().GetRef(), CloneURL: t.pr.GetBase().GetRepo().GetCloneURL(),
 		}
 		if err := w.opts.Reruns.PublishTest(ctx, job); err != nil {
 			return outcome{}, fmt.Errorf("queuing re-run %d of %s: %w", k, name, err)

@@ -126,7 +126,7 @@ func (w *Worker) queueBuild(ctx context.Context, log *slog.Logger, inst Installa
 	} else {
 		w.recordQueued(ctx, log, rep, pull.pr, b, ev.HeadSHA, tests)
 		p.step("queuing %d tests", len(tests))
-		err = w.queueTests(ctx, rep, ev, b, tests, !claim.Fresh)
+		err = w.queueTests(ctx, rep, ev, pull.pr, b, tests, !claim.Fresh)
 	}
 	if err != nil {
 		return err
@@ -163,7 +163,7 @@ func (w *Worker) checkoutBuild(ctx context.Context, inst Installation, pr *githu
 
 // queueTests sets every test's pending status, then publishes it: in that
 // order, so a fast test's own statuses cannot be overtaken by "queued".
-func (w *Worker) queueTests(ctx context.Context, rep *status.Reporter, ev events.PullEvent, b artifacts.Build, tests []pipeline.Test, resumed bool) error {
+func (w *Worker) queueTests(ctx context.Context, rep *status.Reporter, ev events.PullEvent, pr *github.PullRequest, b artifacts.Build, tests []pipeline.Test, resumed bool) error {
 	for _, t := range tests {
 		if !resumed {
 			err := rep.Set(ctx, status.Status{
@@ -177,6 +177,7 @@ func (w *Worker) queueTests(ctx context.Context, rep *status.Reporter, ev events
 		job := events.TestJob{
 			Version: events.Version, Repo: ev.Repo, Number: ev.Number, HeadSHA: ev.HeadSHA,
 			Installation: ev.Installation, Build: b.Number, Test: specOf(t), Attempt: 1,
+			BaseRef: pr.GetBase().GetRef(), CloneURL: pr.GetBase().GetRepo().GetCloneURL(),
 		}
 		if err := w.opts.Queue.PublishTest(ctx, job); err != nil {
 			return fmt.Errorf("queuing test %s: %w", t.Name, err)

@@ -57,10 +57,11 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	// while the attempt is prepared still stops it.
 	runCtx, done := w.running.start(ctx, job)
 	defer done()
-	pr, stale, err := w.openPull(ctx, inst, job.Repo, job.Number, job.HeadSHA)
-	if err != nil {
+	p, err := w.readAndPrepare(ctx, log, inst, b, job)
+	if p.pr == nil {
 		return err
 	}
+	pr, stale := p.pr, p.stale
 	if stale != "" {
 		log.Info("dropping test", "reason", stale)
 		st.State, st.Description, st.Conclusion = status.Error, status.Errored("not run: "+stale), status.ConclusionCancelled
@@ -73,8 +74,6 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 		}
 		return rep.Set(ctx, st)
 	}
-
-	work, logPath, err := w.prepareTest(ctx, inst, pr.GetBase().GetRepo().GetCloneURL(), pr.GetBase().GetRef(), b, job)
 	var perm permanentError
 	if errors.As(err, &perm) {
 		// The job ends here: its status must say so, not stay pending.
@@ -94,7 +93,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	}
 	w.track(ctx, rep, job, events.TestRunning, st, nil)
 	return w.runAttempt(ctx, runCtx, log, rep, st, job, pipeline.Attempt{
-		Test: t, Number: job.Attempt, Dir: work, LogPath: logPath, Facts: facts(job, pr),
+		Test: t, Number: job.Attempt, Dir: p.work, LogPath: p.logPath, Facts: facts(job, pr),
 	})
 }
 
@@ -211,19 +210,70 @@ func (w *Worker) reportFinal(ctx context.Context, rep *status.Reporter, st statu
 	return nil
 }
 
-// prepareTest gives the attempt a fresh working copy of the build's commit,
-// fetching it into this box's mirror first when this box has not seen it.
-// Every attempt starts clean: a retry must not inherit a failure's debris.
-func (w *Worker) prepareTest(ctx context.Context, inst Installation, cloneURL, base string, b artifacts.Build, job events.TestJob) (work, logPath string, err error) {
-	ws := w.opts.Workspace
-	if !ws.HasCommit(ctx, b.Owner, b.Repo, job.HeadSHA) {
-		if cloneURL == "" {
-			return "", "", permanent(fmt.Errorf("pull request %s has no base clone URL", b))
+// preparedTest is a test's pull request as GitHub has it now and, unless
+// that made the test stale (the reason in stale), its working copy and log.
+type preparedTest struct {
+	pr                   *github.PullRequest
+	stale, work, logPath string
+}
+
+// pullRead is what openPull answered.
+type pullRead struct {
+	pr    *github.PullRequest
+	stale string
+	err   error
+}
+
+// readAndPrepare reads the pull request (is the job's head still its
+// head, and open?) and prepares the attempt's working copy (prepareTest)
+// at the same time, when the job carries what the checkout needs; a job
+// from an older worker is prepared after the read, from what it says.
+// The read's error comes with a nil pull request; a stale test with no
+// working copy, whatever the preparation did; otherwise err is the
+// preparation's.
+func (w *Worker) readAndPrepare(ctx context.Context, log *slog.Logger, inst Installation, b artifacts.Build, job events.TestJob) (preparedTest, error) {
+	read := make(chan pullRead, 1)
+	go func() {
+		pr, stale, err := w.openPull(ctx, inst, job.Repo, job.Number, job.HeadSHA)
+		read <- pullRead{pr, stale, err}
+	}()
+	cloneURL, base := job.CloneURL, job.BaseRef
+	var r pullRead
+	waited := base == ""
+	if waited {
+		if r = <-read; r.err != nil || r.stale != "" {
+			return preparedTest{pr: r.pr, stale: r.stale}, r.err
 		}
-		if err := ws.UpdateMirror(ctx, b.Owner, b.Repo, cloneURL, inst.Git); err != nil {
-			return "", "", fmt.Errorf("updating mirror: %w", err)
+		cloneURL, base = r.pr.GetBase().GetRepo().GetCloneURL(), r.pr.GetBase().GetRef()
+	}
+	work, logPath, err := w.prepareTest(ctx, log, inst, cloneURL, base, b, job)
+	if !waited {
+		r = <-read
+	}
+	if r.err != nil || r.stale != "" {
+		if work != "" {
+			if rmErr := os.RemoveAll(work); rmErr != nil {
+				log.Warn("removing the copy of a dropped test", "err", rmErr)
+			}
+		}
+		return preparedTest{pr: r.pr, stale: r.stale}, r.err
+	}
+	if err == nil && job.Rerun == 0 { // the seed's symlink names the first run
+		if err = w.opts.Workspace.LinkLog(b, job.Test.Name); err != nil {
+			err = fmt.Errorf("linking log: %w", err)
 		}
 	}
+	return preparedTest{pr: r.pr, work: work, logPath: logPath}, err
+}
+
+// prepareTest gives the attempt a fresh working copy of the build's commit,
+// fetching it into this box's mirror first when this box has not seen it;
+// its log is linked by the caller, once the test is known to run.
+// Every attempt starts clean: a retry must not inherit a failure's debris.
+// How long each step took is logged at debug level.
+func (w *Worker) prepareTest(ctx context.Context, log *slog.Logger, inst Installation, cloneURL, base string, b artifacts.Build, job events.TestJob) (work, logPath string, err error) {
+	ws := w.opts.Workspace
+	began := time.Now()
 	dir, err := ws.CreateRunDir(b, job.Test.Name, job.Rerun)
 	if err != nil {
 		return "", "", permanent(err)
@@ -244,16 +294,35 @@ func (w *Worker) prepareTest(ctx context.Context, inst Installation, cloneURL, b
 	if err := os.RemoveAll(work); err != nil {
 		return "", "", fmt.Errorf("clearing the previous attempt's copy: %w", err)
 	}
-	if err := ws.Checkout(ctx, b, job.HeadSHA, base, work); err != nil {
-		return "", "", fmt.Errorf("checking out %s: %w", job.HeadSHA, err)
+	cleared := time.Now()
+	fetched, err := w.checkoutTest(ctx, inst, cloneURL, base, b, job.HeadSHA, work)
+	if err != nil {
+		return "", "", err
 	}
-	if job.Rerun > 0 {
-		return work, logPath, nil // the seed's symlink names the first run
-	}
-	if err := ws.LinkLog(b, job.Test.Name); err != nil {
-		return "", "", fmt.Errorf("linking log: %w", err)
-	}
+	log.Debug("prepared test", "fetched", fetched, "rundir", cleared.Sub(began), "checkout", time.Since(cleared))
 	return work, logPath, nil
+}
+
+// checkoutTest makes work a checkout of sha. The mirror is updated only
+// when it lacks the commit (this box did not prepare the build), which the
+// checkout itself finds out: a box that did prepare it spends nothing on
+// asking. fetched tells whether the mirror was updated.
+func (w *Worker) checkoutTest(ctx context.Context, inst Installation, cloneURL, base string, b artifacts.Build, sha, work string) (fetched bool, err error) {
+	ws := w.opts.Workspace
+	err = ws.Checkout(ctx, b, sha, base, work)
+	if errors.Is(err, artifacts.ErrNotMirrored) {
+		if cloneURL == "" {
+			return false, permanent(fmt.Errorf("pull request %s has no base clone URL", b))
+		}
+		if err := ws.UpdateMirror(ctx, b.Owner, b.Repo, cloneURL, inst.Git); err != nil {
+			return false, fmt.Errorf("updating mirror: %w", err)
+		}
+		fetched, err = true, ws.Checkout(ctx, b, sha, base, work)
+	}
+	if err != nil {
+		return fetched, fmt.Errorf("checking out %s: %w", sha, err)
+	}
+	return fetched, nil
 }
 
 // abandonTest ends a test that crashed every worker it reached with an

@@ -338,37 +338,69 @@ def test_generator(build_id, pull):
 	}
 }
 
+// TestTestOfASupersededHeadIsNotRun: a queued test whose head was
+// superseded is dropped, whether its job names the base (and the copy is
+// made while the pull request is read, then removed) or is an older
+// worker's job, prepared only after the read.
 func TestTestOfASupersededHeadIsNotRun(t *testing.T) {
 	t.Parallel()
-	r := newRig(t)
-	pr := r.openPull(t, map[string]string{
-		".yci.py": "from yci.run import Bash\n\ndef test_generator(build_id, pull):\n    yield Bash('touch ../../ran-$YCI_SHA', name='t')\n",
-	})
-	old := pr.GetHead().GetSHA()
-	newer, err := r.gh.PushPull(owner, repoName, pr.GetNumber(), map[string]string{"x": "y\n"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A test job for the old head, as if queued before the push.
-	err = r.bus.Queue().PublishTest(context.Background(), events.TestJob{
-		Version: events.Version, Repo: events.Repo{Owner: owner, Name: repoName},
-		Number: pr.GetNumber(), HeadSHA: old, Build: 1, Attempt: 1,
-		Test: events.TestSpec{Name: "t", Command: "touch ../../ran-$YCI_SHA"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := r.waitFinal(t, old, "yci/t")["yci/t"]
-	if s.GetState() != "error" || !strings.Contains(s.GetDescription(), newer[:7]) {
-		t.Errorf("status %s %q, want error naming the newer head", s.GetState(), s.GetDescription())
-	}
-	// It never ran, so it has no out.txt: the link is the build's page.
-	if u := s.GetTargetURL(); !strings.HasSuffix(u, "/pulls/"+strconv.Itoa(pr.GetNumber())+"/1/index.html") {
-		t.Errorf("the dropped test links %q, want the build page (it has no log)", u)
-	}
-	dir, _ := r.ws.BuildDir(artifacts.Build{Owner: owner, Repo: repoName, Pull: pr.GetNumber(), Number: 1})
-	if exists(filepath.Join(dir, "ran-"+old)) {
-		t.Error("the superseded test ran")
+	for _, tc := range []struct {
+		name        string
+		carriesBase bool
+	}{
+		{"job_carrying_the_base_is_prepared_while_reading", true},
+		{"older_job_is_prepared_after_reading", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t)
+			pr := r.openPull(t, map[string]string{
+				".yci.py": "from yci.run import Bash\n\ndef test_generator(build_id, pull):\n    yield Bash('touch ../../ran-$YCI_SHA', name='t')\n",
+			})
+			old := pr.GetHead().GetSHA()
+			newer, err := r.gh.PushPull(owner, repoName, pr.GetNumber(), map[string]string{"x": "y\n"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A test job for the old head, as if queued before the push.
+			job := events.TestJob{
+				Version: events.Version, Repo: events.Repo{Owner: owner, Name: repoName},
+				Number: pr.GetNumber(), HeadSHA: old, Build: 1, Attempt: 1,
+				Test: events.TestSpec{Name: "t", Command: "touch ../../ran-$YCI_SHA"},
+			}
+			if tc.carriesBase {
+				job.BaseRef, job.CloneURL = pr.GetBase().GetRef(), pr.GetBase().GetRepo().GetCloneURL()
+			}
+			if err := r.bus.Queue().PublishTest(context.Background(), job); err != nil {
+				t.Fatal(err)
+			}
+			s := r.waitFinal(t, old, "yci/t")["yci/t"]
+			if s.GetState() != "error" || !strings.Contains(s.GetDescription(), newer[:7]) {
+				t.Errorf("status %s %q, want error naming the newer head", s.GetState(), s.GetDescription())
+			}
+			// It never ran, so it has no out.txt: the link is the build's page.
+			if u := s.GetTargetURL(); !strings.HasSuffix(u, "/pulls/"+strconv.Itoa(pr.GetNumber())+"/1/index.html") {
+				t.Errorf("the dropped test links %q, want the build page (it has no log)", u)
+			}
+			b := artifacts.Build{Owner: owner, Repo: repoName, Pull: pr.GetNumber(), Number: 1}
+			dir, _ := r.ws.BuildDir(b)
+			if exists(filepath.Join(dir, "ran-"+old)) {
+				t.Error("the superseded test ran")
+			}
+			if src, _ := r.ws.RunSourceDir(b, "t", 0); exists(src) {
+				t.Errorf("the dropped test's copy %s is left behind", src)
+			}
+			if link, _ := r.ws.LogLink(b, "t"); link != "" {
+				if _, err := os.Lstat(link); err == nil {
+					t.Errorf("the dropped test's log is linked at %s", link)
+				}
+			}
+			// Only the job naming the base was prepared (the box fetched
+			// the commit for it) before the read found it stale.
+			if fetched := r.ws.HasCommit(context.Background(), owner, repoName, old); fetched != tc.carriesBase {
+				t.Errorf("mirror has the old head: %v, want %v", fetched, tc.carriesBase)
+			}
+		})
 	}
 }
 
