@@ -138,8 +138,18 @@ func TestCleanupCaches(t *testing.T) {
 		t.Errorf("BytesFreed = %d, want %d", rep.BytesFreed, 2*len("module m\n"))
 	}
 	releaseBusy()
-	if rep, err := w.CleanupCaches(ctx, age, now); err != nil || len(rep.Caches) != 1 || rep.Caches[0] != "acme/busy" {
-		t.Errorf("after its release, CleanupCaches = %v, %v; want the busy cache removed", rep.Caches, err)
+	// A lock lives as long as any copy of its descriptor: a process another
+	// test forks at that moment holds one until its exec closes it, so the
+	// cache can look busy for a moment after its release.
+	var after CleanupReport
+	for range 100 {
+		if after, err = w.CleanupCaches(ctx, age, now); err != nil || len(after.Caches) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil || len(after.Caches) != 1 || after.Caches[0] != "acme/busy" {
+		t.Errorf("after its release, CleanupCaches = %v, %v; want the busy cache removed", after.Caches, err)
 	}
 	// A removed cache comes back, empty, on its next use.
 	dir, release, err := w.UseCache(ctx, "acme", "old")
