@@ -301,21 +301,34 @@ echo "checks done"
 `
 
 // TestSandboxedTestCannotReachTheQueue runs a test in the worker's default
-// sandbox with the network shared (the default) on the embedded JetStream,
-// as a box configured with nothing runs: the test reaches the queue's port
-// but is refused without credentials, so it can neither publish nor read;
-// it cannot read the receiver's /proc/<pid>/environ (its own PID
-// namespace), nor any process's environment holding the webhook secret.
-//
-// The refusal depends on the embedded JetStream requiring credentials
-// (the queue branch, merged into main after this test was written): before
-// it, this test fails with "the queue took a client without credentials".
+// sandbox with the network shared (the default), on the embedded JetStream
+// (a box configured with nothing) and on Debian's nats-server with a
+// password (as deploy/nats/single.conf sets up): the test reaches the
+// queue's port but is refused without credentials, so it can neither
+// publish nor read; it cannot read the receiver's /proc/<pid>/environ (its
+// own PID namespace), nor any process's environment holding the webhook
+// secret or NATS_URL with its password. Before the embedded JetStream
+// required credentials, this failed with "the queue took a client without
+// credentials".
 func TestSandboxedTestCannotReachTheQueue(t *testing.T) {
 	t.Parallel()
 	if !sandboxtest.Available(t) {
 		t.Skip("bubblewrap not usable; set YCI_REQUIRE_BWRAP=1 to make this a failure")
 	}
-	s := newStack(t, stackOptions{sandbox: true, nats: embedded})
+	t.Run("embedded", func(t *testing.T) {
+		t.Parallel()
+		testQueueOutOfReach(t, embedded)
+	})
+	t.Run("nats-server_with_password", func(t *testing.T) {
+		t.Parallel()
+		testQueueOutOfReach(t, externalWithPassword)
+	})
+}
+
+// testQueueOutOfReach runs the queue probe in the sandbox of a worker whose
+// JetStream is of the given mode.
+func testQueueOutOfReach(t *testing.T, mode natsMode) {
+	s := newStack(t, stackOptions{sandbox: true, nats: mode})
 	w := s.startWorker("worker")
 	// The worker goes before the receiver, whose JetStream it still needs
 	// to report the build.
@@ -326,14 +339,18 @@ func TestSandboxedTestCannotReachTheQueue(t *testing.T) {
 			t.Errorf("stopping the worker: %v", err)
 		}
 	})
-	receiver := findProcess(t, "receiver", "YCI_NATS_PORT="+strconv.Itoa(s.cfg.NATSPort))
+	port, marker := s.cfg.NATSPort, "YCI_NATS_PORT="+strconv.Itoa(s.cfg.NATSPort)
+	if mode == externalWithPassword {
+		port, marker = s.natsPort, "NATS_URL="+s.cfg.NATSURL
+	}
+	receiver := findProcess(t, "receiver", marker)
 	home, err := os.UserHomeDir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	files := map[string]string{
 		".yci.py": "from yci.run import Bash\n\ndef test_generator(build_id, pull):\n    yield Bash('./test.sh', name='queue')\n",
-		"test.sh": fmt.Sprintf(queueSh, s.cfg.NATSPort, receiver, secret, home),
+		"test.sh": fmt.Sprintf(queueSh, port, receiver, secret, home),
 	}
 	n, sha := s.openPull(files)
 	ctx, cancel := context.WithTimeout(s.ctx, waitLimit)

@@ -57,6 +57,10 @@ func runMain(m *testing.M) int {
 // worker's job comes back after it, instead of the default 20 seconds.
 const shortAckWait = 2 * time.Second
 
+// natsPassword is the password of an externalWithPassword stack's server,
+// which tests look for where it must not be.
+const natsPassword = "nats-password-7Q2xV9"
+
 // natsMode says which JetStream a stack runs on.
 type natsMode int
 
@@ -70,6 +74,9 @@ const (
 	// external: Debian's nats-server binary (2.9.10), the oldest server
 	// supported.
 	external
+	// externalWithPassword: the same, requiring a user and password of
+	// every client, as deploy/nats/single.conf does; NATS_URL carries them.
+	externalWithPassword
 )
 
 type stackOptions struct {
@@ -167,9 +174,13 @@ func (s *stack) startNATS(mode natsMode) {
 		s.nats, s.natsPort = srv, srv.Port()
 		s.cfg.NATSURL = srv.URL()
 		s.tb.Cleanup(func() { s.nats.Shutdown() })
-	case external:
-		srv := natstest.StartExternal(s.tb, natsserver.Options{StoreDir: s.natsStore, Port: natsserver.RandomPort})
-		s.cfg.NATSURL = srv.URL()
+	case external, externalWithPassword:
+		opts := natsserver.Options{StoreDir: s.natsStore, Port: natsserver.RandomPort}
+		if mode == externalWithPassword {
+			opts.Credentials = &natsserver.Credentials{User: "yourci", Password: natsPassword}
+		}
+		srv := natstest.StartExternal(s.tb, opts)
+		s.cfg.NATSURL, s.natsPort = srv.URL(), srv.Port()
 	case embedded:
 		port, err := launch.FreePort()
 		if err != nil {

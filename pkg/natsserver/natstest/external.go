@@ -50,6 +50,9 @@ type External struct {
 	exited   chan struct{}
 	logs     *lockedBuffer
 	stopOnce sync.Once
+	// creds, when set, are required of every client, as on a production
+	// box (deploy/nats/single.conf).
+	creds *natsserver.Credentials
 }
 
 // FindBinary returns the nats-server binary tests should run: $YCI_NATS_SERVER,
@@ -69,7 +72,8 @@ func FindBinary() (string, bool) {
 }
 
 // StartExternal runs `nats-server -js -sd StoreDir -a Host -p Port` and
-// returns once it accepts connections. The test is skipped when no binary
+// returns once it accepts connections. With opts.Credentials the server
+// requires that user and password of every client, and URL carries them. The test is skipped when no binary
 // is found, unless YCI_REQUIRE_NATS_SERVER=1. The process is stopped when
 // the test ends; Shutdown stops it earlier (to test a restart, call
 // StartExternal again with the same StoreDir and Port).
@@ -101,7 +105,7 @@ func StartExternal(tb testing.TB, opts natsserver.Options) *External {
 			}
 			port = p
 		}
-		e := &External{tb: tb, binary: binary, storeDir: opts.StoreDir, port: port, logs: &lockedBuffer{}}
+		e := &External{tb: tb, binary: binary, storeDir: opts.StoreDir, port: port, logs: &lockedBuffer{}, creds: opts.Credentials}
 		if lastErr = e.start(host); lastErr == nil {
 			tb.Cleanup(e.cleanup)
 			return e
@@ -115,7 +119,13 @@ func StartExternal(tb testing.TB, opts natsserver.Options) *External {
 }
 
 func (e *External) start(host string) error {
-	e.cmd = exec.Command(e.binary, "-js", "-sd", e.storeDir, "-a", host, "-p", strconv.Itoa(e.port))
+	args := []string{"-js", "-sd", e.storeDir, "-a", host, "-p", strconv.Itoa(e.port)}
+	if e.creds != nil {
+		// On the command line, which is fine for a test's server: no test
+		// process can see another's command line from its sandbox.
+		args = append(args, "--user", e.creds.User, "--pass", e.creds.Password)
+	}
+	e.cmd = exec.Command(e.binary, args...)
 	e.cmd.Stdout = e.logs
 	e.cmd.Stderr = e.logs
 	if err := e.cmd.Start(); err != nil {
@@ -154,9 +164,14 @@ func (e *External) waitReady(host string) error {
 	return fmt.Errorf("nats-server not ready on %s after %s", addr, natsserver.ReadyTimeout)
 }
 
-// URL is the client URL, nats://host:port.
+// URL is the client URL, nats://host:port, or nats://user:password@host:port
+// when the server requires credentials.
 func (e *External) URL() string {
-	return "nats://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(e.port))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(e.port))
+	if e.creds != nil {
+		return e.creds.URL(addr)
+	}
+	return "nats://" + addr
 }
 
 // Port is the port the server listens on.
