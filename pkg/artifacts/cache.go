@@ -149,10 +149,10 @@ func (w *Workspace) removeUnusedCache(owner, repo string, cutoff, now time.Time,
 		return err
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); errors.Is(err, syscall.EWOULDBLOCK) {
-		return nil // in use
-	} else if err != nil {
+	if busy, err := lockIfFree(f); err != nil {
 		return fmt.Errorf("locking %s: %w", stamp, err)
+	} else if busy {
+		return nil // in use
 	}
 	info, err := os.Lstat(judged)
 	if err != nil {
@@ -175,6 +175,23 @@ func (w *Workspace) removeUnusedCache(owner, repo string, cutoff, now time.Time,
 	rep.Caches = append(rep.Caches, owner+"/"+repo)
 	rep.BytesFreed += size
 	return nil
+}
+
+// lockIfFree takes f's exclusive lock unless a user holds it. A lock lives
+// as long as any copy of its descriptor, and a process forked elsewhere in
+// the worker holds a copy until its exec closes it: a cache just released
+// can look busy for that moment, so a busy lock is tried a few times.
+func lockIfFree(f *os.File) (busy bool, err error) {
+	for try := 0; ; try++ {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return false, err
+		}
+		if try == 4 {
+			return true, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // openStamp opens (creating) a cache's stamp file, never through a symlink.
