@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,7 +21,6 @@ import (
 	"github.com/yourci/yourci/pkg/envflag"
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/natsserver"
-	"github.com/yourci/yourci/pkg/version"
 )
 
 func main() {
@@ -104,20 +102,8 @@ func (o Options) natsURL() string {
 // run is the whole command; its result is the exit status.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	opts, err := parseOptions(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "queue:", err)
-		return 2
-	}
-	if opts.Version {
-		fmt.Fprintln(stdout, version.Line())
-		return 0
-	}
-	if err := opts.Validate(); err != nil {
-		fmt.Fprintf(stderr, "queue: invalid configuration:\n%v\n", err)
-		return 2
+	if exit, ok := envflag.Settle("queue", err, opts.Version, opts.Validate, stdout, stderr); !ok {
+		return exit
 	}
 	if err := list(ctx, opts, stdout); err != nil {
 		fmt.Fprintln(stderr, "queue:", err)

@@ -5,9 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -15,7 +12,6 @@ import (
 	"syscall"
 
 	"github.com/yourci/yourci/pkg/envflag"
-	"github.com/yourci/yourci/pkg/version"
 )
 
 // memoryHeadroom is what the receiver's soft memory limit allows beyond
@@ -33,20 +29,8 @@ func main() {
 // shutdown (or -h), 1 when serving failed, 2 for bad usage or configuration.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
 	opts, err := parseOptions(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "receiver:", err)
-		return 2
-	}
-	if opts.Version {
-		fmt.Fprintln(os.Stdout, version.Line())
-		return 0
-	}
-	if err := opts.Validate(); err != nil {
-		fmt.Fprintf(stderr, "receiver: invalid configuration:\n%v\n", err)
-		return 2
+	if exit, ok := envflag.Settle("receiver", err, opts.Version, opts.Validate, os.Stdout, stderr); !ok {
+		return exit
 	}
 	log := envflag.NewLogger(opts.JSONLog, stderr)
 	if getenv("GOMEMLIMIT") == "" {

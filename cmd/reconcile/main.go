@@ -7,9 +7,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -29,20 +26,8 @@ func main() {
 // the usage text.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	opts, err := parseOptions(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "reconcile:", err)
-		return exitUsage
-	}
-	if opts.Version {
-		fmt.Fprintln(stdout, version.Line())
-		return exitOK
-	}
-	if err := opts.Validate(); err != nil {
-		fmt.Fprintf(stderr, "reconcile: invalid configuration:\n%v\n", err)
-		return exitUsage
+	if exit, ok := envflag.Settle("reconcile", err, opts.Version, opts.Validate, stdout, stderr); !ok {
+		return exit
 	}
 	log := envflag.NewLogger(opts.JSONLog, stderr)
 	r, err := Open(ctx, opts, log, stdout)

@@ -5,16 +5,12 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/yourci/yourci/pkg/envflag"
-	"github.com/yourci/yourci/pkg/version"
 )
 
 func main() {
@@ -27,20 +23,8 @@ func main() {
 // failure (or a failed local test), 2 bad usage or configuration.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	opts, err := parseOptions(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "worker:", err)
-		return 2
-	}
-	if opts.Version {
-		fmt.Fprintln(stdout, version.Line())
-		return 0
-	}
-	if err := opts.Validate(); err != nil {
-		fmt.Fprintf(stderr, "worker: invalid configuration:\n%v\n", err)
-		return 2
+	if exit, ok := envflag.Settle("worker", err, opts.Version, opts.Validate, stdout, stderr); !ok {
+		return exit
 	}
 	log := envflag.NewLogger(opts.JSONLog, stderr)
 	if opts.Local != "" {
