@@ -241,13 +241,9 @@ func (s *Server) getCheckRun(r *http.Request, who *identity) reply {
 func (s *Server) listCheckRuns(r *http.Request, who *identity) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rp, rep := s.repoForLocked(r, who)
+	rp, sha, rep := s.commitForLocked(r, who)
 	if rep != nil {
 		return *rep
-	}
-	sha, found := resolveRefLocked(rp, r.PathValue("ref"))
-	if !found {
-		return notFound()
 	}
 	q := r.URL.Query()
 	seen := map[string]bool{}

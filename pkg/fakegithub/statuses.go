@@ -136,18 +136,29 @@ func resolveRefLocked(rp *repo, ref string) (string, bool) {
 	return "", false
 }
 
+// commitForLocked is the repository of r and the commit its {ref} names,
+// or the answer GitHub gives when either is unknown to who.
+func (s *Server) commitForLocked(r *http.Request, who *identity) (*repo, string, *reply) {
+	rp, rep := s.repoForLocked(r, who)
+	if rep != nil {
+		return nil, "", rep
+	}
+	sha, found := resolveRefLocked(rp, r.PathValue("ref"))
+	if !found {
+		missing := notFound()
+		return nil, "", &missing
+	}
+	return rp, sha, nil
+}
+
 // listStatuses serves GET /repos/{owner}/{repo}/commits/{ref}/statuses:
 // every status of the commit, newest first, paginated.
 func (s *Server) listStatuses(r *http.Request, who *identity) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rp, rep := s.repoForLocked(r, who)
+	rp, sha, rep := s.commitForLocked(r, who)
 	if rep != nil {
 		return *rep
-	}
-	sha, found := resolveRefLocked(rp, r.PathValue("ref"))
-	if !found {
-		return notFound()
 	}
 	all := slices.Clone(rp.statuses[sha])
 	slices.Reverse(all)
@@ -163,13 +174,9 @@ func (s *Server) listStatuses(r *http.Request, who *identity) reply {
 func (s *Server) combinedStatus(r *http.Request, who *identity) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rp, rep := s.repoForLocked(r, who)
+	rp, sha, rep := s.commitForLocked(r, who)
 	if rep != nil {
 		return *rep
-	}
-	sha, found := resolveRefLocked(rp, r.PathValue("ref"))
-	if !found {
-		return notFound()
 	}
 	latest := latestByContext(rp.statuses[sha])
 	page, rep := s.paginate(r, len(latest))
