@@ -289,8 +289,7 @@ func (b *Bus) setup(ctx context.Context) error {
 		Discard:    jetstream.DiscardOld,
 	}
 	err := b.retrySetup(ctx, "stream "+b.opts.Stream, func(ctx context.Context) error {
-		_, err := b.js.CreateOrUpdateStream(ctx, streamCfg)
-		return err
+		return b.ensureStream(ctx, streamCfg)
 	})
 	if err != nil {
 		return err
@@ -316,7 +315,7 @@ func (b *Bus) setup(ctx context.Context) error {
 		Replicas: b.opts.Replicas,
 	}
 	err = b.retrySetup(ctx, "key-value bucket "+b.opts.Bucket, func(ctx context.Context) error {
-		kv, err := b.js.CreateOrUpdateKeyValue(ctx, kvCfg)
+		kv, err := b.ensureKeyValue(ctx, kvCfg)
 		b.kv = kv
 		return err
 	})
@@ -332,7 +331,7 @@ func (b *Bus) setup(ctx context.Context) error {
 		Replicas:    b.opts.Replicas,
 	}
 	err = b.retrySetup(ctx, "key-value bucket "+b.opts.RecordBucket, func(ctx context.Context) error {
-		kv, err := b.js.CreateOrUpdateKeyValue(ctx, recordCfg)
+		kv, err := b.ensureKeyValue(ctx, recordCfg)
 		b.records = kv
 		return err
 	})
@@ -349,7 +348,7 @@ func (b *Bus) setup(ctx context.Context) error {
 		Replicas: b.opts.Replicas,
 	}
 	return b.retrySetup(ctx, "key-value bucket "+b.opts.RunningBucket, func(ctx context.Context) error {
-		kv, err := b.js.CreateOrUpdateKeyValue(ctx, runningCfg)
+		kv, err := b.ensureKeyValue(ctx, runningCfg)
 		b.running = kv
 		return err
 	})
@@ -375,6 +374,30 @@ func (b *Bus) ensureConsumer(ctx context.Context, name, filter string) (jetstrea
 		return err
 	})
 	return cons, err
+}
+
+// ensureStream creates the stream cfg describes, or updates it when one of
+// that name exists with another configuration (an upgrade). It creates
+// first, where jetstream's CreateOrUpdateStream updates first: Debian's
+// nats-server 2.9.10 crashes on an update that reaches a stream another
+// process is still creating, while creating a stream that exists with the
+// same configuration changes nothing on every version. So processes
+// starting together on a fresh server never send an update.
+func (b *Bus) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) error {
+	_, err := b.js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		_, err = b.js.UpdateStream(ctx, cfg)
+	}
+	return err
+}
+
+// ensureKeyValue is ensureStream for a key-value bucket.
+func (b *Bus) ensureKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := b.js.CreateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = b.js.UpdateKeyValue(ctx, cfg)
+	}
+	return kv, err
 }
 
 // retrySetup runs op until it succeeds, retrying JetStream API errors (two

@@ -212,6 +212,40 @@ func TestPublishRefusesIncompleteEvents(t *testing.T) {
 // another with a shorter one, as an upgrade does: the durable consumers an
 // older release created must take the new value in place, on the oldest
 // server as on the newest.
+// TestConfigurationChangeUpdatesBuckets starts a Bus with one record TTL
+// and then another with a longer one, as an upgrade or a changed flag does:
+// the bucket an earlier start created takes the new TTL, and keeps its
+// records.
+func TestConfigurationChangeUpdatesBuckets(t *testing.T) {
+	t.Parallel()
+	eachServer(t, func(t *testing.T, srv testServer) {
+		ctx := testContext(t)
+		opts := fastOptions(t)
+		opts.RecordTTL = time.Hour
+		first := newBus(t, srv.URL(), opts)
+		key := events.BuildKey{Repo: sampleRepo, Pull: 7, Build: 1}
+		if _, err := first.Records().UpdateBuild(ctx, key, func(r *events.BuildRecord) error { r.Title = "kept"; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		opts.RecordTTL = 2 * time.Hour
+		b := newBus(t, srv.URL(), opts)
+		kv, err := events.JetStreamOf(b).KeyValue(ctx, events.DefaultRecordBucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, err := kv.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := status.TTL(); got != opts.RecordTTL {
+			t.Errorf("record bucket TTL %s after the update, want %s", got, opts.RecordTTL)
+		}
+		if rec, err := b.Records().BuildRecord(ctx, key); err != nil || rec.Title != "kept" {
+			t.Errorf("record after the update = %+v, %v; want it kept", rec, err)
+		}
+	})
+}
+
 func TestAckWaitChangeUpdatesConsumers(t *testing.T) {
 	t.Parallel()
 	eachServer(t, func(t *testing.T, srv testServer) {

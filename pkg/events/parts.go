@@ -78,7 +78,7 @@ func (b *Bus) KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetst
 	var kv jetstream.KeyValue
 	err := b.retrySetup(ctx, "key-value bucket "+cfg.Bucket, func(ctx context.Context) error {
 		var err error
-		kv, err = b.js.CreateOrUpdateKeyValue(ctx, cfg)
+		kv, err = b.ensureKeyValue(ctx, cfg)
 		return err
 	})
 	return kv, err

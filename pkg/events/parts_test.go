@@ -79,6 +79,13 @@ func TestKeyValueCreatesAndUpdatesABucket(t *testing.T) {
 		if err != nil || string(e.Value()) != "v" {
 			t.Fatalf("after the update, k = %v, %v; want the value kept", e, err)
 		}
+		status, err := again.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := status.Config().Description; got != "changed" {
+			t.Errorf("after the update, the description is %q, want %q", got, "changed")
+		}
 		if _, err := b.KeyValue(ctx, jetstream.KeyValueConfig{Bucket: "no spaces allowed"}); err == nil {
 			t.Error("a bucket with an invalid name was created")
 		}
