@@ -192,10 +192,10 @@ func TestUndecodableMessagesAreTerminated(t *testing.T) {
 		}
 		handled := make(chan string, len(bodies)+1)
 		startTests(t, b, events.NewSlots(2), func(ctx context.Context, d *events.Delivery[events.TestJob]) {
-			handled <- d.Payload.Test.Name
 			if err := d.Ack(ctx); err != nil {
 				t.Errorf("ack: %v", err)
 			}
+			handled <- d.Payload.Test.Name
 		})
 		if got := receive(t, handled, "the valid job"); got != "ok" {
 			t.Errorf("handler got %q, want only the valid job", got)

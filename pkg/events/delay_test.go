@@ -50,10 +50,13 @@ func TestNotBeforeDelaysJobThroughTheQueue(t *testing.T) {
 				}
 				arrivals := make(chan arrival, 10)
 				startTests(t, b, events.NewSlots(2), func(ctx context.Context, d *events.Delivery[events.TestJob]) {
-					arrivals <- arrival{d.Payload, time.Now(), d.NumDelivered, d.LastChance()}
+					a := arrival{d.Payload, time.Now(), d.NumDelivered, d.LastChance()}
+					// Acknowledged before it is reported: the test ends
+					// once it has both arrivals, and its end cancels ctx.
 					if err := d.Ack(ctx); err != nil {
 						t.Errorf("ack: %v", err)
 					}
+					arrivals <- a
 				})
 
 				first := receive(t, arrivals, "the job without NotBefore")
