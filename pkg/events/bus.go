@@ -376,6 +376,18 @@ func (b *Bus) ensureConsumer(ctx context.Context, name, filter string) (jetstrea
 	return cons, err
 }
 
+// retryableSetupError reports whether err, from one setup call made under
+// ctx, is worth another try: an API error, or no answer within the call's
+// own timeout while ctx itself is still live.
+func retryableSetupError(ctx context.Context, err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return true
+	}
+	noAnswer := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+	return noAnswer && ctx.Err() == nil
+}
+
 // ensureStream creates the stream cfg describes, or updates it when one of
 // that name exists with another configuration (an upgrade). It creates
 // first, where jetstream's CreateOrUpdateStream updates first: Debian's
@@ -400,19 +412,21 @@ func (b *Bus) ensureKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) 
 	return kv, err
 }
 
-// retrySetup runs op until it succeeds, retrying JetStream API errors (two
-// processes creating the same stream at once may see "already in use")
-// a few times.
+// retrySetup runs op until it succeeds, a few times at most. It retries
+// JetStream API errors (two processes creating the same stream at once may
+// see "already in use") and calls that got no answer in time: the embedded
+// server has been seen to leave a creation racing others unanswered, about
+// once in 600 concurrent starts, and every setup step is safe to repeat.
 func (b *Bus) retrySetup(ctx context.Context, what string, op func(context.Context) error) error {
 	var err error
 	for attempt := 1; attempt <= setupAttempts; attempt++ {
 		callCtx, cancel := context.WithTimeout(ctx, b.opts.Timeout)
 		err = op(callCtx)
 		cancel()
-		var apiErr *jetstream.APIError
-		if err == nil || !errors.As(err, &apiErr) {
+		if err == nil || !retryableSetupError(ctx, err) {
 			break
 		}
+		b.log.Debug("setting up JetStream; trying again", "what", what, "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("setting up %s: %w", what, ctx.Err())
