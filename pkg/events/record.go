@@ -317,8 +317,10 @@ func (rs *Records) stopWatch(w jetstream.KeyWatcher) {
 }
 
 // WatchBuilds calls fn with every build record stored now and then with
-// every new revision of any record, one call at a time, until ctx ends;
-// then it returns nil. Revisions written while fn runs wait for it, so fn
+// new revisions of any record, in order, one call at a time, until ctx
+// ends; then it returns nil. The bucket keeps one revision per record, so
+// a revision replaced before the server sent it is skipped, but the
+// latest revision of every record always reaches fn. Revisions written while fn runs wait for it, so fn
 // must be quick. A record that expires (RecordTTL) is not announced. The
 // watch follows the server through reconnections; it returns an error
 // only when it cannot start or the connection closes for good.
