@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -291,23 +290,9 @@ func TestEvaluateKillsProcessesLeftBehind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if evalProcessRunning(pid) {
-		t.Errorf("the sleeper started by .yci.py (pid %d) is still running", pid)
-	}
-}
-
-// evalProcessRunning reports whether pid runs; a zombie waiting for its reaper (the
-// container's init may not reap) does not count.
-func evalProcessRunning(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil {
-		return false
-	}
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-	return len(fields) > 0 && fields[0] != "Z"
+	// Killed when Evaluate returns; gone a moment later (a SIGKILL takes
+	// effect when the process is next scheduled).
+	waitGone(t, pid)
 }
 
 func TestEvaluateLeavesNoCredentialsToPython(t *testing.T) {
