@@ -3,6 +3,8 @@ package reconcile_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,8 +62,10 @@ func TestTwoSweepsAtOnce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			waiting := &noticing{Handler: testLogger(t).Handler(), message: "waiting for the sweep lock", once: new(sync.Once), seen: make(chan struct{})}
 			s, _ := e.sweeper(t, []events.Repo{r}, func(o *reconcile.Options, _ *reconcile.CacheOptions) {
 				o.Lock = reconcile.LockOptions{Wait: 30 * time.Second, Poll: 20 * time.Millisecond}
+				o.Logger = slog.New(waiting)
 			})
 			done := make(chan reconcile.Summary)
 			go func() {
@@ -71,9 +75,12 @@ func TestTwoSweepsAtOnce(t *testing.T) {
 				}
 				done <- sum
 			}()
-			// The first sweep holds the lock until it releases it, so the
-			// second cannot have swept before this.
-			time.Sleep(100 * time.Millisecond)
+			// Released once the second sweep has found it held.
+			select {
+			case <-waiting.seen:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the second sweep never said it waits for the lock")
+			}
 			if err := held.Release(testContext(t)); err != nil {
 				t.Fatal(err)
 			}
@@ -106,18 +113,53 @@ func TestTwoSweepsAtOnce(t *testing.T) {
 	})
 }
 
+// noticing is a slog handler that closes seen when it first handles a
+// record whose message is message, whichever logger derived from it logs.
+type noticing struct {
+	slog.Handler
+	message string
+	once    *sync.Once
+	seen    chan struct{}
+}
+
+// Enabled is true at every level: the record looked for may be below the
+// level the wrapped handler prints.
+func (h *noticing) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *noticing) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == h.message {
+		h.once.Do(func() { close(h.seen) })
+	}
+	if !h.Handler.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *noticing) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := *h
+	c.Handler = h.Handler.WithAttrs(attrs)
+	return &c
+}
+
+func (h *noticing) WithGroup(name string) slog.Handler {
+	c := *h
+	c.Handler = h.Handler.WithGroup(name)
+	return &c
+}
+
 func TestLockIsRenewedWhileHeld(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := testContext(t)
-	held, err := e.store.Acquire(ctx, reconcile.LockOptions{Holder: "long sweep", TTL: 600 * time.Millisecond})
+	held, err := e.store.Acquire(ctx, reconcile.LockOptions{Holder: "long sweep", TTL: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer release(t, held)
 	// Several TTLs later the holder, which renews every TTL/3, still
 	// holds it.
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(5 * time.Second)
 	_, err = e.store.Acquire(ctx, reconcile.LockOptions{Holder: "next sweep"})
 	var locked *reconcile.LockedError
 	if !errors.As(err, &locked) || locked.Holder != "long sweep" {
