@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-github/v88/github"
+
+	"github.com/yourci/yourci/pkg/fakegithub"
 )
 
 // TestNATSRestartLosesNothing restarts the JetStream server (same store,
@@ -59,7 +61,7 @@ func TestNATSRestartLosesNothing(t *testing.T) {
 func TestGitHubFaultsDelayStatusesWithoutLosingThem(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
-	s.startWorker("worker", "YCI_JOBS=1")
+	w := s.startWorker("worker", "YCI_JOBS=1")
 	statuses := "/repos/" + owner + "/" + repoName + "/statuses/"
 	retryAfter := http.Header{"Retry-After": {"1"}}
 	faults := []struct {
@@ -76,14 +78,27 @@ func TestGitHubFaultsDelayStatusesWithoutLosingThem(t *testing.T) {
 	}
 	_, sha := s.openPull(map[string]string{".yci.py": yciPy([]string{"steady"}, 0, 0), "test.sh": s.script("echo ok")})
 
-	s.waitFinal(sha, "yci/steady")
+	s.waitFinal(sha, "yci/steady", "yci")
 	checkHistory(t, s.descriptions(sha, "yci/steady"), []string{"pending: queued", "pending: running", "success: passed in"})
-	got := s.gh.Requests()
+	// Counted once the worker has stopped, so that no write is on its way;
+	// a request is counted when it arrives and its status stored just
+	// after, hence the short wait for the two to agree.
+	if err := stop(s, w.Process); err != nil {
+		t.Fatalf("stopping the worker: %v", err)
+	}
+	var got fakegithub.Counts
+	var calls, posted int
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got = s.gh.Requests()
+		posted = len(s.gh.Statuses(owner, repoName, sha))
+		calls = got.ByRoute["POST /repos/{owner}/{repo}/statuses/{sha}"]
+		if calls == posted+len(faults) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if got.Injected != len(faults) {
 		t.Errorf("%d injected faults answered, want %d", got.Injected, len(faults))
 	}
-	posted := len(s.gh.Statuses(owner, repoName, sha))
-	calls := got.ByRoute["POST /repos/{owner}/{repo}/statuses/{sha}"]
 	if calls != posted+len(faults) {
 		t.Errorf("%d status calls for %d statuses and %d faults: want exactly one retry per fault", calls, posted, len(faults))
 	}
