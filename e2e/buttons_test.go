@@ -208,7 +208,7 @@ func TestOkToTest(t *testing.T) {
 		st := m["yci"]
 		return st.GetDescription() != "" && st.GetDescription() != needed
 	})
-	if r := s.gh.Reactions(owner, repoName, accepted.GetID()); len(r) != 1 || r[0].GetContent() != "rocket" {
+	if r := s.waitReaction(accepted.GetID(), "the accepted /ok-to-test"); len(r) != 1 || r[0].GetContent() != "rocket" {
 		t.Errorf("reactions to the accepted /ok-to-test: %+v, want one rocket", r)
 	}
 	if r := s.gh.Reactions(owner, repoName, refused.GetID()); len(r) != 0 {

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-github/v88/github"
 
@@ -30,6 +31,21 @@ func (s *stack) waitComments(n int, what string, done func([]github.IssueComment
 		s.tb.Fatalf("waiting for %s: %v", what, err)
 	}
 	return got
+}
+
+// waitReaction waits for the first reaction to comment id, which the
+// worker adds just after it queued what the comment asked for, and
+// returns every reaction then.
+func (s *stack) waitReaction(id int64, what string) []github.Reaction {
+	s.tb.Helper()
+	for deadline := time.Now().Add(waitLimit); ; time.Sleep(20 * time.Millisecond) {
+		if r := s.gh.Reactions(owner, repoName, id); len(r) > 0 {
+			return r
+		}
+		if time.Now().After(deadline) {
+			s.tb.Fatalf("waiting for a reaction to %s", what)
+		}
+	}
 }
 
 // comment posts body as author on pull n; the stand-in delivers the
@@ -90,7 +106,7 @@ func TestRetestRerunsTheFailedTest(t *testing.T) {
 	if got := len(s.starts(sha, "steady")); got != 1 {
 		t.Errorf("steady, which passed, started %d times, want 1", got)
 	}
-	reactions := s.gh.Reactions(owner, repoName, c.GetID())
+	reactions := s.waitReaction(c.GetID(), "the command")
 	if len(reactions) != 1 || reactions[0].GetContent() != "rocket" {
 		t.Errorf("reactions to the command: %+v, want one rocket", reactions)
 	}

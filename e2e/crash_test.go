@@ -250,7 +250,13 @@ func TestRestartedWorkerEndsTheKilledWorkersTest(t *testing.T) {
 	if st := s.waitFinal(sha, "yci/stuck")["yci/stuck"]; st.GetState() != "success" {
 		t.Fatalf("final status %s %q, want success:\n%s", st.GetState(), st.GetDescription(), s.history(sha))
 	}
+	// The new worker sends the leftovers SIGKILL as it starts; the kill
+	// takes effect a moment later.
+	deadline := time.Now().Add(10 * time.Second)
 	for _, pid := range orphans {
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
 		if alive(pid) {
 			t.Errorf("the killed worker's test (pid %d) is still running", pid)
 		}
