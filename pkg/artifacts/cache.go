@@ -84,14 +84,23 @@ func (w *Workspace) UseCache(ctx context.Context, owner, repo string) (dir strin
 		err = touch(stamp)
 	}
 	if err != nil {
-		f.Close() // closing releases the lock
+		unlockAndClose(f)
 		return "", nil, err
 	}
 	return dir, func() {
 		// Best effort: a stamp left older only makes the cache go sooner.
 		touch(stamp)
-		f.Close()
+		unlockAndClose(f)
 	}, nil
+}
+
+// unlockAndClose releases f's lock, then closes f. Closing alone releases
+// it only once every copy of the descriptor is closed, and a process
+// forked elsewhere in the worker holds a copy until its exec; an explicit
+// unlock releases it at once.
+func unlockAndClose(f *os.File) {
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN) // best effort: Close releases it too
+	f.Close()
 }
 
 // CleanupCaches removes every repository cache whose last use (UseCache)
@@ -148,7 +157,7 @@ func (w *Workspace) removeUnusedCache(owner, repo string, cutoff, now time.Time,
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer unlockAndClose(f)
 	if busy, err := lockIfFree(f); err != nil {
 		return fmt.Errorf("locking %s: %w", stamp, err)
 	} else if busy {
@@ -177,10 +186,10 @@ func (w *Workspace) removeUnusedCache(owner, repo string, cutoff, now time.Time,
 	return nil
 }
 
-// lockIfFree takes f's exclusive lock unless a user holds it. A lock lives
-// as long as any copy of its descriptor, and a process forked elsewhere in
-// the worker holds a copy until its exec closes it: a cache just released
-// can look busy for that moment, so a busy lock is tried a few times.
+// lockIfFree takes f's exclusive lock unless a user holds it. Users unlock
+// explicitly (unlockAndClose), but one that dies leaves its lock to the
+// close of its descriptor, which a process forked elsewhere in the worker
+// may hold a copy of until its exec: a busy lock is tried a few times.
 func lockIfFree(f *os.File) (busy bool, err error) {
 	for try := 0; ; try++ {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)

@@ -54,6 +54,9 @@ func TestKeepAliveHoldsMessageBeyondAckWait(t *testing.T) {
 	t.Parallel()
 	eachServer(t, func(t *testing.T, srv testServer) {
 		opts := fastOptions(t)
+		// Long enough that a stall of the test process between two
+		// keep-alives (a third of it apart) does not let it pass.
+		opts.AckWait = 3 * time.Second
 		worker := newBus(t, srv.URL(), opts)
 		other := newBus(t, srv.URL(), opts)
 		if err := worker.Queue().PublishTest(testContext(t), sampleJob("slow", 1)); err != nil {

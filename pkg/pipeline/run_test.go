@@ -71,14 +71,17 @@ func outputOf(t *testing.T, log string) string {
 
 // waitForFile waits until path exists, which the test's command creates
 // to say it got somewhere; the deadline only stops a broken test hanging.
-func waitForFile(t *testing.T, path string) {
+// It reports a timeout with t.Errorf and returns false, so that it may be
+// called from any goroutine, which then goes on to release the test.
+func waitForFile(t *testing.T, path string) bool {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		if _, err := os.Stat(path); err == nil {
-			return
+			return true
 		}
 	}
-	t.Fatalf("%s never appeared", path)
+	t.Errorf("%s never appeared", path)
+	return false
 }
 
 func TestRunnerExitCodesBecomeOutcomes(t *testing.T) {
@@ -138,7 +141,9 @@ func TestRunnerLogIsVisibleWhileTestRuns(t *testing.T) {
 	// The test is blocked on each fifo until it is released below, so what
 	// the log shows meanwhile was written while the test ran.
 	for _, step := range []struct{ line, fifo string }{{"first line\n", "go1"}, {"second line\n", "go2"}} {
-		waitForLog(t, a.LogPath, step.line)
+		if !waitForLog(t, a.LogPath, step.line) {
+			t.FailNow()
+		}
 		if err := os.WriteFile(filepath.Join(a.Dir, step.fifo), []byte("go\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -151,15 +156,17 @@ func TestRunnerLogIsVisibleWhileTestRuns(t *testing.T) {
 	}
 }
 
-// waitForLog waits until the log at path contains text.
-func waitForLog(t *testing.T, path, text string) {
+// waitForLog waits until the log at path contains text. Like waitForFile,
+// it reports a timeout with t.Errorf and returns false.
+func waitForLog(t *testing.T, path, text string) bool {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, []byte(text)) {
-			return
+			return true
 		}
 	}
-	t.Fatalf("log never showed %q", text)
+	t.Errorf("log never showed %q", text)
+	return false
 }
 
 func TestRunnerTruncatesLogAtLimitAndTestKeepsRunning(t *testing.T) {
