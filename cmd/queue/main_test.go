@@ -71,6 +71,16 @@ func TestListsWhatAWorkerRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer done()
+	// A consumer counts new messages a moment after they are stored.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		backlog, err := bus.Board().Backlog(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(backlog) == 2 && backlog[1].Pending == 2 || time.Now().After(deadline) {
+			break
+		}
+	}
 
 	var stdout, stderr strings.Builder
 	if code := run(ctx, []string{"-nats", srv.URL()}, env(nil), &stdout, &stderr); code != 0 {
