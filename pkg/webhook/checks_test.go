@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"errors"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -175,14 +174,7 @@ func TestHandlerPublishesButtonPresses(t *testing.T) {
 	t.Parallel()
 	runBody, suiteBody := fixture(t, checkRunFixture), fixture(t, checkSuiteFixture)
 	other := mutated(t, checkRunFixture, func(m map[string]any) { obj(m, "check_run")["external_id"] = "job-9" })
-	tests := []struct {
-		name     string
-		req      request
-		commands *commandRecorder
-		code     int
-		answer   string
-		want     []events.CommandEvent
-	}{
+	tests := []commandCase{
 		{name: "rerun_is_published_then_202", req: signed("check_run", runBody), commands: &commandRecorder{},
 			code: 202, answer: "queued", want: []events.CommandEvent{pressed(false, "foo-x")}},
 		{name: "suite_rerun_is_published_then_202", req: signed("check_suite", suiteBody), commands: &commandRecorder{},
@@ -199,31 +191,7 @@ func TestHandlerPublishesButtonPresses(t *testing.T) {
 		{name: "queue_failure_is_503", req: signed("check_run", runBody), commands: &commandRecorder{fail: errors.New("no JetStream")},
 			code: 503, answer: "event queue unavailable"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			pulls := &recorder{}
-			var opts []Option
-			if tc.commands != nil {
-				opts = append(opts, WithCommands(tc.commands))
-			}
-			w := httptest.NewRecorder()
-			newTestHandler(t, pulls, opts...).ServeHTTP(w, tc.req.build())
-			if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.answer) {
-				t.Errorf("answer %d %s, want %d containing %q", w.Code, w.Body, tc.code, tc.answer)
-			}
-			var got []events.CommandEvent
-			if tc.commands != nil {
-				got = tc.commands.events()
-			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("published (-want +got):\n%s", diff)
-			}
-			if n := len(pulls.events()); n != 0 {
-				t.Errorf("a button press published %d pull events", n)
-			}
-		})
-	}
+	runCommandCases(t, tests, "a button press")
 }
 
 // FuzzCheckEventFrom checks that whatever a check_run or check_suite body

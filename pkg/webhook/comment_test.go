@@ -190,33 +190,22 @@ func (r *commandRecorder) events() []events.CommandEvent {
 	return append([]events.CommandEvent(nil), r.published...)
 }
 
-func TestHandlerPublishesCommands(t *testing.T) {
-	t.Parallel()
-	retestBody := commentFixture(t, "retest.json")
-	tests := []struct {
-		name     string
-		req      request
-		commands *commandRecorder // nil: the handler has no WithCommands
-		code     int
-		answer   string
-		want     []events.CommandEvent
-	}{
-		{name: "retest_is_published_then_202", req: signed("issue_comment", retestBody), commands: &commandRecorder{},
-			code: 202, answer: "queued", want: []events.CommandEvent{widgetsCommand(retest())}},
-		{name: "comment_without_command_is_ignored", req: signed("issue_comment", commentFixture(t, "quoted.json")), commands: &commandRecorder{},
-			code: 202, answer: "ignored: comment holds no command"},
-		{name: "commands_off_ignores_comments", req: signed("issue_comment", retestBody),
-			code: 202, answer: "ignored: comment commands are not enabled"},
-		{name: "bad_signature_publishes_nothing", req: func() request {
-			rq := signed("issue_comment", retestBody)
-			rq.signature = signature("another secret", retestBody)
-			return rq
-		}(), commands: &commandRecorder{}, code: 401},
-		{name: "queue_failure_is_503", req: signed("issue_comment", retestBody), commands: &commandRecorder{fail: errors.New("no JetStream")},
-			code: 503, answer: "event queue unavailable"},
-		{name: "queue_refusal_is_400", req: signed("issue_comment", retestBody), commands: &commandRecorder{fail: events.ErrInvalidEvent},
-			code: 400, answer: "bad delivery: event"},
-	}
+// commandCase is one delivery to a handler that may publish commands: the
+// answer it must get and the commands it must publish.
+type commandCase struct {
+	name     string
+	req      request
+	commands *commandRecorder // nil: the handler has no WithCommands
+	code     int
+	answer   string
+	want     []events.CommandEvent
+}
+
+// runCommandCases sends each case's delivery to a fresh handler and checks
+// the answer, the commands published and that no pull event was; source
+// says what sent it, for the message.
+func runCommandCases(t *testing.T, tests []commandCase, source string) {
+	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -238,10 +227,33 @@ func TestHandlerPublishesCommands(t *testing.T) {
 				t.Errorf("published (-want +got):\n%s", diff)
 			}
 			if n := len(pulls.events()); n != 0 {
-				t.Errorf("a comment published %d pull events", n)
+				t.Errorf("%s published %d pull events", source, n)
 			}
 		})
 	}
+}
+
+func TestHandlerPublishesCommands(t *testing.T) {
+	t.Parallel()
+	retestBody := commentFixture(t, "retest.json")
+	tests := []commandCase{
+		{name: "retest_is_published_then_202", req: signed("issue_comment", retestBody), commands: &commandRecorder{},
+			code: 202, answer: "queued", want: []events.CommandEvent{widgetsCommand(retest())}},
+		{name: "comment_without_command_is_ignored", req: signed("issue_comment", commentFixture(t, "quoted.json")), commands: &commandRecorder{},
+			code: 202, answer: "ignored: comment holds no command"},
+		{name: "commands_off_ignores_comments", req: signed("issue_comment", retestBody),
+			code: 202, answer: "ignored: comment commands are not enabled"},
+		{name: "bad_signature_publishes_nothing", req: func() request {
+			rq := signed("issue_comment", retestBody)
+			rq.signature = signature("another secret", retestBody)
+			return rq
+		}(), commands: &commandRecorder{}, code: 401},
+		{name: "queue_failure_is_503", req: signed("issue_comment", retestBody), commands: &commandRecorder{fail: errors.New("no JetStream")},
+			code: 503, answer: "event queue unavailable"},
+		{name: "queue_refusal_is_400", req: signed("issue_comment", retestBody), commands: &commandRecorder{fail: events.ErrInvalidEvent},
+			code: 400, answer: "bad delivery: event"},
+	}
+	runCommandCases(t, tests, "a comment")
 }
 
 // FuzzParseCommands checks, for any comment, that what is parsed is safe
