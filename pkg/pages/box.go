@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
-	"html/template"
 	"slices"
 	"time"
 
@@ -12,17 +11,7 @@ import (
 )
 
 // boxPage is index.html at the workspace root. Links are relative to it.
-var boxPage = template.Must(template.New("box").Funcs(funcs).Parse(`<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex, nofollow">
-<title>YourCI: {{len .Live}} tests queued or running</title>
-<style>{{style}}</style>
-</head>
-<body>
-<h1>YourCI</h1>
+var boxPage = parsePage("box", `YourCI: {{len .Live}} tests queued or running`, `<h1>YourCI</h1>
 <h2>Queued and running now</h2>
 {{- if .Live}}
 <table>
@@ -67,7 +56,7 @@ var boxPage = template.Must(template.New("box").Funcs(funcs).Parse(`<!DOCTYPE ht
 <p class="note">Updated {{time .Updated}}. Every box shows the same builds; a build's page is served by the boxes that ran its tests, a running test's log by the box running it.</p>
 </body>
 </html>
-`))
+`)
 
 type boxView struct {
 	Live    []liveTest

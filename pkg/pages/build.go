@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"html/template"
 	"strconv"
 	"strings"
 	"time"
@@ -14,17 +13,7 @@ import (
 
 // buildPage is pulls/<pr>/<build>/index.html. Links are relative, so the
 // page works under any HTTP_ROOT (a secret first path segment included).
-var buildPage = template.Must(template.New("build").Funcs(funcs).Parse(`<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex, nofollow">
-<title>{{.Repo}} #{{.Key.Pull}} build {{.Key.Build}}: {{.Summary.Label}}</title>
-<style>{{style}}</style>
-</head>
-<body>
-<h1><a href="../../../index.html">{{.Repo}}</a> #{{.Key.Pull}} build {{.Key.Build}}</h1>
+var buildPage = parsePage("build", `{{.Repo}} #{{.Key.Pull}} build {{.Key.Build}}: {{.Summary.Label}}`, `<h1><a href="../../../index.html">{{.Repo}}</a> #{{.Key.Pull}} build {{.Key.Build}}</h1>
 {{- if .Title}}
 <p class="meta">{{.Title}}</p>
 {{- end}}
@@ -56,7 +45,7 @@ var buildPage = template.Must(template.New("build").Funcs(funcs).Parse(`<!DOCTYP
 {{- end}}
 </body>
 </html>
-`))
+`)
 
 // buildView is what the build page shows of a record.
 type buildView struct {

@@ -74,3 +74,20 @@ func shortSHA(sha string) string {
 	}
 	return sha
 }
+
+// parsePage parses the template of a page: the head every page shares,
+// titled by the template title, then body, the template of what follows
+// <body>.
+func parsePage(name, title, body string) *template.Template {
+	return template.Must(template.New(name).Funcs(funcs).Parse(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex, nofollow">
+<title>` + title + `</title>
+<style>{{style}}</style>
+</head>
+<body>
+` + body))
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
-	"html/template"
 	"slices"
 	"time"
 
@@ -12,17 +11,7 @@ import (
 )
 
 // repoPage is <owner>/<repo>/index.html.
-var repoPage = template.Must(template.New("repo").Funcs(funcs).Parse(`<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex, nofollow">
-<title>{{.Repo}}: YourCI</title>
-<style>{{style}}</style>
-</head>
-<body>
-<h1>{{.Repo}}</h1>
+var repoPage = parsePage("repo", `{{.Repo}}: YourCI`, `<h1>{{.Repo}}</h1>
 <h2>Open pull requests</h2>
 {{- if .Pulls}}
 <table>
@@ -83,7 +72,7 @@ var repoPage = template.Must(template.New("repo").Funcs(funcs).Parse(`<!DOCTYPE 
 <p class="note">Updated {{time .Updated}}.</p>
 </body>
 </html>
-`))
+`)
 
 type repoView struct {
 	Repo  string
