@@ -314,12 +314,7 @@ func (b *Bus) setup(ctx context.Context) error {
 		Storage:  storage,
 		Replicas: b.opts.Replicas,
 	}
-	err = b.retrySetup(ctx, "key-value bucket "+b.opts.Bucket, func(ctx context.Context) error {
-		kv, err := b.ensureKeyValue(ctx, kvCfg)
-		b.kv = kv
-		return err
-	})
-	if err != nil {
+	if b.kv, err = b.KeyValue(ctx, kvCfg); err != nil {
 		return err
 	}
 	recordCfg := jetstream.KeyValueConfig{
@@ -330,12 +325,7 @@ func (b *Bus) setup(ctx context.Context) error {
 		Storage:     storage,
 		Replicas:    b.opts.Replicas,
 	}
-	err = b.retrySetup(ctx, "key-value bucket "+b.opts.RecordBucket, func(ctx context.Context) error {
-		kv, err := b.ensureKeyValue(ctx, recordCfg)
-		b.records = kv
-		return err
-	})
-	if err != nil || b.opts.PublishOnly {
+	if b.records, err = b.KeyValue(ctx, recordCfg); err != nil || b.opts.PublishOnly {
 		return err
 	}
 	runningCfg := jetstream.KeyValueConfig{
@@ -347,11 +337,8 @@ func (b *Bus) setup(ctx context.Context) error {
 		Storage:  storage,
 		Replicas: b.opts.Replicas,
 	}
-	return b.retrySetup(ctx, "key-value bucket "+b.opts.RunningBucket, func(ctx context.Context) error {
-		kv, err := b.ensureKeyValue(ctx, runningCfg)
-		b.running = kv
-		return err
-	})
+	b.running, err = b.KeyValue(ctx, runningCfg)
+	return err
 }
 
 func (b *Bus) ensureConsumer(ctx context.Context, name, filter string) (jetstream.Consumer, error) {
