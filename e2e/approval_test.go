@@ -70,11 +70,7 @@ func TestApprovalIsBoundToTheApprovedHead(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
 	w := s.startWorker("worker")
-	for user, role := range map[string]string{"triager": "triage", "maint": "write"} {
-		if err := s.gh.SetPermission(owner, repoName, user, role); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s.grant("triager", "triage", "maint", "write")
 	needed := status.ApprovalNeeded("ok-to-test")
 	n, first := s.openForkPull("mallory", "patch")
 	s.waitYci(first, needed)
@@ -187,9 +183,7 @@ func TestApprovalWhoseWebhookWasLost(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{noHook: true})
 	w := s.startWorker("worker", "YCI_JOBS=1")
-	if err := s.gh.SetPermission(owner, repoName, "maint", "write"); err != nil {
-		t.Fatal(err)
-	}
+	s.grant("maint", "write")
 	needed := status.ApprovalNeeded("ok-to-test")
 	n, first := s.openForkPull("mallory", "patch")
 	// Only the opened webhook gets through.

@@ -99,9 +99,7 @@ func TestRerunButtonsAndRetestWithAppAuth(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
 	w := s.startWorker("worker", append(s.appEnv(), "YCI_JOBS=2")...)
-	if err := s.gh.SetPermission(owner, repoName, "maintainer", "write"); err != nil {
-		t.Fatal(err)
-	}
+	s.grant("maintainer", "write")
 	n, sha := s.openPull(map[string]string{".yci.py": yciPy([]string{"flaky", "steady"}, 0, 0), "test.sh": s.script(alternatingScript)})
 	runs := s.waitCheckRuns(sha, "the build", settledRuns(map[string][]string{"flaky": {"0:failure"}, "steady": {"0:success"}}))
 	var firstLog string
@@ -176,11 +174,7 @@ func TestOkToTest(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
 	w := s.startWorker("worker")
-	for user, role := range map[string]string{"triager": "triage", "maint": "write"} {
-		if err := s.gh.SetPermission(owner, repoName, user, role); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s.grant("triager", "triage", "maint", "write")
 	needed := status.ApprovalNeeded("ok-to-test")
 	n, first := s.openForkPull("mallory", "patch")
 	s.waitYci(first, needed)

@@ -48,6 +48,16 @@ func (s *stack) waitReaction(id int64, what string) []github.Reaction {
 	}
 }
 
+// grant gives each user the role on the repository, as pairs: user, role.
+func (s *stack) grant(userRoles ...string) {
+	s.tb.Helper()
+	for i := 0; i+1 < len(userRoles); i += 2 {
+		if err := s.gh.SetPermission(owner, repoName, userRoles[i], userRoles[i+1]); err != nil {
+			s.tb.Fatal(err)
+		}
+	}
+}
+
 // comment posts body as author on pull n; the stand-in delivers the
 // issue_comment webhook before it returns.
 func (s *stack) comment(n int, author, body string) *github.IssueComment {
@@ -63,9 +73,7 @@ func TestRetestRerunsTheFailedTest(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
 	w := s.startWorker("worker", "YCI_JOBS=2")
-	if err := s.gh.SetPermission(owner, repoName, "maintainer", "write"); err != nil {
-		t.Fatal(err)
-	}
+	s.grant("maintainer", "write")
 	n, sha := s.openPull(map[string]string{".yci.py": yciPy([]string{"flaky", "steady"}, 0, 0), "test.sh": s.script(rerunScript)})
 	first := s.waitFinal(sha, "yci/flaky", "yci/steady")
 	if st := first["yci/flaky"]; st.GetState() != "failure" {
@@ -119,12 +127,7 @@ func TestRetestRefusals(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
 	s.startWorker("worker", "YCI_JOBS=2")
-	if err := s.gh.SetPermission(owner, repoName, "writer", "write"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.gh.SetPermission(owner, repoName, "reader", "triage"); err != nil {
-		t.Fatal(err)
-	}
+	s.grant("writer", "write", "reader", "triage")
 	n, sha := s.openPull(map[string]string{".yci.py": yciPy([]string{"steady"}, 0, 0), "test.sh": s.script(rerunScript)})
 	s.waitFinal(sha, "yci/steady")
 
