@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"math"
@@ -32,9 +31,11 @@ type Evaluator struct {
 	// Env is python's whole environment. Nil means a minimal one (PATH,
 	// HOME, LANG=C.UTF-8): the worker's credentials never reach .yci.py.
 	Env []string
-	// Sandbox, when set, confines python: it may read the checkout and
-	// write only the evaluation's own temporary directory. Python must
-	// then be visible inside it (a system interpreter, not a shim in HOME).
+	// Sandbox, when set, confines python: it may read the checkout and the
+	// evaluation's own directory (the yci package, the pull request) and
+	// write nothing of the host but the pipes the worker gave it. Python
+	// must then be visible inside it (a system interpreter, not a shim in
+	// HOME).
 	Sandbox Sandbox
 }
 
@@ -47,9 +48,6 @@ const (
 	// maxSeconds mirrors yci/_check.py's MAX_SECONDS, the longest timeout
 	// or retry increment.
 	maxSeconds = 24 * 60 * 60
-	// stacksFile, in the evaluation's directory, receives python's stacks
-	// when it is stopped for taking too long.
-	stacksFile = "stacks.txt"
 )
 
 func (e *Evaluator) python() string {
@@ -124,22 +122,21 @@ func (e *Evaluator) Evaluate(ctx context.Context, sourceDir string, buildID int,
 	if err := os.WriteFile(filepath.Join(work, "pull.json"), pull, 0o600); err != nil {
 		return nil, fmt.Errorf("evaluating %s: writing the pull request: %w", ConfigFile, err)
 	}
-	exit, err := e.runPython(ctx, dir, work, e.args(work, dir, buildID), filepath.Join(work, stacksFile))
+	exit, err := e.runPython(ctx, dir, work, e.args(work, dir, buildID))
 	switch {
 	case err != nil:
 		return nil, err
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("evaluating %s: %w", ConfigFile, context.Cause(ctx))
 	case exit.timedOut:
-		return nil, e.timeoutError(work).withOutput(exit.printed)
-	}
-	out, err := readResult(filepath.Join(work, "result.json"))
-	if errors.Is(err, fs.ErrNotExist) {
+		return nil, e.timeoutError(work, exit.stacks).withOutput(exit.printed)
+	case len(exit.result) == 0:
 		return nil, (&ConfigError{File: ConfigFile, Message: fmt.Sprintf(
 			"python stopped (%s) before reporting its tests", exitStatus(exit.err))}).withOutput(exit.printed)
 	}
-	if err != nil {
-		return nil, err
+	out, cerr := decodeResult(exit.result, exit.resultOver)
+	if cerr != nil {
+		return nil, cerr.withOutput(exit.printed)
 	}
 	if out.Error != nil {
 		return nil, out.Error.configError().withOutput(exit.printed)
@@ -158,8 +155,8 @@ func (e *Evaluator) args(work, dir string, buildID int) []string {
 	return []string{"-I", "-B", "-u", "-X", "utf8",
 		filepath.Join(work, "yci", "_evaluate.py"),
 		dir, strconv.Itoa(buildID),
-		filepath.Join(work, "pull.json"), filepath.Join(work, "result.json"),
-		strconv.Itoa(e.maxTests()), filepath.Join(work, stacksFile)}
+		filepath.Join(work, "pull.json"), strconv.Itoa(resultFD),
+		strconv.Itoa(e.maxTests()), strconv.Itoa(stacksFD)}
 }
 
 // checkConfigFile returns a *ConfigError when dir has no .yci.py to run.
@@ -195,13 +192,12 @@ func removeWorkDir(dir string) {
 // faulthandler dumps when the time limit is reached.
 var hangLine = regexp.MustCompile(`File "\.yci\.py", line (\d+)`)
 
-// timeoutError locates a hang from the stacks python dumped in work, if it
-// got that far.
-func (e *Evaluator) timeoutError(work string) *ConfigError {
+// timeoutError locates a hang from the stacks python dumped, if it got that
+// far; work is the evaluation's directory, left out of the paths shown.
+func (e *Evaluator) timeoutError(work string, stacks []byte) *ConfigError {
 	cerr := &ConfigError{File: ConfigFile, Message: fmt.Sprintf(
 		"evaluation stopped after %s: does test_generator loop or wait forever?", e.timeout())}
-	stacks, err := os.ReadFile(filepath.Join(work, stacksFile))
-	if err != nil || len(stacks) == 0 {
+	if len(stacks) == 0 {
 		return cerr
 	}
 	if m := hangLine.FindSubmatch(stacks); m != nil {
@@ -256,17 +252,11 @@ type evalTest struct {
 	Timeout        float64     `json:"timeout"`         // seconds; 0 means none
 }
 
-func readResult(path string) (*evalOutput, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading the evaluation of %s: %w", ConfigFile, err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxResult+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading the evaluation of %s: %w", ConfigFile, err)
-	}
-	if len(data) > maxResult {
+// decodeResult reads what python wrote on resultFD. Python runs the
+// repository's code, which can write there too: anything but a well-formed
+// report is the file's fault.
+func decodeResult(data []byte, over bool) (*evalOutput, *ConfigError) {
+	if over {
 		return nil, &ConfigError{File: ConfigFile, Message: fmt.Sprintf(
 			"the tests it yields take more than %d MiB to describe", maxResult>>20)}
 	}
@@ -274,7 +264,12 @@ func readResult(path string) (*evalOutput, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&out); err != nil {
-		return nil, fmt.Errorf("decoding the evaluation of %s: %w", ConfigFile, err)
+		return nil, &ConfigError{File: ConfigFile, Message: fmt.Sprintf(
+			"the evaluation's report is unreadable (did it write to descriptor %d?): %v", resultFD, err)}
+	}
+	if dec.More() {
+		return nil, &ConfigError{File: ConfigFile, Message: fmt.Sprintf(
+			"the evaluation's report has more than one document (did it write to descriptor %d?)", resultFD)}
 	}
 	return &out, nil
 }

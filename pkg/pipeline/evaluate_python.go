@@ -57,34 +57,44 @@ const (
 
 // pythonExit is how one run of the evaluator script ended.
 type pythonExit struct {
-	printed  string // what it wrote on stdout and stderr, bounded
-	timedOut bool   // killed by the Evaluator's time limit
-	err      error  // from exec.Cmd.Wait
+	printed    string // what it wrote on stdout and stderr, bounded
+	result     []byte // what it wrote on resultFD, at most maxResult bytes
+	resultOver bool   // it wrote more than maxResult there
+	stacks     []byte // what it wrote on stacksFD, at most maxStacks bytes
+	timedOut   bool   // killed by the Evaluator's time limit
+	err        error  // from exec.Cmd.Wait
 }
 
 // runPython runs python with args in dir, in its own session and process
-// group (confined by the Evaluator's Sandbox, writing only to work), and
-// kills the whole group when it exits, times out or ctx ends; on a timeout
-// it first asks python to dump its stacks to the stacks file. The returned
-// error is the worker's problem (python cannot start); how the script ended
-// is in pythonExit.
-func (e *Evaluator) runPython(parent context.Context, dir, work string, args []string, stacks string) (pythonExit, error) {
+// group (confined by the Evaluator's Sandbox, reading work and dir and
+// writing nothing of the host), and kills the whole group when it exits,
+// times out or ctx ends; on a timeout it first asks python to dump its
+// stacks. Its output, result and stacks come back over pipes made here,
+// each bounded and read until drainWait after the group is killed. The
+// returned error is the worker's problem (python cannot start); how the
+// script ended is in pythonExit.
+func (e *Evaluator) runPython(parent context.Context, dir, work string, args []string) (pythonExit, error) {
 	ctx, cancel := context.WithTimeout(parent, e.timeout())
 	defer cancel()
-	r, w, err := os.Pipe()
+	printed := &capture{half: maxPrinted / 2}
+	result := &bounded{max: maxResult}
+	stacks := &bounded{max: maxStacks}
+	chans, ends, err := openChannels([]string{"output", "result", "stacks"},
+		[]io.Writer{printed, result, stacks})
 	if err != nil {
-		return pythonExit{}, fmt.Errorf("creating the output pipe for %s: %w", ConfigFile, err)
+		return pythonExit{}, err
 	}
-	defer r.Close()
+	defer closeChannels(chans, nil)
 	cmd := exec.CommandContext(ctx, e.python(), args...)
 	cmd.Dir = dir
 	cmd.Env = e.environ()
-	cmd.Stdout, cmd.Stderr = w, w
+	cmd.Stdout, cmd.Stderr = ends[0], ends[0]
+	cmd.ExtraFiles = ends[1:] // resultFD, stacksFD
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	ran := func() error { return nil }
 	if e.Sandbox != nil {
-		if ran, err = e.Sandbox.Confine(cmd, []string{work}, []string{dir}); err != nil {
-			w.Close()
+		if ran, err = e.Sandbox.Confine(cmd, nil, []string{work, dir}); err != nil {
+			closeChannels(nil, ends)
 			return pythonExit{}, fmt.Errorf("confining the evaluation of %s: %w", ConfigFile, err)
 		}
 	}
@@ -95,33 +105,32 @@ func (e *Evaluator) runPython(parent context.Context, dir, work string, args []s
 		return killGroup(cmd.Process.Pid)
 	}
 	err = cmd.Start()
-	if closeErr := w.Close(); err == nil && closeErr != nil {
-		err = closeErr
-	}
+	closeChannels(nil, ends)
 	if err != nil {
 		return pythonExit{}, errors.Join(fmt.Errorf("starting %s to evaluate %s: %w", e.python(), ConfigFile, err), ran())
 	}
-	printed := &capture{half: maxPrinted / 2}
-	copied := make(chan error, 1)
-	go func() {
-		_, err := io.Copy(printed, r)
-		copied <- err
-	}()
+	for _, c := range chans {
+		c.start()
+	}
 	exit := pythonExit{err: cmd.Wait()}
 	exit.timedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
 	ranErr := ran()
 	if err := killGroup(cmd.Process.Pid); err != nil {
 		return pythonExit{}, fmt.Errorf("killing what evaluating %s left running: %w", ConfigFile, err)
 	}
-	if err := r.SetReadDeadline(time.Now().Add(drainWait)); err != nil {
-		return pythonExit{}, fmt.Errorf("reading the output of %s: %w", ConfigFile, err)
-	}
-	if err := <-copied; errors.Is(err, os.ErrDeadlineExceeded) {
-		printed.note("[output cut: a process started by " + ConfigFile + " kept it open]\n")
-	} else if err != nil {
-		return pythonExit{}, fmt.Errorf("reading the output of %s: %w", ConfigFile, err)
+	deadline := time.Now().Add(drainWait)
+	for _, c := range chans {
+		cut, err := c.finish(deadline)
+		if err != nil {
+			return pythonExit{}, err
+		}
+		if cut {
+			printed.note("[" + c.name + " cut: a process started by " + ConfigFile + " kept it open]\n")
+		}
 	}
 	exit.printed = printed.String()
+	exit.result, exit.resultOver = result.snapshot()
+	exit.stacks, _ = stacks.snapshot()
 	if ranErr != nil && !exit.timedOut && parent.Err() == nil {
 		return pythonExit{}, fmt.Errorf("evaluating %s: %w: %s", ConfigFile, ranErr, strings.TrimSpace(exit.printed))
 	}
@@ -129,25 +138,23 @@ func (e *Evaluator) runPython(parent context.Context, dir, work string, args []s
 }
 
 // dumpStacks sends python's process group SIGUSR1, on which faulthandler
-// writes every thread's stack to the stacks file, and waits until the file
-// stops growing, for at most stacksWait. The group, not the process: in a
+// writes every thread's stack to stacksFD, and waits until nothing more
+// arrives there, for at most stacksWait. The group, not the process: in a
 // sandbox the process started is bubblewrap, which ignores the signal, and
 // python is another member of its group. It is best effort: a python that
 // dies of the signal, or never dumps, is killed all the same.
-func dumpStacks(pgid int, stacks string) {
+func dumpStacks(pgid int, stacks *bounded) {
 	if err := syscall.Kill(-pgid, syscall.SIGUSR1); err != nil {
 		return
 	}
 	var size int64
 	for deadline := time.Now().Add(stacksWait); time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
-		info, err := os.Stat(stacks)
-		if err == nil && info.Size() > 0 && info.Size() == size {
+		n := stacks.size()
+		if n > 0 && n == size {
 			return
 		}
-		if err == nil {
-			size = info.Size()
-		}
+		size = n
 	}
 }
 

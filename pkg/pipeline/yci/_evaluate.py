@@ -1,13 +1,14 @@
 """Evaluates a repository's .yci.py for the YourCI worker (internal).
 
 Usage: python3 -I -B -u -X utf8 .../yci/_evaluate.py SOURCE_DIR BUILD_ID
-       PULL_JSON RESULT_JSON MAX_TESTS STACKS_FILE
+       PULL_JSON RESULT_FD MAX_TESTS STACKS_FD
 
-The result goes to RESULT_JSON, never to stdout, so whatever .yci.py prints
-cannot corrupt it: {"tests": [...]} or {"error": {...}}. No result file means
-the interpreter died before reporting (os._exit, a kill). On SIGUSR1, which
-the worker sends when the time limit is reached, the stacks of every thread
-go to STACKS_FILE, so a hang can be located.
+The result goes to the pipe RESULT_FD, never to stdout, so whatever .yci.py
+prints cannot corrupt it: {"tests": [...]} or {"error": {...}}. Nothing there
+means the interpreter died before reporting (os._exit, a kill). On SIGUSR1,
+which the worker sends when the time limit is reached, the stacks of every
+thread go to the pipe STACKS_FD, so a hang can be located. Both are pipes the
+worker opened: nothing is read back from a file this process could replace.
 """
 
 # Everything the evaluator needs is imported before the checkout joins
@@ -69,11 +70,14 @@ class AttrDict(dict):
 
 
 def main(argv):
-    source_dir, build_id, pull_path, result_path = argv[1:5]
-    max_tests, stacks_path = int(argv[5]), argv[6]
+    source_dir, build_id, pull_path, result_fd = argv[1:5]
+    max_tests, stacks_fd = int(argv[5]), int(argv[6])
     with open(pull_path, encoding='utf-8') as f:
         pull = json.load(f, object_hook=AttrDict)
-    stacks = open(stacks_path, 'w')
+    # Commands .yci.py starts (os.system) need not inherit the pipes.
+    for fd in (int(result_fd), stacks_fd):
+        os.set_inheritable(fd, False)
+    stacks = os.fdopen(stacks_fd, 'w')
     faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)
     sys.path.insert(1, source_dir)
     sys.argv = [CONFIG]
@@ -81,9 +85,8 @@ def main(argv):
         result = {'tests': evaluate(source_dir, int(build_id), pull, max_tests)}
     except Failure as failure:
         result = {'error': failure.as_dict([source_dir, PKG_ROOT])}
-    with open(result_path + '.tmp', 'w', encoding='utf-8') as f:
+    with os.fdopen(int(result_fd), 'w', encoding='utf-8') as f:
         json.dump(result, f)
-    os.replace(result_path + '.tmp', result_path)
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip the user's atexit handlers and non-daemon threads: they must not
