@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -78,14 +79,9 @@ func (w *Worker) recordPrepFailure(ctx context.Context, log *slog.Logger, ev eve
 // them, to the head's preparation log, and returns the log's address, or
 // "" when it is not served or could not be written.
 func (w *Worker) appendPrepLog(log *slog.Logger, ev events.PullEvent, text []byte) string {
-	var masked bytes.Buffer
-	mw := pipeline.NewMaskingWriter(&masked, w.secrets())
-	_, err := mw.Write(text)
+	masked, err := w.mask(string(text))
 	if err == nil {
-		err = mw.Close()
-	}
-	if err == nil {
-		err = w.opts.Workspace.AppendPrepareLog(ev.Repo.Owner, ev.Repo.Name, ev.Number, ev.HeadSHA, masked.String())
+		err = w.opts.Workspace.AppendPrepareLog(ev.Repo.Owner, ev.Repo.Name, ev.Number, ev.HeadSHA, masked)
 	}
 	if err != nil {
 		log.Warn("writing the preparation log", "err", err)
@@ -99,6 +95,21 @@ func (w *Worker) appendPrepLog(log *slog.Logger, ev events.PullEvent, text []byt
 		return ""
 	}
 	return u
+}
+
+// mask replaces the worker's secrets in text as a test's log masks them.
+// Everything an evaluation or a test reports is masked so before any log
+// or status shows it.
+func (w *Worker) mask(text string) (string, error) {
+	var masked bytes.Buffer
+	mw := pipeline.NewMaskingWriter(&masked, w.secrets())
+	if _, err := io.WriteString(mw, text); err != nil {
+		return "", fmt.Errorf("masking secrets: %w", err)
+	}
+	if err := mw.Close(); err != nil {
+		return "", fmt.Errorf("masking secrets: %w", err)
+	}
+	return masked.String(), nil
 }
 
 // secrets are the values no log may show: the runner's, which include

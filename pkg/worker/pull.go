@@ -191,12 +191,22 @@ func (w *Worker) queueTests(ctx context.Context, rep *status.Reporter, ev events
 // and sets one error status pointing at it. The job is then done: running
 // it again cannot fix the file.
 func (w *Worker) reportConfigError(ctx context.Context, log *slog.Logger, rep *status.Reporter, ev events.PullEvent, b artifacts.Build, cfgErr *pipeline.ConfigError) error {
-	log.Info(".yci.py refused", "reason", cfgErr.Error())
+	// The message and detail are the evaluation's, which ran the
+	// repository's code: it may have printed anything it could read.
+	reason, err := w.mask(cfgErr.Error())
+	if err != nil {
+		return err
+	}
+	detail, err := w.mask(cfgErr.Detail() + "\n")
+	if err != nil {
+		return err
+	}
+	log.Info(".yci.py refused", "reason", reason)
 	dir, err := w.opts.Workspace.CreateTestDir(b, configLogName)
 	if err != nil {
 		return fmt.Errorf("creating config log: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "out.txt"), []byte(cfgErr.Detail()+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "out.txt"), []byte(detail), 0o644); err != nil {
 		return fmt.Errorf("writing config log: %w", err)
 	}
 	if err := w.opts.Workspace.LinkLog(b, configLogName); err != nil {
@@ -204,7 +214,7 @@ func (w *Worker) reportConfigError(ctx context.Context, log *slog.Logger, rep *s
 	}
 	return rep.Set(ctx, status.Status{
 		Owner: b.Owner, Repo: b.Repo, SHA: ev.HeadSHA, Pull: b.Pull, Build: b.Number,
-		State: status.Error, Description: status.ConfigError(cfgErr.Error()),
+		State: status.Error, Description: status.ConfigError(reason),
 		TargetURL: w.logURL(b, configLogName),
 	})
 }
