@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/yourci/yourci/pkg/pipeline"
+	"github.com/yourci/yourci/pkg/pipeline/pipelinetest"
 	"github.com/yourci/yourci/pkg/sandbox"
 	"github.com/yourci/yourci/pkg/sandbox/sandboxtest"
 )
@@ -90,4 +91,12 @@ def test_generator(build_id, pull):
 	if want := ".yci.py:4: evaluation stopped after 3s"; !strings.HasPrefix(cerr.Error(), want) {
 		t.Errorf("Error() = %q, want it to start with %q (python's stacks, dumped on SIGUSR1)", cerr.Error(), want)
 	}
+}
+
+// TestEvaluationAttacksInSandbox plays every attack on the channels back
+// from an evaluation with python in bubblewrap.
+func TestEvaluationAttacksInSandbox(t *testing.T) {
+	t.Parallel()
+	box := sandboxtest.New(t, sandbox.Options{})
+	pipelinetest.Play(t, confinedEvaluator(t, box, 3*time.Second))
 }
