@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -166,4 +167,49 @@ func vmHWM(b *testing.B) uint64 {
 	}
 	b.Fatalf("no VmHWM in /proc/self/status: %v", s.Err())
 	return 0
+}
+
+// BenchmarkEvaluationFlood evaluates a .yci.py that writes without end to
+// every descriptor it has (stdout, stderr, the result and the stacks
+// pipes) until its 5 s limit, and reports the worker's peak resident
+// memory (peak-MiB) and Go heap (peak-heap-MiB) meanwhile. The goal is
+// under 64 MiB: each channel is read into a bounded buffer and the rest
+// dropped.
+func BenchmarkEvaluationFlood(b *testing.B) {
+	dir := filepath.Join(b.TempDir(), "source")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	yci := `import os, threading
+def spew(fd):
+    chunk = b'x' * 65536
+    while True:
+        os.write(fd, chunk)
+for fd in (1, 2, 3, 4):
+    threading.Thread(target=spew, args=(fd,), daemon=True).start()
+def test_generator(build_id, pull):
+    while True:
+        pass
+    yield None
+`
+	if err := os.WriteFile(filepath.Join(dir, ConfigFile), []byte(yci), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	e := &Evaluator{Timeout: 5 * time.Second}
+	var peakRSS, peakHeap uint64
+	for range b.N {
+		if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+			b.Logf("cannot reset the peak RSS, so peak-MiB covers the whole process life: %v", err)
+		}
+		stop := sampleHeapInuse()
+		_, err := e.Evaluate(b.Context(), dir, 1, nil)
+		peakHeap = max(peakHeap, stop())
+		var cerr *ConfigError
+		if !errors.As(err, &cerr) {
+			b.Fatalf("Evaluate = %v, want a *ConfigError", err)
+		}
+		peakRSS = max(peakRSS, vmHWM(b))
+	}
+	b.ReportMetric(float64(peakRSS)/(1<<20), "peak-MiB")
+	b.ReportMetric(float64(peakHeap)/(1<<20), "peak-heap-MiB")
 }

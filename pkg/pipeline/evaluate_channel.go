@@ -31,27 +31,52 @@ const (
 // the rest, so that a writer never blocks on it and its memory is bounded
 // whatever the amount written. It is safe for concurrent use.
 type bounded struct {
-	max     int
-	mu      sync.Mutex
-	data    []byte
+	max int
+	// all means only all of it is of use: once more than max bytes came,
+	// what was kept is dropped too.
+	all bool
+	mu  sync.Mutex
+	// chunks hold what was kept, boundedChunk bytes each but the last:
+	// growing one slice would leave a garbage copy at each doubling.
+	chunks  [][]byte
+	kept    int
 	written int64
 }
+
+const boundedChunk = 64 << 10
 
 func (b *bounded) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if room := b.max - len(b.data); room > 0 {
-		b.data = append(b.data, p[:min(room, len(p))]...)
-	}
 	b.written += int64(len(p))
+	if b.written > int64(b.max) && b.all {
+		b.chunks, b.kept = nil, 0
+		return len(p), nil
+	}
+	for rest := p[:min(b.max-b.kept, len(p))]; len(rest) > 0; {
+		n := len(b.chunks)
+		if n == 0 || len(b.chunks[n-1]) == cap(b.chunks[n-1]) {
+			b.chunks = append(b.chunks, make([]byte, 0, min(boundedChunk, b.max-b.kept)))
+			n++
+		}
+		last := b.chunks[n-1]
+		k := min(cap(last)-len(last), len(rest))
+		b.chunks[n-1] = append(last, rest[:k]...)
+		b.kept += k
+		rest = rest[k:]
+	}
 	return len(p), nil
 }
 
-// snapshot returns a copy of what was kept and whether more was written.
+// snapshot returns what was kept and whether more was written.
 func (b *bounded) snapshot() (data []byte, over bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return append([]byte(nil), b.data...), b.written > int64(b.max)
+	data = make([]byte, 0, b.kept)
+	for _, c := range b.chunks {
+		data = append(data, c...)
+	}
+	return data, b.written > int64(b.max)
 }
 
 // size is how many bytes were written so far, kept or not.

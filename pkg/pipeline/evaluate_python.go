@@ -77,7 +77,7 @@ func (e *Evaluator) runPython(parent context.Context, dir, work string, args []s
 	ctx, cancel := context.WithTimeout(parent, e.timeout())
 	defer cancel()
 	printed := &capture{half: maxPrinted / 2}
-	result := &bounded{max: maxResult}
+	result := &bounded{max: maxResult, all: true}
 	stacks := &bounded{max: maxStacks}
 	chans, ends, err := openChannels([]string{"output", "result", "stacks"},
 		[]io.Writer{printed, result, stacks})
