@@ -5,12 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 )
 
 // Checkout makes dest a working copy of commit sha of build b's repository,
@@ -220,7 +218,7 @@ func initRepo(gitDir string, sha256 bool) error {
 }
 
 // checkedOutAt tells whether dest is a complete checkout at sha. It reads
-// .git/HEAD (without following symlinks, and only its first bytes) rather
+// .git/HEAD (see readHostile: no symlink, FIFO or device, 128 bytes) rather
 // than running git there, because tests may have rewritten the checkout's
 // config, and git run under a config written by untrusted code could run
 // its commands.
@@ -236,17 +234,12 @@ func checkedOutAt(dest, sha string) (bool, error) {
 	if !hasGit {
 		return false, fmt.Errorf("existing checkout %s has no .git directory", dest)
 	}
-	f, err := os.OpenFile(filepath.Join(dest, ".git", "HEAD"), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	// The test wrote there: HEAD may be a link, a FIFO or /dev/zero.
+	head, err := readHostile(filepath.Join(dest, ".git", "HEAD"), 128)
 	if err != nil {
 		return false, fmt.Errorf("reading HEAD of existing checkout %s: %w", dest, err)
 	}
-	defer f.Close()
-	head := make([]byte, 128)
-	n, err := io.ReadFull(f, head)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return false, fmt.Errorf("reading HEAD of existing checkout %s: %w", dest, err)
-	}
-	if got := strings.TrimSpace(string(head[:n])); got != sha {
+	if got := strings.TrimSpace(string(head)); got != sha {
 		return false, fmt.Errorf("existing checkout %s is at %q, not %s", dest, got, sha)
 	}
 	return true, nil
