@@ -20,8 +20,12 @@ import (
 type Config struct {
 	// Memory is the most memory, in bytes, a command's processes and the
 	// tmpfs pages they write may use together; past it the kernel's OOM
-	// killer ends one of its processes.
+	// killer ends one of its processes. Zero means the memory available
+	// to the worker (Available) divided by Share.
 	Memory int64
+	// Share divides the available memory when Memory is zero: the number
+	// of commands that run at once.
+	Share int64
 	// Pids is the most processes and threads a command may have at once;
 	// past it fork and clone fail with EAGAIN.
 	Pids int64
@@ -32,7 +36,9 @@ type Config struct {
 
 func (c Config) validate() error {
 	var errs []error
-	if c.Memory < 1<<20 {
+	if c.Memory == 0 && c.Share < 1 {
+		errs = append(errs, errors.New("no memory limit and no share to divide the memory by"))
+	} else if c.Memory != 0 && c.Memory < 1<<20 {
 		errs = append(errs, fmt.Errorf("memory limit %d is below 1 MiB", c.Memory))
 	}
 	if c.Pids < 8 {
@@ -97,6 +103,13 @@ func open(cfg Config, procCgroup, mountinfo, root string, pid int) (*Limits, err
 		return nil, err
 	}
 	l.h, l.cfg, l.parents = h, cfg, h.dirs
+	if cfg.Memory == 0 {
+		avail, err := l.Available()
+		if err != nil {
+			return nil, err
+		}
+		l.cfg.Memory = avail / cfg.Share
+	}
 	if h.mode == V2 {
 		if err := delegate(h.dirs[""], pid); err != nil {
 			return nil, err
