@@ -121,6 +121,13 @@ func (e *Evaluator) runPython(parent context.Context, dir, work string, args []s
 	} else if err != nil {
 		return pythonExit{}, fmt.Errorf("reading the output of %s: %w", ConfigFile, err)
 	}
+	// Past a limit is the script's doing, not the worker's: it shows in
+	// the output as the reason python stopped.
+	var limit limitError
+	if errors.As(ranErr, &limit) {
+		printed.note("[" + limit.Error() + "]\n")
+		ranErr = nil
+	}
 	exit.printed = printed.String()
 	if ranErr != nil && !exit.timedOut && parent.Err() == nil {
 		return pythonExit{}, fmt.Errorf("evaluating %s: %w: %s", ConfigFile, ranErr, strings.TrimSpace(exit.printed))

@@ -63,3 +63,21 @@ func TestRunnerWithLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestEvaluateWithLimits: a .yci.py that fills its memory is the pull
+// request's configuration error, with the reason, not the worker's.
+func TestEvaluateWithLimits(t *testing.T) {
+	box := sandboxtest.New(t, sandbox.Options{TmpSize: 1 << 30})
+	lim := limitstest.Open(t, limits.Config{Memory: 128 << 20, Pids: 64, CPUWeight: 100})
+	e := confinedEvaluator(t, box, time.Minute)
+	e.Sandbox = limitedBox{box, lim}
+	dir := checkout(t, `def test_generator(build_id, pull):
+    hog = b'x' * (400 << 20)
+    yield from ()
+`)
+	_, err := e.Evaluate(t.Context(), dir, 1, nil)
+	var cfg *pipeline.ConfigError
+	if !errors.As(err, &cfg) || !strings.Contains(err.Error()+cfg.Output, "more than 128 MiB of memory") {
+		t.Fatalf("Evaluate = %v; want a ConfigError naming the memory limit", err)
+	}
+}
