@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -25,8 +26,12 @@ type group struct {
 	cfg  Config
 }
 
+// seq numbers cgroups across every Limits of the process, so that two of
+// them (a service and a -local run in one test binary) never share a name.
+var seq atomic.Int64
+
 func (l *Limits) create() (*group, error) {
-	name := fmt.Sprintf("yci-%d-%d", os.Getpid(), l.seq.Add(1))
+	name := fmt.Sprintf("yci-%d-%d", os.Getpid(), seq.Add(1))
 	g := &group{mode: l.h.mode, dirs: map[string]string{}, cfg: l.cfg}
 	for key, parent := range l.parents {
 		dir := filepath.Join(parent, name)

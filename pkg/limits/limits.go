@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync/atomic"
 )
 
 // Config are the limits of each command.
@@ -56,7 +55,6 @@ type Limits struct {
 	h   hierarchy
 	cfg Config
 	sh  string
-	seq atomic.Int64
 	// parents are the directories attempt cgroups are made in, per
 	// controller key of h.dirs.
 	parents map[string]string
