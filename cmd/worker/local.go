@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/yourci/yourci/pkg/localrun"
 	"github.com/yourci/yourci/pkg/pipeline"
@@ -23,9 +24,14 @@ func runLocal(ctx context.Context, opts Options, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "worker:", err)
 		return 1
 	}
+	lim, err := opts.Limits.open(true, opts.Jobs, slog.New(slog.NewTextHandler(stderr, nil)))
+	if err != nil {
+		fmt.Fprintln(stderr, "worker:", err)
+		return 1
+	}
 	evaluator := &pipeline.Evaluator{}
 	runner := &pipeline.Runner{LogLimit: opts.LogLimit, DefaultTimeout: opts.TestTimeout}
-	if err := confine(ctx, box, python, evaluator, runner); err != nil {
+	if err := confine(ctx, box, lim, python, evaluator, runner); err != nil {
 		fmt.Fprintln(stderr, "worker:", err)
 		return 1
 	}
@@ -34,6 +40,7 @@ func runLocal(ctx context.Context, opts Options, stdout, stderr io.Writer) int {
 	} else {
 		fmt.Fprintf(stdout, "sandbox: bwrap (network %s)\n", opts.Sandbox.Network)
 	}
+	fmt.Fprintf(stdout, "limits: %s\n", lim)
 	report, err := localrun.Run(ctx, localrun.Options{
 		Source:    opts.Local,
 		Workspace: opts.Workspace,

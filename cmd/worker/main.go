@@ -5,7 +5,9 @@ package main
 
 import (
 	"context"
+	"github.com/yourci/yourci/pkg/limits"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,6 +16,11 @@ import (
 )
 
 func main() {
+	// The OOM killer takes a test (oom_score_adj 1000), never YourCI or
+	// the JetStream server it embeds.
+	if err := limits.ProtectSelf(-900); err != nil {
+		slog.Warn("the OOM killer may pick this process before a test", "err", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))

@@ -56,6 +56,7 @@ type Options struct {
 	StatusHold, SummaryInterval time.Duration
 	// Sandbox confines tests and .yci.py evaluations.
 	Sandbox SandboxOptions
+	Limits  LimitsOptions
 	// Version prints the version and exits.
 	Version bool
 }
@@ -110,6 +111,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.DurationVar(&o.SummaryInterval, "summary-interval", status.DefaultSummaryInterval, "least time between two writes of a head's summary status yci; negative writes every change")
 	fs.Env("summary-interval", "YCI_SUMMARY_INTERVAL")
 	o.Sandbox.addFlags(fs)
+	o.Limits.addFlags(fs)
 	fs.JSONLogVar(&o.JSONLog)
 	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
 	fs.Usage = func() {
@@ -130,6 +132,9 @@ func (o Options) Validate() error {
 	}
 	if o.TestTimeout <= 0 {
 		errs = append(errs, errors.New("-test-timeout must be positive"))
+	}
+	if err := o.Limits.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := o.Sandbox.validate(); err != nil {
 		errs = append(errs, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/envflag"
+	"github.com/yourci/yourci/pkg/limits"
 	"github.com/yourci/yourci/pkg/pipeline"
 	"github.com/yourci/yourci/pkg/sandbox"
 )
@@ -158,23 +159,26 @@ func repositoryShares(ws *artifacts.Workspace, dir string) (sandbox.Shares, bool
 	return shares, true, nil
 }
 
-// confine sets box on the evaluator and the runner, and makes the
+// confine sets box and lim on the evaluator and the runner, and makes the
 // evaluator use a python3 visible inside the sandbox: PATH's system
 // directories only, since a version manager's shim under /root or /home
-// is not there. A nil box leaves them unconfined with python.
-func confine(ctx context.Context, box *sandbox.Bwrap, python string, e *pipeline.Evaluator, r *pipeline.Runner) error {
+// is not there. A nil box leaves them unconfined with python; lim always
+// applies (evaluations get the tests' limits: a .yci.py that needs more
+// than a test may use is broken anyway).
+func confine(ctx context.Context, box *sandbox.Bwrap, lim *limits.Limits, python string, e *pipeline.Evaluator, r *pipeline.Runner) error {
 	e.Python = python
-	if box == nil {
-		return nil
+	sb := limited{limits: lim}
+	if box != nil {
+		inside, err := box.LookPath("python3")
+		if err != nil {
+			return fmt.Errorf("finding python3 for the sandbox: %w", err)
+		}
+		if e.Python, err = pipeline.ResolvePython(ctx, inside); err != nil {
+			return err
+		}
+		sb.box = box
 	}
-	inside, err := box.LookPath("python3")
-	if err != nil {
-		return fmt.Errorf("finding python3 for the sandbox: %w", err)
-	}
-	if e.Python, err = pipeline.ResolvePython(ctx, inside); err != nil {
-		return err
-	}
-	e.Sandbox, r.Sandbox = box, box
+	e.Sandbox, r.Sandbox = sb, sb
 	return nil
 }
 

@@ -64,6 +64,11 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 	if err != nil {
 		return nil, err
 	}
+	lim, err := opts.Limits.open(false, opts.Jobs, log)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("limits per test and evaluation", "limits", lim.String())
 	clients, err := githubauth.New(opts.GitHub)
 	if err != nil {
 		return nil, fmt.Errorf("configuring GitHub access: %w", err)
@@ -87,7 +92,7 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 		DefaultTimeout: opts.TestTimeout,
 		SecretsFrom:    clients.Secrets,
 	}
-	if err := confine(ctx, box, python, evaluator, runner); err != nil {
+	if err := confine(ctx, box, lim, python, evaluator, runner); err != nil {
 		return nil, err
 	}
 	policy, err := opts.policy()

@@ -128,6 +128,13 @@ func (e *Evaluator) runPython(parent context.Context, dir, work string, args []s
 			printed.note("[" + c.name + " cut: a process started by " + ConfigFile + " kept it open]\n")
 		}
 	}
+	// Past a limit is the script's doing, not the worker's: it shows in
+	// the output as the reason python stopped.
+	var limit limitError
+	if errors.As(ranErr, &limit) {
+		printed.note("[" + limit.Error() + "]\n")
+		ranErr = nil
+	}
 	exit.printed = printed.String()
 	exit.result, exit.resultOver = result.snapshot()
 	exit.stacks, _ = stacks.snapshot()

@@ -83,9 +83,20 @@ func (p *process) run(ctx context.Context) (Result, []string) {
 	if p.finishOutput(r, drained) {
 		notes = append(notes, "a process outside the test's process group still holds its output; stopped reading")
 	}
+	ranErr := ran()
+	// A command past a limit ends for that reason, unless it was canceled.
+	var limit limitError
+	if errors.As(ranErr, &limit) && s.cause != stoppedCancel {
+		res := p.result(ctx, s, cmd.ProcessState)
+		res.Outcome, res.Reason = Failed, reason(limit.Error())
+		if limit.Errored() {
+			res.Outcome = Errored
+		}
+		return res, append(notes, limit.Error())
+	}
 	// A sandbox that could not be set up is the worker's failure, not the
 	// test's, unless the runner stopped it before the test could start.
-	if err := ran(); err != nil && s.cause == notStopped {
+	if err := ranErr; err != nil && s.cause == notStopped {
 		return Result{Outcome: Errored, ExitCode: -1, Reason: reason(err.Error())}, notes
 	}
 	return p.result(ctx, s, cmd.ProcessState), notes

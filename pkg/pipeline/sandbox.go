@@ -21,3 +21,12 @@ type Sandbox interface {
 	// set up: the worker's problem, not the test's.
 	Confine(cmd *exec.Cmd, writable, readOnly []string) (done func() error, err error)
 }
+
+// limitError is what a Sandbox's done returns (wrapped or joined) for a
+// command that went past a kernel-enforced limit: its message is the
+// reason for the log, and Errored says whether that makes the attempt an
+// error (a process limit) rather than a failure (memory).
+type limitError interface {
+	error
+	Errored() bool
+}

@@ -18,7 +18,7 @@ import (
 
 // attempt returns the first attempt of a test running cmd in a fresh
 // source directory, its log in a sibling directory as in the workspace.
-func attempt(t *testing.T, cmd string) pipeline.Attempt {
+func attempt(t testing.TB, cmd string) pipeline.Attempt {
 	t.Helper()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "source")
