@@ -194,3 +194,18 @@ func TestCommentFloodGetsOneReply(t *testing.T) {
 	}
 	t.Logf("REST writes during the flood: %d (comment posts %d)", after.Writes-before.Writes, after.ByRoute[route]-before.ByRoute[route])
 }
+
+// nextSecond waits until the clock has entered the next whole second.
+// GitHub stamps a comment in whole seconds, and YourCI refuses a bare
+// /ok-to-test stamped in the second its head was first seen, since it
+// cannot tell which came first; a person reading a head before approving
+// it is always later. The wait is for that clock event, at most a second.
+func (s *stack) nextSecond() {
+	s.tb.Helper()
+	next := time.Now().Truncate(time.Second).Add(time.Second)
+	select {
+	case <-s.ctx.Done():
+		s.tb.Fatal("the stack's deadline passed waiting for the next second")
+	case <-time.After(time.Until(next)):
+	}
+}

@@ -63,8 +63,10 @@ type CommentLedger interface {
 }
 
 // ReplyInterval is the least time between two refusal replies to one
-// person on one pull request: a flood of refused comments costs at most
-// one write per interval; the rest are logged and counted.
+// person who may not write, on one pull request: a flood of comments from
+// anyone who can comment costs at most one write per interval; the rest
+// are logged and counted. Writers' commands are always answered: they
+// could push anything, and a refused /ok-to-test must reach them.
 const ReplyInterval = 10 * time.Minute
 
 // HandleCommand carries out the commands of one pull request comment, or
@@ -75,8 +77,8 @@ const ReplyInterval = 10 * time.Minute
 // comment: it gets neither reaction nor reply, and a refusal is logged.
 // A comment's commands run once per text, however often and under
 // whichever delivery ids its webhook arrives (ClaimComment), and refusal
-// replies to one person on one pull request are limited to one per
-// ReplyInterval. The message is acked once the reaction and reply are posted; GitHub
+// replies to one person who may not write, on one pull request, are
+// limited to one per ReplyInterval. The message is acked once the reaction and reply are posted; GitHub
 // failures hand it back, and its redelivery queues nothing twice (re-run
 // numbers are claimed per message, and a pull event has its message id).
 func (w *Worker) HandleCommand(ctx context.Context, d *events.Delivery[events.CommandEvent]) {
@@ -169,10 +171,10 @@ func (w *Worker) handleCommand(ctx context.Context, log *slog.Logger, ev events.
 	if len(problems) > 1 {
 		text = "@" + ev.Author + ":\n- " + strings.Join(problems, "\n- ")
 	}
-	return w.refuse(ctx, log, inst, ev, text)
+	return w.reply(ctx, inst, ev, text)
 }
 
-// refuse replies text to ev's author unless they were replied to on this
+// refuse replies text to ev's author, who may not write, unless they were replied to on this
 // pull request within ReplyInterval, by this or any box; a reply held back
 // is logged and counted, never posted.
 func (w *Worker) refuse(ctx context.Context, log *slog.Logger, inst Installation, ev events.CommandEvent, text string) error {
