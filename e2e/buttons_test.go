@@ -192,6 +192,7 @@ func TestOkToTest(t *testing.T) {
 		t.Fatalf("builds %v after a triager's /ok-to-test, want none", got)
 	}
 
+	s.nextSecond() // the writer reads the head first: see nextSecond
 	accepted := s.comment(n, "maint", "/ok-to-test")
 	if st := s.waitFinal(first, "yci/t")["yci/t"]; st.GetState() != "success" {
 		t.Fatalf("approved head: %s %q, want success", st.GetState(), st.GetDescription())
@@ -216,6 +217,7 @@ func TestOkToTest(t *testing.T) {
 		t.Errorf("builds %v after an unapproved push, want only the approved one", got)
 	}
 	// The same writer approves the new head too.
+	s.nextSecond()
 	s.comment(n, "maint", "/ok-to-test")
 	if st := s.waitFinal(second, "yci/t")["yci/t"]; st.GetState() != "success" {
 		t.Fatalf("second approved head: %s %q, want success", st.GetState(), st.GetDescription())

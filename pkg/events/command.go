@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
+	"time"
 )
 
 // CommandKind names a comment command, or a press of one of GitHub's
@@ -19,8 +21,10 @@ const (
 	// Retest runs again the failed and errored tests of the pull
 	// request's current head, or the tests named in Command.Tests.
 	Retest CommandKind = "retest"
-	// OkToTest approves the pull request's current head commit, from
-	// someone who may write to the repository, and builds it.
+	// OkToTest approves, from someone who may write to the repository,
+	// the head commit the pull request had when the comment was written
+	// (CommandEvent.WrittenAt), or the commit Command.SHA names, and
+	// builds it.
 	OkToTest CommandKind = "ok-to-test"
 	// RerunCheck is GitHub's "Re-run" on one check run
 	// (check_run.rerequested): it runs again the test named in
@@ -61,6 +65,10 @@ type Command struct {
 	// names (or were over the receiver's limit); they are not carried,
 	// only reported back to the commenter.
 	Invalid int `json:"invalid,omitempty"`
+	// SHA is the commit an OkToTest names ("/ok-to-test 1a2b3c4"): 7 to
+	// 40 lower-case hex digits, a prefix of the approved head; empty
+	// means the head the comment's writer saw.
+	SHA string `json:"sha,omitempty"`
 }
 
 // CommandEvent asks a worker to carry out the commands of one comment on a
@@ -87,6 +95,10 @@ type CommandEvent struct {
 	// commands run.
 	Author   string    `json:"author"`
 	Commands []Command `json:"commands"`
+	// WrittenAt is when the comment's text was written, by GitHub's
+	// clock: its created_at, or its updated_at for an edit. Zero for a
+	// button press (and for events queued before it was carried).
+	WrittenAt time.Time `json:"written_at,omitzero"`
 }
 
 // Pressed reports whether the event is a button press, which has no
@@ -163,6 +175,9 @@ func (e CommandEvent) validate() error {
 		if c.Kind == "" {
 			errs = append(errs, fmt.Errorf("command without a kind: %w", ErrInvalidEvent))
 		}
+		if c.SHA != "" && (c.Kind != OkToTest || !isSHAPrefix(c.SHA)) {
+			errs = append(errs, fmt.Errorf("/%s names commit %q: %w", c.Kind, c.SHA, ErrInvalidEvent))
+		}
 		for _, name := range c.Tests {
 			if name == "" {
 				errs = append(errs, fmt.Errorf("empty test name in /%s: %w", c.Kind, ErrInvalidEvent))
@@ -213,4 +228,29 @@ func (q *Queue) PublishCommand(ctx context.Context, ev CommandEvent) error {
 // wait for a slot behind hour-long tests.
 func (q *Queue) ConsumeCommands(ctx context.Context, slots *Slots, h Handler[CommandEvent]) error {
 	return consume(ctx, q, q.commands, CommandConsumer, slots, h, nil)
+}
+
+// MinSHAPrefix is the fewest hex digits that may name a commit in a
+// command.
+const MinSHAPrefix = 7
+
+// isSHAPrefix reports whether s is MinSHAPrefix to 40 lower-case hex
+// digits.
+func isSHAPrefix(s string) bool {
+	if len(s) < MinSHAPrefix || len(s) > 40 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseSHAPrefix returns word as a commit prefix a command may carry,
+// lower-cased, and whether it is one (7 to 40 hex digits).
+func ParseSHAPrefix(word string) (string, bool) {
+	s := strings.ToLower(word)
+	return s, isSHAPrefix(s)
 }

@@ -188,6 +188,20 @@ func (s *Server) Comment(owner, name string, n int, author, body string) (*githu
 	return out, nil
 }
 
+// CommentUndelivered writes body as author's comment on pull n of
+// owner/name, as Comment does, but delivers no webhook: GitHub's delivery
+// of it is late (or lost). A test delivers IssueCommentPayload itself,
+// whenever the race it plays needs it.
+func (s *Server) CommentUndelivered(owner, name string, n int, author, body string) (*github.IssueComment, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rp, _, err := s.pullLocked(owner, name, n)
+	if err != nil {
+		return nil, fmt.Errorf("commenting: %w", err)
+	}
+	return s.commentJSONLocked(s.addCommentLocked(rp, n, author, body)), nil
+}
+
 // notifyEvent delivers one webhook to every registered hook.
 func (s *Server) notifyEvent(event, action string, payload []byte) {
 	s.mu.Lock()

@@ -140,3 +140,31 @@ func TestComments(t *testing.T) {
 		}
 	})
 }
+
+func TestCommentUndeliveredSendsNoWebhook(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	seed(t, s)
+	rc, url := newReceiver(t, http.StatusAccepted)
+	s.AddHook(url, "s3cret")
+	openPull(t, s, "feature", fakegithub.PullSpec{})
+	before := len(rc.all())
+	c, err := s.CommentUndelivered("acme", "widgets", 1, "alice", "/ok-to-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(rc.all()); got != before {
+		t.Errorf("%d deliveries after an undelivered comment, want %d", got, before)
+	}
+	payload, err := s.IssueCommentPayload("acme", "widgets", c.GetID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev github.IssueCommentEvent
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if !ev.GetComment().GetCreatedAt().Equal(c.GetCreatedAt()) || ev.GetComment().GetCreatedAt().IsZero() {
+		t.Errorf("payload created_at %v, want the comment's %v", ev.GetComment().GetCreatedAt(), c.GetCreatedAt())
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/pipeline"
@@ -52,13 +54,18 @@ type commentDelivery struct {
 		PullRequest json.RawMessage `json:"pull_request"`
 	} `json:"issue"`
 	Comment struct {
-		ID   int64  `json:"id"`
-		Body string `json:"body"`
-		User struct {
+		ID        int64     `json:"id"`
+		Body      string    `json:"body"`
+		CreatedAt time.Time `json:"created_at"`
+		UpdatedAt time.Time `json:"updated_at"`
+		User      struct {
 			Login string `json:"login"`
 			Type  string `json:"type"`
 		} `json:"user"`
 	} `json:"comment"`
+	Sender struct {
+		Login string `json:"login"`
+	} `json:"sender"`
 	Repository   repositoryPart `json:"repository"`
 	Installation struct {
 		ID int64 `json:"id"`
@@ -70,9 +77,14 @@ type commentDelivery struct {
 // body and delivery id always give the same answer, and it may be called
 // from any goroutine.
 //
-// Only a newly created comment on a pull request, written by a user (not a
-// bot, which keeps YourCI's own replies from commanding it), holding at
-// least one command (see ParseCommands) gives an event; every other
+// Only a comment on a pull request, newly created or edited by its own
+// author (an edit is a new text: its commands run unless the same ones
+// ran before, which the worker decides by the comment's id and
+// events.CommandsDigest), written by a user (not a bot, which keeps
+// YourCI's own replies from commanding it), holding at least one command
+// (see ParseCommands) gives an event. The event's WrittenAt is the
+// comment's created_at, or its updated_at for an edit: when its writer
+// saw the pull request as it was. Every other
 // delivery returns an error wrapping ErrIgnored that names the reason. Who
 // wrote the comment is not judged here: the worker asks GitHub whether the
 // author may write to the repository. The comment's text never leaves this
@@ -87,7 +99,14 @@ func CommandEventFrom(body []byte, delivery string) (events.CommandEvent, error)
 }
 
 func (cd commentDelivery) event(delivery string) (events.CommandEvent, error) {
+	written := cd.Comment.CreatedAt
 	switch {
+	case cd.Action == "edited" && !strings.EqualFold(cd.Sender.Login, cd.Comment.User.Login):
+		// Only the author's own words command: an edit by someone else
+		// (a maintainer tidying it) runs nothing.
+		return events.CommandEvent{}, ignored("comment edited by someone other than its author")
+	case cd.Action == "edited":
+		written = cd.Comment.UpdatedAt
 	case cd.Action != "created":
 		return events.CommandEvent{}, ignored(fmt.Sprintf("comment action %q runs no command", truncate(cd.Action)))
 	case len(cd.Issue.PullRequest) == 0 || string(cd.Issue.PullRequest) == "null":
@@ -108,6 +127,7 @@ func (cd commentDelivery) event(delivery string) (events.CommandEvent, error) {
 		CommentID:    cd.Comment.ID,
 		Author:       cd.Comment.User.Login,
 		Commands:     cmds,
+		WrittenAt:    written.UTC(),
 	}
 	return ev, cd.validate(ev)
 }
@@ -127,6 +147,9 @@ func (cd commentDelivery) validate(ev events.CommandEvent) error {
 	if err := events.ValidateOwner(ev.Author); err != nil {
 		return &BadRequestError{Field: "comment.user.login", Problem: err.Error()}
 	}
+	if ev.WrittenAt.IsZero() {
+		return &BadRequestError{Field: "comment.created_at", Problem: "missing"}
+	}
 	if ev.Installation < 0 {
 		return &BadRequestError{Field: "installation.id", Problem: "must not be negative"}
 	}
@@ -140,9 +163,14 @@ func (cd commentDelivery) validate(ev events.CommandEvent) error {
 // indented code blocks) and HTML comments, so that quoting someone's
 // command does not run it again. The words after /retest are test names:
 // duplicates are dropped, and words that cannot be test names (by
-// pipeline.ValidateName) are counted in Invalid, never carried. At most
-// MaxCommandsPerComment commands are read. It is pure and safe for
-// concurrent use.
+// pipeline.ValidateName) are counted in Invalid, never carried. The word
+// after /ok-to-test, when it is 7 to 40 hex digits, names the commit to
+// approve; other words after it are ignored. A command given twice runs
+// once: every /retest line of a comment merges into one /retest of the
+// union of their names (a bare /retest beside named ones adds nothing:
+// the names say what to run), and /ok-to-test lines merge when they name
+// the same commit. At most MaxCommandsPerComment lines are read. It is
+// pure and safe for concurrent use.
 func ParseCommands(body string) []events.Command {
 	var (
 		cmds    []events.Command
@@ -183,7 +211,36 @@ func ParseCommands(body string) []events.Command {
 			}
 		}
 	}
-	return cmds
+	return merge(cmds)
+}
+
+// merge folds the repeated commands of one comment into one each, in the
+// order of their first appearance (see ParseCommands).
+func merge(cmds []events.Command) []events.Command {
+	var out []events.Command
+	retest := -1
+	for _, c := range cmds {
+		switch {
+		case c.Kind == events.Retest && retest >= 0:
+			r := &out[retest]
+			r.Invalid += c.Invalid
+			for _, name := range c.Tests {
+				if !slices.Contains(r.Tests, name) {
+					if len(r.Tests) == MaxTestsPerCommand {
+						r.Invalid++
+						continue
+					}
+					r.Tests = append(r.Tests, name)
+				}
+			}
+		case c.Kind == events.Retest:
+			retest = len(out)
+			out = append(out, c)
+		case !slices.ContainsFunc(out, func(o events.Command) bool { return o.Kind == c.Kind && o.SHA == c.SHA }):
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // parseLine reads one command line; ok is false when the line is no command.
@@ -197,6 +254,11 @@ func parseLine(text string) (cmd events.Command, ok bool) {
 		return events.Command{}, false
 	}
 	cmd = events.Command{Kind: kind}
+	if kind == events.OkToTest && len(words) > 1 {
+		if sha, ok := events.ParseSHAPrefix(words[1]); ok {
+			cmd.SHA = sha
+		}
+	}
 	if !takesNames[kind] {
 		return cmd, true
 	}

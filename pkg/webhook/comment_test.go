@@ -3,11 +3,13 @@ package webhook
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -30,7 +32,13 @@ func TestParseCommands(t *testing.T) {
 		{"names", "/retest foo-x bar-y", []events.Command{retest("foo-x", "bar-y")}},
 		{"text_around_is_ignored", "The network flaked.\n\n/retest\n\nThanks!", []events.Command{retest()}},
 		{"crlf_lines", "flake\r\n/retest foo-x\r\n", []events.Command{retest("foo-x")}},
-		{"one_command_per_line", "/retest\n/retest foo-x\n/retest bar-y foo-x", []events.Command{retest(), retest("foo-x"), retest("bar-y", "foo-x")}},
+		{"retest_lines_merge_into_one", "/retest\n/retest foo-x\n/retest bar-y foo-x", []events.Command{retest("foo-x", "bar-y")}},
+		{"ten_retests_are_one", strings.Repeat("/retest\n", 10), []events.Command{retest()}},
+		{"retest_a_and_retest_b_are_one_of_both", "/retest a\n/retest b", []events.Command{retest("a", "b")}},
+		{"ok_to_test_names_a_commit", "/ok-to-test 1A2b3c4", []events.Command{{Kind: events.OkToTest, SHA: "1a2b3c4"}}},
+		{"ok_to_test_full_sha", "/ok-to-test " + strings.Repeat("ab", 20), []events.Command{{Kind: events.OkToTest, SHA: strings.Repeat("ab", 20)}}},
+		{"six_digits_name_no_commit", "/ok-to-test 1a2b3c", []events.Command{{Kind: events.OkToTest}}},
+		{"repeated_ok_to_test_is_one", "/ok-to-test\n/ok-to-test\n/ok-to-test 1a2b3c4\n/ok-to-test 1a2b3c4", []events.Command{{Kind: events.OkToTest}, {Kind: events.OkToTest, SHA: "1a2b3c4"}}},
 		{"command_word_case_is_ignored", "/ReTest Foo-X", []events.Command{retest("Foo-X")}},
 		{"up_to_three_spaces_of_indent", "   /retest", []events.Command{retest()}},
 		{"tabs_and_spaces_between_names", "/retest \t foo-x   bar-y ", []events.Command{retest("foo-x", "bar-y")}},
@@ -68,8 +76,11 @@ func TestParseCommands(t *testing.T) {
 
 func TestParseCommandsBoundsWhatOneCommentAsks(t *testing.T) {
 	t.Parallel()
-	body := strings.Repeat("/retest\n", MaxCommandsPerComment+5)
-	if got := len(ParseCommands(body)); got != MaxCommandsPerComment {
+	var body strings.Builder
+	for i := range MaxCommandsPerComment + 5 {
+		fmt.Fprintf(&body, "/ok-to-test %07x\n", 0x1000000+i) // distinct: none merges
+	}
+	if got := len(ParseCommands(body.String())); got != MaxCommandsPerComment {
 		t.Errorf("%d commands read, want %d", got, MaxCommandsPerComment)
 	}
 	names := make([]string, MaxTestsPerCommand+3)
@@ -90,7 +101,7 @@ func widgetsCommand(cmds ...events.Command) events.CommandEvent {
 	return events.CommandEvent{
 		Version: events.Version, Repo: events.Repo{Owner: "yourci-test", Name: "widgets"}, Number: 42,
 		Installation: installation, Delivery: testDelivery, CommentID: 1700000001, Author: "maintainer1",
-		Commands: cmds,
+		Commands: cmds, WrittenAt: time.Date(2025, 3, 2, 12, 30, 0, 0, time.UTC),
 	}
 }
 
@@ -101,7 +112,8 @@ func TestCommandEventFrom(t *testing.T) {
 		want    events.CommandEvent
 	}{
 		{"retest.json", widgetsCommand(retest())},
-		{"retest_names.json", widgetsCommand(retest("foo-x", "bar-y"), retest())},
+		{"retest_names.json", widgetsCommand(retest("foo-x", "bar-y"))},
+		{"edited.json", edited(widgetsCommand(retest()))},
 		{"bad_names.json", widgetsCommand(events.Command{Kind: events.Retest, Tests: []string{"foo-x"}, Invalid: 2})},
 	}
 	for _, tc := range tests {
@@ -122,7 +134,6 @@ func TestCommandEventFromIgnores(t *testing.T) {
 	t.Parallel()
 	tests := map[string]string{
 		"quoted.json":   "comment holds no command",
-		"edited.json":   `comment action "edited"`,
 		"on_issue.json": "not a pull request",
 		"by_bot.json":   "comment by a bot",
 	}
@@ -137,6 +148,24 @@ func TestCommandEventFromIgnores(t *testing.T) {
 	}
 }
 
+// edited is ev as the edit of edited.json gives it: written when edited.
+func edited(ev events.CommandEvent) events.CommandEvent {
+	ev.WrittenAt = time.Date(2025, 3, 2, 12, 45, 0, 0, time.UTC)
+	return ev
+}
+
+func TestCommandEventFromIgnoresEditsByOthers(t *testing.T) {
+	t.Parallel()
+	body := mutated(t, filepath.Join("issue_comment", "edited.json"), func(m map[string]any) { obj(m, "sender")["login"] = "someone-else" })
+	if _, err := CommandEventFrom(body, testDelivery); !errors.Is(err, ErrIgnored) {
+		t.Errorf("an edit by someone other than the author gave %v, want ErrIgnored", err)
+	}
+	deleted := mutated(t, filepath.Join("issue_comment", "edited.json"), func(m map[string]any) { m["action"] = "deleted" })
+	if _, err := CommandEventFrom(deleted, testDelivery); !errors.Is(err, ErrIgnored) {
+		t.Errorf("a deleted comment gave %v, want ErrIgnored", err)
+	}
+}
+
 func TestCommandEventFromRefusesBadInput(t *testing.T) {
 	t.Parallel()
 	tests := map[string]struct {
@@ -148,6 +177,7 @@ func TestCommandEventFromRefusesBadInput(t *testing.T) {
 		"zero_issue_number":           {func(m map[string]any) { obj(m, "issue")["number"] = 0 }, "issue.number"},
 		"no_comment_id":               {func(m map[string]any) { delete(obj(m, "comment"), "id") }, "comment.id"},
 		"author_with_slash":           {func(m map[string]any) { obj(m, "comment", "user")["login"] = "a/b" }, "comment.user.login"},
+		"no_created_at":               {func(m map[string]any) { delete(obj(m, "comment"), "created_at") }, "comment.created_at"},
 		"negative_installation":       {func(m map[string]any) { obj(m, "installation")["id"] = -1 }, "installation.id"},
 		"number_as_string":            {func(m map[string]any) { obj(m, "issue")["number"] = "42" }, "body"},
 	}

@@ -32,13 +32,31 @@ func TestOkToTest(t *testing.T) {
 			User: &github.User{Login: github.Ptr("outsider")}}
 	}
 	writer := map[string]string{"carol": "write", "outsider": "read"}
+	written := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	seenAfter := map[string]time.Time{headSHA: written.Add(time.Second)}
+	raced := "@carol: `/ok-to-test` was refused: the head of the pull request is now `" + headSHA +
+		"`, which YourCI cannot tell was there when this comment was written; nothing was approved. " +
+		"To approve it, comment `/ok-to-test 0123456789ab` once you have looked at it."
 	tests := []struct {
 		name      string
-		fakes     *commandFakes
+		fakes     *commandFakes // seen defaults to the head seen a minute before the comment
+		cmd       events.Command
+		unknown   bool // the comment's time is unknown
 		policy    Policy
 		reply     string // "" when accepted: a reaction, no reply
 		approvals []string
 	}{
+		{name: "a_head_pushed_after_the_comment_is_refused_naming_it", fakes: &commandFakes{perms: writer, pull: pull("open"), seen: seenAfter},
+			reply: raced},
+		{name: "a_head_first_seen_now_is_refused", fakes: &commandFakes{perms: writer, pull: pull("open"), seen: map[string]time.Time{}},
+			reply: raced},
+		{name: "a_comment_of_unknown_time_is_refused", fakes: &commandFakes{perms: writer, pull: pull("open")}, unknown: true,
+			reply: raced},
+		{name: "the_named_head_is_approved_whenever_it_was_pushed", fakes: &commandFakes{perms: writer, pull: pull("open"), seen: seenAfter},
+			cmd: events.Command{Kind: events.OkToTest, SHA: "0123456"}, approvals: []string{headSHA + " carol"}},
+		{name: "a_named_commit_that_is_not_the_head_is_refused", fakes: &commandFakes{perms: writer, pull: pull("open")},
+			cmd:   events.Command{Kind: events.OkToTest, SHA: "1234567"},
+			reply: "@carol: `/ok-to-test` was refused: `1234567` is not the head of the pull request, which is now `" + headSHA + "`; nothing was approved."},
 		{name: "writer_approves_and_builds_the_head", fakes: &commandFakes{perms: writer, pull: pull("open")},
 			approvals: []string{headSHA + " carol"}},
 		{name: "the_same_approval_again_queues_the_build_again", fakes: &commandFakes{perms: writer, pull: pull("open"),
@@ -58,9 +76,18 @@ func TestOkToTest(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			if tc.fakes.seen == nil {
+				tc.fakes.seen = map[string]time.Time{headSHA: written.Add(-time.Minute)}
+			}
+			if tc.cmd.Kind == "" {
+				tc.cmd.Kind = events.OkToTest
+			}
 			w := commandWorker(tc.fakes, tc.policy)
 			ev := events.CommandEvent{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 4, CommentID: 9, Author: "carol",
-				Installation: 7, Delivery: "d-1", Commands: []events.Command{{Kind: events.OkToTest}}}
+				Installation: 7, Delivery: "d-1", Commands: []events.Command{tc.cmd}, WrittenAt: written}
+			if tc.unknown {
+				ev.WrittenAt = time.Time{}
+			}
 			if err := w.handleCommand(t.Context(), w.log, ev); err != nil {
 				t.Fatal(err)
 			}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/go-github/v88/github"
 
@@ -41,11 +42,32 @@ type CombinedStatusGetter interface {
 // the pull event that builds a head /ok-to-test approved. An
 // events.Registry and an events.Queue have it together.
 type RerunQueue interface {
+	CommentLedger
 	BuildOf(ctx context.Context, repo events.Repo, pull int, sha string) (int, bool, error)
 	ClaimReruns(ctx context.Context, repo events.Repo, pull, build int, tests []string, claimant string) (map[string]int, error)
 	PublishTest(ctx context.Context, job events.TestJob) error
 	PublishPull(ctx context.Context, ev events.PullEvent) error
 }
+
+// CommentLedger is the record, shared by every box, of what comments have
+// run and whom YourCI has answered; events.Registry has it.
+type CommentLedger interface {
+	// SeeHead is Queue.SeeHead.
+	SeeHead(ctx context.Context, repo events.Repo, pull int, sha string, now time.Time) (time.Time, error)
+	// ClaimComment reports whether claimant holds the running of one
+	// text (digest) of a comment: made the claim now or before.
+	ClaimComment(ctx context.Context, repo events.Repo, pull int, comment int64, digest, claimant string) (bool, error)
+	// AllowReply reports whether claimant may reply to user on the pull
+	// request now: at most one claimant per every.
+	AllowReply(ctx context.Context, repo events.Repo, pull int, user, claimant string, now time.Time, every time.Duration) (bool, error)
+}
+
+// ReplyInterval is the least time between two refusal replies to one
+// person who may not write, on one pull request: a flood of comments from
+// anyone who can comment costs at most one write per interval; the rest
+// are logged and counted. Writers' commands are always answered: they
+// could push anything, and a refused /ok-to-test must reach them.
+const ReplyInterval = 10 * time.Minute
 
 // HandleCommand carries out the commands of one pull request comment, or
 // one press of a re-run button, if its author may write to the repository
@@ -53,7 +75,10 @@ type RerunQueue interface {
 // AcceptedReaction, and a refused command a reply naming the problem; a
 // refused author gets one reply and nothing runs. A button press has no
 // comment: it gets neither reaction nor reply, and a refusal is logged.
-// The message is acked once the reaction and reply are posted; GitHub
+// A comment's commands run once per text, however often and under
+// whichever delivery ids its webhook arrives (ClaimComment), and refusal
+// replies to one person who may not write, on one pull request, are
+// limited to one per ReplyInterval. The message is acked once the reaction and reply are posted; GitHub
 // failures hand it back, and its redelivery queues nothing twice (re-run
 // numbers are claimed per message, and a pull event has its message id).
 func (w *Worker) HandleCommand(ctx context.Context, d *events.Delivery[events.CommandEvent]) {
@@ -86,6 +111,16 @@ func (w *Worker) handleCommand(ctx context.Context, log *slog.Logger, ev events.
 	if w.opts.Reruns == nil {
 		return permanent(errors.New("worker: comment commands need Options.Reruns"))
 	}
+	if !ev.Pressed() {
+		mine, err := w.opts.Reruns.ClaimComment(ctx, ev.Repo, ev.Number, ev.CommentID, events.CommandsDigest(ev.Commands), ev.MsgID())
+		if err != nil {
+			return fmt.Errorf("claiming comment %d: %w", ev.CommentID, err)
+		}
+		if !mine {
+			log.Info("comment's commands already handled for another delivery; nothing runs")
+			return nil
+		}
+	}
 	inst, err := w.opts.GitHub.Installation(ctx, ev.Installation)
 	if err != nil {
 		return fmt.Errorf("authenticating for installation %d: %w", ev.Installation, err)
@@ -99,7 +134,7 @@ func (w *Worker) handleCommand(ctx context.Context, log *slog.Logger, ev events.
 		if ev.Pressed() {
 			return nil
 		}
-		return w.reply(ctx, inst, ev, fmt.Sprintf("@%s: only people with write access to %s may run YourCI's commands; nothing was run.",
+		return w.refuse(ctx, log, inst, ev, fmt.Sprintf("@%s: only people with write access to %s may run YourCI's commands; nothing was run.",
 			ev.Author, ev.Repo.FullName()))
 	}
 	var target *commandTarget
@@ -139,6 +174,22 @@ func (w *Worker) handleCommand(ctx context.Context, log *slog.Logger, ev events.
 	return w.reply(ctx, inst, ev, text)
 }
 
+// refuse replies text to ev's author, who may not write, unless they were replied to on this
+// pull request within ReplyInterval, by this or any box; a reply held back
+// is logged and counted, never posted.
+func (w *Worker) refuse(ctx context.Context, log *slog.Logger, inst Installation, ev events.CommandEvent, text string) error {
+	ok, err := w.opts.Reruns.AllowReply(ctx, ev.Repo, ev.Number, ev.Author, ev.MsgID(), time.Now(), ReplyInterval)
+	if err != nil {
+		return fmt.Errorf("checking the reply limit: %w", err)
+	}
+	if !ok {
+		log.Info("refusal not replied: the author had a reply on this pull request lately", "interval", ReplyInterval)
+		w.opts.Metrics.RepliesHeld.Inc()
+		return nil
+	}
+	return w.reply(ctx, inst, ev, text)
+}
+
 // runCommand is the one dispatch of a command to its handler. target is
 // the pull request's head build, found by the first command that needs it
 // and shared by the next ones of the same comment.
@@ -154,7 +205,7 @@ func (w *Worker) runCommand(ctx context.Context, log *slog.Logger, inst Installa
 		}
 		return w.retest(ctx, log, inst, ev, i, c, *target)
 	case events.OkToTest:
-		return w.okToTest(ctx, log, inst, ev)
+		return w.okToTest(ctx, log, inst, ev, c)
 	case events.RerunCheck:
 		return w.rerunCheck(ctx, log, inst, ev, c)
 	case events.RerunSuite:

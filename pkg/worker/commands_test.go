@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-github/v88/github"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/webhook"
@@ -94,6 +96,57 @@ type commandFakes struct {
 	pulls     []events.PullEvent
 	approvals []string // "sha by"
 	failReply error
+	// seen is when each head was first seen; a head not in it is seen
+	// now, as events.Registry records it.
+	seen      map[string]time.Time
+	comments  map[string]string    // comment id and digest -> claimant
+	lastReply map[string]replyMark // repo#pull/user -> last reply allowed
+}
+
+type replyMark struct {
+	by string
+	at time.Time
+}
+
+func (f *commandFakes) SeeHead(_ context.Context, _ events.Repo, _ int, sha string, now time.Time) (time.Time, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if at, ok := f.seen[sha]; ok {
+		return at, nil
+	}
+	if f.seen == nil {
+		f.seen = map[string]time.Time{}
+	}
+	f.seen[sha] = now
+	return now, nil
+}
+
+func (f *commandFakes) ClaimComment(_ context.Context, repo events.Repo, pull int, comment int64, digest, claimant string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	key := fmt.Sprintf("%s#%d/%d/%s", repo.FullName(), pull, comment, digest)
+	if by, ok := f.comments[key]; ok {
+		return by == claimant, nil
+	}
+	if f.comments == nil {
+		f.comments = map[string]string{}
+	}
+	f.comments[key] = claimant
+	return true, nil
+}
+
+func (f *commandFakes) AllowReply(_ context.Context, repo events.Repo, pull int, user, claimant string, now time.Time, every time.Duration) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	key := fmt.Sprintf("%s#%d/%s", repo.FullName(), pull, user)
+	if m, ok := f.lastReply[key]; ok && m.by != claimant && now.Sub(m.at) < every {
+		return false, nil
+	}
+	if f.lastReply == nil {
+		f.lastReply = map[string]replyMark{}
+	}
+	f.lastReply[key] = replyMark{by: claimant, at: now}
+	return true, nil
 }
 
 func (f *commandFakes) GetPermissionLevel(_ context.Context, _, _, user string) (*github.RepositoryPermissionLevel, *github.Response, error) {
@@ -266,5 +319,72 @@ func TestRepliesAreNeverCommands(t *testing.T) {
 				t.Errorf("reply %q parses as %+v", body, cmds)
 			}
 		}
+	}
+}
+
+// TestCommentRunsOnce: a comment's webhook sent again under another
+// delivery id runs nothing, while an edit with new commands runs them.
+func TestCommentRunsOnce(t *testing.T) {
+	t.Parallel()
+	f := &commandFakes{perms: map[string]string{"carol": "write", "outsider": "read"}, seen: map[string]time.Time{},
+		pull: &github.PullRequest{State: github.Ptr("open"), Head: &github.PullRequestBranch{SHA: github.Ptr(headSHA)},
+			User: &github.User{Login: github.Ptr("outsider")}}}
+	w := commandWorker(f, BuildTrusted)
+	written := time.Now().Add(time.Minute) // the head was seen before it
+	ev := events.CommandEvent{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 4, CommentID: 9, Author: "carol",
+		Installation: 7, Commands: []events.Command{{Kind: events.OkToTest}}, WrittenAt: written}
+	edit := ev
+	edit.Commands = []events.Command{{Kind: events.OkToTest, SHA: headSHA[:7]}}
+	for i, step := range []struct {
+		ev        events.CommandEvent
+		delivery  string
+		approvals int
+	}{
+		{ev, "d-1", 1},
+		{ev, "d-1", 2},   // the same message delivered again: handled again, harmlessly
+		{ev, "d-2", 2},   // the webhook sent again: nothing
+		{edit, "d-3", 3}, // an edit with a new command: it runs
+		{edit, "d-4", 3}, // that edit sent again: nothing
+	} {
+		step.ev.Delivery = step.delivery
+		if err := w.handleCommand(t.Context(), w.log, step.ev); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if len(f.approvals) != step.approvals || len(f.pulls) != step.approvals {
+			t.Errorf("after step %d (%s): %d approvals, %d pull events; want %d each", i, step.delivery, len(f.approvals), len(f.pulls), step.approvals)
+		}
+	}
+}
+
+// TestRefusalRepliesAreLimited: forty refused comments from one reader on
+// one pull request get one reply; the rest are counted, not posted.
+func TestRefusalRepliesAreLimited(t *testing.T) {
+	t.Parallel()
+	f := &commandFakes{permission: "read"}
+	w := commandWorker(f, BuildTrusted)
+	for i := range 40 {
+		ev := events.CommandEvent{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 4, CommentID: int64(100 + i), Author: "reader",
+			Delivery: fmt.Sprintf("d-%d", i), Commands: []events.Command{{Kind: events.Retest}}, WrittenAt: time.Now()}
+		if err := w.handleCommand(t.Context(), w.log, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(f.replies) != 1 {
+		t.Errorf("%d replies to forty refused comments, want 1", len(f.replies))
+	}
+	var held dto.Metric
+	if err := w.opts.Metrics.RepliesHeld.Write(&held); err != nil {
+		t.Fatal(err)
+	}
+	if got := held.GetCounter().GetValue(); got != 39 {
+		t.Errorf("replies held = %v, want 39", got)
+	}
+	other := events.CommandEvent{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 4, CommentID: 999, Author: "someone",
+		Commands: []events.Command{{Kind: events.Retest}}, WrittenAt: time.Now()}
+	if err := w.handleCommand(t.Context(), w.log, other); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.replies) != 2 {
+		t.Errorf("another person's refusal got %d replies in all, want their own one", len(f.replies))
 	}
 }

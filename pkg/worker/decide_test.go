@@ -134,6 +134,12 @@ func (q *fakeQueue) Approve(context.Context, events.Repo, int, string, string) e
 	return nil
 }
 
+// SeeHead answers that every head was first seen now; it is not recorded
+// in calls.
+func (q *fakeQueue) SeeHead(_ context.Context, _ events.Repo, _ int, _ string, now time.Time) (time.Time, error) {
+	return now, nil
+}
+
 func (q *fakeQueue) AskApproval(_ context.Context, _ events.Repo, _ int, sha string) (bool, error) {
 	q.called("AskApproval")
 	q.mu.Lock()

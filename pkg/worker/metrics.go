@@ -14,6 +14,9 @@ type Metrics struct {
 	TestsRetried prometheus.Counter
 	Attempts     *prometheus.CounterVec
 	Durations    *prometheus.HistogramVec
+	// RepliesHeld counts refusal replies not posted because their
+	// author had one on the same pull request within ReplyInterval.
+	RepliesHeld prometheus.Counter
 }
 
 // NewMetrics creates the worker's metrics and registers them on reg, which
@@ -45,9 +48,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "How long finished test attempts ran, by outcome.",
 			Buckets: prometheus.ExponentialBuckets(0.1, 4, 10),
 		}, []string{"outcome"}),
+		RepliesHeld: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "yci_command_replies_held_total",
+			Help: "Refusal replies to comment commands not posted: their author had one on the same pull request within the reply interval.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.PullsHandled, m.TestsQueued, m.TestsRunning, m.TestsRetried, m.Attempts, m.Durations)
+		reg.MustRegister(m.PullsHandled, m.TestsQueued, m.TestsRunning, m.TestsRetried, m.Attempts, m.Durations, m.RepliesHeld)
 	}
 	return m
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/google/go-github/v88/github"
 
@@ -38,6 +39,11 @@ func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.Pul
 	// rule), but one from an older receiver ends here, at once.
 	if err := errors.Join(ev.Repo.Validate(), events.ValidatePull(ev.Number), events.ValidateSHA(ev.HeadSHA)); err != nil {
 		return permanent(fmt.Errorf("refusing pull event: %w", err))
+	}
+	// The first sighting of a head is what /ok-to-test compares the
+	// comment's time with (see okToTest).
+	if _, err := w.opts.Queue.SeeHead(ctx, ev.Repo, ev.Number, ev.HeadSHA, time.Now()); err != nil {
+		return fmt.Errorf("recording head %.7s as seen: %w", ev.HeadSHA, err)
 	}
 	p.step("authenticating for installation %d", ev.Installation)
 	inst, err := w.opts.GitHub.Installation(ctx, ev.Installation)

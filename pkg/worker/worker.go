@@ -72,6 +72,9 @@ type Queue interface {
 	Approve(ctx context.Context, repo events.Repo, pull int, sha, by string) error
 	AskApproval(ctx context.Context, repo events.Repo, pull int, sha string) (bool, error)
 	ForgetAsked(ctx context.Context, repo events.Repo, pull int, sha string) error
+	// SeeHead records that a head commit is seen at now, unless it was
+	// seen before, and returns when it was first seen (events.Registry).
+	SeeHead(ctx context.Context, repo events.Repo, pull int, sha string, now time.Time) (time.Time, error)
 }
 
 // Options are a Worker's parts. Workspace, Evaluator, Runner, GitHub and
