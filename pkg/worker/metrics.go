@@ -14,6 +14,10 @@ type Metrics struct {
 	TestsRetried prometheus.Counter
 	Attempts     *prometheus.CounterVec
 	Durations    *prometheus.HistogramVec
+	// HandlersEnded counts handlers that ran past their deadline, by kind
+	// (pull, command) and result: cancelled (they returned once told to
+	// stop) or stuck (they ignored it and their slot was freed).
+	HandlersEnded *prometheus.CounterVec
 }
 
 // NewMetrics creates the worker's metrics and registers them on reg, which
@@ -45,9 +49,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "How long finished test attempts ran, by outcome.",
 			Buckets: prometheus.ExponentialBuckets(0.1, 4, 10),
 		}, []string{"outcome"}),
+		HandlersEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yci_handlers_past_deadline_total",
+			Help: "Handlers that ran past their deadline, by kind and result (cancelled, or stuck: ignored cancellation).",
+		}, []string{"kind", "result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.PullsHandled, m.TestsQueued, m.TestsRunning, m.TestsRetried, m.Attempts, m.Durations)
+		reg.MustRegister(m.PullsHandled, m.TestsQueued, m.TestsRunning, m.TestsRetried, m.Attempts, m.Durations, m.HandlersEnded)
 	}
 	return m
 }
@@ -64,4 +72,8 @@ func (m *Metrics) attemptDone(r pipeline.Result) {
 	outcome := r.Outcome.String()
 	m.Attempts.WithLabelValues(outcome).Inc()
 	m.Durations.WithLabelValues(outcome).Observe(r.Duration.Seconds())
+}
+
+func (m *Metrics) handlerEnded(kind, result string) {
+	m.HandlersEnded.WithLabelValues(kind, result).Inc()
 }
