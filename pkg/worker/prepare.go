@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -78,14 +79,9 @@ func (w *Worker) recordPrepFailure(ctx context.Context, log *slog.Logger, ev eve
 // them, to the head's preparation log, and returns the log's address, or
 // "" when it is not served or could not be written.
 func (w *Worker) appendPrepLog(log *slog.Logger, ev events.PullEvent, text []byte) string {
-	var masked bytes.Buffer
-	mw := pipeline.NewMaskingWriter(&masked, w.secrets())
-	_, err := mw.Write(text)
+	clean, err := w.cleanLog(text)
 	if err == nil {
-		err = mw.Close()
-	}
-	if err == nil {
-		err = w.opts.Workspace.AppendPrepareLog(ev.Repo.Owner, ev.Repo.Name, ev.Number, ev.HeadSHA, masked.String())
+		err = w.opts.Workspace.AppendPrepareLog(ev.Repo.Owner, ev.Repo.Name, ev.Number, ev.HeadSHA, string(clean))
 	}
 	if err != nil {
 		log.Warn("writing the preparation log", "err", err)
@@ -109,4 +105,19 @@ func (w *Worker) secrets() []string {
 		s = append(s[:len(s):len(s)], w.opts.Runner.SecretsFrom()...)
 	}
 	return s
+}
+
+// cleanLog is text as a test's log would keep it: terminal control
+// sequences other than colours neutralised, then secrets masked.
+func (w *Worker) cleanLog(text []byte) ([]byte, error) {
+	var clean bytes.Buffer
+	mw := pipeline.NewMaskingWriter(&clean, w.secrets())
+	tw := pipeline.NewTermWriter(mw)
+	if _, err := tw.Write(text); err != nil {
+		return nil, fmt.Errorf("cleaning log text: %w", err)
+	}
+	if err := errors.Join(tw.Flush(), mw.Close()); err != nil {
+		return nil, fmt.Errorf("cleaning log text: %w", err)
+	}
+	return clean.Bytes(), nil
 }

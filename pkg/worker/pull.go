@@ -196,7 +196,11 @@ func (w *Worker) reportConfigError(ctx context.Context, log *slog.Logger, rep *s
 	if err != nil {
 		return fmt.Errorf("creating config log: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "out.txt"), []byte(cfgErr.Detail()+"\n"), 0o644); err != nil {
+	detail, err := w.cleanLog([]byte(cfgErr.Detail() + "\n"))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "out.txt"), detail, 0o644); err != nil {
 		return fmt.Errorf("writing config log: %w", err)
 	}
 	if err := w.opts.Workspace.LinkLog(b, configLogName); err != nil {
