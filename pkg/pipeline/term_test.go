@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -137,5 +138,19 @@ func TestRunnerLogKeepsColoursAndShowsOtherControls(t *testing.T) {
 	want := "\x1b[32mok\x1b[0m ␛]52;c;cHduZWQ=␇␛]0;title␛\\␛[2J␛[H␛[6n\n"
 	if got := outputOf(t, log); got != want {
 		t.Errorf("output = %q, want %q", got, want)
+	}
+}
+
+// BenchmarkTermWriter: the cost on a test's output, mostly plain text
+// with colours.
+func BenchmarkTermWriter(b *testing.B) {
+	line := []byte("\x1b[32mok\x1b[0m   github.com/acme/widget/pkg/thing  0.123s  some ordinary test output\n")
+	chunk := bytes.Repeat(line, 32<<10/len(line))
+	tw := NewTermWriter(io.Discard)
+	b.SetBytes(int64(len(chunk)))
+	for b.Loop() {
+		if _, err := tw.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
