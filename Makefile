@@ -18,6 +18,7 @@ FUZZ_TARGETS = \
 	./pkg/status:FuzzParseExternalID \
 	./pkg/pipeline:FuzzValidateName \
 	./pkg/pipeline:FuzzMaskingWriter \
+	./pkg/pipeline:FuzzTermWriter \
 	./pkg/events:FuzzTokenRoundTrip \
 	./pkg/events:FuzzDecodeToken \
 	./pkg/artifacts:FuzzTestDir

@@ -227,3 +227,29 @@ func replicaSet(info *jetstream.StreamInfo) ([]string, bool) {
 	slices.Sort(names)
 	return names, current
 }
+
+// TestNATSMonitoringOnlyOnLoopbackWithANote: every shipped configuration
+// serves monitoring, if at all, on loopback only, and says what it reveals.
+func TestNATSMonitoringOnlyOnLoopbackWithANote(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"single", "cluster-1", "cluster-2", "cluster-3"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			conf := readDeployFile(t, "nats/"+name+".conf")
+			for _, line := range strings.Split(conf, "\n") {
+				line = strings.TrimSpace(line)
+				if strings.HasPrefix(line, "#") {
+					continue
+				}
+				for _, key := range []string{"http", "https", "http_port", "https_port", "monitor_port"} {
+					if strings.HasPrefix(line, key+":") && !strings.HasPrefix(line, key+": 127.0.0.1:") {
+						t.Errorf("monitoring not bound to loopback: %q", line)
+					}
+				}
+			}
+			if !strings.Contains(conf, "It reveals stream and consumer configuration, user names") {
+				t.Error("no note on what monitoring reveals")
+			}
+		})
+	}
+}

@@ -173,6 +173,13 @@ func TestBuildPageInABrowser(t *testing.T) {
 		waitText(t, tab, "#log-integration", "the appended lines", func(s string) bool {
 			return s == "integration: line 1\nintegration: line 2\nintegration: line 3 ünïcödé\n"
 		})
+		// Colours show as spans; an OSC 52 clipboard write shows inert.
+		b.appendLog(t, "\x1b[1;31mred\x1b[0m plain \x1b]52;c;cHduZWQ=\x07\n")
+		waitText(t, tab, "#log-integration span.sgr-bold.sgr-fg1", "the red span", func(s string) bool { return s == "red" })
+		log := waitText(t, tab, "#log-integration", "the coloured line", func(s string) bool { return strings.Contains(s, "red plain ") })
+		if strings.Contains(log, "\x1b") || !strings.Contains(log, "\u241b]52;c;cHduZWQ=") {
+			t.Errorf("raw escape codes on the page, or the OSC 52 not shown: %q", log)
+		}
 		screenshot(t, tab)
 		// The test ends: its last words still arrive, then the page stops.
 		b.appendLog(t, "integration: done\n")
@@ -186,7 +193,7 @@ func TestBuildPageInABrowser(t *testing.T) {
 		// "started" now has its outcome and duration.
 		waitText(t, tab, "#attempts-integration", "the ended attempt", func(s string) bool { return s == "1 of 1#1 passed in 1m" })
 		waitText(t, tab, "#time-integration", "the test's time", func(s string) bool { return s == "1m" })
-		log := waitText(t, tab, "#log-integration", "the last line", func(s string) bool { return strings.HasSuffix(s, "done\n") })
+		log = waitText(t, tab, "#log-integration", "the last line", func(s string) bool { return strings.HasSuffix(s, "done\n") })
 		if strings.Count(log, "line 1") != 1 {
 			t.Errorf("the log was appended twice:\n%s", log)
 		}

@@ -38,6 +38,9 @@ type Options struct {
 	MetricsListen string
 	LogLimit      int64
 	TestTimeout   time.Duration
+	// PrepareTimeout and CommandTimeout bound one pull event's and one
+	// comment's handling (worker.Options).
+	PrepareTimeout, CommandTimeout time.Duration
 	// Grace is how long running tests may go on after SIGTERM before they
 	// are stopped and handed back to the queue.
 	Grace   time.Duration
@@ -96,6 +99,10 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("log-limit", "YCI_LOG_LIMIT")
 	fs.DurationVar(&o.TestTimeout, "test-timeout", time.Hour, "time limit of one attempt when .yci.py sets none")
 	fs.Env("test-timeout", "YCI_TEST_TIMEOUT")
+	fs.DurationVar(&o.PrepareTimeout, "prepare-timeout", worker.DefaultPrepareTimeout, "time limit of preparing one commit (mirror, checkout, .yci.py, queueing); past it the attempt is stopped and retried")
+	fs.Env("prepare-timeout", "YCI_PREPARE_TIMEOUT")
+	fs.DurationVar(&o.CommandTimeout, "command-timeout", worker.DefaultCommandTimeout, "time limit of carrying out one comment's commands")
+	fs.Env("command-timeout", "YCI_COMMAND_TIMEOUT")
 	fs.DurationVar(&o.Grace, "grace", 30*time.Second, "how long running tests may finish after SIGTERM before they are handed back")
 	fs.Env("grace", "YCI_GRACE")
 	fs.StringVar(&o.BuildPolicy, "build-policy", "trusted", "which pull requests build without approval: `trusted` (authors with write access, or labelled) or all")
@@ -130,8 +137,8 @@ func (o Options) Validate() error {
 	if o.LogLimit < 1024 {
 		errs = append(errs, fmt.Errorf("-log-limit must be at least 1024 bytes, not %d", o.LogLimit))
 	}
-	if o.TestTimeout <= 0 {
-		errs = append(errs, errors.New("-test-timeout must be positive"))
+	if o.TestTimeout <= 0 || o.PrepareTimeout <= 0 || o.CommandTimeout <= 0 {
+		errs = append(errs, errors.New("-test-timeout, -prepare-timeout and -command-timeout must be positive"))
 	}
 	if err := o.Limits.validate(); err != nil {
 		errs = append(errs, err)

@@ -120,6 +120,8 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 		Reruns:         busReruns{s.bus.Queue(), s.bus.Registry()},
 		Running:        s.bus.Attempts(),
 		Box:            boxName(opts.Workspace),
+		PrepareTimeout: opts.PrepareTimeout,
+		CommandTimeout: opts.CommandTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -138,13 +140,18 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 	return s, nil
 }
 
-// routes serves /metrics and a /healthz that fails while NATS is away.
+// routes serves /metrics and a /healthz that fails while NATS is away
+// or a handler is stuck past its deadline (naming it).
 func (s *Service) routes(reg *prometheus.Registry) http.Handler {
 	r := chi.NewRouter()
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !s.bus.Connected() {
 			http.Error(w, "NATS unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		if err := s.handlers.Watchdog().Check(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")

@@ -8,7 +8,7 @@
     var pre = sec.querySelector("pre");
     tails[sec.getAttribute("data-test")] = {
       sec: sec, src: sec.getAttribute("data-tail"), offset: 0,
-      text: pre.appendChild(document.createTextNode("")),
+      pre: pre, pending: "", cls: {},
       decoder: new TextDecoder(), active: false, last: false
     };
   });
@@ -21,15 +21,82 @@
         }
         return r.arrayBuffer().then(function (buf) {
           if (r.status === 200) { // the whole log, not a range
-            t.text.data = "";
+            t.pre.textContent = "";
             t.offset = 0;
             t.decoder = new TextDecoder();
+            t.pending = "";
+            t.cls = {};
           }
           t.offset += buf.byteLength;
-          t.text.appendData(t.decoder.decode(buf, {stream: true}));
+          render(t, t.decoder.decode(buf, {stream: true}));
         });
       })
       .catch(function () { return null; });
+  }
+
+  // render appends text to t's log, its SGR colour sequences (ESC [ n m)
+  // turned into classes of text-only spans, never into HTML; any other
+  // ESC shows as U+241B. A sequence split across reads waits in pending.
+  function render(t, text) {
+    text = t.pending + text;
+    t.pending = "";
+    var cut = text.search(/\x1b(\[[0-9;:]*)?$/);
+    if (cut >= 0) {
+      t.pending = text.slice(cut);
+      text = text.slice(0, cut);
+    }
+    var sgr = /\x1b\[([0-9;:]*)m/g;
+    var at = 0;
+    var m;
+    while ((m = sgr.exec(text)) !== null) {
+      append(t, text.slice(at, m.index));
+      apply(t.cls, m[1]);
+      at = sgr.lastIndex;
+    }
+    append(t, text.slice(at));
+  }
+
+  function append(t, s) {
+    if (s === "") {
+      return;
+    }
+    s = s.replace(/\x1b/g, "\u241b");
+    var names = Object.keys(t.cls).map(function (k) { return t.cls[k]; }).filter(Boolean);
+    if (names.length === 0) {
+      t.pre.appendChild(document.createTextNode(s));
+      return;
+    }
+    var span = document.createElement("span");
+    span.className = names.join(" ");
+    span.textContent = s;
+    t.pre.appendChild(span);
+  }
+
+  // apply sets cls (bold, fg, bg) from one SGR's parameters: the 8 and
+  // 16 basic colours, bold and resets; other parameters are ignored.
+  function apply(cls, params) {
+    params.split(/[;:]/).forEach(function (p) {
+      var n = p === "" ? 0 : parseInt(p, 10);
+      if (n === 0) {
+        cls.bold = cls.fg = cls.bg = "";
+      } else if (n === 1) {
+        cls.bold = "sgr-bold";
+      } else if (n === 22) {
+        cls.bold = "";
+      } else if (n >= 30 && n <= 37) {
+        cls.fg = "sgr-fg" + (n - 30);
+      } else if (n >= 90 && n <= 97) {
+        cls.fg = "sgr-fg" + (n - 90 + 8);
+      } else if (n === 39) {
+        cls.fg = "";
+      } else if (n >= 40 && n <= 47) {
+        cls.bg = "sgr-bg" + (n - 40);
+      } else if (n >= 100 && n <= 107) {
+        cls.bg = "sgr-bg" + (n - 100 + 8);
+      } else if (n === 49) {
+        cls.bg = "";
+      }
+    });
   }
 
   function show(b) {

@@ -188,7 +188,9 @@ func (r *Runner) attempt(ctx context.Context, a Attempt, w io.Writer, end logEnd
 	if err := writeNotes(notes, header); err != nil {
 		return erroredResult(err), fmt.Errorf("%w: %w", ErrLog, err)
 	}
-	output := NewMaskingWriter(&capWriter{log: log, limit: r.logLimit(), left: max(0, r.logLimit()-end.size-log.n)}, secrets)
+	// Control sequences are neutralised before masking, so the masker
+	// decides on the bytes the log keeps.
+	output := NewTermWriter(NewMaskingWriter(&capWriter{log: log, limit: r.logLimit(), left: max(0, r.logLimit()-end.size-log.n)}, secrets))
 	res, extra := r.execute(ctx, a, base, output, log.failed)
 	res.Duration = now().Sub(start)
 	if log.err != nil {
@@ -211,7 +213,7 @@ func (r *Runner) attempt(ctx context.Context, a Attempt, w io.Writer, end logEnd
 // for its process group to be gone and its output flushed to output;
 // failed is closed when the log cannot be written. It returns the runner's
 // notes about the end of the process group.
-func (r *Runner) execute(ctx context.Context, a Attempt, base []string, output *MaskingWriter, failed <-chan struct{}) (Result, []string) {
+func (r *Runner) execute(ctx context.Context, a Attempt, base []string, output *TermWriter, failed <-chan struct{}) (Result, []string) {
 	if fi, err := os.Stat(a.Dir); err != nil || !fi.IsDir() {
 		return Result{Outcome: Errored, ExitCode: -1, Reason: "working directory is missing"}, nil
 	}

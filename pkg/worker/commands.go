@@ -86,12 +86,13 @@ func (w *Worker) HandleCommand(ctx context.Context, d *events.Delivery[events.Co
 	log := w.log.With(ev.LogAttrs()...)
 	stop := d.KeepAlive(ctx)
 	defer stop()
-	var err error
-	if d.LastChance() {
-		err = w.abandonCommand(ctx, log, ev, d.NumDelivered)
-	} else {
-		err = w.handleCommand(ctx, log, ev)
-	}
+	job := fmt.Sprintf("%s#%d", ev.Repo.FullName(), ev.Number)
+	err := w.guard(ctx, "command", job, "carrying out this comment", w.opts.CommandTimeout, w.grace, func(ctx context.Context) error {
+		if d.LastChance() {
+			return w.abandonCommand(ctx, log, ev, d.NumDelivered)
+		}
+		return w.handleCommand(ctx, log, ev)
+	})
 	settle(ctx, log, d, err)
 }
 

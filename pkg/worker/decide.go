@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -65,18 +66,37 @@ func judgeError(ctx context.Context, err error, delivered uint64) Verdict {
 // preparation log and, when it is handed back, shown at once as the
 // pending yci summary with its reason. Its Verdict says how the delivery
 // ends.
+//
+// Each attempt has PrepareTimeout: past it, it is stopped and handed back
+// like any failure ("preparing this commit took more than 10m0s;
+// stopped"), so a commit that keeps hanging ends, on its last delivery,
+// as an error status, and its slot is freed even when the attempt
+// ignores being stopped (see guard).
 func (w *Worker) decidePull(ctx context.Context, log *slog.Logger, ev events.PullEvent, a prepAttempt) Verdict {
+	job := fmt.Sprintf("%s#%d at %s", ev.Repo.FullName(), ev.Number, ev.HeadSHA)
+	limit := w.opts.PrepareTimeout
 	if a.last() {
-		err := w.abandonPull(ctx, log, ev, a)
+		err := w.guard(ctx, "pull", job, "giving up on this commit", limit, w.grace, func(ctx context.Context) error {
+			return w.abandonPull(ctx, log, ev, a)
+		})
 		w.opts.Metrics.pullHandled(err)
 		return judgeError(ctx, err, a.delivered)
 	}
-	var p prepLog
-	err := w.handlePull(ctx, log, ev, &p)
+	p := &prepLog{}
+	err := w.guard(ctx, "pull", job, "preparing this commit", limit, w.grace, func(ctx context.Context) error {
+		return w.handlePull(ctx, log, ev, p)
+	})
+	if errors.Is(err, ErrStuck) {
+		// The attempt still runs and may still write its steps.
+		p = &prepLog{steps: []string{"(the stuck attempt's steps are not known)"}}
+	}
 	w.opts.Metrics.pullHandled(err)
 	v := judgeError(ctx, err, a.delivered)
 	if v.Outcome != Done && ctx.Err() == nil {
-		w.recordPrepFailure(ctx, log, ev, a, &p, v)
+		// Telling of the failure is bounded too: GitHub may be what hangs.
+		rctx, cancel := context.WithTimeout(ctx, limit)
+		w.recordPrepFailure(rctx, log, ev, a, p, v)
+		cancel()
 	}
 	return v
 }

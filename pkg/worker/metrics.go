@@ -17,6 +17,10 @@ type Metrics struct {
 	// RepliesHeld counts refusal replies not posted because their
 	// author had one on the same pull request within ReplyInterval.
 	RepliesHeld prometheus.Counter
+	// HandlersEnded counts handlers that ran past their deadline, by kind
+	// (pull, command) and result: cancelled (they returned once told to
+	// stop) or stuck (they ignored it and their slot was freed).
+	HandlersEnded *prometheus.CounterVec
 }
 
 // NewMetrics creates the worker's metrics and registers them on reg, which
@@ -52,9 +56,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "yci_command_replies_held_total",
 			Help: "Refusal replies to comment commands not posted: their author had one on the same pull request within the reply interval.",
 		}),
+		HandlersEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yci_handlers_past_deadline_total",
+			Help: "Handlers that ran past their deadline, by kind and result (cancelled, or stuck: ignored cancellation).",
+		}, []string{"kind", "result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.PullsHandled, m.TestsQueued, m.TestsRunning, m.TestsRetried, m.Attempts, m.Durations, m.RepliesHeld)
+		reg.MustRegister(m.PullsHandled, m.TestsQueued, m.TestsRunning, m.TestsRetried, m.Attempts, m.Durations, m.HandlersEnded, m.RepliesHeld)
 	}
 	return m
 }
@@ -71,4 +79,8 @@ func (m *Metrics) attemptDone(r pipeline.Result) {
 	outcome := r.Outcome.String()
 	m.Attempts.WithLabelValues(outcome).Inc()
 	m.Durations.WithLabelValues(outcome).Observe(r.Duration.Seconds())
+}
+
+func (m *Metrics) handlerEnded(kind, result string) {
+	m.HandlersEnded.WithLabelValues(kind, result).Inc()
 }

@@ -3,8 +3,8 @@ package worker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
@@ -79,9 +79,9 @@ func (w *Worker) recordPrepFailure(ctx context.Context, log *slog.Logger, ev eve
 // them, to the head's preparation log, and returns the log's address, or
 // "" when it is not served or could not be written.
 func (w *Worker) appendPrepLog(log *slog.Logger, ev events.PullEvent, text []byte) string {
-	masked, err := w.mask(string(text))
+	clean, err := w.cleanLog(text)
 	if err == nil {
-		err = w.opts.Workspace.AppendPrepareLog(ev.Repo.Owner, ev.Repo.Name, ev.Number, ev.HeadSHA, masked)
+		err = w.opts.Workspace.AppendPrepareLog(ev.Repo.Owner, ev.Repo.Name, ev.Number, ev.HeadSHA, string(clean))
 	}
 	if err != nil {
 		log.Warn("writing the preparation log", "err", err)
@@ -97,19 +97,13 @@ func (w *Worker) appendPrepLog(log *slog.Logger, ev events.PullEvent, text []byt
 	return u
 }
 
-// mask replaces the worker's secrets in text as a test's log masks them.
+// mask is cleanLog for text: the worker's secrets replaced and terminal
+// controls neutralised, as a test's log keeps them.
 // Everything an evaluation or a test reports is masked so before any log
 // or status shows it.
 func (w *Worker) mask(text string) (string, error) {
-	var masked bytes.Buffer
-	mw := pipeline.NewMaskingWriter(&masked, w.secrets())
-	if _, err := io.WriteString(mw, text); err != nil {
-		return "", fmt.Errorf("masking secrets: %w", err)
-	}
-	if err := mw.Close(); err != nil {
-		return "", fmt.Errorf("masking secrets: %w", err)
-	}
-	return masked.String(), nil
+	clean, err := w.cleanLog([]byte(text))
+	return string(clean), err
 }
 
 // secrets are the values no log may show: the runner's, which include
@@ -120,4 +114,19 @@ func (w *Worker) secrets() []string {
 		s = append(s[:len(s):len(s)], w.opts.Runner.SecretsFrom()...)
 	}
 	return s
+}
+
+// cleanLog is text as a test's log would keep it: terminal control
+// sequences other than colours neutralised, then secrets masked.
+func (w *Worker) cleanLog(text []byte) ([]byte, error) {
+	var clean bytes.Buffer
+	mw := pipeline.NewMaskingWriter(&clean, w.secrets())
+	tw := pipeline.NewTermWriter(mw)
+	if _, err := tw.Write(text); err != nil {
+		return nil, fmt.Errorf("cleaning log text: %w", err)
+	}
+	if err := errors.Join(tw.Flush(), mw.Close()); err != nil {
+		return nil, fmt.Errorf("cleaning log text: %w", err)
+	}
+	return clean.Bytes(), nil
 }

@@ -113,6 +113,10 @@ type Options struct {
 	// name Box, so that a listing shows who runs what.
 	Running RunningRecorder
 	Box     string
+	// PrepareTimeout bounds handling one pull event (default
+	// DefaultPrepareTimeout) and CommandTimeout one comment's commands
+	// (default DefaultCommandTimeout): past it the handler is cancelled.
+	PrepareTimeout, CommandTimeout time.Duration
 }
 
 // RunningRecorder records a test attempt as running until done is called;
@@ -130,6 +134,10 @@ type Worker struct {
 	running   runningTests
 	books     bookkeeper
 	checkRuns *status.CheckRunIDs
+	watchdog  *Watchdog
+	// grace is how long a cancelled handler may take to return before
+	// it is called stuck (stuckGrace).
+	grace time.Duration
 }
 
 // New checks that every part is there.
@@ -163,9 +171,19 @@ func New(opts Options) (*Worker, error) {
 	if opts.ApprovalLabel == "" {
 		opts.ApprovalLabel = DefaultApprovalLabel
 	}
+	if opts.PrepareTimeout <= 0 {
+		opts.PrepareTimeout = DefaultPrepareTimeout
+	}
+	if opts.CommandTimeout <= 0 {
+		opts.CommandTimeout = DefaultCommandTimeout
+	}
 	return &Worker{opts: opts, log: log, trust: trustCache{entries: map[string]trustEntry{}, now: time.Now},
-		checkRuns: status.NewCheckRunIDs()}, nil
+		checkRuns: status.NewCheckRunIDs(), watchdog: NewWatchdog(), grace: stuckGrace}, nil
 }
+
+// Watchdog lists the worker's handlers running past their deadline, for
+// a health check.
+func (w *Worker) Watchdog() *Watchdog { return w.watchdog }
 
 // reporter shows states through one installation's client: as check runs
 // when it has the checks API, else as commit statuses.
