@@ -14,6 +14,12 @@ type Metrics struct {
 	TestsRetried prometheus.Counter
 	Attempts     *prometheus.CounterVec
 	Durations    *prometheus.HistogramVec
+	// InfraErrors counts infrastructure errors by kind (disk, mirror,
+	// sandbox): jobs handed back because the box, not the code, failed.
+	InfraErrors *prometheus.CounterVec
+	// DiskStops counts attempts stopped for disk, by reason (budget or
+	// floor).
+	DiskStops *prometheus.CounterVec
 }
 
 // NewMetrics creates the worker's metrics and registers them on reg, which
@@ -45,9 +51,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "How long finished test attempts ran, by outcome.",
 			Buckets: prometheus.ExponentialBuckets(0.1, 4, 10),
 		}, []string{"outcome"}),
+		InfraErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yci_infrastructure_errors_total",
+			Help: "Jobs handed back because of an infrastructure error, by kind (disk, mirror, sandbox).",
+		}, []string{"kind"}),
+		DiskStops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yci_attempts_stopped_for_disk_total",
+			Help: "Test attempts stopped for disk, by reason (budget: wrote past -attempt-disk; floor: wrote most while the disk was below -min-free-disk).",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.PullsHandled, m.TestsQueued, m.TestsRunning, m.TestsRetried, m.Attempts, m.Durations)
+		reg.MustRegister(m.PullsHandled, m.TestsQueued, m.TestsRunning, m.TestsRetried, m.Attempts, m.Durations, m.InfraErrors, m.DiskStops)
 	}
 	return m
 }
@@ -65,3 +79,5 @@ func (m *Metrics) attemptDone(r pipeline.Result) {
 	m.Attempts.WithLabelValues(outcome).Inc()
 	m.Durations.WithLabelValues(outcome).Observe(r.Duration.Seconds())
 }
+
+func (m *Metrics) infraError(kind string) { m.InfraErrors.WithLabelValues(kind).Inc() }

@@ -110,6 +110,9 @@ type Options struct {
 	// name Box, so that a listing shows who runs what.
 	Running RunningRecorder
 	Box     string
+	// Disk, when set, bounds what each attempt writes into its working
+	// copy and keeps a free-space floor on the workspace's filesystem.
+	Disk *DiskGuard
 }
 
 // RunningRecorder records a test attempt as running until done is called;
