@@ -145,11 +145,6 @@ func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *
 		w.track(context.WithoutCancel(ctx), rep, job, events.TestQueued, st, nil)
 		return ctx.Err()
 	}
-	if runErr != nil && noSpace(runErr) {
-		// The log could not be written for a full disk: the box's fault,
-		// so the attempt is run again once there is room.
-		return w.infraFailed(ctx, rep, st, job, infrastructure(InfraDisk, runErr))
-	}
 	if runErr != nil {
 		res = pipeline.Result{Outcome: pipeline.Errored, Reason: withoutPaths(runErr)}
 	}
