@@ -124,7 +124,7 @@ func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *
 		return w.stoppedForDisk(ctx, log, rep, st, job, a, res, full)
 	}
 	if isStale {
-		defer w.removeWorkCopy(log, a.Dir)
+		w.removeWorkCopy(log, a.Dir)
 		log.Info("stopped test", "reason", stopped.reason)
 		st.State, st.Description, st.Conclusion = status.Error, status.Errored("stopped: "+stopped.reason), status.ConclusionCancelled
 		if stopped.newSHA != "" {
@@ -151,8 +151,9 @@ func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *
 	w.opts.Metrics.attemptDone(res)
 	log.Info("attempt finished", "outcome", res.Outcome.String(), "exit", res.ExitCode, "duration", res.Duration)
 	if _, retry := pipeline.NextRetry(a.Test, job.Attempt, res.Outcome); !retry {
-		// The test's last attempt: its log stays, its copy goes.
-		defer w.removeWorkCopy(log, a.Dir)
+		// The test's last attempt: its log stays, its copy goes before
+		// the final status says the test is done.
+		w.removeWorkCopy(log, a.Dir)
 	}
 	return w.reportAttempt(ctx, rep, st, job, a, res)
 }
