@@ -56,6 +56,7 @@ type Options struct {
 	StatusHold, SummaryInterval time.Duration
 	// Sandbox confines tests and .yci.py evaluations.
 	Sandbox SandboxOptions
+	Disk    DiskOptions
 	// Version prints the version and exits.
 	Version bool
 }
@@ -110,6 +111,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.DurationVar(&o.SummaryInterval, "summary-interval", status.DefaultSummaryInterval, "least time between two writes of a head's summary status yci; negative writes every change")
 	fs.Env("summary-interval", "YCI_SUMMARY_INTERVAL")
 	o.Sandbox.addFlags(fs)
+	o.Disk.addFlags(fs)
 	fs.JSONLogVar(&o.JSONLog)
 	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
 	fs.Usage = func() {
@@ -134,6 +136,7 @@ func (o Options) Validate() error {
 	if err := o.Sandbox.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, o.Disk.validate()...)
 	if o.Local != "" {
 		return errors.Join(errs...)
 	}
