@@ -145,6 +145,12 @@ func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *
 		w.track(context.WithoutCancel(ctx), rep, job, events.TestQueued, st, nil)
 		return ctx.Err()
 	}
+	if runErr == nil && res.Outcome == pipeline.Errored && res.ExitCode == -1 {
+		// The test never ran: its sandbox could not be set up, or bash
+		// could not start. The box failed, not the code: run it again later.
+		w.opts.Metrics.attemptDone(res)
+		return w.infraFailed(ctx, rep, st, job, infrastructure(InfraSandbox, errors.New(res.Reason)))
+	}
 	if runErr != nil {
 		res = pipeline.Result{Outcome: pipeline.Errored, Reason: withoutPaths(runErr)}
 	}
