@@ -70,7 +70,8 @@ type DiskGuard struct {
 	// filesystem's size; zero means DefaultMinFreePercent.
 	MinFreePercent int
 	// Interval is how often a running attempt is measured; zero means
-	// DefaultDiskInterval.
+	// DefaultDiskInterval. A tree whose walk takes more than a twentieth
+	// of it is measured less often, twenty walks' time apart.
 	Interval time.Duration
 	// Statfs is asked for free space; nil means StatfsOf.
 	Statfs Statfs
@@ -226,14 +227,18 @@ func (g *DiskGuard) Watch(ctx context.Context, dir string) (context.Context, fun
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
+		timer := time.NewTimer(interval)
+		defer timer.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-tick.C:
+			case <-timer.C:
+				began := time.Now()
 				g.check(a)
+				// A big tree is measured less often: the walk takes at
+				// most a twentieth of one core per attempt.
+				timer.Reset(max(interval, 20*time.Since(began)))
 			}
 		}
 	}()

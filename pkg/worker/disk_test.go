@@ -231,3 +231,28 @@ func TestFormatBytes(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMeasure is the cost of one measurement of a working copy of
+// 10,000 files in 100 directories, the guard's work per attempt and
+// interval.
+func BenchmarkMeasure(b *testing.B) {
+	dir := b.TempDir()
+	for d := range 100 {
+		sub := filepath.Join(dir, strconv.Itoa(d))
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		for f := range 100 {
+			if err := os.WriteFile(filepath.Join(sub, strconv.Itoa(f)), []byte("package x\n"), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		u, err := measure(dir, usage{})
+		if err != nil || u.entries != 10101 {
+			b.Fatalf("measure = %+v, %v", u, err)
+		}
+	}
+}
