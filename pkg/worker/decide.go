@@ -74,6 +74,7 @@ func (w *Worker) decidePull(ctx context.Context, log *slog.Logger, ev events.Pul
 	var p prepLog
 	err := w.handlePull(ctx, log, ev, &p)
 	w.opts.Metrics.pullHandled(err)
+	w.opts.Metrics.countInfra(err)
 	v := judgeError(ctx, err, a.delivered)
 	if v.Outcome != Done && ctx.Err() == nil {
 		w.recordPrepFailure(ctx, log, ev, a, &p, v)

@@ -58,6 +58,26 @@ func classifyPrepare(err error) error {
 	return err
 }
 
+// mirrorFailed is the infrastructure error of a mirror that could not be
+// updated: a full disk, or (any other cause, GitHub unreachable included)
+// a mirror lost for now.
+func mirrorFailed(err error) error {
+	err = fmt.Errorf("updating mirror: %w", err)
+	if noSpace(err) {
+		return infrastructure(InfraDisk, err)
+	}
+	return infrastructure(InfraMirror, err)
+}
+
+// countInfra counts err in yci_infrastructure_errors_total when it is an
+// infrastructure error.
+func (m *Metrics) countInfra(err error) {
+	var infra infraError
+	if errors.As(err, &infra) {
+		m.infraError(infra.kind)
+	}
+}
+
 // infraFailed reports err, an infrastructure error met before job's
 // attempt ran: the test's status and record say error with the reason
 // (never "running"), the metric counts it, and err is returned so that

@@ -345,11 +345,7 @@ func (w *Worker) checkoutTest(ctx context.Context, inst Installation, cloneURL, 
 			return false, permanent(fmt.Errorf("pull request %s has no base clone URL", b))
 		}
 		if err := ws.UpdateMirror(ctx, b.Owner, b.Repo, cloneURL, inst.Git); err != nil {
-			err = fmt.Errorf("updating mirror: %w", err)
-			if noSpace(err) {
-				return false, infrastructure(InfraDisk, err)
-			}
-			return false, infrastructure(InfraMirror, err)
+			return false, mirrorFailed(err)
 		}
 		fetched, err = true, ws.Checkout(ctx, b, sha, base, work)
 	}
