@@ -364,9 +364,14 @@ func (w *Worker) abandonTest(ctx context.Context, log *slog.Logger, job events.T
 	}
 	b := build(job.Repo, job.Number, job.Build)
 	log.Error("giving up on test", "deliveries", delivered)
+	why := fmt.Sprintf("attempt %d was lost %d times (worker crashed or stopped)", job.Attempt, delivered)
+	if err := w.opts.Disk.BelowFloor(); err != nil {
+		// The deliveries went to waiting for disk space, not to crashes.
+		why = fmt.Sprintf("gave up after %d tries: infrastructure (disk): %s", delivered, withoutPaths(err))
+	}
 	rep, st := w.reporter(inst, log), status.Status{
 		Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Pull: b.Pull, Build: b.Number, Rerun: job.Rerun, Test: job.Test.Name, State: status.Error,
-		Description: status.Errored(fmt.Sprintf("attempt %d was lost %d times (worker crashed or stopped)", job.Attempt, delivered)),
+		Description: status.Errored(why),
 		TargetURL:   w.runLogURL(b, job.Test.Name, job.Rerun),
 	}
 	defer w.track(ctx, rep, job, events.TestErrored, st, nil)
