@@ -185,8 +185,11 @@ func (g *DiskGuard) BelowFloor() error {
 }
 
 // Free reports the workspace filesystem's free bytes and the floor, for
-// metrics and /healthz.
+// metrics and /healthz; a nil guard reports an error.
 func (g *DiskGuard) Free() (free, floor uint64, err error) {
+	if g == nil {
+		return 0, 0, errors.New("no disk guard")
+	}
 	statfs := g.Statfs
 	if statfs == nil {
 		statfs = StatfsOf
