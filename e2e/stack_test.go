@@ -90,6 +90,10 @@ type stackOptions struct {
 	// stacks run them unconfined (YCI_SANDBOX=none), so that their scripts
 	// can reach the marks directory.
 	sandbox bool
+	// dir, when set, holds the whole stack (workspaces, the JetStream
+	// store, GitHub's repositories) in place of a temporary directory:
+	// a small filesystem the test mounted.
+	dir string
 }
 
 // stack is one YourCI: the GitHub stand-in with a repository, a JetStream,
@@ -116,7 +120,10 @@ func newStack(tb testing.TB, opts stackOptions) *stack {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(tb.Context(), 4*time.Minute)
 	tb.Cleanup(cancel)
-	dir := tb.TempDir()
+	dir := opts.dir
+	if dir == "" {
+		dir = tb.TempDir()
+	}
 	s := &stack{tb: tb, ctx: ctx, dir: dir, marks: filepath.Join(dir, "marks"), natsStore: filepath.Join(dir, "jetstream")}
 	for _, d := range []string{s.marks, filepath.Join(dir, "tmp")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

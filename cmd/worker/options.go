@@ -60,6 +60,7 @@ type Options struct {
 	// Sandbox confines tests and .yci.py evaluations.
 	Sandbox SandboxOptions
 	Limits  LimitsOptions
+	Disk    DiskOptions
 	// Version prints the version and exits.
 	Version bool
 }
@@ -119,6 +120,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("summary-interval", "YCI_SUMMARY_INTERVAL")
 	o.Sandbox.addFlags(fs)
 	o.Limits.addFlags(fs)
+	o.Disk.addFlags(fs)
 	fs.JSONLogVar(&o.JSONLog)
 	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
 	fs.Usage = func() {
@@ -146,6 +148,7 @@ func (o Options) Validate() error {
 	if err := o.Sandbox.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, o.Disk.validate()...)
 	if o.Local != "" {
 		return errors.Join(errs...)
 	}

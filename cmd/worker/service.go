@@ -37,6 +37,7 @@ type Service struct {
 	bus      *events.Bus
 	handlers *worker.Worker
 	pages    *worker.PageKeeper
+	disk     *worker.DiskGuard
 	metrics  *http.Server
 	listener net.Listener
 }
@@ -100,9 +101,10 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 		return nil, err
 	}
 	s.budget = status.NewBudget(status.BudgetOptions{Hold: opts.StatusHold, SummaryInterval: opts.SummaryInterval, Logger: log})
+	s.disk = opts.Disk.guard(ws.Root())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newBacklogCollector(s.bus.Board(), log))
+		newBacklogCollector(s.bus.Board(), log), newDiskCollector(s.disk, log))
 	s.handlers, err = worker.New(worker.Options{
 		Workspace:      ws,
 		Evaluator:      evaluator,
@@ -122,6 +124,7 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 		Box:            boxName(opts.Workspace),
 		PrepareTimeout: opts.PrepareTimeout,
 		CommandTimeout: opts.CommandTimeout,
+		Disk:           s.disk,
 	})
 	if err != nil {
 		return nil, err
@@ -155,6 +158,15 @@ func (s *Service) routes(reg *prometheus.Registry) http.Handler {
 			return
 		}
 		fmt.Fprintln(w, "ok")
+		// The worker stays healthy below the floor: it hands tests back
+		// and keeps serving the queue; the line says why nothing runs.
+		if free, floor, err := s.disk.Free(); err == nil {
+			below := ""
+			if free < floor {
+				below = " (below the floor: no test attempt starts)"
+			}
+			fmt.Fprintf(w, "workspace disk: %d bytes free, floor %d%s\n", free, floor, below)
+		}
 	})
 	return r
 }
@@ -203,7 +215,8 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { errs <- s.bus.Queue().ConsumeCommands(ctx, events.NewSlots(1), s.handlers.HandleCommand) }()
 	s.log.Info("worker started", "version", version.String(), "workspace", s.opts.Workspace,
 		"jobs", s.opts.Jobs, "pull_slots", s.opts.PullSlots, "metrics", s.MetricsAddr(),
-		"sandbox", s.opts.Sandbox.backend(false), "test_network", s.opts.Sandbox.Network)
+		"sandbox", s.opts.Sandbox.backend(false), "test_network", s.opts.Sandbox.Network,
+		"attempt_disk", s.opts.Disk.AttemptDisk, "min_free_disk", s.opts.Disk.MinFreeDisk)
 	err = errors.Join(<-errs, <-errs, <-errs)
 	s.log.Info("worker stopped")
 	return err

@@ -56,6 +56,24 @@ func TestJobsThatKeepCrashingWorkersEndAsErrors(t *testing.T) {
 			t.Errorf("target URL %q", s.GetTargetURL())
 		}
 	})
+	t.Run("test_job_waiting_for_disk_says_so", func(t *testing.T) {
+		full, err := New(Options{Workspace: ws, Evaluator: &pipeline.Evaluator{}, Runner: &pipeline.Runner{},
+			GitHub: tokenGitHub{gh}, Queue: queueOf(&events.Bus{}), HTTPRoot: httpRoot,
+			Disk: &DiskGuard{Root: ws.Root(), MinFree: 1 << 30, Statfs: func(string) (FSStat, error) {
+				return FSStat{Size: 10 << 30, Free: 1 << 20}, nil
+			}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		job := events.TestJob{Repo: repo, Number: 8, HeadSHA: sha, Build: 2, Attempt: 1, Test: events.TestSpec{Name: "starved"}}
+		if err := full.abandonTest(ctx, log, job, 10); err != nil {
+			t.Fatal(err)
+		}
+		s := gh.LatestStatuses(owner, repoName, sha)["yci/starved"]
+		if s.GetState() != "error" || !strings.Contains(s.GetDescription(), "gave up after 10 tries: infrastructure (disk): no space left on device: 1 MiB free") {
+			t.Errorf("status %s %q, want error naming the disk", s.GetState(), s.GetDescription())
+		}
+	})
 	t.Run("pull_event", func(t *testing.T) {
 		ev := events.PullEvent{Repo: repo, Number: 7, HeadSHA: sha}
 		if err := w.abandonPull(ctx, log, ev, prepAttempt{delivered: 10, maxDeliver: 10}); err != nil {

@@ -91,6 +91,7 @@ func (w *Worker) decidePull(ctx context.Context, log *slog.Logger, ev events.Pul
 		p = &prepLog{steps: []string{"(the stuck attempt's steps are not known)"}}
 	}
 	w.opts.Metrics.pullHandled(err)
+	w.opts.Metrics.countInfra(err)
 	v := judgeError(ctx, err, a.delivered)
 	if v.Outcome != Done && ctx.Err() == nil {
 		// Telling of the failure is bounded too: GitHub may be what hangs.

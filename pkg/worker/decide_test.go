@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -304,6 +306,7 @@ func TestJudgeError(t *testing.T) {
 		{"transient_waits_by_delivery", context.Background(), errors.New("timeout"), 2, HandBack, 30 * time.Second},
 		{"transient_wait_is_capped", context.Background(), errors.New("timeout"), 100, HandBack, 5 * time.Minute},
 		{"retry_after_from_github_wins", context.Background(), &status.RetryLaterError{After: 7 * time.Second}, 9, HandBack, 7 * time.Second},
+		{"full_disk_hands_back_with_backoff", context.Background(), infrastructure(InfraDisk, &fs.PathError{Op: "mkdir", Path: "/ws/t", Err: syscall.ENOSPC}), 3, HandBack, 45 * time.Second},
 		{"shutdown_hands_back_at_once_even_a_permanent_error", cancelled, permanent(errors.New("x")), 1, HandBack, 0},
 	}
 	for _, tc := range cases {

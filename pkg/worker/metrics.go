@@ -21,6 +21,12 @@ type Metrics struct {
 	// (pull, command) and result: cancelled (they returned once told to
 	// stop) or stuck (they ignored it and their slot was freed).
 	HandlersEnded *prometheus.CounterVec
+	// InfraErrors counts infrastructure errors by kind (disk, mirror,
+	// sandbox): jobs handed back because the box, not the code, failed.
+	InfraErrors *prometheus.CounterVec
+	// DiskStops counts attempts stopped for disk, by reason (budget or
+	// floor).
+	DiskStops *prometheus.CounterVec
 }
 
 // NewMetrics creates the worker's metrics and registers them on reg, which
@@ -60,9 +66,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "yci_handlers_past_deadline_total",
 			Help: "Handlers that ran past their deadline, by kind and result (cancelled, or stuck: ignored cancellation).",
 		}, []string{"kind", "result"}),
+		InfraErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yci_infrastructure_errors_total",
+			Help: "Jobs handed back because of an infrastructure error, by kind (disk, mirror, sandbox).",
+		}, []string{"kind"}),
+		DiskStops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yci_attempts_stopped_for_disk_total",
+			Help: "Test attempts stopped for disk, by reason (budget: wrote past -attempt-disk; floor: wrote most while the disk was below -min-free-disk).",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.PullsHandled, m.TestsQueued, m.TestsRunning, m.TestsRetried, m.Attempts, m.Durations, m.HandlersEnded, m.RepliesHeld)
+		reg.MustRegister(m.PullsHandled, m.TestsQueued, m.TestsRunning, m.TestsRetried, m.Attempts, m.Durations, m.HandlersEnded, m.RepliesHeld, m.InfraErrors, m.DiskStops)
 	}
 	return m
 }
@@ -84,3 +98,5 @@ func (m *Metrics) attemptDone(r pipeline.Result) {
 func (m *Metrics) handlerEnded(kind, result string) {
 	m.HandlersEnded.WithLabelValues(kind, result).Inc()
 }
+
+func (m *Metrics) infraError(kind string) { m.InfraErrors.WithLabelValues(kind).Inc() }

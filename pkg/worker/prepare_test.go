@@ -69,6 +69,10 @@ func TestFailedPreparationIsLoggedAndShown(t *testing.T) {
 	if v := w.decidePull(ctx, w.log, ev, prepAttempt{delivered: 3, maxDeliver: 3}); v.Outcome != Done {
 		t.Fatalf("last delivery: verdict %v (%v), want Done", v.Outcome, v.Err)
 	}
+	// A mirror that cannot be updated is the box's failure, counted.
+	if got := counterValue(t, w.opts.Metrics.InfraErrors.WithLabelValues(InfraMirror)); got != 2 {
+		t.Errorf("mirror infrastructure errors counted %v, want 2", got)
+	}
 
 	path, err := ws.PrepareLogPath("acme", "widget", 3, decideSHA)
 	if err != nil {

@@ -154,7 +154,7 @@ func (w *Worker) checkoutBuild(ctx context.Context, inst Installation, pr *githu
 	}
 	p.step("updating the mirror from %s", cloneURL)
 	if err := w.opts.Workspace.UpdateMirror(ctx, b.Owner, b.Repo, cloneURL, inst.Git); err != nil {
-		return "", fmt.Errorf("updating mirror: %w", err)
+		return "", mirrorFailed(err)
 	}
 	src, err := w.opts.Workspace.SourceDir(b)
 	if err != nil {
@@ -162,7 +162,7 @@ func (w *Worker) checkoutBuild(ctx context.Context, inst Installation, pr *githu
 	}
 	p.step("checking out %s (base branch %s)", sha, pr.GetBase().GetRef())
 	if err := w.opts.Workspace.Checkout(ctx, b, sha, pr.GetBase().GetRef(), src); err != nil {
-		return "", fmt.Errorf("checking out %s: %w", sha, err)
+		return "", classifyPrepare(fmt.Errorf("checking out %s: %w", sha, err))
 	}
 	return src, nil
 }

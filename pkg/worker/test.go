@@ -53,6 +53,11 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 		return rep.Set(ctx, st)
 	}
 
+	// Below the disk's floor no attempt starts: the job goes back to the
+	// queue, and its status says why, until space is back.
+	if err := w.opts.Disk.BelowFloor(); err != nil {
+		return w.infraFailed(ctx, rep, st, job, infrastructure(InfraDisk, err))
+	}
 	// Registered before the pull is checked, so that a head announced
 	// while the attempt is prepared still stops it.
 	runCtx, done := w.running.start(ctx, job)
@@ -73,6 +78,10 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 			defer w.track(ctx, rep, job, events.TestErrored, st, nil)
 		}
 		return rep.Set(ctx, st)
+	}
+	var infra infraError
+	if err = classifyPrepare(err); errors.As(err, &infra) {
+		return w.infraFailed(ctx, rep, st, job, err)
 	}
 	var perm permanentError
 	if errors.As(err, &perm) {
@@ -103,12 +112,19 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *status.Reporter, st status.Status, job events.TestJob, a pipeline.Attempt) error {
 	w.opts.Metrics.TestsRunning.Inc()
 	unmark := w.markRunning(ctx, log, job)
-	res, runErr := w.opts.Runner.Run(runCtx, a)
+	guardCtx, unguard := w.opts.Disk.Watch(runCtx, a.Dir)
+	res, runErr := w.opts.Runner.Run(guardCtx, a)
+	unguard()
 	unmark()
+	full, isFull := diskStopCause(guardCtx)
 	stopped, isStale := staleCause(runCtx)
 	w.opts.Metrics.TestsRunning.Dec()
 	st.Started = false
+	if isFull && !isStale && ctx.Err() == nil {
+		return w.stoppedForDisk(ctx, log, rep, st, job, a, res, full)
+	}
 	if isStale {
+		w.removeWorkCopy(log, a.Dir)
 		log.Info("stopped test", "reason", stopped.reason)
 		st.State, st.Description, st.Conclusion = status.Error, status.Errored("stopped: "+stopped.reason), status.ConclusionCancelled
 		if stopped.newSHA != "" {
@@ -129,11 +145,22 @@ func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *
 		w.track(context.WithoutCancel(ctx), rep, job, events.TestQueued, st, nil)
 		return ctx.Err()
 	}
+	if runErr == nil && res.Outcome == pipeline.Errored && res.ExitCode == -1 {
+		// The test never ran: its sandbox could not be set up, or bash
+		// could not start. The box failed, not the code: run it again later.
+		w.opts.Metrics.attemptDone(res)
+		return w.infraFailed(ctx, rep, st, job, infrastructure(InfraSandbox, errors.New(res.Reason)))
+	}
 	if runErr != nil {
 		res = pipeline.Result{Outcome: pipeline.Errored, Reason: withoutPaths(runErr)}
 	}
 	w.opts.Metrics.attemptDone(res)
 	log.Info("attempt finished", "outcome", res.Outcome.String(), "exit", res.ExitCode, "duration", res.Duration)
+	if _, retry := pipeline.NextRetry(a.Test, job.Attempt, res.Outcome); !retry {
+		// The test's last attempt: its log stays, its copy goes before
+		// the final status says the test is done.
+		w.removeWorkCopy(log, a.Dir)
+	}
 	return w.reportAttempt(ctx, rep, st, job, a, res)
 }
 
@@ -276,6 +303,9 @@ func (w *Worker) prepareTest(ctx context.Context, log *slog.Logger, inst Install
 	began := time.Now()
 	dir, err := ws.CreateRunDir(b, job.Test.Name, job.Rerun)
 	if err != nil {
+		if noSpace(err) {
+			return "", "", infrastructure(InfraDisk, err)
+		}
 		return "", "", permanent(err)
 	}
 	// A worker killed during an earlier attempt left that attempt's
@@ -292,12 +322,12 @@ func (w *Worker) prepareTest(ctx context.Context, log *slog.Logger, inst Install
 		return "", "", permanent(err)
 	}
 	if err := os.RemoveAll(work); err != nil {
-		return "", "", fmt.Errorf("clearing the previous attempt's copy: %w", err)
+		return "", "", classifyPrepare(fmt.Errorf("clearing the previous attempt's copy: %w", err))
 	}
 	cleared := time.Now()
 	fetched, err := w.checkoutTest(ctx, inst, cloneURL, base, b, job.HeadSHA, work)
 	if err != nil {
-		return "", "", err
+		return "", "", classifyPrepare(err)
 	}
 	log.Debug("prepared test", "fetched", fetched, "rundir", cleared.Sub(began), "checkout", time.Since(cleared))
 	return work, logPath, nil
@@ -315,7 +345,7 @@ func (w *Worker) checkoutTest(ctx context.Context, inst Installation, cloneURL, 
 			return false, permanent(fmt.Errorf("pull request %s has no base clone URL", b))
 		}
 		if err := ws.UpdateMirror(ctx, b.Owner, b.Repo, cloneURL, inst.Git); err != nil {
-			return false, fmt.Errorf("updating mirror: %w", err)
+			return false, mirrorFailed(err)
 		}
 		fetched, err = true, ws.Checkout(ctx, b, sha, base, work)
 	}
@@ -334,9 +364,14 @@ func (w *Worker) abandonTest(ctx context.Context, log *slog.Logger, job events.T
 	}
 	b := build(job.Repo, job.Number, job.Build)
 	log.Error("giving up on test", "deliveries", delivered)
+	why := fmt.Sprintf("attempt %d was lost %d times (worker crashed or stopped)", job.Attempt, delivered)
+	if err := w.opts.Disk.BelowFloor(); err != nil {
+		// The deliveries went to waiting for disk space, not to crashes.
+		why = fmt.Sprintf("gave up after %d tries: infrastructure (disk): %s", delivered, withoutPaths(err))
+	}
 	rep, st := w.reporter(inst, log), status.Status{
 		Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Pull: b.Pull, Build: b.Number, Rerun: job.Rerun, Test: job.Test.Name, State: status.Error,
-		Description: status.Errored(fmt.Sprintf("attempt %d was lost %d times (worker crashed or stopped)", job.Attempt, delivered)),
+		Description: status.Errored(why),
 		TargetURL:   w.runLogURL(b, job.Test.Name, job.Rerun),
 	}
 	defer w.track(ctx, rep, job, events.TestErrored, st, nil)

@@ -117,6 +117,9 @@ type Options struct {
 	// DefaultPrepareTimeout) and CommandTimeout one comment's commands
 	// (default DefaultCommandTimeout): past it the handler is cancelled.
 	PrepareTimeout, CommandTimeout time.Duration
+	// Disk, when set, bounds what each attempt writes into its working
+	// copy and keeps a free-space floor on the workspace's filesystem.
+	Disk *DiskGuard
 }
 
 // RunningRecorder records a test attempt as running until done is called;
