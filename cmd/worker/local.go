@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -42,7 +43,14 @@ func runLocal(ctx context.Context, opts Options, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "sandbox: none (tests run as you, seeing what you see; -sandbox bwrap confines them)")
 	} else {
 		fmt.Fprintf(stdout, "sandbox: bwrap (network %s; cache kept in %s)\n", opts.Sandbox.Network, places.Cache)
+		if home, err := os.UserHomeDir(); err == nil {
+			if note := settingsNote(home); note != "" {
+				fmt.Fprintln(stdout, note)
+			}
+		}
 	}
+	pyNote := pythonNote(ctx, box, evaluator.Python)
+	fmt.Fprintln(stdout, pyNote)
 	report, err := localrun.Run(ctx, localrun.Options{
 		Source:    opts.Local,
 		Workspace: opts.Workspace,
@@ -65,6 +73,7 @@ func runLocal(ctx context.Context, opts Options, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "worker:", err)
 		return 1
 	}
+	fmt.Fprintln(stdout, pyNote)
 	if !report.Passed() {
 		return 1
 	}
