@@ -63,7 +63,7 @@ var (
 // (lint) was dropped before it ran and one (slow) stopped while it ran.
 func superseded() events.BuildRecord {
 	rec := record(stopped)
-	rec.Tests[2] = events.TestRecord{Name: "lint", State: events.TestSuperseded, Description: "stopped: superseded by fedcba9",
+	rec.Tests[2] = events.TestRecord{Name: "lint", State: events.TestSuperseded, Description: "not run: superseded by fedcba9",
 		SupersededBy: stopped.SupersededBy, MaxAttempts: 1, LogURL: "http://logs.example/ci/acme/widget.go/pulls/7/2/index.html"}
 	return rec
 }
