@@ -166,6 +166,17 @@ func TestBuildPageInABrowser(t *testing.T) {
 			return strings.HasPrefix(s, "1 of 1#1 started ")
 		})
 	})
+	t.Run("re_run_counts_runs", func(t *testing.T) {
+		// A re-run of unit while integration still runs: its own
+		// allowance of attempts, so the page counts runs, not "3 of 3".
+		unit := &b.rec.Tests[0]
+		unit.Attempts = append(unit.Attempts, events.AttemptRecord{Number: 1, Rerun: 1, Start: unit.Attempts[1].Start.Add(time.Minute),
+			Duration: time.Second, Outcome: "passed"})
+		b.write(t)
+		waitText(t, tab, "#attempts-unit", "unit's re-run", func(s string) bool {
+			return s == "3 runs#1 failed in 2s#2 passed in 1.5sre-run 1 #1 passed in 1s"
+		})
+	})
 	t.Run("running_log_grows_without_a_reload", func(t *testing.T) {
 		waitText(t, tab, "#log-integration", "the log so far", func(s string) bool { return s == "integration: line 1\n" })
 		b.appendLog(t, "integration: line 2\n")

@@ -94,11 +94,15 @@ func (o SandboxOptions) backend(local bool) string {
 	return "bwrap"
 }
 
-// open returns the working sandbox, or nil when the backend is none. The
-// workspace, when given, is hidden as a whole (should it lie below a
-// system directory) and gives each repository's tests its cache and the
-// mirror objects their checkouts borrow; secrets are more files to hide.
-func (o SandboxOptions) open(ctx context.Context, local bool, ws *artifacts.Workspace, secrets ...string) (*sandbox.Bwrap, error) {
+// sharesFunc says what a command working in a directory shares with the
+// other commands of its repository (sandbox.Options.SharesOf).
+type sharesFunc = func(dir string) (sandbox.Shares, bool, error)
+
+// open returns the working sandbox, or nil when the backend is none.
+// sharesOf, when not nil, gives the tests of a repository their cache and
+// the objects their checkouts borrow; hide are more paths to hide (the
+// workspace, should it lie below a system directory, and secrets).
+func (o SandboxOptions) open(ctx context.Context, local bool, sharesOf sharesFunc, hide ...string) (*sandbox.Bwrap, error) {
 	if o.backend(local) == "none" {
 		return nil, nil
 	}
@@ -106,8 +110,8 @@ func (o SandboxOptions) open(ctx context.Context, local bool, ws *artifacts.Work
 	if err != nil {
 		return nil, err
 	}
-	opts := sandbox.Options{Bwrap: o.bwrap, Network: network, ReadOnly: splitPaths(o.ReadOnly), Hide: splitPaths(o.Hide), TmpSize: o.TmpSize}
-	for _, s := range secrets {
+	opts := sandbox.Options{Bwrap: o.bwrap, Network: network, ReadOnly: splitPaths(o.ReadOnly), Hide: splitPaths(o.Hide), TmpSize: o.TmpSize, SharesOf: sharesOf}
+	for _, s := range hide {
 		if s != "" {
 			abs, err := filepath.Abs(s)
 			if err != nil {
@@ -115,10 +119,6 @@ func (o SandboxOptions) open(ctx context.Context, local bool, ws *artifacts.Work
 			}
 			opts.Hide = append(opts.Hide, abs)
 		}
-	}
-	if ws != nil {
-		opts.Hide = append(opts.Hide, ws.Root())
-		opts.SharesOf = func(dir string) (sandbox.Shares, bool, error) { return repositoryShares(ws, dir) }
 	}
 	box, err := sandbox.New(opts)
 	if err != nil {
@@ -128,6 +128,11 @@ func (o SandboxOptions) open(ctx context.Context, local bool, ws *artifacts.Work
 		return nil, err
 	}
 	return box, nil
+}
+
+// workspaceShares gives the service's tests their repository's shares.
+func workspaceShares(ws *artifacts.Workspace) sharesFunc {
+	return func(dir string) (sandbox.Shares, bool, error) { return repositoryShares(ws, dir) }
 }
 
 // repositoryShares are the cache of the repository dir belongs to and the

@@ -61,7 +61,7 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 		return nil, fmt.Errorf("opening workspace: %w", err)
 	}
 	// Before anything starts: without a working sandbox there is no service.
-	box, err := opts.Sandbox.open(ctx, false, ws, opts.GitHub.AppPrivateKeyFile)
+	box, err := opts.Sandbox.open(ctx, false, workspaceShares(ws), ws.Root(), opts.GitHub.AppPrivateKeyFile)
 	if err != nil {
 		return nil, err
 	}

@@ -18,8 +18,9 @@ var ErrNotRepository = errors.New("not the top level of a git working tree")
 // run, from which each test's copy of the working tree gets a .git of its
 // own (Attach). It is safe for concurrent use.
 type LocalRepo struct {
-	objects    string // the repository's object directory, borrowed
-	format     string // its object format: sha1 or sha256
+	objects    string   // the repository's object directory, borrowed
+	borrowed   []string // the object directories objects borrows in turn
+	format     string   // its object format: sha1 or sha256
 	packedRefs []byte
 	head       string // HEAD's content: "ref: refs/heads/x" or a commit id
 	born       bool   // whether HEAD names a commit
@@ -48,6 +49,9 @@ func ReadLocalRepo(ctx context.Context, dir string) (*LocalRepo, error) {
 		return nil, fmt.Errorf("%s: %w (the top level is %s)", dir, ErrNotRepository, top)
 	}
 	r := &LocalRepo{objects: filepath.Join(common, "objects"), format: format}
+	if r.borrowed, err = borrowedObjects(r.objects); err != nil {
+		return nil, fmt.Errorf("reading the alternates of %s: %w", dir, err)
+	}
 	refs, err := git("for-each-ref", "--format=%(objectname) %(refname) %(symref)", "refs/heads/", "refs/remotes/", "refs/tags/")
 	if err != nil {
 		return nil, fmt.Errorf("listing the refs of %s: %w", dir, err)
@@ -108,6 +112,54 @@ func (r *LocalRepo) Attach(ctx context.Context, dst string) error {
 		return nil
 	}
 	return git("--git-dir="+gitDir, "--work-tree="+dst, "reset", "--quiet")
+}
+
+// ObjectDirs are the object directories a copy given a .git by Attach
+// reads: the user's repository's, and those it borrows in turn through its
+// own alternates. A sandboxed command working in such a copy must see them
+// (read-only) for git to read any commit.
+func (r *LocalRepo) ObjectDirs() []string {
+	return append([]string{r.objects}, r.borrowed...)
+}
+
+// maxAlternates is how deep git itself follows alternates of alternates.
+const maxAlternates = 5
+
+// borrowedObjects lists the object directories objects borrows through
+// objects/info/alternates, following theirs in turn as git does; relative
+// entries are relative to the directory that lists them.
+func borrowedObjects(objects string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{objects: true}
+	level := []string{objects}
+	for depth := 0; depth < maxAlternates && len(level) > 0; depth++ {
+		var next []string
+		for _, dir := range level {
+			data, err := os.ReadFile(filepath.Join(dir, "info", "alternates"))
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			for line := range strings.Lines(string(data)) {
+				alt := strings.TrimSpace(line)
+				if alt == "" || strings.HasPrefix(alt, "#") {
+					continue
+				}
+				if !filepath.IsAbs(alt) {
+					alt = filepath.Join(dir, alt)
+				}
+				if alt = filepath.Clean(alt); !seen[alt] {
+					seen[alt] = true
+					out = append(out, alt)
+					next = append(next, alt)
+				}
+			}
+		}
+		level = next
+	}
+	return out, nil
 }
 
 // samePath reports whether a and b name the same directory.

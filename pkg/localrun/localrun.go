@@ -105,13 +105,11 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	if runner == nil {
 		runner = &pipeline.Runner{}
 	}
-	buildsDir := filepath.Join(opts.Workspace, "local", projectName(src))
-	if err := markBuilds(buildsDir); err != nil {
+	places, err := Prepare(src, opts.Workspace)
+	if err != nil {
 		return Report{}, err
 	}
-	if buildsDir, err = resolveDir(buildsDir); err != nil {
-		return Report{}, fmt.Errorf("resolving the builds directory: %w", err)
-	}
+	buildsDir := places.Builds
 	build, dir, err := nextBuild(buildsDir)
 	if err != nil {
 		return Report{}, err
@@ -148,6 +146,43 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	}
 	wg.Wait()
 	return report, nil
+}
+
+// Places are where the local runs of one checkout keep what outlives a
+// build.
+type Places struct {
+	// Source is the checkout, absolute and free of symlinks.
+	Source string
+	// Builds is <workspace>/local/<name>, holding the numbered builds. It
+	// is never copied into a test and git ignores it.
+	Builds string
+	// Cache is Builds/.cache: a sandboxed test's XDG_CACHE_HOME (with
+	// GOCACHE, GOMODCACHE, PIP_CACHE_DIR and npm_config_cache inside),
+	// kept from one local run to the next as the service keeps one per
+	// repository. Lying in Builds, it is never copied into a test either.
+	Cache string
+}
+
+// Prepare creates (when missing) and returns the places of the local runs
+// of the checkout at source with workspace. Run calls it; a caller that
+// confines tests calls it first to know what to share with them.
+func Prepare(source, workspace string) (Places, error) {
+	src, err := resolveDir(source)
+	if err != nil {
+		return Places{}, fmt.Errorf("%s is not a directory of a checkout: %w", source, err)
+	}
+	builds := filepath.Join(workspace, "local", projectName(src))
+	if err := markBuilds(builds); err != nil {
+		return Places{}, err
+	}
+	if builds, err = resolveDir(builds); err != nil {
+		return Places{}, fmt.Errorf("resolving the builds directory: %w", err)
+	}
+	cache := filepath.Join(builds, ".cache")
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return Places{}, fmt.Errorf("creating the local cache: %w", err)
+	}
+	return Places{Source: src, Builds: builds, Cache: cache}, nil
 }
 
 // copySpec says how a test's copy of the checkout is made: the working

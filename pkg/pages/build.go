@@ -86,15 +86,35 @@ func attemptLine(a events.AttemptRecord) string {
 	return b.String()
 }
 
+// attemptCount is "attempts of most" while one run of the test's retries
+// is all there is ("1 of 3"), "n runs" once it was re-run (each re-run has
+// its own allowance of attempts, so "2 of 1" would read as an overrun),
+// and "not run" for a test that ended before any attempt started.
+func attemptCount(t events.TestRecord) string {
+	n := len(t.Attempts)
+	rerun := false
+	for _, a := range t.Attempts {
+		rerun = rerun || a.Rerun > 0
+	}
+	switch {
+	case n == 0 && t.State.Final():
+		return "not run"
+	case rerun && n == 1:
+		return "1 run"
+	case rerun:
+		return strconv.Itoa(n) + " runs"
+	case t.MaxAttempts > 0:
+		return strconv.Itoa(n) + " of " + strconv.Itoa(t.MaxAttempts)
+	}
+	return strconv.Itoa(n)
+}
+
 func viewOf(rec events.BuildRecord) buildView {
 	v := buildView{BuildRecord: rec, Repo: rec.Key.Repo.FullName(), Summary: Summarize(rec)}
 	for _, t := range rec.Tests {
-		tv := testView{TestRecord: t, Log: t.LogURL, Live: !t.State.Final(), Count: strconv.Itoa(len(t.Attempts)), Time: "–"}
+		tv := testView{TestRecord: t, Log: t.LogURL, Live: !t.State.Final(), Count: attemptCount(t), Time: "–"}
 		if tv.Log == "" {
 			tv.Log = t.Name + "/out.txt"
-		}
-		if t.MaxAttempts > 0 {
-			tv.Count += " of " + strconv.Itoa(t.MaxAttempts)
 		}
 		var total time.Duration
 		for _, a := range t.Attempts {

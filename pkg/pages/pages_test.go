@@ -63,7 +63,7 @@ var (
 // (lint) was dropped before it ran and one (slow) stopped while it ran.
 func superseded() events.BuildRecord {
 	rec := record(stopped)
-	rec.Tests[2] = events.TestRecord{Name: "lint", State: events.TestSuperseded, Description: "stopped: superseded by fedcba9",
+	rec.Tests[2] = events.TestRecord{Name: "lint", State: events.TestSuperseded, Description: "not run: superseded by fedcba9",
 		SupersededBy: stopped.SupersededBy, MaxAttempts: 1, LogURL: "http://logs.example/ci/acme/widget.go/pulls/7/2/index.html"}
 	return rec
 }
@@ -400,4 +400,31 @@ func TestWriteFile(t *testing.T) {
 			t.Error("a file appeared outside the root")
 		}
 	})
+}
+
+// The attempts column counts right after re-runs, each of which has its
+// own allowance of attempts, and says so when a test never ran (issue 15).
+func TestAttemptCount(t *testing.T) {
+	t.Parallel()
+	rerun := func(a events.AttemptRecord, n int) events.AttemptRecord { a.Rerun = n; return a }
+	tests := []struct {
+		name string
+		rec  events.TestRecord
+		want string
+	}{
+		{"first_run_counts_against_its_allowance", events.TestRecord{State: events.TestRetrying, MaxAttempts: 3,
+			Attempts: []events.AttemptRecord{attempt(1, 0, 1, "failed")}}, "1 of 3"},
+		{"re_run_counts_runs_not_an_overrun", events.TestRecord{State: events.TestPassed, MaxAttempts: 1,
+			Attempts: []events.AttemptRecord{attempt(1, 0, 1, "failed"), rerun(attempt(1, 5, 1, "passed"), 1)}}, "2 runs"},
+		{"dropped_before_it_ran", events.TestRecord{State: events.TestSuperseded, MaxAttempts: 1}, "not run"},
+		{"queued_has_not_run_yet", events.TestRecord{MaxAttempts: 2}, "0 of 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := attemptCount(tt.rec); got != tt.want {
+				t.Errorf("attemptCount = %q, want %q", got, tt.want)
+			}
+		})
+	}
 }

@@ -51,12 +51,14 @@ type BudgetOptions struct {
 //     final states only;
 //   - sends every other test state at once, and in order per context: an
 //     older state never lands after a newer one;
-//   - writes the summary context "yci" of a head only when it changed, and
-//     at most once per SummaryInterval: a summary too soon after another
-//     is sent when the interval ends, in the background (the caller, a
-//     test holding a worker slot, never waits for it), unless a newer one
-//     overtakes it first; a final one still waiting when the Budget is
-//     closed is sent at once;
+//   - writes the summary context "yci" of a head only when it changed; a
+//     final summary (the one branch protection waits for) is sent at once
+//     and overtakes any pending one still waiting, while pending ones go
+//     at most once per SummaryInterval: one too soon after another is sent
+//     when the interval ends, in the background (the caller, a test
+//     holding a worker slot, never waits for it), unless a newer one
+//     overtakes it first. A quick head so costs two summary writes, its
+//     first pending one and its final one;
 //   - makes every write to an account wait out a rate limit (429, or 403
 //     with Retry-After or X-RateLimit-Remaining 0) any of them met, final
 //     states first.
@@ -285,6 +287,11 @@ func (b *Budget) submitSummary(ctx context.Context, s Status, deliver deliverFun
 			b.stats.Unchanged++
 			b.mu.Unlock()
 			return nil
+		case s.Final():
+			// The last summary of a head is what branch protection and
+			// people wait for: pacing it would only delay the answer, and
+			// it overtakes (drops) any pending summary still waiting, so
+			// the head's write count does not grow.
 		case b.clock.Now().Sub(k.sentAt) < b.gap:
 			// The caller is a test's handler holding a worker slot: it
 			// must not wait out the interval, neither before its test
@@ -295,7 +302,7 @@ func (b *Budget) submitSummary(ctx context.Context, s Status, deliver deliverFun
 	k, seq := b.acceptLocked(key)
 	k.refs++
 	wait := time.Duration(0)
-	if k.last != nil {
+	if k.last != nil && !s.Final() {
 		wait = k.sentAt.Add(b.gap).Sub(b.clock.Now())
 	}
 	if trailing {
@@ -320,15 +327,12 @@ func (b *Budget) submitSummary(ctx context.Context, s Status, deliver deliverFun
 // state was accepted meanwhile; a late one is sent as it stands then.
 func (b *Budget) summaryAfter(ctx context.Context, key string, k *keyState, seq uint64, s Status, wait time.Duration, late bool, deliver deliverFunc) error {
 	if wait > 0 && b.gap > 0 {
+		// Only pending summaries wait (a final one goes at once), so
+		// one that Close cut short is not sent: the final one that
+		// follows it is.
 		if err := b.sleep(ctx, wait); err != nil {
-			if !late || !s.Final() {
-				b.release(key, k)
-				return err
-			}
-			// Close cut the interval short: a final summary goes now
-			// (bounded by the Reporter's own timeouts), or the head
-			// would stay pending.
-			ctx = context.WithoutCancel(ctx)
+			b.release(key, k)
+			return err
 		}
 	}
 	b.mu.Lock()

@@ -141,13 +141,10 @@ func TestBudgetPacesTheSummary(t *testing.T) {
 	b.mustSet("", status.Pending, "3/4 done", false)
 	b.clock.WaitTimers(2)
 
-	// A final summary overtakes them too; it goes at the interval's end,
-	// and its caller (a test holding a worker slot) does not wait for it.
+	// A final summary overtakes them too, and goes at once: the clock
+	// does not move before it is sent.
 	b.mustSet("", status.Success, "4/4 passed", false)
-	b.clock.WaitTimers(3)
-	b.check("yci pending 0/4 done", "yci pending 1/4 done")
-	b.clock.Advance(gap)
-	b.waitSent("yci pending 0/4 done", "yci pending 1/4 done", "yci success 4/4 passed")
+	b.check("yci pending 0/4 done", "yci pending 1/4 done", "yci success 4/4 passed")
 
 	// Pending again (a re-run) after the interval: sent at once.
 	b.clock.Advance(gap)
@@ -242,18 +239,52 @@ func TestBudgetSendsALateSummaryAsItStandsThen(t *testing.T) {
 }
 
 // A test's handler sets the summary while it holds a worker slot, before
-// its test runs and before its message is acked: a summary within the
-// interval must not keep it waiting (re-runs once started on the
-// interval's grid), and a final one still waiting when the Budget closes
-// goes at once rather than leaving the head pending.
+// its test runs and before its message is acked: a pending summary within
+// the interval must not keep it waiting (re-runs once started on the
+// interval's grid), and the final one that overtakes it goes at once, so
+// Close finds nothing to send.
 func TestBudgetSummaryNeverBlocksItsCaller(t *testing.T) {
 	t.Parallel()
 	b := newBudgeted(t)
 	b.mustSet("", status.Failure, "1/2 failed", false)
 	b.mustSet("", status.Pending, "re-running 1 test", false) // pending after final, too soon
 	b.clock.WaitTimers(1)
-	b.mustSet("", status.Success, "2/2 passed", false) // final after pending, too soon
 	b.check("yci failure 1/2 failed")
+	b.mustSet("", status.Success, "2/2 passed", false) // final after pending, too soon
+	b.check("yci failure 1/2 failed", "yci success 2/2 passed")
 	b.budget.Close()
 	b.check("yci failure 1/2 failed", "yci success 2/2 passed")
+}
+
+// The final summary is what branch protection waits for (issue 15): it is
+// not paced, whatever the interval left, and a head whose tests are quick
+// still costs two summary writes, its first pending one and its final one.
+func TestBudgetSendsTheFinalSummaryAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		after time.Duration // between the pending summaries and the final one
+	}{
+		{"right_after_the_first_pending", 0},
+		{"within_the_interval", gap - time.Millisecond},
+		{"after_the_interval", gap},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := newBudgeted(t)
+			b.mustSet("", status.Pending, "0/3 done", false)
+			if tc.after < gap {
+				// Within the interval these wait for its end, or for
+				// the final summary to overtake them.
+				b.mustSet("", status.Pending, "1/3 done", false)
+				b.mustSet("", status.Pending, "2/3 done", false)
+			}
+			b.clock.Advance(tc.after)
+			b.mustSet("", status.Success, "3/3 passed", false)
+			// Sent before Set returned, with the clock where it was.
+			b.check("yci pending 0/3 done", "yci success 3/3 passed")
+			b.budget.Close()
+			b.check("yci pending 0/3 done", "yci success 3/3 passed")
+		})
+	}
 }

@@ -69,11 +69,17 @@ func ConfigError(reason string) string {
 	return truncate(".yci.py: " + oneLine(reason))
 }
 
-// Superseded describes a test dropped or stopped because newSHA was pushed
-// to the pull request; the build's summary says "superseded by" in the
-// same words (pages.Summarize).
+// Superseded describes a test stopped while it ran because newSHA was
+// pushed to the pull request; the build's summary says "superseded by" in
+// the same words (pages.Summarize).
 func Superseded(newSHA string) string {
 	return truncate("stopped: superseded by " + events.ShortSHA(oneLine(newSHA)))
+}
+
+// SupersededBeforeRun describes a test dropped before any attempt started
+// because newSHA was pushed: nothing ran, so nothing was stopped.
+func SupersededBeforeRun(newSHA string) string {
+	return truncate("not run: superseded by " + events.ShortSHA(oneLine(newSHA)))
 }
 
 // PreparingFailed describes a head commit whose build could not be

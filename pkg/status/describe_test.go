@@ -66,6 +66,7 @@ func describeCases() map[string][]describeCase {
 		"superseded": {
 			{"full sha is abbreviated", Superseded("89abcdef0123456789abcdef0123456789abcdef")},
 			{"short sha is kept", Superseded("89abc")},
+			{"dropped before it ran", SupersededBeforeRun("89abcdef0123456789abcdef0123456789abcdef")},
 		},
 		"preparing": {
 			{"fetch refused", PreparingFailed(1, 9, "updating mirror: git fetch: fatal: unable to access 'https://github.example/acme/widget.git/': Connection refused")},

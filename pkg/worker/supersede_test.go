@@ -71,8 +71,8 @@ func TestSupersededHeadIsNotPaintedBroken(t *testing.T) {
 		r := newRig(t, withRecords)
 		old, newer := r.queueSupersededTest(t, 0)
 		final := r.waitFinal(t, old, "yci/t", "yci")
-		if s := final["yci/t"]; s.GetState() != "error" || s.GetDescription() != "stopped: superseded by "+newer[:7] {
-			t.Errorf("test: %s %q, want error %q", s.GetState(), s.GetDescription(), "stopped: superseded by "+newer[:7])
+		if s := final["yci/t"]; s.GetState() != "error" || s.GetDescription() != "not run: superseded by "+newer[:7] {
+			t.Errorf("test: %s %q, want error %q", s.GetState(), s.GetDescription(), "not run: superseded by "+newer[:7])
 		}
 		// Statuses have no cancelled state: error is the closest that does
 		// not claim the commit passed.
@@ -85,7 +85,7 @@ func TestSupersededHeadIsNotPaintedBroken(t *testing.T) {
 		r := newRig(t, withRecords, withApp)
 		old, newer := r.queueSupersededTest(t, r.gh.Install(owner))
 		runs := r.waitCheckRuns(t, old, "yci/t", "yci")
-		for name, want := range map[string]string{"yci/t": "stopped: superseded by " + newer[:7], "yci": "superseded by " + newer[:7]} {
+		for name, want := range map[string]string{"yci/t": "not run: superseded by " + newer[:7], "yci": "superseded by " + newer[:7]} {
 			run := runs[name]
 			if run.GetConclusion() != "cancelled" || run.GetOutput().GetTitle() != want {
 				t.Errorf("%s: %s %q, want cancelled %q", name, run.GetConclusion(), run.GetOutput().GetTitle(), want)

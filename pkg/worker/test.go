@@ -72,7 +72,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 		st.State, st.Description, st.Conclusion = status.Error, status.Errored("not run: "+stale), status.ConclusionCancelled
 		st.TargetURL = w.droppedTestURL(b, job)
 		if newSHA := pr.GetHead().GetSHA(); newSHA != job.HeadSHA && pr.GetState() == "open" {
-			st.Description = status.Superseded(newSHA)
+			st.Description = status.SupersededBeforeRun(newSHA)
 			defer w.trackSuperseded(ctx, rep, job, newSHA, st)
 		} else {
 			defer w.track(ctx, rep, job, events.TestErrored, st, nil)
