@@ -7,7 +7,6 @@ import (
 	"context"
 	"github.com/yourci/yourci/pkg/limits"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -22,11 +21,6 @@ import (
 const memoryHeadroom = 64 << 20
 
 func main() {
-	// The OOM killer takes a test (oom_score_adj 1000), never YourCI or
-	// the JetStream server it embeds.
-	if err := limits.ProtectSelf(-900); err != nil {
-		slog.Warn("the OOM killer may pick this process before a test", "err", err)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr))
@@ -40,6 +34,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return exit
 	}
 	log := envflag.NewLogger(opts.JSONLog, stderr)
+	limits.ProtectService(log)
 	if getenv("GOMEMLIMIT") == "" {
 		// Bodies refused mid-flight leave garbage behind: collect it
 		// before the heap grows to twice what deliveries hold.

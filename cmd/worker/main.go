@@ -7,7 +7,6 @@ import (
 	"context"
 	"github.com/yourci/yourci/pkg/limits"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,11 +15,6 @@ import (
 )
 
 func main() {
-	// The OOM killer takes a test (oom_score_adj 1000), never YourCI or
-	// the JetStream server it embeds.
-	if err := limits.ProtectSelf(-900); err != nil {
-		slog.Warn("the OOM killer may pick this process before a test", "err", err)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
@@ -37,6 +31,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if opts.Local != "" {
 		return runLocal(ctx, opts, stdout, stderr)
 	}
+	limits.ProtectService(log)
 	svc, err := NewService(ctx, opts, log)
 	if err != nil {
 		log.Error("starting worker", "err", err)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -249,4 +250,19 @@ func ProtectSelf(adj int) error {
 		return fmt.Errorf("lowering oom_score_adj to %d: %w", adj, err)
 	}
 	return nil
+}
+
+// ServiceScore is the oom_score_adj of YourCI's own processes: well below
+// zero, so that the OOM killer takes a test (1000) and never the worker,
+// the receiver or the JetStream server one of them embeds.
+const ServiceScore = -900
+
+// ProtectService lowers the calling process's oom_score_adj to
+// ServiceScore, and logs once on log when it may not (an unprivileged
+// user: the systemd units set OOMScoreAdjust instead). Commands call it
+// once their configuration is settled, before they start serving.
+func ProtectService(log *slog.Logger) {
+	if err := ProtectSelf(ServiceScore); err != nil {
+		log.Warn("the OOM killer may pick this process before a test", "err", err)
+	}
 }
