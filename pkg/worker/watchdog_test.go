@@ -156,7 +156,8 @@ func TestCommandPastItsDeadlineIsStuckAndFreesItsSlot(t *testing.T) {
 	gh := &hangingGitHub{entered: make(chan struct{}), release: make(chan struct{})}
 	defer close(gh.release)
 	w := hangWorker(t, gh, 100*time.Millisecond)
-	// The command hangs authenticating, before it could queue anything.
+	// The command claims its comment, then hangs authenticating, before it
+	// could queue anything.
 	w.opts.Reruns = unusedReruns{}
 	ev := events.CommandEvent{Repo: events.Repo{Owner: "acme", Name: "widget"}, Number: 3, CommentID: 9}
 	err := w.guard(context.Background(), "command", "acme/widget#3", "carrying out this comment", 100*time.Millisecond, w.grace,
@@ -229,5 +230,10 @@ func handlersEnded(t *testing.T, w *Worker, kind, result string) float64 {
 	return m.GetCounter().GetValue()
 }
 
-// unusedReruns is a RerunQueue a test's command never reaches.
+// unusedReruns is a RerunQueue a test's command reaches only to claim its
+// comment, which it is granted; the command hangs before anything else.
 type unusedReruns struct{ RerunQueue }
+
+func (unusedReruns) ClaimComment(context.Context, events.Repo, int, int64, string, string) (bool, error) {
+	return true, nil
+}
