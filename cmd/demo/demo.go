@@ -21,6 +21,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/fakegithub"
 	"github.com/yourci/yourci/pkg/launch"
+	"github.com/yourci/yourci/pkg/limits"
 	"github.com/yourci/yourci/pkg/sandbox"
 )
 
@@ -93,6 +94,18 @@ func (d *demo) sandbox(ctx context.Context) string {
 	return "bwrap"
 }
 
+// limits is the worker's -limits: cgroup where this box lets the worker
+// make cgroups, else none, saying so and how to get them.
+func (d *demo) limits() string {
+	if err := limits.Usable(); err != nil {
+		d.say("tests run WITHOUT memory, process or CPU limits: %v", err)
+		d.say("  (run as root with cgroup v1 memory and pids, or in a unit with Delegate=yes on cgroup v2)")
+		return "none"
+	}
+	d.say("tests run with memory, process and CPU limits (a cgroup each)")
+	return "cgroup"
+}
+
 func (d *demo) say(format string, args ...any) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -124,7 +137,7 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	defer stop(recv.Process)
 	d.say("receiver at %s (embedded JetStream on 127.0.0.1:%d)", recv.WebhookURL, port)
-	work, err := cfg.StartWorker(ctx, "worker", logRoot, "YCI_JOBS=4", "YCI_SANDBOX="+d.sandbox(ctx))
+	work, err := cfg.StartWorker(ctx, "worker", logRoot, "YCI_JOBS=4", "YCI_SANDBOX="+d.sandbox(ctx), "YCI_LIMITS="+d.limits())
 	if err != nil {
 		return err
 	}

@@ -153,3 +153,38 @@ func TestBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestUsable(t *testing.T) {
+	const cgroup = "0::/system.slice/yourci-worker.service\n"
+	controllers := map[string]string{"sys/fs/cgroup/cgroup.controllers": "cpu memory pids\n"}
+	tests := []struct {
+		name    string
+		files   map[string]string
+		wantErr string
+	}{
+		{name: "own_cgroup_present_is_usable",
+			files: map[string]string{
+				"sys/fs/cgroup/cgroup.controllers":                              "cpu memory pids\n",
+				"sys/fs/cgroup/system.slice/yourci-worker.service/cgroup.procs": "",
+			}},
+		{name: "own_cgroup_missing_names_it", files: controllers,
+			wantErr: "/sys/fs/cgroup/system.slice/yourci-worker.service: no such file"},
+		{name: "no_controllers_names_them",
+			files:   map[string]string{"sys/fs/cgroup/cgroup.controllers": "cpu\n"},
+			wantErr: "no memory and pids controllers"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := usable(cgroup, unifiedMountinfo, fakeFS(t, tt.files))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("usable = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("usable = %v, want an error with %q", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Config are the limits of each command.
@@ -225,4 +227,35 @@ func Bytes(n int64) string {
 		return fmt.Sprintf("%d MiB", n>>20)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// Usable reports, without changing anything, whether Open could enforce
+// limits here: a hierarchy with memory and pids controllers is found and
+// the process may create cgroups below its own in each. A nil error does
+// not promise Open succeeds (a v2 cgroup must also be delegated); a
+// non-nil one names what is missing. Launchers such as the demo call it
+// to decide between limits and -limits none before starting a worker.
+func Usable() error {
+	procCgroup, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return fmt.Errorf("reading the process's cgroups: %w", err)
+	}
+	mountinfo, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("reading the mounts: %w", err)
+	}
+	return usable(string(procCgroup), string(mountinfo), "")
+}
+
+func usable(procCgroup, mountinfo, root string) error {
+	h, err := detect(procCgroup, mountinfo, root)
+	if err != nil {
+		return fmt.Errorf("finding the cgroups to limit tests with: %w", err)
+	}
+	for _, dir := range h.dirs {
+		if err := unix.Access(dir, unix.W_OK); err != nil {
+			return fmt.Errorf("creating cgroups in %s: %w", dir, err)
+		}
+	}
+	return nil
 }
