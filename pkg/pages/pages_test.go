@@ -185,7 +185,7 @@ func TestBoxPageGolden(t *testing.T) {
 	elsewhere := record(retrying)
 	elsewhere.Key = events.BuildKey{Repo: other, Pull: 1, Build: 1}
 	elsewhere.PullURL = "" // recorded before records kept it: no link
-	stale := superseded() // not failing: a newer push replaced it
+	stale := superseded()  // not failing: a newer push replaced it
 	stale.Key = events.BuildKey{Repo: repo, Pull: 5, Build: 1}
 	page, err := BoxPage([]events.BuildRecord{closed, older, elsewhere, live, failed, stale}, t0.Add(time.Hour))
 	if err != nil {
