@@ -24,6 +24,8 @@ const screenshotEnv = "YCI_BUILDPAGE_PNG"
 type browserBuild struct {
 	root string // the build's directory in the workspace
 	rec  events.BuildRecord
+	// others are the records the page may find a successor among.
+	others []events.BuildRecord
 }
 
 func newBrowserBuild(t *testing.T, ws string) *browserBuild {
@@ -32,7 +34,7 @@ func newBrowserBuild(t *testing.T, ws string) *browserBuild {
 	b := &browserBuild{root: filepath.Join(ws, "acme/widget/pulls/7/2"), rec: events.BuildRecord{
 		Version: events.Version, Key: events.BuildKey{Repo: events.Repo{Owner: "acme", Name: "widget"}, Pull: 7, Build: 2},
 		SHA: "0123456789abcdef0123456789abcdef01234567", Title: `Faster <widgets> & "quotes"`, Branch: "faster",
-		Created: start, Updated: start,
+		PullURL: pullURL, Created: start, Updated: start,
 		Tests: []events.TestRecord{
 			{Name: "unit", State: events.TestPassed, Description: "passed in 1.5s on attempt 2", MaxAttempts: 3, Flaky: true,
 				Attempts: []events.AttemptRecord{
@@ -62,7 +64,7 @@ func (b *browserBuild) write(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	html, err := pages.BuildPage(b.rec)
+	html, err := pages.BuildPage(b.rec, b.others)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +87,10 @@ func (b *browserBuild) appendLog(t *testing.T, s string) {
 		t.Fatal(err)
 	}
 }
+
+// pullURL is the browser build's pull request on GitHub: the link is
+// checked, not followed, as the test has no network.
+const pullURL = "https://github.example/acme/widget/pull/7"
 
 // startBrowser runs Debian's headless Chromium, with no network beyond
 // the machine, and returns a context driving one of its tabs.
@@ -166,6 +172,18 @@ func TestBuildPageInABrowser(t *testing.T) {
 			return strings.HasPrefix(s, "1 of 1#1 started ")
 		})
 	})
+	t.Run("links_to_the_pull_and_commit_on_github", func(t *testing.T) {
+		// The resolved href of each link, as a click would follow it.
+		for sel, want := range map[string]string{
+			"#pull-link":   pullURL,
+			"#commit-link": "https://github.example/acme/widget/commit/" + b.rec.SHA,
+		} {
+			if got := hrefOf(t, tab, sel); got != want {
+				t.Errorf("%s links to %q, want %q", sel, got, want)
+			}
+		}
+		waitText(t, tab, "#pull-link", "the pull request link", func(s string) bool { return s == "pull request #7 on GitHub" })
+	})
 	t.Run("re_run_counts_runs", func(t *testing.T) {
 		// A re-run of unit while integration still runs: its own
 		// allowance of attempts, so the page counts runs, not "3 of 3".
@@ -213,6 +231,52 @@ func TestBuildPageInABrowser(t *testing.T) {
 			t.Errorf("the page reloaded (marker %v, %v)", loadedOnce, err)
 		}
 	})
+}
+
+// hrefOf is the resolved href of the first element matching sel, "" when
+// there is none.
+func hrefOf(t *testing.T, tab context.Context, sel string) string {
+	t.Helper()
+	href, err := chromedp.Run(tab, chromedp.Evaluate[string](`(document.querySelector(`+strconv.Quote(sel)+`) || {}).href || ""`))
+	if err != nil {
+		t.Fatalf("reading the link %s: %v", sel, err)
+	}
+	return href
+}
+
+// TestSupersededBuildPageLinksItsSuccessorInABrowser opens, through the
+// real nginx in headless Chromium, the page of a build a newer push
+// superseded, and follows its link to the build that replaced it.
+func TestSupersededBuildPageLinksItsSuccessorInABrowser(t *testing.T) {
+	t.Parallel()
+	tab := startBrowser(t)
+	ws := t.TempDir()
+	const newSHA = "fedcba9876543210fedcba9876543210fedcba98"
+	old := newBrowserBuild(t, ws)
+	next := newBrowserBuild(t, ws)
+	next.root = filepath.Join(ws, "acme/widget/pulls/7/3")
+	next.rec.Key.Build, next.rec.SHA = 3, newSHA
+	writeFile(t, filepath.Join(next.root, "integration/out.txt"), "")
+	next.write(t)
+	it := &old.rec.Tests[1]
+	it.State, it.Description, it.SupersededBy = events.TestSuperseded, "stopped: superseded by fedcba9", newSHA
+	it.Attempts[0].Duration, it.Attempts[0].Outcome = 4*time.Second, "stopped"
+	old.others = []events.BuildRecord{old.rec, next.rec}
+	old.write(t)
+	srv := startNginx(t, siteFor(t, ws))
+	url := "http://" + srv.addr + "/acme/widget/pulls/7/2/index.html"
+	if err := chromedp.Do(tab, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("opening %s: %v", url, err)
+	}
+	waitText(t, tab, "#summary", "the superseded summary", func(s string) bool { return strings.HasPrefix(s, "superseded: superseded by fedcba9") })
+	waitText(t, tab, "#successor", "the successor", func(s string) bool { return s == "Replaced by build 3 of commit fedcba987654." })
+	if err := chromedp.Do(tab, chromedp.Click(chromedp.CSS("#successor a"))); err != nil {
+		t.Fatalf("following the link to the successor: %v", err)
+	}
+	waitText(t, tab, "h1", "the successor's page", func(s string) bool { return s == "acme/widget #7 build 3" })
+	if got := hrefOf(t, tab, "#commit-link"); got != "https://github.example/acme/widget/commit/"+newSHA {
+		t.Errorf("the successor's commit links to %q", got)
+	}
 }
 
 // screenshot saves the page as PNG for people to look at.

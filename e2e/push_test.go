@@ -4,6 +4,7 @@ import (
 	"context"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,20 @@ echo done`
 		if strings.HasPrefix(d, "success") {
 			t.Errorf("the old head was reported %q", d)
 		}
+	}
+	// The old head's page links to the build that replaced it, and both
+	// to the pull request on GitHub (issue 15).
+	oldPage := w.httpRoot + owner + "/" + repoName + "/pulls/" + strconv.Itoa(n) + "/1/index.html"
+	const next = `Replaced by <a href="../2/index.html">build 2</a> of commit <code>`
+	var page string
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(page, next); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the old head's page never linked its successor:\n%s", page)
+		}
+		page = fetch(t, oldPage)
+	}
+	if !strings.Contains(page, `id="pull-link" href="`+s.gh.URL()+"/"+owner+"/"+repoName+"/pull/"+strconv.Itoa(n)+`"`) {
+		t.Errorf("the old head's page does not link the pull request:\n%s", page)
 	}
 }
 

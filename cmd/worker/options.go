@@ -41,6 +41,9 @@ type Options struct {
 	// PrepareTimeout and CommandTimeout bound one pull event's and one
 	// comment's handling (worker.Options).
 	PrepareTimeout, CommandTimeout time.Duration
+	// InfraGiveUp bounds how long a test waits out infrastructure errors
+	// (worker.Options.InfraGiveUp).
+	InfraGiveUp time.Duration
 	// Grace is how long running tests may go on after SIGTERM before they
 	// are stopped and handed back to the queue.
 	Grace   time.Duration
@@ -104,6 +107,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("prepare-timeout", "YCI_PREPARE_TIMEOUT")
 	fs.DurationVar(&o.CommandTimeout, "command-timeout", worker.DefaultCommandTimeout, "time limit of carrying out one comment's commands")
 	fs.Env("command-timeout", "YCI_COMMAND_TIMEOUT")
+	fs.DurationVar(&o.InfraGiveUp, "infra-give-up", worker.DefaultInfraGiveUp, "how long a test waits out infrastructure errors (full disk, sandbox set-up, lost mirror), retried with growing waits, before it ends as error")
+	fs.Env("infra-give-up", "YCI_INFRA_GIVE_UP")
 	fs.DurationVar(&o.Grace, "grace", 30*time.Second, "how long running tests may finish after SIGTERM before they are handed back")
 	fs.Env("grace", "YCI_GRACE")
 	fs.StringVar(&o.BuildPolicy, "build-policy", "trusted", "which pull requests build without approval: `trusted` (authors with write access, or labelled) or all")
@@ -141,6 +146,9 @@ func (o Options) Validate() error {
 	}
 	if o.TestTimeout <= 0 || o.PrepareTimeout <= 0 || o.CommandTimeout <= 0 {
 		errs = append(errs, errors.New("-test-timeout, -prepare-timeout and -command-timeout must be positive"))
+	}
+	if o.InfraGiveUp <= 0 {
+		errs = append(errs, fmt.Errorf("-infra-give-up must be positive, not %s", o.InfraGiveUp))
 	}
 	if err := o.Limits.validate(); err != nil {
 		errs = append(errs, err)

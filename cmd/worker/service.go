@@ -125,6 +125,7 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 		PrepareTimeout: opts.PrepareTimeout,
 		CommandTimeout: opts.CommandTimeout,
 		Disk:           s.disk,
+		InfraGiveUp:    opts.InfraGiveUp,
 	})
 	if err != nil {
 		return nil, err

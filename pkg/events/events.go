@@ -97,6 +97,14 @@ type TestJob struct {
 	// waited for NotBefore (so the wait does not use up MaxDeliver). It is
 	// part of the message id and of no interest to handlers.
 	Requeues int `json:"requeues,omitempty"`
+	// InfraSince and InfraRetries say the attempt has waited for this box
+	// (or another) to recover from an infrastructure error (a full disk,
+	// a sandbox that could not be set up, a lost mirror): since when, and
+	// how often it was re-published to wait. Such waits use no deliveries
+	// (MaxDeliver is for crashes); the worker bounds them by time instead.
+	// InfraRetries is part of the message id. Both are zero otherwise.
+	InfraSince   time.Time `json:"infra_since,omitzero"`
+	InfraRetries int       `json:"infra_retries,omitempty"`
 	// Outcome, when set, says the attempt already ran and only its final
 	// status is still to be reported: a status that could not be sent is
 	// retried through the queue without running the test again.
@@ -129,14 +137,18 @@ func (e PullEvent) MsgID() string {
 }
 
 // MsgID is the JetStream message id of the job,
-// test/<owner>/<repo>/<pull>/<build>/<name>/<attempt>[/rerun/<k>] with
-// each name encoded, so publishing the same attempt twice queues it once.
+// test/<owner>/<repo>/<pull>/<build>/<name>/<attempt>[/rerun/<k>]
+// [/infra/<n>][/requeue/<m>][/report] with each name encoded, so
+// publishing the same attempt twice queues it once.
 func (j TestJob) MsgID() string {
 	id := "test/" + EncodeToken(j.Repo.Owner) + "/" + EncodeToken(j.Repo.Name) + "/" +
 		strconv.Itoa(j.Number) + "/" + strconv.Itoa(j.Build) + "/" + EncodeToken(j.Test.Name) + "/" +
 		strconv.Itoa(j.Attempt)
 	if j.Rerun > 0 {
 		id += "/rerun/" + strconv.Itoa(j.Rerun)
+	}
+	if j.InfraRetries > 0 {
+		id += "/infra/" + strconv.Itoa(j.InfraRetries)
 	}
 	if j.Requeues > 0 {
 		id += "/requeue/" + strconv.Itoa(j.Requeues)

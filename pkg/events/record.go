@@ -135,6 +135,10 @@ type BuildRecord struct {
 	// them: untrusted text, to be escaped wherever it is shown.
 	Title  string `json:"title,omitempty"`
 	Branch string `json:"branch,omitempty"`
+	// PullURL is the pull request's page on GitHub (its html_url) as the
+	// build read it: untrusted too, linked only through PullLink. Empty
+	// in records written before it was kept.
+	PullURL string `json:"pull_url,omitempty"`
 	// Closed says the pull request was closed after this build.
 	Closed bool `json:"closed,omitempty"`
 	// Tests are in the order .yci.py yielded them.

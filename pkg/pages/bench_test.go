@@ -18,7 +18,7 @@ func BenchmarkBuildPage(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := BuildPage(rec); err != nil {
+		if _, err := BuildPage(rec, nil); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := BuildJSON(rec); err != nil {

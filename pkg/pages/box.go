@@ -20,7 +20,7 @@ var boxPage = parsePage("box", `YourCI: {{len .Live}} tests queued or running`, 
 {{- range .Live}}
 <tr>
 <td><a href="{{.Repo.Owner}}/{{.Repo.Name}}/index.html">{{.Repo.FullName}}</a></td>
-<td>#{{.Key.Pull}}{{if .Title}} {{.Title}}{{end}}</td>
+<td>{{if .PullLink}}<a href="{{.PullLink}}">#{{.Key.Pull}}</a>{{else}}#{{.Key.Pull}}{{end}}{{if .Title}} {{.Title}}{{end}}</td>
 <td><a href="{{.Repo.Owner}}/{{.Repo.Name}}/pulls/{{.Key.Pull}}/{{.Key.Build}}/index.html">build {{.Key.Build}}</a></td>
 <td><code>{{.Test}}</code></td>
 <td><span class="{{.State}}">{{.State}}</span></td>
@@ -67,9 +67,12 @@ type boxView struct {
 // liveTest is one queued, running or retrying test of an open pull's
 // latest build.
 type liveTest struct {
-	Repo        events.Repo
-	Key         events.BuildKey
-	Title       string
+	Repo  events.Repo
+	Key   events.BuildKey
+	Title string
+	// PullLink is the pull request's page on GitHub, "" when the record
+	// has none fit to link.
+	PullLink    string
 	Test        string
 	State       events.TestState
 	Attempt     int
@@ -117,7 +120,7 @@ func BoxPage(builds []events.BuildRecord, now time.Time) ([]byte, error) {
 			if t.State.Final() {
 				continue
 			}
-			lt := liveTest{Repo: rec.Key.Repo, Key: rec.Key, Title: rec.Title, Test: t.Name, State: t.State,
+			lt := liveTest{Repo: rec.Key.Repo, Key: rec.Key, Title: rec.Title, PullLink: rec.PullLink(), Test: t.Name, State: t.State,
 				MaxAttempts: t.MaxAttempts, Since: t.Updated, Log: t.LogURL}
 			if a := t.Latest(); a != nil {
 				lt.Attempt = a.Number

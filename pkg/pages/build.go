@@ -17,8 +17,12 @@ var buildPage = parsePage("build", `{{.Repo}} #{{.Key.Pull}} build {{.Key.Build}
 {{- if .Title}}
 <p class="meta">{{.Title}}</p>
 {{- end}}
-<p class="meta">commit <code>{{.SHA}}</code>{{if .Branch}} on branch <code>{{.Branch}}</code>{{end}}</p>
+<p class="meta">commit {{if .CommitLink}}<a id="commit-link" href="{{.CommitLink}}"><code>{{.SHA}}</code></a>{{else}}<code>{{.SHA}}</code>{{end}}{{if .Branch}} on branch <code>{{.Branch}}</code>{{end}}
+{{- if .PullLink}} · <a id="pull-link" href="{{.PullLink}}">pull request #{{.Key.Pull}} on GitHub</a>{{end}}</p>
 <p id="summary" class="summary {{.Summary.Label}}">{{.Summary.Label}}: {{.Summary.Description}}</p>
+{{- with .Next}}
+<p id="successor" class="meta">Replaced by <a href="../{{.Build}}/index.html">build {{.Build}}</a> of commit <code>{{short $.Summary.SupersededBy}}</code>.</p>
+{{- end}}
 <table>
 <thead><tr><th>Test</th><th>State</th><th>Attempts</th><th>Time</th><th>Log</th></tr></thead>
 <tbody>
@@ -53,6 +57,12 @@ type buildView struct {
 	Repo    string
 	Summary Summary
 	Tests   []testView
+	// PullLink and CommitLink are the pull request's and the commit's
+	// pages on GitHub, "" when the record has none fit to link.
+	PullLink, CommitLink string
+	// Next is the build that replaced this superseded one, nil when
+	// there is none or it is not known.
+	Next *events.BuildKey
 	// Live says some test may still change, so the page follows it.
 	Live bool
 }
@@ -110,7 +120,8 @@ func attemptCount(t events.TestRecord) string {
 }
 
 func viewOf(rec events.BuildRecord) buildView {
-	v := buildView{BuildRecord: rec, Repo: rec.Key.Repo.FullName(), Summary: Summarize(rec)}
+	v := buildView{BuildRecord: rec, Repo: rec.Key.Repo.FullName(), Summary: Summarize(rec),
+		PullLink: rec.PullLink(), CommitLink: rec.CommitLink()}
 	for _, t := range rec.Tests {
 		tv := testView{TestRecord: t, Log: t.LogURL, Live: !t.State.Final(), Count: attemptCount(t), Time: "–"}
 		if tv.Log == "" {
@@ -132,9 +143,16 @@ func viewOf(rec events.BuildRecord) buildView {
 
 // BuildPage renders the HTML page of the build rec describes, to be
 // served as pulls/<pr>/<build>/index.html beside its tests' directories.
-func BuildPage(rec events.BuildRecord) ([]byte, error) {
+// others are records of the same repository the caller has at hand (any
+// order, rec itself may be among them): a superseded build links to its
+// successor (see Successor) when it is among them.
+func BuildPage(rec events.BuildRecord, others []events.BuildRecord) ([]byte, error) {
+	v := viewOf(rec)
+	if next, ok := Successor(rec, others); ok {
+		v.Next = &next
+	}
 	var buf bytes.Buffer
-	if err := buildPage.Execute(&buf, viewOf(rec)); err != nil {
+	if err := buildPage.Execute(&buf, v); err != nil {
 		return nil, fmt.Errorf("rendering page of build %s: %w", rec.Key, err)
 	}
 	return buf.Bytes(), nil
@@ -187,4 +205,25 @@ func BuildJSON(rec events.BuildRecord) ([]byte, error) {
 		return nil, fmt.Errorf("encoding state of build %s: %w", rec.Key, err)
 	}
 	return append(data, '\n'), nil
+}
+
+// Successor finds, among others, the build that replaced rec: a later
+// build of the same pull request whose head is the commit that superseded
+// rec's tests (Summary.SupersededBy), the first such build when the commit
+// was built more than once. ok is false when rec was not superseded or no
+// such build is among others.
+func Successor(rec events.BuildRecord, others []events.BuildRecord) (key events.BuildKey, ok bool) {
+	by := Summarize(rec).SupersededBy
+	if by == "" {
+		return events.BuildKey{}, false
+	}
+	for _, o := range others {
+		if o.Key.Repo != rec.Key.Repo || o.Key.Pull != rec.Key.Pull || o.Key.Build <= rec.Key.Build || o.SHA != by {
+			continue
+		}
+		if !ok || o.Key.Build < key.Build {
+			key, ok = o.Key, true
+		}
+	}
+	return key, ok
 }

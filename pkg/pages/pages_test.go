@@ -46,7 +46,7 @@ func record(last events.TestRecord) events.BuildRecord {
 	}
 	return events.BuildRecord{Version: events.Version, Key: events.BuildKey{Repo: repo, Pull: 7, Build: 2},
 		SHA: "0123456789abcdef0123456789abcdef01234567", Title: "Make widgets faster", Branch: "faster",
-		Tests: tests, Created: t0, Updated: t0.Add(time.Minute)}
+		PullURL: "https://github.example/acme/widget.go/pull/7", Tests: tests, Created: t0, Updated: t0.Add(time.Minute)}
 }
 
 var (
@@ -87,19 +87,23 @@ func golden(t *testing.T, name string, got []byte) {
 
 func TestBuildPageGolden(t *testing.T) {
 	t.Parallel()
+	// successor is the build of the commit that superseded superseded().
+	successor := record(running)
+	successor.Key.Build, successor.SHA = 3, stopped.SupersededBy
 	cases := []struct {
-		name string
-		rec  events.BuildRecord
+		name   string
+		rec    events.BuildRecord
+		others []events.BuildRecord
 	}{
-		{"build_running", record(running)},
-		{"build_finished", record(errored)},
-		{"build_superseded", superseded()},
-		{"build_without_tests", events.BuildRecord{Key: events.BuildKey{Repo: repo, Pull: 1, Build: 1}, SHA: "abc", Updated: t0}},
+		{"build_running", record(running), nil},
+		{"build_finished", record(errored), nil},
+		{"build_superseded", superseded(), []events.BuildRecord{record(running), successor}},
+		{"build_without_tests", events.BuildRecord{Key: events.BuildKey{Repo: repo, Pull: 1, Build: 1}, SHA: "abc", Updated: t0}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			page, err := BuildPage(tc.rec)
+			page, err := BuildPage(tc.rec, tc.others)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -180,7 +184,8 @@ func TestBoxPageGolden(t *testing.T) {
 	closed.Key, closed.Closed = events.BuildKey{Repo: repo, Pull: 3, Build: 1}, true
 	elsewhere := record(retrying)
 	elsewhere.Key = events.BuildKey{Repo: other, Pull: 1, Build: 1}
-	stale := superseded() // not failing: a newer push replaced it
+	elsewhere.PullURL = "" // recorded before records kept it: no link
+	stale := superseded()  // not failing: a newer push replaced it
 	stale.Key = events.BuildKey{Repo: repo, Pull: 5, Build: 1}
 	page, err := BoxPage([]events.BuildRecord{closed, older, elsewhere, live, failed, stale}, t0.Add(time.Hour))
 	if err != nil {
@@ -293,7 +298,8 @@ func TestHostileTextIsEscaped(t *testing.T) {
 	rec.Title, rec.Branch = evil, evil
 	rec.Key.Repo = events.Repo{Owner: "o", Name: `r"><script>`}
 	rec.Tests[0].LogURL = "javascript:alert(3)"
-	page, err := BuildPage(rec)
+	rec.PullURL = "javascript:alert(4)//pull/7"
+	page, err := BuildPage(rec, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +327,7 @@ func TestHostileTextIsEscaped(t *testing.T) {
 
 func TestPageScriptMatchesItsPolicy(t *testing.T) {
 	t.Parallel()
-	page, err := BuildPage(record(running))
+	page, err := BuildPage(record(running), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +345,7 @@ func TestPageScriptMatchesItsPolicy(t *testing.T) {
 			t.Errorf("policy %q lacks %s", csp, want)
 		}
 	}
-	finished, err := BuildPage(record(errored))
+	finished, err := BuildPage(record(errored), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,6 +430,62 @@ func TestAttemptCount(t *testing.T) {
 			t.Parallel()
 			if got := attemptCount(tt.rec); got != tt.want {
 				t.Errorf("attemptCount = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// A build links to its pull request and commit on GitHub only through
+// http(s) URLs, escaped; a superseded one links to the build that
+// replaced it when that build is known (issue 15).
+func TestBuildPageLinks(t *testing.T) {
+	t.Parallel()
+	successor := record(running)
+	successor.Key.Build, successor.SHA = 3, stopped.SupersededBy
+	rebuilt := successor
+	rebuilt.Key.Build = 5
+	otherPull := successor
+	otherPull.Key.Pull = 8
+	cases := []struct {
+		name      string
+		rec       events.BuildRecord
+		others    []events.BuildRecord
+		want, not []string
+	}{
+		{"links_pull_and_commit", record(running), nil,
+			[]string{`<a id="pull-link" href="https://github.example/acme/widget.go/pull/7">pull request #7 on GitHub</a>`,
+				`<a id="commit-link" href="https://github.example/acme/widget.go/commit/0123456789abcdef0123456789abcdef01234567">`},
+			[]string{`id="successor"`}},
+		{"no_url_no_link", func() events.BuildRecord { r := record(running); r.PullURL = ""; return r }(), nil,
+			[]string{"commit <code>0123456789abcdef0123456789abcdef01234567</code>"}, []string{"pull-link", "commit-link"}},
+		{"other_schemes_not_linked", func() events.BuildRecord { r := record(running); r.PullURL = "data:text/html,x/pull/7"; return r }(), nil,
+			nil, []string{"pull-link", "commit-link", "data:"}},
+		{"quotes_escaped", func() events.BuildRecord {
+			r := record(running)
+			r.PullURL = `https://github.example/a"onmouseover="alert(1)/w/pull/7`
+			return r
+		}(), nil, []string{`href="https://github.example/a%22onmouseover=%22alert%281%29/w/pull/7"`}, []string{`"onmouseover`}},
+		{"superseded_links_its_first_successor", superseded(), []events.BuildRecord{rebuilt, otherPull, successor},
+			[]string{`<p id="successor" class="meta">Replaced by <a href="../3/index.html">build 3</a> of commit <code>fedcba987654</code>.</p>`}, nil},
+		{"superseded_without_known_successor", superseded(), []events.BuildRecord{otherPull, record(running)},
+			nil, []string{`id="successor"`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			page, err := BuildPage(tc.rec, tc.others)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(string(page), w) {
+					t.Errorf("page lacks %s", w)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(string(page), n) {
+					t.Errorf("page holds %s", n)
+				}
 			}
 		})
 	}

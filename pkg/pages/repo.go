@@ -19,10 +19,10 @@ var repoPage = parsePage("repo", `{{.Repo}}: YourCI`, `<h1>{{.Repo}}</h1>
 <tbody>
 {{- range .Pulls}}
 <tr>
-<td>#{{.Key.Pull}}</td>
+<td>{{if .PullLink}}<a href="{{.PullLink}}">#{{.Key.Pull}}</a>{{else}}#{{.Key.Pull}}{{end}}</td>
 <td>{{.Title}}</td>
 <td><a href="pulls/{{.Key.Pull}}/{{.Key.Build}}/index.html">build {{.Key.Build}}</a></td>
-<td><code>{{short .SHA}}</code></td>
+<td>{{if .CommitLink}}<a href="{{.CommitLink}}"><code>{{short .SHA}}</code></a>{{else}}<code>{{short .SHA}}</code>{{end}}</td>
 <td><span class="{{.Summary.Label}}">{{.Summary.Label}}</span>: {{.Summary.Description}}</td>
 <td>{{time .Updated}}</td>
 </tr>
@@ -39,7 +39,7 @@ var repoPage = parsePage("repo", `{{.Repo}}: YourCI`, `<h1>{{.Repo}}</h1>
 <tbody>
 {{- range .Closed}}
 <tr>
-<td>#{{.Key.Pull}}</td>
+<td>{{if .PullLink}}<a href="{{.PullLink}}">#{{.Key.Pull}}</a>{{else}}#{{.Key.Pull}}{{end}}</td>
 <td>{{.Title}}</td>
 <td><a href="pulls/{{.Key.Pull}}/{{.Key.Build}}/index.html">build {{.Key.Build}}</a></td>
 <td><span class="{{.Summary.Label}}">{{.Summary.Label}}</span>: {{.Summary.Description}}</td>
@@ -87,6 +87,8 @@ type repoView struct {
 type pullView struct {
 	events.BuildRecord
 	Summary Summary
+	// PullLink and CommitLink are as in buildView.
+	PullLink, CommitLink string
 }
 
 // retriedTest counts, for one test name, the builds in which it needed
@@ -138,7 +140,7 @@ func RepoPage(repo events.Repo, recent []events.BuildRecord, now time.Time) ([]b
 		}
 	}
 	for _, rec := range latest {
-		pv := pullView{BuildRecord: rec, Summary: Summarize(rec)}
+		pv := pullView{BuildRecord: rec, Summary: Summarize(rec), PullLink: rec.PullLink(), CommitLink: rec.CommitLink()}
 		if rec.Closed {
 			v.Closed = append(v.Closed, pv)
 		} else {

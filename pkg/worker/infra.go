@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/status"
@@ -20,9 +21,9 @@ const (
 
 // infraError marks a failure of this box, not of the code under test: a
 // full disk, a sandbox that could not be set up, a mirror that could not
-// be updated. The job is handed back with a growing delay (never
-// terminated), and the test's status says error with the reason while it
-// lasts.
+// be updated. The job is queued again with a growing delay, using no
+// delivery (settleTest), until Options.InfraGiveUp has passed; the test's
+// status says error with the reason while it lasts.
 type infraError struct {
 	kind string
 	err  error
@@ -81,9 +82,13 @@ func (m *Metrics) countInfra(err error) {
 // infraFailed reports err, an infrastructure error met before job's
 // attempt ran: the test's status and record say error with the reason
 // (never "running"), the metric counts it, and err is returned so that
-// the job is handed back with a growing delay (judgeError). The retry
-// sets the status again when it runs.
+// the job is queued again with a growing delay (settleTest). The retry
+// sets the status again when it runs. A job that has waited out such
+// errors for InfraGiveUp ends here as error instead (giveUpInfra).
 func (w *Worker) infraFailed(ctx context.Context, rep *status.Reporter, st status.Status, job events.TestJob, err error) error {
+	if infraExpired(job, time.Now(), w.opts.InfraGiveUp) {
+		return w.giveUpInfra(ctx, rep, st, job, err)
+	}
 	var infra infraError
 	kind := InfraDisk
 	if errors.As(err, &infra) {

@@ -179,6 +179,7 @@ func (k *PageKeeper) record(rec events.BuildRecord) {
 	if b == nil {
 		b = &keptBuild{}
 		k.builds[rec.Key] = b
+		k.successorArrived(rec)
 	} else if rec.Revision <= b.rec.Revision {
 		return // a watch started again delivers what it delivered before
 	}
@@ -254,7 +255,7 @@ func (k *PageKeeper) writeDue(ctx context.Context, now time.Time) time.Duration 
 	k.mu.Unlock()
 
 	for _, rec := range builds {
-		k.writeBuild(rec)
+		k.writeBuild(ctx, rec)
 	}
 	for _, repo := range repos {
 		k.writeRepo(ctx, repo)
@@ -291,7 +292,7 @@ func (k *PageKeeper) prune(now time.Time) {
 
 // writeBuild writes the build's index.html and build.json, when this box
 // holds the build's directory.
-func (k *PageKeeper) writeBuild(rec events.BuildRecord) {
+func (k *PageKeeper) writeBuild(ctx context.Context, rec events.BuildRecord) {
 	log := k.log.With("repo", rec.Key.Repo.FullName(), "pull", rec.Key.Pull, "build", rec.Key.Build)
 	dir, err := k.opts.Workspace.BuildDir(build(rec.Key.Repo, rec.Key.Pull, rec.Key.Build))
 	if err != nil {
@@ -301,7 +302,7 @@ func (k *PageKeeper) writeBuild(rec events.BuildRecord) {
 	if !isDir(dir) {
 		return
 	}
-	html, err := pages.BuildPage(rec)
+	html, err := pages.BuildPage(rec, k.successorCandidates(ctx, log, rec))
 	if err != nil {
 		log.Error("rendering build page", "err", err)
 		return

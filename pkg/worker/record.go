@@ -96,6 +96,7 @@ func (w *Worker) recordQueued(ctx context.Context, log *slog.Logger, rep *status
 	rec, err := w.opts.Records.UpdateBuild(ctx, buildKey(events.Repo{Owner: b.Owner, Name: b.Repo}, b.Pull, b.Number),
 		func(r *events.BuildRecord) error {
 			r.SHA, r.Title, r.Branch = sha, pr.GetTitle(), pr.GetHead().GetRef()
+			r.PullURL = pr.GetHTMLURL()
 			for _, t := range tests {
 				tr := r.AddTest(t.Name)
 				tr.MaxAttempts = t.Retries + 1

@@ -127,6 +127,13 @@ func TestBuildPagesAndSummaryFollowTheBuild(t *testing.T) {
 		if !strings.Contains(string(page), "passed (flaky)") || strings.Contains(string(page), "<script") {
 			t.Errorf("finished page lacks the flaky mark or still follows the build:\n%s", page)
 		}
+		// The pull request's html_url, as GitHub's API gave it, and its
+		// commit's page made from it (issue 15).
+		for _, want := range []string{`href="` + pr.GetHTMLURL() + `"`, `href="` + strings.TrimSuffix(pr.GetHTMLURL(), "/pull/1") + "/commit/" + sha + `"`} {
+			if pr.GetHTMLURL() == "" || !strings.Contains(string(page), want) {
+				t.Errorf("page lacks the link %s", want)
+			}
+		}
 		var state struct {
 			Summary struct{ State string }
 			Tests   []struct {

@@ -35,7 +35,7 @@ func (w *Worker) HandleTest(ctx context.Context, d *events.Delivery[events.TestJ
 	} else {
 		err = w.handleTest(ctx, log, job)
 	}
-	settle(ctx, log, d, err)
+	w.settleTest(ctx, log, d, err)
 }
 
 func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.TestJob) error {
@@ -185,6 +185,7 @@ func (w *Worker) reportAttempt(ctx context.Context, rep *status.Reporter, st sta
 	if wait, retry := pipeline.NextRetry(t, job.Attempt, res.Outcome); retry {
 		next := job
 		next.Attempt++
+		next.InfraSince, next.InfraRetries = time.Time{}, 0 // the next attempt waits anew
 		next.NotBefore = time.Now().Add(wait).UTC()
 		st.State, st.Description = status.Pending, status.RetryingIn(wait, next.Attempt, attempts)
 		if err := rep.Set(ctx, st); err != nil {

@@ -120,6 +120,11 @@ type Options struct {
 	// Disk, when set, bounds what each attempt writes into its working
 	// copy and keeps a free-space floor on the workspace's filesystem.
 	Disk *DiskGuard
+	// InfraGiveUp bounds how long a test waits out infrastructure errors
+	// before it ends as error (default DefaultInfraGiveUp), and
+	// InfraRetryDelay is the first of its growing waits (default
+	// DefaultInfraRetryDelay). See infrawait.go.
+	InfraGiveUp, InfraRetryDelay time.Duration
 }
 
 // RunningRecorder records a test attempt as running until done is called;
@@ -179,6 +184,12 @@ func New(opts Options) (*Worker, error) {
 	}
 	if opts.CommandTimeout <= 0 {
 		opts.CommandTimeout = DefaultCommandTimeout
+	}
+	if opts.InfraGiveUp <= 0 {
+		opts.InfraGiveUp = DefaultInfraGiveUp
+	}
+	if opts.InfraRetryDelay <= 0 {
+		opts.InfraRetryDelay = DefaultInfraRetryDelay
 	}
 	return &Worker{opts: opts, log: log, trust: trustCache{entries: map[string]trustEntry{}, now: time.Now},
 		checkRuns: status.NewCheckRunIDs(), watchdog: NewWatchdog(), grace: stuckGrace}, nil
