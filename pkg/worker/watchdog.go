@@ -120,6 +120,12 @@ func (w *Worker) guard(ctx context.Context, kind, job, doing string, limit, grac
 		}
 		return err
 	case <-wctx.Done():
+		if ctx.Err() == nil && !errors.Is(context.Cause(wctx), errDeadline) {
+			// Neither the deadline nor the caller ended wctx: work
+			// returned and its deferred cancel ran before this select
+			// looked, so its result is waiting.
+			return <-done
+		}
 	}
 	timer := time.NewTimer(grace)
 	defer timer.Stop()

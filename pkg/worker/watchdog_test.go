@@ -237,3 +237,19 @@ type unusedReruns struct{ RerunQueue }
 func (unusedReruns) ClaimComment(context.Context, events.Repo, int, int64, string, string) (bool, error) {
 	return true, nil
 }
+
+// TestGuardReturnsWhatQuickWorkReturned runs work that returns at once
+// many times: a work whose deferred cancel ran before guard's select
+// looked once made guard report a deadline that never passed.
+func TestGuardReturnsWhatQuickWorkReturned(t *testing.T) {
+	t.Parallel()
+	w := hangWorker(t, &hangingGitHub{entered: make(chan struct{}), release: make(chan struct{})}, time.Hour)
+	want := errors.New("refused")
+	for i := range 2000 {
+		err := w.guard(context.Background(), "pull", "acme/widget#3", "preparing this commit", time.Hour, time.Hour,
+			func(context.Context) error { return want })
+		if err != want {
+			t.Fatalf("run %d: guard returned %v, want the work's own error", i, err)
+		}
+	}
+}
