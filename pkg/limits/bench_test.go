@@ -27,14 +27,17 @@ func BenchmarkAttempt(b *testing.B) {
 	b.Run("cgroup", func(b *testing.B) {
 		for b.Loop() {
 			cmd := exec.Command(truePath)
-			done, err := l.Wrap(cmd)
+			g, err := l.Group()
 			if err != nil {
 				b.Fatal(err)
 			}
-			if err := cmd.Run(); err != nil {
+			if err := g.Start(cmd); err != nil {
 				b.Fatal(err)
 			}
-			if err := done(); err != nil {
+			if err := cmd.Wait(); err != nil {
+				b.Fatal(err)
+			}
+			if err := g.Close(); err != nil {
 				b.Fatal(err)
 			}
 		}
