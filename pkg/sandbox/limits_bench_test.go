@@ -18,7 +18,7 @@ import (
 func BenchmarkVictim(b *testing.B) {
 	box := sandboxtest.New(b, sandbox.Options{TmpSize: 1 << 30})
 	lim := limitstest.Open(b, limits.Config{Memory: 256 << 20, Pids: 64, CPUWeight: 100})
-	r := &pipeline.Runner{Sandbox: limitedBox{box, lim}}
+	r := &pipeline.Runner{Sandbox: &sandbox.Limited{Box: box, Limits: lim}}
 	victim := "for i in $(seq 20); do /bin/true; done"
 	for _, bench := range []struct{ name, attacker string }{
 		{"idle", ""},
