@@ -132,10 +132,3 @@ func RaiseScore(pid int) error {
 	}
 	return nil
 }
-
-// alive reports whether a process pid exists (it may be a zombie, or a
-// new process that reused the pid: a leftover is then kept, not killed).
-func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
-}

@@ -1,10 +1,12 @@
 package limits
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
 	"strconv"
+	"syscall"
 )
 
 // leftoverName matches the cgroups groupName makes.
@@ -49,4 +51,11 @@ func sweep(parents map[string]string, alive func(pid int) bool) (int, error) {
 		}
 	}
 	return len(leftovers), nil
+}
+
+// alive reports whether a process pid exists (it may be a zombie, or a
+// new process that reused the pid: a leftover is then kept, not killed).
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }

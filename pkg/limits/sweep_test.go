@@ -79,8 +79,8 @@ func realHierarchy(t *testing.T) hierarchy {
 }
 
 // TestSweepLive plays a worker killed mid-test: its cgroup still holds a
-// running process. The next worker's sweep kills it and removes the
-// cgroup, and keeps a live process's cgroup.
+// running process. The next worker's Open kills it, removes the cgroup
+// and counts it, and keeps a live process's cgroup.
 func TestSweepLive(t *testing.T) {
 	h := realHierarchy(t)
 	gone := exec.Command("true")
@@ -103,9 +103,12 @@ func TestSweepLive(t *testing.T) {
 	if err := dead.Start(left); err != nil {
 		t.Fatal(errors.Join(err, dead.remove()))
 	}
-	n, err := sweep(h.dirs, alive)
-	if err != nil || n < 1 {
-		t.Fatalf("sweep = %d, %v; want at least 1", n, err)
+	l, err := Open(Config{Memory: 64 << 20, Pids: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Swept() < 1 {
+		t.Fatalf("swept %d; want at least 1", l.Swept())
 	}
 	werr := left.Wait()
 	if ws, ok := left.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
