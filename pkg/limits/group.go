@@ -172,6 +172,16 @@ func (g *Group) remove() error {
 	deadline := time.Now().Add(removeWait)
 	self := os.Getpid()
 	for _, dir := range g.dirList() {
+		if g.mode == V2 {
+			// cgroup.kill (Linux 5.14) kills every process at once, and
+			// those forked meanwhile; the loop below is then a wait.
+			kill := filepath.Join(dir, "cgroup.kill")
+			if _, err := os.Stat(kill); err == nil {
+				if err := os.WriteFile(kill, []byte("1"), 0o644); err != nil {
+					errs = append(errs, fmt.Errorf("killing what is left in %s: %w", dir, err))
+				}
+			}
+		}
 		for {
 			pids, err := members(dir)
 			if err != nil {

@@ -2,10 +2,12 @@ package limits
 
 import (
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -146,7 +148,8 @@ func TestV1SettingsLive(t *testing.T) {
 
 // TestStartV2Live starts a command with CLONE_INTO_CGROUP into a cgroup
 // of this box's v2 hierarchy (which has no memory or pids controller on a
-// hybrid box, but takes processes): its first instruction runs there.
+// hybrid box, but takes processes): its first instruction runs there, and
+// Close kills what it left running there (cgroup.kill) and removes it.
 func TestStartV2Live(t *testing.T) {
 	mountinfo, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
@@ -166,21 +169,52 @@ func TestStartV2Live(t *testing.T) {
 		t.Skipf("cannot make a v2 cgroup: %v", err)
 	}
 	g := &Group{mode: V2, dirs: map[string]string{"": dir}}
-	defer func() {
-		if err := g.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
-	cmd := exec.Command("cat", "/proc/self/cgroup")
-	var out strings.Builder
-	cmd.Stdout = &out
+	// The script reports its cgroup, leaves a child behind, and exits
+	// once its output is read.
+	cmd := exec.Command("bash", "-c", "cat /proc/self/cgroup; (exec -a "+name+" sleep 1000) >/dev/null & echo $!")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := g.Start(cmd); err != nil {
+		t.Fatal(errors.Join(err, g.remove()))
+	}
+	b, err := io.ReadAll(out)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if want := "0::/" + name + "\n"; !strings.Contains(out.String(), want) {
-		t.Fatalf("cgroups %q; want %q", out.String(), want)
+	if want := "0::/" + name + "\n"; !strings.Contains(string(b), want) {
+		t.Errorf("cgroups %q; want %q", b, want)
 	}
+	fields := strings.Fields(string(b))
+	left, err := strconv.Atoi(fields[len(fields)-1])
+	if err != nil {
+		t.Fatalf("no pid of the child in %q", b)
+	}
+	if !running(left) {
+		t.Fatalf("the child %d does not run before Close", left)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s still there: %v", dir, err)
+	}
+	if running(left) {
+		t.Errorf("the child %d left in the cgroup still runs", left)
+	}
+}
+
+// running reports whether pid is a process that has not exited: a zombie
+// whose parent never reaps it (a container's init) does not count.
+func running(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	return len(fields) > 0 && fields[0] != "Z"
 }
