@@ -169,6 +169,14 @@ func TestStartV2Live(t *testing.T) {
 		t.Skipf("cannot make a v2 cgroup: %v", err)
 	}
 	g := &Group{mode: V2, dirs: map[string]string{"": dir}}
+	t.Cleanup(func() {
+		// After a failure before Close.
+		if _, err := os.Stat(dir); err == nil {
+			if err := g.remove(); err != nil {
+				t.Error(err)
+			}
+		}
+	})
 	// The script reports its cgroup, leaves a child behind, and exits
 	// once its output is read.
 	cmd := exec.Command("bash", "-c", "cat /proc/self/cgroup; (exec -a "+name+" sleep 1000) >/dev/null & echo $!")
