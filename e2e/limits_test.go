@@ -19,26 +19,42 @@ def test_generator(build_id, pull):
     yield Bash('for i in $(seq 20); do /bin/true; done; echo built', name='good')
 `
 
-// bomb forks until the process limit, each child sleeping, then exits
-// leaving them (bash would retry each failed fork for 15 s).
+// bomb forks until the process limit, each child sleeping, and then holds
+// the limit (a file "holding" says so) until the test writes "release"
+// into its working copy, for at most two minutes; then it exits leaving
+// the children (bash would retry each failed fork for 15 s).
 const bombPy = `import os, time
 n = 0
 while True:
     try:
         if os.fork() == 0:
-            time.sleep(100)
+            time.sleep(300)
             os._exit(0)
         n += 1
     except OSError as e:
         print("fork failed after", n, ":", e, flush=True)
-        raise SystemExit(1)
+        break
+open("holding", "w").close()
+for i in range(1200):
+    if os.path.exists("release"):
+        break
+    time.sleep(0.1)
+raise SystemExit(1)
+`
+
+const victimPy = `from yci.run import Bash
+
+def test_generator(build_id, pull):
+    yield Bash('for i in $(seq 20); do /bin/true; done; echo built', name='victim')
 `
 
 var limitsConfig = limits.Config{Memory: 300 << 20, Pids: 64}
 
 // TestForkBombEndsInErrorAndSparesTheOtherTest runs the real worker with a
 // 64-process limit on a pull request whose one test fork-bombs while the
-// other runs: the bomb ends "error" naming the limit, the other passes.
+// other runs. While the bomb holds its limit, another pull request is
+// opened, prepared and tested: it passes before the bomb ends. Then the
+// bomb ends "error" naming the limit, and its sibling passes.
 func TestForkBombEndsInErrorAndSparesTheOtherTest(t *testing.T) {
 	t.Parallel()
 	if !sandboxtest.Available(t) {
@@ -47,7 +63,22 @@ func TestForkBombEndsInErrorAndSparesTheOtherTest(t *testing.T) {
 	limitstest.Open(t, limitsConfig)
 	s := newStack(t, stackOptions{sandbox: true})
 	s.startWorker("worker", "YCI_JOBS=2", "YCI_PIDS_LIMIT=64", "YCI_MEMORY_LIMIT=314572800")
-	_, sha := s.openPull(map[string]string{".yci.py": limitsPy, "bomb.py": bombPy})
+	n, sha := s.openPull(map[string]string{".yci.py": limitsPy, "bomb.py": bombPy})
+	copyDir := s.workspacePath("worker", owner, repoName, "pulls", strconv.Itoa(n), "1", "bomb", "source")
+	s.waitUntil("the bomb holding the process limit", func() bool {
+		_, err := os.Stat(filepath.Join(copyDir, "holding"))
+		return err == nil
+	})
+	_, sha2 := s.openBranch("victim", map[string]string{".yci.py": victimPy})
+	if st := s.waitFinal(sha2, "yci/victim")["yci/victim"]; st.GetState() != "success" {
+		t.Errorf("the other pull request's test: %s %q; want success while the bomb holds", st.GetState(), st.GetDescription())
+	}
+	if st := s.gh.LatestStatuses(owner, repoName, sha)["yci/bomb"]; st.GetState() != "pending" {
+		t.Errorf("the bomb is final (%s) before it was released:\n%s", st.GetState(), s.history(sha))
+	}
+	if err := os.WriteFile(filepath.Join(copyDir, "release"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	final := s.waitFinal(sha, "yci/bomb", "yci/good")
 	if st := final["yci/good"]; st.GetState() != "success" {
 		t.Errorf("good: %s %s", st.GetState(), st.GetDescription())

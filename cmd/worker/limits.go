@@ -1,14 +1,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
-	"os/exec"
 
 	"github.com/yourci/yourci/pkg/envflag"
 	"github.com/yourci/yourci/pkg/limits"
-	"github.com/yourci/yourci/pkg/pipeline"
 )
 
 // LimitsOptions say what each test attempt and .yci.py evaluation may use.
@@ -52,27 +49,4 @@ func (o LimitsOptions) open(local bool, jobs int, log *slog.Logger) (*limits.Lim
 		return nil, fmt.Errorf("%w (run the worker as root with writable cgroup v1 memory and pids, or with Delegate=yes on cgroup v2; or -limits none)", err)
 	}
 	return l, nil
-}
-
-// limited confines a command with the sandbox, if any, and then puts it in
-// a cgroup of its own: the shim runs outside bubblewrap, so bubblewrap and
-// everything in the sandbox are inside the cgroup.
-type limited struct {
-	box    pipeline.Sandbox // nil: unconfined
-	limits *limits.Limits
-}
-
-func (l limited) Confine(cmd *exec.Cmd, writable, readOnly []string) (func() error, error) {
-	boxDone := func() error { return nil }
-	if l.box != nil {
-		var err error
-		if boxDone, err = l.box.Confine(cmd, writable, readOnly); err != nil {
-			return nil, err
-		}
-	}
-	done, err := l.limits.Wrap(cmd)
-	if err != nil {
-		return nil, errors.Join(err, boxDone())
-	}
-	return func() error { return errors.Join(done(), boxDone()) }, nil
 }

@@ -172,7 +172,7 @@ func repositoryShares(ws *artifacts.Workspace, dir string) (sandbox.Shares, bool
 // than a test may use is broken anyway).
 func confine(ctx context.Context, box *sandbox.Bwrap, lim *limits.Limits, python string, e *pipeline.Evaluator, r *pipeline.Runner) error {
 	e.Python = python
-	sb := limited{limits: lim}
+	sb := &sandbox.Limited{Limits: lim}
 	if box != nil {
 		inside, err := box.LookPath("python3")
 		if err != nil {
@@ -181,7 +181,7 @@ func confine(ctx context.Context, box *sandbox.Bwrap, lim *limits.Limits, python
 		if e.Python, err = pipeline.ResolvePython(ctx, inside); err != nil {
 			return err
 		}
-		sb.box = box
+		sb.Box = box
 	}
 	e.Sandbox, r.Sandbox = sb, sb
 	return nil

@@ -69,7 +69,7 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 	if err != nil {
 		return nil, err
 	}
-	log.Info("limits per test and evaluation", "limits", lim.String())
+	log.Info("limits per test and evaluation", "limits", lim.String(), "swept_cgroups", lim.Swept())
 	clients, err := githubauth.New(opts.GitHub)
 	if err != nil {
 		return nil, fmt.Errorf("configuring GitHub access: %w", err)

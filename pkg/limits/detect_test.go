@@ -123,7 +123,7 @@ func TestV2FileProtocol(t *testing.T) {
 		t.Fatal(err)
 	}
 	rel, _ := filepath.Rel(root, g.dirs[""])
-	for file, want := range map[string]string{"memory.max": "314572800", "pids.max": "64", "cpu.weight": "50"} {
+	for file, want := range map[string]string{"memory.max": "314572800", "pids.max": "64", "cpu.weight": "50", "memory.oom.group": "1"} {
 		if got := read(filepath.Join(rel, file)); got != want {
 			t.Errorf("%s = %q; want %q", file, got, want)
 		}

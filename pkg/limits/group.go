@@ -19,73 +19,90 @@ import (
 // it gives up on the cgroup.
 const removeWait = 10 * time.Second
 
-// group is one command's cgroup: one directory per v1 controller, or one
-// on v2.
-type group struct {
+// Group is one command's cgroup: one directory per v1 controller, or one
+// on v2; with mode None, no cgroup at all. Start and Close are called
+// once each, by one goroutine.
+type Group struct {
 	mode Mode
 	dirs map[string]string // keyed as hierarchy.dirs
-	cfg  Config
+	// parents are the worker's own cgroups, keyed as dirs, that the
+	// thread starting the command returns to on v1.
+	parents map[string]string
+	cfg     Config
 }
 
 // seq numbers cgroups across every Limits of the process, so that two of
 // them (a service and a -local run in one test binary) never share a name.
 var seq atomic.Int64
 
-func (l *Limits) create() (*group, error) {
-	name := fmt.Sprintf("yci-%d-%d", os.Getpid(), seq.Add(1))
-	g := &group{mode: l.h.mode, dirs: map[string]string{}, cfg: l.cfg}
+// groupName is the name of a command's cgroup: the worker's pid, so that
+// a later worker can tell a dead one's leftovers (sweep), and a number.
+func groupName(pid int, n int64) string { return fmt.Sprintf("yci-%d-%d", pid, n) }
+
+func (l *Limits) create() (*Group, error) {
+	name := groupName(os.Getpid(), seq.Add(1))
+	g := &Group{mode: l.h.mode, dirs: map[string]string{}, parents: l.parents, cfg: l.cfg}
 	for key, parent := range l.parents {
 		dir := filepath.Join(parent, name)
 		if err := os.Mkdir(dir, 0o755); err != nil {
-			g.remove()
-			return nil, fmt.Errorf("creating cgroup %s: %w", dir, err)
+			return nil, errors.Join(fmt.Errorf("creating cgroup %s: %w", dir, err), g.remove())
 		}
 		g.dirs[key] = dir
 	}
-	for file, value := range g.settings() {
-		if err := os.WriteFile(file, []byte(value), 0o644); err != nil {
-			g.remove()
-			return nil, fmt.Errorf("setting the command's limit: %w", err)
+	for _, s := range g.settings() {
+		if err := os.WriteFile(s.file, []byte(s.value), 0o644); err != nil {
+			return nil, errors.Join(fmt.Errorf("setting the command's limit: %w", err), g.remove())
 		}
 	}
 	return g, nil
 }
 
-// settings are the files to write and their values. Swap counts too where
-// the kernel accounts it, or a limit on memory alone would push the tmpfs
-// to swap instead of ending the command.
-func (g *group) settings() map[string]string {
-	out := map[string]string{}
+// setting is a value to write to a cgroup file.
+type setting struct{ file, value string }
+
+// settings are the files to write and their values, in the order the
+// kernel accepts them (v1's memory+swap limit may not be below the memory
+// limit). Swap counts too where the kernel accounts it, or a limit on
+// memory alone would push the tmpfs to swap instead of ending the command.
+// On v2 memory.oom.group makes an OOM kill end every process of the
+// command, not one of them, so that no half of a test runs on.
+func (g *Group) settings() []setting {
+	var out []setting
+	add := func(dir, file, value string, optional bool) {
+		p := filepath.Join(dir, file)
+		if optional {
+			if _, err := os.Stat(p); err != nil {
+				return
+			}
+		}
+		out = append(out, setting{p, value})
+	}
 	mem, pids := strconv.FormatInt(g.cfg.Memory, 10), strconv.FormatInt(g.cfg.Pids, 10)
 	if g.mode == V2 {
 		d := g.dirs[""]
-		out[filepath.Join(d, "memory.max")] = mem
-		out[filepath.Join(d, "memory.swap.max")] = "0"
-		out[filepath.Join(d, "pids.max")] = pids
+		add(d, "memory.max", mem, false)
+		add(d, "memory.swap.max", "0", true)
+		add(d, "memory.oom.group", "1", false)
+		add(d, "pids.max", pids, false)
 		if g.cfg.CPUWeight > 0 {
-			out[filepath.Join(d, "cpu.weight")] = strconv.FormatInt(g.cfg.CPUWeight, 10)
+			add(d, "cpu.weight", strconv.FormatInt(g.cfg.CPUWeight, 10), false)
 		}
-		g.dropMissing(out, filepath.Join(d, "memory.swap.max"))
 		return out
 	}
-	out[filepath.Join(g.dirs["memory"], "memory.limit_in_bytes")] = mem
-	out[filepath.Join(g.dirs["pids"], "pids.max")] = pids
+	add(g.dirs["memory"], "memory.limit_in_bytes", mem, false)
+	// Only with swap accounting (swapaccount=1); without, swap is not
+	// charged and the limit above is all there is.
+	add(g.dirs["memory"], "memory.memsw.limit_in_bytes", mem, true)
+	add(g.dirs["pids"], "pids.max", pids, false)
 	if d, ok := g.dirs["cpu"]; ok && g.cfg.CPUWeight > 0 {
 		// v1 shares: 1024 is a normal process, as weight 100 is on v2.
-		out[filepath.Join(d, "cpu.shares")] = strconv.FormatInt(max(2, g.cfg.CPUWeight*1024/100), 10)
+		add(d, "cpu.shares", strconv.FormatInt(max(2, g.cfg.CPUWeight*1024/100), 10), false)
 	}
 	return out
 }
 
-// dropMissing leaves out an optional file the kernel does not have.
-func (g *group) dropMissing(out map[string]string, file string) {
-	if _, err := os.Stat(file); err != nil {
-		delete(out, file)
-	}
-}
-
-// dirList is the cgroup directories in a fixed order, for the shim.
-func (g *group) dirList() []string {
+// dirList is the cgroup directories in a fixed order.
+func (g *Group) dirList() []string {
 	var out []string
 	for _, d := range g.dirs {
 		out = append(out, d)
@@ -94,8 +111,25 @@ func (g *group) dirList() []string {
 	return out
 }
 
+// Close kills whatever is left in the cgroup, removes it, and returns an
+// *Exceeded when the command went past a limit (joined with any error
+// removing it).
+func (g *Group) Close() error {
+	if g.mode == None {
+		return nil
+	}
+	exceeded := g.exceeded()
+	if err := g.remove(); err != nil {
+		return errors.Join(exceeded, err)
+	}
+	if exceeded != nil {
+		return exceeded
+	}
+	return nil
+}
+
 // exceeded reads whether the command went past a limit.
-func (g *group) exceeded() *Exceeded {
+func (g *Group) exceeded() *Exceeded {
 	e := &Exceeded{Config: g.cfg}
 	if g.mode == V2 {
 		e.Memory = counter(filepath.Join(g.dirs[""], "memory.events"), "oom_kill") > 0
@@ -133,10 +167,21 @@ func counter(file, key string) int64 {
 
 // remove kills every process left in the cgroup and removes it. A pids
 // limit keeps a fork bomb from outrunning the kills.
-func (g *group) remove() error {
+func (g *Group) remove() error {
 	var errs []error
 	deadline := time.Now().Add(removeWait)
+	self := os.Getpid()
 	for _, dir := range g.dirList() {
+		if g.mode == V2 {
+			// cgroup.kill (Linux 5.14) kills every process at once, and
+			// those forked meanwhile; the loop below is then a wait.
+			kill := filepath.Join(dir, "cgroup.kill")
+			if _, err := os.Stat(kill); err == nil {
+				if err := os.WriteFile(kill, []byte("1"), 0o644); err != nil {
+					errs = append(errs, fmt.Errorf("killing what is left in %s: %w", dir, err))
+				}
+			}
+		}
 		for {
 			pids, err := members(dir)
 			if err != nil {
@@ -144,6 +189,11 @@ func (g *group) remove() error {
 				break
 			}
 			for _, pid := range pids {
+				if pid == self {
+					// A thread that could not leave after starting
+					// the command (Start on v1) is ending.
+					continue
+				}
 				if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 					errs = append(errs, fmt.Errorf("killing %d left in %s: %w", pid, dir, err))
 				}

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 
@@ -56,20 +55,18 @@ func (c Config) validate() error {
 type Limits struct {
 	h   hierarchy
 	cfg Config
-	sh  string
+	// swept is how many leftover cgroups Open removed.
+	swept int
 	// parents are the directories attempt cgroups are made in, per
 	// controller key of h.dirs.
 	parents map[string]string
 }
 
-// Unlimited returns Limits that create no cgroup: each wrapped command
-// only raises its oom_score_adj to 1000.
+// Unlimited returns Limits whose Groups create no cgroup: the caller
+// still raises each command's oom_score_adj with RaiseScore. It never
+// fails; the error keeps the signature of Open.
 func Unlimited() (*Limits, error) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		return nil, fmt.Errorf("finding sh: %w", err)
-	}
-	return &Limits{sh: sh}, nil
+	return &Limits{}, nil
 }
 
 // Open detects the worker's cgroup hierarchy and checks that it may create
@@ -98,11 +95,7 @@ func open(cfg Config, procCgroup, mountinfo, root string, pid int) (*Limits, err
 	if err != nil {
 		return nil, fmt.Errorf("finding the cgroups to limit tests with: %w", err)
 	}
-	l, err := Unlimited()
-	if err != nil {
-		return nil, err
-	}
-	l.h, l.cfg, l.parents = h, cfg, h.dirs
+	l := &Limits{h: h, cfg: cfg, parents: h.dirs}
 	if cfg.Memory == 0 {
 		avail, err := l.Available()
 		if err != nil {
@@ -115,6 +108,9 @@ func open(cfg Config, procCgroup, mountinfo, root string, pid int) (*Limits, err
 			return nil, err
 		}
 	}
+	if l.swept, err = sweep(l.parents, alive); err != nil {
+		return nil, err
+	}
 	// One throwaway cgroup proves the limits can be written.
 	g, err := l.create()
 	if err != nil {
@@ -125,6 +121,10 @@ func open(cfg Config, procCgroup, mountinfo, root string, pid int) (*Limits, err
 	}
 	return l, nil
 }
+
+// Swept is how many cgroups of earlier worker processes, gone since, Open
+// found, emptied (killing what was left in them) and removed.
+func (l *Limits) Swept() int { return l.swept }
 
 // Mode is how the limits are enforced.
 func (l *Limits) Mode() Mode { return l.h.mode }
@@ -147,51 +147,20 @@ func (l *Limits) String() string {
 	return fmt.Sprintf("%s: memory %s, %d processes, %s per test and evaluation", l.h.mode, Bytes(l.cfg.Memory), l.cfg.Pids, cpu)
 }
 
-// shim joins the cgroup directories given before "--", raises its own
-// oom_score_adj and execs the rest: nothing the command starts can run
-// outside its cgroups. It exits 125 when it cannot join.
-const shim = `echo 1000 >/proc/self/oom_score_adj || exit 125
-while [ "$1" != -- ]; do echo 0 >"$1/cgroup.procs" || { echo "yourci: could not join cgroup $1" >&2; exit 125; }; shift; done
-shift; exec "$@"`
-
-// Wrap rewrites the unstarted cmd (absolute Path) to run in a new cgroup
-// of its own, through a shell that joins it before it execs cmd's
-// program; cmd's Args[0] must be its Path. The caller must call done
-// exactly once, after cmd.Wait returned or when cmd could not start: done
-// kills whatever is left in the cgroup, removes it, and returns an
-// *Exceeded when the command went past a limit.
-func (l *Limits) Wrap(cmd *exec.Cmd) (done func() error, err error) {
-	if cmd.Process != nil {
-		return nil, errors.New("limiting a command: already started")
+// Group creates the cgroup of one command, with the configured limits.
+// The caller starts the command with the Group's Start and must call its
+// Close exactly once, after the command was waited for or when it could
+// not start. With mode None the Group creates nothing and Start is
+// cmd.Start.
+func (l *Limits) Group() (*Group, error) {
+	if l.h.mode == None {
+		return &Group{}, nil
 	}
-	var g *group
-	if l.h.mode != None {
-		if g, err = l.create(); err != nil {
-			return nil, err
-		}
-	}
-	args := []string{l.sh, "-c", shim, "yourci-limits"}
-	if g != nil {
-		args = append(args, g.dirList()...)
-	}
-	args = append(append(args, "--", cmd.Path), cmd.Args[1:]...)
-	cmd.Path, cmd.Args = l.sh, args
-	return func() error {
-		if g == nil {
-			return nil
-		}
-		exceeded := g.exceeded()
-		if err := g.remove(); err != nil {
-			return errors.Join(exceeded, err)
-		}
-		if exceeded != nil {
-			return exceeded
-		}
-		return nil
-	}, nil
+	return l.create()
 }
 
-// Exceeded is the error done returns for a command that went past a limit.
+// Exceeded is the error Group.Close returns for a command that went past a
+// limit.
 type Exceeded struct {
 	// Memory is set when the OOM killer killed one of its processes.
 	Memory bool

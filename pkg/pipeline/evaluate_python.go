@@ -104,7 +104,7 @@ func (e *Evaluator) runPython(parent context.Context, dir, work string, args []s
 		}
 		return killGroup(cmd.Process.Pid)
 	}
-	err = cmd.Start()
+	err = start(e.Sandbox, cmd)
 	closeChannels(nil, ends)
 	if err != nil {
 		return pythonExit{}, errors.Join(fmt.Errorf("starting %s to evaluate %s: %w", e.python(), ConfigFile, err), ran())

@@ -60,7 +60,7 @@ func (p *process) run(ctx context.Context) (Result, []string) {
 			return erroredResult(fmt.Errorf("confining the test: %w", err)), nil
 		}
 	}
-	err = cmd.Start()
+	err = start(p.sandbox, cmd)
 	// Only bash and its children may hold the write end, or reading would
 	// never see the end of the output.
 	w.Close()

@@ -22,6 +22,22 @@ type Sandbox interface {
 	Confine(cmd *exec.Cmd, writable, readOnly []string) (done func() error, err error)
 }
 
+// Starter is a Sandbox that decides how the commands it confined are
+// started: in a cgroup from their first instruction, held until their OOM
+// score is raised. Start is called once per confined command, in place of
+// cmd.Start, with the same contract: an error means cmd is not running.
+type Starter interface {
+	Start(cmd *exec.Cmd) error
+}
+
+// start starts cmd, confined by s (nil: unconfined).
+func start(s Sandbox, cmd *exec.Cmd) error {
+	if st, ok := s.(Starter); ok {
+		return st.Start(cmd)
+	}
+	return cmd.Start()
+}
+
 // limitError is what a Sandbox's done returns (wrapped or joined) for a
 // command that went past a kernel-enforced limit: its message is the
 // reason for the log, and Errored says whether that makes the attempt an

@@ -42,7 +42,7 @@ func mustConfined(t *testing.T, box *sandbox.Bwrap, dir, script string, readOnly
 	return out
 }
 
-func write(t *testing.T, path, data string) {
+func write(t testing.TB, path, data string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)

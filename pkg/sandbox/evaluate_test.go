@@ -15,7 +15,7 @@ import (
 )
 
 // confinedEvaluator is an Evaluator whose python runs in box.
-func confinedEvaluator(t *testing.T, box *sandbox.Bwrap, timeout time.Duration) *pipeline.Evaluator {
+func confinedEvaluator(t testing.TB, box *sandbox.Bwrap, timeout time.Duration) *pipeline.Evaluator {
 	t.Helper()
 	inside, err := box.LookPath("python3")
 	if err != nil {
@@ -28,7 +28,7 @@ func confinedEvaluator(t *testing.T, box *sandbox.Bwrap, timeout time.Duration) 
 	return &pipeline.Evaluator{Python: python, Sandbox: box, Timeout: timeout}
 }
 
-func checkout(t *testing.T, yci string) string {
+func checkout(t testing.TB, yci string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "source")
 	write(t, filepath.Join(dir, pipeline.ConfigFile), yci)

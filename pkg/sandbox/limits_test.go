@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -16,29 +15,10 @@ import (
 	"github.com/yourci/yourci/pkg/sandbox/sandboxtest"
 )
 
-// limitedBox is the worker's composition (cmd/worker limited): bubblewrap
-// inside, the cgroup shim outside.
-type limitedBox struct {
-	box *sandbox.Bwrap
-	lim *limits.Limits
-}
-
-func (l limitedBox) Confine(cmd *exec.Cmd, writable, readOnly []string) (func() error, error) {
-	boxDone, err := l.box.Confine(cmd, writable, readOnly)
-	if err != nil {
-		return nil, err
-	}
-	done, err := l.lim.Wrap(cmd)
-	if err != nil {
-		return nil, errors.Join(err, boxDone())
-	}
-	return func() error { return errors.Join(done(), boxDone()) }, nil
-}
-
 func TestRunnerWithLimits(t *testing.T) {
 	box := sandboxtest.New(t, sandbox.Options{TmpSize: 1 << 30})
 	lim := limitstest.Open(t, limits.Config{Memory: 200 << 20, Pids: 64, CPUWeight: 100})
-	r := &pipeline.Runner{Sandbox: limitedBox{box, lim}}
+	r := &pipeline.Runner{Sandbox: &sandbox.Limited{Box: box, Limits: lim}}
 	t.Run("filling_tmpfs_past_the_memory_limit_fails_with_the_reason", func(t *testing.T) {
 		a := attempt(t, "dd if=/dev/zero of=/tmp/fill bs=1M count=600 && echo filled")
 		res, log := run(t, r, t.Context(), a)
@@ -70,7 +50,7 @@ func TestEvaluateWithLimits(t *testing.T) {
 	box := sandboxtest.New(t, sandbox.Options{TmpSize: 1 << 30})
 	lim := limitstest.Open(t, limits.Config{Memory: 128 << 20, Pids: 64, CPUWeight: 100})
 	e := confinedEvaluator(t, box, time.Minute)
-	e.Sandbox = limitedBox{box, lim}
+	e.Sandbox = &sandbox.Limited{Box: box, Limits: lim}
 	dir := checkout(t, `def test_generator(build_id, pull):
     hog = b'x' * (400 << 20)
     yield from ()

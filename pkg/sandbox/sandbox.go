@@ -282,6 +282,21 @@ var ignored = []string{"TERM", "USR1"}
 // in a new session (setsid) and so a process group of its own, without a
 // controlling terminal.
 func (b *Bwrap) Confine(cmd *exec.Cmd, writable, readOnly []string) (done func() error, err error) {
+	c, err := b.confine(cmd, writable, readOnly, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.done, nil
+}
+
+// confined is a command rewritten by confine.
+type confined struct {
+	done func() error
+}
+
+// confine is Confine, with more bubblewrap arguments (the held command's
+// descriptors) placed before the command's own binds.
+func (b *Bwrap) confine(cmd *exec.Cmd, writable, readOnly []string, hold *hold) (*confined, error) {
 	if cmd.Process != nil {
 		return nil, errors.New("confining a command: already started")
 	}
@@ -309,7 +324,12 @@ func (b *Bwrap) Confine(cmd *exec.Cmd, writable, readOnly []string) (done func()
 		release()
 		return nil, fmt.Errorf("confining %s: %w", cmd.Path, err)
 	}
-	args, visible := b.commandLine(cmd, dir, shares, writable, readOnly, 3+len(cmd.ExtraFiles))
+	statusFD := 3 + len(cmd.ExtraFiles)
+	var more []string
+	if hold != nil {
+		more = hold.args(statusFD + 1)
+	}
+	args, visible := b.commandLine(cmd, dir, shares, writable, readOnly, statusFD, more)
 	if !under(visible, cmd.Path) {
 		status.close()
 		release()
@@ -322,22 +342,27 @@ func (b *Bwrap) Confine(cmd *exec.Cmd, writable, readOnly []string) (done func()
 	cmd.Env = confinedEnv(env, visible, shares.Cache)
 	cmd.Path, cmd.Args = b.env, args
 	cmd.ExtraFiles = append(cmd.ExtraFiles, status.w)
+	if hold != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, hold.childEnds()...)
+	}
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setsid, cmd.SysProcAttr.Setpgid = true, false
-	return func() error {
+	return &confined{done: func() error {
 		defer release()
 		return status.ran()
-	}, nil
+	}}, nil
 }
 
 // commandLine is the whole command line of cmd, confined, with bubblewrap's
-// status written to statusFD, and the directories visible inside.
-func (b *Bwrap) commandLine(cmd *exec.Cmd, dir string, shares Shares, writable, readOnly []string, statusFD int) (args, visible []string) {
-	args = make([]string, 0, len(b.prefix)+3*(len(shares.Objects)+len(readOnly)+len(writable)+1)+len(b.suffix)+len(b.inner)+len(cmd.Args)+3)
+// status written to statusFD and more arguments for bubblewrap, and the
+// directories visible inside.
+func (b *Bwrap) commandLine(cmd *exec.Cmd, dir string, shares Shares, writable, readOnly []string, statusFD int, more []string) (args, visible []string) {
+	args = make([]string, 0, len(b.prefix)+len(more)+3*(len(shares.Objects)+len(readOnly)+len(writable)+1)+len(b.suffix)+len(b.inner)+len(cmd.Args)+3)
 	args = append(args, b.prefix...)
 	args = append(args, "--json-status-fd", strconv.Itoa(statusFD))
+	args = append(args, more...)
 	visible = slices.Clone(b.visible)
 	for _, p := range append(slices.Clone(shares.Objects), readOnly...) {
 		p = filepath.Clean(p)
