@@ -1,9 +1,13 @@
-// Package worker handles the two kinds of work YourCI queues: handle_pull
-// (mirror, check out, evaluate .yci.py, queue one test per configuration)
-// and handle_test (check out, run one attempt, report its status, queue the
-// retry). It wires the pipeline, the workspace and GitHub statuses together
-// and leaves settling each message (ack, hand back, terminate) to the
-// decision it returns.
+// Package worker handles the three kinds of work YourCI queues, each from a
+// consumer of its own: handle_pull (mirror, check out, evaluate .yci.py,
+// record the build, queue one test per configuration), handle_test (check
+// out, run one attempt, record and report its state, queue the retry) and
+// handle_command (a comment's /retest and /ok-to-test, and GitHub's re-run
+// buttons, which find the failed tests in the build records). It wires the
+// pipeline, the workspace, the records in pkg/events and GitHub statuses or
+// check runs together, keeps the build pages from the records
+// (PageKeeper), and leaves settling each message (ack, hand back,
+// terminate) to the decision it returns.
 package worker
 
 import (
