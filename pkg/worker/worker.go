@@ -51,10 +51,9 @@ type Installation struct {
 	// label needs its webhook (or a command) to count.
 	Issues IssueEventLister
 	Git    artifacts.GitAuth
-	// Comments, Reactions and CombinedStatus answer comment commands.
-	Comments       CommentCreator
-	Reactions      ReactionCreator
-	CombinedStatus CombinedStatusGetter
+	// Comments and Reactions answer comment commands.
+	Comments  CommentCreator
+	Reactions ReactionCreator
 }
 
 // GitHub gives the access a job needs for the installation named in its
