@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-github/v88/github"
 
+	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/fakegithub"
 )
 
@@ -81,6 +82,7 @@ func TestRetestRerunsTheFailedTest(t *testing.T) {
 	}
 	flaky := first["yci/flaky"]
 	firstURL := flaky.GetTargetURL()
+	s.waitRecord(w, n, 1, "flaky failed", finalIs(map[string]events.TestState{"flaky": events.TestFailed, "steady": events.TestPassed}))
 
 	c := s.comment(n, "maintainer", "The network flaked again.\n\n/retest\n")
 	final := s.waitStatuses(sha, "flaky re-run", func(m map[string]github.RepoStatus) bool {

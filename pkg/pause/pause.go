@@ -35,3 +35,19 @@ func For(ctx context.Context, d time.Duration) error {
 func Until(ctx context.Context, t time.Time) error {
 	return For(ctx, time.Until(t))
 }
+
+// Poll asks done at once and then every interval until it returns true,
+// and returns nil then; or it returns ctx.Err() once ctx ends first. It is
+// for waiting on a condition nothing announces (a file appearing, a page
+// changing, a process leaving): give ctx the deadline past which waiting
+// is a failure. done runs on the caller's goroutine, one call at a time.
+func Poll(ctx context.Context, every time.Duration, done func() bool) error {
+	for {
+		if done() {
+			return nil
+		}
+		if err := For(ctx, every); err != nil {
+			return err
+		}
+	}
+}

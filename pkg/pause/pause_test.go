@@ -81,3 +81,37 @@ func TestUntil(t *testing.T) {
 		})
 	}
 }
+
+func TestPoll(t *testing.T) {
+	t.Parallel()
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name      string
+		ctx       context.Context
+		trueAfter int // done returns true from this call on; 0: never
+		want      error
+		wantCalls int
+	}{
+		{"true_at_once_returns_without_waiting", context.Background(), 1, nil, 1},
+		{"true_on_the_third_call", context.Background(), 3, nil, 3},
+		{"never_true_stops_when_the_context_ends", canceled, 0, context.Canceled, 1},
+		{"true_at_once_wins_over_an_ended_context", canceled, 1, nil, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			calls := 0
+			err := Poll(tt.ctx, time.Millisecond, func() bool {
+				calls++
+				return tt.trueAfter > 0 && calls >= tt.trueAfter
+			})
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Errorf("Poll = %v, want %v", err, tt.want)
+			}
+			if calls != tt.wantCalls {
+				t.Errorf("done called %d times, want %d", calls, tt.wantCalls)
+			}
+		})
+	}
+}
