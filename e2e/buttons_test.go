@@ -1,10 +1,10 @@
 package e2e
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-github/v88/github"
 
@@ -23,20 +23,17 @@ echo "passed on run $YCI_RERUN"`
 // one, oldest first).
 func (s *stack) waitCheckRuns(sha, what string, done func([]github.CheckRun) bool) []github.CheckRun {
 	s.tb.Helper()
-	deadline := time.After(waitLimit)
-	for {
-		runs := s.gh.CheckRuns(owner, repoName, sha)
-		if done(runs) {
-			return runs
-		}
-		select {
-		case <-deadline:
-			s.tb.Fatalf("waiting for %s on %.7s; check runs:\n%s", what, sha, describeRuns(runs))
-		case <-s.ctx.Done():
-			s.tb.Fatalf("waiting for %s: %v", what, s.ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
+	ctx, cancel := context.WithTimeout(s.ctx, waitLimit)
+	defer cancel()
+	var runs []github.CheckRun
+	err := s.gh.WaitCheckRuns(ctx, owner, repoName, sha, func(rs []github.CheckRun) bool {
+		runs = rs
+		return done(rs)
+	})
+	if err != nil {
+		s.tb.Fatalf("waiting for %s on %.7s: %v; check runs:\n%s", what, sha, err, describeRuns(runs))
 	}
+	return runs
 }
 
 // describeRuns lists check runs one a line, for failure messages.
