@@ -136,7 +136,8 @@ type RunningRecorder interface {
 	MarkRunning(ctx context.Context, a events.RunningAttempt) (done func(), err error)
 }
 
-// Worker handles deliveries of handle_pull and handle_test. Its methods may
+// Worker handles deliveries of handle_pull, handle_test and handle_command
+// (HandlePull, HandleTest, HandleCommand). Its methods may
 // be called concurrently; it keeps no state between jobs beyond its parts.
 type Worker struct {
 	opts      Options
