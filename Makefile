@@ -16,7 +16,8 @@ FUZZ_TARGETS = \
 	./pkg/webhook:FuzzParseCommands \
 	./pkg/webhook:FuzzCheckEventFrom \
 	./pkg/status:FuzzParseExternalID \
-	./pkg/pipeline:FuzzValidateName \
+	./pkg/events:FuzzValidateName \
+	./pkg/pipeline:FuzzDerivedName \
 	./pkg/pipeline:FuzzMaskingWriter \
 	./pkg/pipeline:FuzzTermWriter \
 	./pkg/events:FuzzTokenRoundTrip \

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // cronCommand returns the command of the cron/yourci entry whose output is
@@ -77,16 +79,12 @@ fi
 		command := cronCommand(t, "yourci-reconcile", append(replacements, "logger -t yourci-reconcile", "cat")...)
 		first := startProcess(t, exec.Command("/bin/sh", "-c", command), os.Interrupt)
 		t.Cleanup(func() { writeFile(t, release, "") })
-		deadline := time.Now().Add(processTimeout)
-		for len(readMarks()) == 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("the first sweep never started")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-
 		ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
 		defer cancel()
+		if pause.Poll(ctx, 10*time.Millisecond, func() bool { return len(readMarks()) > 0 }) != nil {
+			t.Fatal("the first sweep never started")
+		}
+
 		if out, err := runShell(ctx, command); err != nil || ctx.Err() != nil {
 			t.Fatalf("second sweep: %v (%v)\n%s", err, ctx.Err(), out)
 		}

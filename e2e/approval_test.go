@@ -200,6 +200,7 @@ func TestApprovalWhoseWebhookWasLost(t *testing.T) {
 
 	// GitHub's times have whole seconds; a label must be seen to come
 	// after the request for approval.
+	// The wait is the behaviour: the clock must pass a second boundary.
 	now := time.Now()
 	time.Sleep(now.Truncate(time.Second).Add(time.Second).Sub(now))
 	if err := s.gh.AddLabelAs(owner, repoName, n, "ok-to-test", "maint"); err != nil {

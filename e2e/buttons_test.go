@@ -1,13 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-github/v88/github"
 
+	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/fakegithub"
 	"github.com/yourci/yourci/pkg/status"
 )
@@ -22,20 +23,17 @@ echo "passed on run $YCI_RERUN"`
 // one, oldest first).
 func (s *stack) waitCheckRuns(sha, what string, done func([]github.CheckRun) bool) []github.CheckRun {
 	s.tb.Helper()
-	deadline := time.After(waitLimit)
-	for {
-		runs := s.gh.CheckRuns(owner, repoName, sha)
-		if done(runs) {
-			return runs
-		}
-		select {
-		case <-deadline:
-			s.tb.Fatalf("waiting for %s on %.7s; check runs:\n%s", what, sha, describeRuns(runs))
-		case <-s.ctx.Done():
-			s.tb.Fatalf("waiting for %s: %v", what, s.ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
+	ctx, cancel := context.WithTimeout(s.ctx, waitLimit)
+	defer cancel()
+	var runs []github.CheckRun
+	err := s.gh.WaitCheckRuns(ctx, owner, repoName, sha, func(rs []github.CheckRun) bool {
+		runs = rs
+		return done(rs)
+	})
+	if err != nil {
+		s.tb.Fatalf("waiting for %s on %.7s: %v; check runs:\n%s", what, sha, err, describeRuns(runs))
 	}
+	return runs
 }
 
 // describeRuns lists check runs one a line, for failure messages.
@@ -102,6 +100,8 @@ func TestRerunButtonsAndRetestWithAppAuth(t *testing.T) {
 	s.grant("maintainer", "write")
 	n, sha := s.openPull(map[string]string{".yci.py": yciPy([]string{"flaky", "steady"}, 0, 0), "test.sh": s.script(alternatingScript)})
 	runs := s.waitCheckRuns(sha, "the build", settledRuns(map[string][]string{"flaky": {"0:failure"}, "steady": {"0:success"}}))
+	failedOnce := finalIs(map[string]events.TestState{"flaky": events.TestFailed, "steady": events.TestPassed})
+	s.waitRecord(w, n, 1, "the build's end", failedOnce)
 	var firstLog string
 	for _, r := range runs {
 		if r.GetName() == "yci/flaky" {
@@ -114,6 +114,7 @@ func TestRerunButtonsAndRetestWithAppAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	runs = s.waitCheckRuns(sha, "flaky's re-run", settledRuns(map[string][]string{"flaky": {"0:failure", "1:success"}, "steady": {"0:success"}}))
+	s.waitRecord(w, n, 1, "flaky's re-run's end", finalIs(map[string]events.TestState{"flaky": events.TestPassed, "steady": events.TestPassed}))
 	build := w.httpRoot + owner + "/" + repoName + "/pulls/" + strconv.Itoa(n) + "/1/"
 	for _, r := range runs {
 		if id, _ := status.ParseExternalID(r.GetExternalID()); id.Test == "flaky" && id.Rerun == 1 {
@@ -135,8 +136,9 @@ func TestRerunButtonsAndRetestWithAppAuth(t *testing.T) {
 	}
 	s.waitCheckRuns(sha, "the suite's re-run", settledRuns(map[string][]string{
 		"flaky": {"0:failure", "1:success", "2:failure"}, "steady": {"0:success", "1:success"}}))
+	s.waitRecord(w, n, 1, "the suite's re-run's end", failedOnce)
 
-	// /retest reads the failed tests from the check runs: flaky only.
+	// /retest reads the failed tests from the build record: flaky only.
 	s.comment(n, "maintainer", "/retest")
 	runs = s.waitCheckRuns(sha, "/retest of the failed check", settledRuns(map[string][]string{
 		"flaky": {"0:failure", "1:success", "2:failure", "3:success"}, "steady": {"0:success", "1:success"}}))

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -85,26 +86,28 @@ func TestCheckRunsWithAppAuth(t *testing.T) {
 // its build.
 func checkSummaryRun(t *testing.T, s *stack, sha string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		for _, run := range s.gh.CheckRuns(owner, repoName, sha) {
-			if run.GetName() != "yci" || run.GetStatus() != "completed" {
-				continue
+	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+	defer cancel()
+	var summary github.CheckRun
+	err := s.gh.WaitCheckRuns(ctx, owner, repoName, sha, func(runs []github.CheckRun) bool {
+		for _, run := range runs {
+			if run.GetName() == "yci" && run.GetStatus() == "completed" {
+				summary = run
+				return true
 			}
-			id, err := status.ParseExternalID(run.GetExternalID())
-			if err != nil || id.Test != "" || id.SHA != sha || id.Build != 1 || id.Pull < 1 {
-				t.Errorf("yci: external_id %q reads %+v, %v", run.GetExternalID(), id, err)
-			}
-			if run.GetConclusion() != "success" || !strings.HasSuffix(run.GetDetailsURL(), "/pulls/"+strconv.Itoa(id.Pull)+"/1/index.html") {
-				t.Errorf("yci: %s, details %s", run.GetConclusion(), run.GetDetailsURL())
-			}
-			return
 		}
-		if time.Now().After(deadline) {
-			t.Errorf("%.7s: no completed summary check run yci", sha)
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+		return false
+	})
+	if err != nil {
+		t.Errorf("%.7s: no completed summary check run yci: %v", sha, err)
+		return
+	}
+	id, err := status.ParseExternalID(summary.GetExternalID())
+	if err != nil || id.Test != "" || id.SHA != sha || id.Build != 1 || id.Pull < 1 {
+		t.Errorf("yci: external_id %q reads %+v, %v", summary.GetExternalID(), id, err)
+	}
+	if summary.GetConclusion() != "success" || !strings.HasSuffix(summary.GetDetailsURL(), "/pulls/"+strconv.Itoa(id.Pull)+"/1/index.html") {
+		t.Errorf("yci: %s, details %s", summary.GetConclusion(), summary.GetDetailsURL())
 	}
 }
 

@@ -9,7 +9,9 @@ import (
 
 	"github.com/google/go-github/v88/github"
 
+	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/fakegithub"
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // rerunScript fails a test's first run and passes its re-runs, as a test
@@ -38,14 +40,13 @@ func (s *stack) waitComments(n int, what string, done func([]github.IssueComment
 // returns every reaction then.
 func (s *stack) waitReaction(id int64, what string) []github.Reaction {
 	s.tb.Helper()
-	for deadline := time.Now().Add(waitLimit); ; time.Sleep(20 * time.Millisecond) {
-		if r := s.gh.Reactions(owner, repoName, id); len(r) > 0 {
-			return r
-		}
-		if time.Now().After(deadline) {
-			s.tb.Fatalf("waiting for a reaction to %s", what)
-		}
+	ctx, cancel := context.WithTimeout(s.ctx, waitLimit)
+	defer cancel()
+	var r []github.Reaction
+	if pause.Poll(ctx, 20*time.Millisecond, func() bool { r = s.gh.Reactions(owner, repoName, id); return len(r) > 0 }) != nil {
+		s.tb.Fatalf("waiting for a reaction to %s", what)
 	}
+	return r
 }
 
 // grant gives each user the role on the repository, as pairs: user, role.
@@ -81,6 +82,7 @@ func TestRetestRerunsTheFailedTest(t *testing.T) {
 	}
 	flaky := first["yci/flaky"]
 	firstURL := flaky.GetTargetURL()
+	s.waitRecord(w, n, 1, "flaky failed", finalIs(map[string]events.TestState{"flaky": events.TestFailed, "steady": events.TestPassed}))
 
 	c := s.comment(n, "maintainer", "The network flaked again.\n\n/retest\n")
 	final := s.waitStatuses(sha, "flaky re-run", func(m map[string]github.RepoStatus) bool {

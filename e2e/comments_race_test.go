@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-github/v88/github"
 
+	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/fakegithub"
 	"github.com/yourci/yourci/pkg/status"
 )
@@ -153,6 +154,7 @@ func TestTenRetestLinesRerunOnce(t *testing.T) {
 	if st := s.waitFinal(sha, "yci/flaky", "yci/steady")["yci/flaky"]; st.GetState() != "failure" {
 		t.Fatalf("flaky's first run is %s, want failure", st.GetState())
 	}
+	s.waitRecord(w, n, 1, "flaky failed", finalIs(map[string]events.TestState{"flaky": events.TestFailed, "steady": events.TestPassed}))
 	c := s.comment(n, "maintainer", strings.Repeat("/retest\n", 10))
 	s.waitReaction(c.GetID(), "the ten /retest lines")
 	s.waitStatuses(sha, "flaky re-run", func(m map[string]github.RepoStatus) bool {

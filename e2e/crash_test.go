@@ -15,6 +15,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/launch"
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // TestWorkerKilledMidTestIsDeliveredAgain kills a worker (SIGKILL to its
@@ -252,12 +253,10 @@ func TestRestartedWorkerEndsTheKilledWorkersTest(t *testing.T) {
 	}
 	// The new worker sends the leftovers SIGKILL as it starts; the kill
 	// takes effect a moment later.
-	deadline := time.Now().Add(10 * time.Second)
+	waitCtx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
 	for _, pid := range orphans {
-		for alive(pid) && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if alive(pid) {
+		if pause.Poll(waitCtx, 20*time.Millisecond, func() bool { return !alive(pid) }) != nil {
 			t.Errorf("the killed worker's test (pid %d) is still running", pid)
 		}
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/google/go-github/v88/github"
 
 	"github.com/yourci/yourci/pkg/fakegithub"
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // TestNATSRestartLosesNothing restarts the JetStream server (same store,
@@ -88,13 +90,15 @@ func TestGitHubFaultsDelayStatusesWithoutLosingThem(t *testing.T) {
 	}
 	var got fakegithub.Counts
 	var calls, posted int
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	waitCtx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	if err := pause.Poll(waitCtx, 20*time.Millisecond, func() bool {
 		got = s.gh.Requests()
 		posted = len(s.gh.Statuses(owner, repoName, sha))
 		calls = got.ByRoute["POST /repos/{owner}/{repo}/statuses/{sha}"]
-		if calls == posted+len(faults) || time.Now().After(deadline) {
-			break
-		}
+		return calls == posted+len(faults)
+	}); err != nil {
+		t.Logf("requests and stored statuses never agreed: %v", err)
 	}
 	if got.Injected != len(faults) {
 		t.Errorf("%d injected faults answered, want %d", got.Injected, len(faults))

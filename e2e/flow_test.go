@@ -19,6 +19,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/fakegithub"
 	"github.com/yourci/yourci/pkg/natsserver"
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // seedMatrix is the seed design's 2×2 matrix, without retries.
@@ -229,9 +230,14 @@ func TestDuplicateEventsBuildOnce(t *testing.T) {
 	// message id); the duplicate did, and was recognised as built. The
 	// last event is counted once its handler returns, which may be after
 	// the test it queued has ended: a count below 3 gets a moment more.
-	handled := metric(t, w.MetricsAddr, `yci_pull_events_handled_total{result="ok"}`)
-	for deadline := time.Now().Add(10 * time.Second); handled < 3 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	var handled float64
+	waitCtx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	if err := pause.Poll(waitCtx, 20*time.Millisecond, func() bool {
 		handled = metric(t, w.MetricsAddr, `yci_pull_events_handled_total{result="ok"}`)
+		return handled >= 3
+	}); err != nil {
+		t.Logf("waiting for 3 handled pull events: %v", err)
 	}
 	if handled != 3 {
 		t.Errorf("worker handled %v pull events, want 3 (opened, duplicate, synchronize)", handled)

@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-github/v88/github"
+
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // testContexts counts the per-test contexts (yci/<name>) among m, leaving
@@ -50,7 +53,9 @@ func checkSummaryAndPage(t *testing.T, s *stack, w *worker, n int, sha, want str
 		// The page follows the build record a moment after the summary.
 		var missing []string
 		var page string
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		shows := func() bool {
 			page, missing = fetch(t, pageURL), nil
 			for c, st := range final {
 				name, ok := strings.CutPrefix(c, "yci/")
@@ -62,11 +67,9 @@ func checkSummaryAndPage(t *testing.T, s *stack, w *worker, n int, sha, want str
 					missing = append(missing, name+" as "+state)
 				}
 			}
-			if len(missing) == 0 || time.Now().After(deadline) {
-				break
-			}
+			return len(missing) == 0
 		}
-		if len(missing) > 0 {
+		if pause.Poll(ctx, 50*time.Millisecond, shows) != nil {
 			t.Errorf("build page does not show %s:\n%s", strings.Join(missing, ", "), page)
 		}
 	})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-github/v88/github"
 
+	"github.com/yourci/yourci/pkg/pause"
 	"github.com/yourci/yourci/pkg/status"
 )
 
@@ -85,11 +86,10 @@ echo done`
 	oldPage := w.httpRoot + owner + "/" + repoName + "/pulls/" + strconv.Itoa(n) + "/1/index.html"
 	const next = `Replaced by <a href="../2/index.html">build 2</a> of commit <code>`
 	var page string
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(page, next); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the old head's page never linked its successor:\n%s", page)
-		}
-		page = fetch(t, oldPage)
+	waitCtx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if pause.Poll(waitCtx, 50*time.Millisecond, func() bool { page = fetch(t, oldPage); return strings.Contains(page, next) }) != nil {
+		t.Fatalf("the old head's page never linked its successor:\n%s", page)
 	}
 	if !strings.Contains(page, `id="pull-link" href="`+s.gh.URL()+"/"+owner+"/"+repoName+"/pull/"+strconv.Itoa(n)+`"`) {
 		t.Errorf("the old head's page does not link the pull request:\n%s", page)

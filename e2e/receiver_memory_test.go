@@ -81,7 +81,8 @@ func TestReceiverMemoryUnderFlood(t *testing.T) {
 			attackers.Go(func() { floodTrickle(recv.Addr, stop) })
 		}
 	}
-	// Let the flood take hold before the real deliveries.
+	// Let the flood take hold before the real deliveries. The flood's
+	// length is the behaviour under test, not a wait for an event.
 	time.Sleep(2 * time.Second)
 	payload := openedPayload(t)
 	var slowest time.Duration
@@ -92,7 +93,7 @@ func TestReceiverMemoryUnderFlood(t *testing.T) {
 		if code != http.StatusAccepted {
 			t.Errorf("real delivery %d during the flood answered %d, want 202", i, code)
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond) // spread over the flood, as the behaviour under test
 	}
 	close(stop)
 	attackers.Wait()

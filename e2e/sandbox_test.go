@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-github/v88/github"
 
 	"github.com/yourci/yourci/pkg/fakegithub"
+	"github.com/yourci/yourci/pkg/pause"
 	"github.com/yourci/yourci/pkg/sandbox/sandboxtest"
 )
 
@@ -241,20 +242,21 @@ func goCompiles(t *testing.T, log string) int {
 // waitNoProcess waits until no process has name in its command line.
 func waitNoProcess(t *testing.T, name string) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		found := 0
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	found := 0
+	none := func() bool {
+		found = 0
 		matches, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 		for _, m := range matches {
 			if b, err := os.ReadFile(m); err == nil && bytes.Contains(b, []byte(name)) {
 				found++
 			}
 		}
-		if found == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d processes named %s outlived their test", found, name)
-		}
+		return found == 0
+	}
+	if pause.Poll(ctx, 10*time.Millisecond, none) != nil {
+		t.Fatalf("%d processes named %s outlived their test", found, name)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-github/v88/github"
+
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // script is a test.sh: a prelude, then body. The prelude names the test
@@ -124,14 +126,15 @@ func alive(pid int) bool {
 // it must not write into the test's directory while it is removed.
 func (s *stack) waitOrphans() {
 	matches, _ := filepath.Glob(filepath.Join(s.marks, "started-*"))
-	deadline := time.Now().Add(15 * time.Second)
+	ctx, cancel := context.WithTimeout(s.ctx, 15*time.Second)
+	defer cancel()
 	for _, m := range matches {
 		pid, err := strconv.Atoi(m[strings.LastIndexByte(m, '-')+1:])
 		if err != nil {
 			continue
 		}
-		for alive(pid) && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
+		if pause.Poll(ctx, 50*time.Millisecond, func() bool { return !alive(pid) }) != nil {
+			return // waited long enough: what is left is the cleanup's to bear
 		}
 	}
 }

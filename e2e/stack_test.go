@@ -202,7 +202,7 @@ func (s *stack) startNATS(mode natsMode) {
 func (s *stack) restartNATS(pause time.Duration) {
 	s.tb.Helper()
 	s.nats.Shutdown()
-	time.Sleep(pause)
+	time.Sleep(pause) // the outage is the behaviour under test: NATS stays away this long
 	srv, err := natsserver.Start(s.ctx, natsserver.Options{StoreDir: s.natsStore, Port: s.natsPort})
 	if err != nil {
 		s.tb.Fatalf("restarting NATS on port %d: %v", s.natsPort, err)

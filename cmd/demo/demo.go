@@ -182,6 +182,15 @@ func (d *demo) retest(ctx context.Context, gh *fakegithub.Server, n int, sha str
 	if err := gh.SetPermission(owner, repo, maintainer, "write"); err != nil {
 		return err
 	}
+	// /retest reads the build record, which the summary is written from:
+	// once the summary is final, so is every test in the record.
+	err := gh.WaitStatuses(ctx, owner, repo, sha, func(latest map[string]github.RepoStatus) bool {
+		sum, ok := latest["yci"]
+		return ok && sum.GetState() != "pending"
+	})
+	if err != nil {
+		return err
+	}
 	before := gh.LatestStatuses(owner, repo, sha)["yci/network"]
 	c, err := gh.Comment(owner, repo, n, maintainer, "The network flaked again.\n\n/retest\n")
 	if err != nil {

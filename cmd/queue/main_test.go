@@ -9,6 +9,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/natsserver"
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -72,14 +73,17 @@ func TestListsWhatAWorkerRecorded(t *testing.T) {
 	}
 	defer done()
 	// A consumer counts new messages a moment after they are stored.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	// Past the deadline the listing below shows what was counted.
+	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pause.Poll(waitCtx, 20*time.Millisecond, func() bool {
 		backlog, err := bus.Board().Backlog(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(backlog) == 2 && backlog[1].Pending == 2 || time.Now().After(deadline) {
-			break
-		}
+		return len(backlog) == 2 && backlog[1].Pending == 2
+	}); err != nil {
+		t.Logf("the backlog never showed both tests pending: %v", err)
 	}
 
 	var stdout, stderr strings.Builder

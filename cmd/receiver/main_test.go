@@ -25,6 +25,7 @@ import (
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/natsserver"
 	"github.com/yourci/yourci/pkg/natsserver/natstest"
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 const (
@@ -350,12 +351,10 @@ func testShutdownFinishesInFlight(t *testing.T) {
 // waitMetric returns once the receiver's /metrics shows line.
 func waitMetric(t *testing.T, url, line string) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for _, metrics := get(t, url+"/metrics"); !strings.Contains(metrics, line); _, metrics = get(t, url+"/metrics") {
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics never showed %q", line)
-		}
-		time.Sleep(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
+	defer cancel()
+	if pause.Poll(ctx, 10*time.Millisecond, func() bool { _, metrics := get(t, url+"/metrics"); return strings.Contains(metrics, line) }) != nil {
+		t.Fatalf("metrics never showed %q", line)
 	}
 }
 
@@ -363,16 +362,19 @@ func waitMetric(t *testing.T, url, line string) {
 // receiver has begun shutting down.
 func waitRefused(t *testing.T, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for time.Now().Before(deadline) {
+	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
+	defer cancel()
+	refused := func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
-			return
+			return true
 		}
 		c.Close()
-		time.Sleep(10 * time.Millisecond)
+		return false
 	}
-	t.Fatalf("%s still accepts connections after shutdown began", addr)
+	if pause.Poll(ctx, 10*time.Millisecond, refused) != nil {
+		t.Fatalf("%s still accepts connections after shutdown began", addr)
+	}
 }
 
 func testNATSDown(t *testing.T) {
@@ -390,12 +392,11 @@ func testNATSDown(t *testing.T) {
 	}
 
 	srv.Shutdown()
-	deadline := time.Now().Add(waitLimit)
-	for code, _ := get(t, r.url+"/healthz"); code != http.StatusServiceUnavailable; code, _ = get(t, r.url+"/healthz") {
-		if time.Now().After(deadline) {
-			t.Fatalf("healthz still %d with NATS stopped", code)
-		}
-		time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
+	defer cancel()
+	code := 0
+	if pause.Poll(ctx, 20*time.Millisecond, func() bool { code, _ = get(t, r.url+"/healthz"); return code == http.StatusServiceUnavailable }) != nil {
+		t.Fatalf("healthz still %d with NATS stopped", code)
 	}
 	body := opened(t)
 	if code, answer := deliver(t, r.url, testDelivery, sign(body), body); code != http.StatusServiceUnavailable {

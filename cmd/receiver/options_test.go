@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/yourci/yourci/pkg/natsserver"
+	"github.com/yourci/yourci/pkg/pause"
 	"github.com/yourci/yourci/pkg/webhook"
 )
 
@@ -187,12 +188,10 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	var stderr syncBuffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, nil, env(vars), &stderr) }()
-	deadline := time.Now().Add(waitLimit)
-	for !strings.Contains(stderr.String(), "receiver started") {
-		if time.Now().After(deadline) {
-			t.Fatalf("receiver did not start:\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	waitCtx, stop := context.WithTimeout(ctx, waitLimit)
+	defer stop()
+	if pause.Poll(waitCtx, 20*time.Millisecond, func() bool { return strings.Contains(stderr.String(), "receiver started") }) != nil {
+		t.Fatalf("receiver did not start:\n%s", stderr.String())
 	}
 	cancel()
 	if code := <-done; code != 0 {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/fakegithub"
 	"github.com/yourci/yourci/pkg/natsserver"
+	"github.com/yourci/yourci/pkg/pause"
 	"github.com/yourci/yourci/pkg/reconcile"
 )
 
@@ -194,9 +196,13 @@ func TestSIGTERMStopsAWaitingRun(t *testing.T) {
 	w.holdLock(t)
 	ctx, sigterm := context.WithCancel(t.Context())
 	done := make(chan int)
-	var out, errOut bytes.Buffer
+	var out, errOut syncBuffer
 	go func() { done <- run(ctx, []string{"-wait", "10m"}, env(w.vars), &out, &errOut) }()
-	time.Sleep(200 * time.Millisecond) // let it start waiting; either way it must stop
+	waitCtx, stop := context.WithTimeout(ctx, time.Minute)
+	defer stop()
+	if pause.Poll(waitCtx, 10*time.Millisecond, func() bool { return strings.Contains(errOut.String(), "waiting for the sweep lock") }) != nil {
+		t.Fatalf("the run never said it waits for the lock:\n%s", errOut.String())
+	}
 	sigterm()
 	if code := <-done; code != exitFailed {
 		t.Errorf("exit status %d, want %d\n%s%s", code, exitFailed, out.String(), errOut.String())
@@ -222,4 +228,23 @@ func TestMetricsFileHoldsTheSweepsResults(t *testing.T) {
 			t.Errorf("metrics file lacks %q:\n%s", want, b)
 		}
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's writes and the test's
+// reads at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

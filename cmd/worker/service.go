@@ -269,9 +269,8 @@ func (i installations) Installation(ctx context.Context, id int64) (worker.Insta
 		Issues:      c.Issues,
 		Git:         artifacts.GitAuth{Username: user, Password: pass},
 		// Comment commands.
-		Comments:       c.Issues,
-		Reactions:      c.Reactions,
-		CombinedStatus: c.Repositories,
+		Comments:  c.Issues,
+		Reactions: c.Reactions,
 	}
 	if i.clients.Method() == githubauth.MethodApp {
 		inst.Checks = c.Checks // only an App may write check runs

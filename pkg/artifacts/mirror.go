@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // mirrorRefspecs are what a mirror holds. Fetching with --prune removes a
@@ -310,12 +312,8 @@ func flockMode(ctx context.Context, f *os.File, how int) error {
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
 			return err
 		}
-		timer := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return ctx.Err()
-		case <-timer.C:
+		if err := pause.For(ctx, delay); err != nil {
+			return err
 		}
 		delay = min(2*delay, 200*time.Millisecond)
 	}

@@ -134,44 +134,12 @@ func ValidateRepo(repo string) error {
 	return nil
 }
 
-// ValidateTestName accepts a test configuration's name as used for its
-// directory, log symlink and status context: 1 to 128 letters, digits, '.',
-// '_' and '-', not starting with '.' or '-', and not "source", which is the
-// build's checkout, nor "index.html" or "build.json", the build's page.
+// ValidateTestName accepts what events.ValidateTestName accepts as a test
+// name, the name of its directory, log symlink and status context (the one
+// rule every edge shares). Errors wrap ErrInvalid.
 func ValidateTestName(name string) error {
-	if strings.HasPrefix(name, ".") {
-		return fmt.Errorf("test name %q: %w: starts with a dot", name, ErrInvalid)
-	}
-	if name == "source" {
-		return fmt.Errorf("test name %q: %w: reserved for the build's checkout", name, ErrInvalid)
-	}
-	if name == "index.html" || name == "build.json" {
-		return fmt.Errorf("test name %q: %w: reserved for the build's page", name, ErrInvalid)
-	}
-	if err := checkName(name, 128, "._-"); err != nil {
-		return fmt.Errorf("test name %q: %w", name, err)
-	}
-	return nil
-}
-
-// checkName accepts 1..max ASCII letters, digits and the given punctuation,
-// never starting with '-' (so no name can read as a command-line option).
-func checkName(s string, max int, punct string) error {
-	switch {
-	case s == "":
-		return fmt.Errorf("%w: empty", ErrInvalid)
-	case len(s) > max:
-		return fmt.Errorf("%w: longer than %d characters", ErrInvalid, max)
-	case s[0] == '-':
-		return fmt.Errorf("%w: starts with '-'", ErrInvalid)
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			strings.IndexByte(punct, c) >= 0
-		if !ok {
-			return fmt.Errorf("%w: character %q not allowed", ErrInvalid, c)
-		}
+	if err := events.ValidateTestName(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }

@@ -136,6 +136,8 @@ func TestValidationRefusesHostileNames(t *testing.T) {
 		{"test_name_index_html_is_the_build_page", ValidateTestName, "index.html"},
 		{"test_name_build_json_is_the_build_state", ValidateTestName, "build.json"},
 		{"test_name_with_a_leading_dot", ValidateTestName, ".hidden"},
+		{"test_name_source_in_any_case", ValidateTestName, "Source"},
+		{"test_name_over_100_bytes", ValidateTestName, strings.Repeat("a", 101)},
 	}
 	for _, tt := range extra {
 		t.Run(tt.name, func(t *testing.T) {

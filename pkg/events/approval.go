@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // DefaultApprovalLabel is the label with which someone who may write to a
@@ -117,7 +118,9 @@ func (r *Registry) updateApproval(ctx context.Context, repo Repo, pull int, sha 
 		if !errors.Is(err, errConflict) {
 			return err
 		}
-		pause(ctx, time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond))))
+		if err := pause.For(ctx, raceWait(attempt)); err != nil {
+			return fmt.Errorf("recording approval of %s#%d: %w", repo.FullName(), pull, err)
+		}
 	}
 	return fmt.Errorf("recording approval of %s#%d: lost %d races in a row", repo.FullName(), pull, claimAttempts)
 }

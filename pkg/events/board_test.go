@@ -86,15 +86,14 @@ func TestBoardListsQueuedAndRunningWork(t *testing.T) {
 		// A consumer counts new messages a moment after they are stored
 		// (the server signals its consumers asynchronously).
 		var diff string
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		eventually(t, "the backlog counts the new messages", func() bool {
 			backlog, err := board.Backlog(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff = cmp.Diff(wantBacklog, backlog); diff == "" || time.Now().After(deadline) {
-				break
-			}
-		}
+			diff = cmp.Diff(wantBacklog, backlog)
+			return diff == ""
+		})
 		if diff != "" {
 			t.Errorf("backlog (-want +got):\n%s", diff)
 		}

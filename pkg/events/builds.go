@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // claimAttempts bounds compare-and-set retries in ClaimBuild. Each retry
@@ -98,7 +98,9 @@ func (r *Registry) ClaimBuildFor(ctx context.Context, repo Repo, pull int, sha, 
 		}
 		// Another claim won the race: read again, after a short random
 		// pause so that racing claimers spread out.
-		pause(ctx, time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond))))
+		if err := pause.For(ctx, raceWait(attempt)); err != nil {
+			return Claim{}, fmt.Errorf("claiming build of %s#%d at %s: %w", repo.FullName(), pull, sha, err)
+		}
 	}
 	return Claim{}, fmt.Errorf("claiming build of %s#%d at %s: lost %d races in a row", repo.FullName(), pull, sha, claimAttempts)
 }
@@ -129,7 +131,9 @@ func (r *Registry) MarkQueued(ctx context.Context, repo Repo, pull int, sha stri
 		if !errors.Is(err, errConflict) {
 			return fmt.Errorf("marking build %d of %s#%d queued: %w", build, repo.FullName(), pull, err)
 		}
-		pause(ctx, time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond))))
+		if err := pause.For(ctx, raceWait(attempt)); err != nil {
+			return fmt.Errorf("marking build %d of %s#%d queued: %w", build, repo.FullName(), pull, err)
+		}
 	}
 	return fmt.Errorf("marking build %d of %s#%d queued: lost %d races in a row", build, repo.FullName(), pull, claimAttempts)
 }

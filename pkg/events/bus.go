@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // Names of the JetStream objects YourCI uses, shared by every process on
@@ -414,10 +416,8 @@ func (b *Bus) retrySetup(ctx context.Context, what string, op func(context.Conte
 			break
 		}
 		b.log.Debug("setting up JetStream; trying again", "what", what, "attempt", attempt, "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("setting up %s: %w", what, ctx.Err())
-		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		if err := pause.For(ctx, time.Duration(attempt)*50*time.Millisecond); err != nil {
+			return fmt.Errorf("setting up %s: %w", what, err)
 		}
 	}
 	if err != nil {

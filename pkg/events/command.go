@@ -179,8 +179,8 @@ func (e CommandEvent) validate() error {
 			errs = append(errs, fmt.Errorf("/%s names commit %q: %w", c.Kind, c.SHA, ErrInvalidEvent))
 		}
 		for _, name := range c.Tests {
-			if name == "" {
-				errs = append(errs, fmt.Errorf("empty test name in /%s: %w", c.Kind, ErrInvalidEvent))
+			if err := ValidateTestName(name); err != nil {
+				errs = append(errs, fmt.Errorf("in /%s: %w", c.Kind, err))
 			}
 		}
 	}

@@ -7,9 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"time"
+
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // headSeen is the record of when YourCI first saw a head commit of a pull
@@ -136,7 +137,9 @@ func (r *Registry) AllowReply(ctx context.Context, repo Repo, pull int, user, cl
 		if !errors.Is(err, errConflict) {
 			return err == nil, err
 		}
-		pause(ctx, time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond))))
+		if err := pause.For(ctx, raceWait(attempt)); err != nil {
+			return false, fmt.Errorf("allowing a reply to %s on %s#%d: %w", user, repo.FullName(), pull, err)
+		}
 	}
 	return false, fmt.Errorf("allowing a reply to %s on %s#%d: lost %d races in a row", user, repo.FullName(), pull, claimAttempts)
 }

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // Slots is a concurrency limit shared by every Consume call it is given
@@ -101,7 +104,9 @@ func consume[T any](ctx context.Context, b *Queue, cons jetstream.Consumer, name
 			}
 			if err != nil {
 				b.log.Warn("fetching message", "consumer", name, "err", err)
-				pause(ctx, b.opts.PollWait)
+				if pause.For(ctx, b.opts.PollWait) != nil {
+					return nil // ctx ended: stopping is what was asked
+				}
 			}
 			if ctx.Err() != nil {
 				return nil
@@ -168,13 +173,11 @@ func handlerContext(ctx context.Context, grace time.Duration) (context.Context, 
 	}
 }
 
-func pause(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+// raceWait is how long a compare-and-set that lost its attempt-th race
+// waits before reading again: a random part of attempt milliseconds, so
+// that racing writers spread out.
+func raceWait(attempt int) time.Duration {
+	return time.Duration(rand.Int64N(int64(attempt) * int64(time.Millisecond)))
 }
 
 // dispatch decodes msg and runs h, recovering a panic into a hand-back.

@@ -1,7 +1,15 @@
 // Package events defines the messages YourCI passes through NATS JetStream,
-// the subjects they travel on, and the stream, consumers and key-value
-// buckets that carry them. It knows nothing of GitHub, git or tests: a
-// message here is plain data any box can act on.
+// the subjects they travel on, the stream, consumers and key-value buckets
+// that carry them, and the records kept there: each build and its tests'
+// states (BuildRecord, TestState), which the pages, /retest and the re-run
+// buttons read, and the claims, approvals, re-runs and heads that keep
+// boxes from doing one thing twice. It speaks GitHub's nouns but never its
+// API: a repository, pull number, commit id, comment or check run id, the
+// approval label and a link to GitHub's pages are plain data here, and the
+// rules for them (Repo.Validate, ValidateSHA, ValidateTestName) live here
+// so that every edge shares one. It runs no git, no tests and no HTTP; of
+// YourCI it imports only pkg/pause. A message is plain data any box can act
+// on.
 //
 // Delivery is at least once. Publishers wait for JetStream's acknowledgement
 // and set a message id, so a copy published again within DuplicateWindow is

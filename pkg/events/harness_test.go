@@ -13,6 +13,7 @@ import (
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/natsserver"
 	"github.com/yourci/yourci/pkg/natsserver/natstest"
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // testServer is a running NATS server of either kind.
@@ -173,12 +174,10 @@ func receive[T any](t testing.TB, ch <-chan T, what string) T {
 // eventually polls cond until it holds, failing after 20 seconds.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if pause.Poll(ctx, 20*time.Millisecond, cond) != nil {
+		t.Fatalf("timed out waiting until %s", what)
 	}
 }
 

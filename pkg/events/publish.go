@@ -69,8 +69,8 @@ func (j TestJob) validate() error {
 	if j.Build < 1 {
 		errs = append(errs, fmt.Errorf("build %d: %w", j.Build, ErrInvalidEvent))
 	}
-	if j.Test.Name == "" {
-		errs = append(errs, fmt.Errorf("empty test name: %w", ErrInvalidEvent))
+	if err := ValidateTestName(j.Test.Name); err != nil {
+		errs = append(errs, err)
 	}
 	if j.Attempt < 1 {
 		errs = append(errs, fmt.Errorf("attempt %d: %w", j.Attempt, ErrInvalidEvent))

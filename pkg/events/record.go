@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // TestState is where one test of a build stands, as its build record keeps
@@ -212,7 +213,9 @@ func (rs *Records) UpdateBuild(ctx context.Context, k BuildKey, change func(*Bui
 		if !errors.Is(err, errConflict) {
 			return BuildRecord{}, fmt.Errorf("updating build record %s: %w", k, err)
 		}
-		pause(ctx, time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond))))
+		if err := pause.For(ctx, raceWait(attempt)); err != nil {
+			return BuildRecord{}, fmt.Errorf("updating build record %s: %w", k, err)
+		}
 	}
 	return BuildRecord{}, fmt.Errorf("updating build record %s: lost %d races in a row", k, claimAttempts)
 }

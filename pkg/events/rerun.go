@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strconv"
-	"time"
+
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // maxRerunClaims bounds how many claimants a build's re-run record
@@ -70,7 +70,9 @@ func (r *Registry) ClaimReruns(ctx context.Context, repo Repo, pull, build int, 
 		if !errors.Is(err, errConflict) {
 			return nil, fmt.Errorf("claiming re-runs of %s#%d build %d: %w", repo.FullName(), pull, build, err)
 		}
-		pause(ctx, time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond))))
+		if err := pause.For(ctx, raceWait(attempt)); err != nil {
+			return nil, fmt.Errorf("claiming re-runs of %s#%d build %d: %w", repo.FullName(), pull, build, err)
+		}
 	}
 	return nil, fmt.Errorf("claiming re-runs of %s#%d build %d: lost %d races in a row", repo.FullName(), pull, build, claimAttempts)
 }

@@ -1,6 +1,8 @@
 package fakegithub
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -310,4 +312,28 @@ func (s *Server) LatestCheckRuns(owner, name, sha string) map[string]github.Chec
 		out[run.GetName()] = run
 	}
 	return out
+}
+
+// WaitCheckRuns blocks until done, given every check run on sha of
+// owner/name (their latest form, oldest first, as CheckRuns returns them),
+// returns true, or until ctx ends. done is called once at the start and
+// again after every status or check run written to the server (for any
+// commit), never concurrently; it must not call back into the Server.
+func (s *Server) WaitCheckRuns(ctx context.Context, owner, name, sha string, done func([]github.CheckRun) bool) error {
+	for {
+		// The channel first: a write after it is taken closes it, so
+		// none between the read and the wait goes unseen.
+		s.mu.Lock()
+		changed := s.statusChanged
+		s.mu.Unlock()
+		runs := s.CheckRuns(owner, name, sha)
+		if done(runs) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for check runs of %s on %s/%s: %w", sha, owner, name, ctx.Err())
+		case <-changed:
+		}
+	}
 }

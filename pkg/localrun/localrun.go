@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/yourci/yourci/pkg/artifacts"
+	"github.com/yourci/yourci/pkg/pause"
 	"github.com/yourci/yourci/pkg/pipeline"
 )
 
@@ -209,7 +210,7 @@ func runTest(ctx context.Context, opts Options, runner *pipeline.Runner, cs copy
 	}
 	sleep := opts.Sleep
 	if sleep == nil {
-		sleep = sleepCtx
+		sleep = pause.For
 	}
 	a := pipeline.Attempt{
 		Test:    t,
@@ -231,17 +232,6 @@ func progressLine(r TestReport) string {
 	}
 	return fmt.Sprintf("%-24s %-9s after %d attempt(s), %s  %s",
 		r.Test.Name, r.Final.Outcome, len(r.Attempts), r.Duration().Round(time.Millisecond), r.Log)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)

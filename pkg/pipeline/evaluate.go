@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/yourci/yourci/pkg/events"
 )
 
 // Evaluator turns a checkout's .yci.py into the tests of a build by running
@@ -309,7 +311,7 @@ func (r evalTest) test() (Test, *ConfigError) {
 		values = append(values, kv[1])
 	}
 	if r.Name != nil {
-		if err := ValidateName(*r.Name); err != nil {
+		if err := events.ValidateTestName(*r.Name); err != nil {
 			return fail("%v", err)
 		}
 		t.Name = *r.Name

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // NextRetry decides, as plain data, whether a test is tried again after
@@ -39,7 +41,7 @@ func NextRetry(t Test, attempt int, o Outcome) (wait time.Duration, retry bool) 
 // result, which is not among the attempts, and notes it in the log.
 func RunWithRetries(ctx context.Context, r *Runner, a Attempt, sleep func(context.Context, time.Duration) error) (Result, []Result, error) {
 	if sleep == nil {
-		sleep = sleepContext
+		sleep = pause.For
 	}
 	if a.Number < 1 {
 		a.Number = 1
@@ -62,18 +64,6 @@ func RunWithRetries(ctx context.Context, r *Runner, a Attempt, sleep func(contex
 			}
 			return canceled, results, nil
 		}
-	}
-}
-
-// sleepContext waits for d or until ctx ends, whichever comes first.
-func sleepContext(ctx context.Context, d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // readPID reads a process id a test's command wrote to path.
@@ -46,12 +48,11 @@ func alive(pid int) bool {
 // asynchronously when the process does not hold the test's output.
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if !alive(pid) {
-			return
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if pause.Poll(ctx, 5*time.Millisecond, func() bool { return !alive(pid) }) != nil {
+		t.Fatalf("process %d still alive", pid)
 	}
-	t.Fatalf("process %d still alive", pid)
 }
 
 func TestRunnerTimeoutKillsWholeProcessGroup(t *testing.T) {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // attemptIn returns the first attempt of a test named "unit" running cmd in
@@ -75,13 +77,13 @@ func outputOf(t *testing.T, log string) string {
 // called from any goroutine, which then goes on to release the test.
 func waitForFile(t *testing.T, path string) bool {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if _, err := os.Stat(path); err == nil {
-			return true
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if pause.Poll(ctx, 5*time.Millisecond, func() bool { _, err := os.Stat(path); return err == nil }) != nil {
+		t.Errorf("%s never appeared", path)
+		return false
 	}
-	t.Errorf("%s never appeared", path)
-	return false
+	return true
 }
 
 func TestRunnerExitCodesBecomeOutcomes(t *testing.T) {
@@ -160,13 +162,13 @@ func TestRunnerLogIsVisibleWhileTestRuns(t *testing.T) {
 // it reports a timeout with t.Errorf and returns false.
 func waitForLog(t *testing.T, path, text string) bool {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, []byte(text)) {
-			return true
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if pause.Poll(ctx, 5*time.Millisecond, func() bool { b, err := os.ReadFile(path); return err == nil && bytes.Contains(b, []byte(text)) }) != nil {
+		t.Errorf("log never showed %q", text)
+		return false
 	}
-	t.Errorf("log never showed %q", text)
-	return false
+	return true
 }
 
 func TestRunnerTruncatesLogAtLimitAndTestKeepsRunning(t *testing.T) {

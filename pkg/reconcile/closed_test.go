@@ -11,6 +11,7 @@ import (
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/githubauth"
+	"github.com/yourci/yourci/pkg/pause"
 	"github.com/yourci/yourci/pkg/pipeline"
 	"github.com/yourci/yourci/pkg/worker"
 )
@@ -59,8 +60,8 @@ func TestWorkerDropsJobsOfAPullClosedSinceTheyWereQueued(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for e.streamMessages(t) > 0 && waitCtx.Err() == nil {
-		time.Sleep(20 * time.Millisecond)
+	if err := pause.Poll(waitCtx, 20*time.Millisecond, func() bool { return e.streamMessages(t) == 0 }); err != nil {
+		t.Logf("the stream still holds messages: %v", err)
 	}
 	stop()
 

@@ -9,6 +9,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // lockKey holds the sweep lock.
@@ -139,7 +141,7 @@ func (s *Store) Acquire(ctx context.Context, opts LockOptions) (*Lock, error) {
 		if waited >= opts.Wait {
 			return nil, &LockedError{Holder: held.Holder, Expires: held.Expires, Waited: waited}
 		}
-		if err := sleep(ctx, min(opts.Poll, opts.Wait-waited)); err != nil {
+		if err := pause.For(ctx, min(opts.Poll, opts.Wait-waited)); err != nil {
 			return nil, fmt.Errorf("waiting for the sweep lock: %w", err)
 		}
 	}

@@ -158,7 +158,7 @@ func TestLockIsRenewedWhileHeld(t *testing.T) {
 	}
 	defer release(t, held)
 	// Several TTLs later the holder, which renews every TTL/3, still
-	// holds it.
+	// holds it. Time passing is the behaviour under test.
 	time.Sleep(5 * time.Second)
 	_, err = e.store.Acquire(ctx, reconcile.LockOptions{Holder: "next sweep"})
 	var locked *reconcile.LockedError

@@ -95,18 +95,6 @@ func OpenStore(ctx context.Context, buckets Buckets, opts StoreOptions) (*Store,
 	return &Store{kv: kv, timeout: opts.Timeout}, nil
 }
 
-// sleep waits d or until ctx ends, and then returns ctx's error.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // errConflict reports a compare-and-set that lost to another writer.
 var errConflict = errors.New("record changed meanwhile")
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/yourci/yourci/pkg/pause"
 	"github.com/yourci/yourci/pkg/pipeline"
 	"github.com/yourci/yourci/pkg/sandbox"
 	"github.com/yourci/yourci/pkg/sandbox/sandboxtest"
@@ -72,10 +73,10 @@ func running(name string) []int {
 // effect asynchronously.
 func waitNoneRunning(t *testing.T, name string) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if len(running(name)) == 0 {
-			return
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if pause.Poll(ctx, 5*time.Millisecond, func() bool { return len(running(name)) == 0 }) == nil {
+		return
 	}
 	t.Fatalf("processes %v named %s still run after the attempt", running(name), name)
 }
@@ -144,10 +145,11 @@ func TestRunnerInSandboxCancelEndsEverything(t *testing.T) {
 	a := attempt(t, "trap 'echo got TERM; exit 0' TERM; "+sleeper(mark)+"touch started; sleep 1000 & wait")
 	ctx, cancel := context.WithCancelCause(t.Context())
 	go func() {
-		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			if _, err := os.Stat(filepath.Join(a.Dir, "started")); err == nil {
-				break
-			}
+		// Cancel once the test has started, or after 20s without it.
+		waitCtx, stop := context.WithTimeout(ctx, 20*time.Second)
+		defer stop()
+		if pause.Poll(waitCtx, 5*time.Millisecond, func() bool { _, err := os.Stat(filepath.Join(a.Dir, "started")); return err == nil }) != nil {
+			t.Log("the test never started; cancelling anyway")
 		}
 		cancel(errors.New("superseded by 0123abc"))
 	}()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/yourci/yourci/pkg/pause"
 	"github.com/yourci/yourci/pkg/status"
 	"github.com/yourci/yourci/pkg/status/statustest"
 )
@@ -160,15 +161,15 @@ func TestBudgetPacesTheSummary(t *testing.T) {
 // end of its interval goes from a goroutine of the Budget's.
 func (b *budgeted) waitSent(want ...string) {
 	b.t.Helper()
-	for range 500 {
-		// Stats count a send once the budget has noted its time, which it
-		// does after the fake has recorded the status.
-		if cmp.Equal(want, b.sent()) && b.budget.Stats().Sent == len(want) {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+	// Stats count a send once the budget has noted its time, which it
+	// does after the fake has recorded the status.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if pause.Poll(ctx, 10*time.Millisecond, func() bool {
+		return cmp.Equal(want, b.sent()) && b.budget.Stats().Sent == len(want)
+	}) != nil {
+		b.check(want...)
 	}
-	b.check(want...)
 }
 
 func TestBudgetWaitsOutRateLimitsFinalStatesFirst(t *testing.T) {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/google/go-github/v88/github"
+
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // StatusCreator is the one GitHub call a StatusWriter needs. Its signature
@@ -220,7 +222,7 @@ func NewReporterFor(w Writer, opts ...Option) *Reporter {
 		writer: w,
 		policy: defaultPolicy(),
 		now:    time.Now,
-		sleep:  sleepContext,
+		sleep:  pause.For,
 		logger: slog.Default(),
 	}
 	for _, opt := range opts {
@@ -310,18 +312,6 @@ func (s Status) check() error {
 		return fmt.Errorf("%w: unknown conclusion %q", ErrInvalid, s.Conclusion)
 	}
 	return nil
-}
-
-// sleepContext waits d or until ctx ends, whichever comes first.
-func sleepContext(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // ShowsOutput reports whether the Reporter's states show Status.Output

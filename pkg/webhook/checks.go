@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/yourci/yourci/pkg/events"
-	"github.com/yourci/yourci/pkg/pipeline"
 	"github.com/yourci/yourci/pkg/status"
 )
 
@@ -116,7 +115,7 @@ func (cd checkRunDelivery) event(delivery string) (events.CommandEvent, error) {
 		return events.CommandEvent{}, &BadRequestError{Field: "check_run.id", Problem: "must be at least 1"}
 	case id.SHA != run.HeadSHA:
 		return events.CommandEvent{}, &BadRequestError{Field: "check_run.external_id", Problem: "names another commit than check_run.head_sha"}
-	case id.Test != "" && pipeline.ValidateName(id.Test) != nil:
+	case id.Test != "" && events.ValidateTestName(id.Test) != nil:
 		return events.CommandEvent{}, &BadRequestError{Field: "check_run.external_id", Problem: "names no valid test"}
 	case run.Name != status.Context(id.Test):
 		return events.CommandEvent{}, &BadRequestError{Field: "check_run.name", Problem: "does not match its external_id"}

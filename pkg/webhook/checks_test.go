@@ -9,7 +9,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/yourci/yourci/pkg/events"
-	"github.com/yourci/yourci/pkg/pipeline"
 )
 
 var (
@@ -225,7 +224,7 @@ func FuzzCheckEventFrom(f *testing.F) {
 			t.Fatalf("event %+v", ev)
 		}
 		for _, name := range ev.Commands[0].Tests {
-			if err := pipeline.ValidateName(name); err != nil {
+			if err := events.ValidateTestName(name); err != nil {
 				t.Fatalf("test name %q carried: %v", name, err)
 			}
 		}

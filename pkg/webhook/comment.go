@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/yourci/yourci/pkg/events"
-	"github.com/yourci/yourci/pkg/pipeline"
 )
 
 // Limits on what one comment may ask, so that a command event stays a few
@@ -163,7 +162,7 @@ func (cd commentDelivery) validate(ev events.CommandEvent) error {
 // indented code blocks) and HTML comments, so that quoting someone's
 // command does not run it again. The words after /retest are test names:
 // duplicates are dropped, and words that cannot be test names (by
-// pipeline.ValidateName) are counted in Invalid, never carried. The word
+// events.ValidateTestName) are counted in Invalid, never carried. The word
 // after /ok-to-test, when it is 7 to 40 hex digits, names the commit to
 // approve; other words after it are ignored. A command given twice runs
 // once: every /retest line of a comment merges into one /retest of the
@@ -266,7 +265,7 @@ func parseLine(text string) (cmd events.Command, ok bool) {
 	for _, w := range words[1:] {
 		switch {
 		case seen[w]:
-		case pipeline.ValidateName(w) != nil, len(cmd.Tests) == MaxTestsPerCommand:
+		case events.ValidateTestName(w) != nil, len(cmd.Tests) == MaxTestsPerCommand:
 			cmd.Invalid++
 		default:
 			seen[w] = true

@@ -14,7 +14,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/yourci/yourci/pkg/events"
-	"github.com/yourci/yourci/pkg/pipeline"
 )
 
 func retest(tests ...string) events.Command {
@@ -315,7 +314,7 @@ func FuzzParseCommands(f *testing.F) {
 			}
 			seen := map[string]bool{}
 			for _, name := range c.Tests {
-				if err := pipeline.ValidateName(name); err != nil || seen[name] {
+				if err := events.ValidateTestName(name); err != nil || seen[name] {
 					t.Fatalf("name %q carried: valid=%v, duplicate=%v", name, err, seen[name])
 				}
 				seen[name] = true

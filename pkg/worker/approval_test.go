@@ -73,6 +73,7 @@ func (r *rig) yciHistory(sha string) []string {
 // whole seconds, and a label read from the issue events counts only when
 // it was added in a later second than YourCI's request for approval.
 func nextSecond() {
+	// The wait is the behaviour: the clock must pass a second boundary.
 	now := time.Now()
 	time.Sleep(now.Truncate(time.Second).Add(time.Second).Sub(now))
 }

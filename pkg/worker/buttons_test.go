@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"context"
 	"log/slog"
 	"strings"
 	"testing"
@@ -11,7 +10,6 @@ import (
 	"github.com/google/go-github/v88/github"
 
 	"github.com/yourci/yourci/pkg/events"
-	"github.com/yourci/yourci/pkg/status"
 )
 
 const headSHA = "0123456789abcdef0123456789abcdef01234567"
@@ -156,66 +154,6 @@ func TestButtonPressesNeverComment(t *testing.T) {
 			}
 			if !strings.Contains(logs.String(), tc.logged) {
 				t.Errorf("log lacks %q:\n%s", tc.logged, logs.String())
-			}
-		})
-	}
-}
-
-// runLister is a CheckRunLister holding runs, newest last, served in
-// pages of two.
-type runLister struct{ runs []*github.CheckRun }
-
-func (l runLister) ListCheckRunsForRef(_ context.Context, _, _, _ string, opts *github.ListCheckRunsOptions) (*github.ListCheckRunsResults, *github.Response, error) {
-	start := max(opts.Page-1, 0) * 2
-	end := min(start+2, len(l.runs))
-	resp := &github.Response{}
-	if end < len(l.runs) {
-		resp.NextPage = max(opts.Page, 1) + 1
-	}
-	return &github.ListCheckRunsResults{Total: github.Ptr(len(l.runs)), CheckRuns: l.runs[start:end]}, resp, nil
-}
-
-func TestCheckRunStates(t *testing.T) {
-	t.Parallel()
-	repo := events.Repo{Owner: owner, Name: repoName}
-	var next int64
-	run := func(test string, build, rerun int, state, conclusion string) *github.CheckRun {
-		next++
-		id := status.ExternalID{Owner: owner, Repo: repoName, Pull: 4, SHA: headSHA, Build: build, Rerun: rerun, Test: test}
-		r := &github.CheckRun{ID: github.Ptr(next), Name: github.Ptr(status.Context(test)), ExternalID: github.Ptr(id.String()), Status: github.Ptr(state)}
-		if conclusion != "" {
-			r.Conclusion = github.Ptr(conclusion)
-		}
-		return r
-	}
-	runs := []*github.CheckRun{
-		run("flaky", 2, 0, "completed", "failure"),
-		run("flaky", 2, 1, "completed", "success"), // its re-run passed
-		run("slow", 2, 0, "completed", "timed_out"),
-		run("gone", 2, 0, "completed", "cancelled"),
-		run("fine", 2, 0, "completed", "neutral"),
-		run("busy", 2, 0, "completed", "failure"),
-		run("busy", 2, 1, "in_progress", ""),
-		run("old", 1, 0, "completed", "failure"), // another build
-		run("", 2, 0, "completed", "failure"),    // the build-wide check
-		{ID: github.Ptr(int64(99)), Name: github.Ptr("lint"), ExternalID: github.Ptr("other-app"), Status: github.Ptr("completed"),
-			Conclusion: github.Ptr("failure")},
-	}
-	// The API's order is not relied on: newest first, as GitHub lists.
-	reversed := make([]*github.CheckRun, len(runs))
-	for i, r := range runs {
-		reversed[len(runs)-1-i] = r
-	}
-	want := map[string]string{"flaky": "success", "slow": "failure", "gone": "error", "fine": "success", "busy": "pending"}
-	for name, list := range map[string][]*github.CheckRun{"oldest_first": runs, "newest_first": reversed} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			got, err := checkRunStates(t.Context(), runLister{list}, repo, 4, headSHA, 2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("states (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -31,12 +31,6 @@ type ReactionCreator interface {
 	CreateIssueCommentReaction(ctx context.Context, owner, repo string, id int64, content string) (*github.Reaction, *github.Response, error)
 }
 
-// CombinedStatusGetter reads the latest status of each context of a
-// commit; go-github's RepositoriesService has it.
-type CombinedStatusGetter interface {
-	GetCombinedStatus(ctx context.Context, owner, repo, ref string, opts *github.ListOptions) (*github.CombinedStatus, *github.Response, error)
-}
-
 // RerunQueue is what comment commands need of JetStream: the build of a
 // head, re-run numbers and the publication of their first attempts, and
 // the pull event that builds a head /ok-to-test approved. An
@@ -279,11 +273,12 @@ func (w *Worker) findTarget(ctx context.Context, log *slog.Logger, inst Installa
 }
 
 // retest queues a re-run of the tests /retest asks for (see pickReruns),
-// each with a "queued" status pointing at its new log.
+// each recorded as queued in the build record and with a "queued" status
+// pointing at its new log.
 func (w *Worker) retest(ctx context.Context, log *slog.Logger, inst Installation, ev events.CommandEvent, i int, c events.Command, t *commandTarget) (outcome, error) {
-	states, err := w.testStates(ctx, inst, ev.Repo, t)
-	if err != nil {
-		return outcome{}, err
+	states, o, err := w.testStates(ctx, ev.Repo, t)
+	if err != nil || o.refusal != "" {
+		return o, err
 	}
 	names := make([]string, len(t.tests))
 	specs := make(map[string]pipeline.Test, len(t.tests))
@@ -298,6 +293,9 @@ func (w *Worker) retest(ctx context.Context, log *slog.Logger, inst Installation
 	runs, err := w.opts.Reruns.ClaimReruns(ctx, ev.Repo, ev.Number, t.build, run, ev.MsgID()+"/"+strconv.Itoa(i))
 	if err != nil {
 		return outcome{}, fmt.Errorf("numbering re-runs: %w", err)
+	}
+	if err := w.recordRerunsQueued(ctx, ev, t, runs); err != nil {
+		return outcome{}, err
 	}
 	rep := w.reporter(inst, log)
 	b := build(ev.Repo, ev.Number, t.build)
@@ -328,62 +326,23 @@ func (w *Worker) retest(ctx context.Context, log *slog.Logger, inst Installation
 	return outcome{}, nil
 }
 
-// maxStatusPages bounds the pages of a head's statuses read (100 contexts
-// each): far more tests than any matrix has.
-const maxStatusPages = 20
-
-// testStates maps each test of t to the state of its latest status or
-// check run, as GitHub holds it: they are the record every box shares, so
-// a /retest works whichever box ran the tests. An installation that
-// writes check runs (an App) is read through them, any other through the
-// commit's statuses.
-func (w *Worker) testStates(ctx context.Context, inst Installation, repo events.Repo, t *commandTarget) (map[string]string, error) {
-	if inst.Checks != nil {
-		return checkRunStates(ctx, inst.Checks, repo, t.pull, t.sha, t.build)
-	}
-	return statusStates(ctx, inst.CombinedStatus, repo, t.sha)
-}
-
-// statusStates maps each test name to the state of its latest status
-// yci/<name> on sha.
-func statusStates(ctx context.Context, gh CombinedStatusGetter, repo events.Repo, sha string) (map[string]string, error) {
-	states := map[string]string{}
-	opts := &github.ListOptions{PerPage: 100}
-	for range maxStatusPages {
-		cs, resp, err := gh.GetCombinedStatus(ctx, repo.Owner, repo.Name, sha, opts)
-		if err != nil {
-			return nil, fmt.Errorf("reading statuses of %s: %w", sha, err)
-		}
-		for _, st := range cs.Statuses {
-			if name, ok := strings.CutPrefix(st.GetContext(), status.ContextPrefix+"/"); ok {
-				states[name] = st.GetState()
-			}
-		}
-		if resp == nil || resp.NextPage == 0 {
-			break
-		}
-		opts.Page = resp.NextPage
-	}
-	return states, nil
-}
-
 // pickReruns decides what /retest runs, given the build's test names and
-// each test's latest status state. Without names it runs the tests whose
-// state is failure or error; with names, exactly those, if every one is a
-// test of the build that is not queued or running. Anything else is
-// refused, and then nothing runs.
-func pickReruns(known []string, states map[string]string, c events.Command, build int, sha string) ([]string, outcome) {
+// each test's state in the build record. Without names it runs the tests
+// that failed or errored; with names, exactly those, if every one is a
+// test of the build that is not queued, running or waiting to retry.
+// Anything else is refused, and then nothing runs.
+func pickReruns(known []string, states map[string]events.TestState, c events.Command, build int, sha string) ([]string, outcome) {
 	isKnown := make(map[string]bool, len(known))
 	for _, n := range known {
 		isKnown[n] = true
 	}
-	var unknown, busy []string
+	var unknown, busyNames []string
 	for _, n := range c.Tests {
 		switch {
 		case !isKnown[n]:
 			unknown = append(unknown, n)
-		case states[n] == string(status.Pending):
-			busy = append(busy, n)
+		case busy(states[n]):
+			busyNames = append(busyNames, n)
 		}
 	}
 	switch {
@@ -396,14 +355,14 @@ func pickReruns(known []string, states map[string]string, c events.Command, buil
 			}
 		}
 		return nil, refused("%s. Build %d has %s.", what, build, listNames(known))
-	case len(busy) > 0:
-		return nil, refused("%s still queued or running; re-run it once it is done.", quoteNames(busy))
+	case len(busyNames) > 0:
+		return nil, refused("%s still queued or running; re-run it once it is done.", quoteNames(busyNames))
 	case len(c.Tests) > 0:
 		return c.Tests, outcome{}
 	}
 	var failed []string
 	for _, n := range known {
-		if s := states[n]; s == string(status.Failure) || s == string(status.Error) {
+		if s := states[n]; s == events.TestFailed || s == events.TestErrored {
 			failed = append(failed, n)
 		}
 	}

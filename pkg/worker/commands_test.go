@@ -24,21 +24,25 @@ import (
 func TestPickReruns(t *testing.T) {
 	t.Parallel()
 	known := []string{"a", "b", "c", "d"}
-	states := map[string]string{"a": "success", "b": "failure", "c": "error", "d": "pending"}
+	states := map[string]events.TestState{"a": events.TestPassed, "b": events.TestFailed, "c": events.TestErrored, "d": events.TestRunning}
 	tests := []struct {
 		name    string
 		cmd     events.Command
-		states  map[string]string
+		states  map[string]events.TestState
 		want    []string
 		refusal string // a substring; "" when accepted
 	}{
 		{name: "bare_retest_runs_failed_and_errored", cmd: events.Command{Kind: events.Retest}, states: states, want: []string{"b", "c"}},
 		{name: "names_run_as_given", cmd: events.Command{Kind: events.Retest, Tests: []string{"c", "a"}}, states: states, want: []string{"c", "a"}},
 		{name: "a_passed_test_may_be_named", cmd: events.Command{Kind: events.Retest, Tests: []string{"a"}}, states: states, want: []string{"a"}},
-		{name: "a_test_without_status_may_be_named", cmd: events.Command{Kind: events.Retest, Tests: []string{"a"}}, states: map[string]string{}, want: []string{"a"}},
-		{name: "nothing_failed", cmd: events.Command{Kind: events.Retest}, states: map[string]string{"a": "success", "d": "pending"},
+		{name: "a_test_without_state_may_be_named", cmd: events.Command{Kind: events.Retest, Tests: []string{"a"}}, states: map[string]events.TestState{}, want: []string{"a"}},
+		{name: "a_superseded_test_may_be_named", cmd: events.Command{Kind: events.Retest, Tests: []string{"a"}},
+			states: map[string]events.TestState{"a": events.TestSuperseded}, want: []string{"a"}},
+		{name: "nothing_failed", cmd: events.Command{Kind: events.Retest}, states: map[string]events.TestState{"a": events.TestPassed, "d": events.TestRunning},
 			refusal: "nothing to re-run: no test of build 3 at 0123456 has failed"},
-		{name: "no_statuses_at_all", cmd: events.Command{Kind: events.Retest}, states: map[string]string{}, refusal: "nothing to re-run"},
+		{name: "superseded_is_not_failed", cmd: events.Command{Kind: events.Retest}, states: map[string]events.TestState{"a": events.TestSuperseded},
+			refusal: "nothing to re-run"},
+		{name: "no_states_at_all", cmd: events.Command{Kind: events.Retest}, states: map[string]events.TestState{}, refusal: "nothing to re-run"},
 		{name: "unknown_name_runs_nothing", cmd: events.Command{Kind: events.Retest, Tests: []string{"b", "zz"}}, states: states,
 			refusal: "unknown test `zz`. Build 3 has tests `a`, `b`, `c`, `d`."},
 		{name: "invalid_words_run_nothing", cmd: events.Command{Kind: events.Retest, Tests: []string{"b"}, Invalid: 2}, states: states,
@@ -47,6 +51,10 @@ func TestPickReruns(t *testing.T) {
 			refusal: "1 word(s) cannot be test names, and unknown test `zz`."},
 		{name: "running_test_is_refused", cmd: events.Command{Kind: events.Retest, Tests: []string{"b", "d"}}, states: states,
 			refusal: "`d` still queued or running"},
+		{name: "queued_test_is_refused", cmd: events.Command{Kind: events.Retest, Tests: []string{"a"}},
+			states: map[string]events.TestState{"a": events.TestQueued}, refusal: "`a` still queued or running"},
+		{name: "retrying_test_is_refused", cmd: events.Command{Kind: events.Retest, Tests: []string{"a"}},
+			states: map[string]events.TestState{"a": events.TestRetrying}, refusal: "`a` still queued or running"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -229,10 +237,6 @@ func (f *commandFakes) CreateIssueCommentReaction(_ context.Context, _, _ string
 	return &github.Reaction{Content: github.Ptr(content)}, nil, nil
 }
 
-func (f *commandFakes) GetCombinedStatus(context.Context, string, string, string, *github.ListOptions) (*github.CombinedStatus, *github.Response, error) {
-	return &github.CombinedStatus{}, nil, nil
-}
-
 func (f *commandFakes) BuildOf(_ context.Context, _ events.Repo, _ int, sha string) (int, bool, error) {
 	n, ok := f.builds[sha]
 	return n, ok, nil
@@ -250,7 +254,7 @@ func (f *commandFakes) PublishTest(_ context.Context, job events.TestJob) error 
 }
 
 func (f *commandFakes) Installation(context.Context, int64) (Installation, error) {
-	return Installation{Pulls: f, Permissions: f, Comments: f, Reactions: f, CombinedStatus: f}, nil
+	return Installation{Pulls: f, Permissions: f, Comments: f, Reactions: f}, nil
 }
 
 func TestHandleCommandRefusals(t *testing.T) {
@@ -308,7 +312,7 @@ func TestHandleCommandRefusals(t *testing.T) {
 func TestRepliesAreNeverCommands(t *testing.T) {
 	t.Parallel()
 	_, unknown := pickReruns([]string{"a"}, nil, events.Command{Kind: events.Retest, Tests: []string{"b"}, Invalid: 1}, 1, "abc")
-	_, busy := pickReruns([]string{"a"}, map[string]string{"a": "pending"}, events.Command{Kind: events.Retest, Tests: []string{"a"}}, 1, "abc")
+	_, busy := pickReruns([]string{"a"}, map[string]events.TestState{"a": events.TestRunning}, events.Command{Kind: events.Retest, Tests: []string{"a"}}, 1, "abc")
 	_, none := pickReruns([]string{"a"}, nil, events.Command{Kind: events.Retest}, 1, "abc")
 	for _, refusal := range []string{unknown.refusal, busy.refusal, none.refusal} {
 		for _, body := range []string{

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/fakegithub"
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // This file feeds one worker hostile .yci.py files, hostile tests and
@@ -106,13 +108,11 @@ func processesWith(t *testing.T, marker string) []string {
 func assertNoProcessWith(t *testing.T, marker string) {
 	t.Helper()
 	var left []string
-	for range 100 {
-		if left = processesWith(t, marker); len(left) == 0 {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if pause.Poll(ctx, 50*time.Millisecond, func() bool { left = processesWith(t, marker); return len(left) == 0 }) != nil {
+		t.Errorf("processes left behind: %q", left)
 	}
-	t.Errorf("processes left behind: %q", left)
 }
 
 // testRunning is a .yci.py yielding one test named t running command,

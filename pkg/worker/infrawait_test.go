@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/fakegithub"
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 func TestInfraWait(t *testing.T) {
@@ -92,12 +94,10 @@ func TestInfrastructureErrorsOutlastMaxDeliver(t *testing.T) {
 	var free atomic.Uint64
 	r, sha, dir := infraRig(t, &free, time.Hour)
 	tries := r.w.opts.Metrics.InfraErrors.WithLabelValues(InfraDisk)
-	deadline := time.Now().Add(60 * time.Second)
-	for counterValue(t, tries) < 2*events.DefaultMaxDeliver {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %v tries in a minute", counterValue(t, tries))
-		}
-		time.Sleep(20 * time.Millisecond)
+	waitCtx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	if pause.Poll(waitCtx, 20*time.Millisecond, func() bool { return counterValue(t, tries) >= 2*events.DefaultMaxDeliver }) != nil {
+		t.Fatalf("only %v tries in a minute", counterValue(t, tries))
 	}
 	// Meanwhile the status and the page say why the test waits.
 	s := r.waitFor(t, sha, func(m map[string]github.RepoStatus) bool { _, ok := m["yci/t"]; return ok })["yci/t"]

@@ -13,6 +13,7 @@ import (
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/pages"
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // RecordWatcher delivers every build record as it changes, on every box;
@@ -163,9 +164,8 @@ func (k *PageKeeper) watch(ctx context.Context) {
 			return
 		}
 		k.log.Warn("watching build records for pages; trying again", "err", err, "after", wait)
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
+		if pause.For(ctx, wait) != nil {
+			return // ctx ended: the loop's condition would stop it too
 		}
 		wait = min(2*wait, watchRetry)
 	}

@@ -155,10 +155,15 @@ func TestPageKeeper(t *testing.T) {
 		page := r.path("acme/widget/pulls/1/1/index.html")
 		waitForFile(t, page, "first")
 		r.records.push(buildWith(1, 1, events.TestPassed, "second"))
-		// The keeper has the second revision: it waits for the hour. (Were
-		// it written at once, this check would see it, or miss it and
-		// pass; it cannot fail while the keeper keeps the interval.)
-		time.Sleep(200 * time.Millisecond)
+		// The keeper has the second revision (push returns once it was
+		// taken in) and waits for the hour. A build it never wrote is
+		// written at once, in a pass that looks at every build: once the
+		// next one's page is there, that pass has passed build 1 over.
+		if err := os.MkdirAll(r.path("acme/widget/pulls/1/2"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		r.records.push(buildWith(1, 2, events.TestRunning, "next"))
+		waitForFile(t, r.path("acme/widget/pulls/1/2/index.html"), "next")
 		if data, _ := os.ReadFile(page); !strings.Contains(string(data), "first") {
 			t.Errorf("the page was written again within the interval:\n%s", data)
 		}

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/pause"
 	"github.com/yourci/yourci/pkg/pipeline"
 	"github.com/yourci/yourci/pkg/status"
 )
@@ -178,12 +180,14 @@ func TestBuildPagesAndSummaryFollowTheBuild(t *testing.T) {
 		// Reopened without a new commit: the event builds nothing, but
 		// the pull is open on the pages again.
 		r.publish(t, pr.GetNumber(), sha, "delivery-reopened")
-		page, _ := os.ReadFile(repoPage)
-		for deadline := time.Now().Add(30 * time.Second); strings.Contains(string(page), "Recently closed"); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("the reopened pull stays closed:\n%s", page)
-			}
+		var page []byte
+		waitCtx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		if pause.Poll(waitCtx, 20*time.Millisecond, func() bool {
 			page, _ = os.ReadFile(repoPage)
+			return !strings.Contains(string(page), "Recently closed")
+		}) != nil {
+			t.Fatalf("the reopened pull stays closed:\n%s", page)
 		}
 		if !strings.Contains(string(page), `href="pulls/1/1/index.html"`) {
 			t.Errorf("the reopened pull is not listed open:\n%s", page)
@@ -194,15 +198,15 @@ func TestBuildPagesAndSummaryFollowTheBuild(t *testing.T) {
 // waitForFile waits until the file at path holds want, and returns it.
 func waitForFile(t *testing.T, path, want string) []byte {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		data, err := os.ReadFile(path)
-		if err == nil && strings.Contains(string(data), want) {
-			return data
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never held %q (%v):\n%s", path, want, err, data)
-		}
-		time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var data []byte
+	var err error
+	if pause.Poll(ctx, 20*time.Millisecond, func() bool {
+		data, err = os.ReadFile(path)
+		return err == nil && strings.Contains(string(data), want)
+	}) != nil {
+		t.Fatalf("%s never held %q (%v):\n%s", path, want, err, data)
 	}
+	return data
 }

@@ -101,24 +101,27 @@ func TestSupersededHeadIsNotPaintedBroken(t *testing.T) {
 // and returns the latest of each name.
 func (r *rig) waitCheckRuns(t *testing.T, sha string, want ...string) map[string]github.CheckRun {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		runs := r.gh.LatestCheckRuns(owner, repoName, sha)
-		done := true
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	runs := map[string]github.CheckRun{}
+	err := r.gh.WaitCheckRuns(ctx, owner, repoName, sha, func(all []github.CheckRun) bool {
+		clear(runs)
+		for _, run := range all { // oldest first: the newest of a name wins
+			runs[run.GetName()] = run
+		}
 		for _, name := range want {
-			run := runs[name]
-			done = done && run.GetStatus() == "completed"
-		}
-		if done {
-			return runs
-		}
-		if time.Now().After(deadline) {
-			var have []string
-			for name, run := range runs {
-				have = append(have, name+"="+run.GetStatus()+"/"+run.GetConclusion())
+			if run := runs[name]; run.GetStatus() != "completed" {
+				return false
 			}
-			t.Fatalf("check runs %v never completed; have %s", want, strings.Join(have, ", "))
 		}
-		time.Sleep(50 * time.Millisecond)
+		return true
+	})
+	if err != nil {
+		var have []string
+		for name, run := range runs {
+			have = append(have, name+"="+run.GetStatus()+"/"+run.GetConclusion())
+		}
+		t.Fatalf("check runs %v never completed (%v); have %s", want, err, strings.Join(have, ", "))
 	}
+	return runs
 }

@@ -1,9 +1,13 @@
-// Package worker handles the two kinds of work YourCI queues: handle_pull
-// (mirror, check out, evaluate .yci.py, queue one test per configuration)
-// and handle_test (check out, run one attempt, report its status, queue the
-// retry). It wires the pipeline, the workspace and GitHub statuses together
-// and leaves settling each message (ack, hand back, terminate) to the
-// decision it returns.
+// Package worker handles the three kinds of work YourCI queues, each from a
+// consumer of its own: handle_pull (mirror, check out, evaluate .yci.py,
+// record the build, queue one test per configuration), handle_test (check
+// out, run one attempt, record and report its state, queue the retry) and
+// handle_command (a comment's /retest and /ok-to-test, and GitHub's re-run
+// buttons, which find the failed tests in the build records). It wires the
+// pipeline, the workspace, the records in pkg/events and GitHub statuses or
+// check runs together, keeps the build pages from the records
+// (PageKeeper), and leaves settling each message (ack, hand back,
+// terminate) to the decision it returns.
 package worker
 
 import (
@@ -47,10 +51,9 @@ type Installation struct {
 	// label needs its webhook (or a command) to count.
 	Issues IssueEventLister
 	Git    artifacts.GitAuth
-	// Comments, Reactions and CombinedStatus answer comment commands.
-	Comments       CommentCreator
-	Reactions      ReactionCreator
-	CombinedStatus CombinedStatusGetter
+	// Comments and Reactions answer comment commands.
+	Comments  CommentCreator
+	Reactions ReactionCreator
 }
 
 // GitHub gives the access a job needs for the installation named in its
@@ -133,7 +136,8 @@ type RunningRecorder interface {
 	MarkRunning(ctx context.Context, a events.RunningAttempt) (done func(), err error)
 }
 
-// Worker handles deliveries of handle_pull and handle_test. Its methods may
+// Worker handles deliveries of handle_pull, handle_test and handle_command
+// (HandlePull, HandleTest, HandleCommand). Its methods may
 // be called concurrently; it keeps no state between jobs beyond its parts.
 type Worker struct {
 	opts      Options
