@@ -150,7 +150,8 @@ func (p *Projector) Leading() bool {
 
 // Run watches the records and, while it holds the lease, writes what they
 // owe GitHub, until ctx ends. Then it settles: for at most Options.Settle
-// it writes what is owed now (held states stay held), gives the lease up
+// it writes what is owed now (failed writes once more, held states stay
+// held), gives the lease up
 // and returns. It returns an error only when the watch cannot run.
 func (p *Projector) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -305,7 +306,8 @@ func (p *Projector) setLeading(held bool) {
 	}
 }
 
-// settle writes, within Options.Settle, every owed build that is due now,
+// settle writes, within Options.Settle, what every owed build owes now
+// (a failed write is tried once more at once; held states stay held),
 // when this projector leads, then gives up the lease.
 func (p *Projector) settle() {
 	ctx, cancel := context.WithTimeout(context.Background(), p.opts.Settle)
@@ -313,11 +315,8 @@ func (p *Projector) settle() {
 	p.mu.Lock()
 	leading := p.leading
 	var due []events.BuildKey
-	now := time.Now()
-	for k, at := range p.owed {
-		if !at.After(now) {
-			due = append(due, k)
-		}
+	for k := range p.owed {
+		due = append(due, k) // a backoff ends now; holds stay (next)
 	}
 	p.mu.Unlock()
 	if !leading {

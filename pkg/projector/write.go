@@ -86,7 +86,8 @@ func (p *Projector) show(ctx context.Context, k events.BuildKey) time.Time {
 // App), else through commit statuses: the one place that decides. Each
 // write is tried once; the Projector retries from the record.
 func (p *Projector) reporter(c Client) *status.Reporter {
-	opts := append([]status.Option{status.WithLogger(p.log), status.WithMaxAttempts(1)}, p.opts.StatusOptions...)
+	opts := append([]status.Option{status.WithLogger(p.log), status.WithMaxAttempts(1),
+		status.WithBackoff(p.opts.FirstBackoff, p.opts.MaxBackoff)}, p.opts.StatusOptions...)
 	if c.Checks != nil {
 		return status.NewReporterFor(status.CheckRunWriter{Client: c.Checks, IDs: p.ids}, opts...)
 	}
