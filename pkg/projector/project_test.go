@@ -116,6 +116,9 @@ func TestProjectMarks(t *testing.T) {
 	if a[1].Mark != b[1].Mark {
 		t.Errorf("summary marks differ (%q, %q) though the summary did not change", a[1].Mark, b[1].Mark)
 	}
+	if c := Project(first, "https://box2.example/page"); c[1].Mark != a[1].Mark {
+		t.Errorf("summary marks differ with the box serving the page (%q, %q): a new lease holder would write every summary again", a[1].Mark, c[1].Mark)
+	}
 }
 
 func TestNext(t *testing.T) {
