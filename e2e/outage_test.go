@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/yourci/yourci/pkg/events"
@@ -80,4 +81,24 @@ func TestGitHubOutageMidBuild(t *testing.T) {
 		}
 	}
 	t.Logf("%d requests refused during the outage; history:\n%s", s.gh.Requests().Injected, s.history(sha))
+}
+
+// checkNeverBack checks a test's status history (descriptions) as the
+// projector writes it from the records: GitHub may miss states the record
+// moved past while no write could go (a lease changing hands, an outage),
+// but it never goes back to queued once the test ran or ended, and it
+// ends with a description starting with wantLast.
+func checkNeverBack(t *testing.T, got []string, wantLast string) {
+	t.Helper()
+	ran := false
+	for _, d := range got {
+		if ran && strings.HasPrefix(d, "pending: queued") {
+			t.Errorf("status history went back to queued:\n  %s", strings.Join(got, "\n  "))
+			return
+		}
+		ran = ran || !strings.HasPrefix(d, "pending: queued")
+	}
+	if len(got) == 0 || !strings.HasPrefix(got[len(got)-1], wantLast) {
+		t.Errorf("status history:\n  %s\nwant it to end with %q", strings.Join(got, "\n  "), wantLast)
+	}
 }
