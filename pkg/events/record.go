@@ -74,6 +74,9 @@ type TestRecord struct {
 	LogURL string `json:"log_url,omitempty"`
 	// Flaky says the test passed after a failed attempt.
 	Flaky bool `json:"flaky,omitempty"`
+	// Rerun is the run the test's state is of: 0 for the build's own, k
+	// for its k-th re-run (queued before its first attempt exists).
+	Rerun int `json:"rerun,omitempty"`
 	// SupersededBy is the commit whose push ended the test, set while
 	// State is TestSuperseded and empty otherwise.
 	SupersededBy string `json:"superseded_by,omitempty"`

@@ -57,9 +57,10 @@ func testState(rec events.BuildRecord, t *events.TestRecord) State {
 		Test: t.Name, Description: t.Description, TargetURL: t.LogURL,
 		Conclusion: status.Conclusion(t.Conclusion),
 	}
+	st.Rerun = t.Rerun
 	attempt := ""
 	if a := t.Latest(); a != nil {
-		st.Rerun = a.Rerun
+		st.Rerun = max(st.Rerun, a.Rerun)
 		attempt = strconv.Itoa(a.Rerun) + "." + strconv.Itoa(a.Number) + "@" + a.Start.UTC().Format(time.RFC3339Nano)
 	}
 	switch t.State {
@@ -85,7 +86,7 @@ func testState(rec events.BuildRecord, t *events.TestRecord) State {
 	if _, shown := rec.Shown[t.Name]; !shown && t.State == events.TestQueued && len(t.Attempts) == 0 {
 		st.New = true
 	}
-	mark := strings.Join([]string{string(t.State), st.Description, string(st.Conclusion), st.TargetURL, attempt}, "|")
+	mark := strings.Join([]string{string(t.State), st.Description, string(st.Conclusion), st.TargetURL, strconv.Itoa(st.Rerun), attempt}, "|")
 	return State{Part: t.Name, Status: st, Since: t.Updated, Mark: mark}
 }
 

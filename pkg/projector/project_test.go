@@ -66,6 +66,13 @@ func TestProject(t *testing.T) {
 				{Test: "unit", Description: "queued", URL: "https://ci.example/unit", State: status.Pending},
 				{Description: "1 queued of 1", URL: page, State: status.Pending},
 			}},
+		{"a queued re-run is of its own run before its first attempt, and not new: it may exist already",
+			record(events.TestRecord{Name: "unit", State: events.TestQueued, Rerun: 2, Description: "queued: re-run 2 asked by @dev",
+				Attempts: []events.AttemptRecord{{Number: 1, Outcome: "failed"}}}),
+			[]shownStatus{
+				{Test: "unit", Description: "queued: re-run 2 asked by @dev", State: status.Pending, Rerun: 2},
+				{Description: "1 queued of 1", URL: page, State: status.Pending},
+			}},
 		{"a running test is a started pending state",
 			record(running),
 			[]shownStatus{

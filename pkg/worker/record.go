@@ -171,7 +171,7 @@ func applyChange(t *events.TestRecord, rerun, attempt int, state events.TestStat
 		return false
 	}
 	t.State, t.Description, t.Updated, t.SupersededBy = state, st.Description, now, ""
-	t.Conclusion, t.Report = string(st.Conclusion), reportOf(st.Output)
+	t.Conclusion, t.Report, t.Rerun = string(st.Conclusion), reportOf(st.Output), rerun
 	if st.TargetURL != "" {
 		t.LogURL = st.TargetURL
 	}
