@@ -219,7 +219,8 @@ func (w *Worker) reportAttempt(ctx context.Context, rep *status.Reporter, st sta
 // reportFinal sets a test's final status. When GitHub will not take it now,
 // the status is queued as a job of its own, so that it is retried later
 // without running the test again; only if even that fails is the attempt
-// handed back.
+// handed back. With a projector (Options.Projected) it writes nothing: the
+// record change that follows is the final state, and the projector retries.
 func (w *Worker) reportFinal(ctx context.Context, rep *status.Reporter, st status.Status, job events.TestJob) error {
 	err := w.show(ctx, rep, st)
 	if err == nil || errors.Is(err, status.ErrRejected) || ctx.Err() != nil {
