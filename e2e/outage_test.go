@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/yourci/yourci/pkg/events"
 )
 
@@ -34,53 +36,86 @@ func (s *stack) buildStates(worker string, n, build int) map[string]events.TestS
 	return out
 }
 
-// TestGitHubOutageMidBuild makes GitHub answer every API request with 503
-// while a build's tests run and end: the records keep their final states,
-// GitHub shows none of them, and once GitHub is back every final state and
-// the summary reach it from the records, with no handler writing again.
-func TestGitHubOutageMidBuild(t *testing.T) {
-	t.Parallel()
-	s := newStack(t, stackOptions{})
-	s.startWorker("box1", "YCI_JOBS=3")
-	names := []string{"pass", "fail", "also-pass"}
-	n, sha := s.openPull(map[string]string{
-		".yci.py": yciPy(names, 0, 0),
-		"test.sh": s.script(`wait_release; [ "$T" != fail ]`),
-	})
-	for _, name := range names {
-		s.waitRunning(sha, name)
-	}
-
-	s.gh.FailNext("", "/repos/", 1<<30, http.StatusServiceUnavailable, nil)
-	s.release()
-	s.waitUntil("the records to hold every final state", func() bool {
-		states := s.buildStates("box1", n, 1)
-		for _, name := range names {
-			if !states[name].Final() {
-				return false
+// shownFinal is what GitHub shows as final for each context of sha: a
+// commit status's state, or a completed check run's conclusion.
+func (s *stack) shownFinal(sha string, checkRuns bool) map[string]string {
+	out := map[string]string{}
+	if checkRuns {
+		for name, run := range s.gh.LatestCheckRuns(owner, repoName, sha) {
+			if run.GetStatus() == "completed" {
+				out[name] = run.GetConclusion()
 			}
 		}
-		return true
-	})
-	refused := s.gh.Requests().Injected
-	s.waitUntil("the projector to try GitHub again during the outage", func() bool {
-		return s.gh.Requests().Injected > refused
-	})
+		return out
+	}
 	for c, st := range s.gh.LatestStatuses(owner, repoName, sha) {
 		if st.GetState() != "pending" {
-			t.Errorf("during the outage GitHub shows %s %s: a write got through a failing server", c, st.GetState())
+			out[c] = st.GetState()
 		}
 	}
+	return out
+}
 
-	s.gh.ClearFailures()
-	final := s.waitFinal(sha, append(contexts(names...), "yci")...)
-	want := map[string]string{"yci/pass": "success", "yci/fail": "failure", "yci/also-pass": "success", "yci": "failure"}
-	for c, state := range want {
-		if got := final[c]; got.GetState() != state {
-			t.Errorf("after the outage %s is %s %q, want %s\nhistory:\n%s", c, got.GetState(), got.GetDescription(), state, s.history(sha))
-		}
+// TestGitHubOutageMidBuild makes GitHub answer every API request with 503
+// while a build's tests run and end, with commit statuses and with check
+// runs (App auth): the records keep the final states, GitHub shows none of
+// them, and once GitHub is back every test's final state and the summary
+// reach it from the records, with no handler writing again. The outage
+// lasts until the records are final and the projector has tried GitHub
+// again, not a fixed time.
+func TestGitHubOutageMidBuild(t *testing.T) {
+	t.Parallel()
+	for _, checkRuns := range []bool{false, true} {
+		t.Run(map[bool]string{false: "statuses", true: "check_runs"}[checkRuns], func(t *testing.T) {
+			t.Parallel()
+			s := newStack(t, stackOptions{})
+			env := []string{"YCI_JOBS=3"}
+			if checkRuns {
+				env = append(env, s.appEnv()...)
+			}
+			s.startWorker("box1", env...)
+			names := []string{"pass", "fail", "also-pass"}
+			n, sha := s.openPull(map[string]string{
+				".yci.py": yciPy(names, 0, 0),
+				"test.sh": s.script(`wait_release; [ "$T" != fail ]`),
+			})
+			for _, name := range names {
+				s.waitFile("started-" + sha + "-" + name + "-*")
+			}
+
+			s.gh.FailNext("", "/repos/", 1<<30, http.StatusServiceUnavailable, nil)
+			s.release()
+			s.waitUntil("the records to hold every final state", func() bool {
+				states := s.buildStates("box1", n, 1)
+				for _, name := range names {
+					if !states[name].Final() {
+						return false
+					}
+				}
+				return true
+			})
+			refused := s.gh.Requests().Injected
+			s.waitUntil("the projector to try GitHub again during the outage", func() bool {
+				return s.gh.Requests().Injected > refused
+			})
+			if got := s.shownFinal(sha, checkRuns); len(got) != 0 {
+				t.Errorf("during the outage GitHub shows final states %v: a write got through a failing server", got)
+			}
+
+			s.gh.ClearFailures()
+			want := map[string]string{"yci/pass": "success", "yci/fail": "failure", "yci/also-pass": "success", "yci": "failure"}
+			s.waitUntil("every final state on GitHub after the outage", func() bool { return len(s.shownFinal(sha, checkRuns)) == len(want) })
+			if diff := cmp.Diff(want, s.shownFinal(sha, checkRuns)); diff != "" {
+				t.Errorf("after the outage GitHub shows (-want +got):\n%s\nhistory:\n%s", diff, s.history(sha))
+			}
+			if checkRuns {
+				if runs := s.gh.CheckRuns(owner, repoName, sha); len(runs) != len(want) {
+					t.Errorf("%d check runs, want one per test and the summary: retries must not create more", len(runs))
+				}
+			}
+			t.Logf("%d requests refused during the outage", s.gh.Requests().Injected)
+		})
 	}
-	t.Logf("%d requests refused during the outage; history:\n%s", s.gh.Requests().Injected, s.history(sha))
 }
 
 // checkNeverBack checks a test's status history (descriptions) as the
