@@ -150,9 +150,9 @@ func (p *Projector) Leading() bool {
 
 // Run watches the records and, while it holds the lease, writes what they
 // owe GitHub, until ctx ends. Then it settles: for at most Options.Settle
-// it writes what is owed now (failed writes once more, held states stay
-// held), gives the lease up
-// and returns. It returns an error only when the watch cannot run.
+// it lets writes under way finish and writes what is owed now (failed
+// writes once more; held states stay held), gives the lease up and
+// returns. It returns an error only when the watch cannot run.
 func (p *Projector) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
@@ -160,13 +160,18 @@ func (p *Projector) Run(ctx context.Context) error {
 	go func() { watchErr <- p.opts.Records.WatchBuilds(watchCtx, p.observe) }()
 	var wg sync.WaitGroup
 	wg.Go(func() { p.keepLease(ctx) })
+	// Writes under way when ctx ends may finish while the projector
+	// settles, not after.
+	writeCtx, stopWrites := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWrites()
 	sem := make(chan struct{}, p.opts.Parallel)
 	for ctx.Err() == nil {
-		timer := p.dispatch(ctx, sem, &wg)
+		timer := p.dispatch(writeCtx, sem, &wg)
 		select {
 		case <-ctx.Done():
 		case err := <-watchErr:
 			timer.Stop()
+			stopWrites()
 			wg.Wait()
 			return err
 		case <-p.wake:
@@ -174,8 +179,11 @@ func (p *Projector) Run(ctx context.Context) error {
 		}
 		timer.Stop()
 	}
+	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.Settle)
+	defer cancel()
+	context.AfterFunc(settleCtx, stopWrites)
 	wg.Wait()
-	p.settle()
+	p.settle(settleCtx)
 	return nil
 }
 
@@ -306,12 +314,10 @@ func (p *Projector) setLeading(held bool) {
 	}
 }
 
-// settle writes, within Options.Settle, what every owed build owes now
+// settle writes, until ctx ends, what every owed build owes now
 // (a failed write is tried once more at once; held states stay held),
 // when this projector leads, then gives up the lease.
-func (p *Projector) settle() {
-	ctx, cancel := context.WithTimeout(context.Background(), p.opts.Settle)
-	defer cancel()
+func (p *Projector) settle(ctx context.Context) {
 	p.mu.Lock()
 	leading := p.leading
 	var due []events.BuildKey
