@@ -144,6 +144,7 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 			Records: s.bus.Records(), Clients: installations{clients}, Holder: boxName(opts.Workspace) + "#" + strconv.Itoa(os.Getpid()),
 			HTTPRoot: opts.HTTPRoot, Pacing: projector.Pacing{Hold: opts.StatusHold, SummaryInterval: opts.SummaryInterval},
 			LeaseTTL: opts.ProjectorLease, StatusOptions: []status.Option{status.WithSecretsFrom(clients.Secrets)}, Logger: log,
+			Metrics: projector.NewMetrics(reg),
 		})
 		if err != nil {
 			return nil, err

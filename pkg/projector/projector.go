@@ -77,6 +77,8 @@ type Options struct {
 	// StatusOptions tune the writes (secrets to mask, attempt timeout).
 	StatusOptions []status.Option
 	Logger        *slog.Logger
+	// Metrics, when set, counts what the projector does.
+	Metrics *Metrics
 }
 
 // Projector keeps GitHub in line with the build records while it holds the
@@ -118,6 +120,9 @@ func New(opts Options) (*Projector, error) {
 	setDefault(&opts.MaxBackoff, DefaultMaxBackoff)
 	if opts.Parallel <= 0 {
 		opts.Parallel = DefaultParallel
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
 	}
 	log := opts.Logger
 	if log == nil {
@@ -306,6 +311,11 @@ func (p *Projector) setLeading(held bool) {
 	}
 	p.leading = held
 	p.log.Info("projector lease", "held", held)
+	if held {
+		p.opts.Metrics.Leading.Set(1)
+	} else {
+		p.opts.Metrics.Leading.Set(0)
+	}
 	if held {
 		for k := range p.owed {
 			p.owed[k] = time.Time{}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-github/v88/github"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/events/memrecords"
@@ -174,7 +176,8 @@ func allFinal(names ...string) func(map[string]string) bool {
 func TestProjectorQuickTestCostsTwoWrites(t *testing.T) {
 	t.Parallel()
 	store, gh := memrecords.New(), newFakeGitHub()
-	startProjector(t, store, gh, "box1", nil)
+	metrics := NewMetrics(nil)
+	startProjector(t, store, gh, "box1", func(o *Options) { o.Metrics = metrics })
 	names := []string{"t1", "t2", "t3"}
 	setTests(t, store, events.TestQueued, names...)
 	gh.waitFor(t, "queued states", func(l map[string]string) bool { return len(l) == len(names)+1 })
@@ -187,6 +190,12 @@ func TestProjectorQuickTestCostsTwoWrites(t *testing.T) {
 	}
 	if got := gh.history(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("sent\n%v\nwant (two writes per test and per summary: running held, overtaken)\n%v", got, want)
+	}
+	if got := value(t, metrics.Writes); got != float64(len(want)) {
+		t.Errorf("yci_projector_writes_total %v, want %d", got, len(want))
+	}
+	if got := value(t, metrics.Leading); got != 1 {
+		t.Errorf("yci_projector_leading %v while it leads, want 1", got)
 	}
 }
 
@@ -303,4 +312,17 @@ func TestOldRecordsAreNotProjected(t *testing.T) {
 	if _, ok := gh.latest()["yci/old"]; ok {
 		t.Errorf("a record from before projectors was shown again: %v", gh.history())
 	}
+}
+
+// value reads a counter's or gauge's value.
+func value(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var out dto.Metric
+	if err := m.Write(&out); err != nil {
+		t.Fatal(err)
+	}
+	if c := out.GetCounter(); c != nil {
+		return c.GetValue()
+	}
+	return out.GetGauge().GetValue()
 }

@@ -68,6 +68,7 @@ func (p *Projector) show(ctx context.Context, k events.BuildKey) time.Time {
 		if errors.Is(failed, errNotLeading) {
 			return time.Time{}
 		}
+		p.opts.Metrics.Failures.Inc()
 		log.Warn("showing build on GitHub; retrying from its latest record", "err", failed)
 		var later *status.RetryLaterError
 		after := time.Duration(0)
@@ -125,6 +126,7 @@ func (p *Projector) backoff(k events.BuildKey, after time.Duration) time.Time {
 }
 
 func (p *Projector) count() {
+	p.opts.Metrics.Writes.Inc()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.writes++
