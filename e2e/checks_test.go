@@ -47,7 +47,7 @@ func TestCheckRunsWithAppAuth(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
 	env := append(s.appEnv(), "YCI_JOBS=2", "YCI_STATUS_HOLD=20s")
-	load, shas := runWriteLoad(t, s, 8, 4, checkFinals(s), env...)
+	load, shas := runWriteLoad(t, s, 2, 8, 4, checkFinals(s), env...)
 	t.Log(load)
 	if perTest := float64(load.testWrites) / float64(load.tests); perTest > 2 {
 		t.Errorf("%.2f writes per test, want at most 2: %s", perTest, load)
@@ -117,7 +117,7 @@ func BenchmarkCheckRunWrites(b *testing.B) {
 	for b.Loop() {
 		s := newStack(b, stackOptions{})
 		env := append(s.appEnv(), "YCI_JOBS=2", "YCI_STATUS_HOLD="+status.DefaultHold.String())
-		load, _ := runWriteLoad(b, s, 40, 4, checkFinals(s), env...)
+		load, _ := runWriteLoad(b, s, 2, 40, 4, checkFinals(s), env...)
 		b.ReportMetric(float64(load.testWrites)/float64(load.tests), "writes/test")
 		b.ReportMetric(float64(load.summaryWrites)/float64(load.tests), "summary-writes/test")
 		b.ReportMetric(float64(load.requests)/float64(load.tests), "requests/test")

@@ -13,7 +13,7 @@ import (
 
 // writeLoad is what one run of many quick tests cost on GitHub.
 type writeLoad struct {
-	tests int
+	heads, tests int
 	// testWrites are the writes (statuses or check-run creations and
 	// updates) of the tests' own contexts; summaryWrites those of "yci".
 	testWrites, summaryWrites int
@@ -22,8 +22,9 @@ type writeLoad struct {
 }
 
 func (l writeLoad) String() string {
-	return fmt.Sprintf("%d tests: %d test writes (%.2f/test), %d summary writes, %d requests (%.2f/test)",
-		l.tests, l.testWrites, float64(l.testWrites)/float64(l.tests), l.summaryWrites, l.requests, float64(l.requests)/float64(l.tests))
+	return fmt.Sprintf("%d tests: %d test writes (%.2f/test), %d summary writes (%.2f/head), %d requests (%.2f/test)",
+		l.tests, l.testWrites, float64(l.testWrites)/float64(l.tests), l.summaryWrites, float64(l.summaryWrites)/float64(l.heads),
+		l.requests, float64(l.requests)/float64(l.tests))
 }
 
 // quickMatrix yields tests named t1..tN that pass at once.
@@ -37,13 +38,16 @@ func quickMatrix(tests int) string {
 }
 
 // runWriteLoad opens pulls pull requests of tests quick tests each, runs
-// them on two workers started with env, waits until every test has its
+// them on workers workers started with env, waits until every test has its
 // final state, stops the workers (so nothing they hold back is still on
 // its way) and counts what GitHub was sent. final reports each head's
 // final states by test name, for the caller to check.
-func runWriteLoad(tb testing.TB, s *stack, pulls, tests int, final func(sha string) map[string]string, env ...string) (writeLoad, []string) {
+func runWriteLoad(tb testing.TB, s *stack, boxes, pulls, tests int, final func(sha string) map[string]string, env ...string) (writeLoad, []string) {
 	tb.Helper()
-	workers := []*worker{s.startWorker("box1", env...), s.startWorker("box2", env...)}
+	var workers []*worker
+	for i := range boxes {
+		workers = append(workers, s.startWorker(fmt.Sprintf("box%d", i+1), env...))
+	}
 	if _, err := s.gh.Commit(owner, repoName, "main", map[string]string{"README.md": "widgets\n"}, "Initial commit"); err != nil {
 		tb.Fatal(err)
 	}
@@ -81,7 +85,7 @@ func runWriteLoad(tb testing.TB, s *stack, pulls, tests int, final func(sha stri
 			tb.Errorf("stopping %s: %v", w.name, err)
 		}
 	}
-	load := writeLoad{tests: pulls * tests, requests: s.gh.Requests().Total}
+	load := writeLoad{heads: pulls, tests: pulls * tests, requests: s.gh.Requests().Total}
 	for _, sha := range shas {
 		var contexts []string
 		for _, st := range s.gh.Statuses(owner, repoName, sha) {
@@ -114,35 +118,61 @@ func statusFinals(s *stack) func(sha string) map[string]string {
 	}
 }
 
-// TestWriteBudget runs 8 pull requests of 4 quick tests on two workers and
-// counts the commit statuses GitHub received: every test ends on its
-// final state, and the tests cost at most two writes each on average
-// (queued and final: the running state is overtaken while held). The hold
-// is longer than the default so that a stalled machine cannot make a
+// TestWriteBudget runs 8 pull requests of 4 quick tests on one worker and
+// on two sharing the tests, and counts the commit statuses GitHub
+// received: every test ends on its final state, and the tests cost at
+// most two writes each on average (queued and final: the running state is
+// overtaken while held) and each head's summary at most two (pending and
+// final), however many workers share the tests: one projector writes. The
+// hold is longer than the default so that a stalled machine cannot make a
 // quick test look slow.
 func TestWriteBudget(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{})
-	load, _ := runWriteLoad(t, s, 8, 4, statusFinals(s), "YCI_JOBS=2", "YCI_STATUS_HOLD=20s")
-	t.Log(load)
+	for _, boxes := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%d_workers", boxes), func(t *testing.T) {
+			t.Parallel()
+			s := newStack(t, stackOptions{})
+			load, _ := runWriteLoad(t, s, boxes, 8, 4, statusFinals(s), "YCI_JOBS=2", "YCI_STATUS_HOLD=20s")
+			t.Log(load)
+			checkWriteBudget(t, load)
+		})
+	}
+}
+
+// checkWriteBudget fails the test when load spent more than two writes
+// per test or per head's summary, or fewer than a queued and a final
+// state per test.
+func checkWriteBudget(t *testing.T, load writeLoad) {
+	t.Helper()
 	if perTest := float64(load.testWrites) / float64(load.tests); perTest > 2 {
 		t.Errorf("%.2f writes per test, want at most 2: %s", perTest, load)
 	}
 	if load.testWrites < 2*load.tests {
 		t.Errorf("%d test writes for %d tests: a queued or final state is missing", load.testWrites, load.tests)
 	}
+	if perHead := float64(load.summaryWrites) / float64(load.heads); perHead > 2 {
+		t.Errorf("%.2f summary writes per head, want at most 2: %s", perHead, load)
+	}
 }
 
 // BenchmarkStatusWrites runs 40 pull requests of 4 quick tests on two
 // workers, as the issue measured, with the default write budget, and
-// reports the writes and requests each test cost GitHub.
+// reports the writes and requests each test cost GitHub: with the
+// projector (one writer for the fleet) and with each worker writing its
+// own tests' states (YCI_PROJECTOR=false), for comparison.
 func BenchmarkStatusWrites(b *testing.B) {
-	for b.Loop() {
-		s := newStack(b, stackOptions{})
-		load, _ := runWriteLoad(b, s, 40, 4, statusFinals(s), "YCI_JOBS=2", "YCI_STATUS_HOLD="+status.DefaultHold.String())
-		b.ReportMetric(float64(load.testWrites)/float64(load.tests), "writes/test")
-		b.ReportMetric(float64(load.summaryWrites)/float64(load.tests), "summary-writes/test")
-		b.ReportMetric(float64(load.requests)/float64(load.tests), "requests/test")
-		b.Log(load)
+	for _, projector := range []bool{true, false} {
+		b.Run(fmt.Sprintf("projector=%v", projector), func(b *testing.B) {
+			for b.Loop() {
+				s := newStack(b, stackOptions{})
+				load, _ := runWriteLoad(b, s, 2, 40, 4, statusFinals(s), "YCI_JOBS=2",
+					"YCI_STATUS_HOLD="+status.DefaultHold.String(), fmt.Sprintf("YCI_PROJECTOR=%v", projector))
+				b.ReportMetric(float64(load.testWrites)/float64(load.tests), "writes/test")
+				b.ReportMetric(float64(load.summaryWrites)/float64(load.tests), "summary-writes/test")
+				b.ReportMetric(float64(load.summaryWrites)/float64(load.heads), "summary-writes/head")
+				b.ReportMetric(float64(load.requests)/float64(load.tests), "requests/test")
+				b.Log(load)
+			}
+		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/githubauth"
 	"github.com/yourci/yourci/pkg/natsserver"
+	"github.com/yourci/yourci/pkg/projector"
 	"github.com/yourci/yourci/pkg/status"
 	"github.com/yourci/yourci/pkg/worker"
 )
@@ -60,6 +61,11 @@ type Options struct {
 	KeepSuperseded bool
 	// StatusHold and SummaryInterval pace GitHub writes (status.BudgetOptions).
 	StatusHold, SummaryInterval time.Duration
+	// Projector makes the build records the one truth shown on GitHub by
+	// one projector across the fleet (pkg/projector); ProjectorLease is
+	// how long its lease lasts unrenewed.
+	Projector      bool
+	ProjectorLease time.Duration
 	// Sandbox confines tests and .yci.py evaluations.
 	Sandbox SandboxOptions
 	Limits  LimitsOptions
@@ -123,6 +129,10 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("status-hold", "YCI_STATUS_HOLD")
 	fs.DurationVar(&o.SummaryInterval, "summary-interval", status.DefaultSummaryInterval, "least time between two writes of a head's summary status yci; negative writes every change")
 	fs.Env("summary-interval", "YCI_SUMMARY_INTERVAL")
+	fs.BoolVar(&o.Projector, "projector", true, "show tests and summaries on GitHub from the build records, written by the one worker holding the projector lease; false makes each worker write its own tests' states")
+	fs.Env("projector", "YCI_PROJECTOR")
+	fs.DurationVar(&o.ProjectorLease, "projector-lease", projector.DefaultLeaseTTL, "how long the projector lease lasts unrenewed: how soon another worker takes over writing GitHub when its holder dies")
+	fs.Env("projector-lease", "YCI_PROJECTOR_LEASE")
 	o.Sandbox.addFlags(fs)
 	o.Limits.addFlags(fs)
 	o.Disk.addFlags(fs)

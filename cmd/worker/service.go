@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -22,6 +23,7 @@ import (
 	"github.com/yourci/yourci/pkg/githubauth"
 	"github.com/yourci/yourci/pkg/natsserver"
 	"github.com/yourci/yourci/pkg/pipeline"
+	"github.com/yourci/yourci/pkg/projector"
 	"github.com/yourci/yourci/pkg/status"
 	"github.com/yourci/yourci/pkg/version"
 	"github.com/yourci/yourci/pkg/worker"
@@ -37,9 +39,11 @@ type Service struct {
 	bus      *events.Bus
 	handlers *worker.Worker
 	pages    *worker.PageKeeper
-	disk     *worker.DiskGuard
-	metrics  *http.Server
-	listener net.Listener
+	// projector is nil when the worker writes its tests' states itself.
+	projector *projector.Projector
+	disk      *worker.DiskGuard
+	metrics   *http.Server
+	listener  net.Listener
 }
 
 // NewService opens the workspace, connects to JetStream (starting the
@@ -119,6 +123,7 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 		ApprovalLabel:  opts.ApprovalLabel,
 		KeepSuperseded: opts.KeepSuperseded,
 		Records:        s.bus.Records(),
+		Projected:      opts.Projector,
 		Reruns:         busReruns{s.bus.Queue(), s.bus.Registry()},
 		Running:        s.bus.Attempts(),
 		Box:            boxName(opts.Workspace),
@@ -133,6 +138,17 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 	s.pages, err = worker.NewPageKeeper(worker.PageKeeperOptions{Workspace: ws, Watch: s.bus.Records(), Records: s.bus.Records(), Logger: log})
 	if err != nil {
 		return nil, err
+	}
+	if opts.Projector {
+		s.projector, err = projector.New(projector.Options{
+			Records: s.bus.Records(), Clients: installations{clients}, Holder: boxName(opts.Workspace) + "#" + strconv.Itoa(os.Getpid()),
+			HTTPRoot: opts.HTTPRoot, Pacing: projector.Pacing{Hold: opts.StatusHold, SummaryInterval: opts.SummaryInterval},
+			LeaseTTL: opts.ProjectorLease, StatusOptions: []status.Option{status.WithSecretsFrom(clients.Secrets)}, Logger: log,
+			Metrics: projector.NewMetrics(reg),
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	if opts.MetricsListen != "" {
 		s.listener, err = net.Listen("tcp", opts.MetricsListen)
@@ -198,6 +214,24 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopWatch()
+	// The projector outlives the consumers: what they record while they
+	// hand work back is shown before it settles and gives up its lease.
+	projCtx, stopProjector := context.WithCancel(context.WithoutCancel(ctx))
+	projDone := make(chan error, 1)
+	if s.projector != nil {
+		go func() { projDone <- s.projector.Run(projCtx) }()
+	} else {
+		projDone <- nil
+	}
+	defer func() {
+		stopProjector()
+		if err := <-projDone; err != nil {
+			s.log.Error("showing records on GitHub", "err", err)
+		}
+		if s.projector != nil {
+			s.log.Info("projector writes", "writes", s.projector.Writes())
+		}
+	}()
 	pagesDone := make(chan error, 1)
 	go func() { pagesDone <- s.pages.Run(ctx) }()
 	defer func() { // it returns once ctx is cancelled
@@ -252,6 +286,20 @@ func (s *Service) Close() {
 // installations adapts the configured GitHub credentials to what the job
 // handlers ask for.
 type installations struct{ clients *githubauth.Clients }
+
+// Client is projector.Clients: the writers of an installation, check runs
+// only under App auth.
+func (i installations) Client(ctx context.Context, id int64) (projector.Client, error) {
+	c, err := i.clients.ForInstallation(ctx, id)
+	if err != nil {
+		return projector.Client{}, err
+	}
+	pc := projector.Client{Statuses: c.Repositories}
+	if i.clients.Method() == githubauth.MethodApp {
+		pc.Checks = c.Checks
+	}
+	return pc, nil
+}
 
 func (i installations) Installation(ctx context.Context, id int64) (worker.Installation, error) {
 	c, err := i.clients.ForInstallation(ctx, id)

@@ -75,10 +75,26 @@ type TestRecord struct {
 	LogURL string `json:"log_url,omitempty"`
 	// Flaky says the test passed after a failed attempt.
 	Flaky bool `json:"flaky,omitempty"`
+	// Rerun is the run the test's state is of: 0 for the build's own, k
+	// for its k-th re-run (queued before its first attempt exists).
+	Rerun int `json:"rerun,omitempty"`
 	// SupersededBy is the commit whose push ended the test, set while
 	// State is TestSuperseded and empty otherwise.
-	SupersededBy string    `json:"superseded_by,omitempty"`
-	Updated      time.Time `json:"updated"`
+	SupersededBy string `json:"superseded_by,omitempty"`
+	// Conclusion refines a final state where "failed" or "error" says too
+	// little ("timed_out", "cancelled"); empty means the state's own.
+	Conclusion string `json:"conclusion,omitempty"`
+	// Report is the test's latest report beyond its description (the
+	// attempts and the end of its log), for places that show one.
+	Report  *Report   `json:"report,omitempty"`
+	Updated time.Time `json:"updated"`
+}
+
+// Report is a test's report: a short summary (Markdown) and a longer
+// text, such as the end of its log. Records keep it small (MaxReportText).
+type Report struct {
+	Summary string `json:"summary,omitempty"`
+	Text    string `json:"text,omitempty"`
 }
 
 // Latest returns the test's latest attempt, or nil before the first.
@@ -142,6 +158,17 @@ type BuildRecord struct {
 	PullURL string `json:"pull_url,omitempty"`
 	// Closed says the pull request was closed after this build.
 	Closed bool `json:"closed,omitempty"`
+	// Installation is the GitHub App installation the build's events came
+	// from (0 with token auth): whoever shows the record outside needs it.
+	Installation int64 `json:"installation,omitempty"`
+	// Projected says the record is the build's one truth and a projector
+	// shows it outside; records written before projectors have it unset
+	// and are left as they are.
+	Projected bool `json:"projected,omitempty"`
+	// Shown is what the projector last showed of each part of the build,
+	// keyed by test name ("" for the build's summary). Only the projector
+	// writes it.
+	Shown map[string]Shown `json:"shown,omitempty"`
 	// Tests are in the order .yci.py yielded them.
 	Tests   []TestRecord `json:"tests"`
 	Created time.Time    `json:"created"`

@@ -77,3 +77,11 @@ func (f *failure) reply() reply {
 	rep.header = f.header
 	return rep
 }
+
+// ClearFailures drops every injected answer not yet given (FailNext), as
+// GitHub coming back after an outage: requests are served again.
+func (s *Server) ClearFailures() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = nil
+}

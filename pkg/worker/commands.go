@@ -301,21 +301,23 @@ func (w *Worker) retest(ctx context.Context, log *slog.Logger, inst Installation
 	b := build(ev.Repo, ev.Number, t.build)
 	for _, name := range run {
 		k := runs[name]
-		// A re-run is a check run of its own (New: none exists yet), or
-		// the next state of the test's commit status.
-		err := rep.Set(ctx, status.Status{
-			Owner: b.Owner, Repo: b.Repo, SHA: t.sha, Pull: b.Pull, Build: b.Number, Rerun: k, Test: name, New: true,
-			State:       status.Pending,
-			Description: fmt.Sprintf("%s: re-run %d asked by @%s", status.Queued(), k, ev.Author),
-			TargetURL:   w.runLogURL(b, name, k),
-		})
-		if err != nil {
-			return outcome{}, fmt.Errorf("setting queued status of re-run %d of %s: %w", k, name, err)
-		}
 		job := events.TestJob{
 			Version: events.Version, Repo: ev.Repo, Number: ev.Number, HeadSHA: t.sha,
 			Installation: ev.Installation, Build: t.build, Test: specOf(specs[name]), Attempt: 1, Rerun: k,
 			BaseRef: t.pr.GetBase().GetRef(), CloneURL: t.pr.GetBase().GetRepo().GetCloneURL(),
+		}
+		// A re-run is a check run of its own (New: none exists yet), or
+		// the next state of the test's commit status.
+		st := status.Status{
+			Owner: b.Owner, Repo: b.Repo, SHA: t.sha, Pull: b.Pull, Build: b.Number, Rerun: k, Test: name, New: true,
+			State:       status.Pending,
+			Description: fmt.Sprintf("%s: re-run %d asked by @%s", status.Queued(), k, ev.Author),
+			TargetURL:   w.runLogURL(b, name, k),
+		}
+		if w.opts.Projected {
+			w.track(ctx, rep, job, events.TestQueued, st, nil) // the projector shows it
+		} else if err := rep.Set(ctx, st); err != nil {
+			return outcome{}, fmt.Errorf("setting queued status of re-run %d of %s: %w", k, name, err)
 		}
 		if err := w.opts.Reruns.PublishTest(ctx, job); err != nil {
 			return outcome{}, fmt.Errorf("queuing re-run %d of %s: %w", k, name, err)

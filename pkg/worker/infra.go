@@ -98,7 +98,7 @@ func (w *Worker) infraFailed(ctx context.Context, rep *status.Reporter, st statu
 	st.Started = false
 	st.State, st.Description = status.Error, status.Errored("infrastructure ("+kind+"), retrying: "+withoutPaths(err))
 	w.track(ctx, rep, job, events.TestErrored, st, nil)
-	if serr := rep.Set(ctx, st); serr != nil {
+	if serr := w.show(ctx, rep, st); serr != nil {
 		return fmt.Errorf("%w (and setting its error status: %w)", err, serr)
 	}
 	return err

@@ -130,7 +130,7 @@ func (w *Worker) queueBuild(ctx context.Context, log *slog.Logger, inst Installa
 	} else if err != nil {
 		return fmt.Errorf("evaluating .yci.py: %w", err)
 	} else {
-		w.recordQueued(ctx, log, rep, pull.pr, b, ev.HeadSHA, tests)
+		w.recordQueued(ctx, log, rep, pull.pr, b, ev.HeadSHA, ev.Installation, tests)
 		p.step("queuing %d tests", len(tests))
 		err = w.queueTests(ctx, rep, ev, pull.pr, b, tests, !claim.Fresh)
 	}
@@ -172,7 +172,7 @@ func (w *Worker) checkoutBuild(ctx context.Context, inst Installation, pr *githu
 func (w *Worker) queueTests(ctx context.Context, rep *status.Reporter, ev events.PullEvent, pr *github.PullRequest, b artifacts.Build, tests []pipeline.Test, resumed bool) error {
 	for _, t := range tests {
 		if !resumed {
-			err := rep.Set(ctx, status.Status{
+			err := w.show(ctx, rep, status.Status{
 				Owner: b.Owner, Repo: b.Repo, SHA: ev.HeadSHA, Pull: b.Pull, Build: b.Number, Test: t.Name, New: true,
 				State: status.Pending, Description: status.Queued(), TargetURL: w.logURL(b, t.Name),
 			})

@@ -89,7 +89,7 @@ func buildKey(repo events.Repo, pull, number int) events.BuildKey {
 // recordQueued records a build's tests as queued, before any is published,
 // so that the summary counts every test from the start. A build resumed
 // after a crash keeps the states its tests have reached.
-func (w *Worker) recordQueued(ctx context.Context, log *slog.Logger, rep *status.Reporter, pr *github.PullRequest, b artifacts.Build, sha string, tests []pipeline.Test) {
+func (w *Worker) recordQueued(ctx context.Context, log *slog.Logger, rep *status.Reporter, pr *github.PullRequest, b artifacts.Build, sha string, installation int64, tests []pipeline.Test) {
 	if w.opts.Records == nil {
 		return
 	}
@@ -97,6 +97,7 @@ func (w *Worker) recordQueued(ctx context.Context, log *slog.Logger, rep *status
 		func(r *events.BuildRecord) error {
 			r.SHA, r.Title, r.Branch = sha, pr.GetTitle(), pr.GetHead().GetRef()
 			r.PullURL = pr.GetHTMLURL()
+			r.Installation, r.Projected = installation, w.opts.Projected
 			for _, t := range tests {
 				tr := r.AddTest(t.Name)
 				tr.MaxAttempts = t.Retries + 1
@@ -147,7 +148,7 @@ func (w *Worker) trackChange(ctx context.Context, rep *status.Reporter, job even
 	now := time.Now().UTC()
 	rec, err := w.opts.Records.UpdateBuild(ctx, buildKey(job.Repo, job.Number, job.Build), func(r *events.BuildRecord) error {
 		if r.SHA == "" {
-			r.SHA = job.HeadSHA
+			r.SHA, r.Installation, r.Projected = job.HeadSHA, job.Installation, w.opts.Projected
 		}
 		t := r.AddTest(job.Test.Name)
 		t.MaxAttempts = job.Test.Retries + 1
@@ -170,6 +171,7 @@ func applyChange(t *events.TestRecord, rerun, attempt int, state events.TestStat
 		return false
 	}
 	t.State, t.Description, t.Updated, t.SupersededBy = state, st.Description, now, ""
+	t.Conclusion, t.Report, t.Rerun = string(st.Conclusion), reportOf(st.Output), rerun
 	if st.TargetURL != "" {
 		t.LogURL = st.TargetURL
 	}
@@ -200,10 +202,28 @@ func applyChange(t *events.TestRecord, rerun, attempt int, state events.TestStat
 	return true
 }
 
-// publishBuild brings the summary status of rec's head in line with rec.
+// reportOf is what a record keeps of a check run's output: its summary,
+// and at most events.MaxReportText of its text's end (a log's tail, whose
+// end says most).
+func reportOf(o *status.Output) *events.Report {
+	if o == nil {
+		return nil
+	}
+	text := o.Text
+	if len(text) > events.MaxReportText {
+		text = strings.ToValidUTF8(text[len(text)-events.MaxReportText:], "")
+	}
+	return &events.Report{Summary: o.Summary, Text: text}
+}
+
+// publishBuild brings the summary status of rec's head in line with rec,
+// unless a projector shows the records.
 // One build's summary is sent by one goroutine of this worker at a time.
 // (The pages follow the record by themselves: see PageKeeper.)
 func (w *Worker) publishBuild(ctx context.Context, log *slog.Logger, rep *status.Reporter, rec events.BuildRecord) {
+	if w.opts.Projected {
+		return // the projector shows the summary from the record
+	}
 	bk := w.books.lock(rec.Key)
 	done := false
 	defer func() { w.books.release(rec.Key, bk, done) }()

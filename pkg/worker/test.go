@@ -77,7 +77,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 		} else {
 			defer w.track(ctx, rep, job, events.TestErrored, st, nil)
 		}
-		return rep.Set(ctx, st)
+		return w.show(ctx, rep, st)
 	}
 	var infra infraError
 	if err = classifyPrepare(err); errors.As(err, &infra) {
@@ -88,7 +88,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 		// The job ends here: its status must say so, not stay pending.
 		st.State, st.Description = status.Error, status.Errored("cannot prepare the test: "+withoutPaths(err))
 		defer w.track(ctx, rep, job, events.TestErrored, st, nil)
-		if serr := rep.Set(ctx, st); serr != nil {
+		if serr := w.show(ctx, rep, st); serr != nil {
 			return fmt.Errorf("%w (and setting its error status: %w)", err, serr)
 		}
 		return err
@@ -97,7 +97,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 		return err
 	}
 	st.State, st.Description, st.Started = status.Pending, status.Running(job.Attempt, t.Retries+1), true
-	if err := rep.Set(ctx, st); err != nil {
+	if err := w.show(ctx, rep, st); err != nil {
 		return fmt.Errorf("setting running status: %w", err)
 	}
 	w.track(ctx, rep, job, events.TestRunning, st, nil)
@@ -133,13 +133,13 @@ func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *
 		} else {
 			defer w.track(ctx, rep, job, events.TestErrored, st, nil)
 		}
-		return rep.Set(ctx, st)
+		return w.show(ctx, rep, st)
 	}
 	if ctx.Err() != nil {
 		// The worker is stopping: the attempt did not finish, so the job
 		// goes back to the queue and the status says so meanwhile.
 		st.Description = status.Queued() + " again: worker stopped"
-		if err := rep.Set(context.WithoutCancel(ctx), st); err != nil {
+		if err := w.show(context.WithoutCancel(ctx), rep, st); err != nil {
 			log.Warn("setting requeued status", "err", err)
 		}
 		w.track(context.WithoutCancel(ctx), rep, job, events.TestQueued, st, nil)
@@ -188,7 +188,7 @@ func (w *Worker) reportAttempt(ctx context.Context, rep *status.Reporter, st sta
 		next.InfraSince, next.InfraRetries = time.Time{}, 0 // the next attempt waits anew
 		next.NotBefore = time.Now().Add(wait).UTC()
 		st.State, st.Description = status.Pending, status.RetryingIn(wait, next.Attempt, attempts)
-		if err := rep.Set(ctx, st); err != nil {
+		if err := w.show(ctx, rep, st); err != nil {
 			return fmt.Errorf("setting retrying status: %w", err)
 		}
 		w.track(ctx, rep, job, events.TestRetrying, st, &res)
@@ -209,7 +209,7 @@ func (w *Worker) reportAttempt(ctx context.Context, rep *status.Reporter, st sta
 	default:
 		st.State, st.Description = status.Error, status.Errored(res.Reason)
 	}
-	if rep.ShowsOutput() {
+	if rep.ShowsOutput() || w.opts.Projected {
 		st.Output = attemptReport(a.LogPath, st)
 	}
 	defer w.track(ctx, rep, job, finalState(st.State), st, &res)
@@ -219,9 +219,10 @@ func (w *Worker) reportAttempt(ctx context.Context, rep *status.Reporter, st sta
 // reportFinal sets a test's final status. When GitHub will not take it now,
 // the status is queued as a job of its own, so that it is retried later
 // without running the test again; only if even that fails is the attempt
-// handed back.
+// handed back. With a projector (Options.Projected) it writes nothing: the
+// record change that follows is the final state, and the projector retries.
 func (w *Worker) reportFinal(ctx context.Context, rep *status.Reporter, st status.Status, job events.TestJob) error {
-	err := rep.Set(ctx, st)
+	err := w.show(ctx, rep, st)
 	if err == nil || errors.Is(err, status.ErrRejected) || ctx.Err() != nil {
 		return err
 	}
@@ -376,7 +377,7 @@ func (w *Worker) abandonTest(ctx context.Context, log *slog.Logger, job events.T
 		TargetURL:   w.runLogURL(b, job.Test.Name, job.Rerun),
 	}
 	defer w.track(ctx, rep, job, events.TestErrored, st, nil)
-	return rep.Set(ctx, st)
+	return w.show(ctx, rep, st)
 }
 
 // facts are the YCI_* variables a test can read about itself. The branch

@@ -109,6 +109,12 @@ type Options struct {
 	// Records, when set, keeps each build's record, from which the worker
 	// writes the build and repository pages and the `yci` summary status.
 	Records BuildRecords
+	// Projected, which needs Records, says a projector (pkg/projector)
+	// shows the records on GitHub: the worker then changes a test's
+	// record and writes none of its states, nor the summary, itself.
+	// Without it the worker writes them directly, as it did before
+	// projectors.
+	Projected bool
 	// Reruns numbers and queues re-runs for comment commands; without it
 	// HandleCommand cannot act and terminates every command.
 	Reruns RerunQueue
@@ -170,6 +176,9 @@ func New(opts Options) (*Worker, error) {
 	if opts.Queue == nil {
 		errs = append(errs, errors.New("worker: no queue"))
 	}
+	if opts.Projected && opts.Records == nil {
+		errs = append(errs, errors.New("worker: projected without build records"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -211,6 +220,16 @@ func (w *Worker) reporter(inst Installation, log *slog.Logger) *status.Reporter 
 		return status.NewReporterFor(status.CheckRunWriter{Client: inst.Checks, IDs: w.checkRuns}, opts...)
 	}
 	return status.NewReporter(inst.Statuses, opts...)
+}
+
+// show sets a test's state st on GitHub, unless a projector shows the
+// records (Options.Projected): then the record change that follows every
+// call is what reaches GitHub, and show writes nothing.
+func (w *Worker) show(ctx context.Context, rep *status.Reporter, st status.Status) error {
+	if w.opts.Projected {
+		return nil
+	}
+	return rep.Set(ctx, st)
 }
 
 // build names a job's build in the workspace.

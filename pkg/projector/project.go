@@ -1,0 +1,136 @@
+// Package projector shows build records on GitHub. The build record
+// (pkg/events) is the one truth about a build; handlers change records and
+// nothing else. Project decides, as a pure function of a record, what
+// GitHub should show for each test and for the build's summary `yci`; a
+// Projector watches record changes and writes the difference between
+// each record and what it last showed (kept in the record, Shown), so
+// that a write that failed, was held back or was lost in a crash is made
+// good from the record by the next change, a restart or a retry. One
+// projector writes across the fleet: the holder of a lease in the record
+// store.
+package projector
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/pages"
+	"github.com/yourci/yourci/pkg/status"
+)
+
+// SummaryPart is the part name of a build's summary (`yci`) in State and
+// in events.BuildRecord.Shown; tests are parts named as themselves.
+const SummaryPart = ""
+
+// State is what GitHub should show for one part of a build.
+type State struct {
+	// Part is the test's name, or SummaryPart.
+	Part   string
+	Status status.Status
+	// Since is when the part reached this state: a held running state is
+	// shown once it has lasted the hold.
+	Since time.Time
+	// Mark identifies the state: a part whose Shown mark equals it needs
+	// no write. It includes the attempt, so a test that runs again after a
+	// crash shows "running" again.
+	Mark string
+}
+
+// Project returns what GitHub should show for rec: one State per test, in
+// the record's order, then the summary, whose link is pageURL (the build's
+// page; empty for none). A test's first state is New when nothing was shown
+// of it yet, so that no check run is looked up before one is created.
+func Project(rec events.BuildRecord, pageURL string) []State {
+	out := make([]State, 0, len(rec.Tests)+1)
+	for i := range rec.Tests {
+		out = append(out, testState(rec, &rec.Tests[i]))
+	}
+	return append(out, summaryState(rec, pageURL))
+}
+
+func testState(rec events.BuildRecord, t *events.TestRecord) State {
+	k := rec.Key
+	st := status.Status{
+		Owner: k.Repo.Owner, Repo: k.Repo.Name, SHA: rec.SHA, Pull: k.Pull, Build: k.Build,
+		Test: t.Name, Description: t.Description, TargetURL: t.LogURL,
+		Conclusion: status.Conclusion(t.Conclusion),
+	}
+	st.Rerun = t.Rerun
+	attempt := ""
+	if a := t.Latest(); a != nil {
+		st.Rerun = max(st.Rerun, a.Rerun)
+		attempt = strconv.Itoa(a.Rerun) + "." + strconv.Itoa(a.Number) + "@" + a.Start.UTC().Format(time.RFC3339Nano)
+	}
+	switch t.State {
+	case events.TestRunning:
+		st.State, st.Started = status.Pending, true
+	case events.TestPassed:
+		st.State = status.Success
+	case events.TestFailed:
+		st.State = status.Failure
+	case events.TestErrored:
+		st.State = status.Error
+	case events.TestSuperseded:
+		st.State = status.Error
+		if st.Conclusion == "" {
+			st.Conclusion = status.ConclusionCancelled
+		}
+	default: // queued, retrying
+		st.State = status.Pending
+	}
+	if t.Report != nil && st.Final() {
+		st.Output = &status.Output{Title: t.Description, Summary: t.Report.Summary, Text: t.Report.Text}
+	}
+	if _, shown := rec.Shown[t.Name]; !shown && t.State == events.TestQueued && len(t.Attempts) == 0 {
+		st.New = true
+	}
+	mark := strings.Join([]string{string(t.State), st.Description, string(st.Conclusion), st.TargetURL, strconv.Itoa(st.Rerun), attempt}, "|")
+	return State{Part: t.Name, Status: st, Since: t.Updated, Mark: mark}
+}
+
+func summaryState(rec events.BuildRecord, pageURL string) State {
+	sum := pages.Summarize(rec)
+	k := rec.Key
+	st := status.Status{
+		Owner: k.Repo.Owner, Repo: k.Repo.Name, SHA: rec.SHA, Pull: k.Pull, Build: k.Build,
+		State: status.State(sum.State), Description: sum.Description, TargetURL: pageURL,
+	}
+	if sum.Cancelled {
+		st.Conclusion = status.ConclusionCancelled
+	}
+	// The link is left out of the mark: every box serves the same page, so
+	// a new lease holder (with its own HTTP root) has nothing new to show.
+	mark := strings.Join([]string{sum.State, sum.Description, string(st.Conclusion)}, "|")
+	return State{Part: SummaryPart, Status: st, Since: rec.Updated, Mark: mark}
+}
+
+// Pacing is the write budget: how long a running state is held back, so
+// that a quick test's result replaces it unsent, and the least time
+// between two pending summaries of a build. Zero or negative values hold
+// nothing back.
+type Pacing struct {
+	Hold, SummaryInterval time.Duration
+}
+
+// next decides for one part whether its state st is written now, given
+// what was shown of it (ok false: nothing yet) at now. When it is not
+// written now but will be, later is when to look again; a zero later
+// means nothing is owed.
+func next(st State, shown events.Shown, ok bool, now time.Time, p Pacing) (write bool, later time.Time) {
+	if ok && shown.Mark == st.Mark {
+		return false, time.Time{}
+	}
+	if st.Status.Started && p.Hold > 0 {
+		if at := st.Since.Add(p.Hold); now.Before(at) {
+			return false, at
+		}
+	}
+	if st.Part == SummaryPart && !st.Status.Final() && ok && p.SummaryInterval > 0 {
+		if at := shown.At.Add(p.SummaryInterval); now.Before(at) {
+			return false, at
+		}
+	}
+	return true, time.Time{}
+}
