@@ -15,7 +15,9 @@ func TestHeadRecordMerge(t *testing.T) {
 	t.Parallel()
 	a, b := strings.Repeat("a", 40), strings.Repeat("b", 40)
 	t0 := time.Date(2026, 12, 6, 18, 0, 0, 0, time.UTC)
-	at := func(sha string, d time.Duration) events.HeadRecord { return events.HeadRecord{SHA: sha, UpdatedAt: t0.Add(d)} }
+	at := func(sha string, d time.Duration) events.HeadRecord {
+		return events.HeadRecord{SHA: sha, UpdatedAt: t0.Add(d)}
+	}
 	closed := func(r events.HeadRecord) events.HeadRecord { r.Closed = true; return r }
 	read := func(r events.HeadRecord) events.HeadRecord { r.Read = true; return r }
 	ambiguous := func(r events.HeadRecord) events.HeadRecord { r.Ambiguous = true; return r }
