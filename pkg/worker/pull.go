@@ -50,8 +50,7 @@ func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.Pul
 	if err != nil {
 		return fmt.Errorf("authenticating for installation %d: %w", ev.Installation, err)
 	}
-	p.step("reading pull request #%d", ev.Number)
-	pull, stale, err := w.openPullRaw(ctx, inst, ev.Repo, ev.Number, ev.HeadSHA)
+	pull, stale, err := w.pullOf(ctx, log, inst, ev, p)
 	if err != nil {
 		return err
 	}
@@ -184,6 +183,7 @@ func (w *Worker) queueTests(ctx context.Context, rep *status.Reporter, ev events
 			Version: events.Version, Repo: ev.Repo, Number: ev.Number, HeadSHA: ev.HeadSHA,
 			Installation: ev.Installation, Build: b.Number, Test: specOf(t), Attempt: 1,
 			BaseRef: pr.GetBase().GetRef(), CloneURL: pr.GetBase().GetRepo().GetCloneURL(),
+			HeadRef: pr.GetHead().GetRef(), PullUpdatedAt: pr.GetUpdatedAt().UTC(),
 		}
 		if err := w.opts.Queue.PublishTest(ctx, job); err != nil {
 			return fmt.Errorf("queuing test %s: %w", t.Name, err)
