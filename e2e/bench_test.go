@@ -159,4 +159,3 @@ func stampOf(tb testing.TB, out []byte) time.Time {
 	}
 	return time.Unix(0, ns)
 }
-
