@@ -28,8 +28,9 @@ type HeadRecord struct {
 	SHA string `json:"sha"`
 	// Closed says the pull request closed; SHA is then its last head.
 	Closed bool `json:"closed,omitempty"`
-	// UpdatedAt is the pull request's updated_at in the report. GitHub
-	// gives it to the second, so reports are ordered by their second.
+	// UpdatedAt is the pull request's updated_at in the report. The
+	// forge stamps it to the second (GitHub does), so reports are
+	// ordered by their second.
 	UpdatedAt time.Time `json:"updated_at"`
 	// Ambiguous says two reports of the same second disagreed (another
 	// head, or open against closed): the record cannot tell which came
@@ -40,7 +41,7 @@ type HeadRecord struct {
 	Read bool `json:"read,omitempty"`
 }
 
-// headSecond is the precision reports are compared at: GitHub's.
+// headSecond is the precision reports are compared at: the forge's.
 func headSecond(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
 
 // Merge returns the record after report r arrives at record cur (found
