@@ -119,9 +119,10 @@ type TestJob struct {
 	// retried through the queue without running the test again.
 	Outcome *Outcome `json:"outcome,omitempty"`
 	// BaseRef and CloneURL are the pull request's base branch and its
-	// base repository's clone URL as the build read them from GitHub, so
-	// that a test's checkout need not wait for the pull request to be
-	// read again. Jobs from older workers lack them; their tests wait.
+	// base repository's clone URL as the build found them (in the
+	// webhook's pull request or an API read), so that a test's checkout
+	// need not wait for the pull request to be read again. Jobs from
+	// older workers lack them; their tests read the pull request first.
 	BaseRef  string `json:"base_ref,omitempty"`
 	CloneURL string `json:"clone_url,omitempty"`
 	// HeadRef is the branch the head commit was pushed to (YCI_HEAD_REF)

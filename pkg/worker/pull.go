@@ -119,8 +119,9 @@ func (w *Worker) queueBuild(ctx context.Context, log *slog.Logger, inst Installa
 		return err
 	}
 	rep := w.reporter(inst, log)
-	// .yci.py reads the pull request as GitHub's API returned it, nulls
-	// included, not as go-github's struct would encode it again.
+	// .yci.py reads the pull request as GitHub sent it (the webhook's
+	// or the API's), nulls included, not as go-github's struct would
+	// encode it again.
 	p.step("evaluating .yci.py")
 	tests, err := w.opts.Evaluator.Evaluate(ctx, src, claim.Build, pull.raw)
 	var cfgErr *pipeline.ConfigError

@@ -242,8 +242,9 @@ func (w *Worker) runLogURL(b artifacts.Build, name string, rerun int) string {
 	return u
 }
 
-// pullRequest is a pull request as go-github decodes it, and as GitHub's
-// API sent it (for .yci.py).
+// pullRequest is a pull request as go-github decodes it, and as GitHub
+// sent it, in the webhook's pull_request or the API's answer (for
+// .yci.py).
 type pullRequest struct {
 	pr  *github.PullRequest
 	raw json.RawMessage
