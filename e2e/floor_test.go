@@ -1,34 +1,25 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"testing"
 	"time"
 
-	"github.com/yourci/yourci/pkg/pipeline"
+	"github.com/yourci/yourci/pkg/sandbox"
+	"github.com/yourci/yourci/pkg/sandbox/sandboxtest"
 )
 
-// floorScript is the least a CI must do between a push and its test's first
-// instruction, as one shell script with nothing in between: fetch into a
-// bare mirror, a shared clone, a checkout, .yci.py evaluated by python3
-// (against stand-ins of the yci classes) and bash started on the command it
-// yields. Arguments: mirror, clone URL, build directory, sha, evaluator,
-// python (resolved as the worker resolves it, past any pyenv shim).
-const floorScript = `set -eu
-mirror=$1 url=$2 dir=$3 sha=$4 eval=$5 python=$6
-git -c "http.extraHeader=$AUTH" --git-dir="$mirror" fetch --quiet --prune --no-tags --no-write-fetch-head -- "$url" \
-	'+refs/heads/*:refs/heads/*' '+refs/pull/*:refs/pull/*'
-git clone --quiet --shared --no-checkout "$mirror" "$dir"
-cd "$dir"
-git checkout --quiet --detach "$sha"
-cmd=$("$python" "$eval")
-YCI_SHA=$sha exec bash -c "$cmd"
-`
+// The floor is the least a CI must do between a push and its test's first
+// instruction, with nothing in between: fetch into a bare mirror, a shared
+// clone and a checkout (git, outside the sandbox, as the worker runs it),
+// then .yci.py evaluated by python3 (against stand-ins of the yci classes)
+// and bash started on the command it yields, each inside bubblewrap, as
+// the worker must run them.
 
 // floorEvaluator runs .yci.py's test_generator and prints each command.
 var floorEvaluator = map[string]string{
@@ -47,9 +38,10 @@ for t in runpy.run_path('.yci.py')['test_generator'](1, {}):
 `,
 }
 
-// floor measures floorScript against the stack's repository.
+// floor measures the floor against the stack's repository.
 type floor struct {
 	s      *stack
+	box    *sandbox.Bwrap
 	dir    string
 	mirror string
 	url    string
@@ -59,7 +51,8 @@ type floor struct {
 }
 
 // newFloor readies a warm bare mirror of the stack's repository, as a
-// worker has after its first build.
+// worker has after its first build, and a bubblewrap sandbox with the
+// worker's defaults.
 func newFloor(s *stack, cloneURL string) *floor {
 	s.tb.Helper()
 	dir := filepath.Join(s.dir, "floor")
@@ -72,38 +65,67 @@ func newFloor(s *stack, cloneURL string) *floor {
 			s.tb.Fatal(err)
 		}
 	}
-	f := &floor{s: s, dir: dir, mirror: filepath.Join(dir, "mirror"), url: cloneURL,
+	f := &floor{s: s, box: sandboxtest.New(s.tb, sandbox.Options{}), dir: dir, mirror: filepath.Join(dir, "mirror"), url: cloneURL,
 		auth: "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("x-access-token:"+s.gh.Token()))}
-	python, err := pipeline.ResolvePython(s.ctx, "python3")
+	// The python the worker's sandbox finds, as cmd/worker looks it up.
+	python, err := f.box.LookPath("python3")
 	if err != nil {
 		s.tb.Fatal(err)
 	}
 	f.python = python
-	f.git("init", "--quiet", "--bare", f.mirror)
-	f.git("-c", "http.extraHeader="+f.auth, "--git-dir="+f.mirror, "fetch", "--quiet", "--", f.url, "+refs/heads/*:refs/heads/*", "+refs/pull/*:refs/pull/*")
+	f.git(s.ctx, "", "init", "--quiet", "--bare", f.mirror)
+	f.git(s.ctx, "", "-c", "http.extraHeader="+f.auth, "--git-dir="+f.mirror, "fetch", "--quiet", "--", f.url, "+refs/heads/*:refs/heads/*", "+refs/pull/*:refs/pull/*")
 	return f
 }
 
-func (f *floor) git(args ...string) {
+func (f *floor) git(ctx context.Context, dir string, args ...string) {
 	f.s.tb.Helper()
-	if out, err := exec.CommandContext(f.s.ctx, "git", args...).CombinedOutput(); err != nil {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull)
+	if out, err := cmd.CombinedOutput(); err != nil {
 		f.s.tb.Fatalf("git %v: %v\n%s", args, err, out)
 	}
 }
 
-// measure runs the script for sha and returns the time from its start to
-// the test's timestamp, which the stack's stamp test writes.
+// confined runs name with args in dir inside the sandbox, dir writable
+// and readOnly visible, and returns its standard output.
+func (f *floor) confined(ctx context.Context, dir string, env, readOnly []string, name string, args ...string) []byte {
+	f.s.tb.Helper()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	done, err := f.box.Confine(cmd, []string{dir}, readOnly)
+	if err != nil {
+		f.s.tb.Fatal(err)
+	}
+	err = cmd.Run()
+	if derr := done(); err == nil {
+		err = derr
+	}
+	if err != nil {
+		f.s.tb.Fatalf("%s in the sandbox: %v\n%s", name, err, errOut.Bytes())
+	}
+	return out.Bytes()
+}
+
+// measure does the floor's work for sha and returns the time from its
+// start to the first instruction of the test, which prints its start
+// (stampRe).
 func (f *floor) measure(sha string) time.Duration {
 	f.s.tb.Helper()
 	f.runs++
 	ctx, cancel := context.WithTimeout(f.s.ctx, time.Minute)
 	defer cancel()
 	build := filepath.Join(f.dir, "builds", strconv.Itoa(f.runs))
-	cmd := exec.CommandContext(ctx, "bash", "-c", floorScript, "floor", f.mirror, f.url, build, sha, filepath.Join(f.dir, "eval", "eval.py"), f.python)
-	cmd.Env = append(os.Environ(), "AUTH="+f.auth, "PYTHONPATH="+filepath.Join(f.dir, "eval"), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull)
+	evalDir := filepath.Join(f.dir, "eval")
 	started := time.Now()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		f.s.tb.Fatalf("floor script: %v\n%s", err, out)
-	}
-	return startedAt(f.s.tb.(*testing.B), filepath.Join(f.s.marks, "start-"+sha)).Sub(started)
+	f.git(ctx, "", "-c", "http.extraHeader="+f.auth, "--git-dir="+f.mirror, "fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head", "--",
+		f.url, "+refs/heads/*:refs/heads/*", "+refs/pull/*:refs/pull/*")
+	f.git(ctx, "", "clone", "--quiet", "--shared", "--no-checkout", f.mirror, build)
+	f.git(ctx, build, "checkout", "--quiet", "--detach", sha)
+	command := f.confined(ctx, build, []string{"PYTHONPATH=" + evalDir}, []string{evalDir, f.mirror}, f.python, filepath.Join(evalDir, "eval.py"))
+	out := f.confined(ctx, build, []string{"YCI_SHA=" + sha}, []string{f.mirror}, "/bin/bash", "-c", string(bytes.TrimSpace(command)))
+	return stampOf(f.s.tb, out).Sub(started)
 }

@@ -39,10 +39,27 @@ const (
 var widgets = events.Repo{Owner: "yourci-test", Name: "widgets"}
 
 // wantEvent is what the opened.json fixture must publish.
+// wantEvent is the event opened.json makes: it carries the delivered pull
+// request, compacted as JSON travels.
 func wantEvent(delivery string) events.PullEvent {
+	var d struct {
+		PullRequest json.RawMessage `json:"pull_request"`
+	}
+	var p struct {
+		UpdatedAt time.Time `json:"updated_at"`
+	}
+	var pull bytes.Buffer
+	body, err := os.ReadFile(filepath.Join("..", "..", "pkg", "webhook", "testdata", "opened.json"))
+	if err == nil {
+		err = errors.Join(json.Unmarshal(body, &d), json.Unmarshal(d.PullRequest, &p), json.Compact(&pull, d.PullRequest))
+	}
+	if err != nil {
+		panic(err) // the fixture is the repository's own
+	}
 	return events.PullEvent{
 		Version: events.Version, Repo: widgets, Number: 42,
 		HeadSHA: "6dcb09b5b57875f334f61aebed695e2e4193db5e", Installation: 41234567, Delivery: delivery,
+		Pull: pull.Bytes(), PullUpdatedAt: p.UpdatedAt.UTC(),
 	}
 }
 
@@ -204,6 +221,16 @@ func TestReceiver(t *testing.T) {
 		}
 		if got := consumeOne(t, r.NATSURL()); !cmp.Equal(got, wantEvent(testDelivery)) {
 			t.Errorf("consumed event (-want +got):\n%s", cmp.Diff(wantEvent(testDelivery), got))
+		}
+		bus, err := events.Connect(t.Context(), r.NATSURL(), "receiver-test", events.Options{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatalf("connecting bus: %v", err)
+		}
+		defer bus.Close()
+		want := wantEvent(testDelivery)
+		rec, ok, err := bus.Heads().HeadOf(t.Context(), want.Repo, want.Number)
+		if err != nil || !ok || rec.SHA != want.HeadSHA || !rec.UpdatedAt.Equal(want.PullUpdatedAt) || rec.Closed {
+			t.Errorf("head record = %+v, %v, %v; want the delivered head at its updated_at", rec, ok, err)
 		}
 	})
 	t.Run("redelivered_webhook_is_queued_once", func(t *testing.T) {

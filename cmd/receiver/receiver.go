@@ -100,6 +100,7 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (_ *Receiver, err 
 		webhook.WithApprovalLabel(opts.ApprovalLabel),
 		webhook.WithPublishTimeout(opts.PublishTimeout),
 		webhook.WithHeadAnnouncer(r.bus.Heads()),
+		webhook.WithHeadRecorder(r.bus.Heads()),
 		webhook.WithCommands(r.bus.Queue()),
 	)
 	if err != nil {

@@ -25,6 +25,7 @@
 package events
 
 import (
+	"encoding/json"
 	"log/slog"
 	"strconv"
 	"time"
@@ -48,8 +49,10 @@ func (r Repo) FullName() string { return r.Owner + "/" + r.Name }
 
 // PullEvent asks a worker to build one head commit of a pull request
 // (handle_pull). It is deliberately slim: a webhook body may be 25 MB while
-// NATS refuses messages over 1 MB, and everything else can be asked of the
-// forge's API when the event is handled.
+// NATS refuses messages over 1 MB. Of the body it keeps the pull request
+// object (Pull, at most MaxPullLen), so the worker need not read it again
+// from the forge's API before building; events without it (the sweep's,
+// a webhook's too large to carry, an older receiver's) are read there.
 type PullEvent struct {
 	Version      int    `json:"v"`
 	Repo         Repo   `json:"repo"`
@@ -67,6 +70,12 @@ type PullEvent struct {
 	// approval of HeadSHA only once it has checked that this user may
 	// write to the repository.
 	LabeledBy string `json:"labeled_by,omitempty"`
+	// Pull is the pull request object as the signed webhook delivered it,
+	// byte for byte (what .yci.py reads), or empty: see MaxPullLen.
+	// PullUpdatedAt is its updated_at, which orders the pull's head
+	// records (HeadRecord); zero when the event carries no pull.
+	Pull          json.RawMessage `json:"pull,omitempty"`
+	PullUpdatedAt time.Time       `json:"pull_updated_at,omitzero"`
 }
 
 // TestSpec is one configuration of a build's test matrix, as the
@@ -118,11 +127,19 @@ type TestJob struct {
 	// retried through the queue without running the test again.
 	Outcome *Outcome `json:"outcome,omitempty"`
 	// BaseRef and CloneURL are the pull request's base branch and its
-	// base repository's clone URL as the build read them from GitHub, so
-	// that a test's checkout need not wait for the pull request to be
-	// read again. Jobs from older workers lack them; their tests wait.
+	// base repository's clone URL as the build found them (in the
+	// webhook's pull request or an API read), so that a test's checkout
+	// need not wait for the pull request to be read again. Jobs from
+	// older workers lack them; their tests read the pull request first.
 	BaseRef  string `json:"base_ref,omitempty"`
 	CloneURL string `json:"clone_url,omitempty"`
+	// HeadRef is the branch the head commit was pushed to (YCI_HEAD_REF)
+	// and PullUpdatedAt the pull request's updated_at when the build read
+	// it: with them a test learns whether its head is still current from
+	// the head record (HeadRecord) instead of reading the pull request.
+	// Jobs without them read it.
+	HeadRef       string    `json:"head_ref,omitempty"`
+	PullUpdatedAt time.Time `json:"pull_updated_at,omitzero"`
 }
 
 // Outcome is the final state of a test attempt as it is to be reported.

@@ -61,7 +61,11 @@ func (s *store) callContext(ctx context.Context) (context.Context, context.Cance
 }
 
 func (e PullEvent) validate() error {
-	return checkBuildKey(e.Repo, e.Number, e.HeadSHA)
+	err := checkBuildKey(e.Repo, e.Number, e.HeadSHA)
+	if len(e.Pull) > MaxPullLen {
+		err = errors.Join(err, fmt.Errorf("pull request of %d bytes, over %d: %w", len(e.Pull), MaxPullLen, ErrInvalidEvent))
+	}
+	return err
 }
 
 func (j TestJob) validate() error {

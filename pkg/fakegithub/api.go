@@ -122,7 +122,11 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, kind authKind, h api
 		if r.Method != http.MethodGet && r.Method != http.MethodHead && strings.Contains(route, " /repos/") {
 			s.counts.Writes++
 		}
+		delay := s.receivedLocked(r, route)
 		s.mu.Unlock()
+		if !wait(r, delay) {
+			return
+		}
 
 		who, authErr := s.authenticate(r)
 		bucketKey := "anonymous"

@@ -85,6 +85,12 @@ type Server struct {
 	statusChanged chan struct{}
 	// issues holds issue comments and their reactions (comments.go).
 	issues *issueStore
+	// requests logs every REST request, and apiDelay and writeDelay
+	// hold answers back (delay.go).
+	requests      []Request
+	apiDelay      time.Duration
+	writeDelay    time.Duration
+	writeDelaySet bool
 }
 
 // New starts a server on 127.0.0.1 with a free port. Bare repositories are

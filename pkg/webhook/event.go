@@ -26,15 +26,9 @@ var deliveryRe = regexp.MustCompile(`^[A-Za-z0-9._:-]+$`)
 // has no "base" and so cannot tell a retargeted pull request from a retitled
 // one.
 type pullDelivery struct {
-	Action      string `json:"action"`
-	Number      int    `json:"number"`
-	PullRequest struct {
-		Number int  `json:"number"`
-		Draft  bool `json:"draft"`
-		Head   struct {
-			SHA string `json:"sha"`
-		} `json:"head"`
-	} `json:"pull_request"`
+	Action       string         `json:"action"`
+	Number       int            `json:"number"`
+	PullRequest  pullPart       `json:"pull_request"`
 	Repository   repositoryPart `json:"repository"`
 	Installation struct {
 		ID int64 `json:"id"`
@@ -106,6 +100,8 @@ func decodePull(body []byte) (pullDelivery, error) {
 // repository names events.Repo.Validate refuses, a missing delivery id)
 // returns a *BadRequestError. The event's repository is always the base
 // repository: a fork's own repository is never where code is fetched from.
+// The event carries the delivered pull_request object and its updated_at
+// (see events.PullEvent.Pull), unless it is over events.MaxPullLen.
 func PullEventFrom(body []byte, delivery, approvalLabel string) (events.PullEvent, error) {
 	pd, err := decodePull(body)
 	if err != nil {
@@ -126,6 +122,10 @@ func (pd pullDelivery) event(delivery, approvalLabel string) (events.PullEvent, 
 		HeadSHA:      pd.PullRequest.Head.SHA,
 		Installation: pd.Installation.ID,
 		Delivery:     delivery,
+		// The pull request as this signed delivery has it is as fresh
+		// as an API read: the worker builds from it.
+		Pull:          pd.PullRequest.carried(),
+		PullUpdatedAt: pd.PullRequest.UpdatedAt.UTC(),
 		// A new base branch changes what the head merges into, so the
 		// head commit, already built, is built again.
 		Rebuild: pd.Action == "edited",

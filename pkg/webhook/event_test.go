@@ -1,14 +1,17 @@
 package webhook
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/yourci/yourci/pkg/events"
 )
@@ -105,10 +108,53 @@ func TestPullEventFrom(t *testing.T) {
 			if err != nil {
 				t.Fatalf("PullEventFrom: %v", err)
 			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreFields(events.PullEvent{}, "Pull", "PullUpdatedAt")); diff != "" {
 				t.Errorf("event mismatch (-want +got):\n%s", diff)
 			}
+			wantPull, wantAt := deliveredPull(t, fixture(t, tt.fixture))
+			if !bytes.Equal(got.Pull, wantPull) {
+				t.Errorf("carried pull request is not the delivered one byte for byte:\n%s", got.Pull)
+			}
+			if !got.PullUpdatedAt.Equal(wantAt) || wantAt.IsZero() {
+				t.Errorf("PullUpdatedAt = %v, want the delivery's %v", got.PullUpdatedAt, wantAt)
+			}
 		})
+	}
+}
+
+// deliveredPull is a delivery's pull_request object as its bytes stand in
+// the body, and its updated_at.
+func deliveredPull(tb testing.TB, body []byte) (json.RawMessage, time.Time) {
+	tb.Helper()
+	var d struct {
+		PullRequest json.RawMessage `json:"pull_request"`
+	}
+	var p struct {
+		UpdatedAt time.Time `json:"updated_at"`
+	}
+	if err := json.Unmarshal(body, &d); err != nil {
+		tb.Fatal(err)
+	}
+	if err := json.Unmarshal(d.PullRequest, &p); err != nil {
+		tb.Fatal(err)
+	}
+	return d.PullRequest, p.UpdatedAt
+}
+
+func TestPullEventFromLeavesAnOversizedPullToTheAPI(t *testing.T) {
+	t.Parallel()
+	body := mutated(t, "synchronize.json", func(m map[string]any) {
+		obj(m, "pull_request")["body"] = strings.Repeat("x", events.MaxPullLen)
+	})
+	ev, err := PullEventFrom(body, testDelivery, DefaultApprovalLabel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Pull != nil {
+		t.Errorf("carried a pull request of %d bytes, over MaxPullLen", len(ev.Pull))
+	}
+	if ev.PullUpdatedAt.IsZero() {
+		t.Error("an oversized pull request lost its updated_at, which orders head records")
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -67,6 +68,9 @@ func checkEvent(t *testing.T, ev events.PullEvent) {
 			t.Fatalf("event with unsafe name %q", n)
 		}
 	}
+	if len(ev.Pull) > events.MaxPullLen || len(ev.Pull) > 0 && (!json.Valid(ev.Pull) || ev.Pull[0] != '{') {
+		t.Fatalf("event carries a pull request that is no bounded JSON object: %.80q", ev.Pull)
+	}
 	if ev.Delivery == "" || len(ev.Delivery) > 128 || strings.ContainsAny(ev.Delivery, " \t\r\n\x00*>/") {
 		t.Fatalf("event with unsafe delivery id %q", ev.Delivery)
 	}
@@ -86,12 +90,15 @@ func FuzzPullEventFrom(f *testing.F) {
 			if !errors.Is(err, ErrIgnored) && !errors.As(err, &bad) {
 				t.Fatalf("error %v is neither ignored nor a bad request", err)
 			}
-			if ev != (events.PullEvent{}) {
+			if !reflect.DeepEqual(ev, events.PullEvent{}) {
 				t.Fatalf("event %+v returned with error %v", ev, err)
 			}
 			return
 		}
 		checkEvent(t, ev)
+		if len(ev.Pull) > 0 && !bytes.Contains(body, ev.Pull) {
+			t.Fatalf("carried pull request %q is not part of the delivered body", ev.Pull)
+		}
 		if ev.Delivery != delivery {
 			t.Fatalf("delivery %q became %q", delivery, ev.Delivery)
 		}

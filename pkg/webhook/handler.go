@@ -76,6 +76,7 @@ type handler struct {
 	approvalLabel  string
 	publishTimeout time.Duration
 	heads          HeadAnnouncer
+	recorder       HeadRecorder
 	commands       CommandPublisher
 }
 
@@ -310,13 +311,16 @@ func (h *handler) publish(ctx context.Context, body []byte, d *delivery) error {
 	}
 	ev, err := pd.event(d.id, h.approvalLabel)
 	if errors.Is(err, ErrIgnored) && pd.Action == "closed" {
-		h.announceClosed(pd)
+		h.announceClosed(ctx, pd)
 	}
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.publishTimeout)
 	defer cancel()
+	// Recorded first, so that the worker handling the event finds its
+	// head (or a newer one) in the record.
+	h.recordHead(ctx, ev, false)
 	err = h.pub.PublishPull(ctx, ev)
 	switch {
 	case errors.Is(err, events.ErrInvalidEvent):
@@ -388,17 +392,21 @@ func (h *handler) logDelivery(ctx context.Context, d delivery, outcome string, c
 	h.log.LogAttrs(ctx, level, "webhook delivery", attrs...)
 }
 
-// announceClosed tells workers to stop the running tests of a pull request
-// that closed, when the delivery is sound enough to name it.
-func (h *handler) announceClosed(pd pullDelivery) {
-	if h.heads == nil {
-		return
-	}
+// announceClosed records that a pull request closed and tells workers to
+// stop its running tests, when the delivery is sound enough to name it.
+func (h *handler) announceClosed(ctx context.Context, pd pullDelivery) {
 	a := events.HeadAnnouncement{
 		Repo:   events.Repo{Owner: pd.Repository.Owner.Login, Name: pd.Repository.Name},
 		Number: pd.Number, SHA: pd.PullRequest.Head.SHA, Closed: true,
 	}
-	if pd.validate(events.PullEvent{Repo: a.Repo, Number: a.Number, HeadSHA: a.SHA, Delivery: "closed"}) != nil {
+	closed := events.PullEvent{Repo: a.Repo, Number: a.Number, HeadSHA: a.SHA, Delivery: "closed", PullUpdatedAt: pd.PullRequest.UpdatedAt.UTC()}
+	if pd.validate(closed) != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.publishTimeout)
+	defer cancel()
+	h.recordHead(ctx, closed, true)
+	if h.heads == nil {
 		return
 	}
 	if err := h.heads.AnnounceHead(a); err != nil {

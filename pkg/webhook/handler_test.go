@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/yourci/yourci/pkg/events"
@@ -237,7 +238,8 @@ func TestHandler(t *testing.T) {
 			if a[tt.bodyKind] == "" || !strings.Contains(w.Body.String(), tt.answer) {
 				t.Errorf("answer %s lacks %s %q", w.Body, tt.bodyKind, tt.answer)
 			}
-			if diff := cmp.Diff(tt.want, pub.events()); diff != "" {
+			// What the event carries of the pull request: TestPullEventFrom.
+			if diff := cmp.Diff(tt.want, pub.events(), cmpopts.IgnoreFields(events.PullEvent{}, "Pull", "PullUpdatedAt")); diff != "" {
 				t.Errorf("published events (-want +got):\n%s", diff)
 			}
 		})
@@ -450,6 +452,75 @@ func TestHandlerAnnouncesClosedPullRequests(t *testing.T) {
 		h.ServeHTTP(httptest.NewRecorder(), rq.build())
 		if len(heads.got) != 1 {
 			t.Errorf("an unsigned delivery was announced: %+v", heads.got)
+		}
+	})
+}
+
+// headBook is a HeadRecorder that keeps what it was told, and whether the
+// event was already published when it was told.
+type headBook struct {
+	mu   sync.Mutex
+	pub  *recorder
+	got  []events.HeadRecord
+	late []bool
+	fail error
+}
+
+func (b *headBook) RecordHead(_ context.Context, _ events.Repo, _ int, r events.HeadRecord) (events.HeadRecord, error) {
+	published := len(b.pub.events())
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.got = append(b.got, r)
+	b.late = append(b.late, published > 0)
+	return r, b.fail
+}
+
+func TestHandlerRecordsHeads(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, fixture string
+		fail          error
+		wantClosed    bool
+		wantPublished int
+	}{
+		{"synchronize_records_its_head_before_publishing", "synchronize.json", nil, false, 1},
+		{"closed_records_the_close", "closed.json", nil, true, 0},
+		{"a_failed_record_still_publishes", "synchronize.json", errors.New("bucket unavailable"), false, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			pub := &recorder{}
+			book := &headBook{pub: pub, fail: tt.fail}
+			h := newTestHandler(t, pub, WithHeadRecorder(book))
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, signed("pull_request", fixture(t, tt.fixture)).build())
+			if w.Code != http.StatusAccepted {
+				t.Fatalf("answered %d: %s", w.Code, w.Body)
+			}
+			_, at := deliveredPull(t, fixture(t, tt.fixture))
+			if len(book.got) != 1 || book.got[0].Closed != tt.wantClosed || !book.got[0].UpdatedAt.Equal(at) || book.got[0].SHA == "" {
+				t.Fatalf("recorded %+v; want one head, closed=%v, at the delivery's updated_at %v", book.got, tt.wantClosed, at)
+			}
+			if book.late[0] {
+				t.Error("the head was recorded after the event was published: a fast worker would not find it")
+			}
+			if n := len(pub.events()); n != tt.wantPublished {
+				t.Errorf("published %d events, want %d", n, tt.wantPublished)
+			}
+		})
+	}
+	t.Run("ignored_and_unsigned_deliveries_record_nothing", func(t *testing.T) {
+		t.Parallel()
+		pub := &recorder{}
+		book := &headBook{pub: pub}
+		h := newTestHandler(t, pub, WithHeadRecorder(book))
+		h.ServeHTTP(httptest.NewRecorder(), signed("pull_request", fixture(t, "edited_title.json")).build())
+		rq := signed("pull_request", fixture(t, "synchronize.json"))
+		rq.signature = signature("wrong secret", rq.body)
+		h.ServeHTTP(httptest.NewRecorder(), rq.build())
+		if len(book.got) != 0 {
+			t.Errorf("recorded %+v", book.got)
 		}
 	})
 }

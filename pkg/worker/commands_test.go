@@ -91,6 +91,7 @@ func TestListNamesIsBrief(t *testing.T) {
 // commandFakes are in-memory doubles of what HandleCommand asks of GitHub
 // and the queue; each records what it was asked.
 type commandFakes struct {
+	fakeHeads
 	mu         sync.Mutex
 	permission string
 	// perms, when it names a user, is that user's permission instead.

@@ -32,6 +32,15 @@ import (
 type fakePulls struct {
 	pull   *github.PullRequest
 	status int
+	mu     sync.Mutex
+	reads  int
+}
+
+// readCount is how many times the pull request was read.
+func (f *fakePulls) readCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads
 }
 
 func (f *fakePulls) NewRequest(ctx context.Context, method, urlStr string, _ any, _ ...github.RequestOption) (*http.Request, error) {
@@ -39,6 +48,9 @@ func (f *fakePulls) NewRequest(ctx context.Context, method, urlStr string, _ any
 }
 
 func (f *fakePulls) Do(req *http.Request, v any) (*github.Response, error) {
+	f.mu.Lock()
+	f.reads++
+	f.mu.Unlock()
 	if f.status != 0 {
 		resp := &http.Response{StatusCode: f.status, Request: req}
 		return &github.Response{Response: resp}, &github.ErrorResponse{Response: resp, Message: http.StatusText(f.status)}
@@ -94,6 +106,7 @@ func (f fakeGitHub) Installation(context.Context, int64) (Installation, error) {
 // fakeQueue is worker.Queue in memory: claim is what ClaimBuildFor
 // answers (claimErr fails it), and calls lists what was asked of it.
 type fakeQueue struct {
+	fakeHeads
 	claim    events.Claim
 	claimErr error
 	mu       sync.Mutex

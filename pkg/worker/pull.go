@@ -50,8 +50,7 @@ func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.Pul
 	if err != nil {
 		return fmt.Errorf("authenticating for installation %d: %w", ev.Installation, err)
 	}
-	p.step("reading pull request #%d", ev.Number)
-	pull, stale, err := w.openPullRaw(ctx, inst, ev.Repo, ev.Number, ev.HeadSHA)
+	pull, stale, err := w.pullOf(ctx, log, inst, ev, p)
 	if err != nil {
 		return err
 	}
@@ -120,8 +119,9 @@ func (w *Worker) queueBuild(ctx context.Context, log *slog.Logger, inst Installa
 		return err
 	}
 	rep := w.reporter(inst, log)
-	// .yci.py reads the pull request as GitHub's API returned it, nulls
-	// included, not as go-github's struct would encode it again.
+	// .yci.py reads the pull request as GitHub sent it (the webhook's
+	// or the API's), nulls included, not as go-github's struct would
+	// encode it again.
 	p.step("evaluating .yci.py")
 	tests, err := w.opts.Evaluator.Evaluate(ctx, src, claim.Build, pull.raw)
 	var cfgErr *pipeline.ConfigError
@@ -184,6 +184,7 @@ func (w *Worker) queueTests(ctx context.Context, rep *status.Reporter, ev events
 			Version: events.Version, Repo: ev.Repo, Number: ev.Number, HeadSHA: ev.HeadSHA,
 			Installation: ev.Installation, Build: b.Number, Test: specOf(t), Attempt: 1,
 			BaseRef: pr.GetBase().GetRef(), CloneURL: pr.GetBase().GetRepo().GetCloneURL(),
+			HeadRef: pr.GetHead().GetRef(), PullUpdatedAt: pr.GetUpdatedAt().UTC(),
 		}
 		if err := w.opts.Queue.PublishTest(ctx, job); err != nil {
 			return fmt.Errorf("queuing test %s: %w", t.Name, err)

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-github/v88/github"
-
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/pipeline"
@@ -63,15 +61,14 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	runCtx, done := w.running.start(ctx, job)
 	defer done()
 	p, err := w.readAndPrepare(ctx, log, inst, b, job)
-	if p.pr == nil {
+	if !p.known {
 		return err
 	}
-	pr, stale := p.pr, p.stale
-	if stale != "" {
+	if stale := p.stale; stale != "" {
 		log.Info("dropping test", "reason", stale)
 		st.State, st.Description, st.Conclusion = status.Error, status.Errored("not run: "+stale), status.ConclusionCancelled
 		st.TargetURL = w.droppedTestURL(b, job)
-		if newSHA := pr.GetHead().GetSHA(); newSHA != job.HeadSHA && pr.GetState() == "open" {
+		if newSHA := p.newSHA; newSHA != "" {
 			st.Description = status.SupersededBeforeRun(newSHA)
 			defer w.trackSuperseded(ctx, rep, job, newSHA, st)
 		} else {
@@ -102,7 +99,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	}
 	w.track(ctx, rep, job, events.TestRunning, st, nil)
 	return w.runAttempt(ctx, runCtx, log, rep, st, job, pipeline.Attempt{
-		Test: t, Number: job.Attempt, Dir: p.work, LogPath: p.logPath, Facts: facts(job, pr),
+		Test: t, Number: job.Attempt, Dir: p.work, LogPath: p.logPath, Facts: facts(job, p.headRef, p.baseRef),
 	})
 }
 
@@ -239,60 +236,31 @@ func (w *Worker) reportFinal(ctx context.Context, rep *status.Reporter, st statu
 	return nil
 }
 
-// preparedTest is a test's pull request as GitHub has it now and, unless
-// that made the test stale (the reason in stale), its working copy and log.
+// preparedTest is a test's head as the head record (or, when it cannot
+// tell, GitHub) has it now and, unless that made the test stale, its
+// working copy and log.
 type preparedTest struct {
-	pr                   *github.PullRequest
-	stale, work, logPath string
+	testHead
+	work, logPath string
 }
 
-// pullRead is what openPull answered.
-type pullRead struct {
-	pr    *github.PullRequest
-	stale string
-	err   error
-}
-
-// readAndPrepare reads the pull request (is the job's head still its
-// head, and open?) and prepares the attempt's working copy (prepareTest)
-// at the same time, when the job carries what the checkout needs; a job
-// from an older worker is prepared after the read, from what it says.
-// The read's error comes with a nil pull request; a stale test with no
-// working copy, whatever the preparation did; otherwise err is the
-// preparation's.
+// readAndPrepare learns whether the job's head is still its pull request's
+// open head (headOfTest: from the head record, without a GitHub request,
+// whenever the record can tell) and, when it is, prepares the attempt's
+// working copy (prepareTest). The check's error comes with known false; a
+// stale test has no working copy; otherwise err is the preparation's.
 func (w *Worker) readAndPrepare(ctx context.Context, log *slog.Logger, inst Installation, b artifacts.Build, job events.TestJob) (preparedTest, error) {
-	read := make(chan pullRead, 1)
-	go func() {
-		pr, stale, err := w.openPull(ctx, inst, job.Repo, job.Number, job.HeadSHA)
-		read <- pullRead{pr, stale, err}
-	}()
-	cloneURL, base := job.CloneURL, job.BaseRef
-	var r pullRead
-	waited := base == ""
-	if waited {
-		if r = <-read; r.err != nil || r.stale != "" {
-			return preparedTest{pr: r.pr, stale: r.stale}, r.err
-		}
-		cloneURL, base = r.pr.GetBase().GetRepo().GetCloneURL(), r.pr.GetBase().GetRef()
+	head, err := w.headOfTest(ctx, log, inst, job)
+	if err != nil || head.stale != "" {
+		return preparedTest{testHead: head}, err
 	}
-	work, logPath, err := w.prepareTest(ctx, log, inst, cloneURL, base, b, job)
-	if !waited {
-		r = <-read
-	}
-	if r.err != nil || r.stale != "" {
-		if work != "" {
-			if rmErr := os.RemoveAll(work); rmErr != nil {
-				log.Warn("removing the copy of a dropped test", "err", rmErr)
-			}
-		}
-		return preparedTest{pr: r.pr, stale: r.stale}, r.err
-	}
+	work, logPath, err := w.prepareTest(ctx, log, inst, head.cloneURL, head.baseRef, b, job)
 	if err == nil && job.Rerun == 0 { // the seed's symlink names the first run
 		if err = w.opts.Workspace.LinkLog(b, job.Test.Name); err != nil {
 			err = fmt.Errorf("linking log: %w", err)
 		}
 	}
-	return preparedTest{pr: r.pr, work: work, logPath: logPath}, err
+	return preparedTest{testHead: head, work: work, logPath: logPath}, err
 }
 
 // prepareTest gives the attempt a fresh working copy of the build's commit,
@@ -381,18 +349,19 @@ func (w *Worker) abandonTest(ctx context.Context, log *slog.Logger, job events.T
 }
 
 // facts are the YCI_* variables a test can read about itself. The branch
-// names are the pull request's as GitHub gives them now: YCI_HEAD_REF is the
-// branch the commit was pushed to (perhaps a fork's), YCI_BASE_REF the one
-// it merges into, which the checkout also has as <base> and origin/<base>.
-func facts(job events.TestJob, pr *github.PullRequest) map[string]string {
+// names are the pull request's as its build (or a read) found them:
+// YCI_HEAD_REF is the branch the commit was pushed to (perhaps a fork's),
+// YCI_BASE_REF the one it merges into, which the checkout also has as
+// <base> and origin/<base>.
+func facts(job events.TestJob, headRef, baseRef string) map[string]string {
 	return map[string]string{
 		"YCI_REPO":     job.Repo.FullName(),
 		"YCI_PULL":     strconv.Itoa(job.Number),
 		"YCI_SHA":      job.HeadSHA,
 		"YCI_BUILD":    strconv.Itoa(job.Build),
 		"YCI_RERUN":    strconv.Itoa(job.Rerun),
-		"YCI_HEAD_REF": pr.GetHead().GetRef(),
-		"YCI_BASE_REF": pr.GetBase().GetRef(),
+		"YCI_HEAD_REF": headRef,
+		"YCI_BASE_REF": baseRef,
 	}
 }
 

@@ -64,8 +64,9 @@ type GitHub interface {
 
 // Queue is what handling a pull needs of JetStream: build numbers, the
 // publication of test attempts and the approval record of each pull
-// request (which head commit who approved). An events.Registry, an
-// events.Queue and events.Heads have it together.
+// request (which head commit who approved), and each pull request's head
+// record. An events.Registry, an events.Queue and events.Heads have it
+// together.
 type Queue interface {
 	ClaimBuildFor(ctx context.Context, repo events.Repo, pull int, sha, claimant string, rebuild bool) (events.Claim, error)
 	MarkQueued(ctx context.Context, repo events.Repo, pull int, sha string, build int) error
@@ -78,6 +79,8 @@ type Queue interface {
 	// SeeHead records that a head commit is seen at now, unless it was
 	// seen before, and returns when it was first seen (events.Registry).
 	SeeHead(ctx context.Context, repo events.Repo, pull int, sha string, now time.Time) (time.Time, error)
+	// HeadBook answers whether a head is current (events.Heads).
+	HeadBook
 }
 
 // Options are a Worker's parts. Workspace, Evaluator, Runner, GitHub and
@@ -262,24 +265,20 @@ func (w *Worker) runLogURL(b artifacts.Build, name string, rerun int) string {
 	return u
 }
 
-// pullRequest is a pull request as go-github decodes it, and as GitHub's
-// API sent it (for .yci.py).
+// pullRequest is a pull request as go-github decodes it, and as GitHub
+// sent it, in the webhook's pull_request or the API's answer (for
+// .yci.py).
 type pullRequest struct {
 	pr  *github.PullRequest
 	raw json.RawMessage
 }
 
-// openPull reads the pull request and says whether sha is still worth
-// building: when it is not (closed, or a newer commit pushed and the
-// worker does not keep superseded commits) the reason says why. A pull
-// request or repository that no longer exists (404) is a permanent error:
-// asking again cannot bring it back.
-func (w *Worker) openPull(ctx context.Context, inst Installation, repo events.Repo, number int, sha string) (*github.PullRequest, string, error) {
-	pull, stale, err := w.openPullRaw(ctx, inst, repo, number, sha)
-	return pull.pr, stale, err
-}
-
-// openPullRaw is openPull keeping the JSON as GitHub sent it.
+// openPullRaw reads the pull request, keeping the JSON as GitHub sent it,
+// and says whether sha is still worth building: when it is not (closed,
+// or a newer commit pushed and the worker does not keep superseded
+// commits) the reason says why. A pull request or repository that no
+// longer exists (404) is a permanent error: asking again cannot bring it
+// back.
 func (w *Worker) openPullRaw(ctx context.Context, inst Installation, repo events.Repo, number int, sha string) (pullRequest, string, error) {
 	pull, err := getPull(ctx, inst.Pulls, repo, number)
 	if err != nil {

@@ -339,17 +339,22 @@ def test_generator(build_id, pull):
 }
 
 // TestTestOfASupersededHeadIsNotRun: a queued test whose head was
-// superseded is dropped, whether its job names the base (and the copy is
-// made while the pull request is read, then removed) or is an older
-// worker's job, prepared only after the read.
+// superseded is dropped before its copy is made. A job that carries its
+// branches and when its pull was read learns it from the head record,
+// without asking GitHub; one whose head has no record, and an older
+// worker's job, read the pull request.
 func TestTestOfASupersededHeadIsNotRun(t *testing.T) {
 	t.Parallel()
+	const pullRoute = "GET /repos/{owner}/{repo}/pulls/{number}"
 	for _, tc := range []struct {
-		name        string
-		carriesBase bool
+		name      string
+		carries   bool // the job names its branches and pull's updated_at
+		recorded  bool // the receiver recorded the newer head
+		wantReads int
 	}{
-		{"job_carrying_the_base_is_prepared_while_reading", true},
-		{"older_job_is_prepared_after_reading", false},
+		{"job_with_a_head_record_is_dropped_without_reading", true, true, 0},
+		{"job_whose_head_has_no_record_reads_the_pull", true, false, 1},
+		{"older_job_reads_the_pull", false, true, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -362,21 +367,33 @@ func TestTestOfASupersededHeadIsNotRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// A test job for the old head, as if queued before the push.
+			repo := events.Repo{Owner: owner, Name: repoName}
+			pushedAt := time.Now().UTC()
+			if tc.recorded {
+				if _, err := r.bus.Heads().RecordHead(context.Background(), repo, pr.GetNumber(), events.HeadRecord{SHA: newer, UpdatedAt: pushedAt}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A test job for the old head, as if queued a minute before the push.
 			job := events.TestJob{
-				Version: events.Version, Repo: events.Repo{Owner: owner, Name: repoName},
+				Version: events.Version, Repo: repo,
 				Number: pr.GetNumber(), HeadSHA: old, Build: 1, Attempt: 1,
 				Test: events.TestSpec{Name: "t", Command: "touch ../../ran-$YCI_SHA"},
 			}
-			if tc.carriesBase {
+			if tc.carries {
 				job.BaseRef, job.CloneURL = pr.GetBase().GetRef(), pr.GetBase().GetRepo().GetCloneURL()
+				job.HeadRef, job.PullUpdatedAt = pr.GetHead().GetRef(), pushedAt.Add(-time.Minute)
 			}
+			reads := r.gh.Requests().ByRoute[pullRoute]
 			if err := r.bus.Queue().PublishTest(context.Background(), job); err != nil {
 				t.Fatal(err)
 			}
 			s := r.waitFinal(t, old, "yci/t")["yci/t"]
 			if s.GetState() != "error" || !strings.Contains(s.GetDescription(), newer[:7]) {
 				t.Errorf("status %s %q, want error naming the newer head", s.GetState(), s.GetDescription())
+			}
+			if got := r.gh.Requests().ByRoute[pullRoute] - reads; got != tc.wantReads {
+				t.Errorf("the test read the pull request %d times, want %d", got, tc.wantReads)
 			}
 			// It never ran, so it has no out.txt: the link is the build's page.
 			if u := s.GetTargetURL(); !strings.HasSuffix(u, "/pulls/"+strconv.Itoa(pr.GetNumber())+"/1/index.html") {
@@ -395,10 +412,10 @@ func TestTestOfASupersededHeadIsNotRun(t *testing.T) {
 					t.Errorf("the dropped test's log is linked at %s", link)
 				}
 			}
-			// Only the job naming the base was prepared (the box fetched
-			// the commit for it) before the read found it stale.
-			if fetched := r.ws.HasCommit(context.Background(), owner, repoName, old); fetched != tc.carriesBase {
-				t.Errorf("mirror has the old head: %v, want %v", fetched, tc.carriesBase)
+			// The head was known stale before anything was prepared: the
+			// box never fetched the old commit.
+			if r.ws.HasCommit(context.Background(), owner, repoName, old) {
+				t.Error("the mirror fetched the old head for a test known to be stale")
 			}
 		})
 	}

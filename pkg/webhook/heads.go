@@ -1,0 +1,73 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/yourci/yourci/pkg/events"
+)
+
+// HeadRecorder keeps each pull request's latest head, ordered by the pull
+// request's updated_at, so that workers learn whether a head was
+// superseded (or the pull closed) without asking GitHub; events.Heads has
+// it.
+type HeadRecorder interface {
+	RecordHead(ctx context.Context, repo events.Repo, pull int, r events.HeadRecord) (events.HeadRecord, error)
+}
+
+// WithHeadRecorder makes the handler record the head of every pull event
+// before publishing it, and of every pull request that closed. A failed
+// record is logged and the event published anyway: a record is only ever
+// trusted when it is newer than what a worker knows, so one missing costs
+// at most the time of running a superseded head's tests.
+func WithHeadRecorder(r HeadRecorder) Option { return func(h *handler) { h.recorder = r } }
+
+// pullPart is a delivery's pull_request: the fields YourCI reads, and the
+// object as delivered (raw), which the event carries to .yci.py.
+type pullPart struct {
+	pullFields
+	raw json.RawMessage
+}
+
+type pullFields struct {
+	Number int  `json:"number"`
+	Draft  bool `json:"draft"`
+	Head   struct {
+		SHA string `json:"sha"`
+	} `json:"head"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// UnmarshalJSON keeps b, the object as delivered, beside its fields.
+func (p *pullPart) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, &p.pullFields); err != nil {
+		return err
+	}
+	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '{' {
+		p.raw = append(json.RawMessage(nil), t...)
+	}
+	return nil
+}
+
+// carried is the pull request the event carries: the delivered object,
+// unless it is larger than events.MaxPullLen (the worker then reads it).
+func (p pullPart) carried() json.RawMessage {
+	if len(p.raw) > events.MaxPullLen {
+		return nil
+	}
+	return p.raw
+}
+
+// recordHead records ev's head, when the handler records heads and the
+// delivery said when the pull request was updated.
+func (h *handler) recordHead(ctx context.Context, ev events.PullEvent, closed bool) {
+	if h.recorder == nil || ev.PullUpdatedAt.IsZero() {
+		return
+	}
+	rec := events.HeadRecord{SHA: ev.HeadSHA, Closed: closed, UpdatedAt: ev.PullUpdatedAt}
+	if _, err := h.recorder.RecordHead(ctx, ev.Repo, ev.Number, rec); err != nil {
+		h.log.Warn("recording the pull request's head", "repo", ev.Repo.FullName(), "pull", ev.Number, "sha", ev.HeadSHA, "err", err)
+	}
+}
