@@ -1,0 +1,61 @@
+package events_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/natsserver/natstest"
+)
+
+// A publish made right after the stream's leader dies, on a three-node
+// cluster that keeps its quorum, waits for the election and succeeds, where
+// it used to fail after 500 ms; the publisher's own timeout still bounds
+// it. Publishing the same events again after the election stores nothing
+// new: the new leader knows the message ids.
+func TestPublishRidesOutLeaderElection(t *testing.T) {
+	t.Parallel()
+	cluster := natstest.StartCluster(t, t.TempDir(), 3)
+	ctx := testContext(t)
+	b := newBus(t, cluster.URL(), events.Options{Replicas: 3, PublishOnly: true})
+	if err := b.Queue().PublishPull(ctx, samplePull(1, "before")); err != nil {
+		t.Fatal(err)
+	}
+	leader, err := cluster.Leader(ctx, b.Options().Stream)
+	if err != nil || leader == "" {
+		t.Fatalf("stream leader %q: %v", leader, err)
+	}
+	cluster.Kill(cluster.Node(leader))
+	killed := time.Now()
+
+	var longest time.Duration
+	sent := []events.PullEvent{}
+	for i := range 3 {
+		ev := samplePull(10+i, fmt.Sprintf("during%d", i))
+		pubCtx, cancel := context.WithTimeout(ctx, 8*time.Second)
+		start := time.Now()
+		err := b.Queue().PublishPull(pubCtx, ev)
+		cancel()
+		longest = max(longest, time.Since(start))
+		if err != nil {
+			t.Fatalf("publish %d after the leader was killed: %v", i, err)
+		}
+		sent = append(sent, ev)
+	}
+	t.Logf("stream leader %s killed; the first publish after it took %s (longest), all %d done %s after the kill",
+		leader, longest.Round(10*time.Millisecond), len(sent), time.Since(killed).Round(10*time.Millisecond))
+	for _, ev := range sent {
+		if err := b.Queue().PublishPull(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := streamMsgs(t, b); got != 4 {
+		t.Errorf("stream holds %d messages, want 4 (each publish once, repeats dropped as duplicates)", got)
+	}
+	newLeader, err := cluster.Leader(ctx, b.Options().Stream)
+	if err != nil || newLeader == leader || newLeader == "" {
+		t.Errorf("stream leader after the kill %q (was %q): %v", newLeader, leader, err)
+	}
+}
