@@ -22,7 +22,9 @@ import (
 // Backoff between retries of a call that failed for want of a leader.
 const (
 	retryFirstWait = 50 * time.Millisecond
-	retryMaxWait   = 500 * time.Millisecond
+	// A short cap: once a leader is elected, the next try should come
+	// soon, and a leaderless group answers a try at once.
+	retryMaxWait = 250 * time.Millisecond
 	// retryAttemptTimeout bounds one try of a retried call, so that a
 	// request sent to a server that died before answering is sent again
 	// within the caller's deadline instead of using all of it up.

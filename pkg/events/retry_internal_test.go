@@ -57,7 +57,7 @@ func TestClassify(t *testing.T) {
 
 func TestRetryWaitDoublesToItsCap(t *testing.T) {
 	t.Parallel()
-	want := []time.Duration{50, 100, 200, 400, 500, 500}
+	want := []time.Duration{50, 100, 200, 250, 250}
 	for i, w := range want {
 		if got := retryWait(i + 1); got != w*time.Millisecond {
 			t.Errorf("retryWait(%d) = %v, want %v", i+1, got, w*time.Millisecond)

@@ -158,22 +158,60 @@ func (c *Cluster) jetStreamAnswers(ctx context.Context) error {
 // Leader returns the node leading stream's group now ("" while it has
 // none).
 func (c *Cluster) Leader(ctx context.Context, stream string) (string, error) {
+	info, err := c.streamCluster(ctx, stream)
+	if err != nil {
+		return "", err
+	}
+	return info.Leader, nil
+}
+
+// WaitCurrent waits until stream has a leader and every other replica is
+// current, as an operator waits for a node brought back to catch up before
+// counting on it, failing the test after clusterReadyTimeout.
+func (c *Cluster) WaitCurrent(stream string) {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), clusterReadyTimeout)
+	defer cancel()
+	var last string
+	for ctx.Err() == nil {
+		info, err := c.streamCluster(ctx, stream)
+		if err == nil && info.Leader != "" && len(info.Replicas) == len(c.nodes)-1 && allCurrent(info.Replicas) {
+			return
+		}
+		last = fmt.Sprintf("%+v (%v)", info, err)
+		time.Sleep(100 * time.Millisecond) // polling a server that gives no event to wait on
+	}
+	c.tb.Fatalf("stream %s not current on every node after %s: %s", stream, clusterReadyTimeout, last)
+}
+
+func allCurrent(peers []*jetstream.PeerInfo) bool {
+	for _, p := range peers {
+		if !p.Current || p.Offline || p.Lag > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Cluster) streamCluster(ctx context.Context, stream string) (*jetstream.ClusterInfo, error) {
 	nc, err := nats.Connect(c.URL(), nats.Timeout(time.Second))
 	if err != nil {
-		return "", fmt.Errorf("connecting: %w", err)
+		return nil, fmt.Errorf("connecting: %w", err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return "", fmt.Errorf("opening JetStream: %w", err)
+		return nil, fmt.Errorf("opening JetStream: %w", err)
 	}
-	s, err := js.Stream(ctx, stream)
+	callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	s, err := js.Stream(callCtx, stream)
 	if err != nil {
-		return "", fmt.Errorf("reading stream %s: %w", stream, err)
+		return nil, fmt.Errorf("reading stream %s: %w", stream, err)
 	}
 	info := s.CachedInfo()
 	if info.Cluster == nil {
-		return "", fmt.Errorf("stream %s has no cluster information", stream)
+		return nil, fmt.Errorf("stream %s has no cluster information", stream)
 	}
-	return info.Cluster.Leader, nil
+	return info.Cluster, nil
 }
