@@ -362,9 +362,12 @@ func (rs *Records) WatchBuilds(ctx context.Context, fn func(BuildRecord)) error 
 }
 
 func (rs *Records) loadRecord(ctx context.Context, key string) (BuildRecord, error) {
-	ctx, cancel := rs.callContext(ctx)
-	defer cancel()
-	entry, err := rs.records.Get(ctx, key)
+	var entry jetstream.KeyValueEntry
+	err := rs.retry(ctx, true, func(ctx context.Context) error {
+		var err error
+		entry, err = rs.records.Get(ctx, key)
+		return err
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return BuildRecord{}, ErrNoRecord
 	}
@@ -393,14 +396,17 @@ func (rs *Records) storeRecord(ctx context.Context, key string, rec BuildRecord)
 	if err != nil {
 		return 0, fmt.Errorf("encoding %s: %w", key, err)
 	}
-	ctx, cancel := rs.callContext(ctx)
-	defer cancel()
 	var rev uint64
-	if rec.Revision == 0 {
-		rev, err = rs.records.Create(ctx, key, data)
-	} else {
-		rev, err = rs.records.Update(ctx, key, data, rec.Revision)
-	}
+	// Only writes no server took are repeated, as in storeJSON.
+	err = rs.retry(ctx, false, func(ctx context.Context) error {
+		var err error
+		if rec.Revision == 0 {
+			rev, err = rs.records.Create(ctx, key, data)
+		} else {
+			rev, err = rs.records.Update(ctx, key, data, rec.Revision)
+		}
+		return err
+	})
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return 0, fmt.Errorf("writing %s: %w", key, errConflict)
 	}
