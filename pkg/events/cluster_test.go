@@ -59,3 +59,37 @@ func TestPublishRidesOutLeaderElection(t *testing.T) {
 		t.Errorf("stream leader after the kill %q (was %q): %v", newLeader, leader, err)
 	}
 }
+
+// A worker claiming a build number right after the leader of the
+// build-number bucket dies gets its number once the survivors have
+// elected, instead of an error that would hand its pull event back; and
+// the claim is made once: the same claimant reads back the same build.
+func TestKeyValueRidesOutLeaderElection(t *testing.T) {
+	t.Parallel()
+	cluster := natstest.StartCluster(t, t.TempDir(), 3)
+	ctx := testContext(t)
+	b := newBus(t, cluster.URL(), events.Options{Replicas: 3})
+	reg := b.Registry()
+	if _, _, err := reg.ClaimBuild(ctx, sampleRepo, 1, "before", false); err != nil {
+		t.Fatal(err)
+	}
+	bucketStream := "KV_" + b.Options().Bucket
+	leader, err := cluster.Leader(ctx, bucketStream)
+	if err != nil || leader == "" {
+		t.Fatalf("leader of %s %q: %v", bucketStream, leader, err)
+	}
+	cluster.Kill(cluster.Node(leader))
+	start := time.Now()
+	build, fresh, err := reg.ClaimBuild(ctx, sampleRepo, 1, "during", false)
+	if err != nil {
+		t.Fatalf("claiming a build after the bucket's leader %s was killed: %v", leader, err)
+	}
+	t.Logf("bucket leader %s killed; the claim took %s", leader, time.Since(start).Round(10*time.Millisecond))
+	if build != 2 || !fresh {
+		t.Errorf("claim during the election = build %d (fresh %v), want build 2, fresh", build, fresh)
+	}
+	again, ok, err := reg.BuildOf(ctx, sampleRepo, 1, "during")
+	if err != nil || !ok || again != build {
+		t.Errorf("BuildOf after the election = %d, %v, %v; want %d", again, ok, err, build)
+	}
+}
