@@ -181,12 +181,9 @@ func (r *Registry) loadPull(ctx context.Context, key string) (pullRecord, uint64
 // loadJSON decodes the record at key into v and returns its revision; a
 // missing record leaves v alone and has revision 0.
 func (r *Registry) loadJSON(ctx context.Context, key string, v any) (uint64, error) {
-	var entry jetstream.KeyValueEntry
-	err := r.retry(ctx, true, func(ctx context.Context) error {
-		var err error
-		entry, err = r.kv.Get(ctx, key)
-		return err
-	})
+	ctx, cancel := r.callContext(ctx)
+	defer cancel()
+	entry, err := r.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, nil
 	}
@@ -209,17 +206,13 @@ func (r *Registry) storeJSON(ctx context.Context, key string, rec any, rev uint6
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", key, err)
 	}
-	// Not idempotent: an unanswered write may have been stored, and its
-	// repeat would then fail as a conflict of its own making. Only writes
-	// no server took are repeated (see retry).
-	err = r.retry(ctx, false, func(ctx context.Context) error {
-		if rev == 0 {
-			_, err := r.kv.Create(ctx, key, data)
-			return err
-		}
-		_, err := r.kv.Update(ctx, key, data, rev)
-		return err
-	})
+	ctx, cancel := r.callContext(ctx)
+	defer cancel()
+	if rev == 0 {
+		_, err = r.kv.Create(ctx, key, data)
+	} else {
+		_, err = r.kv.Update(ctx, key, data, rev)
+	}
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return fmt.Errorf("writing %s: %w", key, errConflict)
 	}

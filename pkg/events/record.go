@@ -362,12 +362,9 @@ func (rs *Records) WatchBuilds(ctx context.Context, fn func(BuildRecord)) error 
 }
 
 func (rs *Records) loadRecord(ctx context.Context, key string) (BuildRecord, error) {
-	var entry jetstream.KeyValueEntry
-	err := rs.retry(ctx, true, func(ctx context.Context) error {
-		var err error
-		entry, err = rs.records.Get(ctx, key)
-		return err
-	})
+	ctx, cancel := rs.callContext(ctx)
+	defer cancel()
+	entry, err := rs.records.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return BuildRecord{}, ErrNoRecord
 	}
@@ -396,17 +393,14 @@ func (rs *Records) storeRecord(ctx context.Context, key string, rec BuildRecord)
 	if err != nil {
 		return 0, fmt.Errorf("encoding %s: %w", key, err)
 	}
+	ctx, cancel := rs.callContext(ctx)
+	defer cancel()
 	var rev uint64
-	// Only writes no server took are repeated, as in storeJSON.
-	err = rs.retry(ctx, false, func(ctx context.Context) error {
-		var err error
-		if rec.Revision == 0 {
-			rev, err = rs.records.Create(ctx, key, data)
-		} else {
-			rev, err = rs.records.Update(ctx, key, data, rec.Revision)
-		}
-		return err
-	})
+	if rec.Revision == 0 {
+		rev, err = rs.records.Create(ctx, key, data)
+	} else {
+		rev, err = rs.records.Update(ctx, key, data, rec.Revision)
+	}
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return 0, fmt.Errorf("writing %s: %w", key, errConflict)
 	}

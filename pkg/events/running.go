@@ -68,12 +68,11 @@ func (at *Attempts) MarkRunning(ctx context.Context, a RunningAttempt) (done fun
 		return func() {}, fmt.Errorf("encoding running attempt: %w", err)
 	}
 	key := a.key()
-	// Put and Delete may be repeated: the entry ends the same.
 	put := func(ctx context.Context) error {
-		return at.retry(ctx, true, func(ctx context.Context) error {
-			_, err := at.running.Put(ctx, key, data)
-			return err
-		})
+		ctx, cancel := at.callContext(ctx)
+		defer cancel()
+		_, err := at.running.Put(ctx, key, data)
+		return err
 	}
 	err = put(ctx)
 	if err != nil {
@@ -99,8 +98,9 @@ func (at *Attempts) MarkRunning(ctx context.Context, a RunningAttempt) (done fun
 	return func() {
 		stop()
 		<-finished
-		del := func(ctx context.Context) error { return at.running.Delete(ctx, key) }
-		if err := at.retry(context.WithoutCancel(ctx), true, del); err != nil {
+		ctx, cancel := at.callContext(context.WithoutCancel(ctx))
+		defer cancel()
+		if err := at.running.Delete(ctx, key); err != nil {
 			at.log.Warn("removing running attempt; it expires by itself", "key", key, "err", err)
 		}
 	}, err
