@@ -77,6 +77,10 @@ const (
 	// externalWithPassword: the same, requiring a user and password of
 	// every client, as deploy/nats/single.conf does; NATS_URL carries them.
 	externalWithPassword
+	// cluster: three Debian nats-server processes routed into one
+	// JetStream cluster, every process keeping three replicas
+	// (YCI_NATS_REPLICAS=3), as a team running a box per node does.
+	cluster
 )
 
 type stackOptions struct {
@@ -111,6 +115,7 @@ type stack struct {
 	natsStore string
 	natsPort  int
 	nats      *natsserver.Server // only for inProcess
+	cluster   *natstest.Cluster  // only for cluster
 
 	mu    sync.Mutex
 	procs []*launch.Process
@@ -188,6 +193,10 @@ func (s *stack) startNATS(mode natsMode) {
 		}
 		srv := natstest.StartExternal(s.tb, opts)
 		s.cfg.NATSURL, s.natsPort = srv.URL(), srv.Port()
+	case cluster:
+		s.cluster = natstest.StartCluster(s.tb, s.natsStore, 3)
+		s.cfg.NATSURL = s.cluster.URL()
+		s.cfg.Env = append(s.cfg.Env, "YCI_NATS_REPLICAS=3")
 	case embedded:
 		port, err := launch.FreePort()
 		if err != nil {

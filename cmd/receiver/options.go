@@ -35,7 +35,8 @@ type Options struct {
 	// a build; empty disables the trigger.
 	ApprovalLabel string
 	// PublishTimeout bounds the wait for JetStream's acknowledgement of
-	// one event; it must leave room within GitHub's 10 s.
+	// one event, the tries repeated while a NATS cluster elects a leader
+	// included; it must leave room within GitHub's 10 s.
 	PublishTimeout time.Duration
 	// ShutdownTimeout bounds how long in-flight deliveries may take to
 	// finish after SIGTERM.
@@ -75,7 +76,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	o.NATS.AddFlags(fs)
 	fs.StringVar(&o.ApprovalLabel, "approval-label", webhook.DefaultApprovalLabel, "pull request `LABEL` whose addition triggers a build; empty disables")
 	fs.Env("approval-label", "YCI_APPROVAL_LABEL")
-	fs.DurationVar(&o.PublishTimeout, "publish-timeout", webhook.DefaultPublishTimeout, "longest wait for JetStream to acknowledge an event (under GitHub's 10s)")
+	fs.DurationVar(&o.PublishTimeout, "publish-timeout", webhook.DefaultPublishTimeout, "longest wait for JetStream to acknowledge an event, retries during a NATS leader election included (under GitHub's 10s)")
 	fs.Env("publish-timeout", "YCI_PUBLISH_TIMEOUT")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight deliveries may finish after SIGTERM")
 	fs.Env("shutdown-timeout", "YCI_SHUTDOWN_TIMEOUT")

@@ -25,7 +25,7 @@ func TestParseOptions(t *testing.T) {
 	t.Parallel()
 	defaults := Options{
 		Listen: ":8080", NATS: natsserver.Endpoint{Store: ".yci/nats", Port: natsserver.DefaultLocalPort, Replicas: 1},
-		ApprovalLabel: "ok-to-test", PublishTimeout: 5 * time.Second, ShutdownTimeout: 15 * time.Second,
+		ApprovalLabel: "ok-to-test", PublishTimeout: 8 * time.Second, ShutdownTimeout: 15 * time.Second,
 		MaxInflightBytes: webhook.DefaultMaxInflightBytes,
 	}
 	tests := []struct {

@@ -68,11 +68,13 @@ const (
 	// request per kind per PollWait on an idle worker.
 	DefaultPollWait = time.Second
 	// DefaultTimeout bounds every JetStream API call without its own
-	// deadline (publish, ack, key-value, setup).
+	// deadline (publish, ack, key-value, setup), retries through a
+	// leader election included (see retry).
 	DefaultTimeout = 10 * time.Second
 	// DuplicateWindow is how long the stream remembers message ids;
 	// JetStream's own default, kept explicit because de-duplication of
-	// webhook redeliveries depends on it.
+	// webhook redeliveries, and of a publish's tries during a leader
+	// election, depends on it (Validate keeps Timeout below it).
 	DuplicateWindow = 2 * time.Minute
 	// DefaultRecordTTL: a build record is dropped this long after its last
 	// change (the bucket's MaxAge, which nats-server 2.9 has), so records
@@ -166,6 +168,11 @@ func (o Options) Validate() error {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("events: %s %s is negative", name, d))
 		}
+	}
+	// A publish is retried through a leader election until Timeout; the
+	// stream recognises a repeat only within DuplicateWindow.
+	if o.Timeout >= DuplicateWindow {
+		errs = append(errs, fmt.Errorf("events: Timeout %s is not below the duplicate window %s: a retried publish could be stored twice", o.Timeout, DuplicateWindow))
 	}
 	if o.Grace < 0 {
 		errs = append(errs, fmt.Errorf("events: Grace %s is negative", o.Grace))

@@ -23,6 +23,7 @@ func TestOptionsValidate(t *testing.T) {
 	}{
 		{name: "zero_value_is_valid", opts: events.Options{}},
 		{name: "max_deliver_below_3_is_refused", opts: events.Options{MaxDeliver: 2}, wantErr: []string{"MaxDeliver 2"}},
+		{name: "timeout_past_the_duplicate_window_is_refused", opts: events.Options{Timeout: events.DuplicateWindow}, wantErr: []string{"duplicate window"}},
 		{
 			name:    "every_problem_is_reported_at_once",
 			opts:    events.Options{AckWait: -time.Second, Replicas: 7, Grace: -1},

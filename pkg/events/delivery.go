@@ -34,7 +34,7 @@ type Delivery[T any] struct {
 	msg        jetstream.Msg
 	maxDeliver int
 	ackWait    time.Duration
-	timeout    time.Duration
+	store      *store // for retry
 	termReason bool
 	log        *slog.Logger
 
@@ -51,7 +51,7 @@ func newDelivery[T any](s *store, msg jetstream.Msg, payload T, meta *jetstream.
 		msg:          msg,
 		maxDeliver:   s.opts.MaxDeliver,
 		ackWait:      s.opts.AckWait,
-		timeout:      s.opts.Timeout,
+		store:        s,
 		termReason:   serverAtLeast(s.nc.ConnectedServerVersion(), termReasonSince),
 		log:          s.log,
 	}
@@ -93,14 +93,13 @@ func (d *Delivery[T]) InProgress() error {
 
 // Ack marks the work done and waits (within ctx and Options.Timeout) for
 // JetStream to confirm it, so that a nil return means the message will not
-// be delivered again. Call it only once the result has been reported; a
+// be delivered again. While the consumer elects a leader the ack is sent
+// again (see retry): acknowledging twice is harmless. Call it only once the result has been reported; a
 // handler finishing after its own ctx ended may pass
 // context.WithoutCancel(ctx). On error the delivery stays unsettled and Ack
 // may be retried.
 func (d *Delivery[T]) Ack(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, d.timeout)
-	defer cancel()
-	return d.settle(func() error { return d.msg.DoubleAck(ctx) }, "acknowledging message")
+	return d.settle(func() error { return d.store.retry(ctx, true, d.msg.DoubleAck) }, "acknowledging message")
 }
 
 // Nak hands the message back to be delivered again after delay (at once

@@ -73,7 +73,8 @@ func (b *Bus) Heads() *Heads { return &Heads{b.store} }
 // match, on b's connection (whichever process starts first creates it;
 // concurrent starts are safe). It is for the other processes' own state
 // (reconcile's lock and cache), which lives beside YourCI's buckets but is
-// not theirs to reach through the Bus.
+// not theirs to reach through the Bus. Its Get, Put, Create, Update and
+// Delete ride out a leader election on a cluster (see electionProofKV).
 func (b *Bus) KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
 	err := b.retrySetup(ctx, "key-value bucket "+cfg.Bucket, func(ctx context.Context) error {
@@ -81,7 +82,10 @@ func (b *Bus) KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetst
 		kv, err = b.ensureKeyValue(ctx, cfg)
 		return err
 	})
-	return kv, err
+	if err != nil {
+		return nil, err
+	}
+	return electionProofKV{KeyValue: kv, s: b.store}, nil
 }
 
 // Queued calls fn with the subject and data of each message stored under

@@ -17,7 +17,9 @@ var ErrInvalidEvent = errors.New("invalid event")
 // PublishPull stores ev (with Version set) on the stream and returns once
 // JetStream has acknowledged it, so a caller that got nil may tell GitHub the
 // webhook was taken. Its message id is ev.MsgID(): the same delivery of the
-// same head commit published again within DuplicateWindow is stored once.
+// same head commit published again within DuplicateWindow is stored once,
+// which also makes the tries of a publish repeated during a leader
+// election (until ctx's deadline, see retry) one message.
 func (q *Queue) PublishPull(ctx context.Context, ev PullEvent) error {
 	ev.Version = Version
 	if err := ev.validate(); err != nil {
@@ -37,17 +39,26 @@ func (q *Queue) PublishTest(ctx context.Context, job TestJob) error {
 	return q.publish(ctx, TestSubject(job.Repo), job.MsgID(), job)
 }
 
+// publish stores v under id and waits for the acknowledgement. On a
+// cluster electing the stream's leader it keeps trying (see retry) until
+// ctx's deadline or Options.Timeout, whichever is first.
 func (s *store) publish(ctx context.Context, subject, id string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encoding message %s: %w", id, err)
 	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	_, err = s.js.Publish(ctx, subject, data,
-		jetstream.WithMsgID(id),
-		jetstream.WithExpectStream(s.opts.Stream),
-	)
+	// Safe to repeat even when an earlier try was stored and only its
+	// acknowledgement lost: the stream keeps one message per id within
+	// DuplicateWindow, and answers a repeat with the first one's ack.
+	err = s.retry(ctx, true, func(ctx context.Context) error {
+		_, err := s.js.Publish(ctx, subject, data,
+			jetstream.WithMsgID(id),
+			jetstream.WithExpectStream(s.opts.Stream),
+			// retry paces the tries, for every kind of leaderless error.
+			jetstream.WithRetryAttempts(0),
+		)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("publishing %s: %w", id, err)
 	}

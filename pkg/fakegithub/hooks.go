@@ -47,6 +47,8 @@ type Delivery struct {
 	StatusCode int   // the receiver's answer; 0 when there was none
 	Err        error // why there was no answer, or nil
 	At         time.Time
+	// Took is how long the receiver took to answer (or to fail).
+	Took time.Duration
 }
 
 // AddHook registers a webhook: from now on OpenPull, PushPull (and Commit
@@ -119,6 +121,7 @@ func (s *Server) notify(action string, payload []byte) {
 func (s *Server) deliverTo(ctx context.Context, h *hook, event, action, id string, payload []byte, redelivery bool) (*http.Response, error) {
 	d := Delivery{ID: id, HookID: h.id, URL: h.url, Event: event, Action: action, Redelivery: redelivery, Payload: payload, At: time.Now()}
 	resp, err := send(ctx, h.url, h.secret, event, id, h.id, payload)
+	d.Took = time.Since(d.At)
 	d.Err = err
 	if resp != nil {
 		d.StatusCode = resp.StatusCode

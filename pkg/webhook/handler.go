@@ -31,10 +31,14 @@ const retryAfterBusy = "2"
 // it is read.
 const MaxBodyBytes = 25 << 20
 
-// DefaultPublishTimeout bounds the wait for JetStream's acknowledgement. It
-// stays well under the 10 s GitHub waits for an answer, so a stalled queue
-// gives GitHub a 503 (a failed delivery it records) rather than a timeout.
-const DefaultPublishTimeout = 5 * time.Second
+// DefaultPublishTimeout bounds the wait for JetStream's acknowledgement,
+// the publisher's retries included: on a NATS cluster electing a new
+// leader for the stream (seconds after a node dies) the publish is tried
+// again until then, so a node failure costs GitHub a slow answer, not a
+// refused delivery it never sends again. It stays under the 10 s GitHub
+// waits for an answer, so a stalled queue gives GitHub a 503 (a failed
+// delivery it records) rather than a timeout.
+const DefaultPublishTimeout = 8 * time.Second
 
 // Publisher stores a pull event durably. PublishPull returns nil only once
 // the event is acknowledged by the queue; it must use ev.Delivery as the

@@ -53,6 +53,8 @@ type External struct {
 	// creds, when set, are required of every client, as on a production
 	// box (deploy/nats/single.conf).
 	creds *natsserver.Credentials
+	// extra are further arguments (a cluster node's name and routes).
+	extra []string
 }
 
 // FindBinary returns the nats-server binary tests should run: $YCI_NATS_SERVER,
@@ -71,13 +73,9 @@ func FindBinary() (string, bool) {
 	return "", false
 }
 
-// StartExternal runs `nats-server -js -sd StoreDir -a Host -p Port` and
-// returns once it accepts connections. With opts.Credentials the server
-// requires that user and password of every client, and URL carries them. The test is skipped when no binary
-// is found, unless YCI_REQUIRE_NATS_SERVER=1. The process is stopped when
-// the test ends; Shutdown stops it earlier (to test a restart, call
-// StartExternal again with the same StoreDir and Port).
-func StartExternal(tb testing.TB, opts natsserver.Options) *External {
+// requireBinary returns FindBinary's binary, or skips the test (fails it
+// when YCI_REQUIRE_NATS_SERVER=1) when there is none.
+func requireBinary(tb testing.TB) string {
 	tb.Helper()
 	binary, ok := FindBinary()
 	if !ok {
@@ -86,6 +84,18 @@ func StartExternal(tb testing.TB, opts natsserver.Options) *External {
 		}
 		tb.Skipf("no nats-server binary found (looked at $%s, PATH and %s)", EnvBinary, DebianBinary)
 	}
+	return binary
+}
+
+// StartExternal runs `nats-server -js -sd StoreDir -a Host -p Port` and
+// returns once it accepts connections. With opts.Credentials the server
+// requires that user and password of every client, and URL carries them. The test is skipped when no binary
+// is found, unless YCI_REQUIRE_NATS_SERVER=1. The process is stopped when
+// the test ends; Shutdown stops it earlier (to test a restart, call
+// StartExternal again with the same StoreDir and Port).
+func StartExternal(tb testing.TB, opts natsserver.Options) *External {
+	tb.Helper()
+	binary := requireBinary(tb)
 	if err := opts.Validate(); err != nil {
 		tb.Fatal(err)
 	}
@@ -125,6 +135,7 @@ func (e *External) start(host string) error {
 		// process can see another's command line from its sandbox.
 		args = append(args, "--user", e.creds.User, "--pass", e.creds.Password)
 	}
+	args = append(args, e.extra...)
 	e.cmd = exec.Command(e.binary, args...)
 	e.cmd.Stdout = e.logs
 	e.cmd.Stderr = e.logs

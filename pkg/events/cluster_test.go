@@ -1,0 +1,94 @@
+package events_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/natsserver/natstest"
+)
+
+// A publish made right after the stream's leader dies, on a three-node
+// cluster that keeps its quorum, waits for the election and succeeds, where
+// it used to fail after 500 ms; Options.Timeout still bounds it. Publishing the same events again after the election stores nothing
+// new: the new leader knows the message ids.
+func TestPublishRidesOutLeaderElection(t *testing.T) {
+	t.Parallel()
+	cluster := natstest.StartCluster(t, t.TempDir(), 3)
+	ctx := testContext(t)
+	b := newBus(t, cluster.URL(), events.Options{Replicas: 3, PublishOnly: true})
+	if err := b.Queue().PublishPull(ctx, samplePull(1, "before")); err != nil {
+		t.Fatal(err)
+	}
+	leader, err := cluster.Leader(ctx, b.Options().Stream)
+	if err != nil || leader == "" {
+		t.Fatalf("stream leader %q: %v", leader, err)
+	}
+	cluster.Kill(cluster.Node(leader))
+	killed := time.Now()
+
+	var longest time.Duration
+	sent := []events.PullEvent{}
+	for i := range 3 {
+		ev := samplePull(10+i, fmt.Sprintf("during%d", i))
+		start := time.Now()
+		// Bounded by Options.Timeout (10 s), past nats-server 2.9's
+		// longest election (9 s); the receiver's tighter bound is the
+		// e2e test's (TestClusterLeaderKilledMidBuild).
+		err := b.Queue().PublishPull(ctx, ev)
+		longest = max(longest, time.Since(start))
+		if err != nil {
+			t.Fatalf("publish %d after the leader was killed: %v", i, err)
+		}
+		sent = append(sent, ev)
+	}
+	t.Logf("stream leader %s killed; the first publish after it took %s (longest), all %d done %s after the kill",
+		leader, longest.Round(10*time.Millisecond), len(sent), time.Since(killed).Round(10*time.Millisecond))
+	for _, ev := range sent {
+		if err := b.Queue().PublishPull(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := streamMsgs(t, b); got != 4 {
+		t.Errorf("stream holds %d messages, want 4 (each publish once, repeats dropped as duplicates)", got)
+	}
+	newLeader, err := cluster.Leader(ctx, b.Options().Stream)
+	if err != nil || newLeader == leader || newLeader == "" {
+		t.Errorf("stream leader after the kill %q (was %q): %v", newLeader, leader, err)
+	}
+}
+
+// A worker claiming a build number right after the leader of the
+// build-number bucket dies gets its number once the survivors have
+// elected, instead of an error that would hand its pull event back; and
+// the claim is made once: the same claimant reads back the same build.
+func TestKeyValueRidesOutLeaderElection(t *testing.T) {
+	t.Parallel()
+	cluster := natstest.StartCluster(t, t.TempDir(), 3)
+	ctx := testContext(t)
+	b := newBus(t, cluster.URL(), events.Options{Replicas: 3})
+	reg := b.Registry()
+	if _, _, err := reg.ClaimBuild(ctx, sampleRepo, 1, "before", false); err != nil {
+		t.Fatal(err)
+	}
+	bucketStream := "KV_" + b.Options().Bucket
+	leader, err := cluster.Leader(ctx, bucketStream)
+	if err != nil || leader == "" {
+		t.Fatalf("leader of %s %q: %v", bucketStream, leader, err)
+	}
+	cluster.Kill(cluster.Node(leader))
+	start := time.Now()
+	build, fresh, err := reg.ClaimBuild(ctx, sampleRepo, 1, "during", false)
+	if err != nil {
+		t.Fatalf("claiming a build after the bucket's leader %s was killed: %v", leader, err)
+	}
+	t.Logf("bucket leader %s killed; the claim took %s", leader, time.Since(start).Round(10*time.Millisecond))
+	if build != 2 || !fresh {
+		t.Errorf("claim during the election = build %d (fresh %v), want build 2, fresh", build, fresh)
+	}
+	again, ok, err := reg.BuildOf(ctx, sampleRepo, 1, "during")
+	if err != nil || !ok || again != build {
+		t.Errorf("BuildOf after the election = %d, %v, %v; want %d", again, ok, err, build)
+	}
+}

@@ -1,0 +1,217 @@
+package natstest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Cluster is a JetStream cluster of nats-server binaries, one process per
+// node, on loopback ports, as an operator runs three boxes' servers. Node i
+// is named "n<i>" (the name JetStream reports as a group's leader) and keeps
+// its files in dir/n<i>. Its methods are for the test's goroutine.
+type Cluster struct {
+	tb    testing.TB
+	dir   string
+	nodes []*External
+}
+
+// StartCluster starts size nodes routed to one another and returns once
+// the cluster has elected its JetStream meta leader, so streams with
+// replicas can be created at once. Like StartExternal it skips the test
+// without a binary, unless YCI_REQUIRE_NATS_SERVER=1. The processes are
+// stopped when the test ends.
+func StartCluster(tb testing.TB, dir string, size int) *Cluster {
+	tb.Helper()
+	binary := requireBinary(tb)
+	c := &Cluster{tb: tb, dir: dir}
+	clientPorts, routePorts := make([]int, size), make([]int, size)
+	for i := range size {
+		var err error
+		if clientPorts[i], err = freePort("127.0.0.1"); err != nil {
+			tb.Fatal(err)
+		}
+		if routePorts[i], err = freePort("127.0.0.1"); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for i := range size {
+		var routes []string
+		for j, p := range routePorts {
+			if j != i {
+				routes = append(routes, "nats://127.0.0.1:"+strconv.Itoa(p))
+			}
+		}
+		e := &External{tb: tb, binary: binary, storeDir: filepath.Join(dir, NodeName(i)), port: clientPorts[i], logs: &lockedBuffer{},
+			extra: []string{"-n", NodeName(i), "--cluster_name", "yci", "--cluster", "nats://127.0.0.1:" + strconv.Itoa(routePorts[i]),
+				"--routes", strings.Join(routes, ",")}}
+		c.nodes = append(c.nodes, e)
+	}
+	for i := range c.nodes {
+		c.startNode(i)
+	}
+	c.WaitReady()
+	return c
+}
+
+// NodeName is the server name of node i.
+func NodeName(i int) string { return "n" + strconv.Itoa(i) }
+
+// Node returns the index of the node named name, or -1.
+func (c *Cluster) Node(name string) int {
+	for i := range c.nodes {
+		if NodeName(i) == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *Cluster) startNode(i int) {
+	c.tb.Helper()
+	if err := os.MkdirAll(c.nodes[i].storeDir, 0o755); err != nil {
+		c.tb.Fatal(err)
+	}
+	if err := c.nodes[i].start("127.0.0.1"); err != nil {
+		c.tb.Fatalf("starting cluster node %s: %v", NodeName(i), err)
+	}
+	c.tb.Cleanup(c.nodes[i].cleanup)
+}
+
+// URL lists every node's client URL, comma-separated, as NATS_URL takes a
+// cluster.
+func (c *Cluster) URL() string {
+	urls := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		urls[i] = n.URL()
+	}
+	return strings.Join(urls, ",")
+}
+
+// Kill sends SIGKILL to node i, as a box losing power does, and returns
+// once the process is gone.
+func (c *Cluster) Kill(i int) {
+	c.tb.Helper()
+	n := c.nodes[i]
+	if err := n.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		c.tb.Fatalf("killing %s: %v", NodeName(i), err)
+	}
+	<-n.exited
+}
+
+// Restart starts node i again, on its ports and files, after Kill.
+func (c *Cluster) Restart(i int) {
+	c.tb.Helper()
+	old := c.nodes[i]
+	c.nodes[i] = &External{tb: c.tb, binary: old.binary, storeDir: old.storeDir, port: old.port, logs: old.logs, extra: old.extra}
+	c.startNode(i)
+}
+
+// clusterReadyTimeout bounds the wait for a meta leader: elections take
+// up to about 9 s on nats-server 2.9.
+const clusterReadyTimeout = 30 * time.Second
+
+// WaitReady waits until JetStream answers through the cluster (a meta
+// leader is elected), failing the test after clusterReadyTimeout.
+func (c *Cluster) WaitReady() {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), clusterReadyTimeout)
+	defer cancel()
+	var lastErr error
+	for ctx.Err() == nil {
+		if lastErr = c.jetStreamAnswers(ctx); lastErr == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond) // polling a server that gives no event to wait on
+	}
+	c.tb.Fatalf("JetStream cluster not ready after %s: %v", clusterReadyTimeout, lastErr)
+}
+
+func (c *Cluster) jetStreamAnswers(ctx context.Context) error {
+	nc, err := nats.Connect(c.URL(), nats.Timeout(time.Second))
+	if err != nil {
+		return fmt.Errorf("connecting: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("opening JetStream: %w", err)
+	}
+	callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := js.AccountInfo(callCtx); err != nil {
+		return fmt.Errorf("asking for account information: %w", err)
+	}
+	return nil
+}
+
+// Leader returns the node leading stream's group now ("" while it has
+// none).
+func (c *Cluster) Leader(ctx context.Context, stream string) (string, error) {
+	info, err := c.streamCluster(ctx, stream)
+	if err != nil {
+		return "", err
+	}
+	return info.Leader, nil
+}
+
+// WaitCurrent waits until stream has a leader and every other replica is
+// current, as an operator waits for a node brought back to catch up before
+// counting on it, failing the test after clusterReadyTimeout.
+func (c *Cluster) WaitCurrent(stream string) {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), clusterReadyTimeout)
+	defer cancel()
+	var last string
+	for ctx.Err() == nil {
+		info, err := c.streamCluster(ctx, stream)
+		if err == nil && info.Leader != "" && len(info.Replicas) == len(c.nodes)-1 && allCurrent(info.Replicas) {
+			return
+		}
+		last = fmt.Sprintf("%+v (%v)", info, err)
+		time.Sleep(100 * time.Millisecond) // polling a server that gives no event to wait on
+	}
+	c.tb.Fatalf("stream %s not current on every node after %s: %s", stream, clusterReadyTimeout, last)
+}
+
+func allCurrent(peers []*jetstream.PeerInfo) bool {
+	for _, p := range peers {
+		if !p.Current || p.Offline || p.Lag > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Cluster) streamCluster(ctx context.Context, stream string) (*jetstream.ClusterInfo, error) {
+	nc, err := nats.Connect(c.URL(), nats.Timeout(time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("connecting: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("opening JetStream: %w", err)
+	}
+	callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	s, err := js.Stream(callCtx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("reading stream %s: %w", stream, err)
+	}
+	info := s.CachedInfo()
+	if info.Cluster == nil {
+		return nil, fmt.Errorf("stream %s has no cluster information", stream)
+	}
+	return info.Cluster, nil
+}
