@@ -66,7 +66,8 @@ func (e *env) rebuilds(t testing.TB) []events.PullEvent {
 // TestSweepRepairsALostProjectedBuildThroughItsRecord attacks the repair
 // of a build whose record a projector shows, under App auth: a test left
 // running with no job is ended in the record and the head rebuilt; a job
-// in the queue, or a recent change, holds the repair back; past the
+// in the queue, an attempt a worker still runs, or a recent change, holds
+// the repair back; past the
 // rebuilds the test ends errored with no rebuild. The sweep never writes
 // GitHub itself: the projector shows what the record now says.
 func TestSweepRepairsALostProjectedBuildThroughItsRecord(t *testing.T) {
@@ -75,7 +76,8 @@ func TestSweepRepairsALostProjectedBuildThroughItsRecord(t *testing.T) {
 	tests := []struct {
 		name        string
 		now         func() time.Time
-		live        bool
+		live        bool // a job of the build waits in the stream
+		running     bool // a worker records the attempt as running, its message gone
 		maxRebuilds int
 		wantState   events.TestState
 		wantRebuild bool
@@ -84,6 +86,7 @@ func TestSweepRepairsALostProjectedBuildThroughItsRecord(t *testing.T) {
 		{name: "lost_test_is_ended_and_rebuilt", now: later, maxRebuilds: 2,
 			wantState: events.TestErrored, wantRebuild: true, wantDesc: "the sweep queued a rebuild"},
 		{name: "a_queued_job_holds_it_back", now: later, live: true, maxRebuilds: 2, wantState: events.TestRunning},
+		{name: "an_attempt_still_running_holds_it_back", now: later, running: true, maxRebuilds: 2, wantState: events.TestRunning},
 		{name: "a_recent_change_holds_it_back", now: time.Now, maxRebuilds: 2, wantState: events.TestRunning},
 		{name: "past_the_rebuilds_it_ends_errored", now: later, maxRebuilds: 0,
 			wantState: events.TestErrored, wantDesc: "after 0 rebuilds"},
@@ -103,8 +106,18 @@ func TestSweepRepairsALostProjectedBuildThroughItsRecord(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			if tt.running {
+				a := events.RunningAttempt{Repo: r, Number: 1, HeadSHA: sha, Build: 1, Test: "slow", Attempt: 1,
+					Worker: "box-a", Started: time.Now()}
+				done, err := e.bus.Attempts().MarkRunning(testContext(t), a)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(done)
+			}
 			s, _ := e.sweeper(t, []events.Repo{r}, func(o *reconcile.Options, _ *reconcile.CacheOptions) {
 				o.Now, o.Records, o.MaxRebuilds = tt.now, e.bus.Records(), tt.maxRebuilds
+				o.Backlog = reconcile.NewStreamBacklog(e.bus.Queue()).WithRunning(e.bus.Board())
 			})
 
 			sum := sweep(t, s)
