@@ -44,8 +44,9 @@ import (
 
 // Defaults for Options; the comment on each says why.
 const (
-	// DefaultStaleAfter is how long a yci status may stay pending with no
-	// job in the queue before the sweep repairs it. The queue check alone
+	// DefaultStaleAfter is how long a test may stay unfinished (in its
+	// record, or as a pending yci status) with no job in the queue before
+	// the sweep repairs it. The queue check alone
 	// decides whether a job is live; the age only keeps the sweep from
 	// racing a worker that is between two steps, and two hours leaves no
 	// doubt while still repairing within a working day.
