@@ -97,6 +97,39 @@ func (s *stack) waitShown(sha string) {
 	}
 }
 
+// waitNotRunning waits until no worker is recorded as running a test of
+// sha: a killed worker's record expires after events.RunningTTL, and the
+// sweep counts a recorded attempt as live until then.
+func (s *stack) waitNotRunning(sha string) {
+	s.tb.Helper()
+	nc, err := nats.Connect(s.cfg.NATSURL, nats.Timeout(10*time.Second))
+	if err != nil {
+		s.tb.Fatal(err)
+	}
+	defer nc.Close()
+	board, err := events.NewBoard(nc, events.Options{})
+	if err != nil {
+		s.tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, waitLimit)
+	defer cancel()
+	err = pause.Poll(ctx, 200*time.Millisecond, func() bool {
+		running, err := board.Running(ctx)
+		if err != nil {
+			return false
+		}
+		for _, a := range running {
+			if a.HeadSHA == sha {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		s.tb.Fatalf("the killed worker's attempt on %.7s is still recorded as running: %v", sha, err)
+	}
+}
+
 // runOf is sha's check run of test name in build, or nil.
 func runOf(runs []github.CheckRun, name string, build int) *github.CheckRun {
 	for i, r := range runs {
@@ -121,7 +154,7 @@ func allCompleted(runs []github.CheckRun) bool {
 // TestReconcileRepairsALostJobsCheckRunUnderAppAuth loses a running test's
 // job under App auth: its worker is killed and the job purged from the
 // stream, so its check run stays in progress and nothing will ever finish
-// it. The sweep (the real reconcile binary, App auth) sees the record left
+// it. Once the dead worker's running attempt has expired, the sweep (the real reconcile binary, App auth) sees the record left
 // running with no job, ends the lost build's test in the record and
 // queues a rebuild; the projector then shows both: the lost run ends
 // cancelled, and the rebuild's run ends with the test's true result.
@@ -144,6 +177,7 @@ func TestReconcileRepairsALostJobsCheckRunUnderAppAuth(t *testing.T) {
 	s.purgeTestJobs()
 	// The same workspace: the new worker kills what the dead one left.
 	s.startWorker("box", env...)
+	s.waitNotRunning(sha)
 	s.reconcile(1, append(app, "YCI_STALE_AFTER=1ns")...)
 
 	runs := s.waitCheckRuns(sha, "every check run completed, the rebuild's passed", func(runs []github.CheckRun) bool {
