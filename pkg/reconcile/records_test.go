@@ -221,3 +221,56 @@ func (e *env) showAs(t testing.TB, rec events.BuildRecord, checks bool, instead 
 		}
 	}
 }
+
+// TestIdleSweepOfProjectedHeadsCostsOnly304s attacks the price of
+// comparing projected heads on every sweep (they are never settled): when
+// GitHub shows what the record says, a new sweep (a new process, the cache
+// in JetStream) spends only conditional requests that GitHub answers 304
+// and does not count, in both auth modes, and marks nothing.
+func TestIdleSweepOfProjectedHeadsCostsOnly304s(t *testing.T) {
+	t.Parallel()
+	r := repo("acme", "widgets")
+	for _, checks := range []bool{false, true} {
+		name := "statuses"
+		if checks {
+			name = "check_runs"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			sha := e.repoWithPulls(t, r.Owner, r.Name, 1)[0]
+			var inst int64
+			if checks {
+				inst = e.gh.Install(r.Owner)
+				e.appAuth(t)
+			}
+			rec := e.projectedBuild(t, r, sha, inst, events.TestPassed)
+			e.showAs(t, rec, checks, nil)
+			tweak := func(o *reconcile.Options, _ *reconcile.CacheOptions) { o.Now, o.Records = later, e.bus.Records() }
+			first, _ := e.sweeper(t, []events.Repo{r}, tweak)
+			if sum := sweep(t, first); sum.Reshown != 0 || sum.Rebuilt != 0 {
+				t.Fatalf("first sweep %+v: want nothing to repair", sum)
+			}
+
+			e.gh.ResetCounts()
+			second, _ := e.sweeper(t, []events.Repo{r}, tweak)
+			sum := sweep(t, second)
+
+			c := e.gh.Requests()
+			t.Logf("idle sweep of one projected head: %d requests, %d answered 304, %d counted", c.Total, c.NotModified, c.Counted)
+			// A new process under App auth first asks for an installation
+			// token: App auth's price, paid by any sweep.
+			tokens := c.ByRoute["POST /app/installations/{id}/access_tokens"]
+			headRoute := "GET /repos/{owner}/{repo}/commits/{ref}/status"
+			if checks {
+				headRoute = "GET /repos/{owner}/{repo}/commits/{ref}/check-runs"
+			}
+			if c.ByRoute[headRoute] != 1 || c.NotModified != c.Total-tokens || c.Counted != tokens {
+				t.Errorf("requests %+v: want one read of the head and every read answered 304", c)
+			}
+			if sum.Reshown != 0 || sum.Rebuilt != 0 {
+				t.Errorf("idle sweep %+v: want nothing marked or rebuilt", sum)
+			}
+		})
+	}
+}
