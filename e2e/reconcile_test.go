@@ -52,8 +52,9 @@ func TestReconcileBuildsWhatTheReceiverMissed(t *testing.T) {
 }
 
 // reconcile runs one sweep of the repository, as cron would, and fails
-// the test unless it exits 0.
-func (s *stack) reconcile(run int) {
+// the test unless it exits 0. extra adds to (and overrides) its
+// environment, such as s.appEnv() for App auth.
+func (s *stack) reconcile(run int, extra ...string) {
 	s.tb.Helper()
 	name := fmt.Sprintf("reconcile-%d", run)
 	env := append([]string{
@@ -62,6 +63,7 @@ func (s *stack) reconcile(run int) {
 		"GITHUB_API_URL=" + s.cfg.GitHubURL,
 		"NATS_URL=" + s.cfg.NATSURL,
 	}, s.cfg.Env...)
+	env = append(env, extra...)
 	p, err := launch.Start(name, filepath.Join(binDir, "reconcile"), nil, env,
 		filepath.Join(s.cfg.Dir, name), filepath.Join(s.cfg.Dir, name+".log"))
 	if err != nil {

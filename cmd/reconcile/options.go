@@ -24,12 +24,13 @@ type Options struct {
 	Repositories string
 	// NATS is the JetStream server or cluster, or the embedded default.
 	NATS natsserver.Endpoint
-	// StaleAfter is how long a yci status may stay pending with no job
-	// queued before the sweep repairs it.
+	// StaleAfter is how long a test may stay unfinished in its build
+	// record (or, for a build no projector shows, its yci status pending)
+	// with no job queued or running before the sweep repairs it.
 	StaleAfter time.Duration
 	// MaxRebuilds bounds the repairs of one head commit by rebuilding;
-	// past it, pending statuses are set to error. 0 sets them to error at
-	// once.
+	// past it, the lost tests (pending statuses) are set to error. 0 sets
+	// them to error at once.
 	MaxRebuilds int
 	// Wait is how long to wait for another sweep's lock before giving up.
 	Wait    time.Duration
@@ -90,9 +91,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.Repositories, "repositories", "", "space-separated `owner/repo` list to sweep; empty sweeps every repository of the GitHub App")
 	fs.Env("repositories", "GITHUB_REPOSITORIES")
 	o.NATS.AddFlags(fs)
-	fs.DurationVar(&o.StaleAfter, "stale-after", reconcile.DefaultStaleAfter, "how long a yci status may stay pending with no job queued before it is repaired")
+	fs.DurationVar(&o.StaleAfter, "stale-after", reconcile.DefaultStaleAfter, "how long a test may stay unfinished (queued or running in its build record, or its yci status pending) with no job queued or running before it is repaired")
 	fs.Env("stale-after", "YCI_STALE_AFTER")
-	fs.IntVar(&o.MaxRebuilds, "max-rebuilds", reconcile.DefaultMaxRebuilds, "rebuilds of one head commit left pending with no job, before its statuses are set to error")
+	fs.IntVar(&o.MaxRebuilds, "max-rebuilds", reconcile.DefaultMaxRebuilds, "rebuilds of one head commit whose tests were left unfinished with no job, before they are set to error")
 	fs.Env("max-rebuilds", "YCI_MAX_REBUILDS")
 	fs.DurationVar(&o.Wait, "wait", 0, "how long to wait for another sweep's lock before giving up (exit 3)")
 	fs.Env("wait", "YCI_RECONCILE_WAIT")

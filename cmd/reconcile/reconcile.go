@@ -88,7 +88,7 @@ func (r *Reconcile) sweep(ctx context.Context) error {
 	clients := reconcile.NewClients(auth, cache)
 	opts := reconcile.Options{
 		GitHub: clients, Repositories: repos,
-		Queue: sweepQueue{r.bus.Queue(), r.bus.Registry()}, Backlog: reconcile.NewStreamBacklog(r.bus.Queue()), Store: store,
+		Queue: sweepQueue{r.bus.Queue(), r.bus.Registry()}, Backlog: reconcile.NewStreamBacklog(r.bus.Queue()).WithRunning(r.bus.Board()), Store: store,
 		Records:     r.bus.Records(),
 		Requests:    cache.Requests,
 		StaleAfter:  r.opts.StaleAfter,

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -261,6 +262,23 @@ func compareEntries(a, b Entry) int {
 
 // runningAttempts reads every running-attempt record, by key; none when
 // the bucket does not exist yet.
+// Running returns every test attempt a worker runs now, as the workers
+// recorded it (see MarkRunning), in key order; none before any worker
+// made the bucket. An attempt whose worker died is listed until its entry
+// expires (RunningTTL).
+func (b *Board) Running(ctx context.Context) ([]RunningAttempt, error) {
+	m, err := b.runningAttempts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys := slices.Sorted(maps.Keys(m))
+	out := make([]RunningAttempt, len(keys))
+	for i, k := range keys {
+		out[i] = m[k]
+	}
+	return out, nil
+}
+
 func (b *Board) runningAttempts(ctx context.Context) (map[string]RunningAttempt, error) {
 	out := map[string]RunningAttempt{}
 	kv, err := b.js.KeyValue(ctx, b.opts.RunningBucket)

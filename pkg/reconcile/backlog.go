@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 
 	"github.com/yourci/yourci/pkg/events"
@@ -16,7 +17,8 @@ const maxScanned = 200000
 // Backlog tells which jobs the queue holds. The stream keeps a job until a
 // worker acknowledges it as done, so a job waiting, running, or waiting
 // for its retry is there, and one that is done or was lost is not: this is
-// the sweep's definition of a live job.
+// the sweep's definition of a live job, with the attempts a worker records
+// as running (see StreamBacklog.WithRunning).
 type Backlog interface {
 	// Jobs returns the jobs queued for repo, or for every repository when
 	// repo is the zero Repo.
@@ -71,10 +73,25 @@ type QueueReader interface {
 	Queued(ctx context.Context, subject string, fn func(subject string, data []byte) bool) error
 }
 
+// RunningLister lists the test attempts workers run now; events.Board has
+// it.
+type RunningLister interface {
+	Running(ctx context.Context) ([]events.RunningAttempt, error)
+}
+
 // StreamBacklog reads the jobs from the JetStream stream itself, by
 // subject, without consuming them.
 type StreamBacklog struct {
-	queue QueueReader
+	queue   QueueReader
+	running RunningLister
+}
+
+// WithRunning makes b count the attempts running lists as live too: an
+// attempt still running on a box whose message left the stream (purged by
+// hand) must not be rebuilt beside itself. It returns b.
+func (b *StreamBacklog) WithRunning(running RunningLister) *StreamBacklog {
+	b.running = running
+	return b
 }
 
 // NewStreamBacklog reads the stream through queue.
@@ -105,6 +122,19 @@ func (b *StreamBacklog) Jobs(ctx context.Context, repo events.Repo) (*Jobs, erro
 		})
 		if err != nil {
 			return nil, err
+		}
+	}
+	if b.running == nil {
+		return jobs, nil
+	}
+	running, err := b.running.Running(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing running attempts: %w", err)
+	}
+	for _, a := range running {
+		if repo == (events.Repo{}) || a.Repo == repo {
+			jobs.live[headKey{a.Repo, a.Number, a.HeadSHA}] = true
+			jobs.builds[buildKey{a.Repo, a.Number, a.Build}] = true
 		}
 	}
 	return jobs, nil

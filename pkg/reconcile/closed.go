@@ -10,12 +10,15 @@ import (
 	"github.com/yourci/yourci/pkg/events"
 )
 
-// Records is what a sweep needs of the build records to mark pull requests
-// closed or open again, so that pages list only open ones even when a
-// webhook was missed; events.Records has it.
+// Records is what a sweep needs of the build records: to mark pull
+// requests closed or open again, so that pages list only open ones even
+// when a webhook was missed, and to repair projected builds from their
+// records (see actOnRecord); events.Records has it.
 type Records interface {
 	RecentBuilds(ctx context.Context, repo events.Repo, n int) ([]events.BuildRecord, error)
 	SetPullClosed(ctx context.Context, repo events.Repo, pull int, closed bool) (int, error)
+	BuildRecord(ctx context.Context, k events.BuildKey) (events.BuildRecord, error)
+	UpdateBuild(ctx context.Context, k events.BuildKey, change func(*events.BuildRecord) error) (events.BuildRecord, error)
 }
 
 // closedChanges decides, from a repository's build records and the pull

@@ -25,6 +25,13 @@ type StatusService interface {
 	CreateStatus(ctx context.Context, owner, repo, ref string, status github.RepoStatus) (*github.RepoStatus, *github.Response, error)
 }
 
+// CheckRunLister lists a commit's check runs; go-github's ChecksService
+// has it. Only a GitHub App can read them, so it is set only under App
+// auth.
+type CheckRunLister interface {
+	ListCheckRunsForRef(ctx context.Context, owner, repo, ref string, opts *github.ListCheckRunsOptions) (*github.ListCheckRunsResults, *github.Response, error)
+}
+
 // InstallationRepoLister lists the repositories an App installation can
 // reach; go-github's AppsService, on an installation's client, has it.
 type InstallationRepoLister interface {
@@ -43,8 +50,10 @@ type AppService interface {
 type Installation struct {
 	Pulls    PullLister
 	Statuses StatusService
-	// Repos is set only for an App installation.
-	Repos InstallationRepoLister
+	// Repos and Checks are set only for an App installation: an App's
+	// tests are shown as check runs, not commit statuses.
+	Repos  InstallationRepoLister
+	Checks CheckRunLister
 }
 
 // GitHub gives the services acting for an installation (0 when the sweep
@@ -92,7 +101,7 @@ func (c *Clients) Installation(ctx context.Context, id int64) (Installation, err
 	}
 	inst := Installation{Pulls: client.PullRequests, Statuses: client.Repositories}
 	if c.auth.Method() == githubauth.MethodApp {
-		inst.Repos = client.Apps
+		inst.Repos, inst.Checks = client.Apps, client.Checks
 	}
 	c.installs[id] = inst
 	return inst, nil

@@ -39,6 +39,7 @@ func (s Summary) WriteMetrics(path string, sweepErr error) error {
 	gauge("builds_queued", "Head commits the last sweep queued for their first build.", float64(s.Queued))
 	gauge("builds_rebuilt", "Head commits left pending with no job that the last sweep queued again.", float64(s.Rebuilt))
 	gauge("statuses_errored", "Head commits whose pending statuses the last sweep set to error.", float64(s.Errored))
+	gauge("parts_reshown", "Tests and summaries GitHub showed otherwise than their build records, which the last sweep had the projector write again.", float64(s.Reshown))
 	gauge("github_requests", "GitHub requests the last sweep sent.", float64(s.Requests.Total))
 	gauge("github_requests_counted", "GitHub requests of the last sweep counted against the rate limit (not 304).", float64(s.Requests.Total-s.Requests.NotModified))
 	if s.Requests.RateKnown {

@@ -24,6 +24,11 @@ type head struct {
 	// ours are the yci statuses of the head commit, pending those of them
 	// still pending; read only for heads built and not settled.
 	ours, pending []*github.RepoStatus
+	// rec is the build's record when a projector shows it, and shown how
+	// GitHub shows its parts (see readShown); the sweep repairs such a
+	// build from its record (see actOnRecord).
+	rec   *events.BuildRecord
+	shown map[string]shownView
 }
 
 // repoSweep is the sweep of one repository.
@@ -124,6 +129,19 @@ func (r *repoSweep) inspect(ctx context.Context, pulls []*github.PullRequest) ([
 			out = append(out, h)
 			continue
 		}
+		if err := r.readRecord(ctx, h); err != nil {
+			return nil, err
+		}
+		if h.rec != nil {
+			// GitHub may have changed behind the record's back at any
+			// time, so a projected head is never settled; its reads are
+			// conditional, usually a 304.
+			if err := r.readShown(ctx, h); err != nil {
+				return nil, err
+			}
+			out = append(out, h)
+			continue
+		}
 		if m, ok := r.prev.Settled[h.pull]; ok && m.SHA == h.sha && m.Build == h.build {
 			r.next.Settled[h.pull] = m
 			continue
@@ -159,8 +177,9 @@ func (r *repoSweep) readStatuses(ctx context.Context, h *head) error {
 	return nil
 }
 
-// act queues a head without a build, marks a finished one settled, and
-// repairs one left pending with no job for longer than StaleAfter.
+// act queues a head without a build, repairs a projected one from its
+// record, marks a finished one settled, and repairs one left pending with
+// no job for longer than StaleAfter.
 func (r *repoSweep) act(ctx context.Context, h *head, jobs *Jobs) error {
 	repo := r.t.repo
 	log := r.log.With("pull", h.pull, "sha", h.sha)
@@ -171,6 +190,8 @@ func (r *repoSweep) act(ctx context.Context, h *head, jobs *Jobs) error {
 		return nil
 	case !h.built:
 		return r.publish(ctx, log, h, DeliverySweep, false)
+	case h.rec != nil:
+		return r.actOnRecord(ctx, log, h, jobs)
 	case jobs.HeadLive(repo, h.pull, h.sha):
 		return nil // a worker has it
 	case len(h.pending) == 0:

@@ -15,7 +15,11 @@ import (
 // repair deals with a head commit whose yci statuses stayed pending for
 // longer than StaleAfter while the queue holds no job for it, so nothing
 // will ever finish them (a job lost with a NATS store, a message purged by
-// hand, a worker box gone with its build).
+// hand, a worker box gone with its build). It serves builds recorded
+// without a projector only (workers run with -projector=false, or records
+// from before projectors): a projected build is repaired through its
+// record (repairLost), and only this path still writes statuses itself,
+// since no projector would write them.
 //
 // The first MaxRebuilds times it publishes the pull request again with
 // Rebuild set: the worker then takes a new build number and runs every

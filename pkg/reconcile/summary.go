@@ -30,6 +30,10 @@ type Summary struct {
 	// statuses were left pending with no job; Errored those whose pending
 	// statuses were set to error instead, after too many rebuilds.
 	Rebuilt, Errored int
+	// Reshown is the parts of projected builds (tests and summaries) that
+	// GitHub showed otherwise than their records, marked for the
+	// projector to write again.
+	Reshown int
 	// Requests is what this sweep spent on GitHub and the rate limit it
 	// left.
 	Requests RequestStats
@@ -80,7 +84,7 @@ func (s Summary) WriteText(w io.Writer) error {
 		s.ID, s.Repositories, s.Finished.Sub(s.Started).Round(time.Millisecond))
 	fmt.Fprintf(&b, "  pulls seen:      %d open\n", s.Pulls)
 	fmt.Fprintf(&b, "  builds queued:   %d (%d already waiting in the queue)\n", s.Queued, s.AlreadyQueued)
-	fmt.Fprintf(&b, "  repairs:         %d rebuilt, %d set to error\n", s.Rebuilt, s.Errored)
+	fmt.Fprintf(&b, "  repairs:         %d rebuilt, %d set to error, %d shown again\n", s.Rebuilt, s.Errored, s.Reshown)
 	r := s.Requests
 	fmt.Fprintf(&b, "  GitHub requests: %d sent, %d counted against the rate limit, %d answered 304\n",
 		r.Total, r.Counted(), r.NotModified)
@@ -118,7 +122,7 @@ func (s Summary) LogAttrs() []any {
 	attrs := []any{
 		"repositories", s.Repositories, "pulls", s.Pulls,
 		"queued", s.Queued, "already_queued", s.AlreadyQueued,
-		"rebuilt", s.Rebuilt, "errored", s.Errored,
+		"rebuilt", s.Rebuilt, "errored", s.Errored, "reshown", s.Reshown,
 		"requests", s.Requests.Total, "requests_counted", s.Requests.Counted(),
 		"failed", len(s.Failed), "not_reached", len(s.NotReached),
 		"duration", s.Finished.Sub(s.Started),

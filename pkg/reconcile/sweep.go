@@ -2,23 +2,30 @@
 // tested without webhooks: it lists the open pull requests of the
 // configured repositories (or of every repository a GitHub App is
 // installed on), queues a build for every head commit that has none,
-// repairs builds whose statuses were left pending with no job, and cleans
-// old builds out of a worker's workspace.
+// repairs lost builds and what GitHub shows of them from the build
+// records, and cleans old builds out of a worker's workspace.
 //
 // A sweep costs little when nothing changed: every GitHub read is
 // conditional on the ETag of the previous sweep's answer, kept in JetStream
 // key-value (see Cache), and pull requests whose head commit's build ended
-// are not looked at again until they change. Sweeps never overlap: each
-// holds a lock in the same bucket (see Store.Acquire).
+// are not looked at again until they change, except builds a projector
+// shows, which are compared with GitHub on every sweep. Sweeps never
+// overlap: each holds a lock in the same bucket (see Store.Acquire).
 //
 // A job is live while the JetStream stream holds its message: the stream
 // is a work queue that keeps a message until a worker acknowledges the job
 // as done and reported, so a job queued, running, or waiting for a retry is
-// there, and a lost one is not (see Backlog). A head commit whose yci
-// statuses stayed pending for StaleAfter with no live job is built again
-// (Rebuild), at most MaxRebuilds times; after that its pending statuses are
-// set to error with the reason, since rebuilding what keeps vanishing
-// would loop forever.
+// there, and a lost one is not (see Backlog). A build a projector shows
+// (events.BuildRecord.Projected) is repaired through its record and never
+// written to GitHub by the sweep (see actOnRecord): tests left unfinished
+// for StaleAfter with no live job are ended in the record and the head
+// built again (Rebuild), at most MaxRebuilds times, after which they end
+// errored with the reason, since rebuilding what keeps vanishing would
+// loop forever; and parts GitHub shows otherwise than the record (check
+// runs under App auth, commit statuses otherwise) are marked for the
+// projector to write again. A build recorded without a projector keeps
+// the older repair from its commit statuses (see repair), which writes
+// the error statuses itself because nothing else would.
 package reconcile
 
 import (
@@ -37,8 +44,9 @@ import (
 
 // Defaults for Options; the comment on each says why.
 const (
-	// DefaultStaleAfter is how long a yci status may stay pending with no
-	// job in the queue before the sweep repairs it. The queue check alone
+	// DefaultStaleAfter is how long a test may stay unfinished (in its
+	// record, or as a pending yci status) with no job in the queue before
+	// the sweep repairs it. The queue check alone
 	// decides whether a job is live; the age only keeps the sweep from
 	// racing a worker that is between two steps, and two hours leaves no
 	// doubt while still repairing within a working day.

@@ -150,7 +150,7 @@ func (w CheckRunWriter) Write(ctx context.Context, s Status) (*github.Response, 
 		}
 		id, known = found, found != 0
 	}
-	status, conclusion := checkState(s)
+	status, conclusion := CheckState(s)
 	output := s.Output
 	if output == nil {
 		output = &Output{Title: s.Description, Summary: s.Description}
@@ -212,8 +212,10 @@ func (w CheckRunWriter) find(ctx context.Context, s Status, ext string) (int64, 
 	}
 }
 
-// checkState is the check run status and conclusion that show s.
-func checkState(s Status) (string, *string) {
+// CheckState is the check run status and conclusion that show s: the one
+// rule, which the writer follows and the sweep compares GitHub's check runs
+// with. The conclusion is nil until the run is completed.
+func CheckState(s Status) (string, *string) {
 	switch {
 	case s.State == Pending && s.Started:
 		return "in_progress", nil
