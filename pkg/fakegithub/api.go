@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/yourci/yourci/pkg/pause"
 )
 
 // Documentation links GitHub puts in error bodies; clients such as go-github
@@ -124,7 +126,7 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, kind authKind, h api
 		}
 		delay := s.receivedLocked(r, route)
 		s.mu.Unlock()
-		if !wait(r, delay) {
+		if pause.For(r.Context(), delay) != nil { // the client gave up
 			return
 		}
 

@@ -66,19 +66,3 @@ func (s *Server) receivedLocked(r *http.Request, route string) time.Duration {
 	}
 	return s.apiDelay
 }
-
-// wait holds the answer for d, or until the client gives up; it reports
-// whether to answer.
-func wait(r *http.Request, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-		return false
-	}
-}
