@@ -95,6 +95,11 @@ type Projector struct {
 	owed  map[events.BuildKey]time.Time
 	busy  map[events.BuildKey]bool
 	fails map[events.BuildKey]int
+	// seen is the latest revision the watch delivered of each owed build:
+	// a read that returns an older one came from a replica that lags (a
+	// NATS cluster serves key-value reads from any replica) and is read
+	// again, not taken for the truth.
+	seen map[events.BuildKey]uint64
 	// writes counts the writes GitHub took, for Stats.
 	writes int
 }
@@ -130,7 +135,8 @@ func New(opts Options) (*Projector, error) {
 	}
 	return &Projector{opts: opts, log: log.With("holder", opts.Holder), ids: status.NewCheckRunIDs(),
 		wake: make(chan struct{}, 1), owed: map[events.BuildKey]time.Time{},
-		busy: map[events.BuildKey]bool{}, fails: map[events.BuildKey]int{}}, nil
+		busy: map[events.BuildKey]bool{}, fails: map[events.BuildKey]int{},
+		seen: map[events.BuildKey]uint64{}}, nil
 }
 
 func setDefault(d *time.Duration, v time.Duration) {
@@ -209,10 +215,14 @@ func (p *Projector) observe(rec events.BuildRecord) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if rec.Revision > p.seen[rec.Key] {
+		p.seen[rec.Key] = rec.Revision
+	}
 	if !owes {
 		if !p.busy[rec.Key] {
 			delete(p.owed, rec.Key)
 			delete(p.fails, rec.Key)
+			delete(p.seen, rec.Key)
 		}
 		return
 	}

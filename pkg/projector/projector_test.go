@@ -15,6 +15,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/events/memrecords"
+	"github.com/yourci/yourci/pkg/pause"
 	"github.com/yourci/yourci/pkg/status"
 )
 
@@ -325,4 +326,64 @@ func value(t *testing.T, m prometheus.Metric) float64 {
 		return c.GetValue()
 	}
 	return out.GetGauge().GetValue()
+}
+
+// lagging answers reads with an old copy of the record while stale > 0,
+// as a NATS replica behind its leader does after an election.
+type lagging struct {
+	*memrecords.Store
+	mu    sync.Mutex
+	old   events.BuildRecord
+	stale int
+}
+
+func (l *lagging) BuildRecord(ctx context.Context, k events.BuildKey) (events.BuildRecord, error) {
+	l.mu.Lock()
+	if l.stale > 0 {
+		l.stale--
+		l.mu.Unlock()
+		return l.old, nil
+	}
+	l.mu.Unlock()
+	return l.Store.BuildRecord(ctx, k)
+}
+
+func (l *lagging) lag(t *testing.T, reads int) {
+	t.Helper()
+	rec, err := l.Store.BuildRecord(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.old, l.stale = rec, reads
+}
+
+// A read that returns a revision older than the watch delivered is read
+// again: taken for the truth, it would show nothing new and leave the
+// final state unshown until the next change, which may never come.
+func TestProjectorRereadsARecordOlderThanTheWatchDelivered(t *testing.T) {
+	t.Parallel()
+	store, gh := &lagging{Store: memrecords.New()}, newFakeGitHub()
+	startProjector(t, store.Store, gh, "box1", func(o *Options) { o.Records = store })
+	setTests(t, store.Store, events.TestQueued, "unit")
+	gh.waitFor(t, "the queued states", func(l map[string]string) bool { return len(l) == 2 })
+	waitShown(t, store.Store, 2)
+	store.lag(t, 3)
+	setTests(t, store.Store, events.TestPassed, "unit")
+	gh.waitFor(t, "the final state past three stale reads", allFinal("unit"))
+}
+
+// waitShown waits until the record keeps n shown parts.
+func waitShown(t *testing.T, store *memrecords.Store, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := pause.Poll(ctx, time.Millisecond, func() bool {
+		rec, err := store.BuildRecord(ctx, key)
+		return err == nil && len(rec.Shown) >= n
+	})
+	if err != nil {
+		t.Fatalf("the record never kept %d shown parts: %v", n, err)
+	}
 }

@@ -27,6 +27,11 @@ func (p *Projector) show(ctx context.Context, k events.BuildKey) time.Time {
 		log.Warn("reading build record to show it", "err", err)
 		return p.backoff(k, 0)
 	}
+	if seen := p.seenRevision(k); rec.Revision < seen {
+		// A replica that lags answered: what it shows is already past.
+		log.Debug("read a build record older than the watch delivered; reading again", "read", rec.Revision, "seen", seen)
+		return time.Now().Add(staleReadWait)
+	}
 	client, err := p.opts.Clients.Client(ctx, rec.Installation)
 	if err != nil {
 		log.Warn("authenticating to show a build", "installation", rec.Installation, "err", err)
@@ -81,6 +86,18 @@ func (p *Projector) show(ctx context.Context, k events.BuildKey) time.Time {
 	delete(p.fails, k)
 	p.mu.Unlock()
 	return later
+}
+
+// staleReadWait is how soon a build read from a lagging replica is read
+// again: replicas catch up within milliseconds once a leader is elected.
+const staleReadWait = 50 * time.Millisecond
+
+// seenRevision is the latest revision of k the watch delivered, 0 when
+// none is known.
+func (p *Projector) seenRevision(k events.BuildKey) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.seen[k]
 }
 
 // reporter writes through client's check runs when it has them (a GitHub
