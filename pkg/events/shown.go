@@ -37,29 +37,50 @@ func leaseKey(name string) string { return "lease." + name }
 // Expiry compares the boxes' clocks, so they must roughly agree (well
 // within ttl).
 func (rs *Records) TakeLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
-	key := leaseKey(name)
 	ctx, cancel := rs.callContext(ctx)
 	defer cancel()
+	// A lost compare-and-set is read again before it counts as another
+	// box's win: on a NATS cluster a read may come from a replica that
+	// lags, and a holder that took its own stale read for a rival would
+	// stop writing for a whole renewal.
+	for range leaseTries {
+		held, lost, err := rs.tryLease(ctx, name, holder, ttl)
+		if err != nil || !lost {
+			return held, err
+		}
+	}
+	return false, nil
+}
+
+// leaseTries bounds how often TakeLease reads a lease again after losing
+// its compare-and-set.
+const leaseTries = 3
+
+// tryLease is one read and compare-and-set of TakeLease. lost reports a
+// compare-and-set that failed because the lease changed since the read
+// (or the read was stale).
+func (rs *Records) tryLease(ctx context.Context, name, holder string, ttl time.Duration) (held, lost bool, err error) {
+	key := leaseKey(name)
 	now := time.Now()
 	var rev uint64
 	entry, err := rs.records.Get(ctx, key)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 	case err != nil:
-		return false, fmt.Errorf("reading lease %s: %w", name, err)
+		return false, false, fmt.Errorf("reading lease %s: %w", name, err)
 	default:
 		var l lease
 		if err := json.Unmarshal(entry.Value(), &l); err != nil {
-			return false, fmt.Errorf("decoding lease %s: %w", name, err)
+			return false, false, fmt.Errorf("decoding lease %s: %w", name, err)
 		}
 		if l.Holder != holder && now.Before(l.Until) {
-			return false, nil
+			return false, false, nil
 		}
 		rev = entry.Revision()
 	}
 	data, err := json.Marshal(lease{Holder: holder, Until: now.Add(ttl)})
 	if err != nil {
-		return false, fmt.Errorf("encoding lease %s: %w", name, err)
+		return false, false, fmt.Errorf("encoding lease %s: %w", name, err)
 	}
 	if rev == 0 {
 		_, err = rs.records.Create(ctx, key, data)
@@ -67,12 +88,12 @@ func (rs *Records) TakeLease(ctx context.Context, name, holder string, ttl time.
 		_, err = rs.records.Update(ctx, key, data, rev)
 	}
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return false, nil // another box took or renewed it meanwhile
+		return false, true, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("writing lease %s: %w", name, err)
+		return false, false, fmt.Errorf("writing lease %s: %w", name, err)
 	}
-	return true, nil
+	return true, false, nil
 }
 
 // DropLease gives up holder's lease called name, so that another box takes

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -385,5 +386,62 @@ func waitShown(t *testing.T, store *memrecords.Store, n int) {
 	})
 	if err != nil {
 		t.Fatalf("the record never kept %d shown parts: %v", n, err)
+	}
+}
+
+// flapping refuses the lease while refuse is set, as a holder's stale read
+// of its own lease once made it do; and, when armed, holds the next read
+// of a record until released.
+type flapping struct {
+	*memrecords.Store
+	refuse           atomic.Bool
+	armed            atomic.Bool
+	entered, release chan struct{}
+}
+
+func (f *flapping) TakeLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	if f.refuse.Load() {
+		return false, nil
+	}
+	return f.Store.TakeLease(ctx, name, holder, ttl)
+}
+
+func (f *flapping) BuildRecord(ctx context.Context, k events.BuildKey) (events.BuildRecord, error) {
+	if f.armed.CompareAndSwap(true, false) {
+		close(f.entered)
+		<-f.release
+	}
+	return f.Store.BuildRecord(ctx, k)
+}
+
+// A projector that loses its lease while it reads a build to show it
+// keeps the build owed: when it leads again it shows it, with no further
+// change to the record to wake it.
+func TestLeaseLostMidShowKeepsTheBuildOwed(t *testing.T) {
+	t.Parallel()
+	store := &flapping{Store: memrecords.New(), entered: make(chan struct{}), release: make(chan struct{})}
+	gh := newFakeGitHub()
+	metrics := NewMetrics(nil)
+	startProjector(t, store.Store, gh, "box1", func(o *Options) {
+		o.Records, o.Metrics, o.LeaseTTL = store, metrics, 30*time.Millisecond
+	})
+	waitGauge(t, metrics.Leading, 1)
+	store.armed.Store(true)
+	setTests(t, store.Store, events.TestQueued, "unit", "lint")
+	<-store.entered // the projector reads the build to show it
+	store.refuse.Store(true)
+	waitGauge(t, metrics.Leading, 0)
+	close(store.release)
+	store.refuse.Store(false)
+	gh.waitFor(t, "every queued state once the lease is back", func(l map[string]string) bool { return len(l) == 3 })
+}
+
+// waitGauge waits until g reads want.
+func waitGauge(t *testing.T, g prometheus.Gauge, want float64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := pause.Poll(ctx, time.Millisecond, func() bool { return value(t, g) == want }); err != nil {
+		t.Fatalf("gauge never read %v: %v", want, err)
 	}
 }

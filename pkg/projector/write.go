@@ -71,7 +71,10 @@ func (p *Projector) show(ctx context.Context, k events.BuildKey) time.Time {
 	}
 	if failed != nil {
 		if errors.Is(failed, errNotLeading) {
-			return time.Time{}
+			// Still owed: the build is written when this projector
+			// leads again (setLeading makes it due), or by the new
+			// holder, which looks at every record it is shown.
+			return time.Now()
 		}
 		p.opts.Metrics.Failures.Inc()
 		log.Warn("showing build on GitHub; retrying from its latest record", "err", failed)
