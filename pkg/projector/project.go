@@ -114,6 +114,14 @@ type Pacing struct {
 	Hold, SummaryInterval time.Duration
 }
 
+// Defaults of Pacing in the service: a running state held 2s costs a
+// quick test no write of it, and a summary at most every 5s keeps a busy
+// head's pending summaries to a few writes.
+const (
+	DefaultHold            = 2 * time.Second
+	DefaultSummaryInterval = 5 * time.Second
+)
+
 // next decides for one part whether its state st is written now, given
 // what was shown of it (ok false: nothing yet) at now. When it is not
 // written now but will be, later is when to look again; a zero later

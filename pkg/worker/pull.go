@@ -130,9 +130,9 @@ func (w *Worker) queueBuild(ctx context.Context, log *slog.Logger, inst Installa
 	} else if err != nil {
 		return fmt.Errorf("evaluating .yci.py: %w", err)
 	} else {
-		w.recordQueued(ctx, log, rep, pull.pr, b, ev.HeadSHA, ev.Installation, tests)
+		w.recordQueued(ctx, log, pull.pr, b, ev.HeadSHA, ev.Installation, tests)
 		p.step("queuing %d tests", len(tests))
-		err = w.queueTests(ctx, rep, ev, pull.pr, b, tests, !claim.Fresh)
+		err = w.queueTests(ctx, ev, pull.pr, b, tests)
 	}
 	if err != nil {
 		return err
@@ -167,19 +167,10 @@ func (w *Worker) checkoutBuild(ctx context.Context, inst Installation, pr *githu
 	return src, nil
 }
 
-// queueTests sets every test's pending status, then publishes it: in that
-// order, so a fast test's own statuses cannot be overtaken by "queued".
-func (w *Worker) queueTests(ctx context.Context, rep *status.Reporter, ev events.PullEvent, pr *github.PullRequest, b artifacts.Build, tests []pipeline.Test, resumed bool) error {
+// queueTests publishes every test of the build, which recordQueued has
+// already recorded as queued: the projector shows "queued" from that record.
+func (w *Worker) queueTests(ctx context.Context, ev events.PullEvent, pr *github.PullRequest, b artifacts.Build, tests []pipeline.Test) error {
 	for _, t := range tests {
-		if !resumed {
-			err := w.show(ctx, rep, status.Status{
-				Owner: b.Owner, Repo: b.Repo, SHA: ev.HeadSHA, Pull: b.Pull, Build: b.Number, Test: t.Name, New: true,
-				State: status.Pending, Description: status.Queued(), TargetURL: w.logURL(b, t.Name),
-			})
-			if err != nil {
-				return fmt.Errorf("setting queued status of %s: %w", t.Name, err)
-			}
-		}
 		job := events.TestJob{
 			Version: events.Version, Repo: ev.Repo, Number: ev.Number, HeadSHA: ev.HeadSHA,
 			Installation: ev.Installation, Build: b.Number, Test: specOf(t), Attempt: 1,
