@@ -97,6 +97,9 @@ func summaryState(rec events.BuildRecord, pageURL string) State {
 		Owner: k.Repo.Owner, Repo: k.Repo.Name, SHA: rec.SHA, Pull: k.Pull, Build: k.Build,
 		State: status.State(sum.State), Description: sum.Description, TargetURL: pageURL,
 	}
+	if rec.ConfigError != "" && len(rec.Tests) == 0 {
+		st.TargetURL = rec.ConfigLogURL // the evaluation's log says what went wrong
+	}
 	if sum.Cancelled {
 		st.Conclusion = status.ConclusionCancelled
 	}
