@@ -331,8 +331,7 @@ func (w *Worker) stoppedForDisk(ctx context.Context, log *slog.Logger, st status
 	res.Reason = stop.reason
 	st.State, st.Description = status.Error, status.Errored(stop.reason)
 	st.Output = attemptReport(a.LogPath, st)
-	w.track(ctx, job, events.TestErrored, st, &res)
-	return nil
+	return w.recordFinal(ctx, job, st, &res)
 }
 
 // appendLogLine appends line to the log at path, which the worker owns

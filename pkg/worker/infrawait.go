@@ -111,6 +111,5 @@ func (w *Worker) giveUpInfra(ctx context.Context, st status.Status, job events.T
 	st.Started = false
 	st.State = status.Error
 	st.Description = status.Errored(fmt.Sprintf("gave up after %s: infrastructure (%s): %s", waited, infraKind(err), withoutPaths(err)))
-	w.track(ctx, job, events.TestErrored, st, nil)
-	return nil
+	return w.recordFinal(ctx, job, st, nil)
 }

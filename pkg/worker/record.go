@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"strconv"
@@ -64,31 +65,61 @@ func (w *Worker) recordQueued(ctx context.Context, log *slog.Logger, pr *github.
 	}
 }
 
-// track records that job's test reached state, with st its status as just
-// set and res the attempt's result when an attempt ended; then it updates
-// the build's pages and summary. Failures are logged, not returned: the
-// test's own status is already set, and the next change repairs the rest.
+// track records that job's test reached state, with st what GitHub is to
+// show of it and res the attempt's result when an attempt ended; the
+// projector and the pages follow the record. Failures are logged, not
+// returned: the next change of the test repairs a state that is not final
+// (final states go through recordFinal).
 func (w *Worker) track(ctx context.Context, job events.TestJob, state events.TestState, st status.Status, res *pipeline.Result) {
-	w.trackChange(ctx, job, state, func(t *events.TestRecord, now time.Time) {
+	if err := w.changeTest(ctx, job, state, st, res); err != nil {
+		w.log.With(job.LogAttrs()...).Warn("recording test state", "state", state, "err", err)
+	}
+}
+
+// changeTest is track's record change, its error returned.
+func (w *Worker) changeTest(ctx context.Context, job events.TestJob, state events.TestState, st status.Status, res *pipeline.Result) error {
+	return w.trackChange(ctx, job, func(t *events.TestRecord, now time.Time) {
 		applyChange(t, job.Rerun, job.Attempt, state, st, res, now)
 	})
+}
+
+// recordFinal records the final state of job's test. No later change
+// would repair a final state lost to a failed record write, so then the
+// state is queued as a job of its own (job.Outcome), recorded when it is
+// handled, without running the test again; only if that fails too is the
+// error returned, and the attempt handed back.
+func (w *Worker) recordFinal(ctx context.Context, job events.TestJob, st status.Status, res *pipeline.Result) error {
+	err := w.changeTest(ctx, job, finalState(st.State), st, res)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	owed := job
+	owed.Outcome = &events.Outcome{State: string(st.State), Description: st.Description}
+	owed.NotBefore = time.Now().Add(handBackDelay(err, 1)).UTC()
+	owed.Requeues = 0
+	if perr := w.opts.Queue.PublishTest(ctx, owed); perr != nil {
+		return fmt.Errorf("recording final state (%w), and queuing it for later: %w", err, perr)
+	}
+	w.log.With(job.LogAttrs()...).Warn("final state queued to be recorded later", "err", err, "state", st.State)
+	return nil
 }
 
 // trackSuperseded records, as track does, that job's test ended because
 // newSHA was pushed to its pull request (dropped before it ran, or
 // stopped), with st its status as just set.
 func (w *Worker) trackSuperseded(ctx context.Context, job events.TestJob, newSHA string, st status.Status) {
-	w.trackChange(ctx, job, events.TestSuperseded, func(t *events.TestRecord, now time.Time) {
+	err := w.trackChange(ctx, job, func(t *events.TestRecord, now time.Time) {
 		if applyChange(t, job.Rerun, job.Attempt, events.TestSuperseded, st, nil, now) {
 			t.SupersededBy = newSHA
 		}
 	})
+	if err != nil {
+		w.log.With(job.LogAttrs()...).Warn("recording test state", "state", events.TestSuperseded, "err", err)
+	}
 }
 
-// trackChange applies change to job's test in its build record, then
-// brings the build's summary in line.
-func (w *Worker) trackChange(ctx context.Context, job events.TestJob, state events.TestState, change func(*events.TestRecord, time.Time)) {
-	log := w.log.With(job.LogAttrs()...)
+// trackChange applies change to job's test in its build record.
+func (w *Worker) trackChange(ctx context.Context, job events.TestJob, change func(*events.TestRecord, time.Time)) error {
 	now := time.Now().UTC()
 	_, err := w.opts.Records.UpdateBuild(ctx, buildKey(job.Repo, job.Number, job.Build), func(r *events.BuildRecord) error {
 		if r.SHA == "" {
@@ -100,8 +131,9 @@ func (w *Worker) trackChange(ctx context.Context, job events.TestJob, state even
 		return nil
 	})
 	if err != nil {
-		log.Warn("recording test state", "state", state, "err", err)
+		return fmt.Errorf("recording test %s of build %d: %w", job.Test.Name, job.Build, err)
 	}
+	return nil
 }
 
 // applyChange moves t to state for attempt number attempt of re-run rerun

@@ -48,8 +48,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 		// The attempt ran, and a worker from before records were
 		// mandatory queued its final state for later: record it now.
 		st.State, st.Description = status.State(job.Outcome.State), job.Outcome.Description
-		w.track(ctx, job, finalState(st.State), st, nil)
-		return nil
+		return w.changeTest(ctx, job, finalState(st.State), st, nil)
 	}
 
 	// Below the disk's floor no attempt starts: the job goes back to the
@@ -196,8 +195,7 @@ func (w *Worker) reportAttempt(ctx context.Context, st status.Status, job events
 		st.State, st.Description = status.Error, status.Errored(res.Reason)
 	}
 	st.Output = attemptReport(a.LogPath, st)
-	w.track(ctx, job, finalState(st.State), st, &res)
-	return nil
+	return w.recordFinal(ctx, job, st, &res)
 }
 
 // preparedTest is a test's head as the head record (or, when it cannot
@@ -304,8 +302,7 @@ func (w *Worker) abandonTest(ctx context.Context, log *slog.Logger, job events.T
 		Description: status.Errored(why),
 		TargetURL:   w.runLogURL(b, job.Test.Name, job.Rerun),
 	}
-	w.track(ctx, job, events.TestErrored, st, nil)
-	return nil
+	return w.recordFinal(ctx, job, st, nil)
 }
 
 // facts are the YCI_* variables a test can read about itself. The branch
