@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/yourci/yourci/pkg/fakegithub"
-	"github.com/yourci/yourci/pkg/status"
+	"github.com/yourci/yourci/pkg/projector"
 )
 
 // runsPerOp is how many webhooks one benchmark iteration measures, so
@@ -64,7 +64,7 @@ func benchWebhookToTestStart(b *testing.B, delay func(*fakegithub.Server)) {
 	s := newStack(b, stackOptions{noHook: true, sandbox: true})
 	// The stack sends every state for its tests' sake; the benchmark
 	// holds a running state back as a worker does by default.
-	s.startWorker("worker", "YCI_JOBS=2", "YCI_STATUS_HOLD="+status.DefaultHold.String())
+	s.startWorker("worker", "YCI_JOBS=2", "YCI_STATUS_HOLD="+projector.DefaultHold.String())
 	n, _ := s.openPull(map[string]string{".yci.py": stampPy})
 	pr, err := s.gh.Pull(owner, repoName, n)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-github/v88/github"
 
+	"github.com/yourci/yourci/pkg/projector"
 	"github.com/yourci/yourci/pkg/status"
 )
 
@@ -116,7 +117,7 @@ func checkSummaryRun(t *testing.T, s *stack, sha string) {
 func BenchmarkCheckRunWrites(b *testing.B) {
 	for b.Loop() {
 		s := newStack(b, stackOptions{})
-		env := append(s.appEnv(), "YCI_JOBS=2", "YCI_STATUS_HOLD="+status.DefaultHold.String())
+		env := append(s.appEnv(), "YCI_JOBS=2", "YCI_STATUS_HOLD="+projector.DefaultHold.String())
 		load, _ := runWriteLoad(b, s, 2, 40, 4, checkFinals(s), env...)
 		b.ReportMetric(float64(load.testWrites)/float64(load.tests), "writes/test")
 		b.ReportMetric(float64(load.summaryWrites)/float64(load.tests), "summary-writes/test")

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/yourci/yourci/pkg/fakegithub"
-	"github.com/yourci/yourci/pkg/status"
+	"github.com/yourci/yourci/pkg/projector"
 )
 
 // writeLoad is what one run of many quick tests cost on GitHub.
@@ -157,22 +157,17 @@ func checkWriteBudget(t *testing.T, load writeLoad) {
 
 // BenchmarkStatusWrites runs 40 pull requests of 4 quick tests on two
 // workers, as the issue measured, with the default write budget, and
-// reports the writes and requests each test cost GitHub: with the
-// projector (one writer for the fleet) and with each worker writing its
-// own tests' states (YCI_PROJECTOR=false), for comparison.
+// reports the writes and requests each test cost GitHub, all written by
+// the projector (one writer for the fleet).
 func BenchmarkStatusWrites(b *testing.B) {
-	for _, projector := range []bool{true, false} {
-		b.Run(fmt.Sprintf("projector=%v", projector), func(b *testing.B) {
-			for b.Loop() {
-				s := newStack(b, stackOptions{})
-				load, _ := runWriteLoad(b, s, 2, 40, 4, statusFinals(s), "YCI_JOBS=2",
-					"YCI_STATUS_HOLD="+status.DefaultHold.String(), fmt.Sprintf("YCI_PROJECTOR=%v", projector))
-				b.ReportMetric(float64(load.testWrites)/float64(load.tests), "writes/test")
-				b.ReportMetric(float64(load.summaryWrites)/float64(load.tests), "summary-writes/test")
-				b.ReportMetric(float64(load.summaryWrites)/float64(load.heads), "summary-writes/head")
-				b.ReportMetric(float64(load.requests)/float64(load.tests), "requests/test")
-				b.Log(load)
-			}
-		})
+	for b.Loop() {
+		s := newStack(b, stackOptions{})
+		load, _ := runWriteLoad(b, s, 2, 40, 4, statusFinals(s), "YCI_JOBS=2",
+			"YCI_STATUS_HOLD="+projector.DefaultHold.String())
+		b.ReportMetric(float64(load.testWrites)/float64(load.tests), "writes/test")
+		b.ReportMetric(float64(load.summaryWrites)/float64(load.tests), "summary-writes/test")
+		b.ReportMetric(float64(load.summaryWrites)/float64(load.heads), "summary-writes/head")
+		b.ReportMetric(float64(load.requests)/float64(load.tests), "requests/test")
+		b.Log(load)
 	}
 }

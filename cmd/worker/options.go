@@ -13,7 +13,6 @@ import (
 	"github.com/yourci/yourci/pkg/githubauth"
 	"github.com/yourci/yourci/pkg/natsserver"
 	"github.com/yourci/yourci/pkg/projector"
-	"github.com/yourci/yourci/pkg/status"
 	"github.com/yourci/yourci/pkg/worker"
 )
 
@@ -59,12 +58,12 @@ type Options struct {
 	AckWait time.Duration
 	// KeepSuperseded tests every commit, not only a pull request's head.
 	KeepSuperseded bool
-	// StatusHold and SummaryInterval pace GitHub writes (status.BudgetOptions).
+	// StatusHold and SummaryInterval pace the projector's GitHub writes
+	// (projector.Pacing).
 	StatusHold, SummaryInterval time.Duration
-	// Projector makes the build records the one truth shown on GitHub by
-	// one projector across the fleet (pkg/projector); ProjectorLease is
-	// how long its lease lasts unrenewed.
-	Projector      bool
+	// ProjectorLease is how long the lease of the fleet's one projector
+	// (pkg/projector), which shows the build records on GitHub, lasts
+	// unrenewed.
 	ProjectorLease time.Duration
 	// Sandbox confines tests and .yci.py evaluations.
 	Sandbox SandboxOptions
@@ -125,12 +124,10 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("ack-wait", "YCI_ACK_WAIT")
 	fs.BoolVar(&o.KeepSuperseded, "keep-superseded", false, "finish the tests of a commit a newer push replaced, instead of dropping and stopping them")
 	fs.Env("keep-superseded", "YCI_KEEP_SUPERSEDED")
-	fs.DurationVar(&o.StatusHold, "status-hold", status.DefaultHold, "how long a running state waits before it is sent, so a quick test's result replaces it unsent; negative sends it at once")
+	fs.DurationVar(&o.StatusHold, "status-hold", projector.DefaultHold, "how long a running state waits before it is sent, so a quick test's result replaces it unsent; negative sends it at once")
 	fs.Env("status-hold", "YCI_STATUS_HOLD")
-	fs.DurationVar(&o.SummaryInterval, "summary-interval", status.DefaultSummaryInterval, "least time between two writes of a head's summary status yci; negative writes every change")
+	fs.DurationVar(&o.SummaryInterval, "summary-interval", projector.DefaultSummaryInterval, "least time between two writes of a head's summary status yci; negative writes every change")
 	fs.Env("summary-interval", "YCI_SUMMARY_INTERVAL")
-	fs.BoolVar(&o.Projector, "projector", true, "show tests and summaries on GitHub from the build records, written by the one worker holding the projector lease; false makes each worker write its own tests' states")
-	fs.Env("projector", "YCI_PROJECTOR")
 	fs.DurationVar(&o.ProjectorLease, "projector-lease", projector.DefaultLeaseTTL, "how long the projector lease lasts unrenewed: how soon another worker takes over writing GitHub when its holder dies")
 	fs.Env("projector-lease", "YCI_PROJECTOR_LEASE")
 	o.Sandbox.addFlags(fs)

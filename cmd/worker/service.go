@@ -35,11 +35,10 @@ type Service struct {
 	opts     Options
 	log      *slog.Logger
 	embedded *natsserver.Server
-	budget   *status.Budget
 	bus      *events.Bus
 	handlers *worker.Worker
 	pages    *worker.PageKeeper
-	// projector is nil when the worker writes its tests' states itself.
+	// projector shows the build records on GitHub while it holds the lease.
 	projector *projector.Projector
 	disk      *worker.DiskGuard
 	metrics   *http.Server
@@ -104,7 +103,6 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 	if err != nil {
 		return nil, err
 	}
-	s.budget = status.NewBudget(status.BudgetOptions{Hold: opts.StatusHold, SummaryInterval: opts.SummaryInterval, Logger: log})
 	s.disk = opts.Disk.guard(ws.Root())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -116,14 +114,13 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 		GitHub:         installations{clients},
 		Queue:          busQueue{s.bus.Queue(), s.bus.Registry(), s.bus.Heads()},
 		HTTPRoot:       opts.HTTPRoot,
-		StatusOptions:  []status.Option{status.WithSecretsFrom(clients.Secrets), status.WithBudget(s.budget)},
+		StatusOptions:  []status.Option{status.WithSecretsFrom(clients.Secrets)},
 		Logger:         log,
 		Metrics:        worker.NewMetrics(reg),
 		Policy:         policy,
 		ApprovalLabel:  opts.ApprovalLabel,
 		KeepSuperseded: opts.KeepSuperseded,
 		Records:        s.bus.Records(),
-		Projected:      opts.Projector,
 		Reruns:         busReruns{s.bus.Queue(), s.bus.Registry()},
 		Running:        s.bus.Attempts(),
 		Box:            boxName(opts.Workspace),
@@ -139,16 +136,14 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 	if err != nil {
 		return nil, err
 	}
-	if opts.Projector {
-		s.projector, err = projector.New(projector.Options{
-			Records: s.bus.Records(), Clients: installations{clients}, Holder: boxName(opts.Workspace) + "#" + strconv.Itoa(os.Getpid()),
-			HTTPRoot: opts.HTTPRoot, Pacing: projector.Pacing{Hold: opts.StatusHold, SummaryInterval: opts.SummaryInterval},
-			LeaseTTL: opts.ProjectorLease, StatusOptions: []status.Option{status.WithSecretsFrom(clients.Secrets)}, Logger: log,
-			Metrics: projector.NewMetrics(reg),
-		})
-		if err != nil {
-			return nil, err
-		}
+	s.projector, err = projector.New(projector.Options{
+		Records: s.bus.Records(), Clients: installations{clients}, Holder: boxName(opts.Workspace) + "#" + strconv.Itoa(os.Getpid()),
+		HTTPRoot: opts.HTTPRoot, Pacing: projector.Pacing{Hold: opts.StatusHold, SummaryInterval: opts.SummaryInterval},
+		LeaseTTL: opts.ProjectorLease, StatusOptions: []status.Option{status.WithSecretsFrom(clients.Secrets)}, Logger: log,
+		Metrics: projector.NewMetrics(reg),
+	})
+	if err != nil {
+		return nil, err
 	}
 	if opts.MetricsListen != "" {
 		s.listener, err = net.Listen("tcp", opts.MetricsListen)
@@ -218,19 +213,13 @@ func (s *Service) Run(ctx context.Context) error {
 	// hand work back is shown before it settles and gives up its lease.
 	projCtx, stopProjector := context.WithCancel(context.WithoutCancel(ctx))
 	projDone := make(chan error, 1)
-	if s.projector != nil {
-		go func() { projDone <- s.projector.Run(projCtx) }()
-	} else {
-		projDone <- nil
-	}
+	go func() { projDone <- s.projector.Run(projCtx) }()
 	defer func() {
 		stopProjector()
 		if err := <-projDone; err != nil {
 			s.log.Error("showing records on GitHub", "err", err)
 		}
-		if s.projector != nil {
-			s.log.Info("projector writes", "writes", s.projector.Writes())
-		}
+		s.log.Info("projector writes", "writes", s.projector.Writes())
 	}()
 	pagesDone := make(chan error, 1)
 	go func() { pagesDone <- s.pages.Run(ctx) }()
@@ -268,10 +257,6 @@ func (s *Service) Close() {
 		}
 	} else if s.listener != nil {
 		s.listener.Close()
-	}
-	if s.budget != nil {
-		s.budget.Close() // the jobs are over: what it still holds is overtaken
-		s.log.Info("GitHub writes", "stats", fmt.Sprintf("%+v", s.budget.Stats()))
 	}
 	if s.bus != nil {
 		if err := s.bus.Close(); err != nil {

@@ -169,6 +169,11 @@ type BuildRecord struct {
 	// keyed by test name ("" for the build's summary). Only the projector
 	// writes it.
 	Shown map[string]Shown `json:"shown,omitempty"`
+	// ConfigError, when set, is why the build has no tests: its .yci.py
+	// could not be evaluated. It is the summary's description, as an
+	// error, and ConfigLogURL (the evaluation's log) its link.
+	ConfigError  string `json:"config_error,omitempty"`
+	ConfigLogURL string `json:"config_log_url,omitempty"`
 	// Tests are in the order .yci.py yielded them.
 	Tests   []TestRecord `json:"tests"`
 	Created time.Time    `json:"created"`

@@ -100,6 +100,9 @@ func Summarize(rec events.BuildRecord) Summary {
 	}
 	s.Cancelled = s.State == Error && s.Superseded > 0
 	s.Description = s.describe()
+	if rec.ConfigError != "" && s.Total == 0 {
+		s.State, s.Description = Error, rec.ConfigError
+	}
 	return s
 }
 

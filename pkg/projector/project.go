@@ -97,6 +97,9 @@ func summaryState(rec events.BuildRecord, pageURL string) State {
 		Owner: k.Repo.Owner, Repo: k.Repo.Name, SHA: rec.SHA, Pull: k.Pull, Build: k.Build,
 		State: status.State(sum.State), Description: sum.Description, TargetURL: pageURL,
 	}
+	if rec.ConfigError != "" && len(rec.Tests) == 0 {
+		st.TargetURL = rec.ConfigLogURL // the evaluation's log says what went wrong
+	}
 	if sum.Cancelled {
 		st.Conclusion = status.ConclusionCancelled
 	}
@@ -113,6 +116,14 @@ func summaryState(rec events.BuildRecord, pageURL string) State {
 type Pacing struct {
 	Hold, SummaryInterval time.Duration
 }
+
+// Defaults of Pacing in the service: a running state held 2s costs a
+// quick test no write of it, and a summary at most every 5s keeps a busy
+// head's pending summaries to a few writes.
+const (
+	DefaultHold            = 2 * time.Second
+	DefaultSummaryInterval = 5 * time.Second
+)
 
 // next decides for one part whether its state st is written now, given
 // what was shown of it (ok false: nothing yet) at now. When it is not

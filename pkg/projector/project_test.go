@@ -50,6 +50,15 @@ func TestProject(t *testing.T) {
 		rec  events.BuildRecord
 		want []shownStatus
 	}{
+		{"a .yci.py error with no tests is the summary's error, linking its log",
+			func() events.BuildRecord {
+				r := record()
+				r.ConfigError, r.ConfigLogURL = ".yci.py: no test_generator", "https://ci.example/yci.py/out.txt"
+				return r
+			}(),
+			[]shownStatus{
+				{Description: ".yci.py: no test_generator", URL: "https://ci.example/yci.py/out.txt", State: status.Error},
+			}},
 		{"a queued test nothing was shown of is new, the summary pending",
 			record(queued),
 			[]shownStatus{

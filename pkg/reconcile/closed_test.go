@@ -13,6 +13,7 @@ import (
 	"github.com/yourci/yourci/pkg/githubauth"
 	"github.com/yourci/yourci/pkg/pause"
 	"github.com/yourci/yourci/pkg/pipeline"
+	"github.com/yourci/yourci/pkg/projector"
 	"github.com/yourci/yourci/pkg/worker"
 )
 
@@ -105,22 +106,38 @@ func (e *env) startWorker(t *testing.T) (stop func()) {
 	}
 	w, err := worker.New(worker.Options{
 		Workspace: ws, Evaluator: &pipeline.Evaluator{}, Runner: &pipeline.Runner{},
-		GitHub: workerGitHub{auth}, Queue: workerQueue{e.bus.Queue(), e.bus.Registry(), e.bus.Heads()}, Logger: testLogger(t),
+		GitHub: workerGitHub{auth}, Queue: workerQueue{e.bus.Queue(), e.bus.Registry(), e.bus.Heads()}, Records: e.bus.Records(), Logger: testLogger(t),
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The worker changes records only; its projector writes GitHub.
+	proj, err := projector.New(projector.Options{Records: e.bus.Records(), Clients: workerGitHub{auth}, Holder: t.Name()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(testContext(t))
 	slots := events.NewSlots(2)
-	done := make(chan error, 2)
+	done := make(chan error, 3)
 	go func() { done <- e.bus.Queue().ConsumePulls(ctx, slots, w.HandlePull) }()
 	go func() { done <- e.bus.Queue().ConsumeTests(ctx, slots, w.HandleTest) }()
+	go func() { done <- proj.Run(ctx) }()
 	return func() {
 		cancel()
-		for range 2 {
+		for range 3 {
 			if err := <-done; err != nil {
 				t.Errorf("worker: %v", err)
 			}
 		}
 	}
+}
+
+// Client is projector.Clients: the projector writes through the same
+// token client the worker reads with.
+func (g workerGitHub) Client(ctx context.Context, id int64) (projector.Client, error) {
+	inst, err := g.Installation(ctx, id)
+	if err != nil {
+		return projector.Client{}, err
+	}
+	return projector.Client{Statuses: inst.Statuses, Checks: inst.Checks}, nil
 }

@@ -91,21 +91,11 @@ type verdict struct {
 }
 
 // send tries s until GitHub takes it or the policy's bounds are reached.
-// With a Budget, every write to the same account waits out a rate limit
-// any of them met, final states first.
 func (r *Reporter) send(ctx context.Context, log *slog.Logger, s Status) error {
 	p := r.policy
 	start := r.now()
 	for attempt := 1; ; attempt++ {
-		done := func() {}
-		if r.budget != nil {
-			var err error
-			if done, err = r.budget.waitTurn(ctx, s.Owner, s.Final(), p.maxWait); err != nil {
-				return err
-			}
-		}
 		answer, err := r.attempt(ctx, s)
-		done()
 		if err == nil {
 			return nil
 		}
@@ -117,9 +107,6 @@ func (r *Reporter) send(ctx context.Context, log *slog.Logger, s Status) error {
 			return fmt.Errorf("%w: %w", ErrRejected, err)
 		}
 		wait := p.backoff(attempt)
-		if v.wait > 0 && r.budget != nil {
-			r.budget.pause(s.Owner, v.wait)
-		}
 		if v.wait > 0 {
 			if v.wait > p.maxWait {
 				return &RetryLaterError{After: v.wait, Err: err}
@@ -135,9 +122,6 @@ func (r *Reporter) send(ctx context.Context, log *slog.Logger, s Status) error {
 			return &RetryLaterError{After: wait, Err: fmt.Errorf("out of time after %d attempts: %w", attempt, err)}
 		}
 		log.Warn("status not sent; retrying", "attempt", attempt, "wait", wait, "err", err)
-		if v.wait > 0 && r.budget != nil {
-			continue // waitTurn sits the pause out with the account's other writes
-		}
 		if err := r.sleep(ctx, wait); err != nil {
 			return fmt.Errorf("waiting to retry after attempt %d: %w", attempt, err)
 		}

@@ -1,7 +1,7 @@
 // Package status reports the state of YourCI's tests to GitHub, as commit
 // statuses (token and basic auth) or as check runs (a GitHub App). It
 // shapes what GitHub shows (context, description, link, check output),
-// keeps secrets out of it, spends GitHub's writes sparingly (Budget), and
+// keeps secrets out of it, and
 // delivers it through GitHub's faults and rate limits: a final state is
 // either sent, refused for good (ErrRejected), or handed back to the caller
 // as an error to retry later, never silently dropped.
@@ -83,8 +83,8 @@ type Status struct {
 	// Started marks a Pending state of an attempt that has begun (a check
 	// run's in_progress; without it a pending check run is queued). The
 	// job that sets it always follows it with another state, so a
-	// Reporter with a Budget holds it briefly and never sends it when that
-	// state overtakes it.
+	// projector holds it briefly and never sends it when that state
+	// overtakes it.
 	Started bool
 	// New marks the first state of a test in a build: no check run can
 	// exist for it yet, so none is looked up before one is created.
@@ -97,34 +97,22 @@ type Status struct {
 	// description. Commit statuses ignore it. Secrets are masked in it and
 	// it is cut to GitHub's limits.
 	Output *Output
-	// Latest, when set on a summary, gives the summary as it stands now.
-	// A Budget that sends a summary late, at the end of its interval, asks
-	// it first and sends its answer instead (and again after the send, if
-	// the answer changed meanwhile), so that a late send never shows an
-	// older state than another box already sent. An error keeps s.
-	Latest func(ctx context.Context) (Status, error)
 }
 
 // Final reports whether s ends its context's story: success, failure or
 // error.
 func (s Status) Final() bool { return s.State != Pending }
 
-// key names the context s is a state of: one per head commit and context.
-func (s Status) key() string {
-	return s.Owner + "/" + s.Repo + "@" + s.SHA + " " + Context(s.Test)
-}
-
 // ErrInvalid is wrapped by errors for statuses that are never sent because
 // they are incomplete (no owner, repo, sha or a state GitHub does not know).
 var ErrInvalid = errors.New("invalid status")
 
 // Reporter sets the states of tests with bounded retries, through a Writer
-// (commit statuses or check runs) and, when given one, a Budget shared by
-// the process. It is safe for concurrent use; its settings are fixed when
+// (commit statuses or check runs); what is written when is paced by its
+// caller (pkg/projector). It is safe for concurrent use; its settings are fixed when
 // it is built.
 type Reporter struct {
 	writer      Writer
-	budget      *Budget
 	secrets     []string
 	secretsFrom func() []string
 	policy      retryPolicy
@@ -204,13 +192,6 @@ func WithLogger(l *slog.Logger) Option {
 	return func(r *Reporter) { r.logger = l }
 }
 
-// WithBudget makes the Reporter spend writes through b, which every
-// Reporter of the process should share: see Budget for what it holds back
-// and how it paces writes.
-func WithBudget(b *Budget) Option {
-	return func(r *Reporter) { r.budget = b }
-}
-
 // NewReporter returns a Reporter that sends commit statuses through client.
 func NewReporter(client StatusCreator, opts ...Option) *Reporter {
 	return NewReporterFor(StatusWriter{Client: client}, opts...)
@@ -233,9 +214,7 @@ func NewReporterFor(w Writer, opts ...Option) *Reporter {
 
 // Set sends s to GitHub, retrying server errors, network errors and rate
 // limits within the Reporter's bounds. It returns nil once GitHub has the
-// state, or once the Reporter's Budget has taken charge of a state it may
-// drop (a Started state, a summary overtaken or too soon after the last);
-// an error wrapping ErrRejected when GitHub refuses it for good (a retry
+// state; an error wrapping ErrRejected when GitHub refuses it for good (a retry
 // cannot help); a *RetryLaterError when it could not be sent in time and
 // the caller should try again after its After (for instance with a
 // JetStream NakWithDelay); ctx's error when ctx ends first; and, without
@@ -249,22 +228,6 @@ func (r *Reporter) Set(ctx context.Context, s Status) error {
 		secrets = append(slices.Clip(secrets), r.secretsFrom()...)
 	}
 	s = s.cleaned(secrets)
-	if latest := s.Latest; latest != nil {
-		s.Latest = func(ctx context.Context) (Status, error) {
-			l, err := latest(ctx)
-			if err == nil {
-				err = l.check()
-			}
-			if err != nil {
-				return Status{}, err
-			}
-			l.Latest = nil
-			return l.cleaned(secrets), nil
-		}
-	}
-	if r.budget != nil {
-		return r.budget.submit(ctx, s, r.deliver)
-	}
 	return r.deliver(ctx, s)
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/events/memrecords"
 	"github.com/yourci/yourci/pkg/fakegithub"
 	"github.com/yourci/yourci/pkg/pipeline"
 )
@@ -34,8 +35,9 @@ func TestJobsThatKeepCrashingWorkersEndAsErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	records := memrecords.New()
 	w, err := New(Options{Workspace: ws, Evaluator: &pipeline.Evaluator{}, Runner: &pipeline.Runner{},
-		GitHub: tokenGitHub{gh}, Queue: queueOf(&events.Bus{}), HTTPRoot: httpRoot})
+		GitHub: tokenGitHub{gh}, Queue: queueOf(&events.Bus{}), Records: records, HTTPRoot: httpRoot})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,17 +50,17 @@ func TestJobsThatKeepCrashingWorkersEndAsErrors(t *testing.T) {
 		if err := w.abandonTest(ctx, log, job, 10); err != nil {
 			t.Fatal(err)
 		}
-		s := gh.LatestStatuses(owner, repoName, sha)["yci/crashy"]
-		if s.GetState() != "error" || !strings.Contains(s.GetDescription(), "lost 10 times") {
-			t.Errorf("status %s %q, want error saying the attempt was lost 10 times", s.GetState(), s.GetDescription())
+		s := testRecord(t, records, job)
+		if s.State != events.TestErrored || !strings.Contains(s.Description, "lost 10 times") {
+			t.Errorf("record %s %q, want errored saying the attempt was lost 10 times", s.State, s.Description)
 		}
-		if !strings.HasSuffix(s.GetTargetURL(), "/pulls/7/2/crashy/out.txt") {
-			t.Errorf("target URL %q", s.GetTargetURL())
+		if !strings.HasSuffix(s.LogURL, "/pulls/7/2/crashy/out.txt") {
+			t.Errorf("log URL %q", s.LogURL)
 		}
 	})
 	t.Run("test_job_waiting_for_disk_says_so", func(t *testing.T) {
 		full, err := New(Options{Workspace: ws, Evaluator: &pipeline.Evaluator{}, Runner: &pipeline.Runner{},
-			GitHub: tokenGitHub{gh}, Queue: queueOf(&events.Bus{}), HTTPRoot: httpRoot,
+			GitHub: tokenGitHub{gh}, Queue: queueOf(&events.Bus{}), Records: records, HTTPRoot: httpRoot,
 			Disk: &DiskGuard{Root: ws.Root(), MinFree: 1 << 30, Statfs: func(string) (FSStat, error) {
 				return FSStat{Size: 10 << 30, Free: 1 << 20}, nil
 			}}})
@@ -69,9 +71,9 @@ func TestJobsThatKeepCrashingWorkersEndAsErrors(t *testing.T) {
 		if err := full.abandonTest(ctx, log, job, 10); err != nil {
 			t.Fatal(err)
 		}
-		s := gh.LatestStatuses(owner, repoName, sha)["yci/starved"]
-		if s.GetState() != "error" || !strings.Contains(s.GetDescription(), "gave up after 10 tries: infrastructure (disk): no space left on device: 1 MiB free") {
-			t.Errorf("status %s %q, want error naming the disk", s.GetState(), s.GetDescription())
+		s := testRecord(t, records, job)
+		if s.State != events.TestErrored || !strings.Contains(s.Description, "gave up after 10 tries: infrastructure (disk): no space left on device: 1 MiB free") {
+			t.Errorf("record %s %q, want errored naming the disk", s.State, s.Description)
 		}
 	})
 	t.Run("pull_event", func(t *testing.T) {
@@ -87,4 +89,20 @@ func TestJobsThatKeepCrashingWorkersEndAsErrors(t *testing.T) {
 			t.Errorf("target URL %q, want one ending in %s", s.GetTargetURL(), want)
 		}
 	})
+}
+
+// testRecord is job's test as its build record has it, or fails the test.
+func testRecord(t *testing.T, records BuildRecords, job events.TestJob) events.TestRecord {
+	t.Helper()
+	rec, err := records.BuildRecord(context.Background(), buildKey(job.Repo, job.Number, job.Build))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range rec.Tests {
+		if tr.Name == job.Test.Name {
+			return tr
+		}
+	}
+	t.Fatalf("build %d has no record of test %s: %+v", job.Build, job.Test.Name, rec)
+	return events.TestRecord{}
 }

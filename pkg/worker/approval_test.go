@@ -62,7 +62,7 @@ func (r *rig) settled(t *testing.T) {
 func (r *rig) yciHistory(sha string) []string {
 	var out []string
 	for _, s := range r.gh.Statuses(owner, repoName, sha) {
-		if s.GetContext() == "yci" {
+		if s.GetContext() == "yci" && !buildSummary(s) {
 			out = append(out, s.GetState()+": "+s.GetDescription())
 		}
 	}
@@ -265,4 +265,11 @@ func TestInvalidEventEndsAtOnce(t *testing.T) {
 	if got := r.gh.Requests().Total; got != 0 {
 		t.Errorf("%d GitHub requests for an invalid event, want none", got)
 	}
+}
+
+// buildSummary tells a build's summary, which the projector writes from
+// the build record and which links to the build's page, from the head's
+// own yci states (approval, .yci.py errors) written before any build.
+func buildSummary(s github.RepoStatus) bool {
+	return strings.HasSuffix(s.GetTargetURL(), "/index.html")
 }

@@ -62,9 +62,6 @@ func (w *Worker) rerunSuite(ctx context.Context, log *slog.Logger, inst Installa
 // the build records (GitHub's check_suite does not name pull requests from
 // forks): the pulls of the repository's recent builds of that commit.
 func (w *Worker) suitePull(ctx context.Context, ev events.CommandEvent) (int, outcome, error) {
-	if w.opts.Records == nil {
-		return 0, refused("this YourCI keeps no build records, so it cannot tell which pull request %.7s belongs to.", ev.Button.SHA), nil
-	}
 	recs, err := w.opts.Records.RecentBuilds(ctx, ev.Repo, recentBuilds)
 	if err != nil {
 		return 0, outcome{}, fmt.Errorf("reading the build records of %s: %w", ev.Repo.FullName(), err)

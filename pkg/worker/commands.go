@@ -297,7 +297,6 @@ func (w *Worker) retest(ctx context.Context, log *slog.Logger, inst Installation
 	if err := w.recordRerunsQueued(ctx, ev, t, runs); err != nil {
 		return outcome{}, err
 	}
-	rep := w.reporter(inst, log)
 	b := build(ev.Repo, ev.Number, t.build)
 	for _, name := range run {
 		k := runs[name]
@@ -314,11 +313,7 @@ func (w *Worker) retest(ctx context.Context, log *slog.Logger, inst Installation
 			Description: fmt.Sprintf("%s: re-run %d asked by @%s", status.Queued(), k, ev.Author),
 			TargetURL:   w.runLogURL(b, name, k),
 		}
-		if w.opts.Projected {
-			w.track(ctx, rep, job, events.TestQueued, st, nil) // the projector shows it
-		} else if err := rep.Set(ctx, st); err != nil {
-			return outcome{}, fmt.Errorf("setting queued status of re-run %d of %s: %w", k, name, err)
-		}
+		w.track(ctx, job, events.TestQueued, st, nil) // the projector shows it
 		if err := w.opts.Reruns.PublishTest(ctx, job); err != nil {
 			return outcome{}, fmt.Errorf("queuing re-run %d of %s: %w", k, name, err)
 		}

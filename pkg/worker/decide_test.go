@@ -19,6 +19,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/events/memrecords"
 	"github.com/yourci/yourci/pkg/pipeline"
 	"github.com/yourci/yourci/pkg/status"
 )
@@ -289,7 +290,7 @@ func decideWorker(t *testing.T, tc decideCase) (*Worker, *fakeQueue, *fakeStatus
 	}
 	w, err := New(Options{
 		Workspace: ws, Evaluator: &pipeline.Evaluator{}, Runner: &pipeline.Runner{},
-		GitHub: fakeGitHub{inst: inst, err: tc.instErr}, Queue: q, HTTPRoot: httpRoot,
+		GitHub: fakeGitHub{inst: inst, err: tc.instErr}, Queue: q, Records: memrecords.New(), HTTPRoot: httpRoot,
 		StatusOptions: []status.Option{status.WithMaxAttempts(1)},
 		Logger:        slog.New(slog.DiscardHandler),
 	})

@@ -320,7 +320,7 @@ func formatBytes(n int64) string {
 // closes its log and is its error status; it is not retried (the same
 // test would write as much again), and its working copy is removed at
 // once to give the space back.
-func (w *Worker) stoppedForDisk(ctx context.Context, log *slog.Logger, rep *status.Reporter, st status.Status, job events.TestJob, a pipeline.Attempt, res pipeline.Result, stop diskStop) error {
+func (w *Worker) stoppedForDisk(ctx context.Context, log *slog.Logger, st status.Status, job events.TestJob, a pipeline.Attempt, res pipeline.Result, stop diskStop) error {
 	w.removeWorkCopy(log, a.Dir)
 	w.opts.Metrics.DiskStops.WithLabelValues(stop.kind).Inc()
 	w.opts.Metrics.attemptDone(res)
@@ -330,11 +330,8 @@ func (w *Worker) stoppedForDisk(ctx context.Context, log *slog.Logger, rep *stat
 	}
 	res.Reason = stop.reason
 	st.State, st.Description = status.Error, status.Errored(stop.reason)
-	if rep.ShowsOutput() {
-		st.Output = attemptReport(a.LogPath, st)
-	}
-	defer w.track(ctx, rep, job, events.TestErrored, st, &res)
-	return w.reportFinal(ctx, rep, st, job)
+	st.Output = attemptReport(a.LogPath, st)
+	return w.recordFinal(ctx, job, st, &res)
 }
 
 // appendLogLine appends line to the log at path, which the worker owns

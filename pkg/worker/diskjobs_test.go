@@ -96,7 +96,7 @@ func TestBelowTheDiskFloorNoAttemptStartsUntilSpaceIsBack(t *testing.T) {
 	t.Parallel()
 	var free atomic.Uint64
 	free.Store(100 << 20)
-	r := newRig(t, withRecords, withDisk(func(string) (FSStat, error) {
+	r := newRig(t, withDisk(func(string) (FSStat, error) {
 		return FSStat{Size: 100 << 30, Free: free.Load()}, nil
 	}))
 	pr := r.openBranchPull(t, fakegithub.PullSpec{Head: "waits"}, map[string]string{".yci.py": testRunning("echo hi", "", 0)})

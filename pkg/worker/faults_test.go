@@ -2,10 +2,12 @@ package worker
 
 import (
 	"bytes"
+	"errors"
 	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +81,9 @@ func assertNoFileHolds(t *testing.T, root string, secrets []string) {
 			return err
 		}
 		data, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // a page being replaced: its temporary file is gone
+		}
 		if err != nil {
 			return err
 		}
@@ -182,12 +187,24 @@ func TestStatusesGitHubFailsForAWhileArriveLate(t *testing.T) {
 			if s := r.waitFinal(t, sha, "yci/t")["yci/t"]; s.GetState() != "success" {
 				t.Fatalf("yci/t: %s %q, want success", s.GetState(), s.GetDescription())
 			}
+			// The projector writes a test's latest state: one that failed
+			// and was overtaken before the retry is never written, and
+			// none is written twice or after the final one.
 			var got []string
+			seen := map[string]bool{}
 			for _, s := range r.gh.Statuses(owner, repoName, sha) {
-				got = append(got, strings.Fields(s.GetDescription())[0])
+				if s.GetContext() != "yci/t" {
+					continue
+				}
+				word := strings.Fields(s.GetDescription())[0]
+				if seen[word] || !slices.Contains([]string{"queued", "running", "passed"}, word) {
+					t.Errorf("status %q written twice or unexpected", s.GetDescription())
+				}
+				seen[word] = true
+				got = append(got, word)
 			}
-			if strings.Join(got, " ") != "queued running passed" {
-				t.Errorf("statuses %q, want each of queued, running, passed once", got)
+			if len(got) == 0 || got[len(got)-1] != "passed" {
+				t.Errorf("statuses %q, want the last to be passed", got)
 			}
 			if n := r.gh.Requests().Injected; n != len(tc.codes) {
 				t.Errorf("%d injected failures answered, want %d", n, len(tc.codes))

@@ -85,9 +85,9 @@ func (m *Metrics) countInfra(err error) {
 // the job is queued again with a growing delay (settleTest). The retry
 // sets the status again when it runs. A job that has waited out such
 // errors for InfraGiveUp ends here as error instead (giveUpInfra).
-func (w *Worker) infraFailed(ctx context.Context, rep *status.Reporter, st status.Status, job events.TestJob, err error) error {
+func (w *Worker) infraFailed(ctx context.Context, st status.Status, job events.TestJob, err error) error {
 	if infraExpired(job, time.Now(), w.opts.InfraGiveUp) {
-		return w.giveUpInfra(ctx, rep, st, job, err)
+		return w.giveUpInfra(ctx, st, job, err)
 	}
 	var infra infraError
 	kind := InfraDisk
@@ -97,9 +97,6 @@ func (w *Worker) infraFailed(ctx context.Context, rep *status.Reporter, st statu
 	w.opts.Metrics.infraError(kind)
 	st.Started = false
 	st.State, st.Description = status.Error, status.Errored("infrastructure ("+kind+"), retrying: "+withoutPaths(err))
-	w.track(ctx, rep, job, events.TestErrored, st, nil)
-	if serr := w.show(ctx, rep, st); serr != nil {
-		return fmt.Errorf("%w (and setting its error status: %w)", err, serr)
-	}
+	w.track(ctx, job, events.TestErrored, st, nil)
 	return err
 }

@@ -63,7 +63,7 @@ func (s *flakySandbox) Confine(*exec.Cmd, []string, []string) (func() error, err
 func TestASandboxThatCannotBeSetUpIsRetriedNotBlamedOnTheCode(t *testing.T) {
 	t.Parallel()
 	box := &flakySandbox{failures: 1}
-	r := newRig(t, withRecords, func(o *Options) { o.Runner.Sandbox = box })
+	r := newRig(t, func(o *Options) { o.Runner.Sandbox = box })
 	pr := r.openBranchPull(t, fakegithub.PullSpec{Head: "boxed"}, map[string]string{".yci.py": testRunning("echo hi", "", 0)})
 	sha := pr.GetHead().GetSHA()
 	r.publish(t, pr.GetNumber(), sha, "d1")

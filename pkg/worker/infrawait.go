@@ -104,13 +104,12 @@ func (w *Worker) settleTest(ctx context.Context, log *slog.Logger, d *events.Del
 // giveUpInfra ends job's test as error once it has waited out
 // infrastructure errors for InfraGiveUp: err is the latest, and the
 // status names its kind and cause. A nil return acks the delivery.
-func (w *Worker) giveUpInfra(ctx context.Context, rep *status.Reporter, st status.Status, job events.TestJob, err error) error {
+func (w *Worker) giveUpInfra(ctx context.Context, st status.Status, job events.TestJob, err error) error {
 	waited := time.Since(job.InfraSince).Round(time.Second)
 	w.log.With(job.LogAttrs()...).Error("giving up on test after infrastructure errors", "err", err,
 		"waited", waited, "infra_retries", job.InfraRetries)
 	st.Started = false
 	st.State = status.Error
 	st.Description = status.Errored(fmt.Sprintf("gave up after %s: infrastructure (%s): %s", waited, infraKind(err), withoutPaths(err)))
-	defer w.track(ctx, rep, job, events.TestErrored, st, nil)
-	return w.reportFinal(ctx, rep, st, job)
+	return w.recordFinal(ctx, job, st, nil)
 }

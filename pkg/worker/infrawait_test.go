@@ -73,7 +73,7 @@ func withInfraBounds(delay, giveUp time.Duration) func(*Options) {
 func infraRig(t *testing.T, free *atomic.Uint64, giveUp time.Duration) (*rig, string, string) {
 	t.Helper()
 	free.Store(100 << 20)
-	r := newRig(t, withRecords, withInfraBounds(10*time.Millisecond, giveUp), withDisk(func(string) (FSStat, error) {
+	r := newRig(t, withInfraBounds(10*time.Millisecond, giveUp), withDisk(func(string) (FSStat, error) {
 		return FSStat{Size: 100 << 30, Free: free.Load()}, nil
 	}))
 	pr := r.openBranchPull(t, fakegithub.PullSpec{Head: "infra-" + uniqueDigits()}, map[string]string{".yci.py": testRunning("echo hi", "", 0)})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/events/memrecords"
 	"github.com/yourci/yourci/pkg/pipeline"
 	"github.com/yourci/yourci/pkg/status"
 )
@@ -51,7 +52,7 @@ func TestFailedPreparationIsLoggedAndShown(t *testing.T) {
 	inst := Installation{Pulls: &fakePulls{pull: pull}, Statuses: statuses, Permissions: fakePermissions{level: "write"}}
 	w, err := New(Options{
 		Workspace: ws, Evaluator: &pipeline.Evaluator{}, Runner: &pipeline.Runner{Secrets: []string{secret}},
-		GitHub: fakeGitHub{inst: inst}, Queue: &fakeQueue{claim: events.Claim{Build: 1, Mine: true, Fresh: true}},
+		GitHub: fakeGitHub{inst: inst}, Queue: &fakeQueue{claim: events.Claim{Build: 1, Mine: true, Fresh: true}}, Records: memrecords.New(),
 		HTTPRoot: httpRoot, StatusOptions: []status.Option{status.WithMaxAttempts(1)},
 		Logger: slog.New(slog.DiscardHandler),
 	})

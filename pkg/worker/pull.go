@@ -118,7 +118,6 @@ func (w *Worker) queueBuild(ctx context.Context, log *slog.Logger, inst Installa
 	if err != nil {
 		return err
 	}
-	rep := w.reporter(inst, log)
 	// .yci.py reads the pull request as GitHub sent it (the webhook's
 	// or the API's), nulls included, not as go-github's struct would
 	// encode it again.
@@ -126,13 +125,13 @@ func (w *Worker) queueBuild(ctx context.Context, log *slog.Logger, inst Installa
 	tests, err := w.opts.Evaluator.Evaluate(ctx, src, claim.Build, pull.raw)
 	var cfgErr *pipeline.ConfigError
 	if errors.As(err, &cfgErr) {
-		err = w.reportConfigError(ctx, log, rep, ev, b, cfgErr)
+		err = w.reportConfigError(ctx, log, ev, b, cfgErr)
 	} else if err != nil {
 		return fmt.Errorf("evaluating .yci.py: %w", err)
 	} else {
-		w.recordQueued(ctx, log, rep, pull.pr, b, ev.HeadSHA, ev.Installation, tests)
+		w.recordQueued(ctx, log, pull.pr, b, ev.HeadSHA, ev.Installation, tests)
 		p.step("queuing %d tests", len(tests))
-		err = w.queueTests(ctx, rep, ev, pull.pr, b, tests, !claim.Fresh)
+		err = w.queueTests(ctx, ev, pull.pr, b, tests)
 	}
 	if err != nil {
 		return err
@@ -167,19 +166,10 @@ func (w *Worker) checkoutBuild(ctx context.Context, inst Installation, pr *githu
 	return src, nil
 }
 
-// queueTests sets every test's pending status, then publishes it: in that
-// order, so a fast test's own statuses cannot be overtaken by "queued".
-func (w *Worker) queueTests(ctx context.Context, rep *status.Reporter, ev events.PullEvent, pr *github.PullRequest, b artifacts.Build, tests []pipeline.Test, resumed bool) error {
+// queueTests publishes every test of the build, which recordQueued has
+// already recorded as queued: the projector shows "queued" from that record.
+func (w *Worker) queueTests(ctx context.Context, ev events.PullEvent, pr *github.PullRequest, b artifacts.Build, tests []pipeline.Test) error {
 	for _, t := range tests {
-		if !resumed {
-			err := w.show(ctx, rep, status.Status{
-				Owner: b.Owner, Repo: b.Repo, SHA: ev.HeadSHA, Pull: b.Pull, Build: b.Number, Test: t.Name, New: true,
-				State: status.Pending, Description: status.Queued(), TargetURL: w.logURL(b, t.Name),
-			})
-			if err != nil {
-				return fmt.Errorf("setting queued status of %s: %w", t.Name, err)
-			}
-		}
 		job := events.TestJob{
 			Version: events.Version, Repo: ev.Repo, Number: ev.Number, HeadSHA: ev.HeadSHA,
 			Installation: ev.Installation, Build: b.Number, Test: specOf(t), Attempt: 1,
@@ -195,9 +185,10 @@ func (w *Worker) queueTests(ctx context.Context, rep *status.Reporter, ev events
 }
 
 // reportConfigError writes what went wrong with .yci.py to the build's log
-// and sets one error status pointing at it. The job is then done: running
-// it again cannot fix the file.
-func (w *Worker) reportConfigError(ctx context.Context, log *slog.Logger, rep *status.Reporter, ev events.PullEvent, b artifacts.Build, cfgErr *pipeline.ConfigError) error {
+// and records it in the build's record, which the projector shows as the
+// summary's error pointing at the log. The job is then done: running it
+// again cannot fix the file.
+func (w *Worker) reportConfigError(ctx context.Context, log *slog.Logger, ev events.PullEvent, b artifacts.Build, cfgErr *pipeline.ConfigError) error {
 	// The message and detail are the evaluation's, which ran the
 	// repository's code: it may have printed anything it could read.
 	reason, err := w.mask(cfgErr.Error())
@@ -219,11 +210,15 @@ func (w *Worker) reportConfigError(ctx context.Context, log *slog.Logger, rep *s
 	if err := w.opts.Workspace.LinkLog(b, configLogName); err != nil {
 		return fmt.Errorf("linking config log: %w", err)
 	}
-	return rep.Set(ctx, status.Status{
-		Owner: b.Owner, Repo: b.Repo, SHA: ev.HeadSHA, Pull: b.Pull, Build: b.Number,
-		State: status.Error, Description: status.ConfigError(reason),
-		TargetURL: w.logURL(b, configLogName),
+	_, err = w.opts.Records.UpdateBuild(ctx, buildKey(ev.Repo, b.Pull, b.Number), func(r *events.BuildRecord) error {
+		r.SHA, r.Installation, r.Projected = ev.HeadSHA, ev.Installation, true
+		r.ConfigError, r.ConfigLogURL = status.ConfigError(reason), w.logURL(b, configLogName)
+		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("recording the .yci.py error: %w", err)
+	}
+	return nil
 }
 
 // abandonPull ends a pull event whose every attempt failed (or crashed

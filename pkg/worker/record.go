@@ -2,25 +2,24 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/go-github/v88/github"
 
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
-	"github.com/yourci/yourci/pkg/pages"
 	"github.com/yourci/yourci/pkg/pipeline"
 	"github.com/yourci/yourci/pkg/status"
 )
 
-// This file keeps each build's record and the `yci` summary status of its
-// head up to date: the worker calls it at every change of a
-// test's state, after the test's own status is set.
+// This file keeps each build's record up to date: the worker calls it at
+// every change of a test's state. The record is the one truth; a projector
+// (pkg/projector) shows it on GitHub, the `yci` summary included.
 
 // BuildRecords keeps one record per build, shared by every box;
 // events.Records has it.
@@ -36,52 +35,6 @@ type BuildRecords interface {
 // and which tests needed retries lately.
 const recentBuilds = 100
 
-// summaryRounds bounds how often one change re-sends the summary because
-// the record moved on while it was being sent.
-const summaryRounds = 3
-
-// bookkeeper remembers, per build, the summary this worker last sent, so
-// that an unchanged summary is not sent again. Entries go when the build's
-// summary is final.
-type bookkeeper struct {
-	mu    sync.Mutex
-	books map[events.BuildKey]*book
-}
-
-type book struct {
-	mu    sync.Mutex // held while the build's summary is sent
-	users int        // goroutines holding or waiting for mu
-	sent  string     // summary state and description sent last
-}
-
-// lock returns the build's book, locked; release unlocks it.
-func (k *bookkeeper) lock(key events.BuildKey) *book {
-	k.mu.Lock()
-	if k.books == nil {
-		k.books = map[events.BuildKey]*book{}
-	}
-	b := k.books[key]
-	if b == nil {
-		b = &book{}
-		k.books[key] = b
-	}
-	b.users++
-	k.mu.Unlock()
-	b.mu.Lock()
-	return b
-}
-
-// release unlocks b; forget drops it once nobody else uses it.
-func (k *bookkeeper) release(key events.BuildKey, b *book, forget bool) {
-	b.mu.Unlock()
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	b.users--
-	if forget && b.users == 0 {
-		delete(k.books, key)
-	}
-}
-
 func buildKey(repo events.Repo, pull, number int) events.BuildKey {
 	return events.BuildKey{Repo: repo, Pull: pull, Build: number}
 }
@@ -89,15 +42,12 @@ func buildKey(repo events.Repo, pull, number int) events.BuildKey {
 // recordQueued records a build's tests as queued, before any is published,
 // so that the summary counts every test from the start. A build resumed
 // after a crash keeps the states its tests have reached.
-func (w *Worker) recordQueued(ctx context.Context, log *slog.Logger, rep *status.Reporter, pr *github.PullRequest, b artifacts.Build, sha string, installation int64, tests []pipeline.Test) {
-	if w.opts.Records == nil {
-		return
-	}
-	rec, err := w.opts.Records.UpdateBuild(ctx, buildKey(events.Repo{Owner: b.Owner, Name: b.Repo}, b.Pull, b.Number),
+func (w *Worker) recordQueued(ctx context.Context, log *slog.Logger, pr *github.PullRequest, b artifacts.Build, sha string, installation int64, tests []pipeline.Test) {
+	_, err := w.opts.Records.UpdateBuild(ctx, buildKey(events.Repo{Owner: b.Owner, Name: b.Repo}, b.Pull, b.Number),
 		func(r *events.BuildRecord) error {
 			r.SHA, r.Title, r.Branch = sha, pr.GetTitle(), pr.GetHead().GetRef()
 			r.PullURL = pr.GetHTMLURL()
-			r.Installation, r.Projected = installation, w.opts.Projected
+			r.Installation, r.Projected = installation, true
 			for _, t := range tests {
 				tr := r.AddTest(t.Name)
 				tr.MaxAttempts = t.Retries + 1
@@ -112,43 +62,68 @@ func (w *Worker) recordQueued(ctx context.Context, log *slog.Logger, rep *status
 		})
 	if err != nil {
 		log.Warn("recording queued build", "err", err)
-		return
 	}
-	w.publishBuild(ctx, log, rep, rec)
 }
 
-// track records that job's test reached state, with st its status as just
-// set and res the attempt's result when an attempt ended; then it updates
-// the build's pages and summary. Failures are logged, not returned: the
-// test's own status is already set, and the next change repairs the rest.
-func (w *Worker) track(ctx context.Context, rep *status.Reporter, job events.TestJob, state events.TestState, st status.Status, res *pipeline.Result) {
-	w.trackChange(ctx, rep, job, state, func(t *events.TestRecord, now time.Time) {
+// track records that job's test reached state, with st what GitHub is to
+// show of it and res the attempt's result when an attempt ended; the
+// projector and the pages follow the record. Failures are logged, not
+// returned: the next change of the test repairs a state that is not final
+// (final states go through recordFinal).
+func (w *Worker) track(ctx context.Context, job events.TestJob, state events.TestState, st status.Status, res *pipeline.Result) {
+	if err := w.changeTest(ctx, job, state, st, res); err != nil {
+		w.log.With(job.LogAttrs()...).Warn("recording test state", "state", state, "err", err)
+	}
+}
+
+// changeTest is track's record change, its error returned.
+func (w *Worker) changeTest(ctx context.Context, job events.TestJob, state events.TestState, st status.Status, res *pipeline.Result) error {
+	return w.trackChange(ctx, job, func(t *events.TestRecord, now time.Time) {
 		applyChange(t, job.Rerun, job.Attempt, state, st, res, now)
 	})
+}
+
+// recordFinal records the final state of job's test. No later change
+// would repair a final state lost to a failed record write, so then the
+// state is queued as a job of its own (job.Outcome), recorded when it is
+// handled, without running the test again; only if that fails too is the
+// error returned, and the attempt handed back.
+func (w *Worker) recordFinal(ctx context.Context, job events.TestJob, st status.Status, res *pipeline.Result) error {
+	err := w.changeTest(ctx, job, finalState(st.State), st, res)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	owed := job
+	owed.Outcome = &events.Outcome{State: string(st.State), Description: st.Description}
+	owed.NotBefore = time.Now().Add(handBackDelay(err, 1)).UTC()
+	owed.Requeues = 0
+	if perr := w.opts.Queue.PublishTest(ctx, owed); perr != nil {
+		return fmt.Errorf("recording final state (%w), and queuing it for later: %w", err, perr)
+	}
+	w.log.With(job.LogAttrs()...).Warn("final state queued to be recorded later", "err", err, "state", st.State)
+	return nil
 }
 
 // trackSuperseded records, as track does, that job's test ended because
 // newSHA was pushed to its pull request (dropped before it ran, or
 // stopped), with st its status as just set.
-func (w *Worker) trackSuperseded(ctx context.Context, rep *status.Reporter, job events.TestJob, newSHA string, st status.Status) {
-	w.trackChange(ctx, rep, job, events.TestSuperseded, func(t *events.TestRecord, now time.Time) {
+func (w *Worker) trackSuperseded(ctx context.Context, job events.TestJob, newSHA string, st status.Status) {
+	err := w.trackChange(ctx, job, func(t *events.TestRecord, now time.Time) {
 		if applyChange(t, job.Rerun, job.Attempt, events.TestSuperseded, st, nil, now) {
 			t.SupersededBy = newSHA
 		}
 	})
+	if err != nil {
+		w.log.With(job.LogAttrs()...).Warn("recording test state", "state", events.TestSuperseded, "err", err)
+	}
 }
 
-// trackChange applies change to job's test in its build record, then
-// brings the build's summary in line.
-func (w *Worker) trackChange(ctx context.Context, rep *status.Reporter, job events.TestJob, state events.TestState, change func(*events.TestRecord, time.Time)) {
-	if w.opts.Records == nil {
-		return
-	}
-	log := w.log.With(job.LogAttrs()...)
+// trackChange applies change to job's test in its build record.
+func (w *Worker) trackChange(ctx context.Context, job events.TestJob, change func(*events.TestRecord, time.Time)) error {
 	now := time.Now().UTC()
-	rec, err := w.opts.Records.UpdateBuild(ctx, buildKey(job.Repo, job.Number, job.Build), func(r *events.BuildRecord) error {
+	_, err := w.opts.Records.UpdateBuild(ctx, buildKey(job.Repo, job.Number, job.Build), func(r *events.BuildRecord) error {
 		if r.SHA == "" {
-			r.SHA, r.Installation, r.Projected = job.HeadSHA, job.Installation, w.opts.Projected
+			r.SHA, r.Installation, r.Projected = job.HeadSHA, job.Installation, true
 		}
 		t := r.AddTest(job.Test.Name)
 		t.MaxAttempts = job.Test.Retries + 1
@@ -156,10 +131,9 @@ func (w *Worker) trackChange(ctx context.Context, rep *status.Reporter, job even
 		return nil
 	})
 	if err != nil {
-		log.Warn("recording test state", "state", state, "err", err)
-		return
+		return fmt.Errorf("recording test %s of build %d: %w", job.Test.Name, job.Build, err)
 	}
-	w.publishBuild(ctx, log, rep, rec)
+	return nil
 }
 
 // applyChange moves t to state for attempt number attempt of re-run rerun
@@ -216,25 +190,11 @@ func reportOf(o *status.Output) *events.Report {
 	return &events.Report{Summary: o.Summary, Text: text}
 }
 
-// publishBuild brings the summary status of rec's head in line with rec,
-// unless a projector shows the records.
-// One build's summary is sent by one goroutine of this worker at a time.
-// (The pages follow the record by themselves: see PageKeeper.)
-func (w *Worker) publishBuild(ctx context.Context, log *slog.Logger, rep *status.Reporter, rec events.BuildRecord) {
-	if w.opts.Projected {
-		return // the projector shows the summary from the record
-	}
-	bk := w.books.lock(rec.Key)
-	done := false
-	defer func() { w.books.release(rec.Key, bk, done) }()
-	done = w.sendSummary(ctx, log, rep, bk, rec) && pages.Summarize(rec).State != pages.Pending
-}
-
 // PullClosed marks the build records of a pull request that closed, so
 // that pages list it as closed; every box may call it for the same pull.
 // Failures are logged: the next sweep marks what this missed.
 func (w *Worker) PullClosed(ctx context.Context, a events.HeadAnnouncement) {
-	if w.opts.Records == nil || !a.Closed {
+	if !a.Closed {
 		return
 	}
 	n, err := w.opts.Records.SetPullClosed(ctx, a.Repo, a.Number, true)
@@ -245,64 +205,6 @@ func (w *Worker) PullClosed(ctx context.Context, a events.HeadAnnouncement) {
 	if n > 0 {
 		w.log.Info("builds of a closed pull request marked", "repo", a.Repo.FullName(), "pull", a.Number, "builds", n)
 	}
-}
-
-// sendSummary sets the `yci` status of rec's head from the record, unless
-// this worker already sent the same. After each send it reads the record
-// again: another box may have changed it meanwhile and sent its summary
-// first, and the last sender must leave GitHub showing the latest. It
-// reports whether GitHub has the summary of the latest record it read.
-func (w *Worker) sendSummary(ctx context.Context, log *slog.Logger, rep *status.Reporter, bk *book, rec events.BuildRecord) bool {
-	for range summaryRounds {
-		sum := pages.Summarize(rec)
-		if bk.sent == sum.State+" "+sum.Description {
-			return true
-		}
-		err := rep.Set(ctx, w.summaryStatus(rec))
-		if err != nil {
-			log.Warn("setting summary status", "err", err)
-			return false
-		}
-		bk.sent = sum.State + " " + sum.Description
-		if rec, err = w.opts.Records.BuildRecord(ctx, rec.Key); err != nil {
-			log.Warn("reading build record after setting the summary", "err", err)
-			return false
-		}
-	}
-	return false
-}
-
-// summaryStatus is the summary `yci` of rec's head. Sent late (a Budget
-// paces summaries), it is made again from the record as it stands then,
-// so that it never shows an older state than another box already sent.
-func (w *Worker) summaryStatus(rec events.BuildRecord) status.Status {
-	sum := pages.Summarize(rec)
-	key := rec.Key
-	return status.Status{
-		Owner: key.Repo.Owner, Repo: key.Repo.Name, SHA: rec.SHA, Pull: key.Pull, Build: key.Build,
-		State: status.State(sum.State), Description: sum.Description, TargetURL: w.pageURL(key),
-		Conclusion: summaryConclusion(sum),
-		Latest: func(ctx context.Context) (status.Status, error) {
-			now, err := w.opts.Records.BuildRecord(ctx, key)
-			if err != nil {
-				return status.Status{}, err
-			}
-			s := w.summaryStatus(now)
-			s.Latest = nil
-			return s, nil
-		},
-	}
-}
-
-// summaryConclusion is how the summary concludes as a check run: a build
-// a newer push superseded is cancelled, not failed. A commit status keeps
-// the Error state, the closest GitHub has for "not judged": a status has
-// no cancelled, and success would say the commit passed.
-func summaryConclusion(sum pages.Summary) status.Conclusion {
-	if sum.Cancelled {
-		return status.ConclusionCancelled
-	}
-	return ""
 }
 
 // pageURL is where the build's page is served, or "" when this box serves
@@ -322,9 +224,6 @@ func (w *Worker) pageURL(k events.BuildKey) string {
 // a pull reopened without a new commit builds nothing, yet belongs on the
 // pages again. Failures are logged: the next sweep repairs the mark.
 func (w *Worker) pullOpen(ctx context.Context, log *slog.Logger, repo events.Repo, number int) {
-	if w.opts.Records == nil {
-		return
-	}
 	if _, err := w.opts.Records.SetPullClosed(ctx, repo, number, false); err != nil {
 		log.Warn("marking builds of a reopened pull request", "err", err)
 	}

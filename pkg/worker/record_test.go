@@ -78,12 +78,9 @@ func TestApplyChange(t *testing.T) {
 	}
 }
 
-// withRecords turns on build records, pages and the summary status.
-func withRecords(o *Options) { o.Records = o.Queue.(busQueue).bus.Records() }
-
 func TestBuildPagesAndSummaryFollowTheBuild(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, withRecords)
+	r := newRig(t)
 	pr := r.openPull(t, map[string]string{".yci.py": seedMatrix, "test.sh": testScript})
 	sha := pr.GetHead().GetSHA()
 	r.publish(t, pr.GetNumber(), sha, "delivery-1")

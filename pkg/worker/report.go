@@ -68,6 +68,14 @@ func readLog(path string) (attempts []string, tail string, err error) {
 		return nil, "", err
 	}
 	defer f.Close()
+	// A log that is not a regular file (a device that never ends, as
+	// /dev/full or /dev/zero are to read) has no report: reading it
+	// would never finish.
+	if fi, err := f.Stat(); err != nil {
+		return nil, "", err
+	} else if !fi.Mode().IsRegular() {
+		return nil, "", fmt.Errorf("reading log: %s is not a regular file", fi.Mode().Type())
+	}
 	r := bufio.NewReaderSize(f, 64<<10)
 	for {
 		line, err := r.ReadSlice('\n')

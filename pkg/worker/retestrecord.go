@@ -15,11 +15,8 @@ import (
 // so /retest and the re-run buttons act on what the pages say, whichever
 // box ran the tests and whatever GitHub's statuses or check runs show
 // (they may lag the record, or have been changed by hand). A test missing
-// from the record has no state. Without records the command is refused.
+// from the record has no state.
 func (w *Worker) testStates(ctx context.Context, repo events.Repo, t *commandTarget) (map[string]events.TestState, outcome, error) {
-	if w.opts.Records == nil {
-		return nil, refused("this YourCI keeps no build records, so it cannot tell which tests failed."), nil
-	}
 	states := map[string]events.TestState{}
 	rec, err := w.opts.Records.BuildRecord(ctx, buildKey(repo, t.pull, t.build))
 	switch {
@@ -45,9 +42,6 @@ func busy(s events.TestState) bool { return s != "" && !s.Final() }
 // a later one (the command delivered again after its re-runs started) is
 // left as it is.
 func (w *Worker) recordRerunsQueued(ctx context.Context, ev events.CommandEvent, t *commandTarget, runs map[string]int) error {
-	if w.opts.Records == nil {
-		return nil
-	}
 	b := build(ev.Repo, ev.Number, t.build)
 	now := time.Now().UTC()
 	_, err := w.opts.Records.UpdateBuild(ctx, buildKey(ev.Repo, ev.Number, t.build), func(r *events.BuildRecord) error {

@@ -107,7 +107,6 @@ func TestRetestReadsTheRecord(t *testing.T) {
 				"a": events.TestFailed})}},
 			events.Command{Kind: events.Retest}, nil, "nothing to re-run"},
 		{"no_record_yet_means_nothing_failed", &memRecords{}, events.Command{Kind: events.Retest}, nil, "nothing to re-run"},
-		{"no_records_kept_is_refused", nil, events.Command{Kind: events.Retest}, nil, "keeps no build records"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -68,7 +68,7 @@ func TestSupersededHeadIsNotPaintedBroken(t *testing.T) {
 	t.Parallel()
 	t.Run("status_summary_says_superseded", func(t *testing.T) {
 		t.Parallel()
-		r := newRig(t, withRecords)
+		r := newRig(t)
 		old, newer := r.queueSupersededTest(t, 0)
 		final := r.waitFinal(t, old, "yci/t", "yci")
 		if s := final["yci/t"]; s.GetState() != "error" || s.GetDescription() != "not run: superseded by "+newer[:7] {
@@ -82,7 +82,7 @@ func TestSupersededHeadIsNotPaintedBroken(t *testing.T) {
 	})
 	t.Run("app_check_runs_conclude_cancelled", func(t *testing.T) {
 		t.Parallel()
-		r := newRig(t, withRecords, withApp)
+		r := newRig(t, withApp)
 		old, newer := r.queueSupersededTest(t, r.gh.Install(owner))
 		runs := r.waitCheckRuns(t, old, "yci/t", "yci")
 		for name, want := range map[string]string{"yci/t": "not run: superseded by " + newer[:7], "yci": "superseded by " + newer[:7]} {

@@ -41,20 +41,20 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	if err != nil {
 		return fmt.Errorf("authenticating for installation %d: %w", job.Installation, err)
 	}
-	rep := w.reporter(inst, log)
 	b := build(job.Repo, job.Number, job.Build)
 	t := testOf(job.Test)
 	st := status.Status{Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Pull: b.Pull, Build: b.Number, Rerun: job.Rerun, Test: t.Name, TargetURL: w.runLogURL(b, t.Name, job.Rerun)}
 	if job.Outcome != nil {
-		// The attempt ran; only its status is owed.
+		// The attempt ran, and a worker from before records were
+		// mandatory queued its final state for later: record it now.
 		st.State, st.Description = status.State(job.Outcome.State), job.Outcome.Description
-		return rep.Set(ctx, st)
+		return w.changeTest(ctx, job, finalState(st.State), st, nil)
 	}
 
 	// Below the disk's floor no attempt starts: the job goes back to the
 	// queue, and its status says why, until space is back.
 	if err := w.opts.Disk.BelowFloor(); err != nil {
-		return w.infraFailed(ctx, rep, st, job, infrastructure(InfraDisk, err))
+		return w.infraFailed(ctx, st, job, infrastructure(InfraDisk, err))
 	}
 	// Registered before the pull is checked, so that a head announced
 	// while the attempt is prepared still stops it.
@@ -70,35 +70,29 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 		st.TargetURL = w.droppedTestURL(b, job)
 		if newSHA := p.newSHA; newSHA != "" {
 			st.Description = status.SupersededBeforeRun(newSHA)
-			defer w.trackSuperseded(ctx, rep, job, newSHA, st)
+			w.trackSuperseded(ctx, job, newSHA, st)
 		} else {
-			defer w.track(ctx, rep, job, events.TestErrored, st, nil)
+			w.track(ctx, job, events.TestErrored, st, nil)
 		}
-		return w.show(ctx, rep, st)
+		return nil
 	}
 	var infra infraError
 	if err = classifyPrepare(err); errors.As(err, &infra) {
-		return w.infraFailed(ctx, rep, st, job, err)
+		return w.infraFailed(ctx, st, job, err)
 	}
 	var perm permanentError
 	if errors.As(err, &perm) {
 		// The job ends here: its status must say so, not stay pending.
 		st.State, st.Description = status.Error, status.Errored("cannot prepare the test: "+withoutPaths(err))
-		defer w.track(ctx, rep, job, events.TestErrored, st, nil)
-		if serr := w.show(ctx, rep, st); serr != nil {
-			return fmt.Errorf("%w (and setting its error status: %w)", err, serr)
-		}
+		w.track(ctx, job, events.TestErrored, st, nil)
 		return err
 	}
 	if err != nil {
 		return err
 	}
 	st.State, st.Description, st.Started = status.Pending, status.Running(job.Attempt, t.Retries+1), true
-	if err := w.show(ctx, rep, st); err != nil {
-		return fmt.Errorf("setting running status: %w", err)
-	}
-	w.track(ctx, rep, job, events.TestRunning, st, nil)
-	return w.runAttempt(ctx, runCtx, log, rep, st, job, pipeline.Attempt{
+	w.track(ctx, job, events.TestRunning, st, nil)
+	return w.runAttempt(ctx, runCtx, log, st, job, pipeline.Attempt{
 		Test: t, Number: job.Attempt, Dir: p.work, LogPath: p.logPath, Facts: facts(job, p.headRef, p.baseRef),
 	})
 }
@@ -106,7 +100,7 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 // runAttempt runs the attempt under runCtx (which a head announcement
 // cancels) and reports what became of it: its outcome, a stop because its
 // head went stale, or a hand-back because the worker (ctx) is stopping.
-func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *status.Reporter, st status.Status, job events.TestJob, a pipeline.Attempt) error {
+func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, st status.Status, job events.TestJob, a pipeline.Attempt) error {
 	w.opts.Metrics.TestsRunning.Inc()
 	unmark := w.markRunning(ctx, log, job)
 	guardCtx, unguard := w.opts.Disk.Watch(runCtx, a.Dir)
@@ -118,7 +112,7 @@ func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *
 	w.opts.Metrics.TestsRunning.Dec()
 	st.Started = false
 	if isFull && !isStale && ctx.Err() == nil {
-		return w.stoppedForDisk(ctx, log, rep, st, job, a, res, full)
+		return w.stoppedForDisk(ctx, log, st, job, a, res, full)
 	}
 	if isStale {
 		w.removeWorkCopy(log, a.Dir)
@@ -126,27 +120,24 @@ func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *
 		st.State, st.Description, st.Conclusion = status.Error, status.Errored("stopped: "+stopped.reason), status.ConclusionCancelled
 		if stopped.newSHA != "" {
 			st.Description = status.Superseded(stopped.newSHA)
-			defer w.trackSuperseded(ctx, rep, job, stopped.newSHA, st)
+			w.trackSuperseded(ctx, job, stopped.newSHA, st)
 		} else {
-			defer w.track(ctx, rep, job, events.TestErrored, st, nil)
+			w.track(ctx, job, events.TestErrored, st, nil)
 		}
-		return w.show(ctx, rep, st)
+		return nil
 	}
 	if ctx.Err() != nil {
 		// The worker is stopping: the attempt did not finish, so the job
-		// goes back to the queue and the status says so meanwhile.
+		// goes back to the queue and its record says so meanwhile.
 		st.Description = status.Queued() + " again: worker stopped"
-		if err := w.show(context.WithoutCancel(ctx), rep, st); err != nil {
-			log.Warn("setting requeued status", "err", err)
-		}
-		w.track(context.WithoutCancel(ctx), rep, job, events.TestQueued, st, nil)
+		w.track(context.WithoutCancel(ctx), job, events.TestQueued, st, nil)
 		return ctx.Err()
 	}
 	if runErr == nil && res.Outcome == pipeline.Errored && res.ExitCode == -1 {
 		// The test never ran: its sandbox could not be set up, or bash
 		// could not start. The box failed, not the code: run it again later.
 		w.opts.Metrics.attemptDone(res)
-		return w.infraFailed(ctx, rep, st, job, infrastructure(InfraSandbox, errors.New(res.Reason)))
+		return w.infraFailed(ctx, st, job, infrastructure(InfraSandbox, errors.New(res.Reason)))
 	}
 	if runErr != nil {
 		res = pipeline.Result{Outcome: pipeline.Errored, Reason: withoutPaths(runErr)}
@@ -158,7 +149,7 @@ func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, rep *
 		// the final status says the test is done.
 		w.removeWorkCopy(log, a.Dir)
 	}
-	return w.reportAttempt(ctx, rep, st, job, a, res)
+	return w.reportAttempt(ctx, st, job, a, res)
 }
 
 // markRunning records the attempt as running, when the worker records
@@ -176,7 +167,7 @@ func (w *Worker) markRunning(ctx context.Context, log *slog.Logger, job events.T
 
 // reportAttempt turns an attempt's result into the final status, or into a
 // "retrying" status and the next attempt queued with its wait.
-func (w *Worker) reportAttempt(ctx context.Context, rep *status.Reporter, st status.Status, job events.TestJob, a pipeline.Attempt, res pipeline.Result) error {
+func (w *Worker) reportAttempt(ctx context.Context, st status.Status, job events.TestJob, a pipeline.Attempt, res pipeline.Result) error {
 	t := a.Test
 	attempts := t.Retries + 1
 	if wait, retry := pipeline.NextRetry(t, job.Attempt, res.Outcome); retry {
@@ -185,10 +176,7 @@ func (w *Worker) reportAttempt(ctx context.Context, rep *status.Reporter, st sta
 		next.InfraSince, next.InfraRetries = time.Time{}, 0 // the next attempt waits anew
 		next.NotBefore = time.Now().Add(wait).UTC()
 		st.State, st.Description = status.Pending, status.RetryingIn(wait, next.Attempt, attempts)
-		if err := w.show(ctx, rep, st); err != nil {
-			return fmt.Errorf("setting retrying status: %w", err)
-		}
-		w.track(ctx, rep, job, events.TestRetrying, st, &res)
+		w.track(ctx, job, events.TestRetrying, st, &res)
 		if err := w.opts.Queue.PublishTest(ctx, next); err != nil {
 			return fmt.Errorf("queuing attempt %d: %w", next.Attempt, err)
 		}
@@ -206,34 +194,8 @@ func (w *Worker) reportAttempt(ctx context.Context, rep *status.Reporter, st sta
 	default:
 		st.State, st.Description = status.Error, status.Errored(res.Reason)
 	}
-	if rep.ShowsOutput() || w.opts.Projected {
-		st.Output = attemptReport(a.LogPath, st)
-	}
-	defer w.track(ctx, rep, job, finalState(st.State), st, &res)
-	return w.reportFinal(ctx, rep, st, job)
-}
-
-// reportFinal sets a test's final status. When GitHub will not take it now,
-// the status is queued as a job of its own, so that it is retried later
-// without running the test again; only if even that fails is the attempt
-// handed back. With a projector (Options.Projected) it writes nothing: the
-// record change that follows is the final state, and the projector retries.
-func (w *Worker) reportFinal(ctx context.Context, rep *status.Reporter, st status.Status, job events.TestJob) error {
-	err := w.show(ctx, rep, st)
-	if err == nil || errors.Is(err, status.ErrRejected) || ctx.Err() != nil {
-		return err
-	}
-	owed := job
-	owed.Outcome = &events.Outcome{State: string(st.State), Description: st.Description}
-	// The owed state's Conclusion and Output are not queued with it: a
-	// check run completed later says the same, with the description only.
-	owed.NotBefore = time.Now().Add(handBackDelay(err, 1)).UTC()
-	owed.Requeues = 0
-	if perr := w.opts.Queue.PublishTest(ctx, owed); perr != nil {
-		return fmt.Errorf("setting final status (%w), and queuing it for later: %w", err, perr)
-	}
-	w.log.With(job.LogAttrs()...).Warn("final status queued for later", "err", err, "state", st.State)
-	return nil
+	st.Output = attemptReport(a.LogPath, st)
+	return w.recordFinal(ctx, job, st, &res)
 }
 
 // preparedTest is a test's head as the head record (or, when it cannot
@@ -328,10 +290,6 @@ func (w *Worker) checkoutTest(ctx context.Context, inst Installation, cloneURL, 
 // abandonTest ends a test that crashed every worker it reached with an
 // error status instead of losing it.
 func (w *Worker) abandonTest(ctx context.Context, log *slog.Logger, job events.TestJob, delivered uint64) error {
-	inst, err := w.opts.GitHub.Installation(ctx, job.Installation)
-	if err != nil {
-		return fmt.Errorf("authenticating for installation %d: %w", job.Installation, err)
-	}
 	b := build(job.Repo, job.Number, job.Build)
 	log.Error("giving up on test", "deliveries", delivered)
 	why := fmt.Sprintf("attempt %d was lost %d times (worker crashed or stopped)", job.Attempt, delivered)
@@ -339,13 +297,12 @@ func (w *Worker) abandonTest(ctx context.Context, log *slog.Logger, job events.T
 		// The deliveries went to waiting for disk space, not to crashes.
 		why = fmt.Sprintf("gave up after %d tries: infrastructure (disk): %s", delivered, withoutPaths(err))
 	}
-	rep, st := w.reporter(inst, log), status.Status{
+	st := status.Status{
 		Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Pull: b.Pull, Build: b.Number, Rerun: job.Rerun, Test: job.Test.Name, State: status.Error,
 		Description: status.Errored(why),
 		TargetURL:   w.runLogURL(b, job.Test.Name, job.Rerun),
 	}
-	defer w.track(ctx, rep, job, events.TestErrored, st, nil)
-	return w.show(ctx, rep, st)
+	return w.recordFinal(ctx, job, st, nil)
 }
 
 // facts are the YCI_* variables a test can read about itself. The branch

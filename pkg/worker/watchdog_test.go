@@ -14,6 +14,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/events/memrecords"
 	"github.com/yourci/yourci/pkg/pipeline"
 	"github.com/yourci/yourci/pkg/status"
 )
@@ -57,7 +58,7 @@ func hangWorker(t *testing.T, gh GitHub, limit time.Duration) *Worker {
 	}
 	w, err := New(Options{
 		Workspace: ws, Evaluator: &pipeline.Evaluator{}, Runner: &pipeline.Runner{},
-		GitHub: gh, Queue: &fakeQueue{}, HTTPRoot: httpRoot,
+		GitHub: gh, Queue: &fakeQueue{}, Records: memrecords.New(), HTTPRoot: httpRoot,
 		StatusOptions:  []status.Option{status.WithMaxAttempts(1)},
 		Logger:         slog.New(slog.DiscardHandler),
 		PrepareTimeout: limit, CommandTimeout: limit,

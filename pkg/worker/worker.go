@@ -83,8 +83,8 @@ type Queue interface {
 	HeadBook
 }
 
-// Options are a Worker's parts. Workspace, Evaluator, Runner, GitHub and
-// Queue are required.
+// Options are a Worker's parts. Workspace, Evaluator, Runner, GitHub,
+// Queue and Records are required.
 type Options struct {
 	Workspace *artifacts.Workspace
 	Evaluator *pipeline.Evaluator
@@ -109,15 +109,11 @@ type Options struct {
 	// default the tests of a head that a newer commit replaced are dropped
 	// (queued) or stopped (running), to spend no hours on stale commits.
 	KeepSuperseded bool
-	// Records, when set, keeps each build's record, from which the worker
-	// writes the build and repository pages and the `yci` summary status.
+	// Records keeps each build's record, the one truth about its tests:
+	// the worker changes records and writes none of a test's states, nor
+	// the summary, to GitHub; a projector (pkg/projector) shows them, and
+	// the pages are made from them.
 	Records BuildRecords
-	// Projected, which needs Records, says a projector (pkg/projector)
-	// shows the records on GitHub: the worker then changes a test's
-	// record and writes none of its states, nor the summary, itself.
-	// Without it the worker writes them directly, as it did before
-	// projectors.
-	Projected bool
 	// Reruns numbers and queues re-runs for comment commands; without it
 	// HandleCommand cannot act and terminates every command.
 	Reruns RerunQueue
@@ -153,7 +149,6 @@ type Worker struct {
 	log       *slog.Logger
 	trust     trustCache
 	running   runningTests
-	books     bookkeeper
 	checkRuns *status.CheckRunIDs
 	watchdog  *Watchdog
 	// grace is how long a cancelled handler may take to return before
@@ -179,8 +174,8 @@ func New(opts Options) (*Worker, error) {
 	if opts.Queue == nil {
 		errs = append(errs, errors.New("worker: no queue"))
 	}
-	if opts.Projected && opts.Records == nil {
-		errs = append(errs, errors.New("worker: projected without build records"))
+	if opts.Records == nil {
+		errs = append(errs, errors.New("worker: no build records"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -223,16 +218,6 @@ func (w *Worker) reporter(inst Installation, log *slog.Logger) *status.Reporter 
 		return status.NewReporterFor(status.CheckRunWriter{Client: inst.Checks, IDs: w.checkRuns}, opts...)
 	}
 	return status.NewReporter(inst.Statuses, opts...)
-}
-
-// show sets a test's state st on GitHub, unless a projector shows the
-// records (Options.Projected): then the record change that follows every
-// call is what reaches GitHub, and show writes nothing.
-func (w *Worker) show(ctx context.Context, rep *status.Reporter, st status.Status) error {
-	if w.opts.Projected {
-		return nil
-	}
-	return rep.Set(ctx, st)
 }
 
 // build names a job's build in the workspace.

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -191,4 +192,41 @@ func clone(rec events.BuildRecord) events.BuildRecord {
 	rec.Tests = tests
 	rec.Shown = maps.Clone(rec.Shown)
 	return rec
+}
+
+// RecentBuilds returns up to n of repo's records, the most recently
+// updated first, as events.Records does.
+func (s *Store) RecentBuilds(_ context.Context, repo events.Repo, n int) ([]events.BuildRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var recs []events.BuildRecord
+	for k, rec := range s.records {
+		if k.Repo == repo {
+			recs = append(recs, clone(rec))
+		}
+	}
+	slices.SortFunc(recs, func(a, b events.BuildRecord) int { return b.Updated.Compare(a.Updated) })
+	if len(recs) > n {
+		recs = recs[:n]
+	}
+	return recs, nil
+}
+
+// SetPullClosed marks every record of the pull request closed (or open
+// again) and returns how many it changed, as events.Records does.
+func (s *Store) SetPullClosed(ctx context.Context, repo events.Repo, pull int, closed bool) (int, error) {
+	s.mu.Lock()
+	var keys []events.BuildKey
+	for k, rec := range s.records {
+		if k.Repo == repo && k.Pull == pull && rec.Closed != closed {
+			keys = append(keys, k)
+		}
+	}
+	s.mu.Unlock()
+	for i, k := range keys {
+		if _, err := s.UpdateBuild(ctx, k, func(r *events.BuildRecord) error { r.Closed = closed; return nil }); err != nil {
+			return i, err
+		}
+	}
+	return len(keys), nil
 }
