@@ -126,6 +126,8 @@ func TestHandler(t *testing.T) {
 	}{
 		{name: "ping_answers_200", req: func(tb testing.TB) request { return signed("ping", fixture(tb, "ping.json")) },
 			code: 200, answer: "pong", bodyKind: "result"},
+		{name: "malformed_ping_is_400", req: func(testing.TB) request { return signed("ping", []byte(`{"zen": "Keep it`)) },
+			code: 400, answer: "malformed ping payload", bodyKind: "error"},
 		{name: "opened_is_published_then_202", req: func(testing.TB) request { return signed("pull_request", opened) },
 			code: 202, answer: "queued", bodyKind: "result", want: []events.PullEvent{widgets(42, head1)}},
 		{name: "synchronize_publishes_new_head", req: func(tb testing.TB) request { return signed("pull_request", fixture(tb, "synchronize.json")) },
