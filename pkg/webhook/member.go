@@ -1,0 +1,124 @@
+package webhook
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// memberValue returns the value of the last member of the JSON object data
+// whose name matches key as encoding/json matches a struct field's name
+// (exactly, or else case-insensitively), so that it is the very value a
+// json.Unmarshal of data into a struct last stored in that field; nil when
+// there is none or data is no object. data must be JSON json.Unmarshal has
+// accepted: the walk follows the structure without checking it, which costs
+// a fraction of a decode (strings, most of a payload, are skipped with
+// bytes.IndexByte).
+func memberValue(data []byte, key string) []byte {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return nil
+	}
+	var found []byte
+	for i++; ; i++ {
+		i = skipSpace(data, i)
+		if i >= len(data) || data[i] != '"' {
+			return found // the object's '}'
+		}
+		end := stringEnd(data, i)
+		name := data[i:end]
+		i = skipSpace(data, skipSpace(data, end)+1) // past ':'
+		vend := valueEnd(data, i)
+		if nameMatches(name, key) {
+			found = data[i:vend]
+		}
+		i = skipSpace(data, vend)
+		if i >= len(data) || data[i] != ',' {
+			return found
+		}
+	}
+}
+
+// nameMatches reports whether quoted, a member name with its quotes, names
+// key for encoding/json.
+func nameMatches(quoted []byte, key string) bool {
+	inner := quoted[1 : len(quoted)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return string(inner) == key || bytes.EqualFold(inner, []byte(key))
+	}
+	var name string
+	if err := json.Unmarshal(quoted, &name); err != nil {
+		return false
+	}
+	return name == key || bytes.EqualFold([]byte(name), []byte(key))
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON whitespace.
+func skipSpace(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// stringEnd returns the index just past the string whose opening quote is
+// data[i].
+func stringEnd(data []byte, i int) int {
+	for i++; ; i++ {
+		j := bytes.IndexByte(data[i:], '"')
+		if j < 0 {
+			return len(data)
+		}
+		i += j
+		escapes := 0
+		for k := i - 1; data[k] == '\\'; k-- {
+			escapes++
+		}
+		if escapes%2 == 0 {
+			return i + 1
+		}
+	}
+}
+
+// valueEnd returns the index just past the value that starts at data[i].
+func valueEnd(data []byte, i int) int {
+	if i >= len(data) {
+		return i
+	}
+	switch data[i] {
+	case '"':
+		return stringEnd(data, i)
+	case '{', '[':
+		depth := 0
+		for i < len(data) {
+			switch data[i] {
+			case '"':
+				i = stringEnd(data, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	default: // a number, true, false or null
+		for i < len(data) {
+			switch data[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return i
+	}
+}
