@@ -14,26 +14,36 @@ import (
 // a fraction of a decode (strings, most of a payload, are skipped with
 // bytes.IndexByte).
 func memberValue(data []byte, key string) []byte {
+	var found []byte
+	members(data, func(name, value []byte) {
+		if nameMatches(name, key) {
+			found = value
+		}
+	})
+	return found
+}
+
+// members calls fn with the name (quoted, as sent) and the value of each
+// member of the JSON object data, in order, and reports whether data is an
+// object. data must be JSON json.Unmarshal has accepted (see memberValue).
+func members(data []byte, fn func(name, value []byte)) bool {
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
-		return nil
+		return false
 	}
-	var found []byte
 	for i++; ; i++ {
 		i = skipSpace(data, i)
 		if i >= len(data) || data[i] != '"' {
-			return found // the object's '}'
+			return true // the object's '}'
 		}
 		end := stringEnd(data, i)
 		name := data[i:end]
 		i = skipSpace(data, skipSpace(data, end)+1) // past ':'
 		vend := valueEnd(data, i)
-		if nameMatches(name, key) {
-			found = data[i:vend]
-		}
+		fn(name, data[i:vend])
 		i = skipSpace(data, vend)
 		if i >= len(data) || data[i] != ',' {
-			return found
+			return true
 		}
 	}
 }
