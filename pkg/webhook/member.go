@@ -5,27 +5,11 @@ import (
 	"encoding/json"
 )
 
-// memberValue returns the value of the last member of the JSON object data
-// whose name matches key as encoding/json matches a struct field's name
-// (exactly, or else case-insensitively), so that it is the very value a
-// json.Unmarshal of data into a struct last stored in that field; nil when
-// there is none or data is no object. data must be JSON json.Unmarshal has
-// accepted: the walk follows the structure without checking it, which costs
-// a fraction of a decode (strings, most of a payload, are skipped with
-// bytes.IndexByte).
-func memberValue(data []byte, key string) []byte {
-	var found []byte
-	members(data, func(name, value []byte) {
-		if nameMatches(name, key) {
-			found = value
-		}
-	})
-	return found
-}
-
 // members calls fn with the name (quoted, as sent) and the value of each
 // member of the JSON object data, in order, and reports whether data is an
-// object. data must be JSON json.Unmarshal has accepted (see memberValue).
+// object. data must be valid JSON: the walk follows the structure without
+// checking it, which costs a fraction of a decode (strings, most of a
+// payload, are skipped with bytes.IndexByte).
 func members(data []byte, fn func(name, value []byte)) bool {
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {

@@ -8,6 +8,20 @@ import (
 	"testing"
 )
 
+// memberValue returns the value of the last member of the JSON object data
+// whose name matches key as encoding/json matches a struct field's name
+// (exactly, or else case-insensitively): the value json.Unmarshal last
+// stores in that field, if members and nameMatches are right.
+func memberValue(data []byte, key string) []byte {
+	var found []byte
+	members(data, func(name, value []byte) {
+		if nameMatches(name, key) {
+			found = value
+		}
+	})
+	return found
+}
+
 // rawPull is the oracle memberValue answers to: what encoding/json stores
 // in a field named pull_request.
 type rawPull struct {
