@@ -15,6 +15,8 @@ FUZZ_TARGETS = \
 	./pkg/webhook:FuzzHandler \
 	./pkg/webhook:FuzzParseCommands \
 	./pkg/webhook:FuzzCheckEventFrom \
+	./pkg/webhook:FuzzDecodePull \
+	./pkg/webhook:FuzzMemberValue \
 	./pkg/status:FuzzParseExternalID \
 	./pkg/events:FuzzValidateName \
 	./pkg/pipeline:FuzzDerivedName \
