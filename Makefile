@@ -17,6 +17,7 @@ FUZZ_TARGETS = \
 	./pkg/webhook:FuzzCheckEventFrom \
 	./pkg/webhook:FuzzDecodePull \
 	./pkg/webhook:FuzzMemberValue \
+	./pkg/webhook:FuzzValidJSON \
 	./pkg/status:FuzzParseExternalID \
 	./pkg/events:FuzzValidateName \
 	./pkg/pipeline:FuzzDerivedName \

@@ -10,7 +10,7 @@ import (
 // checks all of it and then decodes all of it, skipping what it does not
 // want byte by byte through its scanner. decodeObject decodes the few
 // members YourCI reads instead, once the whole body has been checked by
-// json.Valid: the walk over members (see members) skips the rest at the
+// validJSON: the walk over members (see members) skips the rest at the
 // speed of bytes.IndexByte, and only the small values wanted go through
 // json.Unmarshal. The result is what json.Unmarshal into the same struct
 // gives (FuzzDecodePull holds it to that): names match exactly or

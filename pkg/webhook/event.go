@@ -70,13 +70,13 @@ func (p repositoryPart) validate(r events.Repo) error {
 	return nil
 }
 
-// decodePull reads a pull_request delivery body: one check of all of it,
-// one decode of what YourCI reads (see decodeObject). Malformed JSON, or
+// decodePull reads a pull_request delivery body: one check of all of it
+// (validJSON), one decode of what YourCI reads (see decodeObject). Malformed JSON, or
 // JSON whose fields have the wrong types, is a *BadRequestError.
 func decodePull(body []byte) (pullDelivery, error) {
 	var pd pullDelivery
 	var err error
-	if !json.Valid(body) {
+	if !validJSON(body) {
 		// Only for the error's text: a refusal may take its time.
 		err = json.Unmarshal(body, &pullDelivery{})
 	} else {

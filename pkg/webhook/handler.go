@@ -253,7 +253,7 @@ const (
 func (h *handler) dispatch(ctx context.Context, raw []byte, d *delivery) error {
 	switch d.event {
 	case eventPing:
-		if !json.Valid(raw) {
+		if !validJSON(raw) {
 			return &BadRequestError{Field: "body", Problem: "malformed ping payload"}
 		}
 		d.pong = true
