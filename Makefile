@@ -25,6 +25,7 @@ FUZZ_TARGETS = \
 	./pkg/pipeline:FuzzTermWriter \
 	./pkg/events:FuzzTokenRoundTrip \
 	./pkg/events:FuzzDecodeToken \
+	./pkg/events:FuzzAppendCompact \
 	./pkg/artifacts:FuzzTestDir
 
 all: lint test

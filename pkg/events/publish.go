@@ -21,7 +21,7 @@ var ErrInvalidEvent = errors.New("invalid event")
 // which also makes the tries of a publish repeated during a leader
 // election (until ctx's deadline, see retry) one message.
 //
-// ev.Pull is stored as given, not re-validated: see PullEvent.encode.
+// ev.Pull is compacted but not checked again: see PullEvent.encode.
 func (q *Queue) PublishPull(ctx context.Context, ev PullEvent) error {
 	ev.Version = Version
 	if err := ev.validate(); err != nil {
@@ -34,10 +34,12 @@ func (q *Queue) PublishPull(ctx context.Context, ev PullEvent) error {
 	return q.publishData(ctx, PullSubject(ev.Repo), ev.MsgID(), data)
 }
 
-// encode is json.Marshal(e), except that Pull is appended as it is, where
-// encoding/json would scan and compact it again: the pull request is most
-// of an event's bytes, and a receiver cut it from a body json.Unmarshal had
-// accepted. Pull must be one JSON object; validate checks only its ends.
+// encode is json.Marshal(e), except that Pull is compacted by a copy that
+// skips strings whole (appendCompact) where encoding/json would step
+// through every byte with its scanner, and its <, > and & are not escaped:
+// the pull request is most of an event's bytes, and a receiver cut it from
+// a body it had checked was JSON. Pull must be one JSON object; validate
+// checks only its ends.
 func (e PullEvent) encode() ([]byte, error) {
 	pull := e.Pull
 	e.Pull = nil
@@ -49,7 +51,7 @@ func (e PullEvent) encode() ([]byte, error) {
 	out := make([]byte, 0, len(data)+len(member)+len(pull))
 	out = append(out, data[:len(data)-1]...) // without its closing '}'
 	out = append(out, member...)
-	out = append(out, pull...)
+	out = appendCompact(out, pull)
 	return append(out, '}'), nil
 }
 
