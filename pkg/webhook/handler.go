@@ -96,8 +96,8 @@ type HeadAnnouncer interface {
 func WithHeadAnnouncer(a HeadAnnouncer) Option { return func(h *handler) { h.heads = a } }
 
 // NewHandler returns the POST /webhook handler. It refuses an empty secret:
-// YourCI never accepts unsigned deliveries. The handler is safe for concurrent use;
-// it holds no work after answering.
+// YourCI never accepts unsigned deliveries. The handler is safe for
+// concurrent use; it holds no work after answering.
 //
 // Answers: ping 200; a pull_request that builds 202 once published; an
 // authentic delivery of another action or event 202 "ignored: <reason>"
@@ -260,6 +260,14 @@ func (h *handler) dispatch(ctx context.Context, raw []byte, d *delivery) error {
 		return nil
 	case eventPull:
 		return h.publish(ctx, raw, d)
+	}
+	if !validJSON(raw) {
+		// An authentic body of an event that only carries commands, which
+		// is no JSON, is ignored like any event YourCI does not act on, as
+		// it was when a library decoded it first.
+		return ignored(fmt.Sprintf("event %q", truncate(d.event)))
+	}
+	switch d.event {
 	case eventComment:
 		return h.publishCommand(ctx, raw, d)
 	case eventCheckRun:

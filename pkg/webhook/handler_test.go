@@ -126,6 +126,12 @@ func TestHandler(t *testing.T) {
 	}{
 		{name: "ping_answers_200", req: func(tb testing.TB) request { return signed("ping", fixture(tb, "ping.json")) },
 			code: 200, answer: "pong", bodyKind: "result"},
+		{name: "malformed_comment_is_ignored_with_202", opts: []Option{WithCommands(&commandRecorder{})},
+			req:  func(testing.TB) request { return signed("issue_comment", []byte(`{"action": "created"`)) },
+			code: 202, answer: `ignored: event \"issue_comment\"`, bodyKind: "result"},
+		{name: "malformed_check_run_is_ignored_with_202", opts: []Option{WithCommands(&commandRecorder{})},
+			req:  func(testing.TB) request { return signed("check_run", []byte(`{"action": `)) },
+			code: 202, answer: `ignored: event \"check_run\"`, bodyKind: "result"},
 		{name: "malformed_ping_is_400", req: func(testing.TB) request { return signed("ping", []byte(`{"zen": "Keep it`)) },
 			code: 400, answer: "malformed ping payload", bodyKind: "error"},
 		{name: "opened_is_published_then_202", req: func(testing.TB) request { return signed("pull_request", opened) },
