@@ -15,6 +15,9 @@ FUZZ_TARGETS = \
 	./pkg/webhook:FuzzHandler \
 	./pkg/webhook:FuzzParseCommands \
 	./pkg/webhook:FuzzCheckEventFrom \
+	./pkg/webhook:FuzzDecodePull \
+	./pkg/webhook:FuzzMemberValue \
+	./pkg/webhook:FuzzValidJSON \
 	./pkg/status:FuzzParseExternalID \
 	./pkg/events:FuzzValidateName \
 	./pkg/pipeline:FuzzDerivedName \
@@ -22,6 +25,7 @@ FUZZ_TARGETS = \
 	./pkg/pipeline:FuzzTermWriter \
 	./pkg/events:FuzzTokenRoundTrip \
 	./pkg/events:FuzzDecodeToken \
+	./pkg/events:FuzzAppendCompact \
 	./pkg/artifacts:FuzzTestDir
 
 all: lint test

@@ -20,12 +20,39 @@ var ErrInvalidEvent = errors.New("invalid event")
 // same head commit published again within DuplicateWindow is stored once,
 // which also makes the tries of a publish repeated during a leader
 // election (until ctx's deadline, see retry) one message.
+//
+// ev.Pull is compacted but not checked again: see PullEvent.encode.
 func (q *Queue) PublishPull(ctx context.Context, ev PullEvent) error {
 	ev.Version = Version
 	if err := ev.validate(); err != nil {
 		return err
 	}
-	return q.publish(ctx, PullSubject(ev.Repo), ev.MsgID(), ev)
+	data, err := ev.encode()
+	if err != nil {
+		return fmt.Errorf("encoding message %s: %w", ev.MsgID(), err)
+	}
+	return q.publishData(ctx, PullSubject(ev.Repo), ev.MsgID(), data)
+}
+
+// encode is json.Marshal(e), except that Pull is compacted by a copy that
+// skips strings whole (appendCompact) where encoding/json would step
+// through every byte with its scanner, and its <, > and & are not escaped:
+// the pull request is most of an event's bytes, and a receiver cut it from
+// a body it had checked was JSON. Pull must be one JSON object; validate
+// checks only its ends.
+func (e PullEvent) encode() ([]byte, error) {
+	pull := e.Pull
+	e.Pull = nil
+	data, err := json.Marshal(e)
+	if err != nil || len(pull) == 0 {
+		return data, err
+	}
+	const member = `,"pull":`
+	out := make([]byte, 0, len(data)+len(member)+len(pull))
+	out = append(out, data[:len(data)-1]...) // without its closing '}'
+	out = append(out, member...)
+	out = appendCompact(out, pull)
+	return append(out, '}'), nil
 }
 
 // PublishTest stores job (with Version set) on the stream and returns once
@@ -47,10 +74,15 @@ func (s *store) publish(ctx context.Context, subject, id string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encoding message %s: %w", id, err)
 	}
+	return s.publishData(ctx, subject, id, data)
+}
+
+// publishData is publish of a message already encoded.
+func (s *store) publishData(ctx context.Context, subject, id string, data []byte) error {
 	// Safe to repeat even when an earlier try was stored and only its
 	// acknowledgement lost: the stream keeps one message per id within
 	// DuplicateWindow, and answers a repeat with the first one's ack.
-	err = s.retry(ctx, true, func(ctx context.Context) error {
+	err := s.retry(ctx, true, func(ctx context.Context) error {
 		_, err := s.js.Publish(ctx, subject, data,
 			jetstream.WithMsgID(id),
 			jetstream.WithExpectStream(s.opts.Stream),
@@ -75,6 +107,9 @@ func (e PullEvent) validate() error {
 	err := checkBuildKey(e.Repo, e.Number, e.HeadSHA)
 	if len(e.Pull) > MaxPullLen {
 		err = errors.Join(err, fmt.Errorf("pull request of %d bytes, over %d: %w", len(e.Pull), MaxPullLen, ErrInvalidEvent))
+	}
+	if n := len(e.Pull); n > 0 && (e.Pull[0] != '{' || e.Pull[n-1] != '}') {
+		err = errors.Join(err, fmt.Errorf("pull request is not a JSON object: %w", ErrInvalidEvent))
 	}
 	return err
 }

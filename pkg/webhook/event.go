@@ -70,12 +70,27 @@ func (p repositoryPart) validate(r events.Repo) error {
 	return nil
 }
 
-// decodePull reads a pull_request delivery body. Malformed JSON, or JSON
-// whose fields have the wrong types, is a *BadRequestError.
+// decodePull reads a pull_request delivery body: one check of all of it
+// (validJSON), one decode of what YourCI reads (see decodeObject). Malformed JSON, or
+// JSON whose fields have the wrong types, is a *BadRequestError.
 func decodePull(body []byte) (pullDelivery, error) {
 	var pd pullDelivery
-	if err := json.Unmarshal(body, &pd); err != nil {
+	var err error
+	if !validJSON(body) {
+		// Only for the error's text: a refusal may take its time.
+		err = json.Unmarshal(body, &pullDelivery{})
+	} else {
+		err = pd.decode(body)
+	}
+	if err != nil {
 		return pullDelivery{}, &BadRequestError{Field: "body", Problem: fmt.Sprintf("malformed pull_request payload: %v", err)}
+	}
+	// The object is cut from the body, not decoded; one too large to
+	// carry is not copied.
+	if raw := pd.PullRequest.raw; len(raw) <= events.MaxPullLen {
+		pd.PullRequest.raw = append(json.RawMessage(nil), raw...)
+	} else {
+		pd.PullRequest.raw = nil
 	}
 	return pd, nil
 }

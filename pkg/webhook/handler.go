@@ -1,23 +1,20 @@
 // Package webhook turns GitHub webhook deliveries into YourCI pull events.
 //
-// The handler verifies a delivery's X-Hub-Signature-256 with
-// go-playground/webhooks/v6, builds a slim events.PullEvent, publishes it and
-// waits for JetStream's acknowledgement before answering GitHub: an answer of
-// 202 means the event is stored, never merely that it was seen.
+// The handler verifies a delivery's X-Hub-Signature-256 (one HMAC-SHA256,
+// computed as the body arrives and compared in constant time), decodes the
+// body once into a slim events.PullEvent, publishes it and waits for
+// JetStream's acknowledgement before answering GitHub: an answer of 202
+// means the event is stored, never merely that it was seen.
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
-
-	"github.com/go-playground/webhooks/v6/github"
 
 	"github.com/yourci/yourci/pkg/events"
 )
@@ -71,7 +68,6 @@ func WithPublishTimeout(d time.Duration) Option {
 }
 
 type handler struct {
-	hook           *github.Webhook
 	secret         []byte
 	budget         *Budget
 	pub            Publisher
@@ -100,9 +96,8 @@ type HeadAnnouncer interface {
 func WithHeadAnnouncer(a HeadAnnouncer) Option { return func(h *handler) { h.heads = a } }
 
 // NewHandler returns the POST /webhook handler. It refuses an empty secret:
-// go-playground/webhooks skips signature checks when given none, and YourCI
-// never accepts unsigned deliveries. The handler is safe for concurrent use;
-// it holds no work after answering.
+// YourCI never accepts unsigned deliveries. The handler is safe for
+// concurrent use; it holds no work after answering.
 //
 // Answers: ping 200; a pull_request that builds 202 once published; an
 // authentic delivery of another action or event 202 "ignored: <reason>"
@@ -124,12 +119,7 @@ func NewHandler(secret string, pub Publisher, opts ...Option) (http.Handler, err
 	if pub == nil {
 		return nil, errors.New("creating webhook handler: no publisher")
 	}
-	hook, err := github.New(github.Options.Secret(secret))
-	if err != nil {
-		return nil, fmt.Errorf("creating webhook verifier: %w", err)
-	}
 	h := &handler{
-		hook:           hook,
 		secret:         []byte(secret),
 		pub:            pub,
 		log:            slog.Default(),
@@ -143,6 +133,7 @@ func NewHandler(secret string, pub Publisher, opts ...Option) (http.Handler, err
 		return nil, errors.New("creating webhook handler: nil logger")
 	}
 	if h.budget == nil {
+		var err error
 		if h.budget, err = NewBudget(DefaultMaxInflightBytes); err != nil {
 			return nil, err
 		}
@@ -209,12 +200,11 @@ func outcomeOf(d delivery, err error) string {
 // The body is hashed with the secret as it arrives and held in chunks
 // counted against the handler's Budget. Only the bodies of the events
 // reads names are kept; any other event is hashed and dropped as it
-// streams in. Only
-// once the signature matches are the bytes handed to go-playground/webhooks,
-// which verifies and decodes them again.
+// streams in. Only once the signature matches is the body decoded, once,
+// by the event's own code (see dispatch).
 func (h *handler) handle(r *http.Request, w http.ResponseWriter, d *delivery) error {
 	if r.Method != http.MethodPost {
-		return fmt.Errorf("%w: %s: %w", errMethod, r.Method, github.ErrInvalidHTTPMethod)
+		return fmt.Errorf("%w: %s", errMethod, r.Method)
 	}
 	if d.event == "" {
 		return &BadRequestError{Field: "X-GitHub-Event", Problem: "is missing"}
@@ -226,7 +216,7 @@ func (h *handler) handle(r *http.Request, w http.ResponseWriter, d *delivery) er
 	if r.ContentLength > MaxBodyBytes {
 		return fmt.Errorf("%w: Content-Length %d is over %d bytes", errTooLarge, r.ContentLength, MaxBodyBytes)
 	}
-	keep := h.reads(github.Event(d.event))
+	keep := h.reads(d.event)
 	g := h.budget.open(r.ContentLength >= 0 && r.ContentLength <= SmallBodyBytes)
 	defer g.release()
 	body := newBodyReader(h.secret, g, keep)
@@ -246,57 +236,46 @@ func (h *handler) handle(r *http.Request, w http.ResponseWriter, d *delivery) er
 	if err != nil {
 		return err
 	}
-	// The library reads the body with io.ReadAll, a copy there is no way
-	// around; it is made of authentic bodies only, and counted.
-	if err := g.take(int64(len(raw))); err != nil {
-		return err
-	}
-	r.Body = io.NopCloser(bytes.NewReader(raw))
-	payload, err := h.hook.Parse(r, github.PullRequestEvent, github.PingEvent, github.IssueCommentEvent,
-		github.CheckRunEvent, github.CheckSuiteEvent)
-	if err != nil {
-		return parseError(err, d.event)
-	}
-	switch payload.(type) {
-	case github.PingPayload:
-		d.pong = true
-		return nil
-	case github.PullRequestPayload:
-		return h.publish(r.Context(), raw, d)
-	case github.IssueCommentPayload:
-		return h.publishCommand(r.Context(), raw, d)
-	case github.CheckRunPayload:
-		return h.publishCheck(r.Context(), raw, d, false)
-	case github.CheckSuitePayload:
-		return h.publishCheck(r.Context(), raw, d, true)
-	default:
-		return ignored(fmt.Sprintf("event %q", truncate(d.event)))
-	}
+	return h.dispatch(r.Context(), raw, d)
 }
 
-// parseError turns go-playground/webhooks' errors into this package's.
-// Every failure up to and including the signature check is one of the
-// library's sentinels; any other error comes from decoding a payload whose
-// signature was verified.
-func parseError(err error, event string) error {
-	switch {
-	case errors.Is(err, github.ErrInvalidHTTPMethod):
-		return fmt.Errorf("%w: %w", errMethod, err)
-	case errors.Is(err, github.ErrMissingGithubEventHeader):
-		return &BadRequestError{Field: "X-GitHub-Event", Problem: "is missing"}
-	case errors.Is(err, github.ErrMissingHubSignatureHeader), errors.Is(err, github.ErrHMACVerificationFailed):
-		return fmt.Errorf("%w: %w", errUnauthorized, err)
-	case errors.Is(err, github.ErrParsingPayload):
-		return &BadRequestError{Field: "body", Problem: "is empty"}
-	case errors.Is(err, github.ErrEventNotFound), errors.Is(err, github.ErrEventNotSpecifiedToParse):
-		return fmt.Errorf("parsing delivery of event %q: %w", truncate(event), err)
-	case event == string(github.PullRequestEvent) || event == string(github.PingEvent):
-		return &BadRequestError{Field: "body", Problem: fmt.Sprintf("malformed %s payload: %v", event, err)}
+// Events the handler acts on, as named by X-GitHub-Event.
+const (
+	eventPing       = "ping"
+	eventPull       = "pull_request"
+	eventComment    = "issue_comment"
+	eventCheckRun   = "check_run"
+	eventCheckSuite = "check_suite"
+)
+
+// dispatch decodes the verified body of an event the handler reads, once,
+// into what that event needs, and publishes what it asks for.
+func (h *handler) dispatch(ctx context.Context, raw []byte, d *delivery) error {
+	switch d.event {
+	case eventPing:
+		if !validJSON(raw) {
+			return &BadRequestError{Field: "body", Problem: "malformed ping payload"}
+		}
+		d.pong = true
+		return nil
+	case eventPull:
+		return h.publish(ctx, raw, d)
+	}
+	if !validJSON(raw) {
+		// An authentic body of an event that only carries commands, which
+		// is no JSON, is ignored like any event YourCI does not act on, as
+		// it was when a library decoded it first.
+		return ignored(fmt.Sprintf("event %q", truncate(d.event)))
+	}
+	switch d.event {
+	case eventComment:
+		return h.publishCommand(ctx, raw, d)
+	case eventCheckRun:
+		return h.publishCheck(ctx, raw, d, false)
+	case eventCheckSuite:
+		return h.publishCheck(ctx, raw, d, true)
 	default:
-		// An authentic delivery of an event YourCI does not act on, which
-		// the library could not decode into its own type: ignore it like
-		// any other such event.
-		return ignored(fmt.Sprintf("event %q", truncate(event)))
+		return ignored(fmt.Sprintf("event %q", truncate(d.event)))
 	}
 }
 
@@ -420,10 +399,9 @@ func (h *handler) announceClosed(ctx context.Context, pd pullDelivery) {
 
 // reads reports whether the handler acts on event, and so keeps its body
 // once verified; any other event's body is only hashed and dropped.
-func (h *handler) reads(event github.Event) bool {
+func (h *handler) reads(event string) bool {
 	switch event {
-	case github.PullRequestEvent, github.PingEvent, github.IssueCommentEvent,
-		github.CheckRunEvent, github.CheckSuiteEvent:
+	case eventPing, eventPull, eventComment, eventCheckRun, eventCheckSuite:
 		return true
 	}
 	return false

@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"time"
@@ -24,8 +23,9 @@ type HeadRecorder interface {
 // at most the time of running a superseded head's tests.
 func WithHeadRecorder(r HeadRecorder) Option { return func(h *handler) { h.recorder = r } }
 
-// pullPart is a delivery's pull_request: the fields YourCI reads, and the
-// object as delivered (raw), which the event carries to .yci.py.
+// pullPart is a delivery's pull_request: the fields YourCI reads, decoded
+// with the rest of the delivery, and the object as delivered (raw), which
+// the event carries to .yci.py and decodePull cuts from the body.
 type pullPart struct {
 	pullFields
 	raw json.RawMessage
@@ -38,17 +38,6 @@ type pullFields struct {
 		SHA string `json:"sha"`
 	} `json:"head"`
 	UpdatedAt time.Time `json:"updated_at"`
-}
-
-// UnmarshalJSON keeps b, the object as delivered, beside its fields.
-func (p *pullPart) UnmarshalJSON(b []byte) error {
-	if err := json.Unmarshal(b, &p.pullFields); err != nil {
-		return err
-	}
-	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '{' {
-		p.raw = append(json.RawMessage(nil), t...)
-	}
-	return nil
 }
 
 // carried is the pull request the event carries: the delivered object,
