@@ -5,7 +5,7 @@ BIN       ?= bin
 PKGS      ?= ./...
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: all build test unit fuzz lint bench demo clean dist
+.PHONY: all build test unit test-cluster fuzz lint bench demo clean dist
 
 # Fuzz targets run briefly on every `make test`: each function that turns
 # outside data into an event, a path, a subject or a log.
@@ -37,6 +37,11 @@ test: fuzz unit
 
 unit:
 	$(GO) test -count=1 -timeout 12m $(PKGS)
+
+# The three-node NATS cluster test (issue 17), kept out of `make test`
+# while it fails intermittently: see e2e/cluster_test.go.
+test-cluster:
+	YCI_CLUSTER_E2E=1 YCI_REQUIRE_NATS_SERVER=1 $(GO) test -count=1 -v -run TestClusterLeaderKilledMidBuild ./e2e/
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
