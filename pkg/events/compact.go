@@ -1,6 +1,10 @@
 package events
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/yourci/yourci/pkg/jsonscan"
+)
 
 // appendCompact appends data, valid JSON, to dst without the whitespace
 // between its tokens: json.Compact's result (FuzzAppendCompact holds it to
@@ -22,29 +26,10 @@ func appendCompact(dst, data []byte) []byte {
 		}
 		i += q
 		if i < len(data) {
-			end := jsonStringEnd(data, i)
+			end := jsonscan.StringEnd(data, i)
 			dst = append(dst, data[i:end]...)
 			i = end
 		}
 	}
 	return dst
-}
-
-// jsonStringEnd returns the index just past the string whose opening quote
-// is data[i], or len(data) when it is not closed.
-func jsonStringEnd(data []byte, i int) int {
-	for i++; ; i++ {
-		j := bytes.IndexByte(data[i:], '"')
-		if j < 0 {
-			return len(data)
-		}
-		i += j
-		escapes := 0
-		for k := i - 1; data[k] == '\\'; k-- {
-			escapes++
-		}
-		if escapes%2 == 0 {
-			return i + 1
-		}
-	}
 }

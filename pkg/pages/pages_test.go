@@ -490,3 +490,26 @@ func TestBuildPageLinks(t *testing.T) {
 		})
 	}
 }
+
+func TestURL(t *testing.T) {
+	k := events.BuildKey{Repo: events.Repo{Owner: "acme", Name: "widgets.go"}, Pull: 7, Build: 2}
+	odd := k
+	odd.Repo.Name = "a b?c"
+	tests := []struct {
+		name, root string
+		k          events.BuildKey
+		want       string
+	}{
+		{"no pages served", "", k, ""},
+		{"root", "https://ci.example/logs", k, "https://ci.example/logs/acme/widgets.go/pulls/7/2/index.html"},
+		{"root with a slash", "https://ci.example/logs/", k, "https://ci.example/logs/acme/widgets.go/pulls/7/2/index.html"},
+		{"escaped segments", "http://h", odd, "http://h/acme/a%20b%3Fc/pulls/7/2/index.html"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := URL(tt.root, tt.k); got != tt.want {
+				t.Errorf("URL(%q) = %q, want %q", tt.root, got, tt.want)
+			}
+		})
+	}
+}

@@ -4,8 +4,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path"
+	"strconv"
+	"strings"
+
+	"github.com/yourci/yourci/pkg/events"
 )
 
 // WriteFile replaces the file name, relative to root, with data so that
@@ -29,4 +34,17 @@ func WriteFile(root *os.Root, name string, data []byte) error {
 		return fmt.Errorf("writing %s: %w", name, errors.Join(err, root.Remove(tmp)))
 	}
 	return nil
+}
+
+// URL is where build k's page is served under httpRoot (the box's
+// HTTP_ROOT), or "" when httpRoot is empty: the box serves no pages.
+func URL(httpRoot string, k events.BuildKey) string {
+	if httpRoot == "" {
+		return ""
+	}
+	segments := []string{k.Repo.Owner, k.Repo.Name, "pulls", strconv.Itoa(k.Pull), strconv.Itoa(k.Build), "index.html"}
+	for i, s := range segments {
+		segments[i] = url.PathEscape(s)
+	}
+	return strings.TrimRight(httpRoot, "/") + "/" + strings.Join(segments, "/")
 }

@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/pages"
 	"github.com/yourci/yourci/pkg/status"
 )
 
@@ -358,14 +356,7 @@ func (p *Projector) settle(ctx context.Context) {
 
 // pageURL is where the build's page is served, or "" when nowhere.
 func (p *Projector) pageURL(k events.BuildKey) string {
-	if p.opts.HTTPRoot == "" {
-		return ""
-	}
-	segments := []string{k.Repo.Owner, k.Repo.Name, "pulls", strconv.Itoa(k.Pull), strconv.Itoa(k.Build), "index.html"}
-	for i, s := range segments {
-		segments[i] = url.PathEscape(s)
-	}
-	return strings.TrimRight(p.opts.HTTPRoot, "/") + "/" + strings.Join(segments, "/")
+	return pages.URL(p.opts.HTTPRoot, k)
 }
 
 // errNotLeading stops a write when the lease was lost meanwhile.

@@ -3,6 +3,8 @@ package webhook
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/yourci/yourci/pkg/jsonscan"
 )
 
 // members calls fn with the name (quoted, as sent) and the value of each
@@ -20,7 +22,7 @@ func members(data []byte, fn func(name, value []byte)) bool {
 		if i >= len(data) || data[i] != '"' {
 			return true // the object's '}'
 		}
-		end := stringEnd(data, i)
+		end := jsonscan.StringEnd(data, i)
 		name := data[i:end]
 		i = skipSpace(data, skipSpace(data, end)+1) // past ':'
 		vend := valueEnd(data, i)
@@ -60,25 +62,6 @@ func skipSpace(data []byte, i int) int {
 	return i
 }
 
-// stringEnd returns the index just past the string whose opening quote is
-// data[i].
-func stringEnd(data []byte, i int) int {
-	for i++; ; i++ {
-		j := bytes.IndexByte(data[i:], '"')
-		if j < 0 {
-			return len(data)
-		}
-		i += j
-		escapes := 0
-		for k := i - 1; data[k] == '\\'; k-- {
-			escapes++
-		}
-		if escapes%2 == 0 {
-			return i + 1
-		}
-	}
-}
-
 // valueEnd returns the index just past the value that starts at data[i].
 func valueEnd(data []byte, i int) int {
 	if i >= len(data) {
@@ -86,13 +69,13 @@ func valueEnd(data []byte, i int) int {
 	}
 	switch data[i] {
 	case '"':
-		return stringEnd(data, i)
+		return jsonscan.StringEnd(data, i)
 	case '{', '[':
 		depth := 0
 		for i < len(data) {
 			switch data[i] {
 			case '"':
-				i = stringEnd(data, i)
+				i = jsonscan.StringEnd(data, i)
 				continue
 			case '{', '[':
 				depth++

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/pages"
 	"github.com/yourci/yourci/pkg/pipeline"
 	"github.com/yourci/yourci/pkg/status"
 )
@@ -210,14 +209,7 @@ func (w *Worker) PullClosed(ctx context.Context, a events.HeadAnnouncement) {
 // pageURL is where the build's page is served, or "" when this box serves
 // none.
 func (w *Worker) pageURL(k events.BuildKey) string {
-	if w.opts.HTTPRoot == "" {
-		return ""
-	}
-	segments := []string{k.Repo.Owner, k.Repo.Name, "pulls", strconv.Itoa(k.Pull), strconv.Itoa(k.Build), "index.html"}
-	for i, s := range segments {
-		segments[i] = url.PathEscape(s)
-	}
-	return strings.TrimRight(w.opts.HTTPRoot, "/") + "/" + strings.Join(segments, "/")
+	return pages.URL(w.opts.HTTPRoot, k)
 }
 
 // pullOpen clears the closed mark of an open pull request's build records:
