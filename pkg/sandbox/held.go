@@ -121,7 +121,14 @@ func (h *Held) Release(ready func(pids ...int) error) error {
 		err = ready(h.cmd.Process.Pid, pid)
 	}
 	if err == nil {
-		if _, werr := h.hold.blockW.Write([]byte{1}); werr != nil {
+		_, werr := h.hold.blockW.Write([]byte{1})
+		if errors.Is(werr, syscall.EPIPE) {
+			// bubblewrap is gone before the release (it could not set
+			// the sandbox up after it reported the pid): nothing ran,
+			// and its exit, which Done reads, says why.
+			return nil
+		}
+		if werr != nil {
 			err = fmt.Errorf("releasing the sandbox: %w", werr)
 		}
 	}
