@@ -49,22 +49,7 @@ func BenchmarkReceiver(b *testing.B) {
 		Listen: "127.0.0.1:0", WebhookSecret: testSecret, NATS: natsserver.Endpoint{Store: b.TempDir(), Port: -1},
 		ApprovalLabel: "ok-to-test", PublishTimeout: 5 * time.Second, ShutdownTimeout: 10 * time.Second, MaxInflightBytes: webhook.DefaultMaxInflightBytes,
 	}
-	r, err := New(b.Context(), opts, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatalf("New: %v", err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			b.Errorf("Run: %v", err)
-		}
-		if err := r.Close(); err != nil {
-			b.Errorf("Close: %v", err)
-		}
-	}()
+	r := startBenchReceiver(b, opts)
 	bare := httptest.NewServer(http.HandlerFunc(bareHMAC))
 	defer bare.Close()
 
@@ -125,4 +110,26 @@ func quantileNs(d []time.Duration, q float64) float64 {
 	slices.Sort(s)
 	i := int(q*float64(len(s))+0.5) - 1
 	return float64(s[max(0, min(i, len(s)-1))])
+}
+
+// startBenchReceiver runs a receiver with opts until the benchmark ends.
+func startBenchReceiver(b *testing.B, opts Options) *Receiver {
+	b.Helper()
+	r, err := New(b.Context(), opts, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatalf("New: %v", err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	b.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			b.Errorf("Run: %v", err)
+		}
+		if err := r.Close(); err != nil {
+			b.Errorf("Close: %v", err)
+		}
+	})
+	return r
 }

@@ -2,14 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -95,22 +93,7 @@ func BenchmarkReceiverFloor(b *testing.B) {
 		Listen: "127.0.0.1:0", WebhookSecret: testSecret, NATS: natsserver.Endpoint{Store: b.TempDir(), Port: -1},
 		ApprovalLabel: "ok-to-test", PublishTimeout: webhook.DefaultPublishTimeout, ShutdownTimeout: 10 * time.Second, MaxInflightBytes: webhook.DefaultMaxInflightBytes,
 	}
-	r, err := New(b.Context(), opts, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatalf("New: %v", err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			b.Errorf("Run: %v", err)
-		}
-		if err := r.Close(); err != nil {
-			b.Errorf("Close: %v", err)
-		}
-	}()
+	r := startBenchReceiver(b, opts)
 	nc, err := nats.Connect(r.NATSURL())
 	if err != nil {
 		b.Fatal(err)
