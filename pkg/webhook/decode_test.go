@@ -3,8 +3,6 @@ package webhook
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -31,17 +29,7 @@ var decodeSeeds = []string{
 // struct gives, for every body: the same fields, the same pull request
 // object as sent, and an error exactly when json.Unmarshal has one.
 func FuzzDecodePull(f *testing.F) {
-	names, err := filepath.Glob(filepath.Join("testdata", "*.json"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, n := range names {
-		b, err := os.ReadFile(n)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	addTestdata(f)
 	for _, s := range decodeSeeds {
 		f.Add([]byte(s))
 	}

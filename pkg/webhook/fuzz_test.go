@@ -153,3 +153,19 @@ func FuzzHandler(f *testing.F) {
 		}
 	})
 }
+
+// addTestdata seeds f with every testdata payload as it is stored.
+func addTestdata(f *testing.F) {
+	f.Helper()
+	names, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+}

@@ -3,8 +3,6 @@ package webhook
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -63,17 +61,7 @@ func TestMemberValue(t *testing.T) {
 // FuzzMemberValue checks that memberValue finds exactly what encoding/json
 // stores, for every document encoding/json accepts.
 func FuzzMemberValue(f *testing.F) {
-	names, err := filepath.Glob(filepath.Join("testdata", "*.json"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, n := range names {
-		b, err := os.ReadFile(n)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	addTestdata(f)
 	f.Add([]byte(`{"s":"\\\"","PULL_REQUEST":[{"a":"]"}],"pull_request":{"b":"\"}"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var o rawPull

@@ -2,8 +2,6 @@ package webhook
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -35,17 +33,7 @@ func TestValidJSON(t *testing.T) {
 
 // FuzzValidJSON holds validJSON to json.Valid's answer.
 func FuzzValidJSON(f *testing.F) {
-	names, err := filepath.Glob(filepath.Join("testdata", "*.json"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, n := range names {
-		b, err := os.ReadFile(n)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	addTestdata(f)
 	for _, s := range validSeeds {
 		f.Add([]byte(s))
 	}
