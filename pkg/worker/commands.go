@@ -13,7 +13,6 @@ import (
 
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/pipeline"
-	"github.com/yourci/yourci/pkg/status"
 )
 
 // AcceptedReaction is the reaction a comment gets when its commands were
@@ -297,7 +296,6 @@ func (w *Worker) retest(ctx context.Context, log *slog.Logger, inst Installation
 	if err := w.recordRerunsQueued(ctx, ev, t, runs); err != nil {
 		return outcome{}, err
 	}
-	b := build(ev.Repo, ev.Number, t.build)
 	for _, name := range run {
 		k := runs[name]
 		job := events.TestJob{
@@ -305,15 +303,6 @@ func (w *Worker) retest(ctx context.Context, log *slog.Logger, inst Installation
 			Installation: ev.Installation, Build: t.build, Test: specOf(specs[name]), Attempt: 1, Rerun: k,
 			BaseRef: t.pr.GetBase().GetRef(), CloneURL: t.pr.GetBase().GetRepo().GetCloneURL(),
 		}
-		// A re-run is a check run of its own (New: none exists yet), or
-		// the next state of the test's commit status.
-		st := status.Status{
-			Owner: b.Owner, Repo: b.Repo, SHA: t.sha, Pull: b.Pull, Build: b.Number, Rerun: k, Test: name, New: true,
-			State:       status.Pending,
-			Description: fmt.Sprintf("%s: re-run %d asked by @%s", status.Queued(), k, ev.Author),
-			TargetURL:   w.runLogURL(b, name, k),
-		}
-		w.track(ctx, job, events.TestQueued, st, nil) // the projector shows it
 		if err := w.opts.Reruns.PublishTest(ctx, job); err != nil {
 			return outcome{}, fmt.Errorf("queuing re-run %d of %s: %w", k, name, err)
 		}

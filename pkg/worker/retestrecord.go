@@ -57,7 +57,7 @@ func (w *Worker) recordRerunsQueued(ctx context.Context, ev events.CommandEvent,
 			tr.State, tr.Updated, tr.SupersededBy = events.TestQueued, now, ""
 			// The state is re-run k's from now on: the projector shows it
 			// as a new run, without the last run's conclusion or report.
-			tr.Rerun, tr.Conclusion, tr.Report = k, "", nil
+			tr.Rerun, tr.Conclusion, tr.Report, tr.Flaky = k, "", nil, false
 			tr.Description = fmt.Sprintf("%s: re-run %d asked by @%s", status.Queued(), k, ev.Author)
 			if u := w.runLogURL(b, name, k); u != "" {
 				tr.LogURL = u
