@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
+	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/pipeline"
 	"github.com/yourci/yourci/pkg/status"
 )
@@ -63,19 +65,21 @@ const attemptFooter = pipeline.LogPrefix + "attempt "
 // passed (exit status 0) after 1.2s"), the last of them if there are very
 // many, and the log's last lines.
 func readLog(path string) (attempts []string, tail string, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, "", err
+	// A log put in place by something else (a link to a secret, a FIFO,
+	// a device that never ends) has no report: it would leak the secret
+	// into GitHub, or never finish.
+	// The error names no path: the report is public.
+	f, err := artifacts.OpenHostile(path)
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, artifacts.ErrInvalid):
+		return nil, "", errors.New("the log is not a regular file")
+	case errors.As(err, &pe):
+		return nil, "", pe
+	case err != nil:
+		return nil, "", errors.New("the log could not be opened")
 	}
 	defer f.Close()
-	// A log that is not a regular file (a device that never ends, as
-	// /dev/full or /dev/zero are to read) has no report: reading it
-	// would never finish.
-	if fi, err := f.Stat(); err != nil {
-		return nil, "", err
-	} else if !fi.Mode().IsRegular() {
-		return nil, "", fmt.Errorf("reading log: %s is not a regular file", fi.Mode().Type())
-	}
 	r := bufio.NewReaderSize(f, 64<<10)
 	for {
 		line, err := r.ReadSlice('\n')

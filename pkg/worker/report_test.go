@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/yourci/yourci/pkg/status"
@@ -49,5 +50,40 @@ func TestAttemptReport(t *testing.T) {
 	missing := attemptReport(filepath.Join(t.TempDir(), "none.txt"), st)
 	if !strings.Contains(missing.Summary, "could not be read") || strings.Contains(missing.Summary, "none.txt") {
 		t.Errorf("report of a missing log: %q", missing.Summary)
+	}
+}
+
+// A log replaced by something else (a link to a secret, a FIFO, a device)
+// makes no report of its content: the check run's output never carries
+// what the link points at, and the read never blocks or runs for ever.
+func TestAttemptReportRefusesWhatIsNotItsLog(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "app-key.pem")
+	if err := os.WriteFile(secret, []byte("-----BEGIN PRIVATE KEY----- s3cr3t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		plant func(path string) error
+	}{
+		{"link to a secret", func(p string) error { return os.Symlink(secret, p) }},
+		{"link to a device", func(p string) error { return os.Symlink("/dev/zero", p) }},
+		{"fifo", func(p string) error { return syscall.Mkfifo(p, 0o644) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "out.txt")
+			if err := tt.plant(path); err != nil {
+				t.Fatal(err)
+			}
+			out := attemptReport(path, status.Status{Description: "failed"})
+			if strings.Contains(out.Summary+out.Text, "s3cr3t") {
+				t.Fatalf("the report carries what the link points at:\n%s\n%s", out.Summary, out.Text)
+			}
+			if !strings.Contains(out.Summary, "The log could not be read") {
+				t.Errorf("summary does not say the log could not be read:\n%s", out.Summary)
+			}
+		})
 	}
 }
