@@ -174,6 +174,9 @@ type BuildRecord struct {
 	// error, and ConfigLogURL (the evaluation's log) its link.
 	ConfigError  string `json:"config_error,omitempty"`
 	ConfigLogURL string `json:"config_log_url,omitempty"`
+	// Changes is what the tested change touches, as .yci.py's
+	// changed_files() saw it; nil when the build did not compute it.
+	Changes *Changes `json:"changes,omitempty"`
 	// Tests are in the order .yci.py yielded them.
 	Tests   []TestRecord `json:"tests"`
 	Created time.Time    `json:"created"`
@@ -181,6 +184,18 @@ type BuildRecord struct {
 	// Revision is the record's revision in the bucket, 0 before it is
 	// stored. Revisions of one record only grow.
 	Revision uint64 `json:"-"`
+}
+
+// MaxRecordedChanges is how many changed paths a build record keeps: the
+// summary and the build page show these and count the rest.
+const MaxRecordedChanges = 100
+
+// Changes is the set of paths a build's change touches (added, modified,
+// deleted, and both names of a rename), sorted, as .yci.py saw it. A record
+// keeps the first MaxRecordedChanges; Total counts them all.
+type Changes struct {
+	Files []string `json:"files,omitempty"`
+	Total int      `json:"total"`
 }
 
 // Test returns the test called name, or nil.
