@@ -68,8 +68,13 @@ type TestRecord struct {
 	// Description is the test's latest status description.
 	Description string `json:"description,omitempty"`
 	// MaxAttempts is how many attempts the test may have (retries + 1).
-	MaxAttempts int             `json:"max_attempts,omitempty"`
-	Attempts    []AttemptRecord `json:"attempts,omitempty"`
+	MaxAttempts int `json:"max_attempts,omitempty"`
+	// Command is the command .yci.py gave the test, cut to
+	// MaxRecordedCommand (RecordedCommand): author-controlled text, to be
+	// escaped wherever it is shown. Empty in records written before it
+	// was kept.
+	Command  string          `json:"command,omitempty"`
+	Attempts []AttemptRecord `json:"attempts,omitempty"`
 	// LogURL is where the test's log is served by the box that ran it
 	// last; empty when that box serves none.
 	LogURL string `json:"log_url,omitempty"`

@@ -103,9 +103,13 @@ func summaryState(rec events.BuildRecord, pageURL string) State {
 	if sum.Cancelled {
 		st.Conclusion = status.ConclusionCancelled
 	}
+	plan := renderPlan(rec)
+	if plan != "" {
+		st.Output = &status.Output{Title: sum.Description, Summary: sum.Description + "\n\n" + plan}
+	}
 	// The link is left out of the mark: every box serves the same page, so
 	// a new lease holder (with its own HTTP root) has nothing new to show.
-	mark := strings.Join([]string{sum.State, sum.Description, string(st.Conclusion)}, "|")
+	mark := strings.Join([]string{sum.State, sum.Description, string(st.Conclusion)}, "|") + planMark(plan)
 	return State{Part: SummaryPart, Status: st, Since: rec.Updated, Mark: mark}
 }
 

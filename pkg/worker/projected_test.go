@@ -112,6 +112,10 @@ func TestWorkerChangesOnlyRecords(t *testing.T) {
 		if tr.Report == nil || tr.Report.Summary == "" || tr.LogURL == "" || tr.Description == "" {
 			t.Errorf("test %s lacks what GitHub shows of it: %+v", tr.Name, tr)
 		}
+		// The plan: the command and attempts as .yci.py gave them.
+		if tr.Command != "./test.sh" || tr.MaxAttempts != 3 {
+			t.Errorf("test %s planned as %q with %d attempts, want ./test.sh with 3", tr.Name, tr.Command, tr.MaxAttempts)
+		}
 	}
 	final := r.waitFinal(t, sha, append(matrix, "yci")...)
 	if s := final["yci"]; s.GetState() != "success" || s.GetDescription() != "4 passed (1 flaky) of 4" {

@@ -50,6 +50,7 @@ func (w *Worker) recordQueued(ctx context.Context, log *slog.Logger, pr *github.
 			for _, t := range tests {
 				tr := r.AddTest(t.Name)
 				tr.MaxAttempts = t.Retries + 1
+				tr.Command = events.RecordedCommand(t.Command)
 				if tr.LogURL == "" {
 					tr.LogURL = w.logURL(b, t.Name)
 				}
