@@ -66,29 +66,6 @@ func (f *fakePulls) Do(req *http.Request, v any) (*github.Response, error) {
 	return &github.Response{Response: &http.Response{StatusCode: http.StatusOK, Request: req}}, nil
 }
 
-// fakeStatuses keeps every commit status written.
-type fakeStatuses struct {
-	mu  sync.Mutex
-	all []github.RepoStatus
-}
-
-func (f *fakeStatuses) CreateStatus(_ context.Context, _, _, _ string, s github.RepoStatus) (*github.RepoStatus, *github.Response, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.all = append(f.all, s)
-	return &s, &github.Response{Response: &http.Response{StatusCode: http.StatusCreated}}, nil
-}
-
-func (f *fakeStatuses) descriptions() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []string
-	for _, s := range f.all {
-		out = append(out, s.GetContext()+": "+s.GetState()+" "+s.GetDescription()+" <"+s.GetTargetURL()+">")
-	}
-	return out
-}
-
 // fakePermissions gives every user the same permission.
 type fakePermissions struct{ level string }
 
