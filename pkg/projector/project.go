@@ -7,7 +7,9 @@
 // that a write that failed, was held back or was lost in a crash is made
 // good from the record by the next change, a restart or a retry. One
 // projector writes across the fleet: the holder of a lease in the record
-// store.
+// store. A head commit's summary before it has a build (approval,
+// failed preparation: events.HeadSummary) is shown the same way until a
+// build's summary takes over (heads.go).
 package projector
 
 import (
