@@ -28,6 +28,10 @@ type browserBuild struct {
 	others []events.BuildRecord
 }
 
+// planCommand is unit's command as .yci.py gave it: author-controlled
+// text the page shows as it is.
+const planCommand = `./unit.sh --fast <script>alert(1)</script> && echo "ok"`
+
 func newBrowserBuild(t *testing.T, ws string) *browserBuild {
 	t.Helper()
 	start := time.Now().UTC().Add(-time.Minute)
@@ -37,13 +41,16 @@ func newBrowserBuild(t *testing.T, ws string) *browserBuild {
 		PullURL: pullURL, Created: start, Updated: start,
 		Tests: []events.TestRecord{
 			{Name: "unit", State: events.TestPassed, Description: "passed in 1.5s on attempt 2", MaxAttempts: 3, Flaky: true,
+				Command: planCommand,
 				Attempts: []events.AttemptRecord{
 					{Number: 1, Start: start, Duration: 2 * time.Second, Outcome: "failed"},
 					{Number: 2, Start: start.Add(5 * time.Second), Duration: 1500 * time.Millisecond, Outcome: "passed"},
 				}},
 			{Name: "integration", State: events.TestRunning, Description: "running", MaxAttempts: 1,
+				Command:  "make integration",
 				Attempts: []events.AttemptRecord{{Number: 1, Start: start.Add(10 * time.Second)}}},
 		},
+		Changes: &events.Changes{Files: []string{"README.md", "<b>bold</b>.go"}, Total: 5},
 	}}
 	writeFile(t, filepath.Join(b.root, "unit/out.txt"), "attempt 1: flaking\nattempt 2: ok\n")
 	writeFile(t, filepath.Join(b.root, "integration/out.txt"), "")
@@ -171,6 +178,13 @@ func TestBuildPageInABrowser(t *testing.T) {
 		waitText(t, tab, "#attempts-integration", "integration's running attempt", func(s string) bool {
 			return strings.HasPrefix(s, "1 of 1#1 started ")
 		})
+	})
+	t.Run("plan_shows_commands_attempts_and_changed_files", func(t *testing.T) {
+		waitText(t, tab, "#plan-unit pre", "unit's command", func(s string) bool { return s == planCommand })
+		waitText(t, tab, "#plan-unit td:nth-child(2)", "unit's attempts", func(s string) bool { return s == "up to 3" })
+		waitText(t, tab, "#plan-integration td:nth-child(2)", "integration's attempts", func(s string) bool { return s == "1" })
+		waitText(t, tab, "#changes li:nth-child(2)", "the second changed file", func(s string) bool { return s == "<b>bold</b>.go" })
+		waitText(t, tab, "#more-changes", "the count of files not listed", func(s string) bool { return s == "… and 3 more." })
 	})
 	t.Run("links_to_the_pull_and_commit_on_github", func(t *testing.T) {
 		// The resolved href of each link, as a click would follow it.

@@ -110,6 +110,11 @@ func checkSummaryRun(t *testing.T, s *stack, sha string) {
 	if summary.GetConclusion() != "success" || !strings.HasSuffix(summary.GetDetailsURL(), "/pulls/"+strconv.Itoa(id.Pull)+"/1/index.html") {
 		t.Errorf("yci: %s, details %s", summary.GetConclusion(), summary.GetDetailsURL())
 	}
+	// The plan: every test .yci.py gave, with its command and attempts.
+	if out := summary.GetOutput().GetSummary(); !strings.Contains(out, "**Tests** (4), as `.yci.py` gave them:\n\n```\n") ||
+		strings.Count(out, " attempt") != 4 {
+		t.Errorf("yci: the summary's output does not list the 4 tests it ran:\n%s", out)
+	}
 }
 
 // BenchmarkCheckRunWrites is BenchmarkStatusWrites with the workers

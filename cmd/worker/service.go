@@ -114,7 +114,6 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 		GitHub:         installations{clients},
 		Queue:          busQueue{s.bus.Queue(), s.bus.Registry(), s.bus.Heads()},
 		HTTPRoot:       opts.HTTPRoot,
-		StatusOptions:  []status.Option{status.WithSecretsFrom(clients.Secrets)},
 		Logger:         log,
 		Metrics:        worker.NewMetrics(reg),
 		Policy:         policy,
@@ -297,16 +296,12 @@ func (i installations) Installation(ctx context.Context, id int64) (worker.Insta
 	}
 	inst := worker.Installation{
 		Pulls:       c,
-		Statuses:    c.Repositories,
 		Permissions: c.Repositories,
 		Issues:      c.Issues,
 		Git:         artifacts.GitAuth{Username: user, Password: pass},
 		// Comment commands.
 		Comments:  c.Issues,
 		Reactions: c.Reactions,
-	}
-	if i.clients.Method() == githubauth.MethodApp {
-		inst.Checks = c.Checks // only an App may write check runs
 	}
 	return inst, nil
 }

@@ -39,8 +39,10 @@ type Queue struct{ *store }
 // with Bus.Registry; all methods may be called concurrently.
 type Registry struct{ *store }
 
-// Records holds the build records (every test's state and attempts), which
-// expire RecordTTL after their last change, and lets pages watch them.
+// Records holds the build records (every test's state and attempts) and
+// the summaries of heads before their builds (HeadSummary), which expire
+// RecordTTL after their last change, and lets pages and the projector
+// watch them.
 // Get it with Bus.Records; all methods may be called concurrently.
 type Records struct{ *store }
 

@@ -68,8 +68,13 @@ type TestRecord struct {
 	// Description is the test's latest status description.
 	Description string `json:"description,omitempty"`
 	// MaxAttempts is how many attempts the test may have (retries + 1).
-	MaxAttempts int             `json:"max_attempts,omitempty"`
-	Attempts    []AttemptRecord `json:"attempts,omitempty"`
+	MaxAttempts int `json:"max_attempts,omitempty"`
+	// Command is the command .yci.py gave the test, cut to
+	// MaxRecordedCommand (RecordedCommand): author-controlled text, to be
+	// escaped wherever it is shown. Empty in records written before it
+	// was kept.
+	Command  string          `json:"command,omitempty"`
+	Attempts []AttemptRecord `json:"attempts,omitempty"`
 	// LogURL is where the test's log is served by the box that ran it
 	// last; empty when that box serves none.
 	LogURL string `json:"log_url,omitempty"`
@@ -379,9 +384,23 @@ func (rs *Records) stopWatch(w jetstream.KeyWatcher) {
 // watch follows the server through reconnections; it returns an error
 // only when it cannot start or the connection closes for good.
 func (rs *Records) WatchBuilds(ctx context.Context, fn func(BuildRecord)) error {
-	w, err := rs.records.Watch(ctx, "build.>", jetstream.IgnoreDeletes())
+	return rs.watch(ctx, "build.>", "build records", func(entry jetstream.KeyValueEntry) {
+		rec, err := decodeRecord(entry)
+		if err != nil {
+			rs.log.Warn("skipping undecodable build record", "key", entry.Key(), "err", err)
+			return
+		}
+		fn(rec)
+	})
+}
+
+// watch calls fn with every entry of the record bucket matching filter,
+// stored now and then as it changes, as WatchBuilds describes; what names
+// the entries in errors.
+func (rs *Records) watch(ctx context.Context, filter, what string, fn func(jetstream.KeyValueEntry)) error {
+	w, err := rs.records.Watch(ctx, filter, jetstream.IgnoreDeletes())
 	if err != nil {
-		return fmt.Errorf("watching build records: %w", err)
+		return fmt.Errorf("watching %s: %w", what, err)
 	}
 	defer rs.stopWatch(w)
 	for {
@@ -393,17 +412,12 @@ func (rs *Records) WatchBuilds(ctx context.Context, fn func(BuildRecord)) error 
 				return nil
 			}
 			if !ok {
-				return fmt.Errorf("watching build records: %w", nats.ErrConnectionClosed)
+				return fmt.Errorf("watching %s: %w", what, nats.ErrConnectionClosed)
 			}
 			if entry == nil {
-				continue // the end of the stored records; changes follow
+				continue // the end of the stored entries; changes follow
 			}
-			rec, err := decodeRecord(entry)
-			if err != nil {
-				rs.log.Warn("skipping undecodable build record", "key", entry.Key(), "err", err)
-				continue
-			}
-			fn(rec)
+			fn(entry)
 		}
 	}
 }

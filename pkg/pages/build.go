@@ -13,7 +13,7 @@ import (
 
 // buildPage is pulls/<pr>/<build>/index.html. Links are relative, so the
 // page works under any HTTP_ROOT (a secret first path segment included).
-var buildPage = parsePage("build", `{{.Repo}} #{{.Key.Pull}} build {{.Key.Build}}: {{.Summary.Label}}`, `<h1><a href="../../../index.html">{{.Repo}}</a> #{{.Key.Pull}} build {{.Key.Build}}</h1>
+var buildPage = withPlan(parsePage("build", `{{.Repo}} #{{.Key.Pull}} build {{.Key.Build}}: {{.Summary.Label}}`, `<h1><a href="../../../index.html">{{.Repo}}</a> #{{.Key.Pull}} build {{.Key.Build}}</h1>
 {{- if .Title}}
 <p class="meta">{{.Title}}</p>
 {{- end}}
@@ -37,6 +37,7 @@ var buildPage = parsePage("build", `{{.Repo}} #{{.Key.Pull}} build {{.Key.Build}
 {{- end}}
 </tbody>
 </table>
+{{- template "plan" .}}
 {{- range .Tests}}{{if .Live}}
 <section data-tail="{{.Name}}/out.txt" data-test="{{.Name}}"{{if ne .State "running"}} hidden{{end}}>
 <h2>Log of <code>{{.Name}}</code> (live)</h2>
@@ -49,7 +50,7 @@ var buildPage = parsePage("build", `{{.Repo}} #{{.Key.Pull}} build {{.Key.Build}
 {{- end}}
 </body>
 </html>
-`)
+`))
 
 // buildView is what the build page shows of a record.
 type buildView struct {

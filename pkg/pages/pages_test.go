@@ -68,6 +68,18 @@ func superseded() events.BuildRecord {
 	return rec
 }
 
+// planned is a running build whose record keeps its plan: every test's
+// command, and the changed files .yci.py saw (two of 102 kept).
+func planned() events.BuildRecord {
+	rec := record(running)
+	for i := range rec.Tests {
+		rec.Tests[i].Command = "./test.sh " + rec.Tests[i].Name
+	}
+	rec.Tests[3].Command = "make slow \\\n  ARGS='-v'"
+	rec.Changes = &events.Changes{Files: []string{"README.md", "pkg/widget/fast.go"}, Total: 102}
+	return rec
+}
+
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
@@ -99,6 +111,7 @@ func TestBuildPageGolden(t *testing.T) {
 		{"build_finished", record(errored), nil},
 		{"build_superseded", superseded(), []events.BuildRecord{record(running), successor}},
 		{"build_without_tests", events.BuildRecord{Key: events.BuildKey{Repo: repo, Pull: 1, Build: 1}, SHA: "abc", Updated: t0}, nil},
+		{"build_planned", planned(), nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -296,6 +309,8 @@ func TestHostileTextIsEscaped(t *testing.T) {
 	const evil = `<script>alert(1)</script>"'><img src=x onerror=alert(2)>&amp;`
 	rec := record(events.TestRecord{Name: "slow", State: events.TestRunning, Description: evil})
 	rec.Title, rec.Branch = evil, evil
+	rec.Tests[0].Command = evil
+	rec.Changes = &events.Changes{Files: []string{evil}, Total: 1}
 	rec.Key.Repo = events.Repo{Owner: "o", Name: `r"><script>`}
 	rec.Tests[0].LogURL = "javascript:alert(3)"
 	rec.PullURL = "javascript:alert(4)//pull/7"

@@ -7,7 +7,9 @@
 // that a write that failed, was held back or was lost in a crash is made
 // good from the record by the next change, a restart or a retry. One
 // projector writes across the fleet: the holder of a lease in the record
-// store.
+// store. A head commit's summary before it has a build (approval,
+// failed preparation: events.HeadSummary) is shown the same way until a
+// build's summary takes over (heads.go).
 package projector
 
 import (
@@ -103,9 +105,13 @@ func summaryState(rec events.BuildRecord, pageURL string) State {
 	if sum.Cancelled {
 		st.Conclusion = status.ConclusionCancelled
 	}
+	plan := renderPlan(rec)
+	if plan != "" {
+		st.Output = &status.Output{Title: sum.Description, Summary: sum.Description + "\n\n" + plan}
+	}
 	// The link is left out of the mark: every box serves the same page, so
 	// a new lease holder (with its own HTTP root) has nothing new to show.
-	mark := strings.Join([]string{sum.State, sum.Description, string(st.Conclusion)}, "|")
+	mark := strings.Join([]string{sum.State, sum.Description, string(st.Conclusion)}, "|") + planMark(plan)
 	return State{Part: SummaryPart, Status: st, Since: rec.Updated, Mark: mark}
 }
 

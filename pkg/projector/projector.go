@@ -21,6 +21,9 @@ type Records interface {
 	UpdateBuild(ctx context.Context, k events.BuildKey, change func(*events.BuildRecord) error) (events.BuildRecord, error)
 	TakeLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 	DropLease(ctx context.Context, name, holder string) error
+	WatchHeadSummaries(ctx context.Context, fn func(events.HeadSummary)) error
+	HeadSummary(ctx context.Context, k events.HeadKey) (events.HeadSummary, error)
+	UpdateHeadSummary(ctx context.Context, k events.HeadKey, change func(*events.HeadSummary) error) (events.HeadSummary, error)
 }
 
 // Client is GitHub as one installation (or the configured token) sees it,
@@ -89,15 +92,16 @@ type Projector struct {
 
 	mu      sync.Mutex
 	leading bool
-	// owed are the builds with something to show, and when to look next.
-	owed  map[events.BuildKey]time.Time
-	busy  map[events.BuildKey]bool
-	fails map[events.BuildKey]int
-	// seen is the latest revision the watch delivered of each owed build:
-	// a read that returns an older one came from a replica that lags (a
-	// NATS cluster serves key-value reads from any replica) and is read
-	// again, not taken for the truth.
-	seen map[events.BuildKey]uint64
+	// owed are the builds and head summaries with something to show, and
+	// when to look next.
+	owed  map[target]time.Time
+	busy  map[target]bool
+	fails map[target]int
+	// seen is the latest revision the watch delivered of each owed
+	// target: a read that returns an older one came from a replica that
+	// lags (a NATS cluster serves key-value reads from any replica) and is
+	// read again, not taken for the truth.
+	seen map[target]uint64
 	// writes counts the writes GitHub took, for Stats.
 	writes int
 }
@@ -132,9 +136,9 @@ func New(opts Options) (*Projector, error) {
 		log = slog.Default()
 	}
 	return &Projector{opts: opts, log: log.With("holder", opts.Holder), ids: status.NewCheckRunIDs(),
-		wake: make(chan struct{}, 1), owed: map[events.BuildKey]time.Time{},
-		busy: map[events.BuildKey]bool{}, fails: map[events.BuildKey]int{},
-		seen: map[events.BuildKey]uint64{}}, nil
+		wake: make(chan struct{}, 1), owed: map[target]time.Time{},
+		busy: map[target]bool{}, fails: map[target]int{},
+		seen: map[target]uint64{}}, nil
 }
 
 func setDefault(d *time.Duration, v time.Duration) {
@@ -165,8 +169,9 @@ func (p *Projector) Leading() bool {
 func (p *Projector) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	watchErr := make(chan error, 1)
+	watchErr := make(chan error, 2)
 	go func() { watchErr <- p.opts.Records.WatchBuilds(watchCtx, p.observe) }()
+	go func() { watchErr <- p.opts.Records.WatchHeadSummaries(watchCtx, p.observeHead) }()
 	var wg sync.WaitGroup
 	wg.Go(func() { p.keepLease(ctx) })
 	// Writes under way when ctx ends may finish while the projector
@@ -211,23 +216,29 @@ func (p *Projector) observe(rec events.BuildRecord) {
 		owes = true
 		break
 	}
+	p.note(target{build: rec.Key}, rec.Revision, owes)
+}
+
+// note records that the watch delivered revision rev of t, which owes
+// GitHub a write or not.
+func (p *Projector) note(t target, rev uint64, owes bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if rec.Revision > p.seen[rec.Key] {
-		p.seen[rec.Key] = rec.Revision
+	if rev > p.seen[t] {
+		p.seen[t] = rev
 	}
 	if !owes {
-		if !p.busy[rec.Key] {
-			delete(p.owed, rec.Key)
-			delete(p.fails, rec.Key)
-			delete(p.seen, rec.Key)
+		if !p.busy[t] {
+			delete(p.owed, t)
+			delete(p.fails, t)
+			delete(p.seen, t)
 		}
 		return
 	}
-	if p.fails[rec.Key] == 0 {
-		p.owed[rec.Key] = time.Time{} // at once; a failing build keeps its backoff
-	} else if _, ok := p.owed[rec.Key]; !ok {
-		p.owed[rec.Key] = time.Time{}
+	if p.fails[t] == 0 {
+		p.owed[t] = time.Time{} // at once; a failing target keeps its backoff
+	} else if _, ok := p.owed[t]; !ok {
+		p.owed[t] = time.Time{}
 	}
 	p.poke()
 }
@@ -240,16 +251,17 @@ func (p *Projector) poke() {
 	}
 }
 
-// dispatch starts a write of every owed build that is due and not being
+// dispatch starts a write of every owed target that is due and not being
 // written, while this projector leads, and returns a timer for the next
-// one due.
+// one due. A head's summary and the builds of its pull request are never
+// written at once (see target.conflicts).
 func (p *Projector) dispatch(ctx context.Context, sem chan struct{}, wg *sync.WaitGroup) *time.Timer {
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	nextDue := time.Duration(-1)
 	for k, at := range p.owed {
-		if p.busy[k] {
+		if p.busy[k] || p.conflicts(k) {
 			continue
 		}
 		if wait := at.Sub(now); wait > 0 || !p.leading {
@@ -267,7 +279,7 @@ func (p *Projector) dispatch(ctx context.Context, sem chan struct{}, wg *sync.Wa
 		delete(p.owed, k)
 		wg.Go(func() {
 			defer func() { <-sem }()
-			p.finish(k, p.show(ctx, k))
+			p.finish(k, p.lookAt(ctx, k))
 		})
 	}
 	if nextDue < 0 {
@@ -278,7 +290,7 @@ func (p *Projector) dispatch(ctx context.Context, sem chan struct{}, wg *sync.Wa
 
 // finish records the outcome of showing k: later, when set, is when k is
 // owed another look.
-func (p *Projector) finish(k events.BuildKey, later time.Time) {
+func (p *Projector) finish(k target, later time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.busy, k)
@@ -338,7 +350,7 @@ func (p *Projector) setLeading(held bool) {
 func (p *Projector) settle(ctx context.Context) {
 	p.mu.Lock()
 	leading := p.leading
-	var due []events.BuildKey
+	var due []target
 	for k := range p.owed {
 		due = append(due, k) // a backoff ends now; holds stay (next)
 	}
@@ -347,7 +359,7 @@ func (p *Projector) settle(ctx context.Context) {
 		return
 	}
 	for _, k := range due {
-		p.show(ctx, k)
+		p.lookAt(ctx, k)
 	}
 	if err := p.opts.Records.DropLease(ctx, LeaseName, p.opts.Holder); err != nil {
 		p.log.Warn("giving up the projector lease", "err", err)

@@ -25,9 +25,9 @@ func (p *Projector) show(ctx context.Context, k events.BuildKey) time.Time {
 	}
 	if err != nil {
 		log.Warn("reading build record to show it", "err", err)
-		return p.backoff(k, 0)
+		return p.backoff(target{build: k}, 0)
 	}
-	if seen := p.seenRevision(k); rec.Revision < seen {
+	if seen := p.seenRevision(target{build: k}); rec.Revision < seen {
 		// A replica that lags answered: what it shows is already past.
 		log.Debug("read a build record older than the watch delivered; reading again", "read", rec.Revision, "seen", seen)
 		return time.Now().Add(staleReadWait)
@@ -35,7 +35,7 @@ func (p *Projector) show(ctx context.Context, k events.BuildKey) time.Time {
 	client, err := p.opts.Clients.Client(ctx, rec.Installation)
 	if err != nil {
 		log.Warn("authenticating to show a build", "installation", rec.Installation, "err", err)
-		return p.backoff(k, 0)
+		return p.backoff(target{build: k}, 0)
 	}
 	rep := p.reporter(client)
 	shown := map[string]events.Shown{}
@@ -52,6 +52,13 @@ func (p *Projector) show(ctx context.Context, k events.BuildKey) time.Time {
 		if !p.Leading() {
 			failed = errNotLeading
 			break
+		}
+		if _, was := rec.Shown[SummaryPart]; st.Part == SummaryPart && !was {
+			// The build's summary replaces the head's own from now on.
+			if err := p.takeOver(ctx, log, rep, rec); err != nil {
+				failed = err
+				break
+			}
 		}
 		err := rep.Set(ctx, st.Status)
 		if err != nil && !errors.Is(err, status.ErrRejected) && !errors.Is(err, status.ErrInvalid) {
@@ -83,10 +90,10 @@ func (p *Projector) show(ctx context.Context, k events.BuildKey) time.Time {
 		if errors.As(failed, &later) {
 			after = later.After
 		}
-		return p.backoff(k, after)
+		return p.backoff(target{build: k}, after)
 	}
 	p.mu.Lock()
-	delete(p.fails, k)
+	delete(p.fails, target{build: k})
 	p.mu.Unlock()
 	return later
 }
@@ -97,7 +104,7 @@ const staleReadWait = 50 * time.Millisecond
 
 // seenRevision is the latest revision of k the watch delivered, 0 when
 // none is known.
-func (p *Projector) seenRevision(k events.BuildKey) uint64 {
+func (p *Projector) seenRevision(k target) uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.seen[k]
@@ -133,7 +140,7 @@ func (p *Projector) keepShown(ctx context.Context, log *slog.Logger, k events.Bu
 // backoff counts a failed look at k and returns when to look again:
 // doubling from FirstBackoff to MaxBackoff, and no sooner than after,
 // GitHub's own word on when to come back.
-func (p *Projector) backoff(k events.BuildKey, after time.Duration) time.Time {
+func (p *Projector) backoff(k target, after time.Duration) time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.fails[k]++

@@ -25,7 +25,7 @@ func (g workerGitHub) Installation(ctx context.Context, id int64) (worker.Instal
 	if err != nil {
 		return worker.Installation{}, err
 	}
-	return worker.Installation{Pulls: c, Statuses: c.Repositories}, nil
+	return worker.Installation{Pulls: c}, nil
 }
 
 // Tests queued for a pull request that has since closed are dropped: the
@@ -135,9 +135,9 @@ func (e *env) startWorker(t *testing.T) (stop func()) {
 // Client is projector.Clients: the projector writes through the same
 // token client the worker reads with.
 func (g workerGitHub) Client(ctx context.Context, id int64) (projector.Client, error) {
-	inst, err := g.Installation(ctx, id)
+	c, err := g.auth.ForInstallation(ctx, id)
 	if err != nil {
 		return projector.Client{}, err
 	}
-	return projector.Client{Statuses: inst.Statuses, Checks: inst.Checks}, nil
+	return projector.Client{Statuses: c.Repositories}, nil
 }

@@ -81,12 +81,12 @@ func TestJobsThatKeepCrashingWorkersEndAsErrors(t *testing.T) {
 		if err := w.abandonPull(ctx, log, ev, prepAttempt{delivered: 10, maxDeliver: 10}); err != nil {
 			t.Fatal(err)
 		}
-		s := gh.LatestStatuses(owner, repoName, sha)["yci"]
-		if s.GetState() != "error" || !strings.Contains(s.GetDescription(), "gave up preparing the build after 9 attempts") {
-			t.Errorf("status %s %q, want error saying it gave up", s.GetState(), s.GetDescription())
+		got := headShows(t, w, ev)
+		if !strings.HasPrefix(got, "yci: error ") || !strings.Contains(got, "gave up preparing the build after 9 attempts") {
+			t.Errorf("the head's summary shows %q, want an error saying it gave up", got)
 		}
-		if want := "/" + owner + "/" + repoName + "/pulls/7/prepare-" + sha + ".txt"; !strings.HasSuffix(s.GetTargetURL(), want) {
-			t.Errorf("target URL %q, want one ending in %s", s.GetTargetURL(), want)
+		if want := "/" + owner + "/" + repoName + "/pulls/7/prepare-" + sha + ".txt>"; !strings.HasSuffix(got, want) {
+			t.Errorf("the head's summary shows %q, want it linking %s", got, want)
 		}
 	})
 }

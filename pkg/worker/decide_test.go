@@ -66,29 +66,6 @@ func (f *fakePulls) Do(req *http.Request, v any) (*github.Response, error) {
 	return &github.Response{Response: &http.Response{StatusCode: http.StatusOK, Request: req}}, nil
 }
 
-// fakeStatuses keeps every commit status written.
-type fakeStatuses struct {
-	mu  sync.Mutex
-	all []github.RepoStatus
-}
-
-func (f *fakeStatuses) CreateStatus(_ context.Context, _, _, _ string, s github.RepoStatus) (*github.RepoStatus, *github.Response, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.all = append(f.all, s)
-	return &s, &github.Response{Response: &http.Response{StatusCode: http.StatusCreated}}, nil
-}
-
-func (f *fakeStatuses) descriptions() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []string
-	for _, s := range f.all {
-		out = append(out, s.GetContext()+": "+s.GetState()+" "+s.GetDescription()+" <"+s.GetTargetURL()+">")
-	}
-	return out
-}
-
 // fakePermissions gives every user the same permission.
 type fakePermissions struct{ level string }
 
@@ -210,17 +187,20 @@ type decideCase struct {
 	want       Outcome
 	wantDelay  time.Duration
 	wantCalls  string
-	wantStatus string // a substring of the statuses written
+	wantStatus string // a substring of what the head's summary shows
 }
 
 func TestDecidePull(t *testing.T) {
 	t.Parallel()
 	cases := []decideCase{
 		{name: "invalid_head_sha_terminates_without_asking_github", sha: "not-a-sha", want: Terminate},
-		{name: "authentication_failure_is_handed_back", instErr: errors.New("token endpoint down"), delivered: 1,
-			want: HandBack, wantDelay: 15 * time.Second},
+		// The failure is recorded on the head's summary, which the
+		// projector shows with its own credentials.
+		{name: "authentication_failure_is_handed_back_and_shown", instErr: errors.New("token endpoint down"), delivered: 1,
+			want: HandBack, wantDelay: 15 * time.Second,
+			wantStatus: "yci: pending preparing failed (attempt 1 of 9): authenticating for installation 0: token endpoint down; retrying <" + prepareURL + ">"},
 		{name: "the_hand_back_delay_grows_with_deliveries", instErr: errors.New("token endpoint down"), delivered: 3,
-			want: HandBack, wantDelay: 45 * time.Second},
+			want: HandBack, wantDelay: 45 * time.Second, wantStatus: "(attempt 3 of 9)"},
 		{name: "github_outage_reading_the_pull_is_handed_back_and_shown_at_once", status: http.StatusBadGateway, delivered: 1,
 			want: HandBack, wantDelay: 15 * time.Second,
 			wantStatus: "yci: pending preparing failed (attempt 1 of 9): reading pull request acme/widget#3: GET https://api.github.invalid/repos/acme/widget/pulls/3:…; retrying <" + prepareURL + ">"},
@@ -242,7 +222,7 @@ func TestDecidePull(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			w, q, statuses := decideWorker(t, tc)
+			w, q := decideWorker(t, tc)
 			ev := events.PullEvent{Repo: events.Repo{Owner: "acme", Name: "widget"}, Number: 3, HeadSHA: tc.sha, Delivery: "d1"}
 			if ev.HeadSHA == "" {
 				ev.HeadSHA = decideSHA
@@ -264,9 +244,9 @@ func TestDecidePull(t *testing.T) {
 			if got := q.callList(); got != tc.wantCalls {
 				t.Errorf("queue calls %q, want %q", got, tc.wantCalls)
 			}
-			got := strings.Join(statuses.descriptions(), "\n")
+			got := headShows(t, w, ev)
 			if tc.wantStatus == "" && got != "" || !strings.Contains(got, tc.wantStatus) {
-				t.Errorf("statuses written:\n%s\nwant one containing %q", got, tc.wantStatus)
+				t.Errorf("the head's summary shows:\n%s\nwant %q in it", got, tc.wantStatus)
 			}
 		})
 	}
@@ -275,29 +255,26 @@ func TestDecidePull(t *testing.T) {
 // decideWorker is a Worker whose GitHub and queue are the in-memory fakes
 // tc describes. Its workspace is a real directory; only failed
 // preparations write to it (their preparation log).
-func decideWorker(t *testing.T, tc decideCase) (*Worker, *fakeQueue, *fakeStatuses) {
+func decideWorker(t *testing.T, tc decideCase) (*Worker, *fakeQueue) {
 	t.Helper()
 	ws, err := artifacts.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	q := &fakeQueue{claim: tc.claim, claimErr: tc.claimErr}
-	statuses := &fakeStatuses{}
 	inst := Installation{
 		Pulls:       &fakePulls{pull: tc.pull, status: tc.status},
-		Statuses:    statuses,
 		Permissions: fakePermissions{level: tc.level},
 	}
 	w, err := New(Options{
 		Workspace: ws, Evaluator: &pipeline.Evaluator{}, Runner: &pipeline.Runner{},
 		GitHub: fakeGitHub{inst: inst, err: tc.instErr}, Queue: q, Records: memrecords.New(), HTTPRoot: httpRoot,
-		StatusOptions: []status.Option{status.WithMaxAttempts(1)},
-		Logger:        slog.New(slog.DiscardHandler),
+		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return w, q, statuses
+	return w, q
 }
 
 func TestJudgeError(t *testing.T) {

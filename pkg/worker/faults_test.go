@@ -10,13 +10,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-github/v88/github"
 
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/fakegithub"
-	"github.com/yourci/yourci/pkg/status"
 )
 
 // This file covers the worker's credentials and the faults of issue 5 it
@@ -157,9 +155,7 @@ func TestStatusesGitHubFailsForAWhileArriveLate(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := newRig(t, func(o *Options) {
-				o.StatusOptions = []status.Option{status.WithBackoff(20*time.Millisecond, 100*time.Millisecond)}
-			})
+			r := newRig(t)
 			pr := r.openBranchPull(t, fakegithub.PullSpec{Head: "flaky-github"}, map[string]string{
 				".yci.py": testRunning(`while [ ! -e ../../go ]; do sleep 0.05; done; echo ran >> ../../runs`, "", 0),
 			})

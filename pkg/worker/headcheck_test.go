@@ -96,7 +96,7 @@ func TestPullEventReadsGitHubOnlyWhenItMust(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			w, q, _ := decideWorker(t, decideCase{pull: tc.api, level: "write", claim: tc.claim})
+			w, q := decideWorker(t, decideCase{pull: tc.api, level: "write", claim: tc.claim})
 			pulls := w.opts.GitHub.(fakeGitHub).inst.Pulls.(*fakePulls)
 			ctx := context.Background()
 			for _, r := range []*events.HeadRecord{tc.record, tc.rival} {
@@ -165,7 +165,7 @@ func TestTestHeadComesFromTheJobAndTheRecord(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			w, q, _ := decideWorker(t, decideCase{pull: api})
+			w, q := decideWorker(t, decideCase{pull: api})
 			pulls := w.opts.GitHub.(fakeGitHub).inst.Pulls.(*fakePulls)
 			ctx := context.Background()
 			for _, r := range tc.records {

@@ -20,6 +20,15 @@ import (
 // A nil *prepLog records nothing.
 type prepLog struct {
 	steps []string
+	// build is the build number the attempt claimed, 0 before the claim.
+	build int
+}
+
+// claimed records that the attempt claimed build number n.
+func (p *prepLog) claimed(n int) {
+	if p != nil {
+		p.build = n
+	}
 }
 
 // step records one thing the attempt is about to do.
@@ -43,10 +52,11 @@ func (a prepAttempt) last() bool { return a.delivered >= a.maxDeliver }
 
 // recordPrepFailure appends a failed attempt (its steps, the reason and
 // what happens next) to the head's preparation log, and, when v hands
-// the event back, shows it at once as the pending yci summary
+// the event back, records on the head's summary the pending
 // "preparing failed (attempt k of N): <reason>; retrying" linking to that
-// log. Neither is an error of the job: each is logged here and the
-// verdict stands.
+// log, which the projector shows until a build of the head takes over.
+// Neither is an error of the job: each is logged here and the verdict
+// stands.
 func (w *Worker) recordPrepFailure(ctx context.Context, log *slog.Logger, ev events.PullEvent, a prepAttempt, p *prepLog, v Verdict) {
 	next := "not tried again: this cannot succeed"
 	if v.Outcome == HandBack {
@@ -62,16 +72,16 @@ func (w *Worker) recordPrepFailure(ctx context.Context, log *slog.Logger, ev eve
 	if v.Outcome != HandBack {
 		return
 	}
-	inst, err := w.opts.GitHub.Installation(ctx, ev.Installation)
-	if err == nil {
-		err = w.reporter(inst, log).Set(ctx, status.Status{
-			Owner: ev.Repo.Owner, Repo: ev.Repo.Name, SHA: ev.HeadSHA, Pull: ev.Number, State: status.Pending,
-			Description: status.PreparingFailed(int(a.delivered), int(a.attempts()), withoutPaths(v.Err)),
-			TargetURL:   url,
-		})
+	desc := status.PreparingFailed(int(a.delivered), int(a.attempts()), withoutPaths(v.Err))
+	build := 0
+	if p != nil {
+		build = p.build
 	}
+	err := w.updateHead(ctx, ev, func(h *events.HeadSummary) bool {
+		return h.Set(build, string(status.Pending), desc, url)
+	})
 	if err != nil {
-		log.Warn("showing the failed preparation on GitHub", "err", err)
+		log.Warn("recording the failed preparation on the head's summary", "err", err)
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/events/memrecords"
 	"github.com/yourci/yourci/pkg/pipeline"
-	"github.com/yourci/yourci/pkg/status"
 )
 
 // closedPort is a local TCP port nothing listens on: it was free a moment
@@ -48,13 +47,12 @@ func TestFailedPreparationIsLoggedAndShown(t *testing.T) {
 	pull := openPull("open", decideSHA, "alice")
 	cloneURL := fmt.Sprintf("http://127.0.0.1:%d/%s/widget.git", closedPort(t), secret)
 	pull.Base.Repo.CloneURL = github.Ptr(cloneURL)
-	statuses := &fakeStatuses{}
-	inst := Installation{Pulls: &fakePulls{pull: pull}, Statuses: statuses, Permissions: fakePermissions{level: "write"}}
+	inst := Installation{Pulls: &fakePulls{pull: pull}, Permissions: fakePermissions{level: "write"}}
 	w, err := New(Options{
 		Workspace: ws, Evaluator: &pipeline.Evaluator{}, Runner: &pipeline.Runner{Secrets: []string{secret}},
 		GitHub: fakeGitHub{inst: inst}, Queue: &fakeQueue{claim: events.Claim{Build: 1, Mine: true, Fresh: true}}, Records: memrecords.New(),
-		HTTPRoot: httpRoot, StatusOptions: []status.Option{status.WithMaxAttempts(1)},
-		Logger: slog.New(slog.DiscardHandler),
+		HTTPRoot: httpRoot,
+		Logger:   slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -62,14 +60,19 @@ func TestFailedPreparationIsLoggedAndShown(t *testing.T) {
 	ev := events.PullEvent{Repo: events.Repo{Owner: "acme", Name: "widget"}, Number: 3, HeadSHA: decideSHA}
 	ctx := context.Background()
 
+	// What the head's summary shows after each delivery: the projector
+	// shows each on GitHub (see TestHeadSummariesReachGitHub).
+	var got []string
 	for k := uint64(1); k <= 2; k++ {
 		if v := w.decidePull(ctx, w.log, ev, prepAttempt{delivered: k, maxDeliver: 3}); v.Outcome != HandBack {
 			t.Fatalf("attempt %d: verdict %v (%v), want HandBack", k, v.Outcome, v.Err)
 		}
+		got = append(got, headShows(t, w, ev))
 	}
 	if v := w.decidePull(ctx, w.log, ev, prepAttempt{delivered: 3, maxDeliver: 3}); v.Outcome != Done {
 		t.Fatalf("last delivery: verdict %v (%v), want Done", v.Outcome, v.Err)
 	}
+	got = append(got, headShows(t, w, ev))
 	// A mirror that cannot be updated is the box's failure, counted.
 	if got := counterValue(t, w.opts.Metrics.InfraErrors.WithLabelValues(InfraMirror)); got != 2 {
 		t.Errorf("mirror infrastructure errors counted %v, want 2", got)
@@ -113,13 +116,12 @@ func TestFailedPreparationIsLoggedAndShown(t *testing.T) {
 		"yci: pending preparing failed (attempt 2 of 2): updating mirror: ",
 		"yci: error error: gave up preparing the build after 2 attempts; see the preparation log <" + url + ">",
 	}
-	got := statuses.descriptions()
 	if len(got) != len(want) {
-		t.Fatalf("statuses written:\n%s\nwant %d", strings.Join(got, "\n"), len(want))
+		t.Fatalf("the head's summary showed:\n%s\nwant %d", strings.Join(got, "\n"), len(want))
 	}
 	for i := range want {
 		if !strings.HasPrefix(got[i], want[i]) || !strings.HasSuffix(got[i], "<"+url+">") || strings.Contains(got[i], secret) {
-			t.Errorf("status %d = %q, want %q… linking %s without the secret", i, got[i], want[i], url)
+			t.Errorf("summary %d = %q, want %q… linking %s without the secret", i, got[i], want[i], url)
 		}
 	}
 }

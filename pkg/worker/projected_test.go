@@ -2,30 +2,25 @@ package worker
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"testing"
 	"time"
-
-	"github.com/google/go-github/v88/github"
 
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/projector"
 )
 
-// projectorClients is projector.Clients for the rig's GitHub stand-in:
-// check runs when the installation has them (App auth), else statuses.
+// projectorClients is projector.Clients for the rig's GitHub stand-in,
+// from the worker's GitHub adapter (tokenGitHub: statuses; appGitHub:
+// check runs): the worker's own view of GitHub has no writer at all.
 type projectorClients struct{ gh GitHub }
 
 func (c projectorClients) Client(ctx context.Context, id int64) (projector.Client, error) {
-	gh := c.gh
-	if nw, ok := gh.(noWrites); ok {
-		gh = nw.GitHub
+	pc, ok := c.gh.(projector.Clients)
+	if !ok {
+		return projector.Client{}, fmt.Errorf("%T gives the projector no writer", c.gh)
 	}
-	inst, err := gh.Installation(ctx, id)
-	if err != nil {
-		return projector.Client{}, err
-	}
-	return projector.Client{Statuses: inst.Statuses, Checks: inst.Checks}, nil
+	return pc.Client(ctx, id)
 }
 
 // waitRecord waits until build k's record satisfies done, or fails.
@@ -61,38 +56,13 @@ func waitRecord(t *testing.T, records *events.Records, k events.BuildKey, done f
 	return events.BuildRecord{}
 }
 
-// noWrites is the worker's view of GitHub with every writer taken away:
-// a status written through it fails the test. The rig's projector writes
-// through the GitHub it wraps.
-type noWrites struct {
-	GitHub
-	t *testing.T
-}
-
-func (n noWrites) Installation(ctx context.Context, id int64) (Installation, error) {
-	inst, err := n.GitHub.Installation(ctx, id)
-	inst.Statuses, inst.Checks = refusedStatuses{n.t}, nil
-	return inst, err
-}
-
-// refusedStatuses fails the test at any status write.
-type refusedStatuses struct{ t *testing.T }
-
-func (r refusedStatuses) CreateStatus(_ context.Context, owner, repo, ref string, s github.RepoStatus) (*github.RepoStatus, *github.Response, error) {
-	r.t.Errorf("a handler wrote %s %q on %s/%s@%s; only the projector may", s.GetContext(), s.GetState(), owner, repo, ref)
-	return nil, nil, errors.New("handlers write no statuses")
-}
-
-func withNoWrites(t *testing.T) func(*Options) {
-	return func(o *Options) { o.GitHub = noWrites{o.GitHub, t} }
-}
-
-// TestWorkerChangesOnlyRecords runs a build on a worker that cannot write
-// GitHub: its handlers change records only, the records carry every final
-// state with what GitHub shows of it, and the projector shows it all.
+// TestWorkerChangesOnlyRecords runs a build on a worker, which cannot
+// write GitHub (its Installation holds no writer): its handlers change
+// records only, the records carry every final state with what GitHub
+// shows of it, and the projector shows it all.
 func TestWorkerChangesOnlyRecords(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, withNoWrites(t))
+	r := newRig(t)
 	pr := r.openPull(t, map[string]string{".yci.py": seedMatrix, "test.sh": testScript})
 	sha := pr.GetHead().GetSHA()
 	r.publish(t, pr.GetNumber(), sha, "delivery-1")
@@ -111,6 +81,10 @@ func TestWorkerChangesOnlyRecords(t *testing.T) {
 	for _, tr := range rec.Tests {
 		if tr.Report == nil || tr.Report.Summary == "" || tr.LogURL == "" || tr.Description == "" {
 			t.Errorf("test %s lacks what GitHub shows of it: %+v", tr.Name, tr)
+		}
+		// The plan: the command and attempts as .yci.py gave them.
+		if tr.Command != "./test.sh" || tr.MaxAttempts != 3 {
+			t.Errorf("test %s planned as %q with %d attempts, want ./test.sh with 3", tr.Name, tr.Command, tr.MaxAttempts)
 		}
 	}
 	final := r.waitFinal(t, sha, append(matrix, "yci")...)

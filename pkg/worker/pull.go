@@ -68,6 +68,7 @@ func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.Pul
 		return fmt.Errorf("claiming a build number: %w", err)
 	}
 	log = log.With("build", claim.Build)
+	p.claimed(claim.Build)
 	p.step("build %d", claim.Build)
 	if !claim.Mine {
 		log.Info("head commit already built")
@@ -80,7 +81,7 @@ func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.Pul
 			log.Warn("announcing new head", "err", err)
 		}
 		if v.asked {
-			if err := w.setApprovedSummary(ctx, log, inst, ev, v.by); err != nil {
+			if err := w.setApprovedSummary(ctx, ev, v.by, claim.Build); err != nil {
 				return err
 			}
 		}
@@ -88,21 +89,21 @@ func (w *Worker) handlePull(ctx context.Context, log *slog.Logger, ev events.Pul
 	return w.queueBuild(ctx, log, inst, pull, ev, claim, p)
 }
 
-// setApprovedSummary replaces the "approval needed" yci status of an
-// approved head commit with pending "approved by ...; building", so GitHub
-// no longer asks for an approval that was given. It is the one place the
-// worker writes yci for an approval; the build's summary (when one is
-// written) takes over from it.
-func (w *Worker) setApprovedSummary(ctx context.Context, log *slog.Logger, inst Installation, ev events.PullEvent, by string) error {
+// setApprovedSummary records on the head's summary that the head commit
+// was approved, pending "approved by ...; building" about build n (0 when
+// not yet claimed), so GitHub no longer asks for an approval that was
+// given; the projector shows it until the build's summary takes over.
+func (w *Worker) setApprovedSummary(ctx context.Context, ev events.PullEvent, by string, n int) error {
 	if by == "" {
 		by = "a writer"
 	}
-	err := w.reporter(inst, log).Set(ctx, status.Status{
-		Owner: ev.Repo.Owner, Repo: ev.Repo.Name, SHA: ev.HeadSHA,
-		State: status.Pending, Description: status.Approved(by),
+	err := w.updateHead(ctx, ev, func(h *events.HeadSummary) bool {
+		changed := !h.Approved
+		h.Approved = true
+		return h.Set(n, string(status.Pending), status.Approved(by), "") || changed
 	})
 	if err != nil {
-		return fmt.Errorf("replacing the approval status: %w", err)
+		return fmt.Errorf("recording the approval on the head's summary: %w", err)
 	}
 	return nil
 }
@@ -222,25 +223,25 @@ func (w *Worker) reportConfigError(ctx context.Context, log *slog.Logger, ev eve
 }
 
 // abandonPull ends a pull event whose every attempt failed (or crashed
-// the worker it reached) with an error status linking to the head's
-// preparation log, rather than losing it silently. The log gets a last
-// line saying so, so the link works even when no attempt wrote to it.
+// the worker it reached) with an error on the head's summary linking to
+// its preparation log, rather than losing it silently. The log gets a
+// last line saying so, so the link works even when no attempt wrote to
+// it. A head that a build already took over keeps showing that build.
 func (w *Worker) abandonPull(ctx context.Context, log *slog.Logger, ev events.PullEvent, a prepAttempt) error {
-	inst, err := w.opts.GitHub.Installation(ctx, ev.Installation)
-	if err != nil {
-		return fmt.Errorf("authenticating for installation %d: %w", ev.Installation, err)
-	}
 	log.Error("giving up on pull event", "deliveries", a.delivered)
 	url := w.appendPrepLog(log, ev, fmt.Appendf(nil, "%sgave up after %d attempts (attempts that crashed a worker or were handed back on shutdown count too; see the worker's log)\n",
 		pipeline.LogPrefix, a.attempts()))
-	return w.reporter(inst, log).Set(ctx, status.Status{
-		Owner: ev.Repo.Owner, Repo: ev.Repo.Name, SHA: ev.HeadSHA, Pull: ev.Number, State: status.Error,
-		Description: status.GaveUpPreparing(int(a.attempts())), TargetURL: url,
+	err := w.updateHead(ctx, ev, func(h *events.HeadSummary) bool {
+		return h.Set(0, string(status.Error), status.GaveUpPreparing(int(a.attempts())), url)
 	})
+	if err != nil {
+		return fmt.Errorf("recording that preparing was given up: %w", err)
+	}
+	return nil
 }
 
 // approved reports whether the policy lets ev's commit be built now, and
-// otherwise sets the yci status saying approval is needed. No build is
+// otherwise records on the head's summary that approval is needed. No build is
 // claimed for an unapproved commit: an approval (the label's webhook, a
 // command, or a later sweep reading who added the label) brings the same
 // commit back, and then it is built.
@@ -256,9 +257,9 @@ func (w *Worker) approved(ctx context.Context, log *slog.Logger, inst Installati
 	if err != nil || !first {
 		return v, err
 	}
-	err = w.reporter(inst, log).Set(ctx, status.Status{
-		Owner: ev.Repo.Owner, Repo: ev.Repo.Name, SHA: ev.HeadSHA, Pull: ev.Number,
-		State: status.Pending, Description: status.ApprovalNeeded(w.opts.ApprovalLabel),
+	err = w.updateHead(ctx, ev, func(h *events.HeadSummary) bool {
+		// An approval recorded meanwhile stands.
+		return !h.Approved && h.Set(0, string(status.Pending), status.ApprovalNeeded(w.opts.ApprovalLabel), "")
 	})
 	if err != nil {
 		if ferr := w.opts.Queue.ForgetAsked(ctx, ev.Repo, ev.Number, ev.HeadSHA); ferr != nil {
@@ -267,11 +268,12 @@ func (w *Worker) approved(ctx context.Context, log *slog.Logger, inst Installati
 		return v, fmt.Errorf("asking for approval: %w", err)
 	}
 	// An approval recorded meanwhile (its event handled on another slot
-	// or box) may have read the record before this request: then its
-	// "approved" status would not follow this one, so it is written here.
+	// or box) may have read the approval record before this request:
+	// then its "approved" would not follow this one, so it is recorded
+	// here.
 	rec, err := w.opts.Queue.ApprovalOf(ctx, ev.Repo, ev.Number)
 	if err != nil || !rec.Covers(ev.HeadSHA) {
 		return v, err
 	}
-	return v, w.setApprovedSummary(ctx, log, inst, ev, rec.By)
+	return v, w.setApprovedSummary(ctx, ev, rec.By, 0)
 }

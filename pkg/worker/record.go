@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -27,6 +28,7 @@ type BuildRecords interface {
 	BuildRecord(ctx context.Context, k events.BuildKey) (events.BuildRecord, error)
 	RecentBuilds(ctx context.Context, repo events.Repo, n int) ([]events.BuildRecord, error)
 	SetPullClosed(ctx context.Context, repo events.Repo, pull int, closed bool) (int, error)
+	UpdateHeadSummary(ctx context.Context, k events.HeadKey, change func(*events.HeadSummary) error) (events.HeadSummary, error)
 }
 
 // recentBuilds is how many of a repository's latest builds its page is
@@ -50,6 +52,7 @@ func (w *Worker) recordQueued(ctx context.Context, log *slog.Logger, pr *github.
 			for _, t := range tests {
 				tr := r.AddTest(t.Name)
 				tr.MaxAttempts = t.Retries + 1
+				tr.Command = events.RecordedCommand(t.Command)
 				if tr.LogURL == "" {
 					tr.LogURL = w.logURL(b, t.Name)
 				}
@@ -230,4 +233,23 @@ func finalState(s status.State) events.TestState {
 		return events.TestFailed
 	}
 	return events.TestErrored
+}
+
+// updateHead changes the summary of ev's head commit, which the projector
+// shows as its `yci` until a build of it takes over (events.HeadSummary).
+// change reports whether it changed anything; nothing is written when it
+// did not.
+func (w *Worker) updateHead(ctx context.Context, ev events.PullEvent, change func(*events.HeadSummary) bool) error {
+	k := events.HeadKey{Repo: ev.Repo, Pull: ev.Number, SHA: ev.HeadSHA}
+	_, err := w.opts.Records.UpdateHeadSummary(ctx, k, func(h *events.HeadSummary) error {
+		if !change(h) {
+			return events.ErrUnchanged
+		}
+		h.Installation = ev.Installation
+		return nil
+	})
+	if errors.Is(err, events.ErrUnchanged) {
+		return nil
+	}
+	return err
 }

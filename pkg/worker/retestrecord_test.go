@@ -66,6 +66,10 @@ func (m *memRecords) SetPullClosed(context.Context, events.Repo, int, bool) (int
 	return 0, errors.New("not expected in these tests")
 }
 
+func (m *memRecords) UpdateHeadSummary(context.Context, events.HeadKey, func(*events.HeadSummary) error) (events.HeadSummary, error) {
+	return events.HeadSummary{}, errors.New("not expected in these tests")
+}
+
 // recordOf is a build record of repo#4 build 2 at headSHA with tests in
 // the given states.
 func recordOf(states map[string]events.TestState) events.BuildRecord {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/fakegithub"
+	"github.com/yourci/yourci/pkg/projector"
 )
 
 // appGitHub authenticates as the stand-in's GitHub App, with an
@@ -21,18 +22,31 @@ import (
 type appGitHub struct{ gh *fakegithub.Server }
 
 func (a appGitHub) Installation(_ context.Context, id int64) (Installation, error) {
-	atr, err := ghinstallation.NewAppsTransport(http.DefaultTransport, a.gh.AppID(), a.gh.AppPrivateKeyPEM())
+	c, err := a.client(id)
 	if err != nil {
 		return Installation{}, err
+	}
+	return Installation{Pulls: c, Permissions: c.Repositories, Issues: c.Issues}, nil
+}
+
+// Client is projector.Clients for the stand-in's App: check runs.
+func (a appGitHub) Client(_ context.Context, id int64) (projector.Client, error) {
+	c, err := a.client(id)
+	if err != nil {
+		return projector.Client{}, err
+	}
+	return projector.Client{Statuses: c.Repositories, Checks: c.Checks}, nil
+}
+
+func (a appGitHub) client(id int64) (*github.Client, error) {
+	atr, err := ghinstallation.NewAppsTransport(http.DefaultTransport, a.gh.AppID(), a.gh.AppPrivateKeyPEM())
+	if err != nil {
+		return nil, err
 	}
 	atr.BaseURL = a.gh.URL()
 	base := a.gh.URL() + "/"
-	c, err := github.NewClient(github.WithHTTPClient(&http.Client{Transport: ghinstallation.NewFromAppsTransport(atr, id)}),
+	return github.NewClient(github.WithHTTPClient(&http.Client{Transport: ghinstallation.NewFromAppsTransport(atr, id)}),
 		github.WithURLs(&base, &base))
-	if err != nil {
-		return Installation{}, err
-	}
-	return Installation{Pulls: c, Statuses: c.Repositories, Checks: c.Checks, Permissions: c.Repositories, Issues: c.Issues}, nil
 }
 
 func withApp(o *Options) { o.GitHub = appGitHub{o.GitHub.(tokenGitHub).gh} }

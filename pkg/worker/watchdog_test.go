@@ -16,7 +16,6 @@ import (
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/events/memrecords"
 	"github.com/yourci/yourci/pkg/pipeline"
-	"github.com/yourci/yourci/pkg/status"
 )
 
 // hangingGitHub is GitHub whose token endpoint never answers: Installation
@@ -59,7 +58,6 @@ func hangWorker(t *testing.T, gh GitHub, limit time.Duration) *Worker {
 	w, err := New(Options{
 		Workspace: ws, Evaluator: &pipeline.Evaluator{}, Runner: &pipeline.Runner{},
 		GitHub: gh, Queue: &fakeQueue{}, Records: memrecords.New(), HTTPRoot: httpRoot,
-		StatusOptions:  []status.Option{status.WithMaxAttempts(1)},
 		Logger:         slog.New(slog.DiscardHandler),
 		PrepareTimeout: limit, CommandTimeout: limit,
 	})
@@ -141,14 +139,13 @@ func TestStuckHandlerLeavesTheHealthCheckOnceItReturns(t *testing.T) {
 
 func TestLastDeliveryOfAHangingCommitGivesUpWithAnErrorStatus(t *testing.T) {
 	t.Parallel()
-	statuses := &fakeStatuses{}
-	w := hangWorker(t, fakeGitHub{inst: Installation{Statuses: statuses}}, time.Minute)
+	w := hangWorker(t, fakeGitHub{}, time.Minute)
 	v := w.decidePull(context.Background(), w.log, hangEvent, prepAttempt{delivered: 10, maxDeliver: 10})
 	if v.Outcome != Done {
 		t.Fatalf("verdict %v, err %v; want Done", v.Outcome, v.Err)
 	}
-	if got := strings.Join(statuses.descriptions(), "\n"); !strings.Contains(got, "yci: error") {
-		t.Errorf("statuses %q, want an error status", got)
+	if got := headShows(t, w, hangEvent); !strings.Contains(got, "yci: error") {
+		t.Errorf("the head's summary shows %q, want an error", got)
 	}
 }
 
@@ -200,8 +197,7 @@ func TestMirrorFromARemoteThatNeverAnswers(t *testing.T) {
 	}()
 	pull := openPull("open", decideSHA, "alice")
 	pull.Base.Repo.CloneURL = github.Ptr("http://" + ln.Addr().String() + "/acme/widget.git")
-	statuses := &fakeStatuses{}
-	inst := Installation{Pulls: &fakePulls{pull: pull}, Statuses: statuses, Permissions: fakePermissions{level: "write"}}
+	inst := Installation{Pulls: &fakePulls{pull: pull}, Permissions: fakePermissions{level: "write"}}
 	q := &fakeQueue{claim: events.Claim{Build: 1, Mine: true}}
 	w := hangWorker(t, fakeGitHub{inst: inst}, 2*time.Second)
 	w.opts.Queue = q
@@ -212,8 +208,8 @@ func TestMirrorFromARemoteThatNeverAnswers(t *testing.T) {
 	if v.Outcome != HandBack || v.Err == nil || !strings.Contains(v.Err.Error(), want) || !strings.Contains(v.Err.Error(), "updating mirror") {
 		t.Fatalf("verdict %v, err %v; want a hand-back saying %q while updating the mirror", v.Outcome, v.Err, want)
 	}
-	if got := strings.Join(statuses.descriptions(), "\n"); !strings.Contains(got, "took more than 2s; stopped") {
-		t.Errorf("statuses %q, want the pending summary to say the attempt was stopped", got)
+	if got := headShows(t, w, hangEvent); !strings.Contains(got, "yci: pending") || !strings.Contains(got, "took more than 2s; stopped") {
+		t.Errorf("the head's summary shows %q, want it pending, saying the attempt was stopped", got)
 	}
 	if err := w.Watchdog().Check(); err != nil {
 		t.Errorf("health check after git was stopped: %v", err)

@@ -26,7 +26,6 @@ import (
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/pipeline"
-	"github.com/yourci/yourci/pkg/status"
 )
 
 // PullReader makes raw REST calls; go-github's *Client has it. The worker
@@ -40,11 +39,9 @@ type PullReader interface {
 // Installation is GitHub as one App installation (or the one configured
 // token) sees it. Git credentials are fresh for each call: App tokens expire.
 type Installation struct {
-	Pulls    PullReader
-	Statuses status.StatusCreator
-	// Checks, when set (a GitHub App), shows each test as a check run
-	// instead of a commit status.
-	Checks      status.CheckRunClient
+	Pulls PullReader
+	// There is no writer of statuses or check runs: handlers change
+	// records, and only the projector (pkg/projector) writes GitHub.
 	Permissions PermissionGetter
 	// Issues, when set, finds who added the approval label to a pull
 	// request whose labeled webhook never arrived; without it such a
@@ -94,10 +91,7 @@ type Options struct {
 	// HTTPRoot is the URL this box's workspace is served under; status
 	// links to logs start with it.
 	HTTPRoot string
-	// StatusOptions tune every status reporter (retries, secrets to mask,
-	// the process's write budget).
-	StatusOptions []status.Option
-	Logger        *slog.Logger
+	Logger   *slog.Logger
 	// Metrics, when set, counts what the worker does.
 	Metrics *Metrics
 	// Policy decides which pull requests are built without approval, and
@@ -145,12 +139,11 @@ type RunningRecorder interface {
 // (HandlePull, HandleTest, HandleCommand). Its methods may
 // be called concurrently; it keeps no state between jobs beyond its parts.
 type Worker struct {
-	opts      Options
-	log       *slog.Logger
-	trust     trustCache
-	running   runningTests
-	checkRuns *status.CheckRunIDs
-	watchdog  *Watchdog
+	opts     Options
+	log      *slog.Logger
+	trust    trustCache
+	running  runningTests
+	watchdog *Watchdog
 	// grace is how long a cancelled handler may take to return before
 	// it is called stuck (stuckGrace).
 	grace time.Duration
@@ -203,22 +196,12 @@ func New(opts Options) (*Worker, error) {
 		opts.InfraRetryDelay = DefaultInfraRetryDelay
 	}
 	return &Worker{opts: opts, log: log, trust: trustCache{entries: map[string]trustEntry{}, now: time.Now},
-		checkRuns: status.NewCheckRunIDs(), watchdog: NewWatchdog(), grace: stuckGrace}, nil
+		watchdog: NewWatchdog(), grace: stuckGrace}, nil
 }
 
 // Watchdog lists the worker's handlers running past their deadline, for
 // a health check.
 func (w *Worker) Watchdog() *Watchdog { return w.watchdog }
-
-// reporter shows states through one installation's client: as check runs
-// when it has the checks API, else as commit statuses.
-func (w *Worker) reporter(inst Installation, log *slog.Logger) *status.Reporter {
-	opts := append([]status.Option{status.WithLogger(log)}, w.opts.StatusOptions...)
-	if inst.Checks != nil {
-		return status.NewReporterFor(status.CheckRunWriter{Client: inst.Checks, IDs: w.checkRuns}, opts...)
-	}
-	return status.NewReporter(inst.Statuses, opts...)
-}
 
 // build names a job's build in the workspace.
 func build(repo events.Repo, pull, number int) artifacts.Build {

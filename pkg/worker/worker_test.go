@@ -22,7 +22,6 @@ import (
 	"github.com/yourci/yourci/pkg/natsserver"
 	"github.com/yourci/yourci/pkg/pipeline"
 	"github.com/yourci/yourci/pkg/projector"
-	"github.com/yourci/yourci/pkg/status"
 )
 
 const (
@@ -72,8 +71,18 @@ func (t tokenGitHub) Installation(context.Context, int64) (Installation, error) 
 	if err != nil {
 		return Installation{}, err
 	}
-	return Installation{Pulls: c, Statuses: c.Repositories, Permissions: c.Repositories, Issues: c.Issues,
+	return Installation{Pulls: c, Permissions: c.Repositories, Issues: c.Issues,
 		Git: artifacts.GitAuth{Username: "x-access-token", Password: t.gh.Token()}}, nil
+}
+
+// Client is projector.Clients for the stand-in with the token: statuses.
+func (t tokenGitHub) Client(context.Context, int64) (projector.Client, error) {
+	base := t.gh.URL() + "/"
+	c, err := github.NewClient(github.WithURLs(&base, &base), github.WithAuthToken(t.gh.Token()))
+	if err != nil {
+		return projector.Client{}, err
+	}
+	return projector.Client{Statuses: c.Repositories}, nil
 }
 
 var python = sync.OnceValue(func() string {
@@ -444,7 +453,7 @@ func TestFinalStatusGitHubRefusesIsSentLaterWithoutRerunningTheTest(t *testing.T
 	t.Parallel()
 	// A wait GitHub asks for that is longer than the reporter may sleep
 	// comes back as "retry later".
-	r := newRig(t, func(o *Options) { o.StatusOptions = []status.Option{status.WithMaxWait(10 * time.Millisecond)} })
+	r := newRig(t)
 	pr := r.openPull(t, map[string]string{
 		".yci.py": "from yci.run import Bash\n\ndef test_generator(build_id, pull):\n    yield Bash('echo ran >> ../../runs; while [ ! -e ../../go ]; do sleep 0.05; done', name='t')\n",
 	})

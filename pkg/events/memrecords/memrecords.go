@@ -27,9 +27,12 @@ type Store struct {
 
 	mu       sync.Mutex
 	records  map[events.BuildKey]events.BuildRecord
+	heads    map[events.HeadKey]events.HeadSummary
 	revision uint64
 	leases   map[string]heldLease
 	watchers map[*watcher]struct{}
+	// headWatchers are the WatchHeadSummaries under way.
+	headWatchers map[*headWatcher]struct{}
 	// failing, while set, makes every change fail with it.
 	failing error
 }
@@ -42,10 +45,11 @@ type heldLease struct {
 // New returns an empty Store on the real clock.
 func New() *Store {
 	return &Store{Now: time.Now, records: map[events.BuildKey]events.BuildRecord{},
-		leases: map[string]heldLease{}, watchers: map[*watcher]struct{}{}}
+		heads: map[events.HeadKey]events.HeadSummary{}, leases: map[string]heldLease{},
+		watchers: map[*watcher]struct{}{}, headWatchers: map[*headWatcher]struct{}{}}
 }
 
-// FailUpdates makes every UpdateBuild fail with err until it is called
+// FailUpdates makes every UpdateBuild and UpdateHeadSummary fail with err until it is called
 // with nil, as a store that cannot be reached would.
 func (s *Store) FailUpdates(err error) {
 	s.mu.Lock()
