@@ -98,6 +98,10 @@ func (c *Cluster) URL() string {
 	return strings.Join(urls, ",")
 }
 
+// NodeURL is the client URL of node i alone, for a client that must talk
+// to that node (as a box whose local server it is).
+func (c *Cluster) NodeURL(i int) string { return c.nodes[i].URL() }
+
 // Kill sends SIGKILL to node i, as a box losing power does, and returns
 // once the process is gone.
 func (c *Cluster) Kill(i int) {
