@@ -70,12 +70,17 @@ func (kv electionProofKV) Create(ctx context.Context, key string, value []byte, 
 // 2.10). So each update also carries a message id made of the key and
 // the revision it is based on, which the stream checks as it applies
 // messages, on every version: of two updates based on one revision only
-// the first is stored, and the other is answered as its duplicate. A
-// duplicate answer to a repeat of this very call, whose earlier try may
-// have been stored with its answer lost in an election, is this call's
-// success when the stored value is the one it wrote; otherwise it is a
-// conflict. Should the stored message have been replaced already, the
-// outcome cannot be told, and Update returns errUpdateUnknown.
+// the first is stored, and the other is answered as its duplicate (or,
+// by servers that check the revision first, as a conflict).
+//
+// The id also makes Update safe to repeat after a try went unanswered (an
+// election): if that try was stored, the repeat is answered as a
+// duplicate of it, or as a conflict with the key now at it, and counts
+// as this call's success when the value stored there is the one it
+// wrote. A duplicate of another value is a conflict; a conflict whose
+// latest value is another's, or a duplicate of a message since replaced,
+// cannot be told from a stored try overwritten since, and Update returns
+// errUpdateUnknown, which callers treat as a failed write.
 func (kv electionProofKV) Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
 	var rev uint64
 	if revision == 0 {
@@ -100,9 +105,9 @@ func (kv electionProofKV) Update(ctx context.Context, key string, value []byte, 
 	return rev, err
 }
 
-// errUpdateUnknown: an Update whose earlier try may have been stored was
-// answered as a duplicate of a message since replaced, so whether it
-// was stored cannot be told.
+// errUpdateUnknown: an Update whose earlier try may have been stored
+// found the key moved on past it, so whether that try was stored cannot
+// be told.
 var errUpdateUnknown = errors.New("key-value update may or may not have been stored")
 
 // update is one try of Update; mayBeStored says an earlier try of the
