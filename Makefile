@@ -38,10 +38,11 @@ test: fuzz unit
 unit:
 	$(GO) test -count=1 -timeout 12m $(PKGS)
 
-# The three-node NATS cluster test (issue 17), kept out of `make test`
-# while it fails intermittently: see e2e/cluster_test.go.
+# The three-node NATS cluster test (issue 17) alone, with its figures
+# (webhooks refused during each election, the longest answer, when the
+# work resumed); `make test` runs it too.
 test-cluster:
-	YCI_CLUSTER_E2E=1 YCI_REQUIRE_NATS_SERVER=1 $(GO) test -count=1 -v -run TestClusterLeaderKilledMidBuild ./e2e/
+	YCI_REQUIRE_NATS_SERVER=1 $(GO) test -count=1 -v -run TestClusterLeaderKilledMidBuild ./e2e/
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -1,7 +1,9 @@
 package events_test
 
 import (
+	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -90,5 +92,59 @@ func TestKeyValueRidesOutLeaderElection(t *testing.T) {
 	again, ok, err := reg.BuildOf(ctx, sampleRepo, 1, "during")
 	if err != nil || !ok || again != build {
 		t.Errorf("BuildOf after the election = %d, %v, %v; want %d", again, ok, err, build)
+	}
+}
+
+// Concurrent changes of one build record on a three-node cluster all
+// survive: each writer's compare-and-set either lands on the revision it
+// read or is told of the conflict and tried again. Debian's nats-server
+// 2.9.10 checks a replicated stream's expected last sequence per subject
+// only before it proposes a message, not when it applies it, so two
+// updates based on the same revision, in flight together, were both
+// stored and the later one silently erased the earlier (a test's final
+// state lost from its record: issue 17).
+func TestRecordUpdatesRaceOnClusterLoseNothing(t *testing.T) {
+	t.Parallel()
+	cluster := natstest.StartCluster(t, t.TempDir(), 3)
+	ctx := testContext(t)
+	// One connection per node, as workers on three boxes have.
+	var writers []*events.Records
+	for i := range 3 {
+		writers = append(writers, newBus(t, cluster.NodeURL(i), events.Options{Replicas: 3}).Records())
+	}
+	k := events.BuildKey{Repo: sampleRepo, Pull: 1, Build: 1}
+	const rounds, perRound = 5, 6
+	for round := range rounds {
+		var wg sync.WaitGroup
+		errs := make([]error, perRound)
+		for w := range perRound {
+			name := fmt.Sprintf("t%d-%d", round, w)
+			wg.Go(func() {
+				_, errs[w] = writers[w%len(writers)].UpdateBuild(ctx, k, func(r *events.BuildRecord) error {
+					r.AddTest(name).State = events.TestPassed
+					return nil
+				})
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, err := writers[0].BuildRecord(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var missing []string
+	for round := range rounds {
+		for w := range perRound {
+			name := fmt.Sprintf("t%d-%d", round, w)
+			if tr := rec.Test(name); tr == nil || tr.State != events.TestPassed {
+				missing = append(missing, name)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("%d of %d acknowledged changes are missing from the record: %v", len(missing), rounds*perRound, missing)
 	}
 }

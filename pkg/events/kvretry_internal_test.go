@@ -3,10 +3,15 @@ package events
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/yourci/yourci/pkg/natsserver"
+	"github.com/yourci/yourci/pkg/natsserver/natstest"
 )
 
 // flakyKV fails each call's first try with err, then succeeds, counting
@@ -54,15 +59,17 @@ func TestElectionProofKV(t *testing.T) {
 		"Get":    func(kv jetstream.KeyValue) error { _, err := kv.Get(t.Context(), "k"); return err },
 		"Put":    func(kv jetstream.KeyValue) error { _, err := kv.Put(t.Context(), "k", nil); return err },
 		"Create": func(kv jetstream.KeyValue) error { _, err := kv.Create(t.Context(), "k", nil); return err },
-		"Update": func(kv jetstream.KeyValue) error { _, err := kv.Update(t.Context(), "k", nil, 1); return err },
-		"Delete": func(kv jetstream.KeyValue) error { return kv.Delete(t.Context(), "k") },
+		// An Update of a revision is tried again even unanswered: see
+		// TestUpdateTellsItsOwnTryFromARivals.
+		"Create_by_Update": func(kv jetstream.KeyValue) error { _, err := kv.Update(t.Context(), "k", nil, 0); return err },
+		"Delete":           func(kv jetstream.KeyValue) error { return kv.Delete(t.Context(), "k") },
 	}
 	cases := []struct {
 		name     string
 		err      error
 		repeated map[string]bool
 	}{
-		{"no responders", nats.ErrNoResponders, map[string]bool{"Get": true, "Put": true, "Create": true, "Update": true, "Delete": true}},
+		{"no responders", nats.ErrNoResponders, map[string]bool{"Get": true, "Put": true, "Create": true, "Create_by_Update": true, "Delete": true}},
 		{"unanswered", nats.ErrTimeout, map[string]bool{"Get": true, "Put": true}},
 		{"conflict", jetstream.ErrKeyExists, map[string]bool{}},
 	}
@@ -76,13 +83,94 @@ func TestElectionProofKV(t *testing.T) {
 				if c.repeated[method] {
 					wantTries = 2
 				}
-				if f.tries[method] != wantTries {
-					t.Errorf("%d tries, want %d", f.tries[method], wantTries)
+				tries := f.tries[strings.TrimPrefix(method, "Create_by_")]
+				if tries != wantTries {
+					t.Errorf("%d tries, want %d", tries, wantTries)
 				}
 				if failed := err != nil; failed != (wantTries == 1) || (err != nil && !errors.Is(err, c.err)) {
-					t.Errorf("error %v after %d tries (first try failed with %v)", err, f.tries[method], c.err)
+					t.Errorf("error %v after %d tries (first try failed with %v)", err, tries, c.err)
 				}
 			})
 		}
+	}
+}
+
+// An Update carries a message id made of its key and the revision it is
+// based on, so a second write based on the same revision is answered as a
+// duplicate. Update tells a repeat of its own try, stored with its answer
+// lost, from a rival's write: only the first is its success. Run on the
+// embedded server and on Debian's nats-server.
+func TestUpdateTellsItsOwnTryFromARivals(t *testing.T) {
+	t.Parallel()
+	servers := map[string]func(t *testing.T) string{
+		"embedded": func(t *testing.T) string {
+			srv, err := natsserver.Start(t.Context(), natsserver.Options{StoreDir: t.TempDir(), Port: natsserver.RandomPort})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(srv.Shutdown)
+			return srv.URL()
+		},
+		"nats-server_binary": func(t *testing.T) string {
+			return natstest.StartExternal(t, natsserver.Options{StoreDir: t.TempDir(), Port: natsserver.RandomPort}).URL()
+		},
+	}
+	for name, start := range servers {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			nc, err := nats.Connect(start(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			b, err := New(t.Context(), nc, Options{Memory: true, PublishOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			kv := b.records.(electionProofKV)
+			tests := []struct {
+				name string
+				// repeat is the second write based on the first's revision:
+				// its value, and whether an earlier try of it may be stored.
+				repeat      string
+				mayBeStored bool
+				// replaced: the first write is itself replaced before the
+				// repeat.
+				replaced bool
+				// want is the errors the repeat may wrap, none when it
+				// returns the first's revision.
+				want []error
+			}{
+				{name: "own_repeat_after_a_lost_answer_is_success", repeat: "mine", mayBeStored: true},
+				{name: "a_first_try_answered_duplicate_is_a_conflict", repeat: "mine", want: []error{jetstream.ErrKeyRevisionMismatch}},
+				// A server that checks the revision before the message id
+				// only says the key moved on: not a success either way.
+				{name: "a_rivals_value_is_no_success", repeat: "rival", mayBeStored: true, want: []error{jetstream.ErrKeyRevisionMismatch, errUpdateUnknown}},
+				{name: "a_replaced_write_cannot_be_told", repeat: "mine", mayBeStored: true, replaced: true, want: []error{errUpdateUnknown}},
+			}
+			for _, tt := range tests {
+				key := "k." + tt.name
+				base, err := kv.Put(t.Context(), key, []byte("base"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				first, err := kv.update(t.Context(), key, []byte("mine"), base, false)
+				if err != nil {
+					t.Fatalf("%s: first write: %v", tt.name, err)
+				}
+				if tt.replaced {
+					if _, err := kv.Update(t.Context(), key, []byte("later"), first); err != nil {
+						t.Fatalf("%s: replacing the first write: %v", tt.name, err)
+					}
+				}
+				got, err := kv.update(t.Context(), key, []byte(tt.repeat), base, tt.mayBeStored)
+				switch {
+				case tt.want == nil && (err != nil || got != first):
+					t.Errorf("%s: repeat = %d, %v; want %d, nil", tt.name, got, err, first)
+				case tt.want != nil && !slices.ContainsFunc(tt.want, func(w error) bool { return errors.Is(err, w) }):
+					t.Errorf("%s: repeat = %d, %v; want an error wrapping one of %v", tt.name, got, err, tt.want)
+				}
+			}
+		})
 	}
 }

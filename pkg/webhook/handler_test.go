@@ -44,6 +44,9 @@ func (r *recorder) PublishPull(ctx context.Context, ev events.PullEvent) error {
 		<-ctx.Done()
 		return ctx.Err()
 	}
+	if err := ctx.Err(); err != nil {
+		return err // as JetStream does: no time is left to wait for its ack
+	}
 	if r.fail != nil {
 		return r.fail
 	}
@@ -472,9 +475,16 @@ type headBook struct {
 	got  []events.HeadRecord
 	late []bool
 	fail error
+	// block makes RecordHead wait for its context to end, like a bucket
+	// whose leader is being elected.
+	block bool
 }
 
-func (b *headBook) RecordHead(_ context.Context, _ events.Repo, _ int, r events.HeadRecord) (events.HeadRecord, error) {
+func (b *headBook) RecordHead(ctx context.Context, _ events.Repo, _ int, r events.HeadRecord) (events.HeadRecord, error) {
+	if b.block {
+		<-ctx.Done()
+		return r, ctx.Err()
+	}
 	published := len(b.pub.events())
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -518,6 +528,21 @@ func TestHandlerRecordsHeads(t *testing.T) {
 			}
 		})
 	}
+	// The head record is a hint; the publish is what the answer promises.
+	// A bucket that cannot take the record (its leader being elected on a
+	// cluster) used to hold the handler until the publish timeout had run
+	// out, and the event was refused with 503.
+	t.Run("a_record_that_hangs_leaves_the_publish_its_time", func(t *testing.T) {
+		t.Parallel()
+		pub := &recorder{}
+		book := &headBook{pub: pub, block: true}
+		h := newTestHandler(t, pub, WithHeadRecorder(book), WithPublishTimeout(200*time.Millisecond))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, signed("pull_request", fixture(t, "synchronize.json")).build())
+		if w.Code != http.StatusAccepted || len(pub.events()) != 1 {
+			t.Errorf("answered %d (%s) with %d events published; want 202 and the event", w.Code, w.Body, len(pub.events()))
+		}
+	})
 	t.Run("ignored_and_unsigned_deliveries_record_nothing", func(t *testing.T) {
 		t.Parallel()
 		pub := &recorder{}

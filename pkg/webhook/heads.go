@@ -18,7 +18,8 @@ type HeadRecorder interface {
 
 // WithHeadRecorder makes the handler record the head of every pull event
 // before publishing it, and of every pull request that closed. A failed
-// record is logged and the event published anyway: a record is only ever
+// or slow record (it has a quarter of the publish timeout) is logged and
+// the event published anyway: a record is only ever
 // trusted when it is newer than what a worker knows, so one missing costs
 // at most the time of running a superseded head's tests.
 func WithHeadRecorder(r HeadRecorder) Option { return func(h *handler) { h.recorder = r } }
@@ -49,12 +50,22 @@ func (p pullPart) carried() json.RawMessage {
 	return p.raw
 }
 
+// headRecordShare: the head record may use at most this part of the
+// publish timeout (2 s of the default 8 s). It is a hint, while the
+// publish is what the answer promises: on a NATS cluster the bucket it
+// goes to can be electing its leader, and a record retried until the
+// shared deadline left the publish no time, so the webhook was refused.
+const headRecordShare = 4
+
 // recordHead records ev's head, when the handler records heads and the
-// delivery said when the pull request was updated.
+// delivery said when the pull request was updated, within its share of
+// ctx's time.
 func (h *handler) recordHead(ctx context.Context, ev events.PullEvent, closed bool) {
 	if h.recorder == nil || ev.PullUpdatedAt.IsZero() {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, h.publishTimeout/headRecordShare)
+	defer cancel()
 	rec := events.HeadRecord{SHA: ev.HeadSHA, Closed: closed, UpdatedAt: ev.PullUpdatedAt}
 	if _, err := h.recorder.RecordHead(ctx, ev.Repo, ev.Number, rec); err != nil {
 		h.log.Warn("recording the pull request's head", "repo", ev.Repo.FullName(), "pull", ev.Number, "sha", ev.HeadSHA, "err", err)
