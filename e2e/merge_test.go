@@ -189,3 +189,26 @@ func TestChangedFilesPickTheTests(t *testing.T) {
 		})
 	}
 }
+
+// TestTestMergeOffTestsTheHeadAlone: with -test-merge=false the same pull
+// as in TestPullThatFailsOnlyMergedIntoItsMovedBase passes, as it did
+// before builds merged, and yci says the head was tested alone.
+func TestTestMergeOffTestsTheHeadAlone(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	s.startWorker("worker", "YCI_JOBS=1", "YCI_TEST_MERGE=false")
+	s.commitTo("main", map[string]string{"README.md": "widgets\n", "api.txt": "old\n"}, "Initial commit")
+	body := `echo "base=$YCI_BASE_SHA head=$(git rev-parse HEAD)"
+grep -q old api.txt || { echo "api.txt changed under us"; exit 1; }`
+	s.commitTo("feature", map[string]string{".yci.py": apiConfig, "test.sh": s.script(body)}, "Add tests")
+	s.commitTo("main", map[string]string{"api.txt": "new\n"}, "Change the API")
+	_, sha := s.openFrom("feature")
+	st := s.waitFinal(sha, "yci/api", "yci")
+	yci, api := st["yci"], st["yci/api"]
+	if yci.GetState() != "success" || !strings.Contains(yci.GetDescription(), "head tested alone, not merged into main") {
+		t.Fatalf("yci %s %q, want success saying the head was tested alone\n%s", yci.GetState(), yci.GetDescription(), s.history(sha))
+	}
+	if log := fetch(t, api.GetTargetURL()); !strings.Contains(log, "head="+sha) {
+		t.Errorf("the test did not run on the head:\n%s", log)
+	}
+}

@@ -190,7 +190,7 @@ func (w *Workspace) commitMerge(ctx context.Context, mirror, head string, m *Mer
 		return fmt.Errorf("merging %.7s into %.7s: git printed no tree", head, m.Base)
 	}
 	tree := names[0]
-	dates, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "show", "-s", "--format=%ct", m.Base, head, "--")
+	dates, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "rev-list", "--no-walk=unsorted", "--no-commit-header", "--format=%ct", m.Base, head, "--")
 	if err != nil {
 		return fmt.Errorf("reading the dates of %.7s and %.7s: %w", head, m.Base, err)
 	}

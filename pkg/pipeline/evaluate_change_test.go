@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -122,5 +123,45 @@ func TestEvaluateEmptyMatrixIsNoTests(t *testing.T) {
 	got, err := e.EvaluateChange(context.Background(), evalCheckout(t, "empty.py"), 1, evalPull(t), &Change{})
 	if err != nil || len(got) != 0 {
 		t.Fatalf("got %v, %v; want no tests and no error", got, err)
+	}
+}
+
+// BenchmarkChangedFiles measures what changed_files() adds to an
+// evaluation for a change of 10,000 paths: writing the list, python
+// reading it, and a .yci.py that calls it and tests every path. Compare
+// with_change against without_change (the same .yci.py not calling it).
+//
+//	go test -run '^$' -bench BenchmarkChangedFiles -benchtime 10x ./pkg/pipeline/
+func BenchmarkChangedFiles(b *testing.B) {
+	files := make([]string, 10000)
+	for i := range files {
+		files[i] = fmt.Sprintf("dir%03d/sub%02d/file%03d.txt", i/100, i/10%10, i%100)
+	}
+	const config = `from yci.changes import changed_files
+from yci.run import Bash
+
+def test_generator(build_id, pull):
+    files = changed_files() if CALL else ['docs/x']
+    if any(f.startswith('docs/') or f.endswith('.txt') for f in files):
+        yield Bash('true', name='t')
+`
+	for _, bc := range []struct {
+		name   string
+		change *Change
+	}{{"without_change", nil}, {"with_change", &Change{Files: files}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			dir := b.TempDir()
+			call := "CALL = " + map[bool]string{true: "True", false: "False"}[bc.change != nil] + "\n"
+			if err := os.WriteFile(filepath.Join(dir, ConfigFile), []byte(call+config), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			e := Evaluator{Python: evalPython()}
+			for b.Loop() {
+				tests, err := e.EvaluateChange(b.Context(), dir, 1, nil, bc.change)
+				if err != nil || len(tests) != 1 {
+					b.Fatalf("got %v, %v", tests, err)
+				}
+			}
+		})
 	}
 }
