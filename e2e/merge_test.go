@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-github/v88/github"
+
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/fakegithub"
 )
@@ -210,5 +212,40 @@ grep -q old api.txt || { echo "api.txt changed under us"; exit 1; }`
 	}
 	if log := fetch(t, api.GetTargetURL()); !strings.Contains(log, "head="+sha) {
 		t.Errorf("the test did not run on the head:\n%s", log)
+	}
+}
+
+// TestRetestRunsOnTheBuildsOwnMerge: /retest re-runs a failed test of a
+// build on the very commit the build tested (its merge into the base as
+// it was), even when the base moved since, so its runs stay comparable.
+func TestRetestRunsOnTheBuildsOwnMerge(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	s.startWorker("worker", "YCI_JOBS=1")
+	s.grant("maintainer", "write")
+	s.commitTo("main", map[string]string{"README.md": "widgets\n"}, "Initial commit")
+	body := `echo "tested=$(git rev-parse HEAD) base=$YCI_BASE_SHA"
+if [ ! -e "$M/flaked" ]; then touch "$M/flaked"; echo "flaked"; exit 1; fi`
+	s.commitTo("feature", map[string]string{".yci.py": yciPy([]string{"flaky"}, 0, 0), "test.sh": s.script(body)}, "Add tests")
+	base := s.commitTo("main", map[string]string{"other.txt": "moved\n"}, "main moves")
+	n, sha := s.openFrom("feature")
+	first := s.waitFinal(sha, "yci/flaky")["yci/flaky"]
+	if first.GetState() != "failure" {
+		t.Fatalf("first run %s %q, want failure\n%s", first.GetState(), first.GetDescription(), s.history(sha))
+	}
+	firstLog := fetch(t, first.GetTargetURL())
+	tested, _, _ := strings.Cut(firstLog[strings.Index(firstLog, "tested=")+len("tested="):], " ")
+	if tested == sha || !strings.Contains(firstLog, "base="+base) {
+		t.Fatalf("the first run did not test the merge into %.7s:\n%s", base, firstLog)
+	}
+	s.commitTo("main", map[string]string{"other.txt": "moved again\n"}, "main moves again")
+	s.comment(n, "maintainer", "/retest")
+	final := s.waitStatuses(sha, "flaky re-run", func(m map[string]github.RepoStatus) bool {
+		st := m["yci/flaky"]
+		return st.GetState() == "success"
+	})
+	rerun := final["yci/flaky"]
+	if log := fetch(t, rerun.GetTargetURL()); !strings.Contains(log, "tested="+tested+" base="+base) {
+		t.Errorf("the re-run did not test the build's merge %.7s of %.7s:\n%s", tested, base, log)
 	}
 }
