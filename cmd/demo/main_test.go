@@ -37,14 +37,15 @@ func TestDemoRunsTheWholeSystem(t *testing.T) {
 	if n := strings.Count(final, " success "); n != 4 || !strings.Contains(final, "yci/network  failure") {
 		t.Errorf("final statuses show %d successes, want 4 and yci/network failed:\n%s", n, final)
 	}
-	// The summary yci counts the failure and links to the build page.
-	summary := regexp.MustCompile(`yci +failure +4 passed, 1 failed \(1 flaky\) of 5 +(http://\S+/index\.html)\n`).FindStringSubmatch(final)
+	// The summary yci counts the failure, names the base it tested, and
+	// links to the build page.
+	summary := regexp.MustCompile(`yci +failure +4 passed, 1 failed \(1 flaky\) of 5; tested merged into main at [0-9a-f]{7} +(http://\S+/index\.html)\n`).FindStringSubmatch(final)
 	if summary == nil || !strings.Contains(out, "build page: "+summary[1]) {
 		t.Errorf("no failed summary linking to the build page, or the page's address is not printed:\n%s", final)
 	}
 	for _, want := range []string{"reaction on the comment: rocket", "queued: re-run 1 asked by @maintainer",
 		"yci/network  success", "/network/rerun-1/out.txt", "fixtures fetched; ok", "/network/out.txt",
-		"the summary after the re-run:\n  yci  success  5 passed (2 flaky) of 5"} {
+		"the summary after the re-run:\n  yci  success  5 passed (2 flaky) of 5; tested merged into main at "} {
 		if !strings.Contains(retest, want) {
 			t.Errorf("the /retest part of the demo lacks %q:\n%s", want, retest)
 		}

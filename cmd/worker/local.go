@@ -60,6 +60,7 @@ func runLocal(ctx context.Context, opts Options, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout, pyNote)
 	report, err := localrun.Run(ctx, localrun.Options{
 		Source:    opts.Local,
+		Base:      opts.Base,
 		Workspace: opts.Workspace,
 		Jobs:      opts.Jobs,
 		Evaluator: evaluator,

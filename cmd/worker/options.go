@@ -22,6 +22,9 @@ type Options struct {
 	// Local, when set, runs the .yci.py matrix of the checkout at this path
 	// and exits: no GitHub, no NATS.
 	Local string
+	// Base is what a local run's changed_files() compares with (-base);
+	// "" means the upstream branch, else origin/HEAD.
+	Base string
 	// Workspace is the directory builds are written to; default the
 	// current directory, as in the seed.
 	Workspace string
@@ -58,6 +61,9 @@ type Options struct {
 	AckWait time.Duration
 	// KeepSuperseded tests every commit, not only a pull request's head.
 	KeepSuperseded bool
+	// TestMerge tests each head merged into the tip of its base branch
+	// (the default); false tests the head alone (worker.Options.HeadOnly).
+	TestMerge bool
 	// StatusHold and SummaryInterval pace the projector's GitHub writes
 	// (projector.Pacing).
 	StatusHold, SummaryInterval time.Duration
@@ -93,6 +99,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs := envflag.New("worker")
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.Local, "local", "", "run the .yci.py matrix of the checkout at `PATH` on this machine and exit")
+	fs.StringVar(&o.Base, "base", "", "with -local: the `REF` yci.changes.changed_files() compares with, from its merge base with HEAD to the working tree (default: the branch's upstream, else origin/HEAD)")
 	fs.StringVar(&o.Workspace, "workspace", ".", "workspace `DIR` for mirrors, checkouts and logs; with -local, builds go to DIR/local/")
 	fs.Env("workspace", "YCI_WORKSPACE")
 	fs.IntVar(&o.Jobs, "j", runtime.NumCPU(), "tests run at once")
@@ -124,6 +131,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("ack-wait", "YCI_ACK_WAIT")
 	fs.BoolVar(&o.KeepSuperseded, "keep-superseded", false, "finish the tests of a commit a newer push replaced, instead of dropping and stopping them")
 	fs.Env("keep-superseded", "YCI_KEEP_SUPERSEDED")
+	fs.BoolVar(&o.TestMerge, "test-merge", true, "test each pull request's head merged into the tip of its base branch as fetched when the build starts; false tests the head alone")
+	fs.Env("test-merge", "YCI_TEST_MERGE")
 	fs.DurationVar(&o.StatusHold, "status-hold", projector.DefaultHold, "how long a running state waits before it is sent, so a quick test's result replaces it unsent; negative sends it at once")
 	fs.Env("status-hold", "YCI_STATUS_HOLD")
 	fs.DurationVar(&o.SummaryInterval, "summary-interval", projector.DefaultSummaryInterval, "least time between two writes of a head's summary status yci; negative writes every change")
@@ -164,6 +173,9 @@ func (o Options) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, o.Disk.validate()...)
+	if o.Base != "" && o.Local == "" {
+		errs = append(errs, errors.New("-base is for -local runs; the service compares each pull request with its base branch"))
+	}
 	if o.Local != "" {
 		return errors.Join(errs...)
 	}

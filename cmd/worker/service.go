@@ -119,6 +119,7 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 		Policy:         policy,
 		ApprovalLabel:  opts.ApprovalLabel,
 		KeepSuperseded: opts.KeepSuperseded,
+		HeadOnly:       !opts.TestMerge,
 		Records:        s.bus.Records(),
 		Reruns:         busReruns{s.bus.Queue(), s.bus.Registry()},
 		Running:        s.bus.Attempts(),

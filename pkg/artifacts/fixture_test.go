@@ -78,9 +78,9 @@ func (o *origin) commit(parent, message string, files ...file) string {
 			mode, content = "120000", f.link
 		}
 		blob := o.git(content, "hash-object", "-w", "--stdin")
-		fmt.Fprintf(&tree, "%s blob %s\t%s\n", mode, blob, f.name)
+		fmt.Fprintf(&tree, "%s blob %s\t%s\x00", mode, blob, f.name)
 	}
-	treeID := o.git(tree.String(), "mktree")
+	treeID := o.git(tree.String(), "mktree", "-z")
 	args := []string{"commit-tree", treeID, "-m", message}
 	if parent != "" {
 		args = append(args, "-p", parent)

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -173,12 +174,34 @@ func (w *Workspace) git(ctx context.Context, auth GitAuth, args ...string) ([]by
 // group is killed when ctx ends or timeout passes. The error carries git's
 // standard error with credentials redacted.
 func runGit(ctx context.Context, timeout time.Duration, dir string, auth GitAuth, args ...string) ([]byte, error) {
+	out, err := runGitWith(ctx, timeout, dir, auth, nil, nil, args...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// gitWith is git with extra environment variables (on top of gitEnv's)
+// and stdin; unlike git it returns what git printed even when it failed,
+// for commands whose exit status is an answer (merge-tree's 1: conflicts).
+func (w *Workspace) gitWith(ctx context.Context, env []string, stdin io.Reader, args ...string) ([]byte, error) {
+	timeout := w.GitTimeout
+	if timeout <= 0 {
+		timeout = DefaultGitTimeout
+	}
+	return runGitWith(ctx, timeout, w.root, GitAuth{}, env, stdin, args...)
+}
+
+// runGitWith is runGit with env added to gitEnv's environment and stdin
+// as git's input; its standard output is returned even with an error.
+func runGitWith(ctx context.Context, timeout time.Duration, dir string, auth GitAuth, env []string, stdin io.Reader, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
-	cmd.Env = gitEnv(auth)
+	cmd.Env = append(gitEnv(auth), env...)
+	cmd.Stdin = stdin
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
@@ -190,7 +213,7 @@ func runGit(ctx context.Context, timeout time.Duration, dir string, auth GitAuth
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			err = fmt.Errorf("%w (%w)", ctxErr, err)
 		}
-		return nil, fmt.Errorf("git %s: %w: %s", gitVerb(args), err, tail(auth.redact(stderr.String()), 2000))
+		return stdout.Bytes(), fmt.Errorf("git %s: %w: %s", gitVerb(args), err, tail(auth.redact(stderr.String()), 2000))
 	}
 	return stdout.Bytes(), nil
 }

@@ -140,6 +140,24 @@ type TestJob struct {
 	// Jobs without them read it.
 	HeadRef       string    `json:"head_ref,omitempty"`
 	PullUpdatedAt time.Time `json:"pull_updated_at,omitzero"`
+	// BaseSHA is the base branch's commit the build merged the head into
+	// (YCI_BASE_SHA), and TestSHA the commit every test of the build
+	// checks out: that merge, or HeadSHA itself when there was nothing to
+	// merge or merging is off. A box without TestSHA makes the merge of
+	// HeadSHA into BaseSHA again, which gives the same commit. Jobs from
+	// older workers lack both and test HeadSHA; statuses are always
+	// reported on HeadSHA.
+	BaseSHA string `json:"base_sha,omitempty"`
+	TestSHA string `json:"test_sha,omitempty"`
+}
+
+// Tested is the commit the job's test checks out: TestSHA, or HeadSHA for
+// jobs that do not say.
+func (j TestJob) Tested() string {
+	if j.TestSHA != "" {
+		return j.TestSHA
+	}
+	return j.HeadSHA
 }
 
 // Outcome is the final state of a test attempt as it is to be reported.

@@ -182,6 +182,9 @@ type BuildRecord struct {
 	// Changes is what the tested change touches, as .yci.py's
 	// changed_files() saw it; nil when the build did not compute it.
 	Changes *Changes `json:"changes,omitempty"`
+	// Base is the base commit the build tested the head merged into; nil
+	// in records written before builds merged.
+	Base *TestedBase `json:"base,omitempty"`
 	// Tests are in the order .yci.py yielded them.
 	Tests   []TestRecord `json:"tests"`
 	Created time.Time    `json:"created"`
@@ -201,6 +204,28 @@ const MaxRecordedChanges = 100
 type Changes struct {
 	Files []string `json:"files,omitempty"`
 	Total int      `json:"total"`
+}
+
+// TestedBase is what a build tested of its pull request's base branch.
+// The verdict stands when the base moves on: only a push, a /retest or
+// the merge queue builds again (rebuilding every open pull on every push
+// to the base costs quadratically).
+type TestedBase struct {
+	// Ref is the branch ("main") and SHA its tip when the build fetched it.
+	Ref string `json:"ref"`
+	SHA string `json:"sha"`
+	// Merged says the tests ran on the head merged into SHA (whose commit
+	// is Merge); false when the head was tested alone (merging is off).
+	// With nothing to merge (the head contains SHA), Merged is true and
+	// Merge is the head.
+	Merged bool   `json:"merged"`
+	Merge  string `json:"merge,omitempty"`
+	// Behind counts the base's commits the head lacked, which the merge
+	// brought in.
+	Behind int `json:"behind"`
+	// Conflicts, when set, are the paths that did not merge: the build
+	// ran no test.
+	Conflicts []string `json:"conflicts,omitempty"`
 }
 
 // Test returns the test called name, or nil.

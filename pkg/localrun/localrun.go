@@ -45,6 +45,13 @@ type Options struct {
 	Progress io.Writer
 	// Sleep waits between attempts; nil waits for real, or until ctx ends.
 	Sleep func(context.Context, time.Duration) error
+	// Base is what .yci.py's changed_files() compares the working tree
+	// with: from the merge base of Base and HEAD, as a pull request into
+	// Base would show it. "" means the branch's upstream, else
+	// origin/HEAD (artifacts.ReadLocalChange). Given explicitly, a Base
+	// that cannot be compared with is an error; by default, a checkout
+	// without either gets a note, and changed_files() raises.
+	Base string
 }
 
 // TestReport is what became of one test of the matrix.
@@ -78,6 +85,8 @@ type Report struct {
 	Build int
 	Dir   string
 	Tests []TestReport
+	// Change is what changed_files() returned; nil when it was not known.
+	Change *artifacts.LocalChange
 }
 
 // Passed reports whether every test passed.
@@ -124,11 +133,19 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	if err != nil {
 		return Report{}, fmt.Errorf("encoding the local pull: %w", err)
 	}
-	tests, err := eval.Evaluate(ctx, src, build, pull)
+	change, err := readChange(ctx, src, opts, repo != nil)
 	if err != nil {
 		return Report{Build: build, Dir: dir}, err
 	}
-	report := Report{Build: build, Dir: dir, Tests: make([]TestReport, len(tests))}
+	var pc *pipeline.Change
+	if change != nil {
+		pc = &pipeline.Change{Files: change.Files}
+	}
+	tests, err := eval.EvaluateChange(ctx, src, build, pull, pc)
+	if err != nil {
+		return Report{Build: build, Dir: dir, Change: change}, err
+	}
+	report := Report{Build: build, Dir: dir, Tests: make([]TestReport, len(tests)), Change: change}
 	jobs := max(opts.Jobs, 1)
 	slots := make(chan struct{}, jobs)
 	var wg sync.WaitGroup
@@ -147,6 +164,41 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	}
 	wg.Wait()
 	return report, nil
+}
+
+// shownChanges is how many changed paths a local run lists before
+// counting the rest.
+const shownChanges = 20
+
+// readChange learns what the checkout src changes against opts.Base and
+// says so on opts.Progress: the base, and the paths .yci.py will see. A
+// checkout that is no repository, or has no default base, has no change
+// (nil); a Base given but unusable is an error.
+func readChange(ctx context.Context, src string, opts Options, isRepo bool) (*artifacts.LocalChange, error) {
+	if !isRepo {
+		return nil, nil
+	}
+	c, err := artifacts.ReadLocalChange(ctx, src, opts.Base)
+	if err != nil && opts.Base == "" {
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "note: changed_files() is not available: %v\n", err)
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("comparing with -base %s: %w", opts.Base, err)
+	}
+	if opts.Progress != nil {
+		fmt.Fprintf(opts.Progress, "changes: %d files since %s (merge base %.7s)\n", len(c.Files), c.Base, c.From)
+		for i, f := range c.Files {
+			if i == shownChanges {
+				fmt.Fprintf(opts.Progress, "  ... and %d more\n", len(c.Files)-shownChanges)
+				break
+			}
+			fmt.Fprintf(opts.Progress, "  %s\n", strconv.Quote(f))
+		}
+	}
+	return &c, nil
 }
 
 // Places are where the local runs of one checkout keep what outlives a

@@ -19,6 +19,9 @@ var buildPage = withPlan(parsePage("build", `{{.Repo}} #{{.Key.Pull}} build {{.K
 {{- end}}
 <p class="meta">commit {{if .CommitLink}}<a id="commit-link" href="{{.CommitLink}}"><code>{{.SHA}}</code></a>{{else}}<code>{{.SHA}}</code>{{end}}{{if .Branch}} on branch <code>{{.Branch}}</code>{{end}}
 {{- if .PullLink}} · <a id="pull-link" href="{{.PullLink}}">pull request #{{.Key.Pull}} on GitHub</a>{{end}}</p>
+{{- if .BaseLine}}
+<p id="base" class="meta">{{.BaseLine}}{{with .Base}}{{if .Conflicts}}: {{range $i, $p := .Conflicts}}{{if $i}}, {{end}}<code>{{$p}}</code>{{end}}{{end}}{{end}}</p>
+{{- end}}
 <p id="summary" class="summary {{.Summary.Label}}">{{.Summary.Label}}: {{.Summary.Description}}</p>
 {{- with .Next}}
 <p id="successor" class="meta">Replaced by <a href="../{{.Build}}/index.html">build {{.Build}}</a> of commit <code>{{short $.Summary.SupersededBy}}</code>.</p>
@@ -66,6 +69,8 @@ type buildView struct {
 	Next *events.BuildKey
 	// Live says some test may still change, so the page follows it.
 	Live bool
+	// BaseLine says what was tested of the base branch (see BaseLine).
+	BaseLine string
 }
 
 type testView struct {
@@ -122,7 +127,7 @@ func attemptCount(t events.TestRecord) string {
 
 func viewOf(rec events.BuildRecord) buildView {
 	v := buildView{BuildRecord: rec, Repo: rec.Key.Repo.FullName(), Summary: Summarize(rec),
-		PullLink: rec.PullLink(), CommitLink: rec.CommitLink()}
+		PullLink: rec.PullLink(), CommitLink: rec.CommitLink(), BaseLine: BaseLine(rec)}
 	for _, t := range rec.Tests {
 		tv := testView{TestRecord: t, Log: t.LogURL, Live: !t.State.Final(), Count: attemptCount(t), Time: "–"}
 		if tv.Log == "" {

@@ -102,6 +102,13 @@ func TestBuildPageGolden(t *testing.T) {
 	// successor is the build of the commit that superseded superseded().
 	successor := record(running)
 	successor.Key.Build, successor.SHA = 3, stopped.SupersededBy
+	merged := record(running)
+	merged.Base = &events.TestedBase{Ref: "main", SHA: "1234567890abcdef1234567890abcdef12345678", Merged: true,
+		Merge: "fedcba0987654321fedcba0987654321fedcba09", Behind: 12}
+	conflicted := events.BuildRecord{Key: events.BuildKey{Repo: repo, Pull: 1, Build: 1}, SHA: "abc", Updated: t0,
+		ConfigError: "cannot merge into main at 1234567: 2 files conflict", ConfigLogURL: "yci/out.txt",
+		Base: &events.TestedBase{Ref: "main", SHA: "1234567890abcdef1234567890abcdef12345678", Merged: true, Behind: 1,
+			Conflicts: []string{"lib.py", "<b>docs</b>.md"}}}
 	cases := []struct {
 		name   string
 		rec    events.BuildRecord
@@ -112,6 +119,8 @@ func TestBuildPageGolden(t *testing.T) {
 		{"build_superseded", superseded(), []events.BuildRecord{record(running), successor}},
 		{"build_without_tests", events.BuildRecord{Key: events.BuildKey{Repo: repo, Pull: 1, Build: 1}, SHA: "abc", Updated: t0}, nil},
 		{"build_planned", planned(), nil},
+		{"build_merged", merged, nil},
+		{"build_conflicted", conflicted, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -263,6 +272,11 @@ func TestSummarize(t *testing.T) {
 		return rec
 	}
 	const newer, newest = "abc1234def5678abc1234def5678abc1234def56", "9999999aaaaaaa9999999aaaaaaa9999999aaaaa"
+	onBase := func(rec events.BuildRecord, ref string, merged bool) events.BuildRecord {
+		rec.Base = &events.TestedBase{Ref: ref, SHA: newest, Merged: merged, Merge: newer, Behind: 3}
+		return rec
+	}
+	longRef := strings.Repeat("release/", 30)
 	cases := []struct {
 		name        string
 		rec         events.BuildRecord
@@ -287,12 +301,25 @@ func TestSummarize(t *testing.T) {
 		{"failure_with_flaky_count", flaky, Failure, "3 passed, 1 failed (1 flaky) of 4", false},
 		{"failure_wins_over_error", withStates(events.TestErrored, events.TestFailed), Failure, "1 failed, 1 errored of 2", false},
 		{"error_when_none_failed", withStates(events.TestPassed, events.TestErrored), Error, "1 passed, 1 errored of 2", false},
-		{"no_tests_is_success", withStates(), Success, "no tests", false},
+		{"no_tests_is_success", withStates(), Success, "no tests for this change", false},
+		{"names_the_base_it_merged_into", onBase(withStates(events.TestPassed, events.TestFailed), "main", true),
+			Failure, "1 passed, 1 failed of 2; tested merged into main at 9999999", false},
+		{"no_tests_names_the_base_too", onBase(withStates(), "main", true),
+			Success, "no tests for this change; tested merged into main at 9999999", false},
+		{"says_when_the_head_was_tested_alone", onBase(withStates(events.TestPassed), "main", false),
+			Success, "1 passed of 1; head tested alone, not merged into main", false},
+		{"a_long_base_name_is_cut", onBase(withStates(events.TestPassed), longRef, true),
+			Success, "1 passed of 1; tested merged into " + longRef[:37] + "... at 9999999", false},
+		{"a_cancelled_build_does_not_name_the_base", onBase(supersededBy(withStates(events.TestSuperseded), newer), "main", true),
+			Error, "superseded by abc1234", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := Summarize(tc.rec)
+			if len(s.Description) > maxDescription {
+				t.Errorf("description is %d bytes, more than GitHub takes", len(s.Description))
+			}
 			if s.State != tc.state || s.Description != tc.desc || s.Cancelled != tc.cancelled {
 				t.Errorf("Summarize = %s %q cancelled %v, want %s %q cancelled %v",
 					s.State, s.Description, s.Cancelled, tc.state, tc.desc, tc.cancelled)

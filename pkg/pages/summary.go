@@ -2,6 +2,7 @@ package pages
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -102,13 +103,78 @@ func Summarize(rec events.BuildRecord) Summary {
 	s.Description = s.describe()
 	if rec.ConfigError != "" && s.Total == 0 {
 		s.State, s.Description = Error, rec.ConfigError
+	} else if b := rec.Base; b != nil && !s.Cancelled {
+		s.Description = withBase(s.Description, *b)
 	}
 	return s
 }
 
+// maxDescription is GitHub's limit on a status description.
+const maxDescription = 140
+
+// withBase adds what was tested of the base to a summary's description,
+// the branch's name cut (to 40 bytes at most) so that the whole fits in
+// maxDescription; when even a short name would not fit, it adds nothing.
+func withBase(desc string, b events.TestedBase) string {
+	whole := desc + "; " + testedOn(b, 0)
+	if len(whole) <= maxDescription && len(b.Ref) <= 40 {
+		return whole
+	}
+	room := min(40, maxDescription-(len(whole)-len(b.Ref)))
+	if room < 8 {
+		return desc
+	}
+	return desc + "; " + testedOn(b, room)
+}
+
+// testedOn says what a build tested of its base: "tested merged into main
+// at abc1234" or "head tested alone, not merged into main", with the
+// branch's name cut to at most maxRef bytes (0: whole).
+func testedOn(b events.TestedBase, maxRef int) string {
+	ref := b.Ref
+	if maxRef > 0 && len(ref) > maxRef {
+		ref = strings.ToValidUTF8(ref[:maxRef-3], "") + "..."
+	}
+	if !b.Merged {
+		return "head tested alone, not merged into " + ref
+	}
+	return "tested merged into " + ref + " at " + events.ShortSHA(b.SHA)
+}
+
+// BaseLine describes, for a build page, what the build tested of its
+// base branch and how far behind it the head was; "" for a record that
+// does not say.
+func BaseLine(rec events.BuildRecord) string {
+	b := rec.Base
+	if b == nil {
+		return ""
+	}
+	if len(b.Conflicts) > 0 {
+		return fmt.Sprintf("did not merge into %s at %s: %s conflicted; no test ran", b.Ref, events.ShortSHA(b.SHA), countPaths(len(b.Conflicts)))
+	}
+	line := testedOn(*b, 0)
+	if !b.Merged {
+		line += fmt.Sprintf(" (at %s)", events.ShortSHA(b.SHA))
+	}
+	switch b.Behind {
+	case 0:
+		return line + "; the head was up to date with it"
+	case 1:
+		return line + "; the head was 1 commit behind it"
+	}
+	return line + fmt.Sprintf("; the head was %d commits behind it", b.Behind)
+}
+
+func countPaths(n int) string {
+	if n == 1 {
+		return "1 file"
+	}
+	return strconv.Itoa(n) + " files"
+}
+
 func (s Summary) describe() string {
 	if s.Total == 0 {
-		return "no tests"
+		return "no tests for this change"
 	}
 	if s.Superseded > 0 && s.State != Pending {
 		return s.describeSuperseded()

@@ -100,7 +100,27 @@ func (e *Evaluator) environ() []string {
 // trying again. Whatever .yci.py does, Evaluate returns soon after Timeout
 // (a second or two to collect its stacks and output) and leaves none of its
 // processes running, except any that left its process group (setsid).
+//
+// A .yci.py evaluated this way cannot learn what changed: its
+// changed_files() raises. See EvaluateChange.
 func (e *Evaluator) Evaluate(ctx context.Context, sourceDir string, buildID int, pull json.RawMessage) ([]Test, error) {
+	return e.EvaluateChange(ctx, sourceDir, buildID, pull, nil)
+}
+
+// Change is what a build's .yci.py learns of the change it tests through
+// yci.changes.changed_files().
+type Change struct {
+	// Files are the paths the change touches, in the order changed_files()
+	// returns them (git's, bytewise sorted). They may hold any bytes but
+	// NUL: they reach python as a NUL-separated file, never as arguments
+	// or environment, so tens of thousands of them are fine.
+	Files []string
+}
+
+// EvaluateChange is Evaluate for a build that knows its change: .yci.py's
+// changed_files() returns change.Files (nil: changed_files() raises,
+// saying YourCI did not compute them).
+func (e *Evaluator) EvaluateChange(ctx context.Context, sourceDir string, buildID int, pull json.RawMessage, change *Change) ([]Test, error) {
 	dir, err := filepath.Abs(sourceDir)
 	if err != nil {
 		return nil, fmt.Errorf("evaluating %s: %w", ConfigFile, err)
@@ -124,7 +144,11 @@ func (e *Evaluator) Evaluate(ctx context.Context, sourceDir string, buildID int,
 	if err := os.WriteFile(filepath.Join(work, "pull.json"), pull, 0o600); err != nil {
 		return nil, fmt.Errorf("evaluating %s: writing the pull request: %w", ConfigFile, err)
 	}
-	exit, err := e.runPython(ctx, dir, work, e.args(work, dir, buildID))
+	changesPath, err := writeChange(work, change)
+	if err != nil {
+		return nil, fmt.Errorf("evaluating %s: %w", ConfigFile, err)
+	}
+	exit, err := e.runPython(ctx, dir, work, e.args(work, dir, buildID, changesPath))
 	switch {
 	case err != nil:
 		return nil, err
@@ -153,12 +177,36 @@ func (e *Evaluator) Evaluate(ctx context.Context, sourceDir string, buildID int,
 // args are python's arguments: isolated from the environment and the
 // user's site-packages (-I), writing no bytecode into the checkout (-B),
 // unbuffered so prints before a hang are seen (-u), always UTF-8.
-func (e *Evaluator) args(work, dir string, buildID int) []string {
+// changesPath is the NUL-separated list of changed files, or "" when
+// the change is not known.
+func (e *Evaluator) args(work, dir string, buildID int, changesPath string) []string {
 	return []string{"-I", "-B", "-u", "-X", "utf8",
 		filepath.Join(work, "yci", "_evaluate.py"),
 		dir, strconv.Itoa(buildID),
 		filepath.Join(work, "pull.json"), strconv.Itoa(resultFD),
-		strconv.Itoa(e.maxTests()), strconv.Itoa(stacksFD)}
+		strconv.Itoa(e.maxTests()), strconv.Itoa(stacksFD), changesPath}
+}
+
+// writeChange writes change's files, each followed by a NUL, to
+// work/changes and returns its path; "" for a nil change. A name holding
+// a NUL (git never gives one) is refused.
+func writeChange(work string, change *Change) (string, error) {
+	if change == nil {
+		return "", nil
+	}
+	var buf bytes.Buffer
+	for _, f := range change.Files {
+		if f == "" || strings.IndexByte(f, 0) >= 0 {
+			return "", fmt.Errorf("changed file %q is empty or holds a NUL", f)
+		}
+		buf.WriteString(f)
+		buf.WriteByte(0)
+	}
+	path := filepath.Join(work, "changes")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		return "", fmt.Errorf("writing the changed files: %w", err)
+	}
+	return path, nil
 }
 
 // checkConfigFile returns a *ConfigError when dir has no .yci.py to run.

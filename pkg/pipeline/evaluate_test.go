@@ -136,8 +136,6 @@ func TestEvaluateConfigErrors(t *testing.T) {
 			wantError: []string{".yci.py:2: ImportError", "Docker"}, wantDetail: []string{"yci/run.py"}},
 		{name: "wrong_yield_type_names_item_and_type", fixture: "wrong_type.py", wantLine: 6,
 			wantError: []string{".yci.py:6: item 2 is a str, not a test", "Bash(...)"}},
-		{name: "zero_tests_is_nothing_to_run", fixture: "empty.py", wantLine: 1,
-			wantError: []string{"yielded no tests: nothing to run"}},
 		{name: "endless_generator_is_capped", fixture: "endless.py", evaluator: Evaluator{MaxTests: 50}, wantLine: 8,
 			wantError: []string{"yielded more than 50 tests"}},
 		{name: "negative_retries_refused_at_the_call", fixture: "negative_retries.py", wantLine: 6,

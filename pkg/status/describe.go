@@ -207,3 +207,16 @@ func cut(s string, n int) string {
 	}
 	return strings.TrimRightFunc(s[:i], unicode.IsSpace) + "…"
 }
+
+// MergeConflict describes a head that does not merge into the tip of its
+// base branch baseRef (at baseSHA): no test ran, and what to do about it.
+// files counts the conflicting paths.
+func MergeConflict(baseRef, baseSHA string, files int) string {
+	ref := cut(oneLine(baseRef), 30)
+	what := "1 file"
+	if files != 1 {
+		what = fmt.Sprintf("%d files", files)
+	}
+	return truncate(fmt.Sprintf("merge conflict with %s at %s in %s; no test ran: merge %s into the branch, resolve, push",
+		ref, events.ShortSHA(oneLine(baseSHA)), what, ref))
+}

@@ -73,6 +73,11 @@ func describeCases() map[string][]describeCase {
 			{"huge reason is cut but still says it retries", PreparingFailed(3, 9, huge)},
 			{"gave up", GaveUpPreparing(9)},
 		},
+		"mergeconflict": {
+			{"one file", MergeConflict("main", "89abcdef0123456789abcdef0123456789abcdef", 1)},
+			{"many files", MergeConflict("release/2.x", "89abcdef0123456789abcdef0123456789abcdef", 12)},
+			{"huge branch name is cut", MergeConflict(huge, "89abcdef0123456789abcdef0123456789abcdef", 3)},
+		},
 		"approval": {
 			{"default label", ApprovalNeeded("ok-to-test")},
 			{"huge label is cut", ApprovalNeeded(huge)},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-github/v88/github"
 
+	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/pipeline"
 )
@@ -217,6 +218,10 @@ type commandTarget struct {
 	sha   string
 	build int
 	tests []pipeline.Test
+	// baseSHA and tested are the build's base commit and the commit its
+	// tests check out (its merge), as the build recorded them; empty for
+	// builds from before builds merged.
+	baseSHA, tested string
 }
 
 // findTarget finds the current head's latest build (refused, for a button
@@ -246,20 +251,26 @@ func (w *Worker) findTarget(ctx context.Context, log *slog.Logger, inst Installa
 		return nil, refused("the head commit %.7s has no build yet, so there is nothing to re-run.", sha), nil
 	}
 	b := build(ev.Repo, ev.Number, n)
-	ws := w.opts.Workspace
-	if !ws.HasCommit(ctx, b.Owner, b.Repo, sha) {
-		if err := ws.UpdateMirror(ctx, b.Owner, b.Repo, pr.GetBase().GetRepo().GetCloneURL(), inst.Git); err != nil {
-			return nil, outcome{}, fmt.Errorf("updating mirror: %w", err)
+	base, err := w.recordedBase(ctx, buildKey(ev.Repo, ev.Number, n))
+	if err != nil {
+		return nil, outcome{}, err
+	}
+	src, change, err := w.checkoutTarget(ctx, inst, pr, b, sha, base)
+	if err != nil {
+		return nil, outcome{}, err
+	}
+	raw := pull.raw
+	target := &commandTarget{pr: pr, pull: ev.Number, sha: sha, build: n}
+	if base != nil {
+		target.baseSHA, target.tested = base.SHA, sha
+		if base.Merged && base.Merge != "" {
+			target.tested = base.Merge
+		}
+		if raw, err = pullAsTested(raw, base.SHA); err != nil {
+			return nil, outcome{}, permanent(err)
 		}
 	}
-	src, err := ws.SourceDir(b)
-	if err != nil {
-		return nil, outcome{}, permanent(err)
-	}
-	if err := ws.Checkout(ctx, b, sha, pr.GetBase().GetRef(), src); err != nil {
-		return nil, outcome{}, fmt.Errorf("checking out %s: %w", sha, err)
-	}
-	tests, err := w.opts.Evaluator.Evaluate(ctx, src, n, pull.raw)
+	tests, err := w.opts.Evaluator.EvaluateChange(ctx, src, n, raw, change)
 	var cfgErr *pipeline.ConfigError
 	if errors.As(err, &cfgErr) {
 		return nil, refused("the .yci.py of build %d is broken (%s), so it has no tests to re-run.", n, cfgErr.Error()), nil
@@ -268,7 +279,56 @@ func (w *Worker) findTarget(ctx context.Context, log *slog.Logger, inst Installa
 		return nil, outcome{}, fmt.Errorf("evaluating .yci.py of build %d: %w", n, err)
 	}
 	log.Debug("command target", "sha", sha, "build", n, "tests", len(tests))
-	return &commandTarget{pr: pr, pull: ev.Number, sha: sha, build: n, tests: tests}, outcome{}, nil
+	target.tests = tests
+	return target, outcome{}, nil
+}
+
+// recordedBase is the base build k tested, as its record says; nil for a
+// build from before builds merged, or one whose head did not merge (it
+// has no tests to re-run).
+func (w *Worker) recordedBase(ctx context.Context, k events.BuildKey) (*events.TestedBase, error) {
+	rec, err := w.opts.Records.BuildRecord(ctx, k)
+	if errors.Is(err, events.ErrNoRecord) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the record of build %s: %w", k, err)
+	}
+	if rec.Base == nil || rec.Base.SHA == "" || len(rec.Base.Conflicts) > 0 {
+		return nil, nil
+	}
+	return rec.Base, nil
+}
+
+// checkoutTarget checks out, as build b's source, what the build tested:
+// its merge of sha into base (made again when this box lacks it), or sha
+// for a build without a recorded base (then the change is not known).
+func (w *Worker) checkoutTarget(ctx context.Context, inst Installation, pr *github.PullRequest, b artifacts.Build, sha string, base *events.TestedBase) (string, *pipeline.Change, error) {
+	ws := w.opts.Workspace
+	if !ws.HasCommit(ctx, b.Owner, b.Repo, sha) || (base != nil && !ws.HasCommit(ctx, b.Owner, b.Repo, base.SHA)) {
+		if err := ws.UpdateMirror(ctx, b.Owner, b.Repo, pr.GetBase().GetRepo().GetCloneURL(), inst.Git); err != nil {
+			return "", nil, fmt.Errorf("updating mirror: %w", err)
+		}
+	}
+	tested, change := sha, (*pipeline.Change)(nil)
+	if base != nil {
+		if base.Merged && base.Merge != "" {
+			tested = base.Merge
+		}
+		m, err := ws.RemakeMerge(ctx, b.Owner, b.Repo, sha, base.SHA, tested)
+		if err != nil {
+			return "", nil, fmt.Errorf("merging %.7s into %.7s again: %w", sha, base.SHA, err)
+		}
+		change = &pipeline.Change{Files: m.Changes}
+	}
+	src, err := ws.SourceDir(b)
+	if err != nil {
+		return "", nil, permanent(err)
+	}
+	if err := ws.Checkout(ctx, b, tested, pr.GetBase().GetRef(), src); err != nil {
+		return "", nil, fmt.Errorf("checking out %s: %w", tested, err)
+	}
+	return src, change, nil
 }
 
 // retest queues a re-run of the tests /retest asks for (see pickReruns),
@@ -302,6 +362,7 @@ func (w *Worker) retest(ctx context.Context, log *slog.Logger, inst Installation
 			Version: events.Version, Repo: ev.Repo, Number: ev.Number, HeadSHA: t.sha,
 			Installation: ev.Installation, Build: t.build, Test: specOf(specs[name]), Attempt: 1, Rerun: k,
 			BaseRef: t.pr.GetBase().GetRef(), CloneURL: t.pr.GetBase().GetRepo().GetCloneURL(),
+			BaseSHA: t.baseSHA, TestSHA: t.tested,
 		}
 		if err := w.opts.Reruns.PublishTest(ctx, job); err != nil {
 			return outcome{}, fmt.Errorf("queuing re-run %d of %s: %w", k, name, err)

@@ -115,24 +115,14 @@ func (w *Worker) setApprovedSummary(ctx context.Context, ev events.PullEvent, by
 // stream drops their second publication as a duplicate).
 func (w *Worker) queueBuild(ctx context.Context, log *slog.Logger, inst Installation, pull pullRequest, ev events.PullEvent, claim events.Claim, p *prepLog) error {
 	b := build(ev.Repo, ev.Number, claim.Build)
-	src, err := w.checkoutBuild(ctx, inst, pull.pr, b, ev.HeadSHA, p)
+	src, m, err := w.checkoutBuild(ctx, inst, pull.pr, b, ev.HeadSHA, p)
 	if err != nil {
 		return err
 	}
-	// .yci.py reads the pull request as GitHub sent it (the webhook's
-	// or the API's), nulls included, not as go-github's struct would
-	// encode it again.
-	p.step("evaluating .yci.py")
-	tests, err := w.opts.Evaluator.Evaluate(ctx, src, claim.Build, pull.raw)
-	var cfgErr *pipeline.ConfigError
-	if errors.As(err, &cfgErr) {
-		err = w.reportConfigError(ctx, log, ev, b, cfgErr)
-	} else if err != nil {
-		return fmt.Errorf("evaluating .yci.py: %w", err)
+	if len(m.Conflicts) > 0 {
+		err = w.reportConflict(ctx, log, ev, b, pull.pr.GetBase().GetRef(), m)
 	} else {
-		w.recordQueued(ctx, log, pull.pr, b, ev.HeadSHA, ev.Installation, tests)
-		p.step("queuing %d tests", len(tests))
-		err = w.queueTests(ctx, ev, pull.pr, b, tests)
+		err = w.evaluateAndQueue(ctx, log, pull, ev, b, src, m, p)
 	}
 	if err != nil {
 		return err
@@ -140,42 +130,80 @@ func (w *Worker) queueBuild(ctx context.Context, log *slog.Logger, inst Installa
 	if err := w.opts.Queue.MarkQueued(ctx, ev.Repo, ev.Number, ev.HeadSHA, claim.Build); err != nil {
 		return fmt.Errorf("recording build as queued: %w", err)
 	}
-	log.Info("build queued", "tests", len(tests))
+	log.Info("build queued", "tested", m.SHA, "base", m.Base)
 	return nil
 }
 
-// checkoutBuild brings the mirror up to date and checks out the build's
-// source, where .yci.py is evaluated. The clone URL is the base
-// repository's, as GitHub's API gives it, never one the author controls.
-func (w *Worker) checkoutBuild(ctx context.Context, inst Installation, pr *github.PullRequest, b artifacts.Build, sha string, p *prepLog) (string, error) {
+// evaluateAndQueue evaluates the build's .yci.py in src, the checkout of
+// m.SHA, telling it what changed, and queues its tests (none is a verdict
+// too: "no tests for this change").
+func (w *Worker) evaluateAndQueue(ctx context.Context, log *slog.Logger, pull pullRequest, ev events.PullEvent, b artifacts.Build, src string, m artifacts.Merged, p *prepLog) error {
+	// .yci.py reads the pull request as GitHub sent it (the webhook's
+	// or the API's), nulls included, not as go-github's struct would
+	// encode it again; only base.sha is the base the build tested.
+	raw, err := pullAsTested(pull.raw, m.Base)
+	if err != nil {
+		return permanent(err)
+	}
+	p.step("evaluating .yci.py (%d changed files)", len(m.Changes))
+	tests, err := w.opts.Evaluator.EvaluateChange(ctx, src, b.Number, raw, &pipeline.Change{Files: m.Changes})
+	var cfgErr *pipeline.ConfigError
+	if errors.As(err, &cfgErr) {
+		return w.reportConfigError(ctx, log, ev, b, cfgErr)
+	} else if err != nil {
+		return fmt.Errorf("evaluating .yci.py: %w", err)
+	}
+	w.recordQueued(ctx, log, pull.pr, b, ev.HeadSHA, ev.Installation, tests, recordedChanges(m.Changes))
+	p.step("queuing %d tests", len(tests))
+	log.Info("queuing tests", "tests", len(tests), "changed", len(m.Changes))
+	return w.queueTests(ctx, ev, pull.pr, b, tests, m)
+}
+
+// checkoutBuild brings the mirror up to date, merges the head into its
+// base (mergeForBuild) and checks out the result as the build's source,
+// where .yci.py is evaluated. The clone URL is the base repository's, as
+// GitHub's API gives it, never one the author controls. A merge that
+// conflicts has no source: the caller reports it.
+func (w *Worker) checkoutBuild(ctx context.Context, inst Installation, pr *github.PullRequest, b artifacts.Build, sha string, p *prepLog) (string, artifacts.Merged, error) {
 	cloneURL := pr.GetBase().GetRepo().GetCloneURL()
 	if cloneURL == "" {
-		return "", permanent(fmt.Errorf("pull request %s has no base clone URL", b))
+		return "", artifacts.Merged{}, permanent(fmt.Errorf("pull request %s has no base clone URL", b))
 	}
 	p.step("updating the mirror from %s", cloneURL)
 	if err := w.opts.Workspace.UpdateMirror(ctx, b.Owner, b.Repo, cloneURL, inst.Git); err != nil {
-		return "", mirrorFailed(err)
+		return "", artifacts.Merged{}, mirrorFailed(err)
+	}
+	base := pr.GetBase().GetRef()
+	k := buildKey(events.Repo{Owner: b.Owner, Name: b.Repo}, b.Pull, b.Number)
+	m, err := w.mergeForBuild(ctx, k, sha, base)
+	if err != nil || len(m.Conflicts) > 0 {
+		return "", m, err
 	}
 	src, err := w.opts.Workspace.SourceDir(b)
 	if err != nil {
-		return "", permanent(err)
+		return "", m, permanent(err)
 	}
-	p.step("checking out %s (base branch %s)", sha, pr.GetBase().GetRef())
-	if err := w.opts.Workspace.Checkout(ctx, b, sha, pr.GetBase().GetRef(), src); err != nil {
-		return "", classifyPrepare(fmt.Errorf("checking out %s: %w", sha, err))
+	if m.SHA != sha {
+		p.step("merged %s into %s at %s (%d commits behind): %s", sha, base, m.Base, m.Behind, m.SHA)
 	}
-	return src, nil
+	p.step("checking out %s (base branch %s)", m.SHA, base)
+	if err := w.opts.Workspace.Checkout(ctx, b, m.SHA, base, src); err != nil {
+		return "", m, classifyPrepare(fmt.Errorf("checking out %s: %w", m.SHA, err))
+	}
+	return src, m, nil
 }
 
 // queueTests publishes every test of the build, which recordQueued has
 // already recorded as queued: the projector shows "queued" from that record.
-func (w *Worker) queueTests(ctx context.Context, ev events.PullEvent, pr *github.PullRequest, b artifacts.Build, tests []pipeline.Test) error {
+// Every test checks out m.SHA, the commit the build evaluated.
+func (w *Worker) queueTests(ctx context.Context, ev events.PullEvent, pr *github.PullRequest, b artifacts.Build, tests []pipeline.Test, m artifacts.Merged) error {
 	for _, t := range tests {
 		job := events.TestJob{
 			Version: events.Version, Repo: ev.Repo, Number: ev.Number, HeadSHA: ev.HeadSHA,
 			Installation: ev.Installation, Build: b.Number, Test: specOf(t), Attempt: 1,
 			BaseRef: pr.GetBase().GetRef(), CloneURL: pr.GetBase().GetRepo().GetCloneURL(),
 			HeadRef: pr.GetHead().GetRef(), PullUpdatedAt: pr.GetUpdatedAt().UTC(),
+			BaseSHA: m.Base, TestSHA: m.SHA,
 		}
 		if err := w.opts.Queue.PublishTest(ctx, job); err != nil {
 			return fmt.Errorf("queuing test %s: %w", t.Name, err)

@@ -43,10 +43,11 @@ func buildKey(repo events.Repo, pull, number int) events.BuildKey {
 // recordQueued records a build's tests as queued, before any is published,
 // so that the summary counts every test from the start. A build resumed
 // after a crash keeps the states its tests have reached.
-func (w *Worker) recordQueued(ctx context.Context, log *slog.Logger, pr *github.PullRequest, b artifacts.Build, sha string, installation int64, tests []pipeline.Test) {
+func (w *Worker) recordQueued(ctx context.Context, log *slog.Logger, pr *github.PullRequest, b artifacts.Build, sha string, installation int64, tests []pipeline.Test, changes *events.Changes) {
 	_, err := w.opts.Records.UpdateBuild(ctx, buildKey(events.Repo{Owner: b.Owner, Name: b.Repo}, b.Pull, b.Number),
 		func(r *events.BuildRecord) error {
 			r.SHA, r.Title, r.Branch = sha, pr.GetTitle(), pr.GetHead().GetRef()
+			r.Changes = changes
 			r.PullURL = pr.GetHTMLURL()
 			r.Installation, r.Projected = installation, true
 			for _, t := range tests {

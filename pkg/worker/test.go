@@ -257,7 +257,7 @@ func (w *Worker) prepareTest(ctx context.Context, log *slog.Logger, inst Install
 		return "", "", classifyPrepare(fmt.Errorf("clearing the previous attempt's copy: %w", err))
 	}
 	cleared := time.Now()
-	fetched, err := w.checkoutTest(ctx, inst, cloneURL, base, b, job.HeadSHA, work)
+	fetched, err := w.checkoutTest(ctx, inst, cloneURL, base, b, job, work)
 	if err != nil {
 		return "", "", classifyPrepare(err)
 	}
@@ -265,12 +265,15 @@ func (w *Worker) prepareTest(ctx context.Context, log *slog.Logger, inst Install
 	return work, logPath, nil
 }
 
-// checkoutTest makes work a checkout of sha. The mirror is updated only
-// when it lacks the commit (this box did not prepare the build), which the
-// checkout itself finds out: a box that did prepare it spends nothing on
-// asking. fetched tells whether the mirror was updated.
-func (w *Worker) checkoutTest(ctx context.Context, inst Installation, cloneURL, base string, b artifacts.Build, sha, work string) (fetched bool, err error) {
+// checkoutTest makes work a checkout of the job's tested commit (the
+// build's merge, or its head). The mirror is updated only when it lacks
+// the commit (this box did not prepare the build), which the checkout
+// itself finds out: a box that did prepare it spends nothing on asking.
+// A merge this box lacks is made again from the head and the base, and
+// is the same commit. fetched tells whether the mirror was updated.
+func (w *Worker) checkoutTest(ctx context.Context, inst Installation, cloneURL, base string, b artifacts.Build, job events.TestJob, work string) (fetched bool, err error) {
 	ws := w.opts.Workspace
+	sha := job.Tested()
 	err = ws.Checkout(ctx, b, sha, base, work)
 	if errors.Is(err, artifacts.ErrNotMirrored) {
 		if cloneURL == "" {
@@ -279,7 +282,13 @@ func (w *Worker) checkoutTest(ctx context.Context, inst Installation, cloneURL, 
 		if err := ws.UpdateMirror(ctx, b.Owner, b.Repo, cloneURL, inst.Git); err != nil {
 			return false, mirrorFailed(err)
 		}
-		fetched, err = true, ws.Checkout(ctx, b, sha, base, work)
+		fetched = true
+		if sha != job.HeadSHA {
+			if _, err := ws.RemakeMerge(ctx, b.Owner, b.Repo, job.HeadSHA, job.BaseSHA, sha); err != nil {
+				return fetched, fmt.Errorf("merging %.7s into %.7s again: %w", job.HeadSHA, job.BaseSHA, err)
+			}
+		}
+		err = ws.Checkout(ctx, b, sha, base, work)
 	}
 	if err != nil {
 		return fetched, fmt.Errorf("checking out %s: %w", sha, err)
@@ -309,7 +318,11 @@ func (w *Worker) abandonTest(ctx context.Context, log *slog.Logger, job events.T
 // names are the pull request's as its build (or a read) found them:
 // YCI_HEAD_REF is the branch the commit was pushed to (perhaps a fork's),
 // YCI_BASE_REF the one it merges into, which the checkout also has as
-// <base> and origin/<base>.
+// <base> and origin/<base>. YCI_SHA is the pull request's head, the
+// commit GitHub shows the result on; YCI_BASE_SHA the base commit the
+// build merged it into (the checkout's HEAD is that merge, or the head
+// itself when the head already contained the base or heads are tested
+// alone); empty for jobs queued before builds merged.
 func facts(job events.TestJob, headRef, baseRef string) map[string]string {
 	return map[string]string{
 		"YCI_REPO":     job.Repo.FullName(),
@@ -319,6 +332,7 @@ func facts(job events.TestJob, headRef, baseRef string) map[string]string {
 		"YCI_RERUN":    strconv.Itoa(job.Rerun),
 		"YCI_HEAD_REF": headRef,
 		"YCI_BASE_REF": baseRef,
+		"YCI_BASE_SHA": job.BaseSHA,
 	}
 }
 

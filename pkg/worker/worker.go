@@ -103,6 +103,10 @@ type Options struct {
 	// default the tests of a head that a newer commit replaced are dropped
 	// (queued) or stopped (running), to spend no hours on stale commits.
 	KeepSuperseded bool
+	// HeadOnly tests each pull request's head alone, as it was pushed. By
+	// default a build tests the head merged into the tip of its base
+	// branch as the build fetched it, which is what merging would make.
+	HeadOnly bool
 	// Records keeps each build's record, the one truth about its tests:
 	// the worker changes records and writes none of a test's states, nor
 	// the summary, to GitHub; a projector (pkg/projector) shows them, and

@@ -11,6 +11,9 @@ one test per configuration of its matrix::
             yield IncrementalRetry(Bash('./test.sh', env={'ENV_VAR_1': x}),
                                    retries=3, retry_increment=600)
 
+``yci.changes.changed_files()`` lists the paths the tested change touches,
+so a matrix can run only what a change needs (and may yield nothing).
+
 This package ships inside YourCI's binaries; nothing needs installing.
 """
 

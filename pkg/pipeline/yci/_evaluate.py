@@ -1,7 +1,7 @@
 """Evaluates a repository's .yci.py for the YourCI worker (internal).
 
 Usage: python3 -I -B -u -X utf8 .../yci/_evaluate.py SOURCE_DIR BUILD_ID
-       PULL_JSON RESULT_FD MAX_TESTS STACKS_FD
+       PULL_JSON RESULT_FD MAX_TESTS STACKS_FD [CHANGES]
 
 The result goes to the pipe RESULT_FD, never to stdout, so whatever .yci.py
 prints cannot corrupt it: {"tests": [...]} or {"error": {...}}. Nothing there
@@ -9,6 +9,8 @@ means the interpreter died before reporting (os._exit, a kill). On SIGUSR1,
 which the worker sends when the time limit is reached, the stacks of every
 thread go to the pipe STACKS_FD, so a hang can be located. Both are pipes the
 worker opened: nothing is read back from a file this process could replace.
+CHANGES, when given and not empty, is a file of the changed paths, each
+followed by a NUL, which yci.changes.changed_files() returns.
 """
 
 # Everything the evaluator needs is imported before the checkout joins
@@ -27,6 +29,7 @@ PKG_ROOT = os.path.dirname(os.path.dirname(DRIVER))
 sys.path.insert(0, PKG_ROOT)
 
 from yci import _check  # noqa: E402 (needs PKG_ROOT on sys.path)
+from yci import changes  # noqa: E402
 from yci.retry import IncrementalRetry  # noqa: E402
 from yci.run import Bash  # noqa: E402
 
@@ -72,6 +75,8 @@ class AttrDict(dict):
 def main(argv):
     source_dir, build_id, pull_path, result_fd = argv[1:5]
     max_tests, stacks_fd = int(argv[5]), int(argv[6])
+    if len(argv) > 7 and argv[7]:
+        changes._load(argv[7])
     with open(pull_path, encoding='utf-8') as f:
         pull = json.load(f, object_hook=AttrDict)
     # Commands .yci.py starts (os.system) need not inherit the pipes.
@@ -125,8 +130,9 @@ def evaluate(source_dir, build_id, pull, max_tests):
             raise
         except BaseException as exc:
             raise user_failure(exc, line) from None
-    if not tests:
-        raise Failure(def_line, 'test_generator yielded no tests: nothing to run', example=True)
+    # No tests is a verdict too: a change that needs none (docs only,
+    # say) gets a green yci saying so, rather than a check that never
+    # reports and blocks the pull request.
     return tests
 
 

@@ -1,0 +1,67 @@
+package artifacts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// ErrNoBaseGiven means a local run was given no base to compare with, and
+// its checkout has neither an upstream branch nor origin/HEAD to default to.
+var ErrNoBaseGiven = errors.New("no base to compare with: give -base REF (the branch the change will merge into)")
+
+// LocalChange is what a local run's change touches, as a pull request of
+// it would show.
+type LocalChange struct {
+	// Base is the ref compared with (as given, or the default found) and
+	// From the commit compared from: the merge base of Base and HEAD.
+	Base, From string
+	// Files are the paths changed from From to the working tree:
+	// committed, staged, unstaged and untracked (not ignored) changes;
+	// both names of a rename; sorted bytewise, as git sorts them.
+	Files []string
+}
+
+// ReadLocalChange computes the change of the checkout whose top level is
+// dir against base, a ref or commit; "" means the checkout's upstream
+// branch (@{upstream}), else origin/HEAD, else ErrNoBaseGiven. Git runs
+// as the worker runs it (gitEnv) and writes nothing to the repository
+// (GIT_OPTIONAL_LOCKS=0: not even the index's refreshed stat data).
+func ReadLocalChange(ctx context.Context, dir, base string) (LocalChange, error) {
+	git := func(args ...string) ([]byte, error) {
+		return runGitWith(ctx, DefaultGitTimeout, dir, GitAuth{}, []string{"GIT_OPTIONAL_LOCKS=0"}, nil, args...)
+	}
+	if base == "" {
+		for _, candidate := range []string{"@{upstream}", "origin/HEAD"} {
+			if out, err := git("rev-parse", "--verify", "--quiet", "--symbolic-full-name", candidate); err == nil && len(out) > 0 {
+				base = strings.TrimPrefix(strings.TrimSpace(string(out)), "refs/remotes/")
+				break
+			}
+		}
+		if base == "" {
+			return LocalChange{}, ErrNoBaseGiven
+		}
+	}
+	if strings.HasPrefix(base, "-") {
+		return LocalChange{}, fmt.Errorf("%w: base %q", ErrInvalid, base)
+	}
+	out, err := git("merge-base", "--end-of-options", base, "HEAD")
+	if err != nil {
+		return LocalChange{}, fmt.Errorf("finding where HEAD left %s: %w", base, err)
+	}
+	c := LocalChange{Base: base, From: strings.TrimSpace(string(out))}
+	tracked, err := git("diff", "--name-only", "-z", "--no-renames", "--no-ext-diff", "--no-textconv", c.From, "--")
+	if err != nil {
+		return LocalChange{}, fmt.Errorf("listing the changed files: %w", err)
+	}
+	untracked, err := git("ls-files", "-z", "--others", "--exclude-standard")
+	if err != nil {
+		return LocalChange{}, fmt.Errorf("listing the untracked files: %w", err)
+	}
+	c.Files = append(splitNUL(tracked), splitNUL(untracked)...)
+	slices.Sort(c.Files)
+	c.Files = slices.Compact(c.Files)
+	return c, nil
+}

@@ -1,0 +1,212 @@
+package artifacts
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// ErrNoBase means the mirror has no branch of the name a pull request
+// merges into, so there is nothing to merge its head with.
+var ErrNoBase = errors.New("base branch not in the mirror")
+
+// Merged is what a build tests: a pull request's head merged into a base
+// commit, made in the mirror (MergeBuild, RemakeMerge).
+type Merged struct {
+	// Base is the base branch's commit the head was merged into, and
+	// Behind how many of its commits the head lacked.
+	Base   string
+	Behind int
+	// SHA is the commit to test: the merge commit, or the head itself
+	// when the base is already in the head (nothing to merge) or merging
+	// was not asked for. Empty when Conflicts is not.
+	SHA string
+	// Conflicts are the paths the merge could not resolve; then there is
+	// no commit to test.
+	Conflicts []string
+	// Changes are the paths the head changes since its merge base with
+	// Base (what GitHub's "Files changed" lists), sorted bytewise as git
+	// sorts them: added, modified, deleted, and both names of a rename.
+	Changes []string
+}
+
+// MergeBuild finds the tip of branch base in the mirror of owner/repo, as
+// the last UpdateMirror fetched it, and merges head into it, unless merge
+// is false or there is nothing to merge (then Merged.SHA is head). The
+// merge commit is made in the mirror, without a working tree, and is a
+// function of head and the base commit alone (author, date and message
+// included): any box that makes it again (RemakeMerge) gets the same id.
+// A conflict is not an error: Merged.Conflicts names the paths. An error
+// wrapping ErrNoBase means the mirror lacks the branch; one wrapping
+// ErrNotMirrored that it lacks head.
+func (w *Workspace) MergeBuild(ctx context.Context, owner, repo, head, base string, merge bool) (Merged, error) {
+	if err := validateSHA(head); err != nil {
+		return Merged{}, err
+	}
+	if base == "" || strings.HasPrefix(base, "-") || strings.ContainsAny(base, "\x00\n\r ^:~?*[\\") {
+		return Merged{}, fmt.Errorf("%w: base branch %q", ErrInvalid, base)
+	}
+	mirror, unlock, err := w.lockExistingMirror(ctx, owner, repo)
+	if err != nil {
+		return Merged{}, err
+	}
+	defer unlock()
+	out, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "rev-parse", "--verify", "--quiet", "--end-of-options", "refs/heads/"+base+"^{commit}")
+	if err != nil {
+		return Merged{}, fmt.Errorf("%w: %s of %s/%s", ErrNoBase, base, owner, repo)
+	}
+	m := Merged{Base: strings.TrimSpace(string(out))}
+	return m, w.mergeLocked(ctx, mirror, head, &m, merge)
+}
+
+// RemakeMerge makes again, in the mirror of owner/repo, the commit
+// MergeBuild made of head and the base commit base (on another box, or
+// after garbage collection), and checks that it is want. The changed
+// paths are computed too: Merged is what MergeBuild returned.
+func (w *Workspace) RemakeMerge(ctx context.Context, owner, repo, head, base, want string) (Merged, error) {
+	for _, sha := range []string{head, base, want} {
+		if err := validateSHA(sha); err != nil {
+			return Merged{}, err
+		}
+	}
+	mirror, unlock, err := w.lockExistingMirror(ctx, owner, repo)
+	if err != nil {
+		return Merged{}, err
+	}
+	defer unlock()
+	m := Merged{Base: base}
+	if err := w.mergeLocked(ctx, mirror, head, &m, want != head); err != nil {
+		return Merged{}, err
+	}
+	if m.SHA != want {
+		return Merged{}, fmt.Errorf("merging %.7s into %.7s again made %q, not %s", head, base, m.SHA, want)
+	}
+	return m, nil
+}
+
+// lockExistingMirror takes the lock of owner/repo's mirror, which must
+// exist (else the error wraps ErrNotMirrored), and returns its path.
+func (w *Workspace) lockExistingMirror(ctx context.Context, owner, repo string) (string, func(), error) {
+	mirror, err := w.MirrorDir(owner, repo)
+	if err != nil {
+		return "", nil, err
+	}
+	if ok, err := isDir(mirror); err != nil || !ok {
+		return "", nil, errors.Join(fmt.Errorf("%w: no mirror of %s/%s yet", ErrNotMirrored, owner, repo), err)
+	}
+	unlock, err := w.lockMirror(ctx, mirror)
+	if err != nil {
+		return "", nil, err
+	}
+	return mirror, unlock, nil
+}
+
+// mergeLocked fills m (whose Base is set) for head: how far behind,
+// what changed, and the commit to test. Only call it holding the lock.
+func (w *Workspace) mergeLocked(ctx context.Context, mirror, head string, m *Merged, merge bool) error {
+	git := func(args ...string) (string, error) {
+		out, err := w.git(ctx, GitAuth{}, append([]string{"--git-dir=" + mirror}, args...)...)
+		return strings.TrimSpace(string(out)), err
+	}
+	if _, err := git("cat-file", "-e", head+"^{commit}"); err != nil {
+		return fmt.Errorf("%w: head %s: %w", ErrNotMirrored, head, err)
+	}
+	mergeBase, err := git("merge-base", m.Base, head)
+	if err != nil {
+		// Exit status 1 with nothing printed: no common history.
+		return fmt.Errorf("%w: %.7s and the base %.7s have no common history", ErrInvalid, head, m.Base)
+	}
+	behind, err := git("rev-list", "--count", head+".."+m.Base)
+	if err != nil {
+		return fmt.Errorf("counting the base's new commits: %w", err)
+	}
+	if m.Behind, err = strconv.Atoi(behind); err != nil {
+		return fmt.Errorf("counting the base's new commits: %w", err)
+	}
+	if m.Changes, err = w.changedLocked(ctx, mirror, mergeBase, head); err != nil {
+		return err
+	}
+	if !merge || mergeBase == m.Base {
+		m.SHA = head
+		return nil
+	}
+	return w.commitMerge(ctx, mirror, head, m)
+}
+
+// changedLocked lists the paths that differ between commits from and to,
+// as NUL-separated names straight from git: no quoting, any bytes.
+// Renames are not detected, so a rename lists both names.
+func (w *Workspace) changedLocked(ctx context.Context, mirror, from, to string) ([]string, error) {
+	out, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "diff-tree", "-r", "-z", "--name-only",
+		"--no-renames", "--no-commit-id", "--no-ext-diff", "--no-textconv", from, to)
+	if err != nil {
+		return nil, fmt.Errorf("listing the changed files: %w", err)
+	}
+	return splitNUL(out), nil
+}
+
+// splitNUL splits git's -z output into its names.
+func splitNUL(out []byte) []string {
+	out = bytes.TrimSuffix(out, []byte{0})
+	if len(out) == 0 {
+		return nil
+	}
+	return strings.Split(string(out), "\x00")
+}
+
+// mergeIdentity is who the merge commits are by; their date is the later
+// committer date of their parents, so that the commit is a function of
+// its parents alone.
+var mergeIdentity = []string{
+	"GIT_AUTHOR_NAME=YourCI", "GIT_AUTHOR_EMAIL=yci@localhost",
+	"GIT_COMMITTER_NAME=YourCI", "GIT_COMMITTER_EMAIL=yci@localhost",
+}
+
+// commitMerge merges head into m.Base with git merge-tree (no working
+// tree, no index) and commits the result with the base as first parent,
+// as GitHub's refs/pull/<n>/merge has it. A conflict fills m.Conflicts.
+func (w *Workspace) commitMerge(ctx context.Context, mirror, head string, m *Merged) error {
+	out, err := w.gitWith(ctx, nil, nil, "--git-dir="+mirror, "merge-tree", "--write-tree", "--name-only",
+		"--no-messages", "-z", m.Base, head)
+	names := splitNUL(out)
+	var exit interface{ ExitCode() int }
+	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {
+		return fmt.Errorf("merging %.7s into %.7s: %w", head, m.Base, err)
+	}
+	if err != nil {
+		// Exit status 1: conflicts. Their names follow the tree; gitWith
+		// keeps git's stdout when it exits 1.
+		if len(names) > 1 {
+			m.Conflicts = names[1:]
+		} else {
+			m.Conflicts = []string{"(git named no file)"}
+		}
+		return nil
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("merging %.7s into %.7s: git printed no tree", head, m.Base)
+	}
+	tree := names[0]
+	dates, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "rev-list", "--no-walk=unsorted", "--no-commit-header", "--format=%ct", m.Base, head, "--")
+	if err != nil {
+		return fmt.Errorf("reading the dates of %.7s and %.7s: %w", head, m.Base, err)
+	}
+	var latest int64
+	for _, f := range strings.Fields(string(dates)) {
+		if n, err := strconv.ParseInt(f, 10, 64); err == nil && n > latest {
+			latest = n
+		}
+	}
+	date := strconv.FormatInt(latest, 10) + " +0000"
+	env := append([]string{"GIT_AUTHOR_DATE=" + date, "GIT_COMMITTER_DATE=" + date}, mergeIdentity...)
+	msg := fmt.Sprintf("Merge %s into %s\n\nMade by YourCI to test the pull request's head merged into its base.\n", head, m.Base)
+	sha, err := w.gitWith(ctx, env, strings.NewReader(msg), "--git-dir="+mirror, "commit-tree", "-p", m.Base, "-p", head, tree)
+	if err != nil {
+		return fmt.Errorf("committing the merge of %.7s into %.7s: %w", head, m.Base, err)
+	}
+	m.SHA = strings.TrimSpace(string(sha))
+	return validateSHA(m.SHA)
+}

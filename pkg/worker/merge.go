@@ -1,0 +1,150 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/yourci/yourci/pkg/artifacts"
+	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/pipeline"
+	"github.com/yourci/yourci/pkg/status"
+)
+
+// maxRecordedConflicts bounds the conflicting paths a build record keeps;
+// the log lists them all.
+const maxRecordedConflicts = 20
+
+// mergeForBuild decides what build k tests of head: head merged into the
+// tip of baseRef in the mirror (just updated), or head alone when the
+// worker tests heads alone. The base it merged is recorded at once, before
+// anything is checked out: a redelivered build (after a crash) makes the
+// same merge again from the record, whatever the base did meanwhile, so
+// its pin and checkouts stay valid.
+func (w *Worker) mergeForBuild(ctx context.Context, k events.BuildKey, head, baseRef string) (artifacts.Merged, error) {
+	ws := w.opts.Workspace
+	rec, err := w.opts.Records.BuildRecord(ctx, k)
+	if err != nil && !errors.Is(err, events.ErrNoRecord) {
+		return artifacts.Merged{}, fmt.Errorf("reading the record of build %s: %w", k, err)
+	}
+	if b := rec.Base; err == nil && b != nil && b.SHA != "" && len(b.Conflicts) == 0 {
+		want := head
+		if b.Merged && b.Merge != "" {
+			want = b.Merge
+		}
+		m, err := ws.RemakeMerge(ctx, k.Repo.Owner, k.Repo.Name, head, b.SHA, want)
+		if err != nil {
+			return artifacts.Merged{}, classifyPrepare(fmt.Errorf("merging %.7s into %.7s again: %w", head, b.SHA, err))
+		}
+		return m, nil
+	}
+	m, err := ws.MergeBuild(ctx, k.Repo.Owner, k.Repo.Name, head, baseRef, !w.opts.HeadOnly)
+	if errors.Is(err, artifacts.ErrNoBase) || errors.Is(err, artifacts.ErrInvalid) {
+		return artifacts.Merged{}, permanent(fmt.Errorf("merging %.7s into %s: %w", head, baseRef, err))
+	}
+	if err != nil {
+		return artifacts.Merged{}, classifyPrepare(fmt.Errorf("merging %.7s into %s: %w", head, baseRef, err))
+	}
+	_, err = w.opts.Records.UpdateBuild(ctx, k, func(r *events.BuildRecord) error {
+		r.Base = testedBase(baseRef, m, !w.opts.HeadOnly)
+		return nil
+	})
+	if err != nil {
+		return artifacts.Merged{}, fmt.Errorf("recording the base of build %s: %w", k, err)
+	}
+	return m, nil
+}
+
+// testedBase is what a build's record keeps of its merge.
+func testedBase(ref string, m artifacts.Merged, merged bool) *events.TestedBase {
+	b := &events.TestedBase{Ref: ref, SHA: m.Base, Merged: merged, Behind: m.Behind}
+	if merged {
+		b.Merge = m.SHA
+	}
+	if len(m.Conflicts) > 0 {
+		b.Conflicts = m.Conflicts[:min(len(m.Conflicts), maxRecordedConflicts)]
+	}
+	return b
+}
+
+// recordedChanges is what a build record keeps of the changed files.
+func recordedChanges(files []string) *events.Changes {
+	return &events.Changes{Files: files[:min(len(files), events.MaxRecordedChanges)], Total: len(files)}
+}
+
+// pullAsTested is the pull request .yci.py sees: as GitHub sent it, but
+// with base.sha the base commit the build tested, which GitHub's copy may
+// not be (the base moved since GitHub wrote it, or since the build read
+// it). Every other field, nulls included, is kept as it came.
+func pullAsTested(raw json.RawMessage, baseSHA string) (json.RawMessage, error) {
+	if baseSHA == "" {
+		return raw, nil
+	}
+	var pull map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &pull); err != nil {
+		return nil, fmt.Errorf("reading the pull request: %w", err)
+	}
+	var base map[string]json.RawMessage
+	if b, ok := pull["base"]; ok && string(b) != "null" {
+		if err := json.Unmarshal(b, &base); err != nil {
+			return nil, fmt.Errorf("reading the pull request's base: %w", err)
+		}
+	}
+	if base == nil {
+		base = map[string]json.RawMessage{}
+	}
+	sha, err := json.Marshal(baseSHA)
+	if err != nil {
+		return nil, err
+	}
+	base["sha"] = sha
+	if pull["base"], err = json.Marshal(base); err != nil {
+		return nil, err
+	}
+	return json.Marshal(pull)
+}
+
+// reportConflict ends a build whose head does not merge into its base: no
+// test runs, and yci says so, and what to do, linking to a log that lists
+// the conflicting paths. Like a broken .yci.py, only a push (or a /retest
+// once the base changed) can fix it, so the job is done.
+func (w *Worker) reportConflict(ctx context.Context, log *slog.Logger, ev events.PullEvent, b artifacts.Build, baseRef string, m artifacts.Merged) error {
+	log.Info("head does not merge into its base", "base", m.Base, "conflicts", len(m.Conflicts))
+	var text strings.Builder
+	fmt.Fprintf(&text, "%sthe head %s does not merge into %s at %s.\n", pipeline.LogPrefix, ev.HeadSHA, baseRef, m.Base)
+	fmt.Fprintf(&text, "%sYourCI tests a pull request merged into the tip of its base branch, so no test ran.\n", pipeline.LogPrefix)
+	fmt.Fprintf(&text, "%smerge %s into the branch (or rebase onto it), resolve these conflicts and push:\n", pipeline.LogPrefix, baseRef)
+	for _, p := range m.Conflicts {
+		fmt.Fprintf(&text, "  %q\n", p)
+	}
+	detail, err := w.mask(text.String())
+	if err != nil {
+		return err
+	}
+	dir, err := w.opts.Workspace.CreateTestDir(b, configLogName)
+	if err != nil {
+		return fmt.Errorf("creating the conflict's log: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "out.txt"), []byte(detail), 0o644); err != nil {
+		return fmt.Errorf("writing the conflict's log: %w", err)
+	}
+	if err := w.opts.Workspace.LinkLog(b, configLogName); err != nil {
+		return fmt.Errorf("linking the conflict's log: %w", err)
+	}
+	_, err = w.opts.Records.UpdateBuild(ctx, buildKey(ev.Repo, b.Pull, b.Number), func(r *events.BuildRecord) error {
+		r.SHA, r.Installation, r.Projected = ev.HeadSHA, ev.Installation, true
+		r.Base = testedBase(baseRef, m, true)
+		r.ConfigError = status.MergeConflict(baseRef, m.Base, len(m.Conflicts))
+		r.ConfigLogURL = w.logURL(b, configLogName)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recording the merge conflict: %w", err)
+	}
+	return nil
+}
