@@ -310,8 +310,12 @@ func (w *Worker) abandonTest(ctx context.Context, log *slog.Logger, job events.T
 // YCI_HEAD_REF is the branch the commit was pushed to (perhaps a fork's),
 // YCI_BASE_REF the one it merges into, which the checkout also has as
 // <base> and origin/<base>.
+//
+// A merge group's test also has YCI_MERGE_GROUP=1; its YCI_PULL is the
+// group's number (events.GroupNumber) and YCI_HEAD_REF its
+// gh-readonly-queue/... branch.
 func facts(job events.TestJob, headRef, baseRef string) map[string]string {
-	return map[string]string{
+	f := map[string]string{
 		"YCI_REPO":     job.Repo.FullName(),
 		"YCI_PULL":     strconv.Itoa(job.Number),
 		"YCI_SHA":      job.HeadSHA,
@@ -320,6 +324,10 @@ func facts(job events.TestJob, headRef, baseRef string) map[string]string {
 		"YCI_HEAD_REF": headRef,
 		"YCI_BASE_REF": baseRef,
 	}
+	if events.IsGroup(job.Number) {
+		f["YCI_MERGE_GROUP"] = "1"
+	}
+	return f
 }
 
 // withoutPaths is err's message for a status description: the box's own
