@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -509,6 +510,32 @@ func TestURL(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := URL(tt.root, tt.k); got != tt.want {
 				t.Errorf("URL(%q) = %q, want %q", tt.root, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMergeGroupIsNamedAsOne(t *testing.T) {
+	t.Parallel()
+	const head = "4fd5a3c0a7f9b5d31e2c8e0f9a6b7c8d9e0f1a2b"
+	n, err := events.GroupNumber(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := record(running)
+	rec.Key.Pull, rec.SHA, rec.PullURL, rec.Title = n, head, "", ""
+	build, err := BuildPage(rec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repoPage, err := RepoPage(repo, []events.BuildRecord{rec}, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, page := range map[string][]byte{"build": build, "repo": repoPage} {
+		t.Run(name, func(t *testing.T) {
+			if !strings.Contains(string(page), "merge group 4fd5a3c0a") || strings.Contains(string(page), "#"+strconv.Itoa(n)) {
+				t.Errorf("%s page does not name the merge group as one:\n%s", name, page)
 			}
 		})
 	}
