@@ -29,7 +29,9 @@ type MergeGroup struct {
 // branch, written to refs/heads/gh-readonly-queue/<base>/pr-<n>-<base sha>
 // of the base repository (where a clone's mirror finds it), and the
 // merge_group checks_requested webhook goes to every hook before QueuePull
-// returns. A pull whose head conflicts with its base cannot be queued.
+// returns. A pull whose head conflicts with its base cannot be queued. A
+// pull queued again on the same base tip replaces the branch, as the
+// queue does.
 func (s *Server) QueuePull(owner, name string, n int) (MergeGroup, error) {
 	g, err := s.makeGroup(owner, name, n)
 	if err != nil {
@@ -89,7 +91,7 @@ func (s *Server) makeGroup(owner, name string, n int) (MergeGroup, error) {
 	g.Message = fmt.Sprintf("Merge pull request #%d\n", n)
 	g.At = time.Now().UTC().Truncate(time.Second)
 	g.HeadSHA, err = s.writeCommit(ctx, rp.gitDir, commitSpec{
-		ref: g.HeadRef, parent: g.BaseSHA, merges: []string{head}, tree: tree, message: g.Message, author: "github-merge-queue",
+		ref: g.HeadRef, parent: g.BaseSHA, merges: []string{head}, tree: tree, message: g.Message, author: "github-merge-queue", force: true,
 	})
 	if err != nil {
 		return MergeGroup{}, err
