@@ -110,3 +110,25 @@ fi`
 	})
 	s.release()
 }
+
+// TestMergeGroupWithAppAuthGetsCheckRuns is the queue's group with the
+// worker authenticated as a GitHub App: the group's test and the summary
+// yci are check runs on the group's head, named for the group's number.
+func TestMergeGroupWithAppAuthGetsCheckRuns(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	s.startWorker("worker", append(s.appEnv(), "YCI_JOBS=2")...)
+	n, sha := s.openPull(map[string]string{".yci.py": groupYciPy, "test.sh": s.script("true")})
+	checkSummaryRun(t, s, sha)
+	g, err := s.gh.QueuePull(owner, repoName, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSummaryRun(t, s, g.HeadSHA)
+	if got := checkFinals(s)(g.HeadSHA); got["group"] != "success" || len(got) != 1 {
+		t.Errorf("check runs on the group head: %v, want group: success alone", got)
+	}
+	if st := s.gh.Statuses(owner, repoName, g.HeadSHA); len(st) != 0 {
+		t.Errorf("the group head has %d commit statuses; an App writes check runs", len(st))
+	}
+}
