@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/fakegithub"
 )
 
 // groupYciPy builds one test per head: "pull" for a pull request and,
@@ -73,6 +74,18 @@ fi`
 		}
 	})
 
+	// The same group's checks_requested sent again under a new delivery
+	// id (beyond JetStream's duplicate window) builds nothing: one build
+	// per head commit.
+	payload, err := s.gh.MergeGroupPayload(g, "checks_requested", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _, err := fakegithub.Deliver(s.ctx, s.recv.WebhookURL, secret, "merge_group", payload)
+	if err != nil || resp.StatusCode != 202 {
+		t.Fatalf("second checks_requested: %v, %v", resp, err)
+	}
+
 	// A second group (the pull moved on and was queued again) is
 	// destroyed while its test runs.
 	if err := os.WriteFile(filepath.Join(s.marks, "hold"), nil, 0o644); err != nil {
@@ -91,6 +104,13 @@ fi`
 		st := s.waitFinal(g2.HeadSHA, "yci/group")["yci/group"]
 		if st.GetState() != "error" || !strings.Contains(st.GetDescription(), "merge group was destroyed") {
 			t.Errorf("yci/group: %s %q, want an error saying the merge group was destroyed\n%s", st.GetState(), st.GetDescription(), s.history(g2.HeadSHA))
+		}
+	})
+	t.Run("the_same_group_twice_is_built_once", func(t *testing.T) {
+		// The pull events are handled in order on the one pull slot: the
+		// second group running means the repeated one was handled.
+		if got := s.buildDirs(w.name, number); len(got) != 1 || got[0] != "1" {
+			t.Errorf("group %d has builds %v, want only build 1", number, got)
 		}
 	})
 	t.Run("every_merge_group_delivery_was_accepted", func(t *testing.T) {

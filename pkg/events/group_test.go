@@ -2,6 +2,8 @@ package events_test
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/yourci/yourci/pkg/events"
@@ -90,6 +92,32 @@ func TestPublishRefusesAGroupNumberNotItsHeads(t *testing.T) {
 			err := bus.Queue().PublishPull(ctx, tt.ev)
 			if (err == nil) != tt.ok || err != nil && !errors.Is(err, events.ErrInvalidEvent) {
 				t.Errorf("PublishPull = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestLogAttrsNameAMergeGroup(t *testing.T) {
+	t.Parallel()
+	const sha = "4fd5a3c0a7f9b5d31e2c8e0f9a6b7c8d9e0f1a2b"
+	n, err := events.GroupNumber(sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		attrs []any
+		want  bool
+	}{
+		{"group_event", events.PullEvent{Number: n, HeadSHA: sha}.LogAttrs(), true},
+		{"group_test", events.TestJob{Number: n, HeadSHA: sha}.LogAttrs(), true},
+		{"pull_event", events.PullEvent{Number: 12, HeadSHA: sha}.LogAttrs(), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := fmt.Sprint(tt.attrs...)
+			if strings.Contains(got, "merge_group=merge group 4fd5a3c0a") != tt.want {
+				t.Errorf("attrs %s, want merge_group %v", got, tt.want)
 			}
 		})
 	}
