@@ -170,9 +170,10 @@ func (gd groupDelivery) validateBuild() error {
 // short ref and repository), the merge group as GitHub delivered it, by
 // which .yci.py tells a group from a pull request, and number null. state
 // "open" and updated_at let the worker take it as it takes a webhook's
-// pull request.
+// pull request; title, the queue's branch, names the group on the pages.
 type groupPullObject struct {
 	Number     *int            `json:"number"`
+	Title      string          `json:"title"`
 	State      string          `json:"state"`
 	UpdatedAt  time.Time       `json:"updated_at"`
 	Head       groupSide       `json:"head"`
@@ -192,7 +193,7 @@ type groupSide struct {
 func (gd groupDelivery) pull() (json.RawMessage, error) {
 	g := gd.group
 	obj := groupPullObject{
-		State: "open", UpdatedAt: g.HeadCommit.Timestamp.UTC(),
+		Title: strings.TrimPrefix(g.HeadRef, "refs/heads/"), State: "open", UpdatedAt: g.HeadCommit.Timestamp.UTC(),
 		Head:       groupSide{SHA: g.HeadSHA, Ref: strings.TrimPrefix(g.HeadRef, "refs/heads/"), Repo: gd.Repository},
 		Base:       groupSide{SHA: g.BaseSHA, Ref: strings.TrimPrefix(g.BaseRef, "refs/heads/"), Repo: gd.Repository},
 		MergeGroup: gd.MergeGroup,

@@ -66,6 +66,7 @@ func TestGroupEventFrom(t *testing.T) {
 		// and the merge group itself.
 		var pull struct {
 			Number *int   `json:"number"`
+			Title  string `json:"title"`
 			State  string `json:"state"`
 			Head   struct {
 				SHA, Ref string
@@ -86,7 +87,7 @@ func TestGroupEventFrom(t *testing.T) {
 		if err := json.Unmarshal(ev.Pull, &pull); err != nil {
 			t.Fatal(err)
 		}
-		if pull.Number != nil || pull.State != "open" || pull.Head.SHA != groupHead || pull.Base.SHA != groupBase ||
+		if pull.Number != nil || pull.State != "open" || pull.Title != pull.Head.Ref || pull.Head.SHA != groupHead || pull.Base.SHA != groupBase ||
 			pull.Base.Ref != "main" || !strings.HasPrefix(pull.Head.Ref, "gh-readonly-queue/main/pr-42-") ||
 			pull.Base.Repo.CloneURL != "https://github.com/yourci-test/widgets.git" ||
 			pull.MergeGroup.HeadRef != "refs/heads/"+pull.Head.Ref {
