@@ -59,17 +59,20 @@ func judgeHead(rec events.HeadRecord, found bool, sha string, updatedAt time.Tim
 
 // checkHead asks the head record about sha. A record that cannot be read
 // is logged and counts as unknown: the caller then reads the pull request.
+// A merge group has none to read; its check is groupCheck's.
 func (w *Worker) checkHead(ctx context.Context, log *slog.Logger, repo events.Repo, number int, sha string, updatedAt time.Time) headCheck {
 	rec, found, err := w.opts.Queue.HeadOf(ctx, repo, number)
-	if err != nil && !events.IsGroup(number) {
+	group := events.IsGroup(number)
+	switch {
+	case err != nil && group:
+		log.Warn("reading the merge group's head record; building it", "err", err)
+		return groupCheck(headCheck{})
+	case err != nil:
 		log.Warn("reading the head record; reading the pull request instead", "err", err)
 		return headCheck{}
 	}
-	check := judgeHead(rec, found && err == nil, sha, updatedAt, w.opts.KeepSuperseded)
-	if events.IsGroup(number) {
-		if err != nil {
-			log.Warn("reading the merge group's head record; building it", "err", err)
-		}
+	check := judgeHead(rec, found, sha, updatedAt, w.opts.KeepSuperseded)
+	if group {
 		return groupCheck(check)
 	}
 	return check

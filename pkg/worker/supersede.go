@@ -59,9 +59,9 @@ func (r *runningTests) start(ctx context.Context, job events.TestJob) (context.C
 
 // HeadChanged stops this worker's running tests of a pull request whose
 // head is no longer theirs (unless Options.KeepSuperseded), or that
-// closed, and of a merge group that was destroyed. Their statuses say why, a superseded test in the same words as
-// one dropped before it ran (status.Superseded). It is safe to call from
-// any goroutine.
+// closed, and of a merge group that was destroyed. Their statuses say
+// why, a superseded test in the same words as one dropped before it ran
+// (status.Superseded). It is safe to call from any goroutine.
 func (w *Worker) HeadChanged(a events.HeadAnnouncement) {
 	if w.opts.KeepSuperseded && !a.Closed {
 		return
