@@ -110,10 +110,10 @@ func WithHeadAnnouncer(a HeadAnnouncer) Option { return func(h *handler) { h.hea
 // POST 405; a body not received within the server's read deadline 408; a
 // queue that does not acknowledge in time 503; a body that would take the
 // handler past its Budget 503 with Retry-After. Nothing is published on
-// any answer but the pull_request and merge_group 202 and, with WithCommands, the 202 of an
-// issue_comment holding commands (see CommandEventFrom) or of a re-run
-// button's check_run or check_suite (see CheckRunEventFrom and
-// CheckSuiteEventFrom).
+// any answer but the pull_request and merge_group 202 and, with
+// WithCommands, the 202 of an issue_comment holding commands (see
+// CommandEventFrom) or of a re-run button's check_run or check_suite (see
+// CheckRunEventFrom and CheckSuiteEventFrom).
 func NewHandler(secret string, pub Publisher, opts ...Option) (http.Handler, error) {
 	if secret == "" {
 		return nil, errors.New("creating webhook handler: the webhook secret is empty; refusing to accept unsigned deliveries")
