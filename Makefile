@@ -15,6 +15,7 @@ FUZZ_TARGETS = \
 	./pkg/webhook:FuzzHandler \
 	./pkg/webhook:FuzzParseCommands \
 	./pkg/webhook:FuzzCheckEventFrom \
+	./pkg/webhook:FuzzGroupEventFrom \
 	./pkg/webhook:FuzzDecodePull \
 	./pkg/webhook:FuzzMemberValue \
 	./pkg/webhook:FuzzValidJSON \

@@ -41,6 +41,7 @@ func TestGitHubAppManifestAsksForTheLeastAccess(t *testing.T) {
 		"checks":        "write", // one check run per test: queued, in_progress, completed
 		"contents":      "read",  // clone the base repository and fetch refs/pull/N/head
 		"issues":        "read",  // issue_comment (comment commands); who added the approval label, when its webhook was missed
+		"merge_queues":  "read",  // merge_group: GitHub sends it only to Apps that may read merge queues
 		"metadata":      "read",  // mandatory; also the author's permission on the repository
 		"pull_requests": "write", // read pulls and labels; reply to and react on comment commands
 		"statuses":      "write", // commit statuses: pending, success, failure, error
@@ -52,8 +53,9 @@ func TestGitHubAppManifestAsksForTheLeastAccess(t *testing.T) {
 	// issue_comment carries /retest and /ok-to-test; check_run and
 	// check_suite carry the re-run buttons (rerequested), which GitHub
 	// sends only to the App that wrote the check run and only when it
-	// subscribes to them.
-	if want := []string{"check_run", "check_suite", "issue_comment", "pull_request"}; !slices.Equal(m.DefaultEvents, want) {
+	// subscribes to them; merge_group asks for checks on a merge queue's
+	// group (checks_requested) and gives one up (destroyed).
+	if want := []string{"check_run", "check_suite", "issue_comment", "merge_group", "pull_request"}; !slices.Equal(m.DefaultEvents, want) {
 		t.Errorf("default_events = %v, want %v", m.DefaultEvents, want)
 	}
 	if m.Public {

@@ -151,3 +151,23 @@ handle_test: 0 waiting for a worker, 2 taken and not done (1 of them redelivered
 		t.Errorf("render:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+func TestRenderNamesAMergeGroup(t *testing.T) {
+	t.Parallel()
+	const head = "4fd5a3c0a7f9b5d31e2c8e0f9a6b7c8d9e0f1a2b"
+	n, err := events.GroupNumber(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	snap := events.Snapshot{Taken: now, Entries: []events.Entry{
+		{State: events.Preparing, Repo: events.Repo{Owner: "acme", Name: "web"}, Number: n, HeadSHA: head, Since: now},
+	}}
+	var b strings.Builder
+	if err := render(&b, snap, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.String(); !strings.Contains(got, "acme/web    merge group 4fd5a3c0a  4fd5a3c") {
+		t.Errorf("render:\n%s\nwant the merge group named as one", got)
+	}
+}

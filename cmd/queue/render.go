@@ -18,7 +18,7 @@ func render(w io.Writer, snap events.Snapshot, backlog []events.ConsumerBacklog)
 	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STATE\tREPOSITORY\tPULL\tCOMMIT\tBUILD\tTEST\tATTEMPT\tAGE\tWHO/WHEN")
 	for _, e := range snap.Entries {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.State, e.Repo.FullName(), e.Number, short(e.HeadSHA),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.State, e.Repo.FullName(), pull(e.Number), short(e.HeadSHA),
 			orDash(e.Build), orDashString(e.Test), orDash(e.Attempt), age(snap.Taken.Sub(e.Since)), note(e, snap.Taken))
 	}
 	if err := tw.Flush(); err != nil {
@@ -50,6 +50,15 @@ func note(e events.Entry, now time.Time) string {
 		return "retry in " + age(e.NotBefore.Sub(now))
 	}
 	return ""
+}
+
+// pull is the PULL column: the pull request's number, or "merge group
+// 1a2b3c4d5" for a merge group's build (events.DescribePull).
+func pull(n int) string {
+	if events.IsGroup(n) {
+		return events.DescribePull(n)
+	}
+	return strconv.Itoa(n)
 }
 
 func short(sha string) string {

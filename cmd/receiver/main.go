@@ -1,6 +1,7 @@
-// Command receiver takes GitHub pull_request webhooks, verifies their
-// signature and queues a build on JetStream before answering GitHub. See
-// -h for its flags and environment.
+// Command receiver takes GitHub pull_request and merge_group webhooks (and
+// comment commands and re-run buttons), verifies their signature and
+// queues a build on JetStream before answering GitHub. See -h for its
+// flags and environment.
 package main
 
 import (

@@ -51,7 +51,8 @@ type Options struct {
 
 const usage = `Usage: receiver [flags]
 
-Receives GitHub pull_request webhooks at POST /webhook, checks their
+Receives GitHub pull_request and merge_group webhooks (and comment commands
+and re-run buttons) at POST /webhook, checks their
 X-Hub-Signature-256, and queues a build on JetStream before answering.
 Also serves GET /healthz (503 while NATS is unreachable) and GET /metrics.
 

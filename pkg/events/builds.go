@@ -155,9 +155,9 @@ func (r *Registry) BuildOf(ctx context.Context, repo Repo, pull int, sha string)
 // checkBuildKey refuses what cannot name a pull request's head: the
 // repository and number by the one definition (Repo.Validate,
 // ValidatePull); the sha only when empty, as records are keyed by it and
-// never put into a path.
+// never put into a path. A merge group's number must be its head's.
 func checkBuildKey(repo Repo, pull int, sha string) error {
-	errs := []error{repo.Validate(), ValidatePull(pull)}
+	errs := []error{repo.Validate(), ValidatePull(pull), validateGroupHead(pull, sha)}
 	if sha == "" {
 		errs = append(errs, fmt.Errorf("empty head sha: %w", ErrInvalidEvent))
 	}

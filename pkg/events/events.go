@@ -205,18 +205,27 @@ func (j TestJob) MsgID() string {
 // LogAttrs are the event's fields under YourCI's fixed log keys, for one
 // enriched logger per job: logger.With(e.LogAttrs()...).
 func (e PullEvent) LogAttrs() []any {
-	return []any{
+	return withGroup([]any{
 		slog.String("repo", e.Repo.FullName()),
 		slog.Int("pull", e.Number),
 		slog.String("sha", e.HeadSHA),
 		slog.String("delivery", e.Delivery),
+	}, e.Number)
+}
+
+// withGroup adds the merge_group key to the attributes of a merge group's
+// message, so a log names it as one (DescribePull).
+func withGroup(attrs []any, number int) []any {
+	if IsGroup(number) {
+		attrs = append(attrs, slog.String("merge_group", DescribePull(number)))
 	}
+	return attrs
 }
 
 // LogAttrs are the job's fields under YourCI's fixed log keys, for one
 // enriched logger per job: logger.With(j.LogAttrs()...).
 func (j TestJob) LogAttrs() []any {
-	return []any{
+	return withGroup([]any{
 		slog.String("repo", j.Repo.FullName()),
 		slog.Int("pull", j.Number),
 		slog.String("sha", j.HeadSHA),
@@ -224,5 +233,5 @@ func (j TestJob) LogAttrs() []any {
 		slog.String("test", j.Test.Name),
 		slog.Int("attempt", j.Attempt),
 		slog.Int("rerun", j.Rerun),
-	}
+	}, j.Number)
 }

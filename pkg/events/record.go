@@ -226,6 +226,10 @@ type TestedBase struct {
 	// Conflicts, when set, are the paths that did not merge: the build
 	// ran no test.
 	Conflicts []string `json:"conflicts,omitempty"`
+	// Queued says the head is a merge group's: GitHub's merge queue
+	// already made it from SHA (the group's base commit), so it is tested
+	// as it is, never merged again, and its changes are counted from SHA.
+	Queued bool `json:"queued,omitempty"`
 }
 
 // Test returns the test called name, or nil.

@@ -51,11 +51,16 @@ func ValidateRepoName(name string) error {
 	return nil
 }
 
-// ValidatePull reports whether n can number a pull request: GitHub numbers
-// issues and pull requests from 1. Errors wrap ErrInvalidEvent.
+// ValidatePull reports whether n can number what a build builds: a pull
+// request (GitHub numbers issues and pull requests from 1) or a merge
+// group (IsGroup; GroupNumber). Where the number is GitHub's own, use
+// ValidatePullRequest. Errors wrap ErrInvalidEvent.
 func ValidatePull(n int) error {
 	if n < 1 {
 		return fmt.Errorf("pull request number %d is below 1: %w", n, ErrInvalidEvent)
+	}
+	if n >= groupEnd {
+		return fmt.Errorf("pull request number %d is too large: %w", n, ErrInvalidEvent)
 	}
 	return nil
 }

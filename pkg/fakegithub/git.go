@@ -59,6 +59,7 @@ type commitSpec struct {
 	files    map[string]string
 	message  string
 	author   string   // login of author and committer
+	merges   []string // more parents, for a merge commit
 	alsoRefs []string // more refs to point at the new commit
 	force    bool     // allow non-fast-forward ref updates
 }
@@ -72,6 +73,9 @@ func (s *Server) writeCommit(ctx context.Context, gitDir string, c commitSpec) (
 	fmt.Fprintf(&b, "commit %s\nmark :1\nauthor %s\ncommitter %s\ndata %d\n%s\n", c.ref, who, who, len(c.message), c.message)
 	if c.parent != "" {
 		fmt.Fprintf(&b, "from %s\n", c.parent)
+	}
+	for _, m := range c.merges {
+		fmt.Fprintf(&b, "merge %s\n", m)
 	}
 	if c.tree != "" {
 		fmt.Fprintf(&b, "M 040000 %s \"\"\n", c.tree)

@@ -20,7 +20,7 @@ var boxPage = parsePage("box", `YourCI: {{len .Live}} tests queued or running`, 
 {{- range .Live}}
 <tr>
 <td><a href="{{.Repo.Owner}}/{{.Repo.Name}}/index.html">{{.Repo.FullName}}</a></td>
-<td>{{if .PullLink}}<a href="{{.PullLink}}">#{{.Key.Pull}}</a>{{else}}#{{.Key.Pull}}{{end}}{{if .Title}} {{.Title}}{{end}}</td>
+<td>{{if .PullLink}}<a href="{{.PullLink}}">{{pull .Key.Pull}}</a>{{else}}{{pull .Key.Pull}}{{end}}{{if .Title}} {{.Title}}{{end}}</td>
 <td><a href="{{.Repo.Owner}}/{{.Repo.Name}}/pulls/{{.Key.Pull}}/{{.Key.Build}}/index.html">build {{.Key.Build}}</a></td>
 <td><code>{{.Test}}</code></td>
 <td><span class="{{.State}}">{{.State}}</span></td>

@@ -13,7 +13,7 @@ import (
 
 // buildPage is pulls/<pr>/<build>/index.html. Links are relative, so the
 // page works under any HTTP_ROOT (a secret first path segment included).
-var buildPage = withPlan(parsePage("build", `{{.Repo}} #{{.Key.Pull}} build {{.Key.Build}}: {{.Summary.Label}}`, `<h1><a href="../../../index.html">{{.Repo}}</a> #{{.Key.Pull}} build {{.Key.Build}}</h1>
+var buildPage = withPlan(parsePage("build", `{{.Repo}} {{pull .Key.Pull}} build {{.Key.Build}}: {{.Summary.Label}}`, `<h1><a href="../../../index.html">{{.Repo}}</a> {{pull .Key.Pull}} build {{.Key.Build}}</h1>
 {{- if .Title}}
 <p class="meta">{{.Title}}</p>
 {{- end}}

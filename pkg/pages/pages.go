@@ -16,6 +16,8 @@ import (
 	"html/template"
 	"strings"
 	"time"
+
+	"github.com/yourci/yourci/pkg/events"
 )
 
 //go:embed tail.js
@@ -43,6 +45,9 @@ var funcs = template.FuncMap{
 	"duration": formatDuration,
 	"time":     formatTime,
 	"short":    shortSHA,
+	// pull names a build's pull request ("#12") or merge group ("merge
+	// group 1a2b3c4d5"), as events.DescribePull does everywhere.
+	"pull": events.DescribePull,
 	// The script and style are the package's own text, not data: they are
 	// marked safe so that they are emitted byte for byte, as their hashes
 	// in ContentSecurityPolicy require.

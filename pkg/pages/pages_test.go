@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -276,6 +277,10 @@ func TestSummarize(t *testing.T) {
 		rec.Base = &events.TestedBase{Ref: ref, SHA: newest, Merged: merged, Merge: newer, Behind: 3}
 		return rec
 	}
+	queued := func(rec events.BuildRecord) events.BuildRecord {
+		rec.Base = &events.TestedBase{Ref: "main", SHA: newest, Queued: true}
+		return rec
+	}
 	longRef := strings.Repeat("release/", 30)
 	cases := []struct {
 		name        string
@@ -308,6 +313,8 @@ func TestSummarize(t *testing.T) {
 			Success, "no tests for this change; tested merged into main at 9999999", false},
 		{"says_when_the_head_was_tested_alone", onBase(withStates(events.TestPassed), "main", false),
 			Success, "1 passed of 1; head tested alone, not merged into main", false},
+		{"a_merge_group_names_its_base", queued(withStates(events.TestPassed)),
+			Success, "1 passed of 1; merge group onto main at 9999999", false},
 		{"a_long_base_name_is_cut", onBase(withStates(events.TestPassed), longRef, true),
 			Success, "1 passed of 1; tested merged into " + longRef[:37] + "... at 9999999", false},
 		{"a_cancelled_build_does_not_name_the_base", onBase(supersededBy(withStates(events.TestSuperseded), newer), "main", true),
@@ -551,6 +558,32 @@ func TestURL(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := URL(tt.root, tt.k); got != tt.want {
 				t.Errorf("URL(%q) = %q, want %q", tt.root, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMergeGroupIsNamedAsOne(t *testing.T) {
+	t.Parallel()
+	const head = "4fd5a3c0a7f9b5d31e2c8e0f9a6b7c8d9e0f1a2b"
+	n, err := events.GroupNumber(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := record(running)
+	rec.Key.Pull, rec.SHA, rec.PullURL, rec.Title = n, head, "", ""
+	build, err := BuildPage(rec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repoPage, err := RepoPage(repo, []events.BuildRecord{rec}, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, page := range map[string][]byte{"build": build, "repo": repoPage} {
+		t.Run(name, func(t *testing.T) {
+			if !strings.Contains(string(page), "merge group 4fd5a3c0a") || strings.Contains(string(page), "#"+strconv.Itoa(n)) {
+				t.Errorf("%s page does not name the merge group as one:\n%s", name, page)
 			}
 		})
 	}

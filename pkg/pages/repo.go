@@ -19,7 +19,7 @@ var repoPage = parsePage("repo", `{{.Repo}}: YourCI`, `<h1>{{.Repo}}</h1>
 <tbody>
 {{- range .Pulls}}
 <tr>
-<td>{{if .PullLink}}<a href="{{.PullLink}}">#{{.Key.Pull}}</a>{{else}}#{{.Key.Pull}}{{end}}</td>
+<td>{{if .PullLink}}<a href="{{.PullLink}}">{{pull .Key.Pull}}</a>{{else}}{{pull .Key.Pull}}{{end}}</td>
 <td>{{.Title}}</td>
 <td><a href="pulls/{{.Key.Pull}}/{{.Key.Build}}/index.html">build {{.Key.Build}}</a></td>
 <td>{{if .CommitLink}}<a href="{{.CommitLink}}"><code>{{short .SHA}}</code></a>{{else}}<code>{{short .SHA}}</code>{{end}}</td>
@@ -39,7 +39,7 @@ var repoPage = parsePage("repo", `{{.Repo}}: YourCI`, `<h1>{{.Repo}}</h1>
 <tbody>
 {{- range .Closed}}
 <tr>
-<td>{{if .PullLink}}<a href="{{.PullLink}}">#{{.Key.Pull}}</a>{{else}}#{{.Key.Pull}}{{end}}</td>
+<td>{{if .PullLink}}<a href="{{.PullLink}}">{{pull .Key.Pull}}</a>{{else}}{{pull .Key.Pull}}{{end}}</td>
 <td>{{.Title}}</td>
 <td><a href="pulls/{{.Key.Pull}}/{{.Key.Build}}/index.html">build {{.Key.Build}}</a></td>
 <td><span class="{{.Summary.Label}}">{{.Summary.Label}}</span>: {{.Summary.Description}}</td>
@@ -61,7 +61,7 @@ var repoPage = parsePage("repo", `{{.Repo}}: YourCI`, `<h1>{{.Repo}}</h1>
 <td>{{.Retried}}</td>
 <td class="flaky">{{.Flaky}}</td>
 <td>{{.Builds}} builds</td>
-<td><a href="pulls/{{.Last.Pull}}/{{.Last.Build}}/index.html">#{{.Last.Pull}} build {{.Last.Build}}</a></td>
+<td><a href="pulls/{{.Last.Pull}}/{{.Last.Build}}/index.html">{{pull .Last.Pull}} build {{.Last.Build}}</a></td>
 </tr>
 {{- end}}
 </tbody>

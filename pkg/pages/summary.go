@@ -135,6 +135,9 @@ func testedOn(b events.TestedBase, maxRef int) string {
 	if maxRef > 0 && len(ref) > maxRef {
 		ref = strings.ToValidUTF8(ref[:maxRef-3], "") + "..."
 	}
+	if b.Queued {
+		return "merge group onto " + ref + " at " + events.ShortSHA(b.SHA)
+	}
 	if !b.Merged {
 		return "head tested alone, not merged into " + ref
 	}
@@ -153,6 +156,9 @@ func BaseLine(rec events.BuildRecord) string {
 		return fmt.Sprintf("did not merge into %s at %s: %s conflicted; no test ran", b.Ref, events.ShortSHA(b.SHA), countPaths(len(b.Conflicts)))
 	}
 	line := testedOn(*b, 0)
+	if b.Queued {
+		return line + "; tested as the queue made it"
+	}
 	if !b.Merged {
 		line += fmt.Sprintf(" (at %s)", events.ShortSHA(b.SHA))
 	}

@@ -26,6 +26,14 @@ type Records interface {
 // mark closed and which to mark open again. Only the latest build of a
 // pull decides. A pull missing from the listing whose latest build was
 // created after it may have opened meanwhile: it is left alone.
+//
+// A merge group (events.IsGroup) is never listed open: its records are
+// marked closed once its build has no unfinished test (a destroyed
+// webhook that was lost leaves it on the pages no longer than that), and
+// never reopened. Nothing else of the sweep touches a group: it builds
+// heads of listed pull requests only, so it never rebuilds a lost group
+// or re-shows one on GitHub. The merge queue itself gives up a group
+// whose checks do not report in time, and queueing again makes a new one.
 func closedChanges(recs []events.BuildRecord, open map[int]bool, listed time.Time) (toClose, toReopen []int) {
 	latest := map[int]events.BuildRecord{}
 	for _, rec := range recs {
@@ -37,6 +45,7 @@ func closedChanges(recs []events.BuildRecord, open map[int]bool, listed time.Tim
 		switch {
 		case open[pull] && rec.Closed:
 			toReopen = append(toReopen, pull)
+		case events.IsGroup(pull) && len(unfinished(rec)) > 0:
 		case !open[pull] && !rec.Closed && rec.Created.Before(listed):
 			toClose = append(toClose, pull)
 		}

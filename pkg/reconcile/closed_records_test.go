@@ -16,6 +16,15 @@ func TestClosedChanges(t *testing.T) {
 		return events.BuildRecord{Key: events.BuildKey{Repo: repo("o", "r"), Pull: pull, Build: build}, Closed: closed, Created: created}
 	}
 	before, after := listed.Add(-time.Hour), listed.Add(time.Second)
+	groupNumber, err := events.GroupNumber("4fd5a3c0a7f9b5d31e2c8e0f9a6b7c8d9e0f1a2b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := func(state events.TestState) events.BuildRecord {
+		r := rec(groupNumber, 1, false, before)
+		r.Tests = []events.TestRecord{{Name: "t", State: state}}
+		return r
+	}
 	cases := []struct {
 		name            string
 		recs            []events.BuildRecord
@@ -28,6 +37,8 @@ func TestClosedChanges(t *testing.T) {
 		{"closed_pull_listed_open_reopens", []events.BuildRecord{rec(1, 1, true, before)}, map[int]bool{1: true}, nil, []int{1}},
 		{"closed_pull_stays_closed", []events.BuildRecord{rec(1, 1, true, before)}, map[int]bool{}, nil, nil},
 		{"the_latest_build_decides", []events.BuildRecord{rec(1, 1, false, before), rec(1, 2, true, before)}, map[int]bool{}, nil, nil},
+		{"finished_merge_group_closes", []events.BuildRecord{group(events.TestPassed)}, map[int]bool{}, []int{groupNumber}, nil},
+		{"running_merge_group_is_left_alone", []events.BuildRecord{group(events.TestRunning)}, map[int]bool{}, nil, nil},
 		{"several_pulls_in_order", []events.BuildRecord{rec(3, 1, false, before), rec(2, 1, false, before), rec(1, 1, false, before)},
 			map[int]bool{2: true}, []int{1, 3}, nil},
 	}

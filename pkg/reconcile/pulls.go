@@ -112,7 +112,7 @@ func (r *repoSweep) inspect(ctx context.Context, pulls []*github.PullRequest) ([
 		if pr.GetState() != "open" {
 			continue
 		}
-		if events.ValidatePull(h.pull) != nil || events.ValidateSHA(h.sha) != nil {
+		if events.ValidatePullRequest(h.pull) != nil || events.ValidateSHA(h.sha) != nil {
 			r.log.Warn("skipping pull request with an impossible number or head", "pull", h.pull, "sha", h.sha)
 			continue
 		}

@@ -136,8 +136,8 @@ func (cd commentDelivery) validate(ev events.CommandEvent) error {
 	if err := cd.Repository.validate(ev.Repo); err != nil {
 		return err
 	}
-	if ev.Number < 1 {
-		return &BadRequestError{Field: "issue.number", Problem: "must be at least 1"}
+	if events.ValidatePullRequest(ev.Number) != nil {
+		return &BadRequestError{Field: "issue.number", Problem: "must be a pull request number"}
 	}
 	if ev.CommentID < 1 {
 		return &BadRequestError{Field: "comment.id", Problem: "must be at least 1"}

@@ -182,8 +182,8 @@ func (pd pullDelivery) validate(ev events.PullEvent) error {
 	if err := pd.Repository.validate(ev.Repo); err != nil {
 		return err
 	}
-	if err := events.ValidatePull(ev.Number); err != nil {
-		return &BadRequestError{Field: "number", Problem: "must be at least 1"}
+	if err := events.ValidatePullRequest(ev.Number); err != nil {
+		return &BadRequestError{Field: "number", Problem: "must be a pull request number"}
 	}
 	if n := pd.PullRequest.Number; n != 0 && n != ev.Number {
 		return &BadRequestError{Field: "pull_request.number", Problem: "does not match number"}

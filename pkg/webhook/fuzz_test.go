@@ -118,6 +118,9 @@ func FuzzHandler(f *testing.F) {
 		f.Add(body, event, testDelivery, false)
 	}
 	f.Add([]byte(`{"action":"opened"`), "pull_request", testDelivery, true)
+	for _, name := range []string{"checks_requested.json", "destroyed.json"} {
+		f.Add(fixture(f, "merge_group/"+name), "merge_group", testDelivery, true)
+	}
 	f.Add([]byte(`{}`), "push", "", true)
 	f.Add([]byte{}, "", "", false)
 	f.Fuzz(func(t *testing.T, body []byte, event, delivery string, sign bool) {

@@ -99,7 +99,9 @@ func WithHeadAnnouncer(a HeadAnnouncer) Option { return func(h *handler) { h.hea
 // YourCI never accepts unsigned deliveries. The handler is safe for
 // concurrent use; it holds no work after answering.
 //
-// Answers: ping 200; a pull_request that builds 202 once published; an
+// Answers: ping 200; a pull_request or a merge_group checks_requested
+// that builds 202 once published (see GroupEventFrom; a destroyed group
+// is answered 202 "ignored" once its tests were told to stop); an
 // authentic delivery of another action or event 202 "ignored: <reason>"
 // (GitHub sends whatever the hook subscribes to and a 4xx would mark those
 // deliveries failed); a missing or wrong signature 401; a body over
@@ -108,10 +110,10 @@ func WithHeadAnnouncer(a HeadAnnouncer) Option { return func(h *handler) { h.hea
 // POST 405; a body not received within the server's read deadline 408; a
 // queue that does not acknowledge in time 503; a body that would take the
 // handler past its Budget 503 with Retry-After. Nothing is published on
-// any answer but the pull_request 202 and, with WithCommands, the 202 of an
-// issue_comment holding commands (see CommandEventFrom) or of a re-run
-// button's check_run or check_suite (see CheckRunEventFrom and
-// CheckSuiteEventFrom).
+// any answer but the pull_request and merge_group 202 and, with
+// WithCommands, the 202 of an issue_comment holding commands (see
+// CommandEventFrom) or of a re-run button's check_run or check_suite (see
+// CheckRunEventFrom and CheckSuiteEventFrom).
 func NewHandler(secret string, pub Publisher, opts ...Option) (http.Handler, error) {
 	if secret == "" {
 		return nil, errors.New("creating webhook handler: the webhook secret is empty; refusing to accept unsigned deliveries")
@@ -151,7 +153,10 @@ type delivery struct {
 	repo              string
 	pull              int
 	sha               string
-	pong, published   bool
+	// group names a merge group's build ("merge group 1a2b3c4d5"); empty
+	// for a pull request.
+	group           string
+	pong, published bool
 }
 
 // Outcomes of a delivery, as logged.
@@ -274,6 +279,8 @@ func (h *handler) dispatch(ctx context.Context, raw []byte, d *delivery) error {
 		return h.publishCheck(ctx, raw, d, false)
 	case eventCheckSuite:
 		return h.publishCheck(ctx, raw, d, true)
+	case eventMergeGroup:
+		return h.publishGroup(ctx, raw, d)
 	default:
 		return ignored(fmt.Sprintf("event %q", truncate(d.event)))
 	}
@@ -301,10 +308,15 @@ func (h *handler) publish(ctx context.Context, body []byte, d *delivery) error {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.publishTimeout)
 	defer cancel()
+	return h.publishEvent(ctx, ev, d)
+}
+
+// publishEvent records ev's head and publishes ev, within ctx's deadline.
+func (h *handler) publishEvent(ctx context.Context, ev events.PullEvent, d *delivery) error {
 	// Recorded first, so that the worker handling the event finds its
 	// head (or a newer one) in the record.
 	h.recordHead(ctx, ev, false)
-	err = h.pub.PublishPull(ctx, ev)
+	err := h.pub.PublishPull(ctx, ev)
 	switch {
 	case errors.Is(err, events.ErrInvalidEvent):
 		// The queue refuses this event whatever happens: retrying cannot
@@ -356,6 +368,9 @@ func (h *handler) logDelivery(ctx context.Context, d delivery, outcome string, c
 	if d.repo != "" {
 		attrs = append(attrs, slog.String("repo", truncate(d.repo)), slog.Int("pull", d.pull), slog.String("sha", truncate(d.sha)))
 	}
+	if d.group != "" {
+		attrs = append(attrs, slog.String("merge_group", d.group))
+	}
 	switch {
 	case outcome == outcomeIgnored:
 		attrs = append(attrs, slog.String("reason", err.Error()))
@@ -401,7 +416,7 @@ func (h *handler) announceClosed(ctx context.Context, pd pullDelivery) {
 // once verified; any other event's body is only hashed and dropped.
 func (h *handler) reads(event string) bool {
 	switch event {
-	case eventPing, eventPull, eventComment, eventCheckRun, eventCheckSuite:
+	case eventPing, eventPull, eventComment, eventCheckRun, eventCheckSuite, eventMergeGroup:
 		return true
 	}
 	return false

@@ -158,8 +158,10 @@ func TestHandler(t *testing.T) {
 			return signed("push", []byte(`{"ref":"refs/heads/main","after":"`+head1+`"}`))
 		},
 			code: 202, answer: `ignored: event \"push\"`, bodyKind: "result"},
-		{name: "event_unknown_to_library_is_ignored_with_202", req: func(testing.TB) request { return signed("merge_group", []byte(`{"action":"checks_requested"}`)) },
-			code: 202, answer: `ignored: event \"merge_group\"`, bodyKind: "result"},
+		{name: "event_unknown_to_library_is_ignored_with_202", req: func(testing.TB) request { return signed("deployment", []byte(`{"action":"created"}`)) },
+			code: 202, answer: `ignored: event \"deployment\"`, bodyKind: "result"},
+		{name: "merge_group_without_its_group_is_400", req: func(testing.TB) request { return signed("merge_group", []byte(`{"action":"checks_requested"}`)) },
+			code: 400, answer: "merge_group is not an object", bodyKind: "error"},
 		{name: "other_event_with_undecodable_body_is_ignored_with_202", req: func(testing.TB) request { return signed("issues", []byte(`{"issue": 5}`)) },
 			code: 202, answer: `ignored: event \"issues\"`, bodyKind: "result"},
 		{name: "bad_signature_publishes_nothing", req: func(testing.TB) request {

@@ -229,7 +229,14 @@ type commandTarget struct {
 // evaluates its .yci.py again, in the build's checkout (made on this box if another box
 // built it), to learn its tests' names and specs. The evaluation is the
 // build's own: same commit, same build number.
+//
+// A merge group's checks (re-run buttons are the only commands that can
+// name one) are refused: the queue builds a group once, and queueing the
+// pull request again makes a new group.
 func (w *Worker) findTarget(ctx context.Context, log *slog.Logger, inst Installation, ev events.CommandEvent) (*commandTarget, outcome, error) {
+	if events.IsGroup(ev.Number) {
+		return nil, refused("a merge group is not built again; queue the pull request again for a new group."), nil
+	}
 	pull, err := getPull(ctx, inst.Pulls, ev.Repo, ev.Number)
 	if err != nil {
 		return nil, outcome{}, err

@@ -59,14 +59,39 @@ func judgeHead(rec events.HeadRecord, found bool, sha string, updatedAt time.Tim
 
 // checkHead asks the head record about sha. A record that cannot be read
 // is logged and counts as unknown: the caller then reads the pull request.
+// A merge group has none to read; its check is groupCheck's.
 func (w *Worker) checkHead(ctx context.Context, log *slog.Logger, repo events.Repo, number int, sha string, updatedAt time.Time) headCheck {
 	rec, found, err := w.opts.Queue.HeadOf(ctx, repo, number)
-	if err != nil {
+	group := events.IsGroup(number)
+	switch {
+	case err != nil && group:
+		log.Warn("reading the merge group's head record; building it", "err", err)
+		return groupCheck(headCheck{})
+	case err != nil:
 		log.Warn("reading the head record; reading the pull request instead", "err", err)
 		return headCheck{}
 	}
-	return judgeHead(rec, found, sha, updatedAt, w.opts.KeepSuperseded)
+	check := judgeHead(rec, found, sha, updatedAt, w.opts.KeepSuperseded)
+	if group {
+		return groupCheck(check)
+	}
+	return check
 }
+
+// groupCheck is judgeHead's answer for a merge group, which has no pull
+// request to read: its head never changes (a requeued group is a new
+// group), so only its destruction, recorded for good by the receiver
+// (events.GroupDestroyedAt), makes it stale, and a record that cannot
+// tell means it is current. It is pure.
+func groupCheck(c headCheck) headCheck {
+	if c.stale != "" {
+		return headCheck{known: true, stale: groupDestroyed}
+	}
+	return headCheck{known: true}
+}
+
+// groupDestroyed is why a destroyed merge group's tests stop.
+const groupDestroyed = "merge group was destroyed"
 
 // readPull is openPullRaw, recording what GitHub answered as the pull's
 // head so that the next job need not ask; the read settles a second the

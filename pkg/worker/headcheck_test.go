@@ -50,6 +50,32 @@ func TestJudgeHead(t *testing.T) {
 	}
 }
 
+// TestGroupCheck: a merge group's head never changes and it has no pull
+// request to read, so what the record cannot tell is current, and only
+// the destroyed record (stamped events.GroupDestroyedAt) makes it stale.
+func TestGroupCheck(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 12, 6, 18, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name  string
+		rec   events.HeadRecord
+		found bool
+		want  headCheck
+	}{
+		{"no_record_is_current", events.HeadRecord{}, false, headCheck{known: true}},
+		{"own_checks_requested_is_current", events.HeadRecord{SHA: decideSHA, UpdatedAt: t0}, true, headCheck{known: true}},
+		{"destroyed_is_stale", events.HeadRecord{SHA: decideSHA, Closed: true, UpdatedAt: events.GroupDestroyedAt}, true,
+			headCheck{known: true, stale: groupDestroyed}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := groupCheck(judgeHead(tc.rec, tc.found, decideSHA, t0, false)); got != tc.want {
+				t.Errorf("groupCheck = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestPullEventReadsGitHubOnlyWhenItMust: a webhook's event carries its
 // pull request and the head record orders it, so the pull is built (or
 // dropped) without a GitHub request; the record is trusted only when it

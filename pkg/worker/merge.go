@@ -25,8 +25,10 @@ const maxRecordedConflicts = 20
 // worker tests heads alone. The base it merged is recorded at once, before
 // anything is checked out: a redelivered build (after a crash) makes the
 // same merge again from the record, whatever the base did meanwhile, so
-// its pin and checkouts stay valid.
-func (w *Worker) mergeForBuild(ctx context.Context, k events.BuildKey, head, baseRef string) (artifacts.Merged, error) {
+// its pin and checkouts stay valid. A merge group's head is GitHub's merge
+// already, made from baseSHA (the group's base commit): it is tested as it
+// is, its changes counted from baseSHA, whatever the branch did since.
+func (w *Worker) mergeForBuild(ctx context.Context, k events.BuildKey, head, baseRef, baseSHA string) (artifacts.Merged, error) {
 	ws := w.opts.Workspace
 	rec, err := w.opts.Records.BuildRecord(ctx, k)
 	if err != nil && !errors.Is(err, events.ErrNoRecord) {
@@ -43,6 +45,9 @@ func (w *Worker) mergeForBuild(ctx context.Context, k events.BuildKey, head, bas
 		}
 		return m, nil
 	}
+	if events.IsGroup(k.Pull) {
+		return w.recordGroupBase(ctx, k, head, baseRef, baseSHA)
+	}
 	m, err := ws.MergeBuild(ctx, k.Repo.Owner, k.Repo.Name, head, baseRef, !w.opts.HeadOnly)
 	if errors.Is(err, artifacts.ErrNoBase) || errors.Is(err, artifacts.ErrInvalid) {
 		return artifacts.Merged{}, permanent(fmt.Errorf("merging %.7s into %s: %w", head, baseRef, err))
@@ -52,6 +57,27 @@ func (w *Worker) mergeForBuild(ctx context.Context, k events.BuildKey, head, bas
 	}
 	_, err = w.opts.Records.UpdateBuild(ctx, k, func(r *events.BuildRecord) error {
 		r.Base = testedBase(baseRef, m, !w.opts.HeadOnly)
+		return nil
+	})
+	if err != nil {
+		return artifacts.Merged{}, fmt.Errorf("recording the base of build %s: %w", k, err)
+	}
+	return m, nil
+}
+
+// recordGroupBase is mergeForBuild for a merge group: no merge, the head
+// compared with the group's base commit, and that base recorded.
+func (w *Worker) recordGroupBase(ctx context.Context, k events.BuildKey, head, baseRef, baseSHA string) (artifacts.Merged, error) {
+	if err := events.ValidateSHA(baseSHA); err != nil {
+		return artifacts.Merged{}, permanent(fmt.Errorf("merge group %.7s has no base commit: %w", head, err))
+	}
+	m, err := w.opts.Workspace.RemakeMerge(ctx, k.Repo.Owner, k.Repo.Name, head, baseSHA, head)
+	if err != nil {
+		return artifacts.Merged{}, classifyPrepare(fmt.Errorf("comparing merge group %.7s with its base %.7s: %w", head, baseSHA, err))
+	}
+	_, err = w.opts.Records.UpdateBuild(ctx, k, func(r *events.BuildRecord) error {
+		r.Base = testedBase(baseRef, m, false)
+		r.Base.Queued = true
 		return nil
 	})
 	if err != nil {

@@ -14,6 +14,54 @@ import (
 	"github.com/yourci/yourci/pkg/events"
 )
 
+// TestAMergeGroupIsTestedAsTheQueueMadeIt: a merge group's head is
+// GitHub's merge already. When its branch has moved on since the group
+// was made, the group is still tested as it is, not merged again, and its
+// changes are counted from the group's own base commit.
+func TestAMergeGroupIsTestedAsTheQueueMadeIt(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	ctx := context.Background()
+	pr := r.openPull(t, map[string]string{"feature.txt": "feature\n"})
+	head, groupBase := pr.GetHead().GetSHA(), pr.GetBase().GetSHA()
+	if _, err := r.gh.Commit(owner, repoName, "main", map[string]string{"main.txt": "moved\n"}, "main moves"); err != nil {
+		t.Fatal(err)
+	}
+	inst, err := tokenGitHub{r.gh}.Installation(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ws.UpdateMirror(ctx, owner, repoName, pr.GetBase().GetRepo().GetCloneURL(), inst.Git); err != nil {
+		t.Fatal(err)
+	}
+	repo := events.Repo{Owner: owner, Name: repoName}
+	group, err := events.GroupNumber(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := buildKey(repo, group, 1)
+	m, err := r.w.mergeForBuild(ctx, k, head, "main", groupBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.SHA != head || m.Base != groupBase || m.Behind != 0 {
+		t.Errorf("group tested %.7s on %.7s, %d behind; want its head %.7s on its base %.7s, 0 behind", m.SHA, m.Base, m.Behind, head, groupBase)
+	}
+	if diff := cmp.Diff([]string{"feature.txt"}, m.Changes); diff != "" {
+		t.Errorf("group's changes (-want +got):\n%s", diff)
+	}
+	rec, err := r.w.opts.Records.BuildRecord(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := rec.Base; b == nil || !b.Queued || b.Merged || b.SHA != groupBase {
+		t.Errorf("recorded base %+v, want the group's base %.7s, queued, not merged", b, groupBase)
+	}
+	if _, err := r.w.mergeForBuild(ctx, buildKey(repo, group, 2), head, "main", "not-a-sha"); err == nil {
+		t.Error("a group without a base commit was built")
+	}
+}
+
 // TestABuildKeepsTheBaseItFirstMerged: a build handled again (a
 // redelivery after a crash) merges the base its record names, not the
 // base's new tip, so its pin and its tests' checkouts stay one commit; a
@@ -42,7 +90,7 @@ func TestABuildKeepsTheBaseItFirstMerged(t *testing.T) {
 	update(r.ws)
 	repo := events.Repo{Owner: owner, Name: repoName}
 	k := buildKey(repo, pr.GetNumber(), 41)
-	first, err := r.w.mergeForBuild(ctx, k, head, "main")
+	first, err := r.w.mergeForBuild(ctx, k, head, "main", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,14 +103,14 @@ func TestABuildKeepsTheBaseItFirstMerged(t *testing.T) {
 		t.Fatal(err)
 	}
 	update(r.ws)
-	again, err := r.w.mergeForBuild(ctx, k, head, "main")
+	again, err := r.w.mergeForBuild(ctx, k, head, "main", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if again.SHA != first.SHA || again.Base != base2 {
 		t.Errorf("handled again, the build merged %.7s into %.7s, want %.7s into %.7s", again.SHA, again.Base, first.SHA, base2)
 	}
-	if next, err := r.w.mergeForBuild(ctx, buildKey(repo, pr.GetNumber(), 42), head, "main"); err != nil || next.Base != base3 {
+	if next, err := r.w.mergeForBuild(ctx, buildKey(repo, pr.GetNumber(), 42), head, "main", ""); err != nil || next.Base != base3 {
 		t.Errorf("a new build merged into %.7s (%v), want the new tip %.7s", next.Base, err, base3)
 	}
 

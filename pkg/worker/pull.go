@@ -175,7 +175,7 @@ func (w *Worker) checkoutBuild(ctx context.Context, inst Installation, pr *githu
 	}
 	base := pr.GetBase().GetRef()
 	k := buildKey(events.Repo{Owner: b.Owner, Name: b.Repo}, b.Pull, b.Number)
-	m, err := w.mergeForBuild(ctx, k, sha, base)
+	m, err := w.mergeForBuild(ctx, k, sha, base, pr.GetBase().GetSHA())
 	if err != nil || len(m.Conflicts) > 0 {
 		return "", m, err
 	}

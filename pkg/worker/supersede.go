@@ -59,15 +59,18 @@ func (r *runningTests) start(ctx context.Context, job events.TestJob) (context.C
 
 // HeadChanged stops this worker's running tests of a pull request whose
 // head is no longer theirs (unless Options.KeepSuperseded), or that
-// closed. Their statuses say why, a superseded test in the same words as
-// one dropped before it ran (status.Superseded). It is safe to call from
-// any goroutine.
+// closed, and of a merge group that was destroyed. Their statuses say
+// why, a superseded test in the same words as one dropped before it ran
+// (status.Superseded). It is safe to call from any goroutine.
 func (w *Worker) HeadChanged(a events.HeadAnnouncement) {
 	if w.opts.KeepSuperseded && !a.Closed {
 		return
 	}
 	stale := staleError{reason: "superseded by " + a.SHA, newSHA: a.SHA}
-	if a.Closed {
+	switch {
+	case a.Closed && events.IsGroup(a.Number):
+		stale = staleError{reason: groupDestroyed}
+	case a.Closed:
 		stale = staleError{reason: "pull request closed"}
 	}
 	w.running.mu.Lock()

@@ -323,8 +323,12 @@ func (w *Worker) abandonTest(ctx context.Context, log *slog.Logger, job events.T
 // build merged it into (the checkout's HEAD is that merge, or the head
 // itself when the head already contained the base or heads are tested
 // alone); empty for jobs queued before builds merged.
+//
+// A merge group's test also has YCI_MERGE_GROUP=1; its YCI_PULL is the
+// group's number (events.GroupNumber) and YCI_HEAD_REF its
+// gh-readonly-queue/... branch.
 func facts(job events.TestJob, headRef, baseRef string) map[string]string {
-	return map[string]string{
+	f := map[string]string{
 		"YCI_REPO":     job.Repo.FullName(),
 		"YCI_PULL":     strconv.Itoa(job.Number),
 		"YCI_SHA":      job.HeadSHA,
@@ -334,6 +338,10 @@ func facts(job events.TestJob, headRef, baseRef string) map[string]string {
 		"YCI_BASE_REF": baseRef,
 		"YCI_BASE_SHA": job.BaseSHA,
 	}
+	if events.IsGroup(job.Number) {
+		f["YCI_MERGE_GROUP"] = "1"
+	}
+	return f
 }
 
 // withoutPaths is err's message for a status description: the box's own

@@ -117,8 +117,11 @@ type verdict struct {
 // label whose webhook never arrived, from the pull request's issue events
 // when the label was added after YourCI asked for approval of this very
 // commit.
+//
+// A merge group is built without this gate: only people who may merge can
+// queue a pull request, and only one that passed the required checks.
 func (w *Worker) judge(ctx context.Context, log *slog.Logger, inst Installation, pr *github.PullRequest, ev events.PullEvent) (verdict, error) {
-	if w.opts.Policy == BuildAll {
+	if w.opts.Policy == BuildAll || events.IsGroup(ev.Number) {
 		return verdict{build: true}, nil
 	}
 	repo, labeled := ev.Repo, w.hasApprovalLabel(pr)

@@ -267,7 +267,12 @@ func (w *Worker) openPullRaw(ctx context.Context, inst Installation, repo events
 }
 
 // getPull reads GET /repos/{owner}/{repo}/pulls/{number}, keeping the body.
+//
+// A merge group has no pull request: asking for one is a permanent error.
 func getPull(ctx context.Context, api PullReader, repo events.Repo, number int) (pullRequest, error) {
+	if events.IsGroup(number) {
+		return pullRequest{}, permanent(fmt.Errorf("%s %s has no pull request to read; GitHub's merge queue asks for it again", repo.FullName(), events.DescribePull(number)))
+	}
 	where := fmt.Sprintf("%s#%d", repo.FullName(), number)
 	u := fmt.Sprintf("repos/%s/%s/pulls/%d", url.PathEscape(repo.Owner), url.PathEscape(repo.Name), number)
 	req, err := api.NewRequest(ctx, http.MethodGet, u, nil)
