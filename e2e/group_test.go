@@ -139,12 +139,12 @@ func TestMergeGroupWithAppAuthGetsCheckRuns(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	s.startWorker("worker", append(s.appEnv(), "YCI_JOBS=2")...)
 	n, sha := s.openPull(map[string]string{".yci.py": groupYciPy, "test.sh": s.script("true")})
-	checkSummaryRun(t, s, sha)
+	checkSummaryRun(t, s, sha, 1)
 	g, err := s.gh.QueuePull(owner, repoName, n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkSummaryRun(t, s, g.HeadSHA)
+	checkSummaryRun(t, s, g.HeadSHA, 1)
 	if got := checkFinals(s)(g.HeadSHA); got["group"] != "success" || len(got) != 1 {
 		t.Errorf("check runs on the group head: %v, want group: success alone", got)
 	}
