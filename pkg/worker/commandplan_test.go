@@ -124,7 +124,9 @@ func TestPlanCommands(t *testing.T) {
 	approvable := func(ev events.CommandEvent) commandFacts {
 		return commandFacts{ev: ev, writer: ptr(true), head: open, seen: seenBefore, approval: &events.Approval{}, authorWrites: ptr(false)}
 	}
-	refusal := func(c events.Command, why string) string { return "@carol: `/" + string(c.Kind) + "` was refused: " + why }
+	refusal := func(c events.Command, why string) string {
+		return "@carol: `/" + string(c.Kind) + "` was refused: " + why
+	}
 	const (
 		W, S, H, B, T = factWriter, factSuitePulls, factHead, factBuild, factTests
 		Seen, A, AW   = factSeen, factApproval, factAuthorWrites
