@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-github/v88/github"
+
 	"github.com/yourci/yourci/pkg/events"
 )
 
