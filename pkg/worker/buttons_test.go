@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -9,84 +10,63 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-github/v88/github"
 
+	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/events/memrecords"
 )
 
 const headSHA = "0123456789abcdef0123456789abcdef01234567"
 
-// commandWorker is a Worker whose GitHub, queue and re-runs are f.
-func commandWorker(f *commandFakes, policy Policy) *Worker {
-	return &Worker{
-		opts:  Options{GitHub: f, Queue: f, Reruns: f, Policy: policy, Metrics: NewMetrics(nil)},
-		log:   slog.New(slog.DiscardHandler),
-		trust: trustCache{entries: map[string]trustEntry{}, now: time.Now},
+// quiet is the logger of tests that read no logs.
+var quiet = slog.New(slog.DiscardHandler)
+
+// commandHandlerOf is a command handler whose GitHub, ledger, queue,
+// approvals and .yci.py are f, with empty in-memory records.
+func commandHandlerOf(f *commandFakes, policy Policy) *commandHandler {
+	return &commandHandler{
+		github: f, writers: &trustCache{entries: map[string]trustEntry{}, now: time.Now},
+		ledger: f, reruns: f, publish: f, approvals: f, records: memrecords.New(), tests: f,
+		runLogURL: func(b artifacts.Build, name string, k int) string {
+			return fmt.Sprintf("%s%s/%s/pulls/%d/%d/%s/rerun-%d/out.txt", httpRoot, b.Owner, b.Repo, b.Pull, b.Number, name, k)
+		},
+		policy: policy, metrics: NewMetrics(nil), now: time.Now,
 	}
 }
 
+// TestOkToTest carries /ok-to-test out against in-memory GitHub and
+// queue: the facts it gathers and what it does with the plan. What it
+// decides on which facts is TestPlanCommands'.
 func TestOkToTest(t *testing.T) {
 	t.Parallel()
-	pull := func(state string) *github.PullRequest {
-		return &github.PullRequest{State: github.Ptr(state), Head: &github.PullRequestBranch{SHA: github.Ptr(headSHA)},
-			User: &github.User{Login: github.Ptr("outsider")}}
-	}
+	pull := &github.PullRequest{State: github.Ptr("open"), Head: &github.PullRequestBranch{SHA: github.Ptr(headSHA)},
+		User: &github.User{Login: github.Ptr("outsider")}}
 	writer := map[string]string{"carol": "write", "outsider": "read"}
 	written := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	seenAfter := map[string]time.Time{headSHA: written.Add(time.Second)}
-	raced := "@carol: `/ok-to-test` was refused: the head of the pull request is now `" + headSHA +
-		"`, which YourCI cannot tell was there when this comment was written; nothing was approved. " +
-		"To approve it, comment `/ok-to-test 0123456789ab` once you have looked at it."
 	tests := []struct {
 		name      string
-		fakes     *commandFakes // seen defaults to the head seen a minute before the comment
-		cmd       events.Command
-		unknown   bool // the comment's time is unknown
-		policy    Policy
+		fakes     *commandFakes
 		reply     string // "" when accepted: a reaction, no reply
 		approvals []string
 	}{
-		{name: "a_head_pushed_after_the_comment_is_refused_naming_it", fakes: &commandFakes{perms: writer, pull: pull("open"), seen: seenAfter},
-			reply: raced},
-		{name: "a_head_first_seen_now_is_refused", fakes: &commandFakes{perms: writer, pull: pull("open"), seen: map[string]time.Time{}},
-			reply: raced},
-		{name: "a_comment_of_unknown_time_is_refused", fakes: &commandFakes{perms: writer, pull: pull("open")}, unknown: true,
-			reply: raced},
-		{name: "the_named_head_is_approved_whenever_it_was_pushed", fakes: &commandFakes{perms: writer, pull: pull("open"), seen: seenAfter},
-			cmd: events.Command{Kind: events.OkToTest, SHA: "0123456"}, approvals: []string{headSHA + " carol"}},
-		{name: "a_named_commit_that_is_not_the_head_is_refused", fakes: &commandFakes{perms: writer, pull: pull("open")},
-			cmd:   events.Command{Kind: events.OkToTest, SHA: "1234567"},
-			reply: "@carol: `/ok-to-test` was refused: `1234567` is not the head of the pull request, which is now `" + headSHA + "`; nothing was approved."},
-		{name: "writer_approves_and_builds_the_head", fakes: &commandFakes{perms: writer, pull: pull("open")},
-			approvals: []string{headSHA + " carol"}},
-		{name: "the_same_approval_again_queues_the_build_again", fakes: &commandFakes{perms: writer, pull: pull("open"),
-			approval: events.Approval{SHA: headSHA, By: "carol"}}, approvals: []string{headSHA + " carol"}},
-		{name: "non_writer_is_refused", fakes: &commandFakes{perms: map[string]string{"carol": "triage"}, pull: pull("open")},
-			reply: "@carol: only people with write access to acme/widget.go may run YourCI's commands; nothing was run."},
-		{name: "closed_pull_is_refused", fakes: &commandFakes{perms: writer, pull: pull("closed")},
-			reply: "@carol: `/ok-to-test` was refused: the pull request is closed."},
-		{name: "approved_by_another_writer", fakes: &commandFakes{perms: writer, pull: pull("open"),
-			approval: events.Approval{SHA: headSHA, By: "dave"}},
-			reply: "@carol: `/ok-to-test`: the head commit 0123456 is already approved by @dave."},
-		{name: "trusted_author_needs_no_approval", fakes: &commandFakes{perms: map[string]string{"carol": "write", "outsider": "maintain"}, pull: pull("open")},
+		{name: "writer_approves_and_builds_the_head", fakes: &commandFakes{perms: writer, pull: pull,
+			seen: map[string]time.Time{headSHA: written.Add(-time.Minute)}}, approvals: []string{headSHA + " carol"}},
+		{name: "a_head_first_seen_now_is_refused", fakes: &commandFakes{perms: writer, pull: pull, seen: map[string]time.Time{}},
+			reply: "@carol: `/ok-to-test` was refused: the head of the pull request is now `" + headSHA +
+				"`, which YourCI cannot tell was there when this comment was written; nothing was approved. " +
+				"To approve it, comment `/ok-to-test 0123456789ab` once you have looked at it."},
+		{name: "the_authors_permission_is_asked_of_github", fakes: &commandFakes{perms: map[string]string{"carol": "write", "outsider": "maintain"},
+			pull: pull, seen: map[string]time.Time{headSHA: written.Add(-time.Minute)}},
 			reply: "@carol: `/ok-to-test`: @outsider may write to acme/widget.go, so their commits are built without approval."},
-		{name: "build_all_needs_no_approval", fakes: &commandFakes{perms: writer, pull: pull("open")}, policy: BuildAll,
-			reply: "@carol: `/ok-to-test`: this YourCI builds every pull request without approval; there is nothing to approve."},
+		{name: "non_writer_is_refused", fakes: &commandFakes{perms: map[string]string{"carol": "triage"}, pull: pull},
+			reply: "@carol: only people with write access to acme/widget.go may run YourCI's commands; nothing was run."},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if tc.fakes.seen == nil {
-				tc.fakes.seen = map[string]time.Time{headSHA: written.Add(-time.Minute)}
-			}
-			if tc.cmd.Kind == "" {
-				tc.cmd.Kind = events.OkToTest
-			}
-			w := commandWorker(tc.fakes, tc.policy)
+			h := commandHandlerOf(tc.fakes, BuildTrusted)
 			ev := events.CommandEvent{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 4, CommentID: 9, Author: "carol",
-				Installation: 7, Delivery: "d-1", Commands: []events.Command{tc.cmd}, WrittenAt: written}
-			if tc.unknown {
-				ev.WrittenAt = time.Time{}
-			}
-			if err := w.handleCommand(t.Context(), w.log, ev); err != nil {
+				Installation: 7, Delivery: "d-1", Commands: []events.Command{{Kind: events.OkToTest}}, WrittenAt: written}
+			if err := h.handle(t.Context(), quiet, ev); err != nil {
 				t.Fatal(err)
 			}
 			f := tc.fakes
@@ -141,11 +121,10 @@ func TestButtonPressesNeverComment(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var logs strings.Builder
-			w := commandWorker(tc.fakes, BuildTrusted)
-			w.log = slog.New(slog.NewTextHandler(&logs, nil))
+			h := commandHandlerOf(tc.fakes, BuildTrusted)
 			ev := events.CommandEvent{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 4, Author: "carol",
 				Button: &tc.button, Commands: []events.Command{{Kind: tc.kind, Tests: []string{"a"}}}}
-			if err := w.handleCommand(t.Context(), w.log, ev); err != nil {
+			if err := h.handle(t.Context(), slog.New(slog.NewTextHandler(&logs, nil)), ev); err != nil {
 				t.Fatal(err)
 			}
 			f := tc.fakes

@@ -11,9 +11,7 @@ import (
 
 	"github.com/google/go-github/v88/github"
 
-	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
-	"github.com/yourci/yourci/pkg/pipeline"
 )
 
 // AcceptedReaction is the reaction a comment gets when its commands were
@@ -63,6 +61,75 @@ type CommentLedger interface {
 // could push anything, and a refused /ok-to-test must reach them.
 const ReplyInterval = 10 * time.Minute
 
+// commandHandler carries out handle_command: a comment's /retest and
+// /ok-to-test and GitHub's re-run buttons. It looks up the facts a plan
+// needs (gather), decides with planCommands, which is pure, and carries
+// the plan out (act). Its methods may be called concurrently.
+type commandHandler struct {
+	github GitHub
+	// writers answers who may write, asking GitHub at most once per
+	// trustTTL; the Worker's trustCache, shared with the pull handler.
+	writers   writerChecker
+	ledger    CommentLedger
+	reruns    rerunNumbers
+	publish   commandPublisher
+	approvals approvalBook
+	records   commandRecords
+	tests     testLister
+	runLogURL logLinker
+	policy    Policy
+	metrics   *Metrics
+	now       func() time.Time
+}
+
+// writerChecker reports whether user may push to owner/repo; trustCache
+// has it.
+type writerChecker interface {
+	canWrite(ctx context.Context, perms PermissionGetter, owner, repo, user string) (bool, error)
+}
+
+// rerunNumbers finds a head's build and numbers re-runs of its tests;
+// RerunQueue has it.
+type rerunNumbers interface {
+	BuildOf(ctx context.Context, repo events.Repo, pull int, sha string) (int, bool, error)
+	ClaimReruns(ctx context.Context, repo events.Repo, pull, build int, tests []string, claimant string) (map[string]int, error)
+}
+
+// commandPublisher queues what commands start: test attempts and the
+// build of an approved head; RerunQueue has it.
+type commandPublisher interface {
+	PublishTest(ctx context.Context, job events.TestJob) error
+	PublishPull(ctx context.Context, ev events.PullEvent) error
+}
+
+// approvalBook is the approval record of each pull request; Queue has it.
+type approvalBook interface {
+	ApprovalOf(ctx context.Context, repo events.Repo, pull int) (events.Approval, error)
+	Approve(ctx context.Context, repo events.Repo, pull int, sha, by string) error
+}
+
+// commandRecords is what commands read and change of the build records;
+// BuildRecords has it.
+type commandRecords interface {
+	BuildRecord(ctx context.Context, k events.BuildKey) (events.BuildRecord, error)
+	UpdateBuild(ctx context.Context, k events.BuildKey, change func(*events.BuildRecord) error) (events.BuildRecord, error)
+	RecentBuilds(ctx context.Context, repo events.Repo, n int) ([]events.BuildRecord, error)
+}
+
+// newCommandHandler is the command handler of w's parts, or nil when w
+// has no Reruns.
+func newCommandHandler(w *Worker) *commandHandler {
+	o := w.opts
+	if o.Reruns == nil {
+		return nil
+	}
+	return &commandHandler{
+		github: o.GitHub, writers: &w.trust, ledger: o.Reruns, reruns: o.Reruns, publish: o.Reruns,
+		approvals: o.Queue, records: o.Records, tests: checkoutTests{ws: o.Workspace, eval: o.Evaluator},
+		runLogURL: w.runLogURL, policy: o.Policy, metrics: o.Metrics, now: time.Now,
+	}
+}
+
 // HandleCommand carries out the commands of one pull request comment, or
 // one press of a re-run button, if its author may write to the repository
 // (asked of GitHub, at most once per trustTTL): an accepted comment gets
@@ -82,10 +149,13 @@ func (w *Worker) HandleCommand(ctx context.Context, d *events.Delivery[events.Co
 	defer stop()
 	job := fmt.Sprintf("%s#%d", ev.Repo.FullName(), ev.Number)
 	err := w.guard(ctx, "command", job, "carrying out this comment", w.opts.CommandTimeout, w.grace, func(ctx context.Context) error {
-		if d.LastChance() {
-			return w.abandonCommand(ctx, log, ev, d.NumDelivered)
+		if w.commands == nil {
+			return permanent(errors.New("worker: comment commands need Options.Reruns"))
 		}
-		return w.handleCommand(ctx, log, ev)
+		if d.LastChance() {
+			return w.commands.abandon(ctx, log, ev, d.NumDelivered)
+		}
+		return w.commands.handle(ctx, log, ev)
 	})
 	settle(ctx, log, d, err)
 }
@@ -102,12 +172,11 @@ func refused(format string, args ...any) outcome {
 	return outcome{refusal: fmt.Sprintf(format, args...)}
 }
 
-func (w *Worker) handleCommand(ctx context.Context, log *slog.Logger, ev events.CommandEvent) error {
-	if w.opts.Reruns == nil {
-		return permanent(errors.New("worker: comment commands need Options.Reruns"))
-	}
+// handle decides ev's commands from the facts planCommands asks for, one
+// at a time, and carries the plan out.
+func (h *commandHandler) handle(ctx context.Context, log *slog.Logger, ev events.CommandEvent) error {
 	if !ev.Pressed() {
-		mine, err := w.opts.Reruns.ClaimComment(ctx, ev.Repo, ev.Number, ev.CommentID, events.CommandsDigest(ev.Commands), ev.MsgID())
+		mine, err := h.ledger.ClaimComment(ctx, ev.Repo, ev.Number, ev.CommentID, events.CommandsDigest(ev.Commands), ev.MsgID())
 		if err != nil {
 			return fmt.Errorf("claiming comment %d: %w", ev.CommentID, err)
 		}
@@ -116,268 +185,131 @@ func (w *Worker) handleCommand(ctx context.Context, log *slog.Logger, ev events.
 			return nil
 		}
 	}
-	inst, err := w.opts.GitHub.Installation(ctx, ev.Installation)
+	inst, err := h.github.Installation(ctx, ev.Installation)
 	if err != nil {
 		return fmt.Errorf("authenticating for installation %d: %w", ev.Installation, err)
 	}
-	writer, err := w.trust.canWrite(ctx, inst.Permissions, ev.Repo.Owner, ev.Repo.Name, ev.Author)
-	if err != nil {
-		return err
+	f := commandFacts{ev: ev, policy: h.policy}
+	for range factAuthorWrites + 1 {
+		p := planCommands(f)
+		if p.need == factNone {
+			return h.act(ctx, log, inst, ev, p)
+		}
+		if err := h.gather(ctx, inst, &f, p.need); err != nil {
+			return err
+		}
 	}
-	if !writer {
+	return permanent(fmt.Errorf("worker: the plan of comment %d keeps asking for facts", ev.CommentID))
+}
+
+// act carries out plan p of ev's commands: each action in order, then the
+// reaction and the reply. A failed step returns its error, and the
+// message's redelivery plans again from what is then true.
+func (h *commandHandler) act(ctx context.Context, log *slog.Logger, inst Installation, ev events.CommandEvent, p commandPlan) error {
+	if p.refuseAuthor != "" {
 		log.Info("command refused: author may not write to the repository")
 		if ev.Pressed() {
 			return nil
 		}
-		return w.refuse(ctx, log, inst, ev, fmt.Sprintf("@%s: only people with write access to %s may run YourCI's commands; nothing was run.",
-			ev.Author, ev.Repo.FullName()))
+		return h.refuse(ctx, log, inst, ev, p.refuseAuthor)
 	}
-	var target *commandTarget
-	var problems []string
-	accepted := false
-	for i, c := range ev.Commands {
-		o, err := w.runCommand(ctx, log, inst, ev, i, c, &target)
-		if err != nil {
-			return fmt.Errorf("carrying out /%s: %w", c.Kind, err)
-		}
+	if p.pull != ev.Number {
+		log = log.With("pull", p.pull)
+	}
+	for _, o := range p.outcomes {
 		switch {
 		case o.refusal != "":
-			log.Info("command refused", "command", c.Kind, "reason", o.refusal)
-			problems = append(problems, fmt.Sprintf("`/%s` was refused: %s", c.Kind, o.refusal))
+			log.Info("command refused", "command", o.kind, "reason", o.refusal)
 		case o.note != "":
-			log.Info("command has nothing to do", "command", c.Kind, "reason", o.note)
-			problems = append(problems, fmt.Sprintf("`/%s`: %s", c.Kind, o.note))
-		default:
-			accepted = true
+			log.Info("command has nothing to do", "command", o.kind, "reason", o.note)
 		}
 	}
-	if ev.Pressed() {
-		return nil // no comment to react or reply to; the log says it all
+	for _, a := range p.actions {
+		var err error
+		if a.retest != nil {
+			err = h.rerun(ctx, log, ev, p.pull, a.retest)
+		} else {
+			err = h.approve(ctx, log, ev, p.pull, a.approve)
+		}
+		if err != nil {
+			return fmt.Errorf("carrying out /%s: %w", a.kind, err)
+		}
 	}
-	if accepted {
-		if err := w.react(ctx, inst, ev); err != nil {
+	if p.react {
+		if err := h.react(ctx, inst, ev); err != nil {
 			return err
 		}
 	}
-	if len(problems) == 0 {
+	if p.reply == "" {
 		return nil
 	}
-	text := "@" + ev.Author + ": " + problems[0]
-	if len(problems) > 1 {
-		text = "@" + ev.Author + ":\n- " + strings.Join(problems, "\n- ")
-	}
-	return w.reply(ctx, inst, ev, text)
+	return h.reply(ctx, inst, ev, p.reply)
 }
 
 // refuse replies text to ev's author, who may not write, unless they were replied to on this
 // pull request within ReplyInterval, by this or any box; a reply held back
 // is logged and counted, never posted.
-func (w *Worker) refuse(ctx context.Context, log *slog.Logger, inst Installation, ev events.CommandEvent, text string) error {
-	ok, err := w.opts.Reruns.AllowReply(ctx, ev.Repo, ev.Number, ev.Author, ev.MsgID(), time.Now(), ReplyInterval)
+func (h *commandHandler) refuse(ctx context.Context, log *slog.Logger, inst Installation, ev events.CommandEvent, text string) error {
+	ok, err := h.ledger.AllowReply(ctx, ev.Repo, ev.Number, ev.Author, ev.MsgID(), h.now(), ReplyInterval)
 	if err != nil {
 		return fmt.Errorf("checking the reply limit: %w", err)
 	}
 	if !ok {
 		log.Info("refusal not replied: the author had a reply on this pull request lately", "interval", ReplyInterval)
-		w.opts.Metrics.RepliesHeld.Inc()
+		h.metrics.RepliesHeld.Inc()
 		return nil
 	}
-	return w.reply(ctx, inst, ev, text)
+	return h.reply(ctx, inst, ev, text)
 }
 
-// runCommand is the one dispatch of a command to its handler. target is
-// the pull request's head build, found by the first command that needs it
-// and shared by the next ones of the same comment.
-func (w *Worker) runCommand(ctx context.Context, log *slog.Logger, inst Installation, ev events.CommandEvent, i int, c events.Command, target **commandTarget) (outcome, error) {
-	switch c.Kind {
-	case events.Retest:
-		if *target == nil {
-			t, o, err := w.findTarget(ctx, log, inst, ev)
-			if err != nil || o.refusal != "" {
-				return o, err
-			}
-			*target = t
-		}
-		return w.retest(ctx, log, inst, ev, i, c, *target)
-	case events.OkToTest:
-		return w.okToTest(ctx, log, inst, ev, c)
-	case events.RerunCheck:
-		return w.rerunCheck(ctx, log, inst, ev, c)
-	case events.RerunSuite:
-		return w.rerunSuite(ctx, log, inst, ev)
-	default:
-		return refused("this worker does not know that command"), nil
+// rerun queues the re-runs of a, each numbered (per message and command,
+// so a redelivery gets the same numbers), recorded as queued in the build
+// record and published with a log of its own.
+func (h *commandHandler) rerun(ctx context.Context, log *slog.Logger, ev events.CommandEvent, pull int, a *rerunAction) error {
+	names := make([]string, len(a.tests))
+	for i, t := range a.tests {
+		names[i] = t.Name
 	}
-}
-
-// commandTarget is the build a command acts on: the latest build of the
-// pull request's current head, with the tests its .yci.py yields.
-type commandTarget struct {
-	pr    *github.PullRequest
-	pull  int
-	sha   string
-	build int
-	tests []pipeline.Test
-	// baseSHA and tested are the build's base commit and the commit its
-	// tests check out (its merge), as the build recorded them; empty for
-	// builds from before builds merged.
-	baseSHA, tested string
-}
-
-// findTarget finds the current head's latest build (refused, for a button
-// press, when the pressed check's commit is no longer the head) and
-// evaluates its .yci.py again, in the build's checkout (made on this box if another box
-// built it), to learn its tests' names and specs. The evaluation is the
-// build's own: same commit, same build number.
-//
-// A merge group's checks (re-run buttons are the only commands that can
-// name one) are refused: the queue builds a group once, and queueing the
-// pull request again makes a new group.
-func (w *Worker) findTarget(ctx context.Context, log *slog.Logger, inst Installation, ev events.CommandEvent) (*commandTarget, outcome, error) {
-	if events.IsGroup(ev.Number) {
-		return nil, refused("a merge group is not built again; queue the pull request again for a new group."), nil
-	}
-	pull, err := getPull(ctx, inst.Pulls, ev.Repo, ev.Number)
+	runs, err := h.reruns.ClaimReruns(ctx, ev.Repo, pull, a.build, names, ev.MsgID()+"/"+strconv.Itoa(a.index))
 	if err != nil {
-		return nil, outcome{}, err
+		return fmt.Errorf("numbering re-runs: %w", err)
 	}
-	pr := pull.pr
-	sha := pr.GetHead().GetSHA()
-	if pr.GetState() != "open" {
-		return nil, refused("the pull request is %s.", pr.GetState()), nil
+	if err := h.recordRerunsQueued(ctx, ev, pull, a, runs); err != nil {
+		return err
 	}
-	if ev.Button != nil && ev.Button.SHA != sha {
-		// Pressed on an older commit's page: its tests no longer matter.
-		return nil, refused("the check is on %.7s, which is no longer the head of the pull request (%.7s).", ev.Button.SHA, sha), nil
-	}
-	n, ok, err := w.opts.Reruns.BuildOf(ctx, ev.Repo, ev.Number, sha)
-	if err != nil {
-		return nil, outcome{}, fmt.Errorf("looking up the build of %s: %w", sha, err)
-	}
-	if !ok {
-		return nil, refused("the head commit %.7s has no build yet, so there is nothing to re-run.", sha), nil
-	}
-	b := build(ev.Repo, ev.Number, n)
-	base, err := w.recordedBase(ctx, buildKey(ev.Repo, ev.Number, n))
-	if err != nil {
-		return nil, outcome{}, err
-	}
-	src, change, err := w.checkoutTarget(ctx, inst, pr, b, sha, base)
-	if err != nil {
-		return nil, outcome{}, err
-	}
-	raw := pull.raw
-	target := &commandTarget{pr: pr, pull: ev.Number, sha: sha, build: n}
-	if base != nil {
-		target.baseSHA, target.tested = base.SHA, sha
-		if base.Merged && base.Merge != "" {
-			target.tested = base.Merge
-		}
-		if raw, err = pullAsTested(raw, base.SHA); err != nil {
-			return nil, outcome{}, permanent(err)
-		}
-	}
-	tests, err := w.opts.Evaluator.EvaluateChange(ctx, src, n, raw, change)
-	var cfgErr *pipeline.ConfigError
-	if errors.As(err, &cfgErr) {
-		return nil, refused("the .yci.py of build %d is broken (%s), so it has no tests to re-run.", n, cfgErr.Error()), nil
-	}
-	if err != nil {
-		return nil, outcome{}, fmt.Errorf("evaluating .yci.py of build %d: %w", n, err)
-	}
-	log.Debug("command target", "sha", sha, "build", n, "tests", len(tests))
-	target.tests = tests
-	return target, outcome{}, nil
-}
-
-// recordedBase is the base build k tested, as its record says; nil for a
-// build from before builds merged, or one whose head did not merge (it
-// has no tests to re-run).
-func (w *Worker) recordedBase(ctx context.Context, k events.BuildKey) (*events.TestedBase, error) {
-	rec, err := w.opts.Records.BuildRecord(ctx, k)
-	if errors.Is(err, events.ErrNoRecord) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the record of build %s: %w", k, err)
-	}
-	if rec.Base == nil || rec.Base.SHA == "" || len(rec.Base.Conflicts) > 0 {
-		return nil, nil
-	}
-	return rec.Base, nil
-}
-
-// checkoutTarget checks out, as build b's source, what the build tested:
-// its merge of sha into base (made again when this box lacks it), or sha
-// for a build without a recorded base (then the change is not known).
-func (w *Worker) checkoutTarget(ctx context.Context, inst Installation, pr *github.PullRequest, b artifacts.Build, sha string, base *events.TestedBase) (string, *pipeline.Change, error) {
-	ws := w.opts.Workspace
-	if !ws.HasCommit(ctx, b.Owner, b.Repo, sha) || (base != nil && !ws.HasCommit(ctx, b.Owner, b.Repo, base.SHA)) {
-		if err := ws.UpdateMirror(ctx, b.Owner, b.Repo, pr.GetBase().GetRepo().GetCloneURL(), inst.Git); err != nil {
-			return "", nil, fmt.Errorf("updating mirror: %w", err)
-		}
-	}
-	tested, change := sha, (*pipeline.Change)(nil)
-	if base != nil {
-		if base.Merged && base.Merge != "" {
-			tested = base.Merge
-		}
-		m, err := ws.RemakeMerge(ctx, b.Owner, b.Repo, sha, base.SHA, tested)
-		if err != nil {
-			return "", nil, fmt.Errorf("merging %.7s into %.7s again: %w", sha, base.SHA, err)
-		}
-		change = &pipeline.Change{Files: m.Changes}
-	}
-	src, err := ws.SourceDir(b)
-	if err != nil {
-		return "", nil, permanent(err)
-	}
-	if err := ws.Checkout(ctx, b, tested, pr.GetBase().GetRef(), src); err != nil {
-		return "", nil, fmt.Errorf("checking out %s: %w", tested, err)
-	}
-	return src, change, nil
-}
-
-// retest queues a re-run of the tests /retest asks for (see pickReruns),
-// each recorded as queued in the build record and with a "queued" status
-// pointing at its new log.
-func (w *Worker) retest(ctx context.Context, log *slog.Logger, inst Installation, ev events.CommandEvent, i int, c events.Command, t *commandTarget) (outcome, error) {
-	states, o, err := w.testStates(ctx, ev.Repo, t)
-	if err != nil || o.refusal != "" {
-		return o, err
-	}
-	names := make([]string, len(t.tests))
-	specs := make(map[string]pipeline.Test, len(t.tests))
-	for j, test := range t.tests {
-		names[j] = test.Name
-		specs[test.Name] = test
-	}
-	run, o := pickReruns(names, states, c, t.build, t.sha)
-	if o.refusal != "" {
-		return o, nil
-	}
-	runs, err := w.opts.Reruns.ClaimReruns(ctx, ev.Repo, ev.Number, t.build, run, ev.MsgID()+"/"+strconv.Itoa(i))
-	if err != nil {
-		return outcome{}, fmt.Errorf("numbering re-runs: %w", err)
-	}
-	if err := w.recordRerunsQueued(ctx, ev, t, runs); err != nil {
-		return outcome{}, err
-	}
-	for _, name := range run {
-		k := runs[name]
+	for _, t := range a.tests {
+		k := runs[t.Name]
 		job := events.TestJob{
-			Version: events.Version, Repo: ev.Repo, Number: ev.Number, HeadSHA: t.sha,
-			Installation: ev.Installation, Build: t.build, Test: specOf(specs[name]), Attempt: 1, Rerun: k,
-			BaseRef: t.pr.GetBase().GetRef(), CloneURL: t.pr.GetBase().GetRepo().GetCloneURL(),
-			BaseSHA: t.baseSHA, TestSHA: t.tested,
+			Version: events.Version, Repo: ev.Repo, Number: pull, HeadSHA: a.sha,
+			Installation: ev.Installation, Build: a.build, Test: specOf(t), Attempt: 1, Rerun: k,
+			BaseRef: a.baseRef, CloneURL: a.cloneURL,
+			BaseSHA: a.baseSHA, TestSHA: a.tested,
 		}
-		if err := w.opts.Reruns.PublishTest(ctx, job); err != nil {
-			return outcome{}, fmt.Errorf("queuing re-run %d of %s: %w", k, name, err)
+		if err := h.publish.PublishTest(ctx, job); err != nil {
+			return fmt.Errorf("queuing re-run %d of %s: %w", k, t.Name, err)
 		}
-		w.opts.Metrics.TestsQueued.Inc()
-		log.Info("re-run queued", "build", t.build, "test", name, "rerun", k)
+		h.metrics.TestsQueued.Inc()
+		log.Info("re-run queued", "build", a.build, "test", t.Name, "rerun", k)
 	}
-	return outcome{}, nil
+	return nil
+}
+
+// approve records that ev's author, a writer, approved head commit sha,
+// and queues a pull event for it, the same event the approval label's
+// webhook queues (its delivery id makes a redelivery queue it once).
+func (h *commandHandler) approve(ctx context.Context, log *slog.Logger, ev events.CommandEvent, pull int, sha string) error {
+	if err := h.approvals.Approve(ctx, ev.Repo, pull, sha, ev.Author); err != nil {
+		return fmt.Errorf("recording approval by %s: %w", ev.Author, err)
+	}
+	pe := events.PullEvent{
+		Version: events.Version, Repo: ev.Repo, Number: pull, HeadSHA: sha,
+		Installation: ev.Installation, Delivery: ev.Delivery,
+	}
+	if err := h.publish.PublishPull(ctx, pe); err != nil {
+		return fmt.Errorf("queuing the build of %.7s: %w", sha, err)
+	}
+	log.Info("head commit approved by command; build queued", "sha", sha, "approver", ev.Author)
+	return nil
 }
 
 // pickReruns decides what /retest runs, given the build's test names and
@@ -452,7 +384,7 @@ func listNames(names []string) string {
 
 // react puts AcceptedReaction on the command's comment. GitHub answers an
 // existing reaction with 200, so a redelivered command adds none.
-func (w *Worker) react(ctx context.Context, inst Installation, ev events.CommandEvent) error {
+func (h *commandHandler) react(ctx context.Context, inst Installation, ev events.CommandEvent) error {
 	if _, _, err := inst.Reactions.CreateIssueCommentReaction(ctx, ev.Repo.Owner, ev.Repo.Name, ev.CommentID, AcceptedReaction); err != nil {
 		return fmt.Errorf("reacting to comment %d: %w", ev.CommentID, err)
 	}
@@ -461,20 +393,20 @@ func (w *Worker) react(ctx context.Context, inst Installation, ev events.Command
 
 // reply posts text on the pull request. A reply never starts a line with a
 // command, so it cannot command YourCI itself.
-func (w *Worker) reply(ctx context.Context, inst Installation, ev events.CommandEvent, text string) error {
+func (h *commandHandler) reply(ctx context.Context, inst Installation, ev events.CommandEvent, text string) error {
 	if _, _, err := inst.Comments.CreateComment(ctx, ev.Repo.Owner, ev.Repo.Name, ev.Number, &github.IssueComment{Body: github.Ptr(text)}); err != nil {
 		return fmt.Errorf("replying to comment %d: %w", ev.CommentID, err)
 	}
 	return nil
 }
 
-// abandonCommand answers a command that failed on every delivery, rather
-// than leaving its author waiting for nothing.
-func (w *Worker) abandonCommand(ctx context.Context, log *slog.Logger, ev events.CommandEvent, delivered uint64) error {
-	inst, err := w.opts.GitHub.Installation(ctx, ev.Installation)
+// abandon answers a command that failed on every delivery, rather than
+// leaving its author waiting for nothing.
+func (h *commandHandler) abandon(ctx context.Context, log *slog.Logger, ev events.CommandEvent, delivered uint64) error {
+	inst, err := h.github.Installation(ctx, ev.Installation)
 	if err != nil {
 		return fmt.Errorf("authenticating for installation %d: %w", ev.Installation, err)
 	}
 	log.Error("giving up on command", "deliveries", delivered)
-	return w.reply(ctx, inst, ev, fmt.Sprintf("@%s: YourCI could not carry out this comment's commands after %d tries; see the worker's logs.", ev.Author, delivered))
+	return h.reply(ctx, inst, ev, fmt.Sprintf("@%s: YourCI could not carry out this comment's commands after %d tries; see the worker's logs.", ev.Author, delivered))
 }

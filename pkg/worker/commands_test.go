@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,7 +17,9 @@ import (
 	"github.com/google/go-github/v88/github"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/pipeline"
 	"github.com/yourci/yourci/pkg/webhook"
 )
 
@@ -110,6 +112,15 @@ type commandFakes struct {
 	seen      map[string]time.Time
 	comments  map[string]string    // comment id and digest -> claimant
 	lastReply map[string]replyMark // repo#pull/user -> last reply allowed
+	// claims are the re-run numbers each claimant got, lastRerun the
+	// last number of each build/test.
+	claims    map[string]map[string]int
+	lastRerun map[string]int
+	// tests are every build's tests; broken, when set, is its .yci.py's
+	// error instead; evaluations counts the evaluations asked for.
+	tests       []pipeline.Test
+	broken      error
+	evaluations atomic.Int32
 }
 
 type replyMark struct {
@@ -243,8 +254,34 @@ func (f *commandFakes) BuildOf(_ context.Context, _ events.Repo, _ int, sha stri
 	return n, ok, nil
 }
 
-func (f *commandFakes) ClaimReruns(context.Context, events.Repo, int, int, []string, string) (map[string]int, error) {
-	return nil, errors.New("not expected in these tests")
+// ClaimReruns numbers re-runs as events.Registry does: per test of a
+// build, the same numbers again for the same claimant.
+func (f *commandFakes) ClaimReruns(_ context.Context, _ events.Repo, _, build int, tests []string, claimant string) (map[string]int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if runs, ok := f.claims[claimant]; ok {
+		return runs, nil
+	}
+	if f.claims == nil {
+		f.claims, f.lastRerun = map[string]map[string]int{}, map[string]int{}
+	}
+	runs := map[string]int{}
+	for _, t := range tests {
+		key := fmt.Sprintf("%d/%s", build, t)
+		f.lastRerun[key]++
+		runs[t] = f.lastRerun[key]
+	}
+	f.claims[claimant] = runs
+	return runs, nil
+}
+
+// buildTests is the build's .yci.py: f.tests, or f.broken.
+func (f *commandFakes) buildTests(context.Context, Installation, artifacts.Build, *headFacts, *events.TestedBase) ([]pipeline.Test, error) {
+	f.evaluations.Add(1)
+	if f.broken != nil {
+		return nil, f.broken
+	}
+	return f.tests, nil
 }
 
 func (f *commandFakes) PublishTest(_ context.Context, job events.TestJob) error {
@@ -260,31 +297,27 @@ func (f *commandFakes) Installation(context.Context, int64) (Installation, error
 
 func TestHandleCommandRefusals(t *testing.T) {
 	t.Parallel()
-	open := &github.PullRequest{State: github.Ptr("open"), Head: &github.PullRequestBranch{SHA: github.Ptr("abcdef0123")}}
+	open := &github.PullRequest{State: github.Ptr("open"), Head: &github.PullRequestBranch{SHA: github.Ptr(headSHA)}}
 	closed := &github.PullRequest{State: github.Ptr("closed"), Head: open.Head}
 	tests := []struct {
 		name  string
 		fakes *commandFakes
 		reply string
 	}{
-		{"reader_may_not", &commandFakes{permission: "read", pull: open, builds: map[string]int{"abcdef0123": 1}},
+		{"reader_may_not", &commandFakes{permission: "read", pull: open, builds: map[string]int{headSHA: 1}},
 			"@carol: only people with write access to acme/widget.go may run YourCI's commands; nothing was run."},
 		{"closed_pull", &commandFakes{permission: "write", pull: closed},
 			"@carol: `/retest` was refused: the pull request is closed."},
 		{"head_not_built", &commandFakes{permission: "admin", pull: open, builds: map[string]int{}},
-			"@carol: `/retest` was refused: the head commit abcdef0 has no build yet, so there is nothing to re-run."},
+			"@carol: `/retest` was refused: the head commit 0123456 has no build yet, so there is nothing to re-run."},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			w := &Worker{
-				opts:  Options{GitHub: tc.fakes, Reruns: tc.fakes, Metrics: NewMetrics(nil)},
-				log:   slog.New(slog.DiscardHandler),
-				trust: trustCache{entries: map[string]trustEntry{}, now: time.Now},
-			}
+			h := commandHandlerOf(tc.fakes, BuildTrusted)
 			ev := events.CommandEvent{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 4, CommentID: 9, Author: "carol",
 				Commands: []events.Command{{Kind: events.Retest}}}
-			if err := w.handleCommand(t.Context(), w.log, ev); err != nil {
+			if err := h.handle(t.Context(), quiet, ev); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff([]string{tc.reply}, tc.fakes.replies); diff != "" {
@@ -298,11 +331,9 @@ func TestHandleCommandRefusals(t *testing.T) {
 	t.Run("a_reply_github_refuses_is_an_error_to_hand_back", func(t *testing.T) {
 		t.Parallel()
 		f := &commandFakes{permission: "none", failReply: errors.New("502")}
-		w := &Worker{opts: Options{GitHub: f, Reruns: f}, log: slog.New(slog.DiscardHandler),
-			trust: trustCache{entries: map[string]trustEntry{}, now: time.Now}}
 		ev := events.CommandEvent{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 4, CommentID: 9, Author: "carol",
 			Commands: []events.Command{{Kind: events.Retest}}}
-		if err := w.handleCommand(t.Context(), w.log, ev); err == nil {
+		if err := commandHandlerOf(f, BuildTrusted).handle(t.Context(), quiet, ev); err == nil {
 			t.Error("a failed reply was not reported")
 		}
 	})
@@ -334,7 +365,7 @@ func TestCommentRunsOnce(t *testing.T) {
 	f := &commandFakes{perms: map[string]string{"carol": "write", "outsider": "read"}, seen: map[string]time.Time{},
 		pull: &github.PullRequest{State: github.Ptr("open"), Head: &github.PullRequestBranch{SHA: github.Ptr(headSHA)},
 			User: &github.User{Login: github.Ptr("outsider")}}}
-	w := commandWorker(f, BuildTrusted)
+	h := commandHandlerOf(f, BuildTrusted)
 	written := time.Now().Add(time.Minute) // the head was seen before it
 	ev := events.CommandEvent{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 4, CommentID: 9, Author: "carol",
 		Installation: 7, Commands: []events.Command{{Kind: events.OkToTest}}, WrittenAt: written}
@@ -352,7 +383,7 @@ func TestCommentRunsOnce(t *testing.T) {
 		{edit, "d-4", 3}, // that edit sent again: nothing
 	} {
 		step.ev.Delivery = step.delivery
-		if err := w.handleCommand(t.Context(), w.log, step.ev); err != nil {
+		if err := h.handle(t.Context(), quiet, step.ev); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
 		if len(f.approvals) != step.approvals || len(f.pulls) != step.approvals {
@@ -366,11 +397,11 @@ func TestCommentRunsOnce(t *testing.T) {
 func TestRefusalRepliesAreLimited(t *testing.T) {
 	t.Parallel()
 	f := &commandFakes{permission: "read"}
-	w := commandWorker(f, BuildTrusted)
+	h := commandHandlerOf(f, BuildTrusted)
 	for i := range 40 {
 		ev := events.CommandEvent{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 4, CommentID: int64(100 + i), Author: "reader",
 			Delivery: fmt.Sprintf("d-%d", i), Commands: []events.Command{{Kind: events.Retest}}, WrittenAt: time.Now()}
-		if err := w.handleCommand(t.Context(), w.log, ev); err != nil {
+		if err := h.handle(t.Context(), quiet, ev); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -378,7 +409,7 @@ func TestRefusalRepliesAreLimited(t *testing.T) {
 		t.Errorf("%d replies to forty refused comments, want 1", len(f.replies))
 	}
 	var held dto.Metric
-	if err := w.opts.Metrics.RepliesHeld.Write(&held); err != nil {
+	if err := h.metrics.RepliesHeld.Write(&held); err != nil {
 		t.Fatal(err)
 	}
 	if got := held.GetCounter().GetValue(); got != 39 {
@@ -386,7 +417,7 @@ func TestRefusalRepliesAreLimited(t *testing.T) {
 	}
 	other := events.CommandEvent{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 4, CommentID: 999, Author: "someone",
 		Commands: []events.Command{{Kind: events.Retest}}, WrittenAt: time.Now()}
-	if err := w.handleCommand(t.Context(), w.log, other); err != nil {
+	if err := h.handle(t.Context(), quiet, other); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.replies) != 2 {

@@ -2,73 +2,16 @@ package worker
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-github/v88/github"
 
 	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/events/memrecords"
+	"github.com/yourci/yourci/pkg/pipeline"
 )
-
-// memRecords is an in-memory BuildRecords keeping state as events.Records
-// does: UpdateBuild applies a change to a copy and stores it unless the
-// change returns an error (ErrUnchanged included, returned wrapped).
-type memRecords struct {
-	mu   sync.Mutex
-	recs map[events.BuildKey]events.BuildRecord
-}
-
-func (m *memRecords) UpdateBuild(_ context.Context, k events.BuildKey, change func(*events.BuildRecord) error) (events.BuildRecord, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	rec, ok := m.recs[k]
-	if !ok {
-		rec = events.BuildRecord{Version: events.Version, Key: k}
-	}
-	rec.Tests = append([]events.TestRecord(nil), rec.Tests...)
-	if err := change(&rec); err != nil {
-		return events.BuildRecord{}, fmt.Errorf("updating build record %s: %w", k, err)
-	}
-	rec.Revision++
-	if m.recs == nil {
-		m.recs = map[events.BuildKey]events.BuildRecord{}
-	}
-	m.recs[k] = rec
-	return rec, nil
-}
-
-func (m *memRecords) BuildRecord(_ context.Context, k events.BuildKey) (events.BuildRecord, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	rec, ok := m.recs[k]
-	if !ok {
-		return events.BuildRecord{}, fmt.Errorf("build %s: %w", k, events.ErrNoRecord)
-	}
-	return rec, nil
-}
-
-func (m *memRecords) RecentBuilds(_ context.Context, repo events.Repo, n int) ([]events.BuildRecord, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []events.BuildRecord
-	for k, rec := range m.recs {
-		if k.Repo == repo && len(out) < n {
-			out = append(out, rec)
-		}
-	}
-	return out, nil
-}
-
-func (m *memRecords) SetPullClosed(context.Context, events.Repo, int, bool) (int, error) {
-	return 0, errors.New("not expected in these tests")
-}
-
-func (m *memRecords) UpdateHeadSummary(context.Context, events.HeadKey, func(*events.HeadSummary) error) (events.HeadSummary, error) {
-	return events.HeadSummary{}, errors.New("not expected in these tests")
-}
 
 // recordOf is a build record of repo#4 build 2 at headSHA with tests in
 // the given states.
@@ -83,83 +26,162 @@ func recordOf(states map[string]events.TestState) events.BuildRecord {
 	return rec
 }
 
+// storeWith is an in-memory record store holding recs.
+func storeWith(t *testing.T, recs ...events.BuildRecord) *memrecords.Store {
+	t.Helper()
+	s := memrecords.New()
+	for _, rec := range recs {
+		if _, err := s.UpdateBuild(t.Context(), rec.Key, func(r *events.BuildRecord) error { *r = rec; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// retestFakes is GitHub and the queue for a /retest of pull 4, whose head
+// headSHA has build 2 with tests a, b, c and d.
+func retestFakes() *commandFakes {
+	f := &commandFakes{permission: "write", builds: map[string]int{headSHA: 2},
+		pull: &github.PullRequest{State: github.Ptr("open"), Head: &github.PullRequestBranch{SHA: github.Ptr(headSHA)},
+			Base: &github.PullRequestBranch{Ref: github.Ptr("main")}}}
+	for _, n := range []string{"a", "b", "c", "d"} {
+		f.tests = append(f.tests, pipeline.Test{Name: n, Command: "./test.sh"})
+	}
+	return f
+}
+
+func published(f *commandFakes) []string {
+	var out []string
+	for _, j := range f.published {
+		out = append(out, j.Test.Name+"#"+strings.Repeat("r", j.Rerun))
+	}
+	return out
+}
+
 // TestRetestReadsTheRecord: what a bare /retest runs, and what a named one
 // refuses as busy, is decided by the build record alone; the worker has no
 // GitHub read left to consult.
 func TestRetestReadsTheRecord(t *testing.T) {
 	t.Parallel()
 	repo := events.Repo{Owner: owner, Name: repoName}
-	target := &commandTarget{pull: 4, sha: headSHA, build: 2}
-	known := []string{"a", "b", "c", "d"}
 	tests := []struct {
 		name    string
-		records *memRecords // nil: the worker keeps no records
+		records []events.BuildRecord
 		cmd     events.Command
-		want    []string
-		refusal string
+		want    []string // test#r per re-run number
+		reply   string
 	}{
 		{"bare_retest_runs_what_the_record_says_failed",
-			&memRecords{recs: map[events.BuildKey]events.BuildRecord{{Repo: repo, Pull: 4, Build: 2}: recordOf(map[string]events.TestState{
-				"a": events.TestPassed, "b": events.TestFailed, "c": events.TestErrored, "d": events.TestSuperseded})}},
-			events.Command{Kind: events.Retest}, []string{"b", "c"}, ""},
+			[]events.BuildRecord{recordOf(map[string]events.TestState{
+				"a": events.TestPassed, "b": events.TestFailed, "c": events.TestErrored, "d": events.TestSuperseded})},
+			events.Command{Kind: events.Retest}, []string{"b#r", "c#r"}, ""},
 		{"named_test_the_record_shows_running_is_busy",
-			&memRecords{recs: map[events.BuildKey]events.BuildRecord{{Repo: repo, Pull: 4, Build: 2}: recordOf(map[string]events.TestState{
-				"a": events.TestRunning})}},
+			[]events.BuildRecord{recordOf(map[string]events.TestState{"a": events.TestRunning})},
 			events.Command{Kind: events.Retest, Tests: []string{"a"}}, nil, "still queued or running"},
 		{"another_builds_failures_do_not_count",
-			&memRecords{recs: map[events.BuildKey]events.BuildRecord{{Repo: repo, Pull: 4, Build: 1}: recordOf(map[string]events.TestState{
-				"a": events.TestFailed})}},
+			[]events.BuildRecord{func() events.BuildRecord {
+				r := recordOf(map[string]events.TestState{"a": events.TestFailed})
+				r.Key.Build = 1
+				return r
+			}()},
 			events.Command{Kind: events.Retest}, nil, "nothing to re-run"},
-		{"no_record_yet_means_nothing_failed", &memRecords{}, events.Command{Kind: events.Retest}, nil, "nothing to re-run"},
+		{"no_record_yet_means_nothing_failed", nil, events.Command{Kind: events.Retest}, nil, "nothing to re-run"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			w := &Worker{}
-			if tc.records != nil {
-				w.opts.Records = tc.records
-			}
-			states, o, err := w.testStates(t.Context(), repo, target)
-			if err != nil {
+			f := retestFakes()
+			h := commandHandlerOf(f, BuildTrusted)
+			h.records = storeWith(t, tc.records...)
+			ev := events.CommandEvent{Repo: repo, Number: 4, CommentID: 9, Author: "carol", Delivery: "d-1", Commands: []events.Command{tc.cmd}}
+			if err := h.handle(t.Context(), quiet, ev); err != nil {
 				t.Fatal(err)
 			}
-			var got []string
-			if o.refusal == "" {
-				got, o = pickReruns(known, states, tc.cmd, target.build, target.sha)
+			if diff := cmp.Diff(tc.want, published(f)); diff != "" {
+				t.Errorf("re-runs queued (-want +got):\n%s", diff)
 			}
 			switch {
-			case tc.refusal != "" && !strings.Contains(o.refusal, tc.refusal):
-				t.Errorf("refusal %q, want one saying %q", o.refusal, tc.refusal)
-			case tc.refusal == "" && o.refusal != "":
-				t.Errorf("refused: %s", o.refusal)
-			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("re-runs (-want +got):\n%s", diff)
+			case tc.reply == "" && len(f.replies) != 0:
+				t.Errorf("replies %q, want none", f.replies)
+			case tc.reply != "" && (len(f.replies) != 1 || !strings.Contains(f.replies[0], tc.reply)):
+				t.Errorf("replies %q, want one saying %q", f.replies, tc.reply)
 			}
 		})
 	}
 }
 
-// TestQueuedRerunsAreRecorded: a re-run /retest queues is in the record at
-// once, so a second /retest before it starts finds it busy, not failed;
-// a command delivered again after its re-run started leaves the newer
-// state alone.
+// TestRetestQueuesFromTheRecord: a /retest's re-runs are in the record,
+// queued, before they are published, with the re-run's own log; a second
+// /retest then finds them busy, and a third after they failed again
+// numbers them 2.
+func TestRetestQueuesFromTheRecord(t *testing.T) {
+	t.Parallel()
+	repo := events.Repo{Owner: owner, Name: repoName}
+	key := events.BuildKey{Repo: repo, Pull: 4, Build: 2}
+	f := retestFakes()
+	h := commandHandlerOf(f, BuildTrusted)
+	store := storeWith(t, recordOf(map[string]events.TestState{"a": events.TestPassed, "b": events.TestFailed}))
+	h.records = store
+	retest := func(comment int64, delivery string) {
+		t.Helper()
+		ev := events.CommandEvent{Repo: repo, Number: 4, CommentID: comment, Author: "carol", Delivery: delivery,
+			Commands: []events.Command{{Kind: events.Retest}}}
+		if err := h.handle(t.Context(), quiet, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	retest(1, "d-1")
+	rec, err := store.BuildRecord(t.Context(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := rec.Test("b")
+	if b.State != events.TestQueued || b.Rerun != 1 || b.Description != "queued: re-run 1 asked by @carol" ||
+		b.LogURL != httpRoot+"acme/widget.go/pulls/4/2/b/rerun-1/out.txt" {
+		t.Errorf("b after /retest: %+v", *b)
+	}
+	retest(2, "d-2")
+	if diff := cmp.Diff([]string{"b#r"}, published(f)); diff != "" {
+		t.Errorf("re-runs after a second /retest (-want +got):\n%s", diff)
+	}
+	if len(f.replies) != 1 || !strings.Contains(f.replies[0], "nothing to re-run") {
+		t.Errorf("the second /retest got replies %q, want nothing to re-run", f.replies)
+	}
+	if _, err := store.UpdateBuild(t.Context(), key, func(r *events.BuildRecord) error {
+		tr := r.Test("b")
+		tr.State, tr.Attempts = events.TestFailed, append(tr.Attempts, events.AttemptRecord{Rerun: 1, Number: 1, Outcome: "failed"})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	retest(3, "d-3")
+	if diff := cmp.Diff([]string{"b#r", "b#rr"}, published(f)); diff != "" {
+		t.Errorf("re-runs after b failed again (-want +got):\n%s", diff)
+	}
+	if got := f.evaluations.Load(); got != 3 {
+		t.Errorf(".yci.py evaluated %d times for three /retest, want 3", got)
+	}
+}
+
+// TestQueuedRerunsAreRecorded: a command delivered again after its re-run
+// started leaves the newer state alone.
 func TestQueuedRerunsAreRecorded(t *testing.T) {
 	t.Parallel()
 	repo := events.Repo{Owner: owner, Name: repoName}
 	key := events.BuildKey{Repo: repo, Pull: 4, Build: 2}
-	target := &commandTarget{pull: 4, sha: headSHA, build: 2}
 	ev := events.CommandEvent{Repo: repo, Number: 4, Author: "carol"}
 	rec := recordOf(map[string]events.TestState{"a": events.TestFailed, "b": events.TestFailed})
 	// b's re-run 1 already runs: this is the command delivered again.
 	rec.Tests[1].State = events.TestRunning
 	rec.Tests[1].Attempts = append(rec.Tests[1].Attempts, events.AttemptRecord{Rerun: 1, Number: 1})
-	records := &memRecords{recs: map[events.BuildKey]events.BuildRecord{key: rec}}
-	w := &Worker{opts: Options{Records: records}}
-	if err := w.recordRerunsQueued(t.Context(), ev, target, map[string]int{"a": 1, "b": 1}); err != nil {
+	store := storeWith(t, rec)
+	h := commandHandlerOf(&commandFakes{}, BuildTrusted)
+	h.records = store
+	a := &rerunAction{build: 2, sha: headSHA}
+	if err := h.recordRerunsQueued(t.Context(), ev, 4, a, map[string]int{"a": 1, "b": 1}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := records.BuildRecord(t.Context(), key)
+	got, err := store.BuildRecord(t.Context(), key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,53 +191,46 @@ func TestQueuedRerunsAreRecorded(t *testing.T) {
 	if b := got.Test("b"); b.State != events.TestRunning {
 		t.Errorf("b, whose re-run already runs, became %s", b.State)
 	}
-	states, o, err := w.testStates(t.Context(), repo, target)
-	if err != nil || o.refusal != "" {
-		t.Fatalf("testStates: %v %q", err, o.refusal)
-	}
-	if _, o := pickReruns([]string{"a", "b"}, states, events.Command{Kind: events.Retest, Tests: []string{"a"}}, 2, headSHA); !strings.Contains(o.refusal, "still queued or running") {
-		t.Errorf("a second /retest a = %q, want it refused as queued", o.refusal)
-	}
-	if err := w.recordRerunsQueued(t.Context(), ev, target, map[string]int{"b": 1}); err != nil {
+	if err := h.recordRerunsQueued(t.Context(), ev, 4, a, map[string]int{"b": 1}); err != nil {
 		t.Errorf("a change with nothing to record = %v, want nil", err)
 	}
 }
 
 // TestSuitePullFromTheRecords: "Re-run all checks" finds its pull request
-// in the build records of the suite's commit, and refuses a commit built
-// for none or for several.
+// in the build records of the suite's commit.
 func TestSuitePullFromTheRecords(t *testing.T) {
 	t.Parallel()
 	repo := events.Repo{Owner: owner, Name: repoName}
 	other := strings.Repeat("e", 40)
-	records := &memRecords{recs: map[events.BuildKey]events.BuildRecord{
-		{Repo: repo, Pull: 4, Build: 1}: {Key: events.BuildKey{Repo: repo, Pull: 4, Build: 1}, SHA: headSHA},
-		{Repo: repo, Pull: 4, Build: 2}: {Key: events.BuildKey{Repo: repo, Pull: 4, Build: 2}, SHA: headSHA},
-		{Repo: repo, Pull: 5, Build: 1}: {Key: events.BuildKey{Repo: repo, Pull: 5, Build: 1}, SHA: other},
-		{Repo: repo, Pull: 6, Build: 1}: {Key: events.BuildKey{Repo: repo, Pull: 6, Build: 1}, SHA: other},
-	}}
-	tests := []struct {
-		name    string
-		sha     string
-		want    int
-		refusal string
-	}{
-		{"commit_of_one_pull", headSHA, 4, ""},
-		{"commit_of_two_pulls", other, 0, "several pull requests ([5 6])"},
-		{"commit_never_built", strings.Repeat("f", 40), 0, "has no build of YourCI's"},
+	recs := []events.BuildRecord{
+		{Key: events.BuildKey{Repo: repo, Pull: 6, Build: 1}, SHA: other},
+		{Key: events.BuildKey{Repo: repo, Pull: 4, Build: 1}, SHA: headSHA},
+		{Key: events.BuildKey{Repo: repo, Pull: 4, Build: 2}, SHA: headSHA},
+		{Key: events.BuildKey{Repo: repo, Pull: 5, Build: 1}, SHA: other},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			w := &Worker{opts: Options{Records: records}}
-			ev := events.CommandEvent{Repo: repo, Button: &events.Button{CheckSuite: 9, SHA: tc.sha}}
-			got, o, err := w.suitePull(t.Context(), ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != tc.want || (tc.refusal == "") != (o.refusal == "") || !strings.Contains(o.refusal, tc.refusal) {
-				t.Errorf("suitePull(%.7s) = %d, %q; want %d, %q", tc.sha, got, o.refusal, tc.want, tc.refusal)
-			}
-		})
+	for sha, want := range map[string][]int{headSHA: {4}, other: {5, 6}, strings.Repeat("f", 40): {}} {
+		if got := pullsBuilding(recs, sha); !cmp.Equal(got, want) {
+			t.Errorf("pullsBuilding(%.7s) = %v, want %v", sha, got, want)
+		}
 	}
+	t.Run("a_press_reruns_the_suite_of_the_pull_found", func(t *testing.T) {
+		t.Parallel()
+		f := retestFakes()
+		h := commandHandlerOf(f, BuildTrusted)
+		rec := recordOf(map[string]events.TestState{"a": events.TestPassed, "b": events.TestRunning})
+		h.records = storeWith(t, rec, recs[0])
+		ev := events.CommandEvent{Repo: repo, Author: "carol", Delivery: "d-1", Button: &events.Button{CheckSuite: 9, SHA: headSHA},
+			Commands: []events.Command{{Kind: events.RerunSuite}}}
+		if err := h.handle(context.Background(), quiet, ev); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"a#r", "c#r", "d#r"}, published(f)); diff != "" {
+			t.Errorf("re-runs (-want +got):\n%s", diff)
+		}
+		for _, j := range f.published {
+			if j.Number != 4 || j.Build != 2 || j.HeadSHA != headSHA || j.BaseRef != "main" {
+				t.Errorf("job %+v, want pull 4 build 2 at the head, base main", j)
+			}
+		}
+	})
 }

@@ -157,9 +157,10 @@ func TestCommandPastItsDeadlineIsStuckAndFreesItsSlot(t *testing.T) {
 	// The command claims its comment, then hangs authenticating, before it
 	// could queue anything.
 	w.opts.Reruns = unusedReruns{}
+	w.commands = newCommandHandler(w)
 	ev := events.CommandEvent{Repo: events.Repo{Owner: "acme", Name: "widget"}, Number: 3, CommentID: 9}
 	err := w.guard(context.Background(), "command", "acme/widget#3", "carrying out this comment", 100*time.Millisecond, w.grace,
-		func(ctx context.Context) error { return w.handleCommand(ctx, w.log, ev) })
+		func(ctx context.Context) error { return w.commands.handle(ctx, w.log, ev) })
 	if !errors.Is(err, ErrStuck) || !strings.Contains(err.Error(), "carrying out this comment took more than 100ms") {
 		t.Fatalf("err %v, want ErrStuck naming the comment", err)
 	}

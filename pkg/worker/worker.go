@@ -148,6 +148,8 @@ type Worker struct {
 	trust    trustCache
 	running  runningTests
 	watchdog *Watchdog
+	// commands handles handle_command; nil without Options.Reruns.
+	commands *commandHandler
 	// grace is how long a cancelled handler may take to return before
 	// it is called stuck (stuckGrace).
 	grace time.Duration
@@ -199,8 +201,10 @@ func New(opts Options) (*Worker, error) {
 	if opts.InfraRetryDelay <= 0 {
 		opts.InfraRetryDelay = DefaultInfraRetryDelay
 	}
-	return &Worker{opts: opts, log: log, trust: trustCache{entries: map[string]trustEntry{}, now: time.Now},
-		watchdog: NewWatchdog(), grace: stuckGrace}, nil
+	w := &Worker{opts: opts, log: log, trust: trustCache{entries: map[string]trustEntry{}, now: time.Now},
+		watchdog: NewWatchdog(), grace: stuckGrace}
+	w.commands = newCommandHandler(w)
+	return w, nil
 }
 
 // Watchdog lists the worker's handlers running past their deadline, for

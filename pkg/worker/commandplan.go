@@ -1,0 +1,280 @@
+package worker
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/pipeline"
+)
+
+// fact names one thing a comment's commands are decided on that has to be
+// looked up (of GitHub, the records, the workspace). planCommands asks for
+// the facts it needs one at a time, so a lookup a refusal makes pointless
+// (evaluating .yci.py for a closed pull request) is never made.
+type fact int
+
+const (
+	factNone         fact = iota
+	factWriter            // whether the author may write to the repository
+	factSuitePulls        // the pulls with builds of a pressed suite's commit
+	factHead              // the pull request as it is now
+	factBuild             // the head's latest build number
+	factTests             // that build's tests and their states in its record
+	factSeen              // when YourCI first saw the head
+	factApproval          // the pull request's approval record
+	factAuthorWrites      // whether the pull request's author may write
+)
+
+var factNames = [...]string{"none", "writer", "suite pulls", "head", "build", "tests", "seen", "approval", "author writes"}
+
+func (f fact) String() string {
+	if int(f) < len(factNames) {
+		return factNames[f]
+	}
+	return fmt.Sprintf("fact(%d)", int(f))
+}
+
+// commandFacts is everything a comment's commands are decided on. A nil
+// (or, for suitePulls, unset) field is not known yet.
+type commandFacts struct {
+	ev     events.CommandEvent
+	policy Policy
+	writer *bool
+	// suitePulls are the pulls with builds of ev.Button.SHA, for a
+	// "Re-run all checks" whose event names no pull request.
+	suitePulls      []int
+	suitePullsKnown bool
+	head            *headFacts
+	// build is the head's latest build, 0 when it has none.
+	build        *int
+	tests        *buildTests
+	seen         *time.Time
+	approval     *events.Approval
+	authorWrites *bool
+}
+
+// headFacts is the pull request as GitHub shows it now.
+type headFacts struct {
+	state, sha, author, baseRef, cloneURL string
+	// raw is the pull request's JSON as GitHub sent it, for .yci.py.
+	raw []byte
+}
+
+// buildTests is a build's tests, from its .yci.py evaluated again, and
+// each test's state in the build record (none when it has none).
+type buildTests struct {
+	tests []pipeline.Test
+	// broken is why .yci.py gave no tests; empty when it did.
+	broken string
+	states map[string]events.TestState
+	// baseSHA is the base commit the build merged (empty for a build from
+	// before builds merged) and tested the commit its tests check out.
+	baseSHA, tested string
+}
+
+// pull is the pull request the commands act on: the event's, or the one
+// pull a pressed suite's commit was built for; 0 while unknown.
+func (f commandFacts) pull() int {
+	if f.ev.Number != 0 {
+		return f.ev.Number
+	}
+	if len(f.suitePulls) == 1 {
+		return f.suitePulls[0]
+	}
+	return 0
+}
+
+// commandPlan is what a comment's commands come to. With need set it is
+// no plan yet: that fact is missing.
+type commandPlan struct {
+	need fact
+	// refuseAuthor, when set, is the reply to an author who may not
+	// write: nothing else happens.
+	refuseAuthor string
+	pull         int
+	// actions are carried out in order: re-runs to number, record as
+	// queued and publish, and approvals to record and build.
+	actions  []commandAction
+	outcomes []commandOutcome
+	// react says the comment gets AcceptedReaction; reply, when set, is
+	// posted on the pull request. A button press gets neither.
+	react bool
+	reply string
+}
+
+// commandAction is one thing a command does: re-run tests (retest set)
+// or approve a head commit and queue its build (approve set).
+type commandAction struct {
+	kind    events.CommandKind
+	retest  *rerunAction
+	approve string // the head commit to approve, by the event's author
+}
+
+// rerunAction re-runs tests of one build; index is the command's place
+// in the comment, which numbers its claim of re-run numbers.
+type rerunAction struct {
+	index             int
+	build             int
+	sha               string
+	baseRef, cloneURL string
+	// baseSHA and tested are the build's base commit and the commit its
+	// tests check out, so a re-run tests what the build tested.
+	baseSHA, tested string
+	tests           []pipeline.Test
+}
+
+// commandOutcome is how one command ended, for the log.
+type commandOutcome struct {
+	kind events.CommandKind
+	outcome
+}
+
+// planCommands decides what a comment's commands (or a button press) do,
+// from facts alone: it reads nothing and changes nothing. Commands are
+// decided in order, each seeing what the ones before it planned (a test
+// one re-runs is queued for the next). When a fact is missing, the plan
+// is only a need.
+func planCommands(f commandFacts) commandPlan {
+	if f.writer == nil {
+		return commandPlan{need: factWriter}
+	}
+	if !*f.writer {
+		return commandPlan{refuseAuthor: fmt.Sprintf("@%s: only people with write access to %s may run YourCI's commands; nothing was run.",
+			f.ev.Author, f.ev.Repo.FullName())}
+	}
+	if f.tests != nil {
+		t := *f.tests
+		t.states = maps.Clone(t.states)
+		f.tests = &t
+	}
+	p := commandPlan{pull: f.pull()}
+	var problems []string
+	for i, c := range f.ev.Commands {
+		o, need := planCommand(&p, &f, i, c)
+		if need != factNone {
+			return commandPlan{need: need}
+		}
+		p.outcomes = append(p.outcomes, commandOutcome{kind: c.Kind, outcome: o})
+		switch {
+		case o.refusal != "":
+			problems = append(problems, fmt.Sprintf("`/%s` was refused: %s", c.Kind, o.refusal))
+		case o.note != "":
+			problems = append(problems, fmt.Sprintf("`/%s`: %s", c.Kind, o.note))
+		default:
+			p.react = true
+		}
+	}
+	if f.ev.Pressed() {
+		p.react = false // no comment to react or reply to; the log says it all
+		return p
+	}
+	switch len(problems) {
+	case 0:
+	case 1:
+		p.reply = "@" + f.ev.Author + ": " + problems[0]
+	default:
+		p.reply = "@" + f.ev.Author + ":\n- " + strings.Join(problems, "\n- ")
+	}
+	return p
+}
+
+// planCommand is the one dispatch of a command to its decision; it adds
+// the command's action to p and notes its effect in f for the next ones.
+func planCommand(p *commandPlan, f *commandFacts, i int, c events.Command) (outcome, fact) {
+	switch c.Kind {
+	case events.Retest:
+		return planRetest(p, f, i, c)
+	case events.OkToTest:
+		return okToTest(p, f, c)
+	case events.RerunCheck:
+		return rerunCheck(p, f, c)
+	case events.RerunSuite:
+		return rerunSuite(p, f)
+	default:
+		return refused("this worker does not know that command"), factNone
+	}
+}
+
+// planTarget decides whether the commands may act on the pull request's
+// head build: the pull request is open, a pressed check is on its head,
+// and the head has a build; its build number, or why not.
+//
+// A merge group's checks (re-run buttons are the only commands that can
+// name one) are refused: the queue builds a group once, and queueing the
+// pull request again makes a new group.
+func planTarget(f *commandFacts) (int, outcome, fact) {
+	if events.IsGroup(f.pull()) {
+		return 0, refused("a merge group is not built again; queue the pull request again for a new group."), factNone
+	}
+	if f.head == nil {
+		return 0, outcome{}, factHead
+	}
+	h := f.head
+	if h.state != "open" {
+		return 0, refused("the pull request is %s.", h.state), factNone
+	}
+	if b := f.ev.Button; b != nil && b.SHA != h.sha {
+		// Pressed on an older commit's page: its tests no longer matter.
+		return 0, refused("the check is on %.7s, which is no longer the head of the pull request (%.7s).", b.SHA, h.sha), factNone
+	}
+	if f.build == nil {
+		return 0, outcome{}, factBuild
+	}
+	if *f.build == 0 {
+		return 0, refused("the head commit %.7s has no build yet, so there is nothing to re-run.", h.sha), factNone
+	}
+	return *f.build, outcome{}, factNone
+}
+
+// planTests is the target build's tests, once planTarget has allowed it.
+func planTests(f *commandFacts, build int) (*buildTests, outcome, fact) {
+	if f.tests == nil {
+		return nil, outcome{}, factTests
+	}
+	if f.tests.broken != "" {
+		return nil, refused("the .yci.py of build %d is broken (%s), so it has no tests to re-run.", build, f.tests.broken), factNone
+	}
+	return f.tests, outcome{}, factNone
+}
+
+// planRetest decides a /retest (see pickReruns) of the head's build.
+func planRetest(p *commandPlan, f *commandFacts, i int, c events.Command) (outcome, fact) {
+	build, o, need := planTarget(f)
+	if need != factNone || o.refusal != "" {
+		return o, need
+	}
+	return planReruns(p, f, i, c, build)
+}
+
+// planReruns plans the re-runs c names of the target build, or the
+// failed ones, and marks them queued for the commands after it.
+func planReruns(p *commandPlan, f *commandFacts, i int, c events.Command, build int) (outcome, fact) {
+	bt, o, need := planTests(f, build)
+	if need != factNone || o.refusal != "" {
+		return o, need
+	}
+	names := make([]string, len(bt.tests))
+	specs := make(map[string]pipeline.Test, len(bt.tests))
+	for j, test := range bt.tests {
+		names[j] = test.Name
+		specs[test.Name] = test
+	}
+	run, o := pickReruns(names, bt.states, c, build, f.head.sha)
+	if o.refusal != "" {
+		return o, factNone
+	}
+	a := &rerunAction{index: i, build: build, sha: f.head.sha, baseRef: f.head.baseRef, cloneURL: f.head.cloneURL,
+		baseSHA: bt.baseSHA, tested: bt.tested}
+	if bt.states == nil {
+		bt.states = map[string]events.TestState{}
+	}
+	for _, name := range run {
+		a.tests = append(a.tests, specs[name])
+		bt.states[name] = events.TestQueued
+	}
+	p.actions = append(p.actions, commandAction{kind: c.Kind, retest: a})
+	return outcome{}, factNone
+}
