@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -56,13 +57,17 @@ func (s *stack) shownFinal(sha string, checkRuns bool) map[string]string {
 	return out
 }
 
+// outageLength is how long GitHub stays away in TestGitHubOutageMidBuild.
+const outageLength = time.Minute
+
 // TestGitHubOutageMidBuild makes GitHub answer every API request with 503
 // while a build's tests run and end, with commit statuses and with check
 // runs (App auth): the records keep the final states, GitHub shows none of
 // them, and once GitHub is back every test's final state and the summary
 // reach it from the records, with no handler writing again. The outage
 // lasts until the records are final and the projector has tried GitHub
-// again, not a fixed time.
+// again, and at least outageLength, as the issue asked: long enough for the
+// projector's retries to back off as far as they go.
 func TestGitHubOutageMidBuild(t *testing.T) {
 	t.Parallel()
 	for _, checkRuns := range []bool{false, true} {
@@ -83,6 +88,7 @@ func TestGitHubOutageMidBuild(t *testing.T) {
 				s.waitFile("started-" + sha + "-" + name + "-*")
 			}
 
+			outage := time.Now()
 			s.gh.FailNext("", "/repos/", 1<<30, http.StatusServiceUnavailable, nil)
 			s.release()
 			s.waitUntil("the records to hold every final state", func() bool {
@@ -101,8 +107,12 @@ func TestGitHubOutageMidBuild(t *testing.T) {
 			if got := s.shownFinal(sha, checkRuns); len(got) != 0 {
 				t.Errorf("during the outage GitHub shows final states %v: a write got through a failing server", got)
 			}
+			// Not a wait for an event: the outage's length is the behaviour
+			// under test.
+			time.Sleep(time.Until(outage.Add(outageLength)))
 
 			s.gh.ClearFailures()
+			back := time.Now()
 			want := map[string]string{"yci/pass": "success", "yci/fail": "failure", "yci/also-pass": "success", "yci": "failure"}
 			s.waitUntil("every final state on GitHub after the outage", func() bool { return len(s.shownFinal(sha, checkRuns)) == len(want) })
 			if diff := cmp.Diff(want, s.shownFinal(sha, checkRuns)); diff != "" {
@@ -113,7 +123,8 @@ func TestGitHubOutageMidBuild(t *testing.T) {
 					t.Errorf("%d check runs, want one per test and the summary: retries must not create more", len(runs))
 				}
 			}
-			t.Logf("%d requests refused during the outage", s.gh.Requests().Injected)
+			t.Logf("outage of %s: %d requests refused; every final state on GitHub %s after it ended",
+				back.Sub(outage).Round(time.Second), s.gh.Requests().Injected, time.Since(back).Round(10*time.Millisecond))
 		})
 	}
 }
