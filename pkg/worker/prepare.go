@@ -20,6 +20,25 @@ import (
 // A nil *prepLog records nothing.
 type prepLog struct {
 	steps []string
+	// since is when the event being prepared was queued: the mirror
+	// need be no older than that (see artifacts.UpdateMirrorSince);
+	// zero fetches whatever.
+	since time.Time
+}
+
+// clockSlack is how far the queue's clock, which stamps when an event was
+// queued, may run behind this box's before a fetch that began before the
+// event passes for one that began after it. Boxes keep NTP on, which holds
+// clocks within milliseconds.
+const clockSlack = 250 * time.Millisecond
+
+// mirrorSince is what p.since asks of the mirror, clockSlack included, or
+// zero (fetch whatever) when p is nil or knows no time.
+func (p *prepLog) mirrorSince() time.Time {
+	if p == nil || p.since.IsZero() {
+		return time.Time{}
+	}
+	return p.since.Add(clockSlack)
 }
 
 // step records one thing the attempt is about to do.
@@ -33,6 +52,8 @@ func (p *prepLog) step(format string, args ...any) {
 // most maxDeliver, the last of which gives up instead of trying.
 type prepAttempt struct {
 	delivered, maxDeliver uint64
+	// published is when the event was queued (zero: unknown).
+	published time.Time
 }
 
 // attempts is how many deliveries try to prepare the build.

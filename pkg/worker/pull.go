@@ -30,7 +30,7 @@ func (w *Worker) HandlePull(ctx context.Context, d *events.Delivery[events.PullE
 	log := w.log.With(ev.LogAttrs()...)
 	stop := d.KeepAlive(ctx)
 	defer stop()
-	apply(ctx, log, d, w.decidePull(ctx, log, ev, prepAttempt{delivered: d.NumDelivered, maxDeliver: uint64(d.MaxDeliver())}))
+	apply(ctx, log, d, w.decidePull(ctx, log, ev, prepAttempt{delivered: d.NumDelivered, maxDeliver: uint64(d.MaxDeliver()), published: d.Published}))
 }
 
 // handlePull prepares ev's head commit, recording each step in p.
@@ -146,14 +146,21 @@ func (w *Worker) queueBuild(ctx context.Context, log *slog.Logger, inst Installa
 // checkoutBuild brings the mirror up to date and checks out the build's
 // source, where .yci.py is evaluated. The clone URL is the base
 // repository's, as GitHub's API gives it, never one the author controls.
+// Up to date means as new as GitHub was when the event was queued: a fetch
+// this box began after that serves (so a burst of pull requests costs a
+// fetch or two, not one each), and its step says so.
 func (w *Worker) checkoutBuild(ctx context.Context, inst Installation, pr *github.PullRequest, b artifacts.Build, sha string, p *prepLog) (string, error) {
 	cloneURL := pr.GetBase().GetRepo().GetCloneURL()
 	if cloneURL == "" {
 		return "", permanent(fmt.Errorf("pull request %s has no base clone URL", b))
 	}
 	p.step("updating the mirror from %s", cloneURL)
-	if err := w.opts.Workspace.UpdateMirror(ctx, b.Owner, b.Repo, cloneURL, inst.Git); err != nil {
+	fetched, err := w.opts.Workspace.UpdateMirrorSince(ctx, b.Owner, b.Repo, cloneURL, inst.Git, p.mirrorSince())
+	if err != nil {
 		return "", mirrorFailed(err)
+	}
+	if !fetched {
+		p.step("the mirror was fetched after the event was queued")
 	}
 	src, err := w.opts.Workspace.SourceDir(b)
 	if err != nil {
