@@ -1,6 +1,8 @@
 package artifacts
 
 import (
+	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -25,6 +27,9 @@ type buildRefs struct {
 	mu    sync.Mutex
 	kept  map[string]keptRefs
 	order []string // keys, oldest first
+	// listing holds a channel per build whose refs one checkout is
+	// listing; it is closed when that checkout is done.
+	listing map[string]chan struct{}
 }
 
 type keptRefs struct {
@@ -45,6 +50,41 @@ func (r *buildRefs) get(mirror, pin, sha string, now time.Time) ([]byte, bool) {
 		return nil, false
 	}
 	return k.refs, true
+}
+
+// list waits while another checkout lists pin's refs (the tests of a
+// build, delivered together, would otherwise all list them), then returns
+// the refs kept for pin at sha, or, with ok false, a done function the
+// caller must call once it has listed them (put) or failed to.
+func (r *buildRefs) list(ctx context.Context, mirror, pin, sha string) (refs []byte, ok bool, done func(), err error) {
+	key := refsKey(mirror, pin)
+	for {
+		if refs, ok := r.get(mirror, pin, sha, time.Now()); ok {
+			return refs, true, nil, nil
+		}
+		r.mu.Lock()
+		wait, busy := r.listing[key]
+		if !busy {
+			if r.listing == nil {
+				r.listing = make(map[string]chan struct{})
+			}
+			ch := make(chan struct{})
+			r.listing[key] = ch
+			r.mu.Unlock()
+			return nil, false, func() {
+				r.mu.Lock()
+				delete(r.listing, key)
+				r.mu.Unlock()
+				close(ch)
+			}, nil
+		}
+		r.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, false, nil, fmt.Errorf("waiting for the refs of %s: %w", pin, ctx.Err())
+		}
+	}
 }
 
 // put keeps refs, listed at now with pin at sha, forgetting the oldest

@@ -234,6 +234,46 @@ func TestBuildRefs(t *testing.T) {
 			}
 		})
 	}
+	t.Run("one_lists_the_others_wait_for_it", func(t *testing.T) {
+		var r buildRefs
+		ctx := testContext(t)
+		_, ok, done, err := r.list(ctx, "m", "p", "aaa")
+		if err != nil || ok {
+			t.Fatalf("first list = %v, %v; want to list", ok, err)
+		}
+		type answer struct {
+			refs []byte
+			ok   bool
+			err  error
+		}
+		second := make(chan answer, 1)
+		go func() {
+			refs, ok, done, err := r.list(ctx, "m", "p", "aaa")
+			if done != nil {
+				done()
+			}
+			second <- answer{refs, ok, err}
+		}()
+		r.put("m", "p", "aaa", []byte("listed once"), time.Now())
+		done()
+		if a := <-second; a.err != nil || !a.ok || string(a.refs) != "listed once" {
+			t.Errorf("second list = %q, %v, %v; want the first's refs", a.refs, a.ok, a.err)
+		}
+	})
+	t.Run("a_failed_listing_lets_the_next_list", func(t *testing.T) {
+		var r buildRefs
+		ctx := testContext(t)
+		_, _, done, err := r.list(ctx, "m", "p", "aaa")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done() // failed: nothing put
+		_, ok, done, err := r.list(ctx, "m", "p", "aaa")
+		if err != nil || ok || done == nil {
+			t.Fatalf("list after a failed listing = %v, %v; want to list", ok, err)
+		}
+		done()
+	})
 	t.Run("forgotten_when_unpinned", func(t *testing.T) {
 		var r buildRefs
 		r.put("m", "p", "aaa", nil, now)

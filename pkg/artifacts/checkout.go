@@ -107,20 +107,26 @@ func (w *Workspace) Checkout(ctx context.Context, b Build, sha, base, dest strin
 // checkout finds its build's pin, made by the build's own checkout, and
 // pins nothing. What the first checkout of a build on this box listed is
 // kept a while (buildRefs): the build's other checkouts, its tests, take
-// their refs from there, with neither the lock nor git. An error wrapping
+// their refs from there, with neither the lock nor git; those that come
+// while it lists them wait for it. An error wrapping
 // ErrNotMirrored means the mirror lacks sha.
 func (w *Workspace) pinAndListRefs(ctx context.Context, mirror string, b Build, sha, base string) ([]byte, error) {
 	ref := pinRef(b)
-	if out, ok := w.refs.get(mirror, ref, sha, time.Now()); ok {
+	out, ok, listed, err := w.refs.list(ctx, mirror, ref, sha)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
 		return cloneRefs(out, base), nil
 	}
+	defer listed()
 	unlock, err := w.lockMirror(ctx, mirror)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	listed := time.Now()
-	out, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "for-each-ref",
+	at := time.Now()
+	out, err = w.git(ctx, GitAuth{}, "--git-dir="+mirror, "for-each-ref",
 		"--format=%(objectname) %(refname)", "refs/heads/", "refs/tags/", ref)
 	if err != nil {
 		return nil, fmt.Errorf("listing the mirror's branches and tags: %w", err)
@@ -134,7 +140,7 @@ func (w *Workspace) pinAndListRefs(ctx context.Context, mirror string, b Build, 
 	default:
 		return nil, fmt.Errorf("%w: build %s is pinned to %s, not %s", ErrInvalid, b, pinned, sha)
 	}
-	w.refs.put(mirror, ref, sha, out, listed)
+	w.refs.put(mirror, ref, sha, out, at)
 	return cloneRefs(out, base), nil
 }
 
