@@ -68,3 +68,26 @@ func TestATestStartsWithoutWaitingForItsRunningRecord(t *testing.T) {
 		t.Errorf("record's tests = %+v, want quick passed", rec.Tests)
 	}
 }
+
+// TestMirrorSince: a pull event's mirror need be no older than when the
+// event was queued, give or take the queue's clock; an event whose time is
+// not known fetches whatever.
+func TestMirrorSince(t *testing.T) {
+	t.Parallel()
+	queued := time.Date(2026, 12, 6, 21, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		p    *prepLog
+		want time.Time
+	}{
+		{name: "no_log", p: nil},
+		{name: "time_unknown", p: &prepLog{}},
+		{name: "queued_plus_slack", p: &prepLog{since: queued}, want: queued.Add(clockSlack)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.p.mirrorSince(); !got.Equal(tc.want) {
+				t.Errorf("mirrorSince = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
