@@ -25,15 +25,28 @@ func TestUpdateMirrorSince(t *testing.T) {
 		t.Fatalf("first UpdateMirrorSince = %v, %v; want a clone", fetched, err)
 	}
 	for _, tc := range []struct {
-		name  string
-		since time.Time
-		want  bool
+		name   string
+		since  time.Time
+		want   bool
+		before func(*testing.T)
 	}{
 		{name: "event_queued_before_the_last_fetch_began_is_served_by_it", since: beforeClone, want: false},
 		{name: "zero_since_always_fetches", want: true},
 		{name: "event_queued_after_the_last_fetch_began_fetches", since: time.Now().Add(time.Hour), want: true},
+		{name: "a_removed_mirror_is_cloned_again", since: beforeClone, want: true, before: func(t *testing.T) {
+			mirror, err := w.MirrorDir("o", "r")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.RemoveAll(mirror); err != nil {
+				t.Fatal(err)
+			}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.before != nil {
+				tc.before(t)
+			}
 			head := o.commit(base, tc.name, file{name: "README", content: tc.name + "\n"})
 			o.setRef("refs/pull/1/head", head)
 			fetched, err := w.UpdateMirrorSince(ctx, "o", "r", o.dir, GitAuth{}, tc.since)

@@ -71,6 +71,14 @@ func (w *Workspace) UpdateMirrorSince(ctx context.Context, owner, repo, cloneURL
 	if err := validateCloneURL(cloneURL); err != nil {
 		return false, err
 	}
+	// A fetch that served is known without the lock (one under way
+	// counts once it has succeeded: the lock waits for it), as long as
+	// the mirror it made is still there.
+	if w.fetchedSince(mirror, since) {
+		if exists, err := isDir(mirror); err == nil && exists {
+			return false, nil
+		}
+	}
 	unlock, err := w.lockMirror(ctx, mirror)
 	if err != nil {
 		return false, err
@@ -81,10 +89,7 @@ func (w *Workspace) UpdateMirrorSince(ctx context.Context, owner, repo, cloneURL
 	if err != nil {
 		return false, err
 	}
-	w.mu.Lock()
-	last, known := w.fetched[mirror]
-	w.mu.Unlock()
-	if exists && known && !since.IsZero() && last.After(since) {
+	if exists && w.fetchedSince(mirror, since) {
 		return false, nil
 	}
 	began := time.Now()
@@ -104,6 +109,18 @@ func (w *Workspace) UpdateMirrorSince(ctx context.Context, owner, repo, cloneURL
 	w.fetched[mirror] = began
 	w.mu.Unlock()
 	return true, nil
+}
+
+// fetchedSince reports whether a fetch (or clone) of mirror by this
+// Workspace that began after since has succeeded; never for a zero since.
+func (w *Workspace) fetchedSince(mirror string, since time.Time) bool {
+	if since.IsZero() {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	last, ok := w.fetched[mirror]
+	return ok && last.After(since)
 }
 
 func (w *Workspace) fetch(ctx context.Context, gitDir, cloneURL string, auth GitAuth) error {
