@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Checkout makes dest a working copy of commit sha of build b's repository,
@@ -26,8 +27,8 @@ import (
 // branch <base>, at the same commit as origin/<base>; every tag is there,
 // so "git describe --tags" works. The pull request's own branch name is not
 // a ref (it may be a fork's, and equal to base); the worker gives it to
-// tests as YCI_HEAD_REF. The refs are the mirror's when the checkout is
-// made, written as one packed-refs file.
+// tests as YCI_HEAD_REF. The refs are the mirror's (see below), written as
+// one packed-refs file.
 //
 // The copy costs about the size of its files: its .git holds no objects and
 // borrows them from the mirror through objects/info/alternates. Borrowing
@@ -36,6 +37,9 @@ import (
 // refs/yci/builds/<pr>/<build>, a ref no fetch prunes; Cleanup removes the
 // pin with the build. (A tag or branch the mirror later prunes may stop
 // resolving in an old checkout; the commit under test never does.)
+// The refs are those the build's first checkout on this box saw, when
+// that was less than a minute ago: a build's tests see the branches and
+// tags its build saw, and spend no git process listing them again.
 // Worktrees were the other way to share objects, but each registers itself
 // inside the mirror and must be pruned from there, which couples every
 // checkout's lifetime to the mirror's bookkeeping.
@@ -101,16 +105,28 @@ func (w *Workspace) Checkout(ctx context.Context, b Build, sha, base, dest strin
 // lock, so that git reads the mirror only after resetMirror. One git
 // process lists the branches, the tags and the pin together: a test's
 // checkout finds its build's pin, made by the build's own checkout, and
-// pins nothing. An error wrapping ErrNotMirrored means the mirror lacks
-// sha.
+// pins nothing. What the first checkout of a build on this box listed is
+// kept a while (buildRefs): the build's other checkouts, its tests, take
+// their refs from there, with neither the lock nor git; those that come
+// while it lists them wait for it. An error wrapping
+// ErrNotMirrored means the mirror lacks sha.
 func (w *Workspace) pinAndListRefs(ctx context.Context, mirror string, b Build, sha, base string) ([]byte, error) {
+	ref := pinRef(b)
+	out, ok, listed, err := w.refs.list(ctx, mirror, ref, sha)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		return cloneRefs(out, base), nil
+	}
+	defer listed()
 	unlock, err := w.lockMirror(ctx, mirror)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	ref := pinRef(b)
-	out, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "for-each-ref",
+	at := time.Now()
+	out, err = w.git(ctx, GitAuth{}, "--git-dir="+mirror, "for-each-ref",
 		"--format=%(objectname) %(refname)", "refs/heads/", "refs/tags/", ref)
 	if err != nil {
 		return nil, fmt.Errorf("listing the mirror's branches and tags: %w", err)
@@ -124,6 +140,7 @@ func (w *Workspace) pinAndListRefs(ctx context.Context, mirror string, b Build, 
 	default:
 		return nil, fmt.Errorf("%w: build %s is pinned to %s, not %s", ErrInvalid, b, pinned, sha)
 	}
+	w.refs.put(mirror, ref, sha, out, at)
 	return cloneRefs(out, base), nil
 }
 

@@ -175,6 +175,7 @@ func (w *Workspace) unpinRemoved(ctx context.Context, owner, repo string, runnin
 			errs = append(errs, fmt.Errorf("unpinning %s: %w", b, err))
 			continue
 		}
+		w.refs.forget(mirror, ref)
 		rep.Pins++
 	}
 	return errors.Join(errs...)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -49,33 +50,77 @@ func pinRef(b Build) string {
 // secret, or let a hand-run "git fetch" prune our pins. It is the equivalent
 // of "git clone --mirror" restricted to the refs above.
 func (w *Workspace) UpdateMirror(ctx context.Context, owner, repo, cloneURL string, auth GitAuth) error {
+	_, err := w.UpdateMirrorSince(ctx, owner, repo, cloneURL, auth, time.Time{})
+	return err
+}
+
+// UpdateMirrorSince is UpdateMirror for a caller that needs the mirror only
+// as new as the forge was at since (when the event it handles was sent):
+// when a fetch of the mirror by this Workspace that began after since has
+// already succeeded, nothing is fetched again and fetched is false. A burst
+// of events for one repository, waiting for the mirror's lock one after the
+// other, then costs one fetch, not one each: the first fetch brought what
+// every event sent before it began asked for. A zero since always fetches.
+// Fetches by other processes sharing the workspace are not known here, so
+// they never stand in for one.
+func (w *Workspace) UpdateMirrorSince(ctx context.Context, owner, repo, cloneURL string, auth GitAuth, since time.Time) (fetched bool, err error) {
 	mirror, err := w.MirrorDir(owner, repo)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := validateCloneURL(cloneURL); err != nil {
-		return err
+		return false, err
+	}
+	// A fetch that served is known without the lock (one under way
+	// counts once it has succeeded: the lock waits for it), as long as
+	// the mirror it made is still there.
+	if w.fetchedSince(mirror, since) {
+		if exists, err := isDir(mirror); err == nil && exists {
+			return false, nil
+		}
 	}
 	unlock, err := w.lockMirror(ctx, mirror)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer unlock()
 
 	exists, err := isDir(mirror)
 	if err != nil {
-		return err
+		return false, err
 	}
+	if exists && w.fetchedSince(mirror, since) {
+		return false, nil
+	}
+	began := time.Now()
 	if exists {
-		if err := w.fetch(ctx, mirror, cloneURL, auth); err != nil {
-			return fmt.Errorf("updating mirror of %s/%s: %w", owner, repo, err)
+		err = w.fetch(ctx, mirror, cloneURL, auth)
+	} else {
+		err = w.createMirror(ctx, mirror, cloneURL, auth)
+	}
+	if err != nil {
+		verb := "updating"
+		if !exists {
+			verb = "creating"
 		}
-		return nil
+		return true, fmt.Errorf("%s mirror of %s/%s: %w", verb, owner, repo, err)
 	}
-	if err := w.createMirror(ctx, mirror, cloneURL, auth); err != nil {
-		return fmt.Errorf("creating mirror of %s/%s: %w", owner, repo, err)
+	w.mu.Lock()
+	w.fetched[mirror] = began
+	w.mu.Unlock()
+	return true, nil
+}
+
+// fetchedSince reports whether a fetch (or clone) of mirror by this
+// Workspace that began after since has succeeded; never for a zero since.
+func (w *Workspace) fetchedSince(mirror string, since time.Time) bool {
+	if since.IsZero() {
+		return false
 	}
-	return nil
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	last, ok := w.fetched[mirror]
+	return ok && last.After(since)
 }
 
 func (w *Workspace) fetch(ctx context.Context, gitDir, cloneURL string, auth GitAuth) error {
@@ -261,8 +306,8 @@ var plantable = []string{"hooks", "commondir", "info/grafts", "shallow",
 	"objects/info/alternates", "objects/info/http-alternates"}
 
 // resetMirror undoes whatever a test may have changed in the mirror's
-// configuration: it rewrites config and HEAD and removes the plantable
-// files. A missing mirror is left alone. Only call it holding the mirror's
+// configuration: it makes config and HEAD ours again (resetFile) and
+// removes the plantable files. A missing mirror is left alone. Only call it holding the mirror's
 // lock, before git runs there. The objects and refs are not checked: the
 // sandbox is what keeps tests from reaching the mirror at all; this keeps
 // a test that did reach it from running code as the worker.
@@ -271,7 +316,7 @@ func resetMirror(mirror string) error {
 		return err
 	}
 	for _, f := range []struct{ name, content string }{{"config", mirrorConfig}, {"HEAD", mirrorHead}} {
-		if err := replaceFile(filepath.Join(mirror, f.name), f.content); err != nil {
+		if err := resetFile(filepath.Join(mirror, f.name), f.content); err != nil {
 			return fmt.Errorf("resetting the mirror's %s: %w", f.name, err)
 		}
 	}
@@ -281,6 +326,37 @@ func resetMirror(mirror string) error {
 		}
 	}
 	return nil
+}
+
+// resetFile makes path a regular file holding content: one that already
+// is, with no other link to it, is left as it is (creating a file costs
+// far more than reading one, and every use of the mirror resets it);
+// anything else is replaced (replaceFile).
+func resetFile(path, content string) error {
+	if holds(path, content) {
+		return nil
+	}
+	return replaceFile(path, content)
+}
+
+// holds reports whether path is a regular file, not a link and with no
+// other name, whose content is content. Any failure to tell is false.
+func holds(path, content string) bool {
+	f, err := OpenHostile(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil || info.Size() != int64(len(content)) {
+		return false
+	}
+	if st, ok := info.Sys().(*syscall.Stat_t); !ok || st.Nlink != 1 {
+		return false
+	}
+	buf := make([]byte, len(content)+1)
+	n, err := io.ReadFull(f, buf)
+	return errors.Is(err, io.ErrUnexpectedEOF) && n == len(content) && string(buf[:n]) == content
 }
 
 // replaceFile atomically replaces path (whatever it was: a file, a symlink)

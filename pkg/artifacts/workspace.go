@@ -60,6 +60,12 @@ type Workspace struct {
 
 	mu    sync.Mutex
 	locks map[string]chan struct{} // per-mirror in-process locks
+	// fetched is when the latest successful fetch (or clone) of each
+	// mirror by this Workspace began; see UpdateMirrorSince.
+	fetched map[string]time.Time
+	// refs keeps what each build's first checkout on this box read of
+	// the mirror's refs; see pinAndListRefs.
+	refs buildRefs
 }
 
 // Open returns the workspace rooted at root, creating the directory if
@@ -80,7 +86,7 @@ func Open(root string) (*Workspace, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolving workspace root: %w", err)
 	}
-	return &Workspace{root: resolved, locks: make(map[string]chan struct{})}, nil
+	return &Workspace{root: resolved, locks: make(map[string]chan struct{}), fetched: make(map[string]time.Time)}, nil
 }
 
 // Root is the absolute, symlink-free path of the workspace.

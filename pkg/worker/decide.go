@@ -82,7 +82,7 @@ func (w *Worker) decidePull(ctx context.Context, log *slog.Logger, ev events.Pul
 		w.opts.Metrics.pullHandled(err)
 		return judgeError(ctx, err, a.delivered)
 	}
-	p := &prepLog{}
+	p := &prepLog{since: a.published}
 	err := w.guard(ctx, "pull", job, "preparing this commit", limit, w.grace, func(ctx context.Context) error {
 		return w.handlePull(ctx, log, ev, p)
 	})

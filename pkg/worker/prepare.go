@@ -22,6 +22,10 @@ type prepLog struct {
 	steps []string
 	// build is the build number the attempt claimed, 0 before the claim.
 	build int
+	// since is when the event being prepared was queued: the mirror
+	// need be no older than that (see artifacts.UpdateMirrorSince);
+	// zero fetches whatever.
+	since time.Time
 }
 
 // claimed records that the attempt claimed build number n.
@@ -29,6 +33,21 @@ func (p *prepLog) claimed(n int) {
 	if p != nil {
 		p.build = n
 	}
+}
+
+// clockSlack is how far the queue's clock, which stamps when an event was
+// queued, may run behind this box's before a fetch that began before the
+// event passes for one that began after it. Boxes keep NTP on, which holds
+// clocks within milliseconds.
+const clockSlack = 250 * time.Millisecond
+
+// mirrorSince is what p.since asks of the mirror, clockSlack included, or
+// zero (fetch whatever) when p is nil or knows no time.
+func (p *prepLog) mirrorSince() time.Time {
+	if p == nil || p.since.IsZero() {
+		return time.Time{}
+	}
+	return p.since.Add(clockSlack)
 }
 
 // step records one thing the attempt is about to do.
@@ -42,6 +61,8 @@ func (p *prepLog) step(format string, args ...any) {
 // most maxDeliver, the last of which gives up instead of trying.
 type prepAttempt struct {
 	delivered, maxDeliver uint64
+	// published is when the event was queued (zero: unknown).
+	published time.Time
 }
 
 // attempts is how many deliveries try to prepare the build.

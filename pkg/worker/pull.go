@@ -30,7 +30,7 @@ func (w *Worker) HandlePull(ctx context.Context, d *events.Delivery[events.PullE
 	log := w.log.With(ev.LogAttrs()...)
 	stop := d.KeepAlive(ctx)
 	defer stop()
-	apply(ctx, log, d, w.decidePull(ctx, log, ev, prepAttempt{delivered: d.NumDelivered, maxDeliver: uint64(d.MaxDeliver())}))
+	apply(ctx, log, d, w.decidePull(ctx, log, ev, prepAttempt{delivered: d.NumDelivered, maxDeliver: uint64(d.MaxDeliver()), published: d.Published}))
 }
 
 // handlePull prepares ev's head commit, recording each step in p.
@@ -163,15 +163,22 @@ func (w *Worker) evaluateAndQueue(ctx context.Context, log *slog.Logger, pull pu
 // base (mergeForBuild) and checks out the result as the build's source,
 // where .yci.py is evaluated. The clone URL is the base repository's, as
 // GitHub's API gives it, never one the author controls. A merge that
-// conflicts has no source: the caller reports it.
+// conflicts has no source: the caller reports it. Up to date means as new
+// as GitHub was when the event was queued: a fetch this box began after
+// that serves (so a burst of pull requests costs a fetch or two, not one
+// each), and its step says so.
 func (w *Worker) checkoutBuild(ctx context.Context, inst Installation, pr *github.PullRequest, b artifacts.Build, sha string, p *prepLog) (string, artifacts.Merged, error) {
 	cloneURL := pr.GetBase().GetRepo().GetCloneURL()
 	if cloneURL == "" {
 		return "", artifacts.Merged{}, permanent(fmt.Errorf("pull request %s has no base clone URL", b))
 	}
 	p.step("updating the mirror from %s", cloneURL)
-	if err := w.opts.Workspace.UpdateMirror(ctx, b.Owner, b.Repo, cloneURL, inst.Git); err != nil {
+	fetched, err := w.opts.Workspace.UpdateMirrorSince(ctx, b.Owner, b.Repo, cloneURL, inst.Git, p.mirrorSince())
+	if err != nil {
 		return "", artifacts.Merged{}, mirrorFailed(err)
+	}
+	if !fetched {
+		p.step("the mirror was fetched after the event was queued")
 	}
 	base := pr.GetBase().GetRef()
 	k := buildKey(events.Repo{Owner: b.Owner, Name: b.Repo}, b.Pull, b.Number)

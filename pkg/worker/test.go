@@ -91,22 +91,37 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 		return err
 	}
 	st.State, st.Description, st.Started = status.Pending, status.Running(job.Attempt, t.Retries+1), true
-	w.track(ctx, job, events.TestRunning, st, nil)
+	announced := w.announceRunning(ctx, log, job, st)
 	return w.runAttempt(ctx, runCtx, log, st, job, pipeline.Attempt{
 		Test: t, Number: job.Attempt, Dir: p.work, LogPath: p.logPath, Facts: facts(job, p.headRef, p.baseRef),
-	})
+	}, announced)
+}
+
+// announceRunning records job's attempt as running, in its build record
+// and, when the worker keeps one, on the running board, while the attempt
+// starts: no write stands between a test and its start. The returned
+// function waits until both are recorded and returns what removes the
+// board's entry; the attempt calls it before it records anything else, so
+// the record never goes from a later state back to running.
+func (w *Worker) announceRunning(ctx context.Context, log *slog.Logger, job events.TestJob, st status.Status) func() (unmark func()) {
+	done := make(chan func(), 1)
+	go func() {
+		w.track(ctx, job, events.TestRunning, st, nil)
+		done <- w.markRunning(ctx, log, job)
+	}()
+	return func() func() { return <-done }
 }
 
 // runAttempt runs the attempt under runCtx (which a head announcement
 // cancels) and reports what became of it: its outcome, a stop because its
 // head went stale, or a hand-back because the worker (ctx) is stopping.
-func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, st status.Status, job events.TestJob, a pipeline.Attempt) error {
+// announced is announceRunning's: it is waited for once the attempt ends.
+func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, st status.Status, job events.TestJob, a pipeline.Attempt, announced func() func()) error {
 	w.opts.Metrics.TestsRunning.Inc()
-	unmark := w.markRunning(ctx, log, job)
 	guardCtx, unguard := w.opts.Disk.Watch(runCtx, a.Dir)
 	res, runErr := w.opts.Runner.Run(guardCtx, a)
 	unguard()
-	unmark()
+	announced()()
 	full, isFull := diskStopCause(guardCtx)
 	stopped, isStale := staleCause(runCtx)
 	w.opts.Metrics.TestsRunning.Dec()
