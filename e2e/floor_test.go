@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/yourci/yourci/pkg/sandbox"
@@ -78,14 +79,19 @@ func newFloor(s *stack, cloneURL string) *floor {
 	return f
 }
 
-func (f *floor) git(ctx context.Context, dir string, args ...string) {
+// git runs git with args in dir and returns its standard output.
+func (f *floor) git(ctx context.Context, dir string, args ...string) []byte {
 	f.s.tb.Helper()
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		f.s.tb.Fatalf("git %v: %v\n%s", args, err, out)
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	out, err := cmd.Output()
+	if err != nil {
+		f.s.tb.Fatalf("git %v: %v\n%s", args, err, errOut.Bytes())
 	}
+	return out
 }
 
 // confined runs name with args in dir inside the sandbox, dir writable
@@ -123,6 +129,8 @@ func (f *floor) measure(sha string) time.Duration {
 	started := time.Now()
 	f.git(ctx, "", "-c", "http.extraHeader="+f.auth, "--git-dir="+f.mirror, "fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head", "--",
 		f.url, "+refs/heads/*:refs/heads/*", "+refs/pull/*:refs/pull/*")
+	mergeBase := strings.TrimSpace(string(f.git(ctx, "", "--git-dir="+f.mirror, "merge-base", "refs/heads/main", sha)))
+	f.git(ctx, "", "--git-dir="+f.mirror, "diff-tree", "-r", "-z", "--name-only", "--no-renames", mergeBase, sha)
 	f.git(ctx, "", "clone", "--quiet", "--shared", "--no-checkout", f.mirror, build)
 	f.git(ctx, build, "checkout", "--quiet", "--detach", sha)
 	command := f.confined(ctx, build, []string{"PYTHONPATH=" + evalDir}, []string{evalDir, f.mirror}, f.python, filepath.Join(evalDir, "eval.py"))
