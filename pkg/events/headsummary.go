@@ -191,14 +191,9 @@ func (rs *Records) WatchHeadSummaries(ctx context.Context, fn func(HeadSummary))
 }
 
 func (rs *Records) loadHeadSummary(ctx context.Context, key string) (HeadSummary, error) {
-	ctx, cancel := rs.callContext(ctx)
-	defer cancel()
-	entry, err := rs.records.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return HeadSummary{}, ErrNoHeadSummary
-	}
+	entry, err := rs.getEntry(ctx, key, ErrNoHeadSummary)
 	if err != nil {
-		return HeadSummary{}, fmt.Errorf("reading %s: %w", key, err)
+		return HeadSummary{}, err
 	}
 	return decodeHeadSummary(entry)
 }
@@ -218,23 +213,5 @@ func decodeHeadSummary(entry jetstream.KeyValueEntry) (HeadSummary, error) {
 // storeHeadSummary writes h if the key is still at h.Revision (absent
 // when 0) and returns the new revision; otherwise errConflict.
 func (rs *Records) storeHeadSummary(ctx context.Context, key string, h HeadSummary) (uint64, error) {
-	data, err := json.Marshal(h)
-	if err != nil {
-		return 0, fmt.Errorf("encoding %s: %w", key, err)
-	}
-	ctx, cancel := rs.callContext(ctx)
-	defer cancel()
-	var rev uint64
-	if h.Revision == 0 {
-		rev, err = rs.records.Create(ctx, key, data)
-	} else {
-		rev, err = rs.records.Update(ctx, key, data, h.Revision)
-	}
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return 0, fmt.Errorf("writing %s: %w", key, errConflict)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("writing %s: %w", key, err)
-	}
-	return rev, nil
+	return rs.putJSON(ctx, key, h, h.Revision)
 }

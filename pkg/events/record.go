@@ -452,16 +452,25 @@ func (rs *Records) watch(ctx context.Context, filter, what string, fn func(jetst
 }
 
 func (rs *Records) loadRecord(ctx context.Context, key string) (BuildRecord, error) {
+	entry, err := rs.getEntry(ctx, key, ErrNoRecord)
+	if err != nil {
+		return BuildRecord{}, err
+	}
+	return decodeRecord(entry)
+}
+
+// getEntry reads key from the record bucket; absent is notFound.
+func (rs *Records) getEntry(ctx context.Context, key string, notFound error) (jetstream.KeyValueEntry, error) {
 	ctx, cancel := rs.callContext(ctx)
 	defer cancel()
 	entry, err := rs.records.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return BuildRecord{}, ErrNoRecord
+		return nil, notFound
 	}
 	if err != nil {
-		return BuildRecord{}, fmt.Errorf("reading %s: %w", key, err)
+		return nil, fmt.Errorf("reading %s: %w", key, err)
 	}
-	return decodeRecord(entry)
+	return entry, nil
 }
 
 func decodeRecord(entry jetstream.KeyValueEntry) (BuildRecord, error) {
@@ -479,17 +488,24 @@ func decodeRecord(entry jetstream.KeyValueEntry) (BuildRecord, error) {
 // storeRecord writes rec if the key is still at rec.Revision (absent when
 // 0) and returns the new revision; otherwise it returns errConflict.
 func (rs *Records) storeRecord(ctx context.Context, key string, rec BuildRecord) (uint64, error) {
-	data, err := json.Marshal(rec)
+	return rs.putJSON(ctx, key, rec, rec.Revision)
+}
+
+// putJSON writes v, as JSON, under key if the key is still at revision
+// (absent when 0): a compare-and-set. It returns the new revision, or an
+// error wrapping errConflict when another writer came first.
+func (rs *Records) putJSON(ctx context.Context, key string, v any, revision uint64) (uint64, error) {
+	data, err := json.Marshal(v)
 	if err != nil {
 		return 0, fmt.Errorf("encoding %s: %w", key, err)
 	}
 	ctx, cancel := rs.callContext(ctx)
 	defer cancel()
 	var rev uint64
-	if rec.Revision == 0 {
+	if revision == 0 {
 		rev, err = rs.records.Create(ctx, key, data)
 	} else {
-		rev, err = rs.records.Update(ctx, key, data, rec.Revision)
+		rev, err = rs.records.Update(ctx, key, data, revision)
 	}
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return 0, fmt.Errorf("writing %s: %w", key, errConflict)

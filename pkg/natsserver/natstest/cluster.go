@@ -141,18 +141,28 @@ func (c *Cluster) WaitReady() {
 	c.tb.Fatalf("JetStream cluster not ready after %s: %v", clusterReadyTimeout, lastErr)
 }
 
-func (c *Cluster) jetStreamAnswers(ctx context.Context) error {
+// ask connects to the cluster for one question: JetStream, the context
+// the question is asked under (2 s at most), and done, which closes both.
+func (c *Cluster) ask(ctx context.Context) (jetstream.JetStream, context.Context, func(), error) {
 	nc, err := nats.Connect(c.URL(), nats.Timeout(time.Second))
 	if err != nil {
-		return fmt.Errorf("connecting: %w", err)
+		return nil, nil, nil, fmt.Errorf("connecting: %w", err)
 	}
-	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return fmt.Errorf("opening JetStream: %w", err)
+		nc.Close()
+		return nil, nil, nil, fmt.Errorf("opening JetStream: %w", err)
 	}
 	callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
+	return js, callCtx, func() { cancel(); nc.Close() }, nil
+}
+
+func (c *Cluster) jetStreamAnswers(ctx context.Context) error {
+	js, callCtx, done, err := c.ask(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	if _, err := js.AccountInfo(callCtx); err != nil {
 		return fmt.Errorf("asking for account information: %w", err)
 	}
@@ -209,17 +219,11 @@ func (c *Cluster) WaitCurrent(streams ...string) {
 
 // streamNames lists the cluster's streams.
 func (c *Cluster) streamNames(ctx context.Context) ([]string, error) {
-	nc, err := nats.Connect(c.URL(), nats.Timeout(time.Second))
+	js, callCtx, done, err := c.ask(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("connecting: %w", err)
+		return nil, err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("opening JetStream: %w", err)
-	}
-	callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
+	defer done()
 	lister := js.StreamNames(callCtx)
 	var names []string
 	for name := range lister.Name() {
@@ -241,17 +245,11 @@ func allCurrent(peers []*jetstream.PeerInfo) bool {
 }
 
 func (c *Cluster) streamCluster(ctx context.Context, stream string) (*jetstream.ClusterInfo, error) {
-	nc, err := nats.Connect(c.URL(), nats.Timeout(time.Second))
+	js, callCtx, done, err := c.ask(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("connecting: %w", err)
+		return nil, err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("opening JetStream: %w", err)
-	}
-	callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
+	defer done()
 	s, err := js.Stream(callCtx, stream)
 	if err != nil {
 		return nil, fmt.Errorf("reading stream %s: %w", stream, err)
