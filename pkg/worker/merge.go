@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/yourci/yourci/pkg/artifacts"
@@ -152,25 +150,8 @@ func (w *Worker) reportConflict(ctx context.Context, log *slog.Logger, ev events
 	if err != nil {
 		return err
 	}
-	dir, err := w.opts.Workspace.CreateTestDir(b, configLogName)
-	if err != nil {
-		return fmt.Errorf("creating the conflict's log: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "out.txt"), []byte(detail), 0o644); err != nil {
-		return fmt.Errorf("writing the conflict's log: %w", err)
-	}
-	if err := w.opts.Workspace.LinkLog(b, configLogName); err != nil {
-		return fmt.Errorf("linking the conflict's log: %w", err)
-	}
-	_, err = w.opts.Records.UpdateBuild(ctx, buildKey(ev.Repo, b.Pull, b.Number), func(r *events.BuildRecord) error {
-		r.SHA, r.Installation, r.Projected = ev.HeadSHA, ev.Installation, true
+	return w.endWithoutTests(ctx, ev, b, detail, func(r *events.BuildRecord) {
 		r.Base = testedBase(baseRef, m, true)
 		r.ConfigError = status.MergeConflict(baseRef, m.Base, len(m.Conflicts))
-		r.ConfigLogURL = w.logURL(b, configLogName)
-		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("recording the merge conflict: %w", err)
-	}
-	return nil
 }

@@ -236,23 +236,34 @@ func (w *Worker) reportConfigError(ctx context.Context, log *slog.Logger, ev eve
 		return err
 	}
 	log.Info(".yci.py refused", "reason", reason)
+	return w.endWithoutTests(ctx, ev, b, detail, func(r *events.BuildRecord) {
+		r.ConfigError = status.ConfigError(reason)
+	})
+}
+
+// endWithoutTests ends build b of ev's head with no test run: detail, its
+// secrets already masked, becomes the log the summary links to, and set
+// says why in the record (ConfigError), which the projector shows as the
+// summary's error.
+func (w *Worker) endWithoutTests(ctx context.Context, ev events.PullEvent, b artifacts.Build, detail string, set func(*events.BuildRecord)) error {
 	dir, err := w.opts.Workspace.CreateTestDir(b, configLogName)
 	if err != nil {
-		return fmt.Errorf("creating config log: %w", err)
+		return fmt.Errorf("creating the build's log: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "out.txt"), []byte(detail), 0o644); err != nil {
-		return fmt.Errorf("writing config log: %w", err)
+		return fmt.Errorf("writing the build's log: %w", err)
 	}
 	if err := w.opts.Workspace.LinkLog(b, configLogName); err != nil {
-		return fmt.Errorf("linking config log: %w", err)
+		return fmt.Errorf("linking the build's log: %w", err)
 	}
 	_, err = w.opts.Records.UpdateBuild(ctx, buildKey(ev.Repo, b.Pull, b.Number), func(r *events.BuildRecord) error {
 		r.SHA, r.Installation, r.Projected = ev.HeadSHA, ev.Installation, true
-		r.ConfigError, r.ConfigLogURL = status.ConfigError(reason), w.logURL(b, configLogName)
+		r.ConfigLogURL = w.logURL(b, configLogName)
+		set(r)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("recording the .yci.py error: %w", err)
+		return fmt.Errorf("recording why build %d has no tests: %w", b.Number, err)
 	}
 	return nil
 }
