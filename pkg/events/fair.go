@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -154,4 +155,23 @@ func FairOrder(shares []RepoShare) []RepoShare {
 		out[i].Place = i + 1
 	}
 	return out
+}
+
+// LoadRepoLimits is the limits of the file at path (ParseRepoLimits), or
+// only def when path is empty: every worker, and yci-queue, read the
+// operator's file through it.
+func LoadRepoLimits(path string, def RepoLimit) (RepoLimits, error) {
+	if path == "" {
+		return RepoLimits{Default: def}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return RepoLimits{}, fmt.Errorf("reading repository limits: %w", err)
+	}
+	defer f.Close()
+	limits, err := ParseRepoLimits(f, def)
+	if err != nil {
+		return RepoLimits{}, fmt.Errorf("repository limits %s: %w", path, err)
+	}
+	return limits, nil
 }
