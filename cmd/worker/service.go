@@ -137,7 +137,8 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 	if err != nil {
 		return nil, err
 	}
-	s.pages, err = worker.NewPageKeeper(worker.PageKeeperOptions{Workspace: ws, Watch: s.bus.Records(), Records: s.bus.Records(), Logger: log})
+	s.pages, err = worker.NewPageKeeper(worker.PageKeeperOptions{Workspace: ws, Watch: s.bus.Records(), Records: s.bus.Records(),
+		Shares: boardShares{s.bus.Board(), limits}, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -336,6 +337,17 @@ type busQueue struct {
 	*events.Queue
 	*events.Registry
 	*events.Heads
+}
+
+// boardShares is worker.ShareReader: the board's shares under this
+// worker's limits.
+type boardShares struct {
+	board  *events.Board
+	limits events.RepoLimits
+}
+
+func (b boardShares) RepoShares(ctx context.Context) ([]events.RepoShare, error) {
+	return b.board.Shares(ctx, b.limits)
 }
 
 // busReruns is worker.RerunQueue made of the Bus parts it spans.
