@@ -82,8 +82,9 @@ type Options struct {
 const usage = `Usage: worker [flags]
        worker -local PATH [-j N] [-workspace DIR]
 
-Consumes handle_pull and handle_test from JetStream and runs tests in the
-workspace. With -local, runs a checkout's .yci.py matrix on this machine and
+Consumes handle_pull and the test jobs from JetStream and runs tests in the
+workspace, sharing test slots fairly across repositories on every worker
+together (capped and weighed by -max-running-per-repo and -repo-limits). With -local, runs a checkout's .yci.py matrix on this machine and
 exits non-zero when a test failed.
 
 GitHub credentials come from the environment: GITHUB_ACCESS_TOKEN, or
