@@ -84,8 +84,9 @@ const usage = `Usage: worker [flags]
 
 Consumes handle_pull and the test jobs from JetStream and runs tests in the
 workspace, sharing test slots fairly across repositories on every worker
-together (capped and weighed by -max-running-per-repo and -repo-limits). With -local, runs a checkout's .yci.py matrix on this machine and
-exits non-zero when a test failed.
+together (capped and weighed by -max-running-per-repo and -repo-limits).
+With -local, runs a checkout's .yci.py matrix on this machine and exits
+non-zero when a test failed.
 
 GitHub credentials come from the environment: GITHUB_ACCESS_TOKEN, or
 GITHUB_USERNAME and GITHUB_PASSWORD, or GITHUB_APP_ID and
