@@ -68,14 +68,15 @@ func (b *Queue) ConsumePulls(ctx context.Context, slots *Slots, h Handler[PullEv
 // free slot takes a job of the repository that holds the fewest slots on
 // the whole fleet per its weight, then of the one this worker served
 // longest ago (FairOrder), skipping repositories at their cap
-// (Options.RepoLimits, which every worker must be given alike). A job delivered before its
-// NotBefore does not reach h: it is handed back with a delay until
-// NotBefore (in steps of at most Options.MaxNakDelay), and re-published as
-// a fresh message when its delivery count nears MaxDeliver, so that a long
-// wait never makes a job's last chance; while it waits it holds no slot.
+// (Options.RepoLimits, which every worker must be given alike). A job
+// delivered before its NotBefore does not reach h: it is handed back with
+// a delay until NotBefore (in steps of at most Options.MaxNakDelay), and
+// re-published as a fresh message when its delivery count nears
+// MaxDeliver, so that a long wait never makes a job's last chance; while
+// it waits it holds no slot.
 func (b *Queue) ConsumeTests(ctx context.Context, slots *Slots, h Handler[TestJob]) error {
 	if b.running == nil {
-		return fmt.Errorf("consuming %s: the bus was set up to publish only", TestConsumer)
+		return fmt.Errorf("consuming %s: %w", TestConsumer, errPublishOnly)
 	}
 	src := newFairTests(b, b.opts.RepoLimits)
 	stop, err := src.watchPublishes()
@@ -101,9 +102,6 @@ type single struct {
 }
 
 func (s single) next(context.Context) (jetstream.Msg, func(), error) {
-	if s.cons == nil {
-		return nil, nil, errPublishOnly
-	}
 	msg, err := s.q.fetchOne(s.cons)
 	return msg, nil, err
 }
