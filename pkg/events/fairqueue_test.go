@@ -216,3 +216,32 @@ func TestBoardSharesShowEachRepositorysPlace(t *testing.T) {
 		}
 	})
 }
+
+func TestDeletedRepositoryConsumerIsCreatedAgain(t *testing.T) {
+	t.Parallel()
+	eachServer(t, func(t *testing.T, srv testServer) {
+		b := newBus(t, srv.URL(), fastOptions(t))
+		ctx := testContext(t)
+		got := make(chan string, 2)
+		startTests(t, b, events.NewSlots(1), func(ctx context.Context, d *events.Delivery[events.TestJob]) {
+			if err := d.Ack(ctx); err != nil {
+				t.Errorf("ack: %v", err)
+			}
+			got <- d.Payload.Test.Name
+		})
+		if err := b.Queue().PublishTest(ctx, repoJob(busyRepo, "before")); err != nil {
+			t.Fatal(err)
+		}
+		receive(t, got, "the job before the deletion")
+		// An operator removes the repository's consumer by hand.
+		if err := events.JetStreamOf(b).DeleteConsumer(ctx, events.DefaultStream, events.TestConsumerFor(busyRepo)); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Queue().PublishTest(ctx, repoJob(busyRepo, "after")); err != nil {
+			t.Fatal(err)
+		}
+		if name := receive(t, got, "the job after the deletion"); name != "after" {
+			t.Errorf("got %q, want the job published after the deletion", name)
+		}
+	})
+}

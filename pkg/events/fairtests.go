@@ -179,7 +179,7 @@ func (f *fairTests) take(ctx context.Context, s RepoShare) (jetstream.Msg, func(
 		return nil, nil, err
 	}
 	if s.Limit.MaxRunning == 0 {
-		msg, err := fetchNow(cons)
+		msg, err := f.fetchNow(s.Repo, cons)
 		if msg == nil || err != nil {
 			return nil, nil, err
 		}
@@ -191,7 +191,7 @@ func (f *fairTests) take(ctx context.Context, s RepoShare) (jetstream.Msg, func(
 		if release == nil {
 			continue // taken by another slot
 		}
-		msg, err := fetchNow(cons)
+		msg, err := f.fetchNow(s.Repo, cons)
 		if msg == nil || err != nil {
 			release()
 			return nil, nil, err
@@ -201,11 +201,25 @@ func (f *fairTests) take(ctx context.Context, s RepoShare) (jetstream.Msg, func(
 	return nil, nil, nil // the cap filled up since shares were read
 }
 
-// fetchNow takes one message if the consumer has one deliverable now.
-func fetchNow(cons jetstream.Consumer) (jetstream.Msg, error) {
-	batch, err := cons.FetchNoWait(1)
+// probeWait is how long a look at one repository's consumer waits for a
+// message. A request that does not wait (NoWait) has no expiry, and one
+// to a consumer created again under the same name has been seen to go
+// unanswered for good; a short expiry always ends it, and costs its
+// length only for a repository with nothing deliverable, which is then
+// skipped until the next publication or PollWait.
+const probeWait = 50 * time.Millisecond
+
+// fetchNow takes one message if r's consumer cons has one deliverable
+// now. When it gets none it forgets cons, so that the next look ensures
+// the consumer again (one call, at most once per PollWait or publication
+// per repository): a consumer an operator deleted is created again, which
+// matters as nats-server 2.9 answers a request to a deleted consumer as
+// if it had nothing to give.
+func (f *fairTests) fetchNow(r Repo, cons jetstream.Consumer) (jetstream.Msg, error) {
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(min(probeWait, f.q.opts.PollWait)))
 	if err != nil {
-		return nil, fmt.Errorf("requesting a message: %w", err)
+		f.forget(r)
+		return nil, fmt.Errorf("requesting a message of %s: %w", r.FullName(), err)
 	}
 	var got jetstream.Msg
 	for msg := range batch.Messages() {
@@ -214,10 +228,17 @@ func fetchNow(cons jetstream.Consumer) (jetstream.Msg, error) {
 	if got != nil {
 		return got, nil
 	}
+	f.forget(r)
 	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
-		return nil, fmt.Errorf("waiting for a message: %w", err)
+		return nil, fmt.Errorf("waiting for a message of %s: %w", r.FullName(), err)
 	}
 	return nil, nil
+}
+
+func (f *fairTests) forget(r Repo) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.consumers, r)
 }
 
 // hold writes r's slot key id and keeps it fresh until the returned func
