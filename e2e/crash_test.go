@@ -158,7 +158,7 @@ func TestSIGTERMHandsRunningWorkBack(t *testing.T) {
 	w := s.startWorker("box1", "YCI_JOBS=1", "YCI_GRACE=1s")
 	_, sha := s.openPull(map[string]string{".yci.py": yciPy([]string{"long"}, 0, 0), "test.sh": s.script("wait_release\necho finished")})
 	s.waitRunning(sha, "long")
-	naks := s.watchNaks(events.TestConsumer)
+	naks := s.watchNaks(events.TestConsumerFor(events.Repo{Owner: owner, Name: repoName}))
 
 	if err := stop(s, w.Process); err != nil {
 		t.Fatalf("worker did not exit cleanly on SIGTERM: %v", err)

@@ -38,14 +38,24 @@ type Options struct {
 	JSON    bool
 	Limit   int
 	Timeout time.Duration
-	Version bool
+	// MaxRunningPerRepo and RepoLimitsFile are the workers' settings of
+	// the same names, so the listing shows each repository's cap and
+	// place as the workers see them.
+	MaxRunningPerRepo int
+	RepoLimitsFile    string
+	Version           bool
 }
 
 const usage = `Usage: queue [flags]
 
 Prints the pull events and test attempts YourCI has queued and running now,
 on every box sharing the JetStream, by repository, pull request and test,
-with their state and age, then each consumer's backlog. States:
+with their state and age, then each consumer's backlog, then each
+repository with test jobs stored: its place in the order in which a free
+test slot serves repositories (1 is next; "at cap" is skipped until one
+of its tests ends), its jobs stored, the slots it holds on every worker,
+its cap and its weight. Give -max-running-per-repo and -repo-limits as
+the workers have them. States:
   queued      stored, no worker has taken it yet
   preparing   a pull event a worker is handling (mirror, checkout, .yci.py)
   starting    a test a worker took and has not started yet (its checkout)
@@ -69,6 +79,10 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.BoolVar(&o.JSON, "json", false, "print the listing as one JSON object")
 	fs.IntVar(&o.Limit, "limit", 1000, "list at most `N` queued jobs (running attempts are always listed)")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "give up reading JetStream after this long")
+	fs.IntVar(&o.MaxRunningPerRepo, "max-running-per-repo", 0, "the workers' cap of one repository's running tests, for the places shown")
+	fs.Env("max-running-per-repo", "YCI_MAX_RUNNING_PER_REPO")
+	fs.StringVar(&o.RepoLimitsFile, "repo-limits", "", "the workers' `FILE` of per-repository limits, for the places shown")
+	fs.Env("repo-limits", "YCI_REPO_LIMITS")
 	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
@@ -89,7 +103,16 @@ func (o Options) Validate() error {
 	if o.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("-timeout must be positive, not %s", o.Timeout))
 	}
+	if o.MaxRunningPerRepo < 0 {
+		errs = append(errs, fmt.Errorf("-max-running-per-repo must not be negative, not %d", o.MaxRunningPerRepo))
+	} else if _, err := o.repoLimits(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+func (o Options) repoLimits() (events.RepoLimits, error) {
+	return events.LoadRepoLimits(o.RepoLimitsFile, events.RepoLimit{MaxRunning: o.MaxRunningPerRepo})
 }
 
 func (o Options) natsURL() string {
@@ -116,6 +139,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 type listing struct {
 	events.Snapshot
 	Backlog []events.ConsumerBacklog `json:"backlog"`
+	// Repositories are those with test jobs stored, by place.
+	Repositories []events.RepoShare `json:"repositories"`
 }
 
 func list(ctx context.Context, opts Options, stdout io.Writer) error {
@@ -138,10 +163,18 @@ func list(ctx context.Context, opts Options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	limits, err := opts.repoLimits()
+	if err != nil {
+		return err
+	}
+	shares, err := board.Shares(ctx, limits)
+	if err != nil {
+		return err
+	}
 	if opts.JSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(listing{Snapshot: snap, Backlog: backlog})
+		return enc.Encode(listing{Snapshot: snap, Backlog: backlog, Repositories: shares})
 	}
-	return render(stdout, snap, backlog)
+	return render(stdout, snap, backlog, shares)
 }

@@ -26,6 +26,7 @@ func TestRunExitStatus(t *testing.T) {
 		{name: "version", args: []string{"-version"}, wantCode: 0, wantStdout: " (go"},
 		{name: "help_explains_the_states", args: []string{"-h"}, wantCode: 0, wantStderr: "retry-wait"},
 		{name: "bad_values_reported_together", args: []string{"-limit", "0", "-timeout", "-1s"}, wantCode: 2, wantStderr: "-timeout must be positive"},
+		{name: "bad_repo_limits_named", args: []string{"-repo-limits", "/nonexistent/limits"}, wantCode: 2, wantStderr: "/nonexistent/limits"},
 		{name: "unreachable_nats_is_one_line", args: []string{"-nats", "nats://127.0.0.1:1"}, wantCode: 1, wantStderr: "queue: connecting to NATS at nats://127.0.0.1:1"},
 	}
 	for _, tt := range tests {
@@ -109,6 +110,9 @@ func TestListsWhatAWorkerRecorded(t *testing.T) {
 	if !strings.Contains(stdout.String(), "handle_test: 2 waiting for a worker") {
 		t.Errorf("no handle_test backlog line:\n%s", stdout.String())
 	}
+	if !strings.Contains(stdout.String(), "1      acme/widgets  2       0        -    1") {
+		t.Errorf("no line of acme/widgets's place:\n%s", stdout.String())
+	}
 
 	stdout.Reset()
 	if code := run(ctx, []string{"-nats", srv.URL(), "-json"}, env(nil), &stdout, &stderr); code != 0 {
@@ -120,6 +124,9 @@ func TestListsWhatAWorkerRecorded(t *testing.T) {
 	}
 	if len(got.Entries) != 2 || got.Entries[0].State != events.Running || got.Entries[0].Worker != "box-a:/srv/ws" || len(got.Backlog) != 2 {
 		t.Errorf("-json listing %+v, want the running and the queued test and two backlogs", got)
+	}
+	if len(got.Repositories) != 1 || got.Repositories[0].Repo != repo || got.Repositories[0].Place != 1 {
+		t.Errorf("-json repositories %+v, want acme/widgets first", got.Repositories)
 	}
 }
 
@@ -136,7 +143,12 @@ func TestRender(t *testing.T) {
 	}}
 	backlog := []events.ConsumerBacklog{{Consumer: "handle_pull", AckPending: 1}, {Consumer: "handle_test", Pending: 0, AckPending: 2, Redelivered: 1}}
 	var b strings.Builder
-	if err := render(&b, snap, backlog); err != nil {
+	shares := []events.RepoShare{
+		{Repo: events.Repo{Owner: "acme", Name: "docs"}, Stored: 1, Place: 1},
+		{Repo: repo, Stored: 3, Held: 1, Limit: events.RepoLimit{Weight: 2}, Place: 2},
+		{Repo: events.Repo{Owner: "acme", Name: "mono"}, Stored: 80, Held: 2, Limit: events.RepoLimit{MaxRunning: 2}},
+	}
+	if err := render(&b, snap, backlog, shares); err != nil {
 		t.Fatal(err)
 	}
 	want := `STATE       REPOSITORY  PULL  COMMIT   BUILD  TEST   ATTEMPT  AGE   WHO/WHEN
@@ -146,6 +158,10 @@ retry-wait  acme/web    4     abcdef0  2      bar-y  2        1m0s  retry in 9m0
 (more jobs are queued than -limit lists)
 handle_pull: 0 waiting for a worker, 1 taken and not done (0 of them redelivered)
 handle_test: 0 waiting for a worker, 2 taken and not done (1 of them redelivered)
+PLACE   REPOSITORY  STORED  RUNNING  CAP  WEIGHT
+1       acme/docs   1       0        -    1
+2       acme/web    3       1        -    2
+at cap  acme/mono   80      2        2    1
 `
 	if got := b.String(); got != want {
 		t.Errorf("render:\n%s\nwant:\n%s", got, want)

@@ -12,8 +12,9 @@ import (
 )
 
 // render writes the snapshot as a table, one job per line, then the
-// backlog, for people: ages rounded to the second, commits to 7 digits.
-func render(w io.Writer, snap events.Snapshot, backlog []events.ConsumerBacklog) error {
+// backlog, then each repository's share of test slots, for people: ages
+// rounded to the second, commits to 7 digits.
+func render(w io.Writer, snap events.Snapshot, backlog []events.ConsumerBacklog, shares []events.RepoShare) error {
 	var table strings.Builder
 	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STATE\tREPOSITORY\tPULL\tCOMMIT\tBUILD\tTEST\tATTEMPT\tAGE\tWHO/WHEN")
@@ -24,10 +25,8 @@ func render(w io.Writer, snap events.Snapshot, backlog []events.ConsumerBacklog)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	for line := range strings.Lines(table.String()) {
-		if _, err := fmt.Fprintln(w, strings.TrimRight(line, " \n")); err != nil {
-			return err
-		}
+	if err := writeTable(w, table.String()); err != nil {
+		return err
 	}
 	if len(snap.Entries) == 0 {
 		fmt.Fprintln(w, "(nothing queued or running)")
@@ -38,6 +37,36 @@ func render(w io.Writer, snap events.Snapshot, backlog []events.ConsumerBacklog)
 	for _, b := range backlog {
 		fmt.Fprintf(w, "%s: %d waiting for a worker, %d taken and not done (%d of them redelivered)\n",
 			b.Consumer, b.Pending, b.AckPending, b.Redelivered)
+	}
+	if len(shares) == 0 {
+		return nil
+	}
+	return writeTable(w, renderShares(shares))
+}
+
+// renderShares is the table of repositories' places.
+func renderShares(shares []events.RepoShare) string {
+	var table strings.Builder
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PLACE\tREPOSITORY\tSTORED\tRUNNING\tCAP\tWEIGHT")
+	for _, s := range shares {
+		place := strconv.Itoa(s.Place)
+		if s.Place == 0 {
+			place = "at cap"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\n", place, s.Repo.FullName(), s.Stored, s.Held,
+			orDash(s.Limit.MaxRunning), max(s.Limit.Weight, 1))
+	}
+	tw.Flush() // writes to a strings.Builder, which cannot fail
+	return table.String()
+}
+
+// writeTable writes a tabwriter's table without trailing blanks.
+func writeTable(w io.Writer, table string) error {
+	for line := range strings.Lines(table) {
+		if _, err := fmt.Fprintln(w, strings.TrimRight(line, " \n")); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -21,6 +21,10 @@ func TestRunExitStatus(t *testing.T) {
 		}
 		return dir
 	}
+	limitsFile := filepath.Join(t.TempDir(), "limits")
+	if err := os.WriteFile(limitsFile, []byte("acme/mono max_running=2\nacme/web weight=0\nacme/mono\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	const passing = "from yci.run import Bash\n\ndef test_generator(build_id, pull):\n    yield Bash('echo fine', name='ok')\n"
 	const failing = "from yci.run import Bash\n\ndef test_generator(build_id, pull):\n    yield Bash('true', name='ok')\n    yield Bash('exit 4', name='broken')\n"
 	tests := []struct {
@@ -43,6 +47,10 @@ func TestRunExitStatus(t *testing.T) {
 		{name: "local_needs_no_http_root", args: []string{"-local", checkout(passing), "-workspace", t.TempDir()}, wantCode: 0, wantStdout: "1 passed"},
 		{name: "bad_environment_value_named", env: map[string]string{"YCI_JOBS": "lots"}, wantCode: 2, wantStderr: `YCI_JOBS="lots": parse error`},
 		{name: "duration_without_unit_gives_an_example", env: map[string]string{"YCI_GRACE": "30"}, wantCode: 2, wantStderr: `YCI_GRACE="30": a duration needs a unit, such as 30s or 2m`},
+		{name: "bad_repo_limits_file_lines_reported_together", args: []string{"-repo-limits", limitsFile}, env: map[string]string{"GITHUB_ACCESS_TOKEN": "t", "HTTP_ROOT": "https://ci.example.com/"}, wantCode: 2,
+			wantStderr: "line 2: weight=0 is below 1\nline 3: acme/mono is named twice"},
+		{name: "missing_repo_limits_file_refused", env: map[string]string{"YCI_REPO_LIMITS": "/nonexistent/limits", "GITHUB_ACCESS_TOKEN": "t", "HTTP_ROOT": "https://ci.example.com/"}, wantCode: 2, wantStderr: "/nonexistent/limits"},
+		{name: "negative_cap_refused", args: []string{"-max-running-per-repo", "-1"}, env: map[string]string{"GITHUB_ACCESS_TOKEN": "t", "HTTP_ROOT": "https://ci.example.com/"}, wantCode: 2, wantStderr: "-max-running-per-repo must not be negative"},
 		{name: "pull_slots_below_one_refused", args: []string{"-pull-slots", "0"}, env: map[string]string{"GITHUB_ACCESS_TOKEN": "t", "HTTP_ROOT": "https://ci.example.com/"}, wantCode: 2, wantStderr: "-pull-slots must be at least 1"},
 	}
 	for _, tt := range tests {

@@ -71,6 +71,12 @@ type Options struct {
 	// (pkg/projector), which shows the build records on GitHub, lasts
 	// unrenewed.
 	ProjectorLease time.Duration
+	// MaxRunningPerRepo caps every repository's tests running at once on
+	// the whole fleet (0: no cap); RepoLimitsFile names the operator's
+	// file of per-repository caps and weights (events.ParseRepoLimits).
+	// Every worker must be given the same.
+	MaxRunningPerRepo int
+	RepoLimitsFile    string
 	// Sandbox confines tests and .yci.py evaluations.
 	Sandbox SandboxOptions
 	Limits  LimitsOptions
@@ -82,9 +88,11 @@ type Options struct {
 const usage = `Usage: worker [flags]
        worker -local PATH [-j N] [-workspace DIR]
 
-Consumes handle_pull and handle_test from JetStream and runs tests in the
-workspace. With -local, runs a checkout's .yci.py matrix on this machine and
-exits non-zero when a test failed.
+Consumes handle_pull and the test jobs from JetStream and runs tests in the
+workspace, sharing test slots fairly across repositories on every worker
+together (capped and weighed by -max-running-per-repo and -repo-limits).
+With -local, runs a checkout's .yci.py matrix on this machine and exits
+non-zero when a test failed.
 
 GitHub credentials come from the environment: GITHUB_ACCESS_TOKEN, or
 GITHUB_USERNAME and GITHUB_PASSWORD, or GITHUB_APP_ID and
@@ -139,6 +147,10 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("summary-interval", "YCI_SUMMARY_INTERVAL")
 	fs.DurationVar(&o.ProjectorLease, "projector-lease", projector.DefaultLeaseTTL, "how long the projector lease lasts unrenewed: how soon another worker takes over writing GitHub when its holder dies")
 	fs.Env("projector-lease", "YCI_PROJECTOR_LEASE")
+	fs.IntVar(&o.MaxRunningPerRepo, "max-running-per-repo", 0, "most tests of one repository running at once on all workers together; 0 is no cap (the same on every worker)")
+	fs.Env("max-running-per-repo", "YCI_MAX_RUNNING_PER_REPO")
+	fs.StringVar(&o.RepoLimitsFile, "repo-limits", "", "`FILE` of per-repository limits, lines of owner/repo max_running=N weight=W (the same on every worker)")
+	fs.Env("repo-limits", "YCI_REPO_LIMITS")
 	o.Sandbox.addFlags(fs)
 	o.Limits.addFlags(fs)
 	o.Disk.addFlags(fs)
@@ -191,6 +203,11 @@ func (o Options) Validate() error {
 	if _, err := o.policy(); err != nil {
 		errs = append(errs, err)
 	}
+	if o.MaxRunningPerRepo < 0 {
+		errs = append(errs, fmt.Errorf("-max-running-per-repo must not be negative, not %d", o.MaxRunningPerRepo))
+	} else if _, err := o.repoLimits(); err != nil {
+		errs = append(errs, err)
+	}
 	if o.AckWait < time.Second {
 		errs = append(errs, fmt.Errorf("-ack-wait must be at least 1s, not %s", o.AckWait))
 	}
@@ -217,6 +234,11 @@ func validHTTPRoot(root string) error {
 		return fmt.Errorf("HTTP_ROOT %q is not an http:// or https:// URL: give %s", root, example)
 	}
 	return nil
+}
+
+// repoLimits is the fair share of test slots the flags configure.
+func (o Options) repoLimits() (events.RepoLimits, error) {
+	return events.LoadRepoLimits(o.RepoLimitsFile, events.RepoLimit{MaxRunning: o.MaxRunningPerRepo})
 }
 
 // policy is the build policy BuildPolicy names.

@@ -82,7 +82,12 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 		return nil, err
 	}
 	s.embedded = embedded
-	s.bus, err = events.Connect(ctx, url, "yourci-worker", events.Options{Grace: opts.Grace, AckWait: opts.AckWait, Replicas: opts.NATS.Replicas, Logger: log})
+	limits, err := opts.repoLimits()
+	if err != nil {
+		return nil, err
+	}
+	s.bus, err = events.Connect(ctx, url, "yourci-worker", events.Options{Grace: opts.Grace, AckWait: opts.AckWait,
+		Replicas: opts.NATS.Replicas, RepoLimits: limits, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +137,8 @@ func NewService(ctx context.Context, opts Options, log *slog.Logger) (_ *Service
 	if err != nil {
 		return nil, err
 	}
-	s.pages, err = worker.NewPageKeeper(worker.PageKeeperOptions{Workspace: ws, Watch: s.bus.Records(), Records: s.bus.Records(), Logger: log})
+	s.pages, err = worker.NewPageKeeper(worker.PageKeeperOptions{Workspace: ws, Watch: s.bus.Records(), Records: s.bus.Records(),
+		Shares: boardShares{s.bus.Board(), limits}, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -239,6 +245,7 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { errs <- s.bus.Queue().ConsumeCommands(ctx, events.NewSlots(1), s.handlers.HandleCommand) }()
 	s.log.Info("worker started", "version", version.String(), "workspace", s.opts.Workspace,
 		"jobs", s.opts.Jobs, "pull_slots", s.opts.PullSlots, "metrics", s.MetricsAddr(),
+		"max_running_per_repo", s.opts.MaxRunningPerRepo, "repo_limits", s.opts.RepoLimitsFile,
 		"sandbox", s.opts.Sandbox.backend(false), "test_network", s.opts.Sandbox.Network,
 		"attempt_disk", s.opts.Disk.AttemptDisk, "min_free_disk", s.opts.Disk.MinFreeDisk)
 	err = errors.Join(<-errs, <-errs, <-errs)
@@ -326,6 +333,17 @@ type busQueue struct {
 	*events.Queue
 	*events.Registry
 	*events.Heads
+}
+
+// boardShares is worker.ShareReader: the board's shares under this
+// worker's limits.
+type boardShares struct {
+	board  *events.Board
+	limits events.RepoLimits
+}
+
+func (b boardShares) RepoShares(ctx context.Context) ([]events.RepoShare, error) {
+	return b.board.Shares(ctx, b.limits)
 }
 
 // busReruns is worker.RerunQueue made of the Bus parts it spans.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -51,22 +52,108 @@ type ConsumerBacklog struct {
 	Redelivered int `json:"redelivered"`
 }
 
-// Backlog reads handle_pull's and handle_test's backlog from the server;
-// a consumer no worker has created yet counts as empty.
+// Backlog reads handle_pull's and the test jobs' backlog from the server,
+// the per-repository test consumers added up under TestConsumer's name; a
+// consumer no worker has created yet counts as empty, and the test jobs
+// no worker has taken count as waiting whether or not their repository's
+// consumer exists yet.
 func (b *Board) Backlog(ctx context.Context) ([]ConsumerBacklog, error) {
-	var out []ConsumerBacklog
-	for _, name := range []string{PullConsumer, TestConsumer} {
-		info, err := b.consumerInfo(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		cb := ConsumerBacklog{Consumer: name}
-		if info != nil {
-			cb.Pending, cb.AckPending, cb.Redelivered = info.NumPending, info.NumAckPending, info.NumRedelivered
-		}
-		out = append(out, cb)
+	pulls := ConsumerBacklog{Consumer: PullConsumer}
+	info, err := b.consumerInfo(ctx, PullConsumer)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	if info != nil {
+		pulls.Pending, pulls.AckPending, pulls.Redelivered = info.NumPending, info.NumAckPending, info.NumRedelivered
+	}
+	// A repository's consumer is created when a worker first looks at
+	// its jobs, so the waiting jobs are counted from the stream: every
+	// stored job is either delivered and not acked, or waiting.
+	tests := ConsumerBacklog{Consumer: TestConsumer}
+	err = b.eachTestConsumer(ctx, func(info *jetstream.ConsumerInfo) {
+		tests.AckPending += info.NumAckPending
+		tests.Redelivered += info.NumRedelivered
+	})
+	if err != nil {
+		return nil, err
+	}
+	stored, err := storedTests(ctx, b.js, b.opts.Stream)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, err
+	}
+	var total uint64
+	for _, n := range stored {
+		total += n
+	}
+	tests.Pending = total - min(total, uint64(tests.AckPending))
+	return []ConsumerBacklog{pulls, tests}, nil
+}
+
+// eachTestConsumer calls fn with the state of every consumer of test jobs:
+// the per-repository ones and an earlier version's catch-all.
+func (b *Board) eachTestConsumer(ctx context.Context, fn func(*jetstream.ConsumerInfo)) error {
+	ctx, cancel := context.WithTimeout(ctx, b.opts.Timeout)
+	defer cancel()
+	stream, err := b.js.Stream(ctx, b.opts.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading stream %s: %w", b.opts.Stream, err)
+	}
+	list := stream.ListConsumers(ctx)
+	for info := range list.Info() {
+		if info.Name == TestConsumer || strings.HasPrefix(info.Name, TestConsumer+"_") {
+			fn(info)
+		}
+	}
+	if err := list.Err(); err != nil {
+		return fmt.Errorf("listing consumers of %s: %w", b.opts.Stream, err)
+	}
+	return nil
+}
+
+// Shares is every repository with stored test jobs, with the slots it
+// holds on the whole fleet and, under limits (the workers'), its place in
+// the order in which a free slot serves them (FairOrder; 0: at its cap,
+// or nothing to start). It is ordered by place, those without one last.
+func (b *Board) Shares(ctx context.Context, limits RepoLimits) ([]RepoShare, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.opts.Timeout)
+	defer cancel()
+	kv, err := b.js.KeyValue(ctx, b.opts.RunningBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, nil // no worker has started: nothing is held or queued for tests
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening bucket %s: %w", b.opts.RunningBucket, err)
+	}
+	shares, err := readShares(ctx, b.js, b.opts.Stream, kv, limits)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	places := map[Repo]int{}
+	for _, sh := range FairOrder(shares) {
+		places[sh.Repo] = sh.Place
+	}
+	for i := range shares {
+		shares[i].Place = places[shares[i].Repo]
+	}
+	slices.SortFunc(shares, func(a, c RepoShare) int {
+		return cmp.Or(cmp.Compare(placeless(a), placeless(c)), cmp.Compare(a.Place, c.Place),
+			cmp.Compare(a.Repo.Owner, c.Repo.Owner), cmp.Compare(a.Repo.Name, c.Repo.Name))
+	})
+	return shares, nil
+}
+
+// placeless is 1 for a share without a place, which sorts after the rest.
+func placeless(s RepoShare) int {
+	if s.Place == 0 {
+		return 1
+	}
+	return 0
 }
 
 // consumerInfo is nil, without error, for a consumer or stream that does
@@ -152,25 +239,30 @@ func (b *Board) Snapshot(ctx context.Context, limit int) (Snapshot, error) {
 	if err != nil {
 		return snap, err
 	}
+	// The last stream sequence each consumer delivered, by its filter.
 	delivered := map[string]uint64{}
-	for _, name := range []string{PullConsumer, TestConsumer} {
-		info, err := b.consumerInfo(ctx, name)
-		if err != nil {
-			return snap, err
-		}
-		if info != nil {
-			delivered[name] = info.Delivered.Stream
-		}
+	info, err := b.consumerInfo(ctx, PullConsumer)
+	if err != nil {
+		return snap, err
+	}
+	if info != nil {
+		delivered[PullSubjects] = info.Delivered.Stream
+	}
+	err = b.eachTestConsumer(ctx, func(info *jetstream.ConsumerInfo) {
+		delivered[info.Config.FilterSubject] = info.Delivered.Stream
+	})
+	if err != nil {
+		return snap, err
 	}
 	first := stream.CachedInfo().State.FirstSeq
 	pulls, more, err := readJobs(ctx, stream, PullSubjects, first, limit, func(m *jetstream.RawStreamMsg) (Entry, bool) {
-		return pullEntry(m, delivered[PullConsumer])
+		return pullEntry(m, delivered[PullSubjects])
 	})
 	if err != nil {
 		return snap, err
 	}
 	tests, moreTests, err := readJobs(ctx, stream, TestSubjects, first, limit-len(pulls), func(m *jetstream.RawStreamMsg) (Entry, bool) {
-		return testEntry(m, delivered[TestConsumer], running, snap.Taken)
+		return testEntry(m, max(delivered[m.Subject], delivered[TestSubjects]), running, snap.Taken)
 	})
 	if err != nil {
 		return snap, err
@@ -288,7 +380,7 @@ func (b *Board) runningAttempts(ctx context.Context) (map[string]RunningAttempt,
 	if err != nil {
 		return nil, fmt.Errorf("opening bucket %s: %w", b.opts.RunningBucket, err)
 	}
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	w, err := kv.Watch(ctx, runPrefix+">", jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("reading bucket %s: %w", b.opts.RunningBucket, err)
 	}

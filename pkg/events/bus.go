@@ -22,8 +22,12 @@ const (
 	// from DefaultBucket because its entries expire (RecordTTL) while
 	// build numbers must not.
 	DefaultRecordBucket = "yci_build_records"
-	// PullConsumer and TestConsumer are the durable consumers every worker
-	// shares, so each message is handled by one worker at a time.
+	// PullConsumer is the durable consumer every worker shares, so each
+	// message is handled by one worker at a time. Test jobs have one such
+	// consumer per repository (TestConsumerFor) and TestConsumer, the
+	// catch-all of earlier versions, is removed on start (its queued jobs
+	// then go to the per-repository consumers); Board.Backlog reports the
+	// per-repository consumers together under its name.
 	PullConsumer = "handle_pull"
 	TestConsumer = "handle_test"
 )
@@ -122,6 +126,11 @@ type Options struct {
 	// only publish, and the consumers' settings (AckWait above all) are
 	// the workers' to decide. ConsumePulls and ConsumeTests then fail.
 	PublishOnly bool
+
+	// RepoLimits cap and weigh each repository's share of test slots
+	// (ConsumeTests); every worker must be given the same. The zero value
+	// caps nothing and weighs all alike.
+	RepoLimits RepoLimits
 
 	// Logger receives what the Bus handles itself (undecodable messages,
 	// panics, requeues); default slog.Default().
@@ -307,7 +316,7 @@ func (b *Bus) setup(ctx context.Context) error {
 		if b.pulls, err = b.ensureConsumer(ctx, PullConsumer, PullSubjects); err != nil {
 			return err
 		}
-		if b.tests, err = b.ensureConsumer(ctx, TestConsumer, TestSubjects); err != nil {
+		if err := b.dropCatchAllTests(ctx); err != nil {
 			return err
 		}
 		if b.commands, err = b.ensureConsumer(ctx, CommandConsumer, CommandSubjects); err != nil {
@@ -350,7 +359,7 @@ func (b *Bus) setup(ctx context.Context) error {
 	return err
 }
 
-func (b *Bus) ensureConsumer(ctx context.Context, name, filter string) (jetstream.Consumer, error) {
+func (b *store) ensureConsumer(ctx context.Context, name, filter string) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
 		Durable:       name,
 		FilterSubject: filter,
@@ -370,6 +379,25 @@ func (b *Bus) ensureConsumer(ctx context.Context, name, filter string) (jetstrea
 		return err
 	})
 	return cons, err
+}
+
+// dropCatchAllTests removes handle_test, the one consumer of every test
+// job that earlier versions used: its filter overlaps the per-repository
+// consumers', which a work-queue stream refuses. The jobs it held stay in
+// the stream and go to the per-repository consumers; one an old worker is
+// running when it goes is delivered again (its ack finds no consumer), so
+// it may run twice, which costs time, never a wrong status.
+func (b *Bus) dropCatchAllTests(ctx context.Context) error {
+	return b.retrySetup(ctx, "removal of consumer "+TestConsumer, func(ctx context.Context) error {
+		err := b.js.DeleteConsumer(ctx, b.opts.Stream, TestConsumer)
+		if err == nil {
+			b.log.Info("removed the catch-all test consumer of an earlier version", "consumer", TestConsumer)
+		}
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil
+		}
+		return err
+	})
 }
 
 // retryableSetupError reports whether err, from one setup call made under
@@ -413,7 +441,7 @@ func (b *Bus) ensureKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) 
 // see "already in use") and calls that got no answer in time: the embedded
 // server has been seen to leave a creation racing others unanswered, about
 // once in 600 concurrent starts, and every setup step is safe to repeat.
-func (b *Bus) retrySetup(ctx context.Context, what string, op func(context.Context) error) error {
+func (b *store) retrySetup(ctx context.Context, what string, op func(context.Context) error) error {
 	var err error
 	for attempt := 1; attempt <= setupAttempts; attempt++ {
 		callCtx, cancel := context.WithTimeout(ctx, b.opts.Timeout)

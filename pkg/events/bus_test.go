@@ -83,8 +83,7 @@ func TestSetup(t *testing.T) {
 		if diff := cmp.Diff(wantStream, gotStream); diff != "" {
 			t.Errorf("stream config (-want +got):\n%s", diff)
 		}
-		for name, filter := range map[string]string{events.PullConsumer: events.PullSubjects, events.TestConsumer: events.TestSubjects,
-			events.CommandConsumer: events.CommandSubjects} {
+		for name, filter := range map[string]string{events.PullConsumer: events.PullSubjects, events.CommandConsumer: events.CommandSubjects} {
 			c, err := events.JetStreamOf(b).Consumer(ctx, events.DefaultStream, name)
 			if err != nil {
 				t.Fatalf("consumer %s: %v", name, err)
@@ -256,7 +255,7 @@ func TestAckWaitChangeUpdatesConsumers(t *testing.T) {
 		newBus(t, srv.URL(), opts)
 		opts.AckWait = 20 * time.Second
 		b := newBus(t, srv.URL(), opts)
-		for _, name := range []string{events.PullConsumer, events.TestConsumer} {
+		for _, name := range []string{events.PullConsumer, events.CommandConsumer} {
 			c, err := events.JetStreamOf(b).Consumer(ctx, events.DefaultStream, name)
 			if err != nil {
 				t.Fatalf("consumer %s: %v", name, err)

@@ -227,7 +227,7 @@ func (q *Queue) PublishCommand(ctx context.Context, ev CommandEvent) error {
 // Give it slots of its own: a command is answered in seconds, and must not
 // wait for a slot behind hour-long tests.
 func (q *Queue) ConsumeCommands(ctx context.Context, slots *Slots, h Handler[CommandEvent]) error {
-	return consume(ctx, q, q.commands, CommandConsumer, slots, h, nil)
+	return consume(ctx, q, single{q, q.commands}, CommandConsumer, slots, h, nil)
 }
 
 // MinSHAPrefix is the fewest hex digits that may name a commit in a

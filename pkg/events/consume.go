@@ -59,29 +59,66 @@ type Handler[T any] func(ctx context.Context, d *Delivery[T])
 // decoded or carry an unknown Version are terminated without reaching h.
 // It returns an error only when the connection is closed for good.
 func (b *Queue) ConsumePulls(ctx context.Context, slots *Slots, h Handler[PullEvent]) error {
-	return consume(ctx, b, b.pulls, PullConsumer, slots, h, nil)
+	return consume(ctx, b, single{b, b.pulls}, PullConsumer, slots, h, nil)
 }
 
-// ConsumeTests is ConsumePulls for TestJobs from handle_test, except that a
-// job delivered before its NotBefore does not reach h: it is handed back
-// with a delay until NotBefore (in steps of at most Options.MaxNakDelay),
-// and re-published as a fresh message when its delivery count nears
-// MaxDeliver, so that a long wait never makes a job's last chance.
+// ConsumeTests is ConsumePulls for TestJobs, taken fairly across
+// repositories: each repository's jobs have a durable consumer of their
+// own (TestConsumerFor, created on demand), first in, first out, and a
+// free slot takes a job of the repository that holds the fewest slots on
+// the whole fleet per its weight, then of the one this worker served
+// longest ago (FairOrder), skipping repositories at their cap
+// (Options.RepoLimits, which every worker must be given alike). A job
+// delivered before its NotBefore does not reach h: it is handed back with
+// a delay until NotBefore (in steps of at most Options.MaxNakDelay), and
+// re-published as a fresh message when its delivery count nears
+// MaxDeliver, so that a long wait never makes a job's last chance; while
+// it waits it holds no slot.
 func (b *Queue) ConsumeTests(ctx context.Context, slots *Slots, h Handler[TestJob]) error {
-	return consume(ctx, b, b.tests, TestConsumer, slots, h, b.deferTest)
+	if b.running == nil {
+		return fmt.Errorf("consuming %s: %w", TestConsumer, errPublishOnly)
+	}
+	src := newFairTests(b, b.opts.RepoLimits)
+	stop, err := src.watchPublishes()
+	if err != nil {
+		return err
+	}
+	defer stop()
+	return consume(ctx, b, src, TestConsumer, slots, h, b.deferTest)
 }
+
+// source gives the consume loop one message at a time. next returns a
+// message and the func to call once its handler has returned (nil for
+// none), or no message after waiting a while (up to PollWait); it is
+// called from one goroutine only.
+type source interface {
+	next(ctx context.Context) (jetstream.Msg, func(), error)
+}
+
+// single is the source of one durable consumer, first in, first out.
+type single struct {
+	q    *Queue
+	cons jetstream.Consumer
+}
+
+func (s single) next(context.Context) (jetstream.Msg, func(), error) {
+	msg, err := s.q.fetchOne(s.cons)
+	return msg, nil, err
+}
+
+var errPublishOnly = errors.New("the bus was set up to publish only")
 
 // early decides, before the handler, whether a delivery is not due yet
 // and has been dealt with.
 type early[T any] func(ctx context.Context, d *Delivery[T]) bool
 
-func consume[T any](ctx context.Context, b *Queue, cons jetstream.Consumer, name string,
+func consume[T any](ctx context.Context, b *Queue, src source, name string,
 	slots *Slots, h Handler[T], notYet early[T]) error {
 	if slots == nil || h == nil {
 		return fmt.Errorf("consuming %s: slots and handler are required", name)
 	}
-	if cons == nil {
-		return fmt.Errorf("consuming %s: the bus was set up to publish only", name)
+	if s, ok := src.(single); ok && s.cons == nil {
+		return fmt.Errorf("consuming %s: %w", name, errPublishOnly)
 	}
 	hctx, stopHandlers := handlerContext(ctx, b.opts.Grace)
 	defer stopHandlers()
@@ -96,7 +133,10 @@ func consume[T any](ctx context.Context, b *Queue, cons jetstream.Consumer, name
 			slots.release()
 			return nil
 		}
-		msg, err := b.fetchOne(cons)
+		msg, done, err := src.next(ctx)
+		if done == nil {
+			done = func() {}
+		}
 		if msg == nil {
 			slots.release()
 			if b.nc.IsClosed() {
@@ -118,6 +158,7 @@ func consume[T any](ctx context.Context, b *Queue, cons jetstream.Consumer, name
 			if err := msg.Nak(); err != nil {
 				b.log.Warn("handing back message fetched during shutdown", "consumer", name, "err", err)
 			}
+			done()
 			slots.release()
 			return nil
 		}
@@ -125,6 +166,7 @@ func consume[T any](ctx context.Context, b *Queue, cons jetstream.Consumer, name
 		go func() {
 			defer wg.Done()
 			defer slots.release()
+			defer done()
 			dispatch(hctx, b, msg, h, notYet)
 		}()
 	}

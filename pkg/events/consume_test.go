@@ -233,7 +233,7 @@ func TestSlotsLimitWorkAcrossKindsWithoutPrefetch(t *testing.T) {
 			maxRunning.Store(max(maxRunning.Load(), running.Add(1)))
 			// Everything delivered and unsettled, on both consumers: only
 			// the message this slot holds, none waiting prefetched.
-			pending := ackPending(t, b, events.PullConsumer) + ackPending(t, b, events.TestConsumer)
+			pending := ackPending(t, b, events.PullConsumer) + testAckPending(t, b)
 			mu.Lock()
 			pendingSeen = append(pendingSeen, pending)
 			mu.Unlock()

@@ -211,6 +211,17 @@ func ackPending(t testing.TB, b *events.Bus, consumer string) int {
 	return info.NumAckPending
 }
 
+// testAckPending is the number of delivered, unsettled test jobs, on
+// every repository's consumer.
+func testAckPending(t testing.TB, b *events.Bus) int {
+	t.Helper()
+	backlog, err := b.Board().Backlog(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return backlog[1].AckPending
+}
+
 var sampleRepo = events.Repo{Owner: "my_org", Name: "web.app-1"}
 
 func samplePull(n int, sha string) events.PullEvent {

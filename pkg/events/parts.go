@@ -18,7 +18,6 @@ type store struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	pulls    jetstream.Consumer
-	tests    jetstream.Consumer
 	commands jetstream.Consumer // handle_command: comment commands
 	kv       jetstream.KeyValue // build numbers, approvals, re-runs
 	records  jetstream.KeyValue // build records, expiring

@@ -21,7 +21,7 @@ func TestPublishOnlyBusLeavesConsumersToWorkers(t *testing.T) {
 		if err := pub.Queue().PublishPull(ctx, samplePull(1, "0123456789abcdef0123456789abcdef01234567")); err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range []string{events.PullConsumer, events.TestConsumer} {
+		for _, name := range []string{events.PullConsumer, events.CommandConsumer} {
 			cons, err := events.JetStreamOf(pub).Consumer(ctx, events.DefaultStream, name)
 			if err != nil {
 				t.Fatal(err)

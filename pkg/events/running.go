@@ -45,10 +45,14 @@ func RunningAttemptOf(job TestJob, worker string, now time.Time) RunningAttempt 
 		Test: job.Test.Name, Attempt: job.Attempt, Worker: worker, Started: now.UTC()}
 }
 
+// runPrefix starts the keys of running attempts; the bucket also holds
+// the slots repositories hold (holdPrefix).
+const runPrefix = "run."
+
 // runningKey is run.<owner>.<repo>.<pull>.<build>.<test>.<attempt>, names
 // encoded: one key per attempt, so two attempts never share an entry.
 func runningKey(repo Repo, pull, build int, test string, attempt int) string {
-	return "run." + EncodeToken(repo.Owner) + "." + EncodeToken(repo.Name) + "." + strconv.Itoa(pull) + "." +
+	return runPrefix + EncodeToken(repo.Owner) + "." + EncodeToken(repo.Name) + "." + strconv.Itoa(pull) + "." +
 		strconv.Itoa(build) + "." + EncodeToken(test) + "." + strconv.Itoa(attempt)
 }
 

@@ -34,6 +34,25 @@ var boxPage = parsePage("box", `YourCI: {{len .Live}} tests queued or running`, 
 {{- else}}
 <p>Nothing is queued or running.</p>
 {{- end}}
+{{- if .Shares}}
+<h2>Test slots by repository</h2>
+<p class="note">A free test slot, on any box, goes to the repository in place 1: the one running fewest tests for its weight. A repository at its cap waits until one of its tests ends.</p>
+<table>
+<thead><tr><th>Place</th><th>Repository</th><th>Jobs stored</th><th>Running</th><th>Cap</th><th>Weight</th></tr></thead>
+<tbody>
+{{- range .Shares}}
+<tr>
+<td>{{if .Place}}{{.Place}}{{else}}at cap{{end}}</td>
+<td><a href="{{.Repo.Owner}}/{{.Repo.Name}}/index.html">{{.Repo.FullName}}</a></td>
+<td>{{.Stored}}</td>
+<td>{{.Held}}</td>
+<td>{{if .Limit.MaxRunning}}{{.Limit.MaxRunning}}{{else}}–{{end}}</td>
+<td>{{if gt .Limit.Weight 1}}{{.Limit.Weight}}{{else}}1{{end}}</td>
+</tr>
+{{- end}}
+</tbody>
+</table>
+{{- end}}
 <h2>Repositories with open pull requests</h2>
 {{- if .Repos}}
 <table>
@@ -60,6 +79,7 @@ var boxPage = parsePage("box", `YourCI: {{len .Live}} tests queued or running`, 
 
 type boxView struct {
 	Live    []liveTest
+	Shares  []events.RepoShare
 	Repos   []repoCount
 	Updated time.Time
 }
@@ -96,9 +116,11 @@ var liveOrder = map[events.TestState]int{events.TestRunning: 0, events.TestRetry
 // build of each open pull request counts: its queued, running and retrying
 // tests are listed (the oldest first within each state), and its
 // repository with how many open pulls it has, how many are pending and how
-// many failing. now is the time the page shows as its update.
-func BoxPage(builds []events.BuildRecord, now time.Time) ([]byte, error) {
-	v := boxView{Updated: now}
+// many failing. now is the time the page shows as its update. shares,
+// when given (events.Board.Shares), list each repository's place in the
+// order test slots are given out, in the order given.
+func BoxPage(builds []events.BuildRecord, now time.Time, shares ...events.RepoShare) ([]byte, error) {
+	v := boxView{Updated: now, Shares: shares}
 	repos := map[events.Repo]*repoCount{}
 	for _, rec := range latestOpen(builds) {
 		r := repos[rec.Key.Repo]

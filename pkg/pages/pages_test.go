@@ -242,6 +242,27 @@ func TestBoxPageGolden(t *testing.T) {
 			t.Error("text from GitHub reached the page unescaped")
 		}
 	})
+	t.Run("lists_each_repositorys_place", func(t *testing.T) {
+		shares := []events.RepoShare{
+			{Repo: other, Stored: 1, Place: 1},
+			{Repo: repo, Stored: 80, Held: 2, Limit: events.RepoLimit{MaxRunning: 2, Weight: 3}},
+		}
+		page, err := BoxPage(nil, t0, shares...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{
+			"<td>1</td>\n<td><a href=\"zed/%3cgadget%3e/index.html\">zed/&lt;gadget&gt;</a></td>\n<td>1</td>\n<td>0</td>\n<td>–</td>\n<td>1</td>",
+			"<td>at cap</td>\n<td><a href=\"acme/widget.go/index.html\">acme/widget.go</a></td>\n<td>80</td>\n<td>2</td>\n<td>2</td>\n<td>3</td>",
+		} {
+			if !strings.Contains(string(page), want) {
+				t.Errorf("box page lacks\n%s\nin\n%s", want, page)
+			}
+		}
+		if strings.Contains(html, "Test slots by repository") {
+			t.Error("a page given no shares has a section of them")
+		}
+	})
 	t.Run("empty", func(t *testing.T) {
 		page, err := BoxPage(nil, t0)
 		if err != nil || !strings.Contains(string(page), "Nothing is queued or running.") {

@@ -28,6 +28,13 @@ type RecentRecords interface {
 	RecentBuilds(ctx context.Context, repo events.Repo, n int) ([]events.BuildRecord, error)
 }
 
+// ShareReader reads each repository's share of test slots on the whole
+// fleet, for the box page; cmd/worker makes one of events.Board.Shares and
+// the workers' limits.
+type ShareReader interface {
+	RepoShares(ctx context.Context) ([]events.RepoShare, error)
+}
+
 // DefaultPageInterval is the least time between two renderings of one
 // page: a build whose tests change state many times a second is rendered
 // once a second, its latest state always last.
@@ -46,7 +53,10 @@ type PageKeeperOptions struct {
 	Workspace *artifacts.Workspace
 	Watch     RecordWatcher
 	Records   RecentRecords
-	Logger    *slog.Logger
+	// Shares, when set, adds each repository's place in the test queue
+	// to the box page.
+	Shares ShareReader
+	Logger *slog.Logger
 	// Interval is DefaultPageInterval when zero.
 	Interval time.Duration
 }
@@ -261,7 +271,7 @@ func (k *PageKeeper) writeDue(ctx context.Context, now time.Time) time.Duration 
 		k.writeRepo(ctx, repo)
 	}
 	if writeBox {
-		k.writeBox(box, now)
+		k.writeBox(ctx, box, now)
 	}
 	return next
 }
@@ -342,9 +352,17 @@ func (k *PageKeeper) writeRepo(ctx context.Context, repo events.Repo) {
 	k.writePages(log, dir, map[string][]byte{"index.html": html})
 }
 
-// writeBox writes index.html at the workspace root.
-func (k *PageKeeper) writeBox(builds []events.BuildRecord, now time.Time) {
-	html, err := pages.BoxPage(builds, now)
+// writeBox writes index.html at the workspace root. A page whose shares
+// could not be read is written without them.
+func (k *PageKeeper) writeBox(ctx context.Context, builds []events.BuildRecord, now time.Time) {
+	var shares []events.RepoShare
+	if k.opts.Shares != nil {
+		var err error
+		if shares, err = k.opts.Shares.RepoShares(ctx); err != nil {
+			k.log.Warn("reading repositories' shares of test slots for the box page", "err", err)
+		}
+	}
+	html, err := pages.BoxPage(builds, now, shares...)
 	if err != nil {
 		k.log.Error("rendering box page", "err", err)
 		return
