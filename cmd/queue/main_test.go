@@ -180,7 +180,7 @@ func TestRenderNamesAMergeGroup(t *testing.T) {
 		{State: events.Preparing, Repo: events.Repo{Owner: "acme", Name: "web"}, Number: n, HeadSHA: head, Since: now},
 	}}
 	var b strings.Builder
-	if err := render(&b, snap, nil); err != nil {
+	if err := render(&b, snap, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := b.String(); !strings.Contains(got, "acme/web    merge group 4fd5a3c0a  4fd5a3c") {
