@@ -34,15 +34,38 @@ type Cluster struct {
 func StartCluster(tb testing.TB, dir string, size int) *Cluster {
 	tb.Helper()
 	binary := requireBinary(tb)
+	for try := 1; ; try++ {
+		c, err := startCluster(tb, binary, dir, size)
+		if err == nil {
+			c.WaitReady()
+			return c
+		}
+		// The ports were free when picked and closed again for the
+		// servers to take; a test running beside this one may take one
+		// first. Then every node goes, and the cluster starts afresh.
+		if try == portTries || !strings.Contains(err.Error(), "address already in use") {
+			tb.Fatal(err)
+		}
+		tb.Logf("starting the cluster again on other ports: %v", firstLine(err))
+	}
+}
+
+// portTries bounds how often StartCluster picks new ports after one was
+// taken before its server could bind it.
+const portTries = 3
+
+// startCluster starts size nodes in dir on ports free a moment ago; on an
+// error, every node it started is stopped and its files removed.
+func startCluster(tb testing.TB, binary, dir string, size int) (*Cluster, error) {
 	c := &Cluster{tb: tb, dir: dir}
 	clientPorts, routePorts := make([]int, size), make([]int, size)
 	for i := range size {
 		var err error
 		if clientPorts[i], err = freePort("127.0.0.1"); err != nil {
-			tb.Fatal(err)
+			return nil, err
 		}
 		if routePorts[i], err = freePort("127.0.0.1"); err != nil {
-			tb.Fatal(err)
+			return nil, err
 		}
 	}
 	for i := range size {
@@ -58,10 +81,28 @@ func StartCluster(tb testing.TB, dir string, size int) *Cluster {
 		c.nodes = append(c.nodes, e)
 	}
 	for i := range c.nodes {
-		c.startNode(i)
+		if err := c.tryNode(i); err != nil {
+			for _, n := range c.nodes[:i] {
+				n.Shutdown()
+			}
+			for _, n := range c.nodes {
+				if rmErr := os.RemoveAll(n.storeDir); rmErr != nil {
+					return nil, errors.Join(err, rmErr)
+				}
+			}
+			return nil, fmt.Errorf("starting cluster node %s: %w", NodeName(i), err)
+		}
 	}
-	c.WaitReady()
-	return c
+	for _, n := range c.nodes {
+		tb.Cleanup(n.cleanup)
+	}
+	return c, nil
+}
+
+// firstLine is err's message up to its first line break.
+func firstLine(err error) string {
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	return msg
 }
 
 // NodeName is the server name of node i.
@@ -79,13 +120,18 @@ func (c *Cluster) Node(name string) int {
 
 func (c *Cluster) startNode(i int) {
 	c.tb.Helper()
-	if err := os.MkdirAll(c.nodes[i].storeDir, 0o755); err != nil {
-		c.tb.Fatal(err)
-	}
-	if err := c.nodes[i].start("127.0.0.1"); err != nil {
+	if err := c.tryNode(i); err != nil {
 		c.tb.Fatalf("starting cluster node %s: %v", NodeName(i), err)
 	}
 	c.tb.Cleanup(c.nodes[i].cleanup)
+}
+
+// tryNode starts node i's process in its directory.
+func (c *Cluster) tryNode(i int) error {
+	if err := os.MkdirAll(c.nodes[i].storeDir, 0o755); err != nil {
+		return err
+	}
+	return c.nodes[i].start("127.0.0.1")
 }
 
 // URL lists every node's client URL, comma-separated, as NATS_URL takes a
