@@ -186,12 +186,17 @@ func (k *PageKeeper) record(rec events.BuildRecord) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	b := k.builds[rec.Key]
-	if b == nil {
+	switch {
+	case b == nil:
 		b = &keptBuild{}
 		k.builds[rec.Key] = b
 		k.successorArrived(rec)
-	} else if rec.Revision <= b.rec.Revision {
+	case rec.Revision <= b.rec.Revision:
 		return // a watch started again delivers what it delivered before
+	case rec.SHA != b.rec.SHA:
+		// A build's first revision may name only the base it merged;
+		// its commit, which earlier builds' pages look for, comes next.
+		k.successorArrived(rec)
 	}
 	b.rec = rec
 	b.page.dirty = true

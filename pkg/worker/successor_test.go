@@ -40,6 +40,22 @@ func TestPageKeeperLinksTheSuccessor(t *testing.T) {
 		r.records.push(superseded())
 		waitForFile(t, r.path(page), link)
 	})
+	t.Run("successor_first_recorded_without_its_commit", func(t *testing.T) {
+		t.Parallel()
+		// A build's first revision may carry only the base it merged; its
+		// commit comes with the next. The page is written between the two
+		// and links the successor once the commit arrives.
+		r := newKeeperRig(t, 10*time.Millisecond, false)
+		early := successor(3)
+		early.SHA, early.Revision = "", 1
+		r.records.push(early)
+		r.records.push(superseded())
+		waitForFile(t, r.path(page), "superseded by fedcba9")
+		later := successor(3)
+		later.Revision = 2
+		r.records.push(later)
+		waitForFile(t, r.path(page), link)
+	})
 	t.Run("successor_known_only_to_the_bucket", func(t *testing.T) {
 		t.Parallel()
 		// A keeper started after the successor was recorded, and since
