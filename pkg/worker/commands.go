@@ -31,12 +31,14 @@ type ReactionCreator interface {
 
 // RerunQueue is what comment commands need of JetStream: the build of a
 // head, re-run numbers and the publication of their first attempts, and
-// the pull event that builds a head /ok-to-test approved. An
+// the pull event (and its build number, for a rebuild) that builds a head
+// /ok-to-test approved or /retest builds again on a moved base. An
 // events.Registry and an events.Queue have it together.
 type RerunQueue interface {
 	CommentLedger
 	BuildOf(ctx context.Context, repo events.Repo, pull int, sha string) (int, bool, error)
 	ClaimReruns(ctx context.Context, repo events.Repo, pull, build int, tests []string, claimant string) (map[string]int, error)
+	ClaimBuildFor(ctx context.Context, repo events.Repo, pull int, sha, claimant string, rebuild bool) (events.Claim, error)
 	PublishTest(ctx context.Context, job events.TestJob) error
 	PublishPull(ctx context.Context, ev events.PullEvent) error
 }
@@ -76,6 +78,7 @@ type commandHandler struct {
 	approvals approvalBook
 	records   commandRecords
 	tests     testLister
+	tips      baseTipper
 	runLogURL logLinker
 	policy    Policy
 	metrics   *Metrics
@@ -93,6 +96,9 @@ type writerChecker interface {
 type rerunNumbers interface {
 	BuildOf(ctx context.Context, repo events.Repo, pull int, sha string) (int, bool, error)
 	ClaimReruns(ctx context.Context, repo events.Repo, pull, build int, tests []string, claimant string) (map[string]int, error)
+	// ClaimBuildFor is Registry.ClaimBuildFor: a /retest after the base
+	// moved claims the new build it queues.
+	ClaimBuildFor(ctx context.Context, repo events.Repo, pull int, sha, claimant string, rebuild bool) (events.Claim, error)
 }
 
 // commandPublisher queues what commands start: test attempts and the
@@ -126,6 +132,7 @@ func newCommandHandler(w *Worker) *commandHandler {
 	return &commandHandler{
 		github: o.GitHub, writers: &w.trust, ledger: o.Reruns, reruns: o.Reruns, publish: o.Reruns,
 		approvals: o.Queue, records: o.Records, tests: checkoutTests{ws: o.Workspace, eval: o.Evaluator},
+		tips:      checkoutTests{ws: o.Workspace, eval: o.Evaluator},
 		runLogURL: w.runLogURL, policy: o.Policy, metrics: o.Metrics, now: time.Now,
 	}
 }
@@ -162,10 +169,13 @@ func (w *Worker) HandleCommand(ctx context.Context, d *events.Delivery[events.Co
 
 // outcome is what became of one command: accepted, refused with a reason
 // for the reply, or nothing to do, with a note saying why (no error: an
-// /ok-to-test of a head that needs no approval).
+// /ok-to-test of a head that needs no approval). An accepted command that
+// did something else than asked says what in said: the reply tells it
+// alongside the reaction.
 type outcome struct {
 	refusal string
 	note    string
+	said    string
 }
 
 func refused(format string, args ...any) outcome {
@@ -222,13 +232,20 @@ func (h *commandHandler) act(ctx context.Context, log *slog.Logger, inst Install
 			log.Info("command refused", "command", o.kind, "reason", o.refusal)
 		case o.note != "":
 			log.Info("command has nothing to do", "command", o.kind, "reason", o.note)
+		case o.said != "":
+			log.Info("command carried out otherwise than asked", "command", o.kind, "reason", o.said)
 		}
 	}
 	for _, a := range p.actions {
 		var err error
-		if a.retest != nil {
+		switch {
+		case a.retest != nil:
 			err = h.rerun(ctx, log, ev, p.pull, a.retest)
-		} else {
+		case a.rebuild != nil:
+			var n int
+			n, err = h.rebuild(ctx, log, ev, p.pull, a.rebuild)
+			p.reply = strings.ReplaceAll(p.reply, nextBuild, strconv.Itoa(n))
+		default:
 			err = h.approve(ctx, log, ev, p.pull, a.approve)
 		}
 		if err != nil {
@@ -292,6 +309,28 @@ func (h *commandHandler) rerun(ctx context.Context, log *slog.Logger, ev events.
 		log.Info("re-run queued", "build", a.build, "test", t.Name, "rerun", k)
 	}
 	return nil
+}
+
+// rebuild queues a new build of a's head commit, which merges it into its
+// base branch's tip as that build fetches it. The build number is claimed
+// here, under the pull event's message id, so the reply can name it: the
+// pull handler, claiming for the same message, resumes that claim, and a
+// redelivery of the command claims and publishes the same build again (a
+// duplicate the stream drops, or a claim the pull handler finds queued).
+func (h *commandHandler) rebuild(ctx context.Context, log *slog.Logger, ev events.CommandEvent, pull int, a *rebuildAction) (int, error) {
+	pe := events.PullEvent{
+		Version: events.Version, Repo: ev.Repo, Number: pull, HeadSHA: a.sha,
+		Installation: ev.Installation, Delivery: ev.Delivery, Rebuild: true,
+	}
+	claim, err := h.reruns.ClaimBuildFor(ctx, ev.Repo, pull, a.sha, pe.MsgID(), true)
+	if err != nil {
+		return 0, fmt.Errorf("claiming a new build of %.7s: %w", a.sha, err)
+	}
+	if err := h.publish.PublishPull(ctx, pe); err != nil {
+		return 0, fmt.Errorf("queuing build %d of %.7s: %w", claim.Build, a.sha, err)
+	}
+	log.Info("base moved since the build; head built again", "from", a.from, "build", claim.Build)
+	return claim.Build, nil
 }
 
 // approve records that ev's author, a writer, approved head commit sha,
