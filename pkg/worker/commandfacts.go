@@ -30,14 +30,14 @@ func (h *commandHandler) gather(ctx context.Context, inst Installation, f *comma
 		f.head = head
 		return err
 	case factBuild:
-		n, ok, err := h.reruns.BuildOf(ctx, ev.Repo, f.pull(), f.head.sha)
+		n, by, ok, err := h.reruns.BuildClaim(ctx, ev.Repo, f.pull(), f.head.sha)
 		if err != nil {
 			return fmt.Errorf("looking up the build of %s: %w", f.head.sha, err)
 		}
 		if !ok {
-			n = 0
+			n, by = 0, ""
 		}
-		f.build = &n
+		f.build, f.buildBy = &n, by
 	case factTests:
 		return h.gatherTests(ctx, inst, f)
 	case factBase:

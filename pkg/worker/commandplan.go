@@ -50,7 +50,10 @@ type commandFacts struct {
 	suitePullsKnown bool
 	head            *headFacts
 	// build is the head's latest build, 0 when it has none.
-	build        *int
+	build *int
+	// buildBy is the id of the message that claimed build: this
+	// message's own rebuild event's when it comes again after queuing it.
+	buildBy      string
 	tests        *buildTests
 	seen         *time.Time
 	approval     *events.Approval
@@ -146,7 +149,8 @@ type commandAction struct {
 // merges it into its base branch's tip as the build then fetches it.
 type rebuildAction struct {
 	sha string
-	// from is the build whose base moved.
+	// from is the build whose base moved; 0 when this message comes
+	// again for the rebuild it queued.
 	from int
 }
 
@@ -309,6 +313,15 @@ func planRetest(p *commandPlan, f *commandFacts, i int, c events.Command) (outco
 func planRebuild(p *commandPlan, f *commandFacts, kind events.CommandKind, build int) (o outcome, need fact, done bool) {
 	if f.rebuilding {
 		return outcome{}, factNone, true
+	}
+	if f.buildBy != "" && f.buildBy == rebuildEvent(f.ev, f.pull(), f.head.sha).MsgID() {
+		// This message queued build as a rebuild before it failed
+		// further on: queue it again (the same claim, a duplicate
+		// event), and say so again, for the first reply may be lost.
+		f.rebuilding = true
+		p.actions = append(p.actions, commandAction{kind: kind, rebuild: &rebuildAction{sha: f.head.sha}})
+		return outcome{said: fmt.Sprintf("%s moved since the head was built; building again on it as build %s, which runs every test.",
+			f.head.baseRef, nextBuild)}, factNone, true
 	}
 	if f.base == nil {
 		return outcome{}, factBase, true

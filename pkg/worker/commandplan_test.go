@@ -36,7 +36,7 @@ func planFrom(t *testing.T, world commandFacts) (commandPlan, []fact) {
 		case factHead:
 			f.head, missing = world.head, world.head == nil
 		case factBuild:
-			f.build, missing = world.build, world.build == nil
+			f.build, f.buildBy, missing = world.build, world.buildBy, world.build == nil
 		case factTests:
 			f.tests, missing = world.tests, world.tests == nil
 		case factSeen:
@@ -233,6 +233,14 @@ func TestPlanCommands(t *testing.T) {
 			commandFacts{ev: comment(retest(), retest("b")), writer: ptr(true), head: open, build: ptr(2), base: moved},
 			planShown{Rebuilds: []string{"0123456 after build 2"}, React: true, Reply: "@carol: `/retest`: " + rebuilt,
 				Logged: []string{rebuilt}}, []fact{W, H, B, Bs}},
+
+		{"the_same_comment_again_after_its_rebuild_was_claimed_queues_that_build_again",
+			commandFacts{ev: comment(retest()), writer: ptr(true), head: open, build: ptr(3),
+				buildBy: rebuildEvent(comment(retest()), 4, headSHA).MsgID()},
+			planShown{Rebuilds: []string{"0123456 after build 0"}, React: true,
+				Reply:  "@carol: `/retest`: main moved since the head was built; building again on it as build " + nextBuild + ", which runs every test.",
+				Logged: []string{"main moved since the head was built; building again on it as build " + nextBuild + ", which runs every test."}},
+			[]fact{W, H, B}},
 
 		// Re-run buttons: never a reaction or a reply.
 		{"a_check_runs_re_run_after_the_base_moved_builds_again",

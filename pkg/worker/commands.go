@@ -37,6 +37,7 @@ type ReactionCreator interface {
 type RerunQueue interface {
 	CommentLedger
 	BuildOf(ctx context.Context, repo events.Repo, pull int, sha string) (int, bool, error)
+	BuildClaim(ctx context.Context, repo events.Repo, pull int, sha string) (build int, by string, ok bool, err error)
 	ClaimReruns(ctx context.Context, repo events.Repo, pull, build int, tests []string, claimant string) (map[string]int, error)
 	ClaimBuildFor(ctx context.Context, repo events.Repo, pull int, sha, claimant string, rebuild bool) (events.Claim, error)
 	PublishTest(ctx context.Context, job events.TestJob) error
@@ -94,7 +95,9 @@ type writerChecker interface {
 // rerunNumbers finds a head's build and numbers re-runs of its tests;
 // RerunQueue has it.
 type rerunNumbers interface {
-	BuildOf(ctx context.Context, repo events.Repo, pull int, sha string) (int, bool, error)
+	// BuildClaim is Registry.BuildClaim: the head's latest build and
+	// the message that claimed it.
+	BuildClaim(ctx context.Context, repo events.Repo, pull int, sha string) (build int, by string, ok bool, err error)
 	ClaimReruns(ctx context.Context, repo events.Repo, pull, build int, tests []string, claimant string) (map[string]int, error)
 	// ClaimBuildFor is Registry.ClaimBuildFor: a /retest after the base
 	// moved claims the new build it queues.
@@ -318,10 +321,7 @@ func (h *commandHandler) rerun(ctx context.Context, log *slog.Logger, ev events.
 // redelivery of the command claims and publishes the same build again (a
 // duplicate the stream drops, or a claim the pull handler finds queued).
 func (h *commandHandler) rebuild(ctx context.Context, log *slog.Logger, ev events.CommandEvent, pull int, a *rebuildAction) (int, error) {
-	pe := events.PullEvent{
-		Version: events.Version, Repo: ev.Repo, Number: pull, HeadSHA: a.sha,
-		Installation: ev.Installation, Delivery: ev.Delivery, Rebuild: true,
-	}
+	pe := rebuildEvent(ev, pull, a.sha)
 	claim, err := h.reruns.ClaimBuildFor(ctx, ev.Repo, pull, a.sha, pe.MsgID(), true)
 	if err != nil {
 		return 0, fmt.Errorf("claiming a new build of %.7s: %w", a.sha, err)
@@ -331,6 +331,15 @@ func (h *commandHandler) rebuild(ctx context.Context, log *slog.Logger, ev event
 	}
 	log.Info("base moved since the build; head built again", "from", a.from, "build", claim.Build)
 	return claim.Build, nil
+}
+
+// rebuildEvent is the pull event by which ev's commands build head sha of
+// pull again; its message id claims the build.
+func rebuildEvent(ev events.CommandEvent, pull int, sha string) events.PullEvent {
+	return events.PullEvent{
+		Version: events.Version, Repo: ev.Repo, Number: pull, HeadSHA: sha,
+		Installation: ev.Installation, Delivery: ev.Delivery, Rebuild: true,
+	}
 }
 
 // approve records that ev's author, a writer, approved head commit sha,

@@ -234,3 +234,90 @@ func TestSuitePullFromTheRecords(t *testing.T) {
 		}
 	})
 }
+
+// TestRetestAfterTheBaseMoved carries /retest out against in-memory
+// GitHub, queue and records: when the base branch's tip (from the mirror)
+// is not the base the build's record says it merged, the head is built
+// again, under a build number the reply names, and nothing is re-run or
+// evaluated; otherwise the failed tests re-run on the build's merge. A
+// redelivery claims and publishes the same build.
+func TestRetestAfterTheBaseMoved(t *testing.T) {
+	t.Parallel()
+	repo := events.Repo{Owner: owner, Name: repoName}
+	baseX, baseY := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	withBase := func(b *events.TestedBase) events.BuildRecord {
+		rec := recordOf(map[string]events.TestState{"a": events.TestPassed, "b": events.TestFailed})
+		rec.Base = b
+		return rec
+	}
+	merged := &events.TestedBase{Ref: "main", SHA: baseX, Merged: true, Merge: strings.Repeat("c", 40)}
+	rebuilt := "@carol: `/retest`: main moved to bbbbbbb since build 2; building again on it as build 3, which runs every test."
+	tests := []struct {
+		name       string
+		record     events.BuildRecord
+		tip        string
+		reruns     []string
+		rebuilds   int // pull events queued, each a rebuild of headSHA
+		reply      string
+		tipLookups int32
+	}{
+		{"moved_base_builds_again", withBase(merged), baseY, nil, 1, rebuilt, 1},
+		{"unmoved_base_reruns_the_failed", withBase(merged), baseX, []string{"b#r"}, 0, "", 1},
+		{"head_alone_never_looks_up_the_base", withBase(&events.TestedBase{Ref: "main", SHA: baseX}), baseY, []string{"b#r"}, 0, "", 0},
+		{"vanished_base_branch_reruns_the_failed", withBase(merged), "", []string{"b#r"}, 0, "", 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := retestFakes()
+			f.tip = tc.tip
+			h := commandHandlerOf(f, BuildTrusted)
+			h.records = storeWith(t, tc.record)
+			ev := events.CommandEvent{Repo: repo, Number: 4, CommentID: 9, Author: "carol", Delivery: "d-1", Installation: 7,
+				Commands: []events.Command{{Kind: events.Retest}}}
+			if err := h.handle(t.Context(), quiet, ev); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.reruns, published(f)); diff != "" {
+				t.Errorf("re-runs queued (-want +got):\n%s", diff)
+			}
+			if len(f.pulls) != tc.rebuilds {
+				t.Fatalf("pull events queued %+v, want %d", f.pulls, tc.rebuilds)
+			}
+			for _, pe := range f.pulls {
+				if !pe.Rebuild || pe.HeadSHA != headSHA || pe.Number != 4 || pe.Installation != 7 {
+					t.Errorf("pull event %+v, want a rebuild of %.7s on pull 4", pe, headSHA)
+				}
+			}
+			var want []string
+			if tc.reply != "" {
+				want = []string{tc.reply}
+			}
+			if diff := cmp.Diff(want, f.replies); diff != "" {
+				t.Errorf("replies (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]string{AcceptedReaction}, f.reactions); diff != "" {
+				t.Errorf("reactions (-want +got):\n%s", diff)
+			}
+			if got := f.tipLookups.Load(); got != tc.tipLookups {
+				t.Errorf("base tip looked up %d times, want %d", got, tc.tipLookups)
+			}
+			if tc.rebuilds == 0 {
+				return
+			}
+			if got := f.evaluations.Load(); got != 0 {
+				t.Errorf(".yci.py evaluated %d times for a rebuild, want none: the new build evaluates it", got)
+			}
+			// The same message again (its reply failed, say): the
+			// same build is claimed and its event published again,
+			// which the stream drops as a duplicate.
+			if err := h.handle(t.Context(), quiet, ev); err != nil {
+				t.Fatal(err)
+			}
+			again := "@carol: `/retest`: main moved since the head was built; building again on it as build 3, which runs every test."
+			if len(f.pulls) != 2 || f.pulls[0].MsgID() != f.pulls[1].MsgID() || f.replies[len(f.replies)-1] != again {
+				t.Errorf("after a redelivery: pull events %+v, replies %q; want the same event again and %q", f.pulls, f.replies, again)
+			}
+		})
+	}
+}
