@@ -42,6 +42,17 @@ func (h *commandHandler) gather(ctx context.Context, inst Installation, f *comma
 		return h.gatherTests(ctx, inst, f)
 	case factBase:
 		return h.gatherBase(ctx, inst, f)
+	case factOwnReruns:
+		f.ownRuns, f.ownRunsKnown = map[int]map[string]int{}, true
+		for i := range ev.Commands {
+			runs, ok, err := h.reruns.RerunsClaimed(ctx, ev.Repo, f.pull(), *f.build, rerunClaimant(ev, i))
+			if err != nil {
+				return fmt.Errorf("reading the re-runs this message numbered: %w", err)
+			}
+			if ok {
+				f.ownRuns[i] = runs
+			}
+		}
 	case factSeen:
 		seen, err := h.ledger.SeeHead(ctx, ev.Repo, f.pull(), f.head.sha, h.now())
 		if err != nil {

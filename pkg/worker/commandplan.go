@@ -27,9 +27,10 @@ const (
 	factApproval          // the pull request's approval record
 	factAuthorWrites      // whether the pull request's author may write
 	factBase              // the build's recorded base and its branch's tip now
+	factOwnReruns         // the re-runs this message numbered before, if it came before
 )
 
-var factNames = [...]string{"none", "writer", "suite pulls", "head", "build", "tests", "seen", "approval", "author writes", "base"}
+var factNames = [...]string{"none", "writer", "suite pulls", "head", "build", "tests", "seen", "approval", "author writes", "base", "own re-runs"}
 
 func (f fact) String() string {
 	if int(f) < len(factNames) {
@@ -59,6 +60,12 @@ type commandFacts struct {
 	approval     *events.Approval
 	authorWrites *bool
 	base         *baseFacts
+	// ownRuns are the re-runs (test name to number) each command, by
+	// its index, of this message numbered for build on an earlier
+	// delivery that failed part way: those are queued again, not
+	// refused as busy. Empty on a first delivery.
+	ownRuns      map[int]map[string]int
+	ownRunsKnown bool
 	// rebuilding is set once a command plans a new build of the head:
 	// the commands after it have nothing left to do.
 	rebuilding bool
@@ -342,15 +349,31 @@ func planReruns(p *commandPlan, f *commandFacts, i int, c events.Command, build 
 	if need != factNone || o.refusal != "" {
 		return o, need
 	}
+	if !f.ownRunsKnown {
+		return outcome{}, factOwnReruns
+	}
 	names := make([]string, len(bt.tests))
 	specs := make(map[string]pipeline.Test, len(bt.tests))
 	for j, test := range bt.tests {
 		names[j] = test.Name
 		specs[test.Name] = test
 	}
-	run, o := pickReruns(names, bt.states, c, build, f.head.sha)
-	if o.refusal != "" {
-		return o, factNone
+	var run []string
+	if own, ok := f.ownRuns[i]; ok {
+		// This message numbered these re-runs before it failed part
+		// way (publishing one, say): its record shows them queued,
+		// which is its own doing, so they are queued again (act
+		// skips any that started meanwhile).
+		for _, n := range names {
+			if _, mine := own[n]; mine {
+				run = append(run, n)
+			}
+		}
+	} else {
+		var o outcome
+		if run, o = pickReruns(names, bt.states, c, build, f.head.sha); o.refusal != "" {
+			return o, factNone
+		}
 	}
 	a := &rerunAction{index: i, build: build, sha: f.head.sha, baseRef: f.head.baseRef, cloneURL: f.head.cloneURL,
 		baseSHA: bt.baseSHA, tested: bt.tested}

@@ -39,6 +39,7 @@ type RerunQueue interface {
 	BuildOf(ctx context.Context, repo events.Repo, pull int, sha string) (int, bool, error)
 	BuildClaim(ctx context.Context, repo events.Repo, pull int, sha string) (build int, by string, ok bool, err error)
 	ClaimReruns(ctx context.Context, repo events.Repo, pull, build int, tests []string, claimant string) (map[string]int, error)
+	RerunsClaimed(ctx context.Context, repo events.Repo, pull, build int, claimant string) (map[string]int, bool, error)
 	ClaimBuildFor(ctx context.Context, repo events.Repo, pull int, sha, claimant string, rebuild bool) (events.Claim, error)
 	PublishTest(ctx context.Context, job events.TestJob) error
 	PublishPull(ctx context.Context, ev events.PullEvent) error
@@ -99,6 +100,9 @@ type rerunNumbers interface {
 	// the message that claimed it.
 	BuildClaim(ctx context.Context, repo events.Repo, pull int, sha string) (build int, by string, ok bool, err error)
 	ClaimReruns(ctx context.Context, repo events.Repo, pull, build int, tests []string, claimant string) (map[string]int, error)
+	// RerunsClaimed is Registry.RerunsClaimed: the re-runs a message
+	// numbered before, when it comes again.
+	RerunsClaimed(ctx context.Context, repo events.Repo, pull, build int, claimant string) (map[string]int, bool, error)
 	// ClaimBuildFor is Registry.ClaimBuildFor: a /retest after the base
 	// moved claims the new build it queues.
 	ClaimBuildFor(ctx context.Context, repo events.Repo, pull int, sha, claimant string, rebuild bool) (events.Claim, error)
@@ -290,15 +294,23 @@ func (h *commandHandler) rerun(ctx context.Context, log *slog.Logger, ev events.
 	for i, t := range a.tests {
 		names[i] = t.Name
 	}
-	runs, err := h.reruns.ClaimReruns(ctx, ev.Repo, pull, a.build, names, ev.MsgID()+"/"+strconv.Itoa(a.index))
+	runs, err := h.reruns.ClaimReruns(ctx, ev.Repo, pull, a.build, names, rerunClaimant(ev, a.index))
 	if err != nil {
 		return fmt.Errorf("numbering re-runs: %w", err)
 	}
-	if err := h.recordRerunsQueued(ctx, ev, pull, a, runs); err != nil {
+	started, err := h.recordRerunsQueued(ctx, ev, pull, a, runs)
+	if err != nil {
 		return err
 	}
 	for _, t := range a.tests {
 		k := runs[t.Name]
+		if started[t.Name] {
+			// This message came again, and the re-run it queued
+			// before has started: publishing it again, past the
+			// stream's duplicate window, would run it twice.
+			log.Info("re-run already started; not queued again", "build", a.build, "test", t.Name, "rerun", k)
+			continue
+		}
 		job := events.TestJob{
 			Version: events.Version, Repo: ev.Repo, Number: pull, HeadSHA: a.sha,
 			Installation: ev.Installation, Build: a.build, Test: specOf(t), Attempt: 1, Rerun: k,
@@ -331,6 +343,12 @@ func (h *commandHandler) rebuild(ctx context.Context, log *slog.Logger, ev event
 	}
 	log.Info("base moved since the build; head built again", "from", a.from, "build", claim.Build)
 	return claim.Build, nil
+}
+
+// rerunClaimant is who claims the re-run numbers of command index of ev:
+// the message and the command, so a redelivery gets the same numbers.
+func rerunClaimant(ev events.CommandEvent, index int) string {
+	return ev.MsgID() + "/" + strconv.Itoa(index)
 }
 
 // rebuildEvent is the pull event by which ev's commands build head sha of

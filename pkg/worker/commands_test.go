@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -124,11 +125,16 @@ type commandFakes struct {
 	// tip is the base branch's tip now ("" when there is no branch);
 	// buildClaims the build each rebuild claimant got, lastBuild the
 	// pull's last build number.
-	tip         string
-	tipLookups  atomic.Int32
-	buildClaims map[string]int
-	claimedBy   map[string]string // head -> claimant of its build
-	lastBuild   int
+	// failPublish is the PublishTest call that fails (from 1, 0 for
+	// none), publishes counts the calls, dedup drops a message id
+	// published before.
+	failPublish, publishes int
+	dedup                  bool
+	tip                    string
+	tipLookups             atomic.Int32
+	buildClaims            map[string]int
+	claimedBy              map[string]string // head -> claimant of its build
+	lastBuild              int
 }
 
 type replyMark struct {
@@ -319,6 +325,14 @@ func (f *commandFakes) ClaimReruns(_ context.Context, _ events.Repo, _, build in
 	return runs, nil
 }
 
+// RerunsClaimed is what ClaimReruns gave claimant.
+func (f *commandFakes) RerunsClaimed(_ context.Context, _ events.Repo, _, _ int, claimant string) (map[string]int, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	runs, ok := f.claims[claimant]
+	return runs, ok, nil
+}
+
 // buildTests is the build's .yci.py: f.tests, or f.broken.
 func (f *commandFakes) buildTests(context.Context, Installation, artifacts.Build, *headFacts, *events.TestedBase) ([]pipeline.Test, error) {
 	f.evaluations.Add(1)
@@ -328,9 +342,19 @@ func (f *commandFakes) buildTests(context.Context, Installation, artifacts.Build
 	return f.tests, nil
 }
 
+// PublishTest queues job, unless it is publish number failPublish (from
+// 1), which fails, or, with dedup set, a message id already queued, which
+// the stream's duplicate window drops.
 func (f *commandFakes) PublishTest(_ context.Context, job events.TestJob) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.publishes++
+	if f.publishes == f.failPublish {
+		return errors.New("nats: timeout")
+	}
+	if f.dedup && slices.ContainsFunc(f.published, func(j events.TestJob) bool { return j.MsgID() == job.MsgID() }) {
+		return nil
+	}
 	f.published = append(f.published, job)
 	return nil
 }

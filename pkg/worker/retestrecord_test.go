@@ -178,8 +178,12 @@ func TestQueuedRerunsAreRecorded(t *testing.T) {
 	h := commandHandlerOf(&commandFakes{}, BuildTrusted)
 	h.records = store
 	a := &rerunAction{build: 2, sha: headSHA}
-	if err := h.recordRerunsQueued(t.Context(), ev, 4, a, map[string]int{"a": 1, "b": 1}); err != nil {
+	started, err := h.recordRerunsQueued(t.Context(), ev, 4, a, map[string]int{"a": 1, "b": 1})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]bool{"b": true}, started); diff != "" {
+		t.Errorf("re-runs already started (-want +got):\n%s", diff)
 	}
 	got, err := store.BuildRecord(t.Context(), key)
 	if err != nil {
@@ -191,7 +195,7 @@ func TestQueuedRerunsAreRecorded(t *testing.T) {
 	if b := got.Test("b"); b.State != events.TestRunning {
 		t.Errorf("b, whose re-run already runs, became %s", b.State)
 	}
-	if err := h.recordRerunsQueued(t.Context(), ev, 4, a, map[string]int{"b": 1}); err != nil {
+	if _, err := h.recordRerunsQueued(t.Context(), ev, 4, a, map[string]int{"b": 1}); err != nil {
 		t.Errorf("a change with nothing to record = %v, want nil", err)
 	}
 }
@@ -317,6 +321,67 @@ func TestRetestAfterTheBaseMoved(t *testing.T) {
 			again := "@carol: `/retest`: main moved since the head was built; building again on it as build 3, which runs every test."
 			if len(f.pulls) != 2 || f.pulls[0].MsgID() != f.pulls[1].MsgID() || f.replies[len(f.replies)-1] != again {
 				t.Errorf("after a redelivery: pull events %+v, replies %q; want the same event again and %q", f.pulls, f.replies, again)
+			}
+		})
+	}
+}
+
+// TestRetestDeliveredAgainAfterAFailedPublish: a /retest whose second
+// re-run failed to publish comes again; its record shows both re-runs
+// queued by its own doing, so it queues them again rather than replying
+// that nothing is left to re-run. Within the stream's duplicate window
+// the first is dropped as a duplicate; past it, a re-run that has started
+// is not published again. Either way each runs once.
+func TestRetestDeliveredAgainAfterAFailedPublish(t *testing.T) {
+	t.Parallel()
+	repo := events.Repo{Owner: owner, Name: repoName}
+	key := events.BuildKey{Repo: repo, Pull: 4, Build: 2}
+	tests := []struct {
+		name      string
+		dedup     bool // redelivered within the duplicate window
+		bStarted  bool // b's re-run started before the redelivery
+		published []string
+	}{
+		{"within_the_duplicate_window", true, false, []string{"b#r", "c#r"}},
+		{"past_the_window_after_the_first_started", false, true, []string{"b#r", "c#r"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := retestFakes()
+			f.failPublish, f.dedup = 2, tc.dedup
+			h := commandHandlerOf(f, BuildTrusted)
+			store := storeWith(t, recordOf(map[string]events.TestState{"a": events.TestPassed, "b": events.TestFailed, "c": events.TestFailed}))
+			h.records = store
+			ev := events.CommandEvent{Repo: repo, Number: 4, CommentID: 9, Author: "carol", Delivery: "d-1",
+				Commands: []events.Command{{Kind: events.Retest}}}
+			if err := h.handle(t.Context(), quiet, ev); err == nil {
+				t.Fatal("the first delivery succeeded, though its second publish failed")
+			}
+			if tc.bStarted {
+				if _, err := store.UpdateBuild(t.Context(), key, func(r *events.BuildRecord) error {
+					tr := r.Test("b")
+					tr.State, tr.Attempts = events.TestRunning, append(tr.Attempts, events.AttemptRecord{Rerun: 1, Number: 1})
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := h.handle(t.Context(), quiet, ev); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.published, published(f)); diff != "" {
+				t.Errorf("re-runs queued (-want +got):\n%s", diff)
+			}
+			if len(f.replies) != 0 || len(f.reactions) != 1 {
+				t.Errorf("replies %q, reactions %q; want the reaction alone", f.replies, f.reactions)
+			}
+			rec, err := store.BuildRecord(t.Context(), key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b := rec.Test("b"); tc.bStarted && b.State != events.TestRunning {
+				t.Errorf("b, whose re-run started, became %s", b.State)
 			}
 		})
 	}
