@@ -215,37 +215,46 @@ grep -q old api.txt || { echo "api.txt changed under us"; exit 1; }`
 	}
 }
 
-// TestRetestRunsOnTheBuildsOwnMerge: /retest re-runs a failed test of a
-// build on the very commit the build tested (its merge into the base as
-// it was), even when the base moved since, so its runs stay comparable.
-func TestRetestRunsOnTheBuildsOwnMerge(t *testing.T) {
+// TestRetestAfterTheBaseMovedBuildsOnItsTip: a pull built and passing
+// merged into main at X; main moves to Y, under which its test fails; a
+// /retest builds the head again (build 2) merged into Y, rather than
+// re-running on the old merge: it fails, yci names Y, and the reply says
+// main moved and names the new build.
+func TestRetestAfterTheBaseMovedBuildsOnItsTip(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
-	s.startWorker("worker", "YCI_JOBS=1")
+	w := s.startWorker("worker", "YCI_JOBS=1")
 	s.grant("maintainer", "write")
-	s.commitTo("main", map[string]string{"README.md": "widgets\n"}, "Initial commit")
-	body := `echo "tested=$(git rev-parse HEAD) base=$YCI_BASE_SHA"
-if [ ! -e "$M/flaked" ]; then touch "$M/flaked"; echo "flaked"; exit 1; fi`
-	s.commitTo("feature", map[string]string{".yci.py": yciPy([]string{"flaky"}, 0, 0), "test.sh": s.script(body)}, "Add tests")
-	base := s.commitTo("main", map[string]string{"other.txt": "moved\n"}, "main moves")
+	baseX := s.commitTo("main", map[string]string{"README.md": "widgets\n", "api.txt": "old\n"}, "Initial commit")
+	body := `echo "base=$YCI_BASE_SHA tested=$(git rev-parse HEAD)"
+grep -q old api.txt || { echo "api.txt changed under us"; exit 1; }`
+	s.commitTo("feature", map[string]string{".yci.py": apiConfig, "test.sh": s.script(body)}, "Add tests")
 	n, sha := s.openFrom("feature")
-	first := s.waitFinal(sha, "yci/flaky")["yci/flaky"]
-	if first.GetState() != "failure" {
-		t.Fatalf("first run %s %q, want failure\n%s", first.GetState(), first.GetDescription(), s.history(sha))
+	st := s.waitFinal(sha, "yci/api", "yci")
+	if got := st["yci"]; got.GetState() != "success" || !strings.Contains(got.GetDescription(), "tested merged into main at "+events.ShortSHA(baseX)) {
+		t.Fatalf("build 1: yci %s %q, want success naming main at %.7s\n%s", got.GetState(), got.GetDescription(), baseX, s.history(sha))
 	}
-	firstLog := fetch(t, first.GetTargetURL())
-	tested, _, _ := strings.Cut(firstLog[strings.Index(firstLog, "tested=")+len("tested="):], " ")
-	if tested == sha || !strings.Contains(firstLog, "base="+base) {
-		t.Fatalf("the first run did not test the merge into %.7s:\n%s", base, firstLog)
-	}
-	s.commitTo("main", map[string]string{"other.txt": "moved again\n"}, "main moves again")
-	s.comment(n, "maintainer", "/retest")
-	final := s.waitStatuses(sha, "flaky re-run", func(m map[string]github.RepoStatus) bool {
-		st := m["yci/flaky"]
-		return st.GetState() == "success"
+
+	baseY := s.commitTo("main", map[string]string{"api.txt": "new\n"}, "Change the API")
+	c := s.comment(n, "maintainer", "/retest")
+	onY := "tested merged into main at " + events.ShortSHA(baseY)
+	st = s.waitStatuses(sha, "yci failing on the new base", func(m map[string]github.RepoStatus) bool {
+		y := m["yci"]
+		return y.GetState() == "failure" && strings.Contains(y.GetDescription(), onY)
 	})
-	rerun := final["yci/flaky"]
-	if log := fetch(t, rerun.GetTargetURL()); !strings.Contains(log, "tested="+tested+" base="+base) {
-		t.Errorf("the re-run did not test the build's merge %.7s of %.7s:\n%s", tested, base, log)
+	api := st["yci/api"]
+	log := fetch(t, api.GetTargetURL())
+	for _, want := range []string{"base=" + baseY, "api.txt changed under us"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the test's log after /retest lacks %q:\n%s", want, log)
+		}
+	}
+	s.waitReaction(c.GetID(), "the /retest")
+	reply := "main moved to " + events.ShortSHA(baseY) + " since build 1; building again on it as build 2, which runs every test."
+	s.waitComments(n, "the reply naming the new build", func(cs []github.IssueComment) bool {
+		return slices.ContainsFunc(cs, func(c github.IssueComment) bool { return strings.Contains(c.GetBody(), reply) })
+	})
+	if dirs := s.buildDirs(w.name, n); !slices.Equal(dirs, []string{"1", "2"}) {
+		t.Errorf("builds of pull %d: %q, want 1 and 2 (the /retest's)", n, dirs)
 	}
 }

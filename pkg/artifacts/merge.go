@@ -46,20 +46,54 @@ func (w *Workspace) MergeBuild(ctx context.Context, owner, repo, head, base stri
 	if err := validateSHA(head); err != nil {
 		return Merged{}, err
 	}
-	if base == "" || strings.HasPrefix(base, "-") || strings.ContainsAny(base, "\x00\n\r ^:~?*[\\") {
-		return Merged{}, fmt.Errorf("%w: base branch %q", ErrInvalid, base)
+	if err := validBranch(base); err != nil {
+		return Merged{}, err
 	}
 	mirror, unlock, err := w.lockExistingMirror(ctx, owner, repo)
 	if err != nil {
 		return Merged{}, err
 	}
 	defer unlock()
-	out, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "rev-parse", "--verify", "--quiet", "--end-of-options", "refs/heads/"+base+"^{commit}")
+	tip, err := w.branchTipLocked(ctx, mirror, owner, repo, base)
 	if err != nil {
-		return Merged{}, fmt.Errorf("%w: %s of %s/%s", ErrNoBase, base, owner, repo)
+		return Merged{}, err
 	}
-	m := Merged{Base: strings.TrimSpace(string(out))}
+	m := Merged{Base: tip}
 	return m, w.mergeLocked(ctx, mirror, head, &m, merge)
+}
+
+// BranchTip is the commit branch points at in the mirror of owner/repo,
+// as the last UpdateMirror fetched it: what MergeBuild would merge into
+// now. /retest compares it with a build's recorded base to tell whether
+// the base moved. An error wraps ErrNoBase when the mirror lacks the
+// branch, ErrNotMirrored when there is no mirror.
+func (w *Workspace) BranchTip(ctx context.Context, owner, repo, branch string) (string, error) {
+	if err := validBranch(branch); err != nil {
+		return "", err
+	}
+	mirror, unlock, err := w.lockExistingMirror(ctx, owner, repo)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	return w.branchTipLocked(ctx, mirror, owner, repo, branch)
+}
+
+// validBranch refuses a branch name git could read as something else.
+func validBranch(branch string) error {
+	if branch == "" || strings.HasPrefix(branch, "-") || strings.ContainsAny(branch, "\x00\n\r ^:~?*[\\") {
+		return fmt.Errorf("%w: base branch %q", ErrInvalid, branch)
+	}
+	return nil
+}
+
+// branchTipLocked is BranchTip holding the mirror's lock.
+func (w *Workspace) branchTipLocked(ctx context.Context, mirror, owner, repo, branch string) (string, error) {
+	out, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "rev-parse", "--verify", "--quiet", "--end-of-options", "refs/heads/"+branch+"^{commit}")
+	if err != nil {
+		return "", fmt.Errorf("%w: %s of %s/%s", ErrNoBase, branch, owner, repo)
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // RemakeMerge makes again, in the mirror of owner/repo, the commit

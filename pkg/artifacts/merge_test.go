@@ -163,3 +163,32 @@ func TestRemakeMergeOnAnotherBox(t *testing.T) {
 		t.Error("merging into another base claimed to make the same commit")
 	}
 }
+
+// TestBranchTip: the tip is what the last fetch saw, moving with the next
+// one; a branch the mirror lacks wraps ErrNoBase, a bad name ErrInvalid.
+func TestBranchTip(t *testing.T) {
+	t.Parallel()
+	f := newMergeFixture(t)
+	ctx := testContext(t)
+	if tip, err := f.w.BranchTip(ctx, "o", "r", "main"); err != nil || tip != f.moved {
+		t.Fatalf("BranchTip(main) = %q, %v; want %s", tip, err, f.moved)
+	}
+	f.o.setRef("refs/heads/main", f.upToDate)
+	if tip, _ := f.w.BranchTip(ctx, "o", "r", "main"); tip != f.moved {
+		t.Errorf("BranchTip(main) before a fetch = %q, want the fetched %s", tip, f.moved)
+	}
+	if err := f.w.UpdateMirror(ctx, "o", "r", f.o.dir, GitAuth{}); err != nil {
+		t.Fatal(err)
+	}
+	if tip, err := f.w.BranchTip(ctx, "o", "r", "main"); err != nil || tip != f.upToDate {
+		t.Errorf("BranchTip(main) after main moved = %q, %v; want %s", tip, err, f.upToDate)
+	}
+	for _, tc := range []struct {
+		branch string
+		want   error
+	}{{"gone", ErrNoBase}, {"-x", ErrInvalid}, {"a b", ErrInvalid}} {
+		if _, err := f.w.BranchTip(ctx, "o", "r", tc.branch); !errors.Is(err, tc.want) {
+			t.Errorf("BranchTip(%q) = %v, want %v", tc.branch, err, tc.want)
+		}
+	}
+}

@@ -152,6 +152,21 @@ func (r *Registry) BuildOf(ctx context.Context, repo Repo, pull int, sha string)
 	return build, ok, nil
 }
 
+// BuildClaim is BuildOf with the claimant of that build (the id of the
+// message that claimed it, as given to ClaimBuildFor): a command that
+// queued a rebuild knows its own build when its message comes again.
+func (r *Registry) BuildClaim(ctx context.Context, repo Repo, pull int, sha string) (build int, by string, ok bool, err error) {
+	if err := checkBuildKey(repo, pull, sha); err != nil {
+		return 0, "", false, err
+	}
+	rec, _, err := r.loadPull(ctx, pullKey(repo, pull))
+	if err != nil {
+		return 0, "", false, fmt.Errorf("looking up build of %s#%d at %s: %w", repo.FullName(), pull, sha, err)
+	}
+	build, ok = rec.SHAs[sha]
+	return build, rec.Claims[sha].By, ok, nil
+}
+
 // checkBuildKey refuses what cannot name a pull request's head: the
 // repository and number by the one definition (Repo.Validate,
 // ValidatePull); the sha only when empty, as records are keyed by it and

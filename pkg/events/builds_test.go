@@ -117,6 +117,24 @@ func TestClaimBuild(t *testing.T) {
 			}
 		})
 
+		t.Run("build_claim_names_the_claimant", func(t *testing.T) {
+			reg := boxes[0].Registry()
+			if _, err := reg.ClaimBuildFor(ctx, repo, 5, "ddd", "push-1", false); err != nil {
+				t.Fatal(err)
+			}
+			c, err := reg.ClaimBuildFor(ctx, repo, 5, "ddd", "retest-1", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			build, by, ok, err := boxes[1].Registry().BuildClaim(ctx, repo, 5, "ddd")
+			if err != nil || !ok || build != c.Build || by != "retest-1" {
+				t.Errorf("BuildClaim after a rebuild = %d, %q, %v, %v; want %d by retest-1", build, by, ok, err, c.Build)
+			}
+			if _, _, ok, err := reg.BuildClaim(ctx, repo, 5, "eee"); ok || err != nil {
+				t.Errorf("BuildClaim of an unbuilt head = %v, %v; want none", ok, err)
+			}
+		})
+
 		t.Run("pull_requests_and_repositories_are_numbered_apart", func(t *testing.T) {
 			other := events.Repo{Owner: "my", Name: "org.a.repo"}
 			build, fresh, err := boxes[0].Registry().ClaimBuild(ctx, other, 1, "sha0", false)

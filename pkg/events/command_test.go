@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -176,6 +177,13 @@ func TestClaimReruns(t *testing.T) {
 			again, err := boxes[1].Registry().ClaimReruns(ctx, repo, 1, 2, []string{"a"}, "command-x")
 			if err != nil {
 				t.Fatal(err)
+			}
+			claimed, ok, err := boxes[1].Registry().RerunsClaimed(ctx, repo, 1, 2, "command-x")
+			if err != nil || !ok || !maps.Equal(claimed, first) {
+				t.Errorf("RerunsClaimed(command-x) = %v, %v, %v; want %v", claimed, ok, err, first)
+			}
+			if _, ok, err := boxes[1].Registry().RerunsClaimed(ctx, repo, 1, 2, "command-z"); ok || err != nil {
+				t.Errorf("RerunsClaimed of a claimant that claimed none = %v, %v; want none", ok, err)
 			}
 			other, err := boxes[1].Registry().ClaimReruns(ctx, repo, 1, 2, []string{"a", "c"}, "command-y")
 			if err != nil {

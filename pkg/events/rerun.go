@@ -77,6 +77,25 @@ func (r *Registry) ClaimReruns(ctx context.Context, repo Repo, pull, build int, 
 	return nil, fmt.Errorf("claiming re-runs of %s#%d build %d: lost %d races in a row", repo.FullName(), pull, build, claimAttempts)
 }
 
+// RerunsClaimed is what ClaimReruns gave claimant for build, and false
+// when it claimed none (or so long ago that the record forgot it). It
+// changes nothing: a command delivered again learns which re-runs it
+// numbered before it failed, to queue those again rather than refuse
+// them as busy.
+func (r *Registry) RerunsClaimed(ctx context.Context, repo Repo, pull, build int, claimant string) (map[string]int, bool, error) {
+	if err := checkBuildKey(repo, pull, "-"); err != nil {
+		return nil, false, err
+	}
+	rec, _, err := r.loadReruns(ctx, rerunKey(repo, pull, build))
+	if err != nil {
+		return nil, false, fmt.Errorf("reading re-runs of %s#%d build %d: %w", repo.FullName(), pull, build, err)
+	}
+	if i := slices.IndexFunc(rec.Claims, func(c rerunClaim) bool { return c.By == claimant }); i >= 0 {
+		return rec.Claims[i].Runs, true, nil
+	}
+	return nil, false, nil
+}
+
 // loadReruns reads a re-run record and its revision; a missing record is
 // empty with revision 0.
 func (r *Registry) loadReruns(ctx context.Context, key string) (rerunRecord, uint64, error) {

@@ -10,7 +10,10 @@ import (
 // check run shows runs again as `/retest NAME` runs it, with a new check
 // run and log, if the check run's commit is still the pull request's head
 // and its build that head's latest. The build-wide check names no test:
-// its Re-run runs the failed ones, as a bare /retest does. It is pure.
+// its Re-run runs the failed ones, as a bare /retest does. Like /retest,
+// it builds the head again instead when its base moved (planRebuild): a
+// check re-run on an old base would still not be a verdict on the base as
+// it is. It is pure.
 func rerunCheck(p *commandPlan, f *commandFacts, c events.Command) (outcome, fact) {
 	build, o, need := planTarget(f)
 	if need != factNone || o.refusal != "" {
@@ -19,13 +22,17 @@ func rerunCheck(p *commandPlan, f *commandFacts, c events.Command) (outcome, fac
 	if build != f.ev.Button.Build {
 		return refused("the check run shows build %d, and %.7s has been built again since (build %d).", f.ev.Button.Build, f.head.sha, build), factNone
 	}
+	if o, need, done := planRebuild(p, f, c.Kind, build); done {
+		return o, need
+	}
 	return planReruns(p, f, 0, events.Command{Kind: events.Retest, Tests: c.Tests}, build)
 }
 
 // rerunSuite decides "Re-run all checks" on the check suite of a commit:
 // every test of the latest build of the commit runs again, if the commit
 // is still the pull request's head; tests still queued or running are
-// left to finish. It is pure.
+// left to finish; when the base moved, the head is built again on it
+// (planRebuild). It is pure.
 func rerunSuite(p *commandPlan, f *commandFacts) (outcome, fact) {
 	if f.ev.Number == 0 {
 		if o, need := suitePull(f); need != factNone || o.refusal != "" {
@@ -34,6 +41,9 @@ func rerunSuite(p *commandPlan, f *commandFacts) (outcome, fact) {
 	}
 	build, o, need := planTarget(f)
 	if need != factNone || o.refusal != "" {
+		return o, need
+	}
+	if o, need, done := planRebuild(p, f, events.RerunSuite, build); done {
 		return o, need
 	}
 	bt, o, need := planTests(f, build)

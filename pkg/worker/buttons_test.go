@@ -25,7 +25,7 @@ var quiet = slog.New(slog.DiscardHandler)
 func commandHandlerOf(f *commandFakes, policy Policy) *commandHandler {
 	return &commandHandler{
 		github: f, writers: &trustCache{entries: map[string]trustEntry{}, now: time.Now},
-		ledger: f, reruns: f, publish: f, approvals: f, records: memrecords.New(), tests: f,
+		ledger: f, reruns: f, publish: f, approvals: f, records: memrecords.New(), tests: f, tips: f,
 		runLogURL: func(b artifacts.Build, name string, k int) string {
 			return fmt.Sprintf("%s%s/%s/pulls/%d/%d/%s/rerun-%d/out.txt", httpRoot, b.Owner, b.Repo, b.Pull, b.Number, name, k)
 		},

@@ -30,16 +30,29 @@ func (h *commandHandler) gather(ctx context.Context, inst Installation, f *comma
 		f.head = head
 		return err
 	case factBuild:
-		n, ok, err := h.reruns.BuildOf(ctx, ev.Repo, f.pull(), f.head.sha)
+		n, by, ok, err := h.reruns.BuildClaim(ctx, ev.Repo, f.pull(), f.head.sha)
 		if err != nil {
 			return fmt.Errorf("looking up the build of %s: %w", f.head.sha, err)
 		}
 		if !ok {
-			n = 0
+			n, by = 0, ""
 		}
-		f.build = &n
+		f.build, f.buildBy = &n, by
 	case factTests:
 		return h.gatherTests(ctx, inst, f)
+	case factBase:
+		return h.gatherBase(ctx, inst, f)
+	case factOwnReruns:
+		f.ownRuns, f.ownRunsKnown = map[int]map[string]int{}, true
+		for i := range ev.Commands {
+			runs, ok, err := h.reruns.RerunsClaimed(ctx, ev.Repo, f.pull(), *f.build, rerunClaimant(ev, i))
+			if err != nil {
+				return fmt.Errorf("reading the re-runs this message numbered: %w", err)
+			}
+			if ok {
+				f.ownRuns[i] = runs
+			}
+		}
 	case factSeen:
 		seen, err := h.ledger.SeeHead(ctx, ev.Repo, f.pull(), f.head.sha, h.now())
 		if err != nil {
@@ -101,6 +114,51 @@ func (h *commandHandler) gatherTests(ctx context.Context, inst Installation, f *
 		f.tests.baseSHA = base.SHA
 	}
 	return nil
+}
+
+// gatherBase learns the base the target build merged, from its record,
+// and, when it merged one, where the pull request's base branch is now:
+// in the mirror, fetched first (a GitHub API read would cost the rate
+// limit and could disagree with what a build fetches).
+func (h *commandHandler) gatherBase(ctx context.Context, inst Installation, f *commandFacts) error {
+	k := buildKey(f.ev.Repo, f.pull(), *f.build)
+	rec, err := h.records.BuildRecord(ctx, k)
+	if err != nil && !errors.Is(err, events.ErrNoRecord) {
+		return fmt.Errorf("reading the record of build %d: %w", k.Build, err)
+	}
+	b := &baseFacts{tested: rec.Base}
+	if t := rec.Base; t != nil && t.Merged && !t.Queued && t.SHA != "" {
+		tip, err := h.tips.baseTip(ctx, inst, f.ev.Repo, f.head)
+		switch {
+		case errors.Is(err, artifacts.ErrNoBase):
+			// The branch is gone: a new build could not merge into
+			// it either; /retest re-runs on the old merge.
+		case err != nil:
+			return err
+		default:
+			b.tip = tip
+		}
+	}
+	f.base = b
+	return nil
+}
+
+// baseTipper tells where a pull request's base branch is now.
+type baseTipper interface {
+	// baseTip is the tip of head.baseRef, fetched just now; an error
+	// wrapping artifacts.ErrNoBase when the branch is not there.
+	baseTip(ctx context.Context, inst Installation, repo events.Repo, head *headFacts) (string, error)
+}
+
+func (c checkoutTests) baseTip(ctx context.Context, inst Installation, repo events.Repo, head *headFacts) (string, error) {
+	if err := c.ws.UpdateMirror(ctx, repo.Owner, repo.Name, head.cloneURL, inst.Git); err != nil {
+		return "", fmt.Errorf("updating mirror: %w", err)
+	}
+	tip, err := c.ws.BranchTip(ctx, repo.Owner, repo.Name, head.baseRef)
+	if err != nil {
+		return "", fmt.Errorf("reading the tip of %s: %w", head.baseRef, err)
+	}
+	return tip, nil
 }
 
 // tested is the commit a build of head checks out for its tests: its

@@ -26,9 +26,11 @@ const (
 	factSeen              // when YourCI first saw the head
 	factApproval          // the pull request's approval record
 	factAuthorWrites      // whether the pull request's author may write
+	factBase              // the build's recorded base and its branch's tip now
+	factOwnReruns         // the re-runs this message numbered before, if it came before
 )
 
-var factNames = [...]string{"none", "writer", "suite pulls", "head", "build", "tests", "seen", "approval", "author writes"}
+var factNames = [...]string{"none", "writer", "suite pulls", "head", "build", "tests", "seen", "approval", "author writes", "base", "own re-runs"}
 
 func (f fact) String() string {
 	if int(f) < len(factNames) {
@@ -49,11 +51,46 @@ type commandFacts struct {
 	suitePullsKnown bool
 	head            *headFacts
 	// build is the head's latest build, 0 when it has none.
-	build        *int
+	build *int
+	// buildBy is the id of the message that claimed build: this
+	// message's own rebuild event's when it comes again after queuing it.
+	buildBy      string
 	tests        *buildTests
 	seen         *time.Time
 	approval     *events.Approval
 	authorWrites *bool
+	base         *baseFacts
+	// ownRuns are the re-runs (test name to number) each command, by
+	// its index, of this message numbered for build on an earlier
+	// delivery that failed part way: those are queued again, not
+	// refused as busy. Empty on a first delivery.
+	ownRuns      map[int]map[string]int
+	ownRunsKnown bool
+	// rebuilding is set once a command plans a new build of the head:
+	// the commands after it have nothing left to do.
+	rebuilding bool
+}
+
+// baseFacts is what tells whether the target build's base moved: the
+// base its record says it merged, and the tip of the pull request's base
+// branch in the mirror just fetched.
+type baseFacts struct {
+	// tested is the build record's base; nil when the build has no
+	// record yet or is from before builds merged.
+	tested *events.TestedBase
+	// tip is the base branch's tip now, looked up only when tested says
+	// the build merged its head into a base; "" otherwise, or when the
+	// mirror has no such branch.
+	tip string
+}
+
+// moved reports whether the head, built on a base that has moved since,
+// is to be built again on the new tip rather than re-run on its old merge.
+// A build that tested its head alone (-test-merge=false) has no base to
+// move, nor has a merge group's (GitHub made its merge).
+func (b *baseFacts) moved(baseRef string) bool {
+	t := b.tested
+	return t != nil && t.Merged && !t.Queued && t.SHA != "" && b.tip != "" && (b.tip != t.SHA || t.Ref != baseRef)
 }
 
 // headFacts is the pull request as GitHub shows it now.
@@ -105,13 +142,28 @@ type commandPlan struct {
 	reply string
 }
 
-// commandAction is one thing a command does: re-run tests (retest set)
-// or approve a head commit and queue its build (approve set).
+// commandAction is one thing a command does: re-run tests (retest set),
+// build the head again on its moved base (rebuild set), or approve a head
+// commit and queue its build (approve set).
 type commandAction struct {
 	kind    events.CommandKind
 	retest  *rerunAction
+	rebuild *rebuildAction
 	approve string // the head commit to approve, by the event's author
 }
+
+// rebuildAction builds head commit sha again (a new build number), which
+// merges it into its base branch's tip as the build then fetches it.
+type rebuildAction struct {
+	sha string
+	// from is the build whose base moved; 0 when this message comes
+	// again for the rebuild it queued.
+	from int
+}
+
+// nextBuild stands, in a plan's reply, for the number of the build a
+// rebuild action claims: act writes it in once it is claimed.
+const nextBuild = "{next build}"
 
 // rerunAction re-runs tests of one build; index is the command's place
 // in the comment, which numbers its claim of re-run numbers.
@@ -163,6 +215,9 @@ func planCommands(f commandFacts) commandPlan {
 			problems = append(problems, fmt.Sprintf("`/%s` was refused: %s", c.Kind, o.refusal))
 		case o.note != "":
 			problems = append(problems, fmt.Sprintf("`/%s`: %s", c.Kind, o.note))
+		case o.said != "":
+			problems = append(problems, fmt.Sprintf("`/%s`: %s", c.Kind, o.said))
+			p.react = true
 		default:
 			p.react = true
 		}
@@ -240,13 +295,51 @@ func planTests(f *commandFacts, build int) (*buildTests, outcome, fact) {
 	return f.tests, outcome{}, factNone
 }
 
-// planRetest decides a /retest (see pickReruns) of the head's build.
+// planRetest decides a /retest (see pickReruns) of the head's build, or
+// a new build of the head when its base moved (planRebuild).
 func planRetest(p *commandPlan, f *commandFacts, i int, c events.Command) (outcome, fact) {
 	build, o, need := planTarget(f)
 	if need != factNone || o.refusal != "" {
 		return o, need
 	}
+	if o, need, done := planRebuild(p, f, c.Kind, build); done {
+		return o, need
+	}
 	return planReruns(p, f, i, c, build)
+}
+
+// planRebuild decides whether a command that re-runs tests of build (a
+// /retest, named tests or not, and every re-run button) builds the head
+// again instead, and plans it; done reports that it decided the command.
+// When the base branch moved since build merged the head, re-running
+// tests on that old merge gives no verdict on the base as it is, and
+// re-running some of them on the new tip would mix two bases in one
+// verdict: a new build merges the head into the tip and runs every test.
+// Once one command of a comment planned that, the rest have nothing to
+// do.
+func planRebuild(p *commandPlan, f *commandFacts, kind events.CommandKind, build int) (o outcome, need fact, done bool) {
+	if f.rebuilding {
+		return outcome{}, factNone, true
+	}
+	if f.buildBy != "" && f.buildBy == rebuildEvent(f.ev, f.pull(), f.head.sha).MsgID() {
+		// This message queued build as a rebuild before it failed
+		// further on: queue it again (the same claim, a duplicate
+		// event), and say so again, for the first reply may be lost.
+		f.rebuilding = true
+		p.actions = append(p.actions, commandAction{kind: kind, rebuild: &rebuildAction{sha: f.head.sha}})
+		return outcome{said: fmt.Sprintf("%s moved since the head was built; building again on it as build %s, which runs every test.",
+			f.head.baseRef, nextBuild)}, factNone, true
+	}
+	if f.base == nil {
+		return outcome{}, factBase, true
+	}
+	if !f.base.moved(f.head.baseRef) {
+		return outcome{}, factNone, false
+	}
+	f.rebuilding = true
+	p.actions = append(p.actions, commandAction{kind: kind, rebuild: &rebuildAction{sha: f.head.sha, from: build}})
+	return outcome{said: fmt.Sprintf("%s moved to %s since build %d; building again on it as build %s, which runs every test.",
+		f.head.baseRef, events.ShortSHA(f.base.tip), build, nextBuild)}, factNone, true
 }
 
 // planReruns plans the re-runs c names of the target build, or the
@@ -256,15 +349,31 @@ func planReruns(p *commandPlan, f *commandFacts, i int, c events.Command, build 
 	if need != factNone || o.refusal != "" {
 		return o, need
 	}
+	if !f.ownRunsKnown {
+		return outcome{}, factOwnReruns
+	}
 	names := make([]string, len(bt.tests))
 	specs := make(map[string]pipeline.Test, len(bt.tests))
 	for j, test := range bt.tests {
 		names[j] = test.Name
 		specs[test.Name] = test
 	}
-	run, o := pickReruns(names, bt.states, c, build, f.head.sha)
-	if o.refusal != "" {
-		return o, factNone
+	var run []string
+	if own, ok := f.ownRuns[i]; ok {
+		// This message numbered these re-runs before it failed part
+		// way (publishing one, say): its record shows them queued,
+		// which is its own doing, so they are queued again (act
+		// skips any that started meanwhile).
+		for _, n := range names {
+			if _, mine := own[n]; mine {
+				run = append(run, n)
+			}
+		}
+	} else {
+		var o outcome
+		if run, o = pickReruns(names, bt.states, c, build, f.head.sha); o.refusal != "" {
+			return o, factNone
+		}
 	}
 	a := &rerunAction{index: i, build: build, sha: f.head.sha, baseRef: f.head.baseRef, cloneURL: f.head.cloneURL,
 		baseSHA: bt.baseSHA, tested: bt.tested}

@@ -36,7 +36,7 @@ func planFrom(t *testing.T, world commandFacts) (commandPlan, []fact) {
 		case factHead:
 			f.head, missing = world.head, world.head == nil
 		case factBuild:
-			f.build, missing = world.build, world.build == nil
+			f.build, f.buildBy, missing = world.build, world.buildBy, world.build == nil
 		case factTests:
 			f.tests, missing = world.tests, world.tests == nil
 		case factSeen:
@@ -45,6 +45,15 @@ func planFrom(t *testing.T, world commandFacts) (commandPlan, []fact) {
 			f.approval, missing = world.approval, world.approval == nil
 		case factAuthorWrites:
 			f.authorWrites, missing = world.authorWrites, world.authorWrites == nil
+		case factOwnReruns:
+			f.ownRuns, f.ownRunsKnown = world.ownRuns, true
+		case factBase:
+			// A world without base facts has a build whose base did
+			// not move (it has no record yet).
+			f.base = world.base
+			if f.base == nil {
+				f.base = &baseFacts{}
+			}
 		}
 		if missing {
 			t.Fatalf("the plan asks for %v, which the test's world lacks (asked %v)", p.need, asked)
@@ -56,11 +65,12 @@ func planFrom(t *testing.T, world commandFacts) (commandPlan, []fact) {
 
 // planShown is what a plan does, in words a table can hold.
 type planShown struct {
-	Reruns  []string // "build 2: a b"
-	Approve []string
-	React   bool
-	Reply   string
-	Logged  []string // refusals and notes, for presses
+	Reruns   []string // "build 2: a b"
+	Rebuilds []string // "0123456 after build 2"
+	Approve  []string
+	React    bool
+	Reply    string
+	Logged   []string // refusals and notes, for presses
 }
 
 func showPlan(p commandPlan) planShown {
@@ -76,12 +86,14 @@ func showPlan(p commandPlan) planShown {
 				names[i] = t.Name
 			}
 			s.Reruns = append(s.Reruns, fmt.Sprintf("build %d: %s", a.retest.build, strings.Join(names, " ")))
+		case a.rebuild != nil:
+			s.Rebuilds = append(s.Rebuilds, fmt.Sprintf("%.7s after build %d", a.rebuild.sha, a.rebuild.from))
 		default:
 			s.Approve = append(s.Approve, a.approve)
 		}
 	}
 	for _, o := range p.outcomes {
-		if r := o.refusal + o.note; r != "" {
+		if r := o.refusal + o.note + o.said; r != "" {
 			s.Logged = append(s.Logged, r)
 		}
 	}
@@ -129,12 +141,19 @@ func TestPlanCommands(t *testing.T) {
 	approvable := func(ev events.CommandEvent) commandFacts {
 		return commandFacts{ev: ev, writer: ptr(true), head: open, seen: seenBefore, approval: &events.Approval{}, authorWrites: ptr(false)}
 	}
+	// The build merged the head into main at X; main is now at Y.
+	baseX, baseY := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	mergedX := &events.TestedBase{Ref: "main", SHA: baseX, Merged: true, Merge: strings.Repeat("c", 40)}
+	moved := &baseFacts{tested: mergedX, tip: baseY}
+	still := &baseFacts{tested: mergedX, tip: baseX}
+	rebuilt := "main moved to bbbbbbb since build 2; building again on it as build " + nextBuild + ", which runs every test."
 	refusal := func(c events.Command, why string) string {
 		return "@carol: `/" + string(c.Kind) + "` was refused: " + why
 	}
 	const (
 		W, S, H, B, T = factWriter, factSuitePulls, factHead, factBuild, factTests
 		Seen, A, AW   = factSeen, factApproval, factAuthorWrites
+		Bs, R         = factBase, factOwnReruns
 	)
 	tests := []struct {
 		name  string
@@ -158,34 +177,98 @@ func TestPlanCommands(t *testing.T) {
 		{"a_broken_yci_py_has_nothing_to_rerun",
 			commandFacts{ev: comment(retest()), writer: ptr(true), head: open, build: ptr(2), tests: &buildTests{broken: ".yci.py line 3: bad"}},
 			planShown{Reply: refusal(retest(), "the .yci.py of build 2 is broken (.yci.py line 3: bad), so it has no tests to re-run."),
-				Logged: []string{"the .yci.py of build 2 is broken (.yci.py line 3: bad), so it has no tests to re-run."}}, []fact{W, H, B, T}},
+				Logged: []string{"the .yci.py of build 2 is broken (.yci.py line 3: bad), so it has no tests to re-run."}}, []fact{W, H, B, Bs, T}},
 		{"a_bare_retest_reruns_what_failed_or_errored",
 			commandFacts{ev: comment(retest()), writer: ptr(true), head: open, build: ptr(2), tests: failed},
-			planShown{Reruns: []string{"build 2: b c"}, React: true}, []fact{W, H, B, T}},
+			planShown{Reruns: []string{"build 2: b c"}, React: true}, []fact{W, H, B, Bs, T, R}},
 		{"a_named_test_reruns_even_when_it_passed",
 			commandFacts{ev: comment(retest("a")), writer: ptr(true), head: open, build: ptr(2), tests: failed},
-			planShown{Reruns: []string{"build 2: a"}, React: true}, []fact{W, H, B, T}},
+			planShown{Reruns: []string{"build 2: a"}, React: true}, []fact{W, H, B, Bs, T, R}},
 		{"a_busy_named_test_is_refused",
 			commandFacts{ev: comment(retest("a")), writer: ptr(true), head: open, build: ptr(2),
 				tests: testsIn(map[string]events.TestState{"a": events.TestRunning})},
 			planShown{Reply: refusal(retest(), "`a` still queued or running; re-run it once it is done."),
-				Logged: []string{"`a` still queued or running; re-run it once it is done."}}, []fact{W, H, B, T}},
+				Logged: []string{"`a` still queued or running; re-run it once it is done."}}, []fact{W, H, B, Bs, T, R}},
 		{"a_second_retest_in_the_comment_sees_the_first_ones_reruns_queued",
 			commandFacts{ev: comment(retest(), retest("b")), writer: ptr(true), head: open, build: ptr(2), tests: failed},
 			planShown{Reruns: []string{"build 2: b c"}, React: true, Reply: refusal(retest(), "`b` still queued or running; re-run it once it is done."),
-				Logged: []string{"`b` still queued or running; re-run it once it is done."}}, []fact{W, H, B, T}},
+				Logged: []string{"`b` still queued or running; re-run it once it is done."}}, []fact{W, H, B, Bs, T, R}},
 		{"several_problems_are_one_reply_listing_them",
 			commandFacts{ev: comment(retest("zz"), ok), policy: BuildAll, writer: ptr(true), head: open, build: ptr(2), tests: failed},
 			planShown{Reply: "@carol:\n- `/retest` was refused: unknown test `zz`. Build 2 has tests `a`, `b`, `c`, `d`.\n" +
 				"- `/ok-to-test`: this YourCI builds every pull request without approval; there is nothing to approve.",
 				Logged: []string{"unknown test `zz`. Build 2 has tests `a`, `b`, `c`, `d`.",
-					"this YourCI builds every pull request without approval; there is nothing to approve."}}, []fact{W, H, B, T}},
+					"this YourCI builds every pull request without approval; there is nothing to approve."}}, []fact{W, H, B, Bs, T, R}},
+
+		{"a_retest_delivered_again_queues_its_own_reruns_which_its_record_shows_queued",
+			commandFacts{ev: comment(retest()), writer: ptr(true), head: open, build: ptr(2),
+				tests:   testsIn(map[string]events.TestState{"a": events.TestPassed, "b": events.TestQueued, "c": events.TestQueued}),
+				ownRuns: map[int]map[string]int{0: {"b": 1, "c": 1}}},
+			planShown{Reruns: []string{"build 2: b c"}, React: true}, []fact{W, H, B, Bs, T, R}},
+		{"another_commands_reruns_are_still_busy_for_this_one",
+			commandFacts{ev: comment(retest("a"), retest("b")), writer: ptr(true), head: open, build: ptr(2),
+				tests:   testsIn(map[string]events.TestState{"a": events.TestQueued, "b": events.TestQueued}),
+				ownRuns: map[int]map[string]int{0: {"a": 1}}},
+			planShown{Reruns: []string{"build 2: a"}, React: true, Reply: refusal(retest(), "`b` still queued or running; re-run it once it is done."),
+				Logged: []string{"`b` still queued or running; re-run it once it is done."}}, []fact{W, H, B, Bs, T, R}},
+
+		// /retest after the base moved: a new build on the new tip.
+		{"a_retest_after_the_base_moved_builds_again_without_evaluating",
+			commandFacts{ev: comment(retest()), writer: ptr(true), head: open, build: ptr(2), base: moved},
+			planShown{Rebuilds: []string{"0123456 after build 2"}, React: true, Reply: "@carol: `/retest`: " + rebuilt,
+				Logged: []string{rebuilt}}, []fact{W, H, B, Bs}},
+		{"a_named_retest_after_the_base_moved_builds_every_test_again",
+			commandFacts{ev: comment(retest("a")), writer: ptr(true), head: open, build: ptr(2), base: moved},
+			planShown{Rebuilds: []string{"0123456 after build 2"}, React: true, Reply: "@carol: `/retest`: " + rebuilt,
+				Logged: []string{rebuilt}}, []fact{W, H, B, Bs}},
+		{"a_retest_on_the_same_base_reruns_on_the_builds_merge",
+			commandFacts{ev: comment(retest()), writer: ptr(true), head: open, build: ptr(2), base: still, tests: failed},
+			planShown{Reruns: []string{"build 2: b c"}, React: true}, []fact{W, H, B, Bs, T, R}},
+		{"a_retest_after_the_pull_was_retargeted_builds_again",
+			commandFacts{ev: comment(retest()), writer: ptr(true), head: &headFacts{state: "open", sha: headSHA, baseRef: "release"},
+				build: ptr(2), base: &baseFacts{tested: mergedX, tip: baseX}},
+			planShown{Rebuilds: []string{"0123456 after build 2"}, React: true,
+				Reply:  "@carol: `/retest`: release moved to aaaaaaa since build 2; building again on it as build " + nextBuild + ", which runs every test.",
+				Logged: []string{"release moved to aaaaaaa since build 2; building again on it as build " + nextBuild + ", which runs every test."}},
+			[]fact{W, H, B, Bs}},
+		{"a_build_of_the_head_alone_has_no_base_to_move",
+			commandFacts{ev: comment(retest()), writer: ptr(true), head: open, build: ptr(2),
+				base: &baseFacts{tested: &events.TestedBase{Ref: "main", SHA: baseX}}, tests: failed},
+			planShown{Reruns: []string{"build 2: b c"}, React: true}, []fact{W, H, B, Bs, T, R}},
+		{"a_vanished_base_branch_reruns_on_the_builds_merge",
+			commandFacts{ev: comment(retest()), writer: ptr(true), head: open, build: ptr(2), base: &baseFacts{tested: mergedX}, tests: failed},
+			planShown{Reruns: []string{"build 2: b c"}, React: true}, []fact{W, H, B, Bs, T, R}},
+		{"a_conflicted_build_whose_base_moved_builds_again",
+			commandFacts{ev: comment(retest()), writer: ptr(true), head: open, build: ptr(2),
+				base: &baseFacts{tested: &events.TestedBase{Ref: "main", SHA: baseX, Merged: true, Conflicts: []string{"x"}}, tip: baseY}},
+			planShown{Rebuilds: []string{"0123456 after build 2"}, React: true, Reply: "@carol: `/retest`: " + rebuilt,
+				Logged: []string{rebuilt}}, []fact{W, H, B, Bs}},
+		{"a_second_retest_in_the_comment_leaves_the_rebuild_to_the_first",
+			commandFacts{ev: comment(retest(), retest("b")), writer: ptr(true), head: open, build: ptr(2), base: moved},
+			planShown{Rebuilds: []string{"0123456 after build 2"}, React: true, Reply: "@carol: `/retest`: " + rebuilt,
+				Logged: []string{rebuilt}}, []fact{W, H, B, Bs}},
+
+		{"the_same_comment_again_after_its_rebuild_was_claimed_queues_that_build_again",
+			commandFacts{ev: comment(retest()), writer: ptr(true), head: open, build: ptr(3),
+				buildBy: rebuildEvent(comment(retest()), 4, headSHA).MsgID()},
+			planShown{Rebuilds: []string{"0123456 after build 0"}, React: true,
+				Reply:  "@carol: `/retest`: main moved since the head was built; building again on it as build " + nextBuild + ", which runs every test.",
+				Logged: []string{"main moved since the head was built; building again on it as build " + nextBuild + ", which runs every test."}},
+			[]fact{W, H, B}},
 
 		// Re-run buttons: never a reaction or a reply.
+		{"a_check_runs_re_run_after_the_base_moved_builds_again",
+			commandFacts{ev: press(events.Button{CheckRun: 5, SHA: headSHA, Build: 2}, events.Command{Kind: events.RerunCheck, Tests: []string{"d"}}),
+				writer: ptr(true), head: open, build: ptr(2), base: moved},
+			planShown{Rebuilds: []string{"0123456 after build 2"}, Logged: []string{rebuilt}}, []fact{W, H, B, Bs}},
+		{"a_suites_re_run_after_the_base_moved_builds_again",
+			commandFacts{ev: press(events.Button{CheckSuite: 6, SHA: headSHA}, events.Command{Kind: events.RerunSuite}),
+				writer: ptr(true), suitePulls: []int{4}, suitePullsKnown: true, head: open, build: ptr(2), base: moved},
+			planShown{Rebuilds: []string{"0123456 after build 2"}, Logged: []string{rebuilt}}, []fact{W, S, H, B, Bs}},
 		{"a_check_runs_re_run_reruns_its_test",
 			commandFacts{ev: press(events.Button{CheckRun: 5, SHA: headSHA, Build: 2}, events.Command{Kind: events.RerunCheck, Tests: []string{"d"}}),
 				writer: ptr(true), head: open, build: ptr(2), tests: failed},
-			planShown{Reruns: []string{"build 2: d"}}, []fact{W, H, B, T}},
+			planShown{Reruns: []string{"build 2: d"}}, []fact{W, H, B, Bs, T, R}},
 		{"a_check_run_of_an_older_build_is_refused_without_evaluating",
 			commandFacts{ev: press(events.Button{CheckRun: 5, SHA: headSHA, Build: 1}, events.Command{Kind: events.RerunCheck, Tests: []string{"d"}}),
 				writer: ptr(true), head: open, build: ptr(2)},
@@ -206,7 +289,7 @@ func TestPlanCommands(t *testing.T) {
 			commandFacts{ev: press(events.Button{CheckSuite: 6, SHA: headSHA}, events.Command{Kind: events.RerunSuite}),
 				writer: ptr(true), suitePulls: []int{4}, suitePullsKnown: true, head: open, build: ptr(2),
 				tests: testsIn(map[string]events.TestState{"a": events.TestPassed, "b": events.TestRunning, "c": events.TestQueued})},
-			planShown{Reruns: []string{"build 2: a d"}}, []fact{W, S, H, B, T}},
+			planShown{Reruns: []string{"build 2: a d"}}, []fact{W, S, H, B, Bs, T, R}},
 		{"a_suite_built_for_several_pulls_is_refused",
 			commandFacts{ev: press(events.Button{CheckSuite: 6, SHA: headSHA}, events.Command{Kind: events.RerunSuite}),
 				writer: ptr(true), suitePulls: []int{5, 6}, suitePullsKnown: true},
@@ -219,7 +302,7 @@ func TestPlanCommands(t *testing.T) {
 			commandFacts{ev: press(events.Button{CheckSuite: 6, SHA: headSHA}, events.Command{Kind: events.RerunSuite}),
 				writer: ptr(true), suitePulls: []int{4}, suitePullsKnown: true, head: open, build: ptr(2), tests: testsIn(map[string]events.TestState{
 					"a": events.TestQueued, "b": events.TestRunning, "c": events.TestRetrying, "d": events.TestQueued})},
-			planShown{Logged: []string{"every test of build 2 is still queued or running."}}, []fact{W, S, H, B, T}},
+			planShown{Logged: []string{"every test of build 2 is still queued or running."}}, []fact{W, S, H, B, Bs, T}},
 
 		// /ok-to-test.
 		{"a_writer_approves_the_head_they_saw", approvable(comment(ok)),
@@ -273,7 +356,7 @@ func TestPlanCommands(t *testing.T) {
 				f.build, f.tests = ptr(2), failed
 				return f
 			}(),
-			planShown{Approve: []string{headSHA}, Reruns: []string{"build 2: b c"}, React: true}, []fact{W, H, Seen, A, AW, B, T}},
+			planShown{Approve: []string{headSHA}, Reruns: []string{"build 2: b c"}, React: true}, []fact{W, H, Seen, A, AW, B, Bs, T, R}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -295,7 +378,7 @@ func TestPlanLeavesItsFactsAlone(t *testing.T) {
 	t.Parallel()
 	states := map[string]events.TestState{"a": events.TestFailed}
 	f := commandFacts{ev: events.CommandEvent{Author: "carol", Commands: []events.Command{{Kind: events.Retest}}},
-		writer: ptr(true), head: &headFacts{state: "open", sha: headSHA}, build: ptr(1), tests: testsIn(states)}
+		writer: ptr(true), head: &headFacts{state: "open", sha: headSHA}, build: ptr(1), tests: testsIn(states), base: &baseFacts{}, ownRunsKnown: true}
 	for range 2 {
 		if p := planCommands(f); len(p.actions) != 1 {
 			t.Fatalf("plan %+v, want a re-run of a each time", p)

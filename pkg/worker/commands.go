@@ -31,12 +31,16 @@ type ReactionCreator interface {
 
 // RerunQueue is what comment commands need of JetStream: the build of a
 // head, re-run numbers and the publication of their first attempts, and
-// the pull event that builds a head /ok-to-test approved. An
+// the pull event (and its build number, for a rebuild) that builds a head
+// /ok-to-test approved or /retest builds again on a moved base. An
 // events.Registry and an events.Queue have it together.
 type RerunQueue interface {
 	CommentLedger
 	BuildOf(ctx context.Context, repo events.Repo, pull int, sha string) (int, bool, error)
+	BuildClaim(ctx context.Context, repo events.Repo, pull int, sha string) (build int, by string, ok bool, err error)
 	ClaimReruns(ctx context.Context, repo events.Repo, pull, build int, tests []string, claimant string) (map[string]int, error)
+	RerunsClaimed(ctx context.Context, repo events.Repo, pull, build int, claimant string) (map[string]int, bool, error)
+	ClaimBuildFor(ctx context.Context, repo events.Repo, pull int, sha, claimant string, rebuild bool) (events.Claim, error)
 	PublishTest(ctx context.Context, job events.TestJob) error
 	PublishPull(ctx context.Context, ev events.PullEvent) error
 }
@@ -76,6 +80,7 @@ type commandHandler struct {
 	approvals approvalBook
 	records   commandRecords
 	tests     testLister
+	tips      baseTipper
 	runLogURL logLinker
 	policy    Policy
 	metrics   *Metrics
@@ -91,8 +96,16 @@ type writerChecker interface {
 // rerunNumbers finds a head's build and numbers re-runs of its tests;
 // RerunQueue has it.
 type rerunNumbers interface {
-	BuildOf(ctx context.Context, repo events.Repo, pull int, sha string) (int, bool, error)
+	// BuildClaim is Registry.BuildClaim: the head's latest build and
+	// the message that claimed it.
+	BuildClaim(ctx context.Context, repo events.Repo, pull int, sha string) (build int, by string, ok bool, err error)
 	ClaimReruns(ctx context.Context, repo events.Repo, pull, build int, tests []string, claimant string) (map[string]int, error)
+	// RerunsClaimed is Registry.RerunsClaimed: the re-runs a message
+	// numbered before, when it comes again.
+	RerunsClaimed(ctx context.Context, repo events.Repo, pull, build int, claimant string) (map[string]int, bool, error)
+	// ClaimBuildFor is Registry.ClaimBuildFor: a /retest after the base
+	// moved claims the new build it queues.
+	ClaimBuildFor(ctx context.Context, repo events.Repo, pull int, sha, claimant string, rebuild bool) (events.Claim, error)
 }
 
 // commandPublisher queues what commands start: test attempts and the
@@ -126,6 +139,7 @@ func newCommandHandler(w *Worker) *commandHandler {
 	return &commandHandler{
 		github: o.GitHub, writers: &w.trust, ledger: o.Reruns, reruns: o.Reruns, publish: o.Reruns,
 		approvals: o.Queue, records: o.Records, tests: checkoutTests{ws: o.Workspace, eval: o.Evaluator},
+		tips:      checkoutTests{ws: o.Workspace, eval: o.Evaluator},
 		runLogURL: w.runLogURL, policy: o.Policy, metrics: o.Metrics, now: time.Now,
 	}
 }
@@ -162,10 +176,13 @@ func (w *Worker) HandleCommand(ctx context.Context, d *events.Delivery[events.Co
 
 // outcome is what became of one command: accepted, refused with a reason
 // for the reply, or nothing to do, with a note saying why (no error: an
-// /ok-to-test of a head that needs no approval).
+// /ok-to-test of a head that needs no approval). An accepted command that
+// did something else than asked says what in said: the reply tells it
+// alongside the reaction.
 type outcome struct {
 	refusal string
 	note    string
+	said    string
 }
 
 func refused(format string, args ...any) outcome {
@@ -222,13 +239,20 @@ func (h *commandHandler) act(ctx context.Context, log *slog.Logger, inst Install
 			log.Info("command refused", "command", o.kind, "reason", o.refusal)
 		case o.note != "":
 			log.Info("command has nothing to do", "command", o.kind, "reason", o.note)
+		case o.said != "":
+			log.Info("command carried out otherwise than asked", "command", o.kind, "reason", o.said)
 		}
 	}
 	for _, a := range p.actions {
 		var err error
-		if a.retest != nil {
+		switch {
+		case a.retest != nil:
 			err = h.rerun(ctx, log, ev, p.pull, a.retest)
-		} else {
+		case a.rebuild != nil:
+			var n int
+			n, err = h.rebuild(ctx, log, ev, p.pull, a.rebuild)
+			p.reply = strings.ReplaceAll(p.reply, nextBuild, strconv.Itoa(n))
+		default:
 			err = h.approve(ctx, log, ev, p.pull, a.approve)
 		}
 		if err != nil {
@@ -270,15 +294,23 @@ func (h *commandHandler) rerun(ctx context.Context, log *slog.Logger, ev events.
 	for i, t := range a.tests {
 		names[i] = t.Name
 	}
-	runs, err := h.reruns.ClaimReruns(ctx, ev.Repo, pull, a.build, names, ev.MsgID()+"/"+strconv.Itoa(a.index))
+	runs, err := h.reruns.ClaimReruns(ctx, ev.Repo, pull, a.build, names, rerunClaimant(ev, a.index))
 	if err != nil {
 		return fmt.Errorf("numbering re-runs: %w", err)
 	}
-	if err := h.recordRerunsQueued(ctx, ev, pull, a, runs); err != nil {
+	started, err := h.recordRerunsQueued(ctx, ev, pull, a, runs)
+	if err != nil {
 		return err
 	}
 	for _, t := range a.tests {
 		k := runs[t.Name]
+		if started[t.Name] {
+			// This message came again, and the re-run it queued
+			// before has started: publishing it again, past the
+			// stream's duplicate window, would run it twice.
+			log.Info("re-run already started; not queued again", "build", a.build, "test", t.Name, "rerun", k)
+			continue
+		}
 		job := events.TestJob{
 			Version: events.Version, Repo: ev.Repo, Number: pull, HeadSHA: a.sha,
 			Installation: ev.Installation, Build: a.build, Test: specOf(t), Attempt: 1, Rerun: k,
@@ -292,6 +324,40 @@ func (h *commandHandler) rerun(ctx context.Context, log *slog.Logger, ev events.
 		log.Info("re-run queued", "build", a.build, "test", t.Name, "rerun", k)
 	}
 	return nil
+}
+
+// rebuild queues a new build of a's head commit, which merges it into its
+// base branch's tip as that build fetches it. The build number is claimed
+// here, under the pull event's message id, so the reply can name it: the
+// pull handler, claiming for the same message, resumes that claim, and a
+// redelivery of the command claims and publishes the same build again (a
+// duplicate the stream drops, or a claim the pull handler finds queued).
+func (h *commandHandler) rebuild(ctx context.Context, log *slog.Logger, ev events.CommandEvent, pull int, a *rebuildAction) (int, error) {
+	pe := rebuildEvent(ev, pull, a.sha)
+	claim, err := h.reruns.ClaimBuildFor(ctx, ev.Repo, pull, a.sha, pe.MsgID(), true)
+	if err != nil {
+		return 0, fmt.Errorf("claiming a new build of %.7s: %w", a.sha, err)
+	}
+	if err := h.publish.PublishPull(ctx, pe); err != nil {
+		return 0, fmt.Errorf("queuing build %d of %.7s: %w", claim.Build, a.sha, err)
+	}
+	log.Info("base moved since the build; head built again", "from", a.from, "build", claim.Build)
+	return claim.Build, nil
+}
+
+// rerunClaimant is who claims the re-run numbers of command index of ev:
+// the message and the command, so a redelivery gets the same numbers.
+func rerunClaimant(ev events.CommandEvent, index int) string {
+	return ev.MsgID() + "/" + strconv.Itoa(index)
+}
+
+// rebuildEvent is the pull event by which ev's commands build head sha of
+// pull again; its message id claims the build.
+func rebuildEvent(ev events.CommandEvent, pull int, sha string) events.PullEvent {
+	return events.PullEvent{
+		Version: events.Version, Repo: ev.Repo, Number: pull, HeadSHA: sha,
+		Installation: ev.Installation, Delivery: ev.Delivery, Rebuild: true,
+	}
 }
 
 // approve records that ev's author, a writer, approved head commit sha,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -121,6 +122,19 @@ type commandFakes struct {
 	tests       []pipeline.Test
 	broken      error
 	evaluations atomic.Int32
+	// tip is the base branch's tip now ("" when there is no branch);
+	// buildClaims the build each rebuild claimant got, lastBuild the
+	// pull's last build number.
+	// failPublish is the PublishTest call that fails (from 1, 0 for
+	// none), publishes counts the calls, dedup drops a message id
+	// published before.
+	failPublish, publishes int
+	dedup                  bool
+	tip                    string
+	tipLookups             atomic.Int32
+	buildClaims            map[string]int
+	claimedBy              map[string]string // head -> claimant of its build
+	lastBuild              int
 }
 
 type replyMark struct {
@@ -202,8 +216,42 @@ func (f *commandFakes) Approve(_ context.Context, _ events.Repo, _ int, sha, by 
 
 var errUnexpected = errors.New("not expected in these tests")
 
-func (f *commandFakes) ClaimBuildFor(context.Context, events.Repo, int, string, string, bool) (events.Claim, error) {
-	return events.Claim{}, errUnexpected
+// ClaimBuildFor claims builds as events.Registry does for a rebuild: a
+// new number after the pull's last build, the same again for the same
+// claimant.
+func (f *commandFakes) ClaimBuildFor(_ context.Context, _ events.Repo, _ int, sha, claimant string, rebuild bool) (events.Claim, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !rebuild {
+		return events.Claim{}, errUnexpected
+	}
+	if n, ok := f.buildClaims[claimant]; ok {
+		return events.Claim{Build: n, Mine: true}, nil
+	}
+	if f.buildClaims == nil {
+		f.buildClaims = map[string]int{}
+	}
+	for _, n := range f.builds {
+		f.lastBuild = max(f.lastBuild, n)
+	}
+	f.lastBuild++
+	f.buildClaims[claimant] = f.lastBuild
+	f.builds[sha] = f.lastBuild
+	if f.claimedBy == nil {
+		f.claimedBy = map[string]string{}
+	}
+	f.claimedBy[sha] = claimant
+	return events.Claim{Build: f.lastBuild, Mine: true, Fresh: true}, nil
+}
+
+// baseTip is the base branch's tip: f.tip, or no such branch when it is
+// empty; tipLookups counts the lookups.
+func (f *commandFakes) baseTip(context.Context, Installation, events.Repo, *headFacts) (string, error) {
+	f.tipLookups.Add(1)
+	if f.tip == "" {
+		return "", artifacts.ErrNoBase
+	}
+	return f.tip, nil
 }
 func (f *commandFakes) MarkQueued(context.Context, events.Repo, int, string, int) error {
 	return errUnexpected
@@ -249,9 +297,11 @@ func (f *commandFakes) CreateIssueCommentReaction(_ context.Context, _, _ string
 	return &github.Reaction{Content: github.Ptr(content)}, nil, nil
 }
 
-func (f *commandFakes) BuildOf(_ context.Context, _ events.Repo, _ int, sha string) (int, bool, error) {
+func (f *commandFakes) BuildClaim(_ context.Context, _ events.Repo, _ int, sha string) (int, string, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	n, ok := f.builds[sha]
-	return n, ok, nil
+	return n, f.claimedBy[sha], ok, nil
 }
 
 // ClaimReruns numbers re-runs as events.Registry does: per test of a
@@ -275,6 +325,14 @@ func (f *commandFakes) ClaimReruns(_ context.Context, _ events.Repo, _, build in
 	return runs, nil
 }
 
+// RerunsClaimed is what ClaimReruns gave claimant.
+func (f *commandFakes) RerunsClaimed(_ context.Context, _ events.Repo, _, _ int, claimant string) (map[string]int, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	runs, ok := f.claims[claimant]
+	return runs, ok, nil
+}
+
 // buildTests is the build's .yci.py: f.tests, or f.broken.
 func (f *commandFakes) buildTests(context.Context, Installation, artifacts.Build, *headFacts, *events.TestedBase) ([]pipeline.Test, error) {
 	f.evaluations.Add(1)
@@ -284,9 +342,19 @@ func (f *commandFakes) buildTests(context.Context, Installation, artifacts.Build
 	return f.tests, nil
 }
 
+// PublishTest queues job, unless it is publish number failPublish (from
+// 1), which fails, or, with dedup set, a message id already queued, which
+// the stream's duplicate window drops.
 func (f *commandFakes) PublishTest(_ context.Context, job events.TestJob) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.publishes++
+	if f.publishes == f.failPublish {
+		return errors.New("nats: timeout")
+	}
+	if f.dedup && slices.ContainsFunc(f.published, func(j events.TestJob) bool { return j.MsgID() == job.MsgID() }) {
+		return nil
+	}
 	f.published = append(f.published, job)
 	return nil
 }

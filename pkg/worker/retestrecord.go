@@ -43,20 +43,36 @@ func busy(s events.TestState) bool { return s != "" && !s.Final() }
 // the pages show it and a second /retest finds it busy rather than queuing
 // it again. A test whose record already holds an attempt of that re-run or
 // a later one (the command delivered again after its re-runs started) is
-// left as it is.
-func (h *commandHandler) recordRerunsQueued(ctx context.Context, ev events.CommandEvent, pull int, a *rerunAction, runs map[string]int) error {
+// left as it is, and reported in started: it was published, and its
+// attempts are under way or over, so it is not published again.
+func (h *commandHandler) recordRerunsQueued(ctx context.Context, ev events.CommandEvent, pull int, a *rerunAction, runs map[string]int) (started map[string]bool, err error) {
 	b := build(ev.Repo, pull, a.build)
 	now := h.now().UTC()
-	_, err := h.records.UpdateBuild(ctx, buildKey(ev.Repo, pull, a.build), func(r *events.BuildRecord) error {
+	_, err = h.records.UpdateBuild(ctx, buildKey(ev.Repo, pull, a.build), func(r *events.BuildRecord) error {
+		started = startedReruns(r, runs)
 		if !markRerunsQueued(r, a.sha, ev.Author, runs, now, func(name string, k int) string { return h.runLogURL(b, name, k) }) {
 			return events.ErrUnchanged
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, events.ErrUnchanged) {
-		return fmt.Errorf("recording re-runs of build %d as queued: %w", a.build, err)
+		return nil, fmt.Errorf("recording re-runs of build %d as queued: %w", a.build, err)
 	}
-	return nil
+	return started, nil
+}
+
+// startedReruns are the tests of runs whose re-run (or a later one) has
+// an attempt in r. It is pure.
+func startedReruns(r *events.BuildRecord, runs map[string]int) map[string]bool {
+	started := map[string]bool{}
+	for name, k := range runs {
+		if tr := r.Test(name); tr != nil {
+			if latest := tr.Latest(); latest != nil && latest.Rerun >= k {
+				started[name] = true
+			}
+		}
+	}
+	return started
 }
 
 // markRerunsQueued changes r as recordRerunsQueued describes and reports

@@ -178,8 +178,12 @@ func TestQueuedRerunsAreRecorded(t *testing.T) {
 	h := commandHandlerOf(&commandFakes{}, BuildTrusted)
 	h.records = store
 	a := &rerunAction{build: 2, sha: headSHA}
-	if err := h.recordRerunsQueued(t.Context(), ev, 4, a, map[string]int{"a": 1, "b": 1}); err != nil {
+	started, err := h.recordRerunsQueued(t.Context(), ev, 4, a, map[string]int{"a": 1, "b": 1})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]bool{"b": true}, started); diff != "" {
+		t.Errorf("re-runs already started (-want +got):\n%s", diff)
 	}
 	got, err := store.BuildRecord(t.Context(), key)
 	if err != nil {
@@ -191,7 +195,7 @@ func TestQueuedRerunsAreRecorded(t *testing.T) {
 	if b := got.Test("b"); b.State != events.TestRunning {
 		t.Errorf("b, whose re-run already runs, became %s", b.State)
 	}
-	if err := h.recordRerunsQueued(t.Context(), ev, 4, a, map[string]int{"b": 1}); err != nil {
+	if _, err := h.recordRerunsQueued(t.Context(), ev, 4, a, map[string]int{"b": 1}); err != nil {
 		t.Errorf("a change with nothing to record = %v, want nil", err)
 	}
 }
@@ -233,4 +237,152 @@ func TestSuitePullFromTheRecords(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestRetestAfterTheBaseMoved carries /retest out against in-memory
+// GitHub, queue and records: when the base branch's tip (from the mirror)
+// is not the base the build's record says it merged, the head is built
+// again, under a build number the reply names, and nothing is re-run or
+// evaluated; otherwise the failed tests re-run on the build's merge. A
+// redelivery claims and publishes the same build.
+func TestRetestAfterTheBaseMoved(t *testing.T) {
+	t.Parallel()
+	repo := events.Repo{Owner: owner, Name: repoName}
+	baseX, baseY := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	withBase := func(b *events.TestedBase) events.BuildRecord {
+		rec := recordOf(map[string]events.TestState{"a": events.TestPassed, "b": events.TestFailed})
+		rec.Base = b
+		return rec
+	}
+	merged := &events.TestedBase{Ref: "main", SHA: baseX, Merged: true, Merge: strings.Repeat("c", 40)}
+	rebuilt := "@carol: `/retest`: main moved to bbbbbbb since build 2; building again on it as build 3, which runs every test."
+	tests := []struct {
+		name       string
+		record     events.BuildRecord
+		tip        string
+		reruns     []string
+		rebuilds   int // pull events queued, each a rebuild of headSHA
+		reply      string
+		tipLookups int32
+	}{
+		{"moved_base_builds_again", withBase(merged), baseY, nil, 1, rebuilt, 1},
+		{"unmoved_base_reruns_the_failed", withBase(merged), baseX, []string{"b#r"}, 0, "", 1},
+		{"head_alone_never_looks_up_the_base", withBase(&events.TestedBase{Ref: "main", SHA: baseX}), baseY, []string{"b#r"}, 0, "", 0},
+		{"vanished_base_branch_reruns_the_failed", withBase(merged), "", []string{"b#r"}, 0, "", 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := retestFakes()
+			f.tip = tc.tip
+			h := commandHandlerOf(f, BuildTrusted)
+			h.records = storeWith(t, tc.record)
+			ev := events.CommandEvent{Repo: repo, Number: 4, CommentID: 9, Author: "carol", Delivery: "d-1", Installation: 7,
+				Commands: []events.Command{{Kind: events.Retest}}}
+			if err := h.handle(t.Context(), quiet, ev); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.reruns, published(f)); diff != "" {
+				t.Errorf("re-runs queued (-want +got):\n%s", diff)
+			}
+			if len(f.pulls) != tc.rebuilds {
+				t.Fatalf("pull events queued %+v, want %d", f.pulls, tc.rebuilds)
+			}
+			for _, pe := range f.pulls {
+				if !pe.Rebuild || pe.HeadSHA != headSHA || pe.Number != 4 || pe.Installation != 7 {
+					t.Errorf("pull event %+v, want a rebuild of %.7s on pull 4", pe, headSHA)
+				}
+			}
+			var want []string
+			if tc.reply != "" {
+				want = []string{tc.reply}
+			}
+			if diff := cmp.Diff(want, f.replies); diff != "" {
+				t.Errorf("replies (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]string{AcceptedReaction}, f.reactions); diff != "" {
+				t.Errorf("reactions (-want +got):\n%s", diff)
+			}
+			if got := f.tipLookups.Load(); got != tc.tipLookups {
+				t.Errorf("base tip looked up %d times, want %d", got, tc.tipLookups)
+			}
+			if tc.rebuilds == 0 {
+				return
+			}
+			if got := f.evaluations.Load(); got != 0 {
+				t.Errorf(".yci.py evaluated %d times for a rebuild, want none: the new build evaluates it", got)
+			}
+			// The same message again (its reply failed, say): the
+			// same build is claimed and its event published again,
+			// which the stream drops as a duplicate.
+			if err := h.handle(t.Context(), quiet, ev); err != nil {
+				t.Fatal(err)
+			}
+			again := "@carol: `/retest`: main moved since the head was built; building again on it as build 3, which runs every test."
+			if len(f.pulls) != 2 || f.pulls[0].MsgID() != f.pulls[1].MsgID() || f.replies[len(f.replies)-1] != again {
+				t.Errorf("after a redelivery: pull events %+v, replies %q; want the same event again and %q", f.pulls, f.replies, again)
+			}
+		})
+	}
+}
+
+// TestRetestDeliveredAgainAfterAFailedPublish: a /retest whose second
+// re-run failed to publish comes again; its record shows both re-runs
+// queued by its own doing, so it queues them again rather than replying
+// that nothing is left to re-run. Within the stream's duplicate window
+// the first is dropped as a duplicate; past it, a re-run that has started
+// is not published again. Either way each runs once.
+func TestRetestDeliveredAgainAfterAFailedPublish(t *testing.T) {
+	t.Parallel()
+	repo := events.Repo{Owner: owner, Name: repoName}
+	key := events.BuildKey{Repo: repo, Pull: 4, Build: 2}
+	tests := []struct {
+		name      string
+		dedup     bool // redelivered within the duplicate window
+		bStarted  bool // b's re-run started before the redelivery
+		published []string
+	}{
+		{"within_the_duplicate_window", true, false, []string{"b#r", "c#r"}},
+		{"past_the_window_after_the_first_started", false, true, []string{"b#r", "c#r"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := retestFakes()
+			f.failPublish, f.dedup = 2, tc.dedup
+			h := commandHandlerOf(f, BuildTrusted)
+			store := storeWith(t, recordOf(map[string]events.TestState{"a": events.TestPassed, "b": events.TestFailed, "c": events.TestFailed}))
+			h.records = store
+			ev := events.CommandEvent{Repo: repo, Number: 4, CommentID: 9, Author: "carol", Delivery: "d-1",
+				Commands: []events.Command{{Kind: events.Retest}}}
+			if err := h.handle(t.Context(), quiet, ev); err == nil {
+				t.Fatal("the first delivery succeeded, though its second publish failed")
+			}
+			if tc.bStarted {
+				if _, err := store.UpdateBuild(t.Context(), key, func(r *events.BuildRecord) error {
+					tr := r.Test("b")
+					tr.State, tr.Attempts = events.TestRunning, append(tr.Attempts, events.AttemptRecord{Rerun: 1, Number: 1})
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := h.handle(t.Context(), quiet, ev); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.published, published(f)); diff != "" {
+				t.Errorf("re-runs queued (-want +got):\n%s", diff)
+			}
+			if len(f.replies) != 0 || len(f.reactions) != 1 {
+				t.Errorf("replies %q, reactions %q; want the reaction alone", f.replies, f.reactions)
+			}
+			rec, err := store.BuildRecord(t.Context(), key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b := rec.Test("b"); tc.bStarted && b.State != events.TestRunning {
+				t.Errorf("b, whose re-run started, became %s", b.State)
+			}
+		})
+	}
 }
