@@ -49,6 +49,10 @@ func TestRunTellsWhatChanged(t *testing.T) {
 	withOriginHead := copyCheckout(t, src)
 	git(t, withOriginHead, "update-ref", "refs/remotes/origin/main", git(t, withOriginHead, "rev-parse", "main"))
 	git(t, withOriginHead, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main")
+	// A subdirectory of a repository with a .yci.py of its own: no
+	// top level, so no change to tell.
+	sub := filepath.Join(copyCheckout(t, src), "docs")
+	writeFiles(t, sub, map[string]string{".yci.py": changesConfig})
 	for _, tc := range []struct {
 		name, src, base string
 		want            string // CHANGED, "" for no test
@@ -61,6 +65,8 @@ func TestRunTellsWhatChanged(t *testing.T) {
 		{name: "origin_head_by_default", src: withOriginHead, want: branchWork, wantOut: "since origin/main"},
 		{name: "no_default_base_is_a_note", src: noUpstream, wantErr: "did not say what changed", wantOut: "note: changed_files() is not available"},
 		{name: "a_bad_base_is_an_error", src: src, base: "no-such-branch", wantErr: "-base no-such-branch"},
+		{name: "base_given_in_a_subdirectory_is_an_error", src: sub, base: "main", wantErr: "must be a git repository's top level"},
+		{name: "subdirectory_without_base_is_a_note", src: sub, wantErr: "did not say what changed", wantOut: "note: changed_files() is not available: " + sub},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -124,16 +124,16 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	repo, err := artifacts.ReadLocalRepo(ctx, src)
-	if err != nil && opts.Progress != nil {
-		fmt.Fprintf(opts.Progress, "note: the tests' copies get no .git: %v\n", err)
+	repo, repoErr := artifacts.ReadLocalRepo(ctx, src)
+	if repoErr != nil && opts.Progress != nil {
+		fmt.Fprintf(opts.Progress, "note: the tests' copies get no .git: %v\n", repoErr)
 	}
 	lp := localPull(ctx, src)
 	pull, err := json.Marshal(lp)
 	if err != nil {
 		return Report{}, fmt.Errorf("encoding the local pull: %w", err)
 	}
-	change, err := readChange(ctx, src, opts, repo != nil)
+	change, err := readChange(ctx, src, opts, repoErr)
 	if err != nil {
 		return Report{Build: build, Dir: dir}, err
 	}
@@ -172,10 +172,18 @@ const shownChanges = 20
 
 // readChange learns what the checkout src changes against opts.Base and
 // says so on opts.Progress: the base, and the paths .yci.py will see. A
-// checkout that is no repository, or has no default base, has no change
-// (nil); a Base given but unusable is an error.
-func readChange(ctx context.Context, src string, opts Options, isRepo bool) (*artifacts.LocalChange, error) {
-	if !isRepo {
+// checkout that is no repository's top level (repoErr says why), or has no
+// default base, has no change (nil) and gets a note; a Base given but
+// unusable is an error, rather than a -base silently ignored and a
+// changed_files() that raises without saying why.
+func readChange(ctx context.Context, src string, opts Options, repoErr error) (*artifacts.LocalChange, error) {
+	if repoErr != nil {
+		if opts.Base != "" {
+			return nil, fmt.Errorf("comparing with -base %s: the path must be a git repository's top level: %w", opts.Base, repoErr)
+		}
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "note: changed_files() is not available: %v\n", repoErr)
+		}
 		return nil, nil
 	}
 	c, err := artifacts.ReadLocalChange(ctx, src, opts.Base)
