@@ -47,8 +47,8 @@ type Options struct {
 	Sleep func(context.Context, time.Duration) error
 	// Base is what .yci.py's changed_files() compares the working tree
 	// with: from the merge base of Base and HEAD, as a pull request into
-	// Base would show it. "" means the branch's upstream, else
-	// origin/HEAD (artifacts.ReadLocalChange). Given explicitly, a Base
+	// Base would show it. "" means the branch's upstream if it is
+	// another branch, else origin/HEAD (artifacts.ReadLocalChange). Given explicitly, a Base
 	// that cannot be compared with is an error; by default, a checkout
 	// without either gets a note, and changed_files() raises.
 	Base string
