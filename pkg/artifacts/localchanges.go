@@ -43,6 +43,11 @@ func ReadLocalChange(ctx context.Context, dir, base string) (LocalChange, error)
 	}
 	out, err := git("merge-base", "--end-of-options", base, "HEAD")
 	if err != nil {
+		// git checkout finds a branch that exists only as origin/<name>;
+		// merge-base does not, so say which name would do.
+		if _, e := git("rev-parse", "--verify", "--quiet", "--end-of-options", "refs/remotes/origin/"+base); e == nil {
+			return LocalChange{}, fmt.Errorf("finding where HEAD left %s (did you mean origin/%s?): %w", base, base, err)
+		}
 		return LocalChange{}, fmt.Errorf("finding where HEAD left %s: %w", base, err)
 	}
 	c := LocalChange{Base: base, From: strings.TrimSpace(string(out))}

@@ -61,6 +61,7 @@ func TestRunTellsWhatChanged(t *testing.T) {
 	git(t, tracking, "remote", "add", "origin", "https://example.invalid/project.git")
 	git(t, tracking, "update-ref", "refs/remotes/origin/main", git(t, tracking, "rev-parse", "main"))
 	git(t, tracking, "branch", "--set-upstream-to=origin/main")
+	git(t, tracking, "update-ref", "refs/remotes/origin/release", git(t, tracking, "rev-parse", "main"))
 	// A subdirectory of a repository with a .yci.py of its own: no
 	// top level, so no change to tell.
 	sub := filepath.Join(copyCheckout(t, src), "docs")
@@ -79,6 +80,7 @@ func TestRunTellsWhatChanged(t *testing.T) {
 		{name: "upstream_of_another_name_is_the_base", src: tracking, want: branchWork, wantOut: "since origin/main"},
 		{name: "no_default_base_is_a_note", src: noUpstream, wantErr: "did not say what changed", wantOut: "note: changed_files() is not available"},
 		{name: "a_bad_base_is_an_error", src: src, base: "no-such-branch", wantErr: "-base no-such-branch"},
+		{name: "a_base_only_on_origin_is_named", src: tracking, base: "release", wantErr: "did you mean origin/release?"},
 		{name: "base_given_in_a_subdirectory_is_an_error", src: sub, base: "main", wantErr: "must be a git repository's top level"},
 		{name: "subdirectory_without_base_is_a_note", src: sub, wantErr: "did not say what changed", wantOut: "note: changed_files() is not available: " + sub},
 	} {
