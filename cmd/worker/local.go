@@ -39,7 +39,7 @@ func runLocal(ctx context.Context, opts Options, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "worker:", err)
 		return 1
 	}
-	evaluator := &pipeline.Evaluator{}
+	evaluator := &pipeline.Evaluator{Printed: stdout}
 	runner := &pipeline.Runner{LogLimit: opts.LogLimit, DefaultTimeout: opts.TestTimeout}
 	if err := confine(ctx, box, lim, python, evaluator, runner); err != nil {
 		fmt.Fprintln(stderr, "worker:", err)

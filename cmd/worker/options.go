@@ -23,7 +23,7 @@ type Options struct {
 	// and exits: no GitHub, no NATS.
 	Local string
 	// Base is what a local run's changed_files() compares with (-base);
-	// "" means the upstream branch, else origin/HEAD.
+	// "" means the upstream branch when it has another name, else origin/HEAD.
 	Base string
 	// Workspace is the directory builds are written to; default the
 	// current directory, as in the seed.
@@ -107,7 +107,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs := envflag.New("worker")
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.Local, "local", "", "run the .yci.py matrix of the checkout at `PATH` on this machine and exit")
-	fs.StringVar(&o.Base, "base", "", "with -local: the `REF` yci.changes.changed_files() compares with, from its merge base with HEAD to the working tree (default: the branch's upstream, else origin/HEAD)")
+	fs.StringVar(&o.Base, "base", "", "with -local: the `REF` yci.changes.changed_files() compares with, from its merge base with HEAD to the working tree (default: the branch's upstream when it is another branch, else origin/HEAD)")
 	fs.StringVar(&o.Workspace, "workspace", ".", "workspace `DIR` for mirrors, checkouts and logs; with -local, builds go to DIR/local/")
 	fs.Env("workspace", "YCI_WORKSPACE")
 	fs.IntVar(&o.Jobs, "j", runtime.NumCPU(), "tests run at once")

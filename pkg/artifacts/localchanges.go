@@ -25,8 +25,8 @@ type LocalChange struct {
 }
 
 // ReadLocalChange computes the change of the checkout whose top level is
-// dir against base, a ref or commit; "" means the checkout's upstream
-// branch (@{upstream}), else origin/HEAD, else ErrNoBaseGiven. Git runs
+// dir against base, a ref or commit; "" means defaultLocalBase, else
+// ErrNoBaseGiven. Git runs
 // as the worker runs it (gitEnv) and writes nothing to the repository
 // (GIT_OPTIONAL_LOCKS=0: not even the index's refreshed stat data).
 func ReadLocalChange(ctx context.Context, dir, base string) (LocalChange, error) {
@@ -34,13 +34,7 @@ func ReadLocalChange(ctx context.Context, dir, base string) (LocalChange, error)
 		return runGitWith(ctx, DefaultGitTimeout, dir, GitAuth{}, []string{"GIT_OPTIONAL_LOCKS=0"}, nil, args...)
 	}
 	if base == "" {
-		for _, candidate := range []string{"@{upstream}", "origin/HEAD"} {
-			if out, err := git("rev-parse", "--verify", "--quiet", "--symbolic-full-name", candidate); err == nil && len(out) > 0 {
-				base = strings.TrimPrefix(strings.TrimSpace(string(out)), "refs/remotes/")
-				break
-			}
-		}
-		if base == "" {
+		if base = defaultLocalBase(git); base == "" {
 			return LocalChange{}, ErrNoBaseGiven
 		}
 	}
@@ -49,6 +43,11 @@ func ReadLocalChange(ctx context.Context, dir, base string) (LocalChange, error)
 	}
 	out, err := git("merge-base", "--end-of-options", base, "HEAD")
 	if err != nil {
+		// git checkout finds a branch that exists only as origin/<name>;
+		// merge-base does not, so say which name would do.
+		if _, e := git("rev-parse", "--verify", "--quiet", "--end-of-options", "refs/remotes/origin/"+base); e == nil {
+			return LocalChange{}, fmt.Errorf("finding where HEAD left %s (did you mean origin/%s?): %w", base, base, err)
+		}
 		return LocalChange{}, fmt.Errorf("finding where HEAD left %s: %w", base, err)
 	}
 	c := LocalChange{Base: base, From: strings.TrimSpace(string(out))}
@@ -64,4 +63,36 @@ func ReadLocalChange(ctx context.Context, dir, base string) (LocalChange, error)
 	slices.Sort(c.Files)
 	c.Files = slices.Compact(c.Files)
 	return c, nil
+}
+
+// defaultLocalBase is the branch a pull request of the checked-out branch
+// would merge into: its upstream (@{upstream}) when that is another
+// branch, as after `git checkout -b fix --track origin/release`; else
+// origin/HEAD; else "". An upstream of the branch's own name is where the
+// branch is pushed (`git push -u origin fix`), not what it merges into:
+// comparing with it would leave out everything already pushed.
+func defaultLocalBase(git func(args ...string) ([]byte, error)) string {
+	resolve := func(rev string) string {
+		out, err := git("rev-parse", "--verify", "--quiet", "--symbolic-full-name", rev)
+		if err != nil {
+			return ""
+		}
+		return strings.TrimPrefix(strings.TrimSpace(string(out)), "refs/remotes/")
+	}
+	if up := resolve("@{upstream}"); up != "" && !upstreamIsOwnName(git) {
+		return up
+	}
+	return resolve("origin/HEAD")
+}
+
+// upstreamIsOwnName says the checked-out branch's upstream is a branch of
+// the same name (branch.<name>.merge is refs/heads/<name>).
+func upstreamIsOwnName(git func(args ...string) ([]byte, error)) bool {
+	head, err := git("symbolic-ref", "--quiet", "HEAD")
+	if err != nil {
+		return false
+	}
+	ref := strings.TrimSpace(string(head))
+	merge, err := git("config", "--get", "branch."+strings.TrimPrefix(ref, "refs/heads/")+".merge")
+	return err == nil && strings.TrimSpace(string(merge)) == ref
 }

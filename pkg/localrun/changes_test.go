@@ -49,6 +49,23 @@ func TestRunTellsWhatChanged(t *testing.T) {
 	withOriginHead := copyCheckout(t, src)
 	git(t, withOriginHead, "update-ref", "refs/remotes/origin/main", git(t, withOriginHead, "rev-parse", "main"))
 	git(t, withOriginHead, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main")
+	// The branch pushed with `git push -u`: its upstream is itself on the
+	// remote, which is no base; origin/HEAD is.
+	pushed := copyCheckout(t, withOriginHead)
+	git(t, pushed, "remote", "add", "origin", "https://example.invalid/project.git")
+	git(t, pushed, "update-ref", "refs/remotes/origin/feature", git(t, pushed, "rev-parse", "feature"))
+	git(t, pushed, "branch", "--set-upstream-to=origin/feature")
+	// A branch tracking another branch (checkout -b --track origin/main)
+	// merges into it, origin/HEAD or not.
+	tracking := copyCheckout(t, src)
+	git(t, tracking, "remote", "add", "origin", "https://example.invalid/project.git")
+	git(t, tracking, "update-ref", "refs/remotes/origin/main", git(t, tracking, "rev-parse", "main"))
+	git(t, tracking, "branch", "--set-upstream-to=origin/main")
+	git(t, tracking, "update-ref", "refs/remotes/origin/release", git(t, tracking, "rev-parse", "main"))
+	// A subdirectory of a repository with a .yci.py of its own: no
+	// top level, so no change to tell.
+	sub := filepath.Join(copyCheckout(t, src), "docs")
+	writeFiles(t, sub, map[string]string{".yci.py": changesConfig})
 	for _, tc := range []struct {
 		name, src, base string
 		want            string // CHANGED, "" for no test
@@ -59,8 +76,13 @@ func TestRunTellsWhatChanged(t *testing.T) {
 		{name: "base_given_as_a_commit", src: src, base: git(t, src, "rev-parse", "feature~1"), want: branchWork},
 		{name: "head_as_base_leaves_the_uncommitted_work", src: src, base: "HEAD", want: "docs/index.md,new.txt"},
 		{name: "origin_head_by_default", src: withOriginHead, want: branchWork, wantOut: "since origin/main"},
+		{name: "pushed_branch_compares_with_origin_head_not_itself", src: pushed, want: branchWork, wantOut: "since origin/main"},
+		{name: "upstream_of_another_name_is_the_base", src: tracking, want: branchWork, wantOut: "since origin/main"},
 		{name: "no_default_base_is_a_note", src: noUpstream, wantErr: "did not say what changed", wantOut: "note: changed_files() is not available"},
 		{name: "a_bad_base_is_an_error", src: src, base: "no-such-branch", wantErr: "-base no-such-branch"},
+		{name: "a_base_only_on_origin_is_named", src: tracking, base: "release", wantErr: "did you mean origin/release?"},
+		{name: "base_given_in_a_subdirectory_is_an_error", src: sub, base: "main", wantErr: "must be a git repository's top level"},
+		{name: "subdirectory_without_base_is_a_note", src: sub, wantErr: "did not say what changed", wantOut: "note: changed_files() is not available: " + sub},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

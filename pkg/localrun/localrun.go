@@ -47,8 +47,8 @@ type Options struct {
 	Sleep func(context.Context, time.Duration) error
 	// Base is what .yci.py's changed_files() compares the working tree
 	// with: from the merge base of Base and HEAD, as a pull request into
-	// Base would show it. "" means the branch's upstream, else
-	// origin/HEAD (artifacts.ReadLocalChange). Given explicitly, a Base
+	// Base would show it. "" means the branch's upstream if it is
+	// another branch, else origin/HEAD (artifacts.ReadLocalChange). Given explicitly, a Base
 	// that cannot be compared with is an error; by default, a checkout
 	// without either gets a note, and changed_files() raises.
 	Base string
@@ -89,14 +89,16 @@ type Report struct {
 	Change *artifacts.LocalChange
 }
 
-// Passed reports whether every test passed.
+// Passed reports whether every test passed. A matrix that yielded none
+// passes, as the service's `yci` is success ("no tests for this change"):
+// a local run must not fail where the pull request would pass.
 func (r Report) Passed() bool {
 	for _, t := range r.Tests {
 		if !t.Passed() {
 			return false
 		}
 	}
-	return len(r.Tests) > 0
+	return true
 }
 
 // Run evaluates the matrix of opts.Source and runs every test. An error
@@ -124,16 +126,16 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	repo, err := artifacts.ReadLocalRepo(ctx, src)
-	if err != nil && opts.Progress != nil {
-		fmt.Fprintf(opts.Progress, "note: the tests' copies get no .git: %v\n", err)
+	repo, repoErr := artifacts.ReadLocalRepo(ctx, src)
+	if repoErr != nil && opts.Progress != nil {
+		fmt.Fprintf(opts.Progress, "note: the tests' copies get no .git: %v\n", repoErr)
 	}
 	lp := localPull(ctx, src)
 	pull, err := json.Marshal(lp)
 	if err != nil {
 		return Report{}, fmt.Errorf("encoding the local pull: %w", err)
 	}
-	change, err := readChange(ctx, src, opts, repo != nil)
+	change, err := readChange(ctx, src, opts, repoErr)
 	if err != nil {
 		return Report{Build: build, Dir: dir}, err
 	}
@@ -172,10 +174,18 @@ const shownChanges = 20
 
 // readChange learns what the checkout src changes against opts.Base and
 // says so on opts.Progress: the base, and the paths .yci.py will see. A
-// checkout that is no repository, or has no default base, has no change
-// (nil); a Base given but unusable is an error.
-func readChange(ctx context.Context, src string, opts Options, isRepo bool) (*artifacts.LocalChange, error) {
-	if !isRepo {
+// checkout that is no repository's top level (repoErr says why), or has no
+// default base, has no change (nil) and gets a note; a Base given but
+// unusable is an error, rather than a -base silently ignored and a
+// changed_files() that raises without saying why.
+func readChange(ctx context.Context, src string, opts Options, repoErr error) (*artifacts.LocalChange, error) {
+	if repoErr != nil {
+		if opts.Base != "" {
+			return nil, fmt.Errorf("comparing with -base %s: the path must be a git repository's top level: %w", opts.Base, repoErr)
+		}
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "note: changed_files() is not available: %v\n", repoErr)
+		}
 		return nil, nil
 	}
 	c, err := artifacts.ReadLocalChange(ctx, src, opts.Base)

@@ -158,6 +158,28 @@ def test_generator(build_id, pull):
 	}
 }
 
+// TestRunEmptyMatrixSaysNoTests: a .yci.py that yields nothing (say,
+// changed_files() found nothing it tests) passes and says so in the
+// service's words, not as an empty table.
+func TestRunEmptyMatrixSaysNoTests(t *testing.T) {
+	t.Parallel()
+	src := writeCheckout(t, map[string]string{".yci.py": "def test_generator(build_id, pull):\n    return\n    yield\n"})
+	rep, err := Run(context.Background(), Options{Source: src, Workspace: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Passed() {
+		t.Error("an empty matrix did not pass")
+	}
+	var out strings.Builder
+	if err := rep.WriteSummary(&out); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := out.String(), "no tests for this change: .yci.py yielded none\n"; got != want {
+		t.Errorf("summary %q, want %q", got, want)
+	}
+}
+
 func TestRunBrokenYciPyIsAConfigError(t *testing.T) {
 	t.Parallel()
 	src := writeCheckout(t, map[string]string{".yci.py": "def test_generator(build_id, pull)\n    yield 1\n"})

@@ -9,8 +9,13 @@ import (
 
 // WriteSummary prints one row per test: its result, the attempts it took,
 // how long it ran (all attempts together, waits between them left out) and
-// where its log is.
+// where its log is. A matrix that yielded nothing says so as the service's
+// summary does, rather than as an empty table of 0 passed, 0 failed.
 func (r Report) WriteSummary(w io.Writer) error {
+	if len(r.Tests) == 0 {
+		_, err := fmt.Fprintln(w, "no tests for this change: .yci.py yielded none")
+		return err
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TEST\tRESULT\tATTEMPTS\tDURATION\tLOG")
 	passed := 0

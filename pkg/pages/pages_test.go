@@ -274,7 +274,7 @@ func TestBoxPageGolden(t *testing.T) {
 func TestSummarize(t *testing.T) {
 	t.Parallel()
 	withStates := func(states ...events.TestState) events.BuildRecord {
-		var rec events.BuildRecord
+		rec := events.BuildRecord{SHA: "1234567aaaaaaa1234567aaaaaaa1234567aaaaa"}
 		for i, s := range states {
 			rec.Tests = append(rec.Tests, events.TestRecord{Name: string(rune('a' + i)), State: s})
 		}
@@ -330,6 +330,8 @@ func TestSummarize(t *testing.T) {
 		{"no_tests_is_success", withStates(), Success, "no tests for this change", false},
 		{"names_the_base_it_merged_into", onBase(withStates(events.TestPassed, events.TestFailed), "main", true),
 			Failure, "1 passed, 1 failed of 2; tested merged into main at 9999999", false},
+		{"preparing_is_pending_not_no_tests", onBase(events.BuildRecord{}, "main", true),
+			Pending, "preparing the build; tested merged into main at 9999999", false},
 		{"no_tests_names_the_base_too", onBase(withStates(), "main", true),
 			Success, "no tests for this change; tested merged into main at 9999999", false},
 		{"says_when_the_head_was_tested_alone", onBase(withStates(events.TestPassed), "main", false),

@@ -25,9 +25,11 @@ const Superseded = "superseded"
 // and the headline of its page.
 type Summary struct {
 	// State is Pending while any test is queued, running or waiting to
-	// retry; otherwise Failure when a test failed, Error when none failed
-	// but one could not be run or judged (superseded ones included), and
-	// Success when all passed (or there are none).
+	// retry, or while the build is still being prepared (no head, tests
+	// or configuration error recorded yet); otherwise Failure when a test
+	// failed, Error when none failed but one could not be run or judged
+	// (superseded ones included), and Success when all passed (or the
+	// plan has none).
 	State string
 	// Description counts the tests by state, such as "3 passed, 1 failed
 	// (1 flaky) of 4"; once tests ended superseded it names the commit
@@ -101,12 +103,24 @@ func Summarize(rec events.BuildRecord) Summary {
 	}
 	s.Cancelled = s.State == Error && s.Superseded > 0
 	s.Description = s.describe()
+	if preparing(rec) {
+		s.State, s.Description = Pending, "preparing the build"
+	}
 	if rec.ConfigError != "" && s.Total == 0 {
 		s.State, s.Description = Error, rec.ConfigError
 	} else if b := rec.Base; b != nil && !s.Cancelled {
 		s.Description = withBase(s.Description, *b)
 	}
 	return s
+}
+
+// preparing says rec is a build the worker has begun but not yet planned:
+// the merge is recorded (Base) before .yci.py is evaluated, which may take
+// its 30 seconds, and the head (SHA), the tests or the reason there are
+// none come only with the plan. Such a record is not "no tests for this
+// change", which is a verdict.
+func preparing(rec events.BuildRecord) bool {
+	return rec.SHA == "" && len(rec.Tests) == 0 && rec.ConfigError == ""
 }
 
 // maxDescription is GitHub's limit on a status description.

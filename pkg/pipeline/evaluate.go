@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"math"
@@ -39,6 +40,12 @@ type Evaluator struct {
 	// must then be visible inside it (a system interpreter, not a shim in
 	// HOME).
 	Sandbox Sandbox
+	// Printed, when set, receives what .yci.py printed (stdout and
+	// stderr, bounded) when it evaluated well, headed by a line naming
+	// the file; a ConfigError carries it otherwise. A local run sets it,
+	// so the prints a user debugs .yci.py with are seen; the service
+	// leaves it nil, printing being harmless there.
+	Printed io.Writer
 }
 
 const (
@@ -170,6 +177,12 @@ func (e *Evaluator) EvaluateChange(ctx context.Context, sourceDir string, buildI
 	tests, cerr := convertTests(out.Tests)
 	if cerr != nil {
 		return nil, cerr.withOutput(exit.printed)
+	}
+	if e.Printed != nil && exit.printed != "" {
+		printed := strings.TrimSuffix(exit.printed, "\n")
+		if _, err := fmt.Fprintf(e.Printed, "%s printed:\n%s\n", ConfigFile, printed); err != nil {
+			return nil, fmt.Errorf("showing what %s printed: %w", ConfigFile, err)
+		}
 	}
 	return tests, nil
 }

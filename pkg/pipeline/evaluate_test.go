@@ -105,6 +105,46 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
+// TestEvaluateShowsWhatItPrinted: with Printed set (a local run), what
+// .yci.py printed reaches it after a good evaluation, results untouched;
+// without, nothing is written anywhere.
+func TestEvaluateShowsWhatItPrinted(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := "import sys\nfrom yci.run import Bash\n\ndef test_generator(build_id, pull):\n" +
+		"    print('picking tests')\n    sys.stderr.write('from stderr\\n')\n    yield Bash('true', name='t')\n"
+	if err := os.WriteFile(filepath.Join(dir, ConfigFile), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		show bool
+		want string
+	}{
+		{name: "shown_when_asked", show: true, want: ".yci.py printed:\npicking tests\nfrom stderr\n"},
+		{name: "nowhere_by_default"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var out strings.Builder
+			e := Evaluator{Python: evalPython()}
+			if tc.show {
+				e.Printed = &out
+			}
+			tests, err := e.Evaluate(context.Background(), dir, 1, evalPull(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(tests) != 1 || tests[0].Name != "t" {
+				t.Errorf("tests %+v, want the one yielded", tests)
+			}
+			if out.String() != tc.want {
+				t.Errorf("printed %q, want %q", out.String(), tc.want)
+			}
+		})
+	}
+}
+
 func TestEvaluateConfigErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
