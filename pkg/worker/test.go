@@ -44,29 +44,24 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 	b := build(job.Repo, job.Number, job.Build)
 	t := testOf(job.Test)
 	st := status.Status{Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Pull: b.Pull, Build: b.Number, Rerun: job.Rerun, Test: t.Name, TargetURL: w.runLogURL(b, t.Name, job.Rerun)}
-	if job.Outcome != nil {
-		// The attempt ran, and a worker from before records were
-		// mandatory queued its final state for later: record it now.
+	switch start := planTestStart(testStartFacts{job: job, diskLow: w.opts.Disk.BelowFloor()}); start.step {
+	case stepRecordOwed:
 		st.State, st.Description = status.State(job.Outcome.State), job.Outcome.Description
 		return w.changeTest(ctx, job, finalState(st.State), st, nil)
-	}
-
-	// Below the disk's floor no attempt starts: the job goes back to the
-	// queue, and its status says why, until space is back.
-	if err := w.opts.Disk.BelowFloor(); err != nil {
-		return w.infraFailed(ctx, st, job, infrastructure(InfraDisk, err))
+	case stepWaitInfra:
+		// Below the disk's floor no attempt starts: the job goes back to
+		// the queue, and its status says why, until space is back.
+		return w.infraFailed(ctx, st, job, start.err)
 	}
 	// Registered before the pull is checked, so that a head announced
 	// while the attempt is prepared still stops it.
 	runCtx, done := w.running.start(ctx, job)
 	defer done()
 	p, err := w.readAndPrepare(ctx, log, inst, b, job)
-	if !p.known {
-		return err
-	}
-	if stale := p.stale; stale != "" {
-		log.Info("dropping test", "reason", stale)
-		st.State, st.Description, st.Conclusion = status.Error, status.Errored("not run: "+stale), status.ConclusionCancelled
+	switch plan := planPrepared(preparedFacts{known: p.known, stale: p.stale, newSHA: p.newSHA, err: err}); plan.step {
+	case stepDrop:
+		log.Info("dropping test", "reason", p.stale)
+		st.State, st.Description, st.Conclusion = status.Error, status.Errored("not run: "+p.stale), status.ConclusionCancelled
 		st.TargetURL = w.droppedTestURL(b, job)
 		if newSHA := p.newSHA; newSHA != "" {
 			st.Description = status.SupersededBeforeRun(newSHA)
@@ -75,20 +70,15 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 			w.track(ctx, job, events.TestErrored, st, nil)
 		}
 		return nil
-	}
-	var infra infraError
-	if err = classifyPrepare(err); errors.As(err, &infra) {
-		return w.infraFailed(ctx, st, job, err)
-	}
-	var perm permanentError
-	if errors.As(err, &perm) {
+	case stepWaitInfra:
+		return w.infraFailed(ctx, st, job, plan.err)
+	case stepFailPrepare:
 		// The job ends here: its status must say so, not stay pending.
-		st.State, st.Description = status.Error, status.Errored("cannot prepare the test: "+withoutPaths(err))
+		st.State, st.Description = status.Error, status.Errored("cannot prepare the test: "+withoutPaths(plan.err))
 		w.track(ctx, job, events.TestErrored, st, nil)
-		return err
-	}
-	if err != nil {
-		return err
+		return plan.err
+	case stepHandBack:
+		return plan.err
 	}
 	st.State, st.Description, st.Started = status.Pending, status.Running(job.Attempt, t.Retries+1), true
 	announced := w.announceRunning(ctx, log, job, st)
@@ -126,10 +116,12 @@ func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, st st
 	stopped, isStale := staleCause(runCtx)
 	w.opts.Metrics.TestsRunning.Dec()
 	st.Started = false
-	if isFull && !isStale && ctx.Err() == nil {
+	plan := planAttemptEnd(attemptFacts{job: job, test: a.Test, timeout: w.opts.Runner.TimeoutOf(a.Test),
+		diskStopped: isFull, staleStop: isStale, stopping: ctx.Err() != nil, res: res, runErr: runErr, now: time.Now()})
+	switch plan.step {
+	case stepStopForDisk:
 		return w.stoppedForDisk(ctx, log, st, job, a, res, full)
-	}
-	if isStale {
+	case stepStopStale:
 		w.removeWorkCopy(log, a.Dir)
 		log.Info("stopped test", "reason", stopped.reason)
 		st.State, st.Description, st.Conclusion = status.Error, status.Errored("stopped: "+stopped.reason), status.ConclusionCancelled
@@ -140,31 +132,22 @@ func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, st st
 			w.track(ctx, job, events.TestErrored, st, nil)
 		}
 		return nil
-	}
-	if ctx.Err() != nil {
+	case stepRequeueStopped:
 		// The worker is stopping: the attempt did not finish, so the job
 		// goes back to the queue and its record says so meanwhile.
 		st.Description = status.Queued() + " again: worker stopped"
 		w.track(context.WithoutCancel(ctx), job, events.TestQueued, st, nil)
 		return ctx.Err()
-	}
-	if runErr == nil && res.Outcome == pipeline.Errored && res.ExitCode == -1 {
-		// The test never ran: its sandbox could not be set up, or bash
-		// could not start. The box failed, not the code: run it again later.
+	case stepWaitInfra:
 		w.opts.Metrics.attemptDone(res)
 		return w.infraFailed(ctx, st, job, infrastructure(InfraSandbox, errors.New(res.Reason)))
 	}
-	if runErr != nil {
-		res = pipeline.Result{Outcome: pipeline.Errored, Reason: withoutPaths(runErr)}
-	}
-	w.opts.Metrics.attemptDone(res)
-	log.Info("attempt finished", "outcome", res.Outcome.String(), "exit", res.ExitCode, "duration", res.Duration)
-	if _, retry := pipeline.NextRetry(a.Test, job.Attempt, res.Outcome); !retry {
-		// The test's last attempt: its log stays, its copy goes before
-		// the final status says the test is done.
+	w.opts.Metrics.attemptDone(plan.res)
+	log.Info("attempt finished", "outcome", plan.res.Outcome.String(), "exit", plan.res.ExitCode, "duration", plan.res.Duration)
+	if plan.removeCopy {
 		w.removeWorkCopy(log, a.Dir)
 	}
-	return w.reportAttempt(ctx, st, job, a, res)
+	return w.reportAttempt(ctx, st, job, a, plan)
 }
 
 // markRunning records the attempt as running, when the worker records
@@ -180,34 +163,19 @@ func (w *Worker) markRunning(ctx context.Context, log *slog.Logger, job events.T
 	return done
 }
 
-// reportAttempt turns an attempt's result into the final status, or into a
-// "retrying" status and the next attempt queued with its wait.
-func (w *Worker) reportAttempt(ctx context.Context, st status.Status, job events.TestJob, a pipeline.Attempt, res pipeline.Result) error {
-	t := a.Test
-	attempts := t.Retries + 1
-	if wait, retry := pipeline.NextRetry(t, job.Attempt, res.Outcome); retry {
-		next := job
-		next.Attempt++
-		next.InfraSince, next.InfraRetries = time.Time{}, 0 // the next attempt waits anew
-		next.NotBefore = time.Now().Add(wait).UTC()
-		st.State, st.Description = status.Pending, status.RetryingIn(wait, next.Attempt, attempts)
+// reportAttempt carries out plan, an attempt's end as planAttemptEnd
+// decided it: the final status, or a "retrying" status and the next
+// attempt queued with its wait.
+func (w *Worker) reportAttempt(ctx context.Context, st status.Status, job events.TestJob, a pipeline.Attempt, plan attemptEnd) error {
+	res := plan.res
+	st.State, st.Description, st.Conclusion = plan.state, plan.description, plan.conclusion
+	if plan.step == stepRetry {
 		w.track(ctx, job, events.TestRetrying, st, &res)
-		if err := w.opts.Queue.PublishTest(ctx, next); err != nil {
-			return fmt.Errorf("queuing attempt %d: %w", next.Attempt, err)
+		if err := w.opts.Queue.PublishTest(ctx, plan.next); err != nil {
+			return fmt.Errorf("queuing attempt %d: %w", plan.next.Attempt, err)
 		}
 		w.opts.Metrics.TestsRetried.Inc()
 		return nil
-	}
-	switch res.Outcome {
-	case pipeline.Passed:
-		st.State, st.Description = status.Success, status.Passed(res.Duration, job.Attempt)
-	case pipeline.Failed:
-		st.State, st.Description = status.Failure, status.Failed(res.ExitCode, job.Attempt, attempts, res.Duration)
-	case pipeline.TimedOut:
-		st.State, st.Description = status.Failure, status.TimedOut(w.opts.Runner.TimeoutOf(t), job.Attempt, attempts)
-		st.Conclusion = status.ConclusionTimedOut
-	default:
-		st.State, st.Description = status.Error, status.Errored(res.Reason)
 	}
 	st.Output = attemptReport(a.LogPath, st)
 	return w.recordFinal(ctx, job, st, &res)
@@ -316,11 +284,7 @@ func (w *Worker) checkoutTest(ctx context.Context, inst Installation, cloneURL, 
 func (w *Worker) abandonTest(ctx context.Context, log *slog.Logger, job events.TestJob, delivered uint64) error {
 	b := build(job.Repo, job.Number, job.Build)
 	log.Error("giving up on test", "deliveries", delivered)
-	why := fmt.Sprintf("attempt %d was lost %d times (worker crashed or stopped)", job.Attempt, delivered)
-	if err := w.opts.Disk.BelowFloor(); err != nil {
-		// The deliveries went to waiting for disk space, not to crashes.
-		why = fmt.Sprintf("gave up after %d tries: infrastructure (disk): %s", delivered, withoutPaths(err))
-	}
+	why := planTestStart(testStartFacts{job: job, lastChance: true, delivered: delivered, diskLow: w.opts.Disk.BelowFloor()}).why
 	st := status.Status{
 		Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Pull: b.Pull, Build: b.Number, Rerun: job.Rerun, Test: job.Test.Name, State: status.Error,
 		Description: status.Errored(why),
