@@ -47,7 +47,7 @@ func TestJobsThatKeepCrashingWorkersEndAsErrors(t *testing.T) {
 
 	t.Run("test_job", func(t *testing.T) {
 		job := events.TestJob{Repo: repo, Number: 7, HeadSHA: sha, Build: 2, Attempt: 1, Test: events.TestSpec{Name: "crashy"}}
-		if err := w.abandonTest(ctx, log, job, 10); err != nil {
+		if err := w.tests.abandonTest(ctx, log, job, 10); err != nil {
 			t.Fatal(err)
 		}
 		s := testRecord(t, records, job)
@@ -68,7 +68,7 @@ func TestJobsThatKeepCrashingWorkersEndAsErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		job := events.TestJob{Repo: repo, Number: 8, HeadSHA: sha, Build: 2, Attempt: 1, Test: events.TestSpec{Name: "starved"}}
-		if err := full.abandonTest(ctx, log, job, 10); err != nil {
+		if err := full.tests.abandonTest(ctx, log, job, 10); err != nil {
 			t.Fatal(err)
 		}
 		s := testRecord(t, records, job)

@@ -320,10 +320,10 @@ func formatBytes(n int64) string {
 // closes its log and is its error status; it is not retried (the same
 // test would write as much again), and its working copy is removed at
 // once to give the space back.
-func (w *Worker) stoppedForDisk(ctx context.Context, log *slog.Logger, st status.Status, job events.TestJob, a pipeline.Attempt, res pipeline.Result, stop diskStop) error {
-	w.removeWorkCopy(log, a.Dir)
-	w.opts.Metrics.DiskStops.WithLabelValues(stop.kind).Inc()
-	w.opts.Metrics.attemptDone(res)
+func (h *testHandler) stoppedForDisk(ctx context.Context, log *slog.Logger, st status.Status, job events.TestJob, a pipeline.Attempt, res pipeline.Result, stop diskStop) error {
+	removeWorkCopy(log, a.Dir)
+	h.metrics.DiskStops.WithLabelValues(stop.kind).Inc()
+	h.metrics.attemptDone(res)
 	log.Warn("stopped test for disk", "reason", stop.reason)
 	if err := appendLogLine(a.LogPath, pipeline.LogPrefix+stop.reason+"\n"); err != nil {
 		log.Warn("writing the stop's reason to the log", "err", err)
@@ -331,7 +331,7 @@ func (w *Worker) stoppedForDisk(ctx context.Context, log *slog.Logger, st status
 	res.Reason = stop.reason
 	st.State, st.Description = status.Error, status.Errored(stop.reason)
 	st.Output = attemptReport(a.LogPath, st)
-	return w.recordFinal(ctx, job, st, &res)
+	return h.rec.recordFinal(ctx, job, st, &res)
 }
 
 // appendLogLine appends line to the log at path, which the worker owns
@@ -354,7 +354,7 @@ func appendLogLine(path, line string) error {
 // removeWorkCopy removes a test's working copy once no attempt needs it;
 // its log, beside it, stays. A failure is logged: the cleanup removes
 // what is left with the build.
-func (w *Worker) removeWorkCopy(log *slog.Logger, dir string) {
+func removeWorkCopy(log *slog.Logger, dir string) {
 	if err := os.RemoveAll(dir); err != nil {
 		log.Warn("removing the test's working copy", "err", err)
 	}

@@ -85,18 +85,18 @@ func (m *Metrics) countInfra(err error) {
 // the job is queued again with a growing delay (settleTest). The retry
 // sets the status again when it runs. A job that has waited out such
 // errors for InfraGiveUp ends here as error instead (giveUpInfra).
-func (w *Worker) infraFailed(ctx context.Context, st status.Status, job events.TestJob, err error) error {
-	if infraExpired(job, time.Now(), w.opts.InfraGiveUp) {
-		return w.giveUpInfra(ctx, st, job, err)
+func (h *testHandler) infraFailed(ctx context.Context, st status.Status, job events.TestJob, err error) error {
+	if infraExpired(job, time.Now(), h.infraGiveUp) {
+		return h.giveUpInfra(ctx, st, job, err)
 	}
 	var infra infraError
 	kind := InfraDisk
 	if errors.As(err, &infra) {
 		kind = infra.kind
 	}
-	w.opts.Metrics.infraError(kind)
+	h.metrics.infraError(kind)
 	st.Started = false
 	st.State, st.Description = status.Error, status.Errored("infrastructure ("+kind+"), retrying: "+withoutPaths(err))
-	w.track(ctx, job, events.TestErrored, st, nil)
+	h.rec.track(ctx, job, events.TestErrored, st, nil)
 	return err
 }

@@ -74,18 +74,18 @@ func infraKind(err error) string {
 // infrastructure error re-publishes the job to wait (infraWait) and acks
 // this delivery, so the wait uses none of MaxDeliver. When the job cannot
 // be published, the delivery is handed back as any failure is.
-func (w *Worker) settleTest(ctx context.Context, log *slog.Logger, d *events.Delivery[events.TestJob], err error) {
+func (h *testHandler) settleTest(ctx context.Context, log *slog.Logger, d *events.Delivery[events.TestJob], err error) {
 	v := judgeError(ctx, err, d.NumDelivered)
 	if v.Outcome != HandBack || ctx.Err() != nil {
 		apply(ctx, log, d, v)
 		return
 	}
-	next, ok := infraWait(d.Payload, err, time.Now(), w.opts.InfraRetryDelay)
+	next, ok := infraWait(d.Payload, err, time.Now(), h.infraRetryDelay)
 	if !ok {
 		apply(ctx, log, d, v)
 		return
 	}
-	if perr := w.opts.Queue.PublishTest(ctx, next); perr != nil {
+	if perr := h.publish.PublishTest(ctx, next); perr != nil {
 		v.Err = fmt.Errorf("%w (and queuing it to wait: %w)", err, perr)
 		apply(ctx, log, d, v)
 		return
@@ -104,12 +104,12 @@ func (w *Worker) settleTest(ctx context.Context, log *slog.Logger, d *events.Del
 // giveUpInfra ends job's test as error once it has waited out
 // infrastructure errors for InfraGiveUp: err is the latest, and the
 // status names its kind and cause. A nil return acks the delivery.
-func (w *Worker) giveUpInfra(ctx context.Context, st status.Status, job events.TestJob, err error) error {
+func (h *testHandler) giveUpInfra(ctx context.Context, st status.Status, job events.TestJob, err error) error {
 	waited := time.Since(job.InfraSince).Round(time.Second)
-	w.log.With(job.LogAttrs()...).Error("giving up on test after infrastructure errors", "err", err,
+	h.log.With(job.LogAttrs()...).Error("giving up on test after infrastructure errors", "err", err,
 		"waited", waited, "infra_retries", job.InfraRetries)
 	st.Started = false
 	st.State = status.Error
 	st.Description = status.Errored(fmt.Sprintf("gave up after %s: infrastructure (%s): %s", waited, infraKind(err), withoutPaths(err)))
-	return w.recordFinal(ctx, job, st, nil)
+	return h.rec.recordFinal(ctx, job, st, nil)
 }

@@ -130,7 +130,7 @@ func TestABuildKeepsTheBaseItFirstMerged(t *testing.T) {
 		t.Fatal(err)
 	}
 	job := events.TestJob{Repo: repo, Number: pr.GetNumber(), Build: 41, HeadSHA: head, BaseSHA: base2, TestSHA: first.SHA}
-	fetched, err := w2.checkoutTest(ctx, inst, cloneURL, "main", b, job, work)
+	fetched, err := w2.tests.checkoutTest(ctx, inst, cloneURL, "main", b, job, work)
 	if err != nil || !fetched {
 		t.Fatalf("checkout on a second box: fetched %v, %v", fetched, err)
 	}

@@ -73,15 +73,15 @@ func (w *Worker) recordQueued(ctx context.Context, log *slog.Logger, pr *github.
 // projector and the pages follow the record. Failures are logged, not
 // returned: the next change of the test repairs a state that is not final
 // (final states go through recordFinal).
-func (w *Worker) track(ctx context.Context, job events.TestJob, state events.TestState, st status.Status, res *pipeline.Result) {
-	if err := w.changeTest(ctx, job, state, st, res); err != nil {
-		w.log.With(job.LogAttrs()...).Warn("recording test state", "state", state, "err", err)
+func (r *testRecorder) track(ctx context.Context, job events.TestJob, state events.TestState, st status.Status, res *pipeline.Result) {
+	if err := r.changeTest(ctx, job, state, st, res); err != nil {
+		r.log.With(job.LogAttrs()...).Warn("recording test state", "state", state, "err", err)
 	}
 }
 
 // changeTest is track's record change, its error returned.
-func (w *Worker) changeTest(ctx context.Context, job events.TestJob, state events.TestState, st status.Status, res *pipeline.Result) error {
-	return w.trackChange(ctx, job, func(t *events.TestRecord, now time.Time) {
+func (r *testRecorder) changeTest(ctx context.Context, job events.TestJob, state events.TestState, st status.Status, res *pipeline.Result) error {
+	return r.trackChange(ctx, job, func(t *events.TestRecord, now time.Time) {
 		applyChange(t, job.Rerun, job.Attempt, state, st, res, now)
 	})
 }
@@ -91,8 +91,8 @@ func (w *Worker) changeTest(ctx context.Context, job events.TestJob, state event
 // state is queued as a job of its own (job.Outcome), recorded when it is
 // handled, without running the test again; only if that fails too is the
 // error returned, and the attempt handed back.
-func (w *Worker) recordFinal(ctx context.Context, job events.TestJob, st status.Status, res *pipeline.Result) error {
-	err := w.changeTest(ctx, job, finalState(st.State), st, res)
+func (r *testRecorder) recordFinal(ctx context.Context, job events.TestJob, st status.Status, res *pipeline.Result) error {
+	err := r.changeTest(ctx, job, finalState(st.State), st, res)
 	if err == nil || ctx.Err() != nil {
 		return err
 	}
@@ -100,35 +100,35 @@ func (w *Worker) recordFinal(ctx context.Context, job events.TestJob, st status.
 	owed.Outcome = &events.Outcome{State: string(st.State), Description: st.Description}
 	owed.NotBefore = time.Now().Add(handBackDelay(err, 1)).UTC()
 	owed.Requeues = 0
-	if perr := w.opts.Queue.PublishTest(ctx, owed); perr != nil {
+	if perr := r.publish.PublishTest(ctx, owed); perr != nil {
 		return fmt.Errorf("recording final state (%w), and queuing it for later: %w", err, perr)
 	}
-	w.log.With(job.LogAttrs()...).Warn("final state queued to be recorded later", "err", err, "state", st.State)
+	r.log.With(job.LogAttrs()...).Warn("final state queued to be recorded later", "err", err, "state", st.State)
 	return nil
 }
 
 // trackSuperseded records, as track does, that job's test ended because
 // newSHA was pushed to its pull request (dropped before it ran, or
 // stopped), with st its status as just set.
-func (w *Worker) trackSuperseded(ctx context.Context, job events.TestJob, newSHA string, st status.Status) {
-	err := w.trackChange(ctx, job, func(t *events.TestRecord, now time.Time) {
+func (r *testRecorder) trackSuperseded(ctx context.Context, job events.TestJob, newSHA string, st status.Status) {
+	err := r.trackChange(ctx, job, func(t *events.TestRecord, now time.Time) {
 		if applyChange(t, job.Rerun, job.Attempt, events.TestSuperseded, st, nil, now) {
 			t.SupersededBy = newSHA
 		}
 	})
 	if err != nil {
-		w.log.With(job.LogAttrs()...).Warn("recording test state", "state", events.TestSuperseded, "err", err)
+		r.log.With(job.LogAttrs()...).Warn("recording test state", "state", events.TestSuperseded, "err", err)
 	}
 }
 
 // trackChange applies change to job's test in its build record.
-func (w *Worker) trackChange(ctx context.Context, job events.TestJob, change func(*events.TestRecord, time.Time)) error {
+func (r *testRecorder) trackChange(ctx context.Context, job events.TestJob, change func(*events.TestRecord, time.Time)) error {
 	now := time.Now().UTC()
-	_, err := w.opts.Records.UpdateBuild(ctx, buildKey(job.Repo, job.Number, job.Build), func(r *events.BuildRecord) error {
-		if r.SHA == "" {
-			r.SHA, r.Installation, r.Projected = job.HeadSHA, job.Installation, true
+	_, err := r.records.UpdateBuild(ctx, buildKey(job.Repo, job.Number, job.Build), func(b *events.BuildRecord) error {
+		if b.SHA == "" {
+			b.SHA, b.Installation, b.Projected = job.HeadSHA, job.Installation, true
 		}
-		t := r.AddTest(job.Test.Name)
+		t := b.AddTest(job.Test.Name)
 		t.MaxAttempts = job.Test.Retries + 1
 		change(t, now)
 		return nil

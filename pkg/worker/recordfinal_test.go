@@ -47,11 +47,11 @@ func TestFinalStateIsNeverLostToAFailedRecordWrite(t *testing.T) {
 			store := memrecords.New()
 			store.FailUpdates(tc.recordErr)
 			q := &owedQueue{err: tc.pubErr}
-			w := &Worker{opts: Options{Records: store, Queue: q}, log: slog.New(slog.DiscardHandler)}
+			rec := &testRecorder{records: store, publish: q, log: slog.New(slog.DiscardHandler)}
 			job := events.TestJob{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 3, HeadSHA: decideSHA,
 				Build: 1, Attempt: 2, Test: events.TestSpec{Name: "unit", Retries: 1}}
 			st := status.Status{State: status.Failure, Description: "failed (exit 1) on attempt 2 of 2"}
-			err := w.recordFinal(t.Context(), job, st, nil)
+			err := rec.recordFinal(t.Context(), job, st, nil)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("recordFinal: %v, want an error: %v", err, tc.wantErr)
 			}
@@ -70,7 +70,7 @@ func TestFinalStateIsNeverLostToAFailedRecordWrite(t *testing.T) {
 			}
 			// The store is back: handling the owed job records the state.
 			store.FailUpdates(nil)
-			if err := w.changeTest(t.Context(), owed, finalState(status.State(owed.Outcome.State)), st, nil); err != nil {
+			if err := rec.changeTest(t.Context(), owed, finalState(status.State(owed.Outcome.State)), st, nil); err != nil {
 				t.Fatal(err)
 			}
 			if got := testRecord(t, store, job); got.State != events.TestFailed {

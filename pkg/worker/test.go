@@ -23,76 +23,72 @@ import (
 // queues the next attempt with its wait. The message is acked once the
 // outcome is reported; on shutdown it is handed back to the queue.
 func (w *Worker) HandleTest(ctx context.Context, d *events.Delivery[events.TestJob]) {
+	w.tests.handle(ctx, d)
+}
+
+// handle is HandleTest: a last chance abandons the test, else the attempt
+// is handled, and the delivery settled with what became of it.
+func (h *testHandler) handle(ctx context.Context, d *events.Delivery[events.TestJob]) {
 	job := d.Payload
-	log := w.log.With(job.LogAttrs()...)
+	log := h.log.With(job.LogAttrs()...)
 	stop := d.KeepAlive(ctx)
 	defer stop()
 	var err error
 	if d.LastChance() {
-		err = w.abandonTest(ctx, log, job, d.NumDelivered)
+		err = h.abandonTest(ctx, log, job, d.NumDelivered)
 	} else {
-		err = w.handleTest(ctx, log, job)
+		err = h.handleTest(ctx, log, job)
 	}
-	w.settleTest(ctx, log, d, err)
+	h.settleTest(ctx, log, d, err)
 }
 
-func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.TestJob) error {
-	inst, err := w.opts.GitHub.Installation(ctx, job.Installation)
+func (h *testHandler) handleTest(ctx context.Context, log *slog.Logger, job events.TestJob) error {
+	inst, err := h.installs.Installation(ctx, job.Installation)
 	if err != nil {
 		return fmt.Errorf("authenticating for installation %d: %w", job.Installation, err)
 	}
 	b := build(job.Repo, job.Number, job.Build)
 	t := testOf(job.Test)
-	st := status.Status{Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Pull: b.Pull, Build: b.Number, Rerun: job.Rerun, Test: t.Name, TargetURL: w.runLogURL(b, t.Name, job.Rerun)}
-	if job.Outcome != nil {
-		// The attempt ran, and a worker from before records were
-		// mandatory queued its final state for later: record it now.
+	st := status.Status{Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Pull: b.Pull, Build: b.Number, Rerun: job.Rerun, Test: t.Name, TargetURL: h.runLogURL(b, t.Name, job.Rerun)}
+	switch start := planTestStart(testStartFacts{job: job, diskLow: h.disk.BelowFloor()}); start.step {
+	case stepRecordOwed:
 		st.State, st.Description = status.State(job.Outcome.State), job.Outcome.Description
-		return w.changeTest(ctx, job, finalState(st.State), st, nil)
-	}
-
-	// Below the disk's floor no attempt starts: the job goes back to the
-	// queue, and its status says why, until space is back.
-	if err := w.opts.Disk.BelowFloor(); err != nil {
-		return w.infraFailed(ctx, st, job, infrastructure(InfraDisk, err))
+		return h.rec.changeTest(ctx, job, finalState(st.State), st, nil)
+	case stepWaitInfra:
+		// Below the disk's floor no attempt starts: the job goes back to
+		// the queue, and its status says why, until space is back.
+		return h.infraFailed(ctx, st, job, start.err)
 	}
 	// Registered before the pull is checked, so that a head announced
 	// while the attempt is prepared still stops it.
-	runCtx, done := w.running.start(ctx, job)
+	runCtx, done := h.running.start(ctx, job)
 	defer done()
-	p, err := w.readAndPrepare(ctx, log, inst, b, job)
-	if !p.known {
-		return err
-	}
-	if stale := p.stale; stale != "" {
-		log.Info("dropping test", "reason", stale)
-		st.State, st.Description, st.Conclusion = status.Error, status.Errored("not run: "+stale), status.ConclusionCancelled
-		st.TargetURL = w.droppedTestURL(b, job)
+	p, err := h.readAndPrepare(ctx, log, inst, b, job)
+	switch plan := planPrepared(preparedFacts{known: p.known, stale: p.stale, newSHA: p.newSHA, err: err}); plan.step {
+	case stepDrop:
+		log.Info("dropping test", "reason", p.stale)
+		st.State, st.Description, st.Conclusion = status.Error, status.Errored("not run: "+p.stale), status.ConclusionCancelled
+		st.TargetURL = h.droppedTestURL(b, job)
 		if newSHA := p.newSHA; newSHA != "" {
 			st.Description = status.SupersededBeforeRun(newSHA)
-			w.trackSuperseded(ctx, job, newSHA, st)
+			h.rec.trackSuperseded(ctx, job, newSHA, st)
 		} else {
-			w.track(ctx, job, events.TestErrored, st, nil)
+			h.rec.track(ctx, job, events.TestErrored, st, nil)
 		}
 		return nil
-	}
-	var infra infraError
-	if err = classifyPrepare(err); errors.As(err, &infra) {
-		return w.infraFailed(ctx, st, job, err)
-	}
-	var perm permanentError
-	if errors.As(err, &perm) {
+	case stepWaitInfra:
+		return h.infraFailed(ctx, st, job, plan.err)
+	case stepFailPrepare:
 		// The job ends here: its status must say so, not stay pending.
-		st.State, st.Description = status.Error, status.Errored("cannot prepare the test: "+withoutPaths(err))
-		w.track(ctx, job, events.TestErrored, st, nil)
-		return err
-	}
-	if err != nil {
-		return err
+		st.State, st.Description = status.Error, status.Errored("cannot prepare the test: "+withoutPaths(plan.err))
+		h.rec.track(ctx, job, events.TestErrored, st, nil)
+		return plan.err
+	case stepHandBack:
+		return plan.err
 	}
 	st.State, st.Description, st.Started = status.Pending, status.Running(job.Attempt, t.Retries+1), true
-	announced := w.announceRunning(ctx, log, job, st)
-	return w.runAttempt(ctx, runCtx, log, st, job, pipeline.Attempt{
+	announced := h.announceRunning(ctx, log, job, st)
+	return h.runAttempt(ctx, runCtx, log, st, job, pipeline.Attempt{
 		Test: t, Number: job.Attempt, Dir: p.work, LogPath: p.logPath, Facts: facts(job, p.headRef, p.baseRef),
 	}, announced)
 }
@@ -103,11 +99,11 @@ func (w *Worker) handleTest(ctx context.Context, log *slog.Logger, job events.Te
 // function waits until both are recorded and returns what removes the
 // board's entry; the attempt calls it before it records anything else, so
 // the record never goes from a later state back to running.
-func (w *Worker) announceRunning(ctx context.Context, log *slog.Logger, job events.TestJob, st status.Status) func() (unmark func()) {
+func (h *testHandler) announceRunning(ctx context.Context, log *slog.Logger, job events.TestJob, st status.Status) func() (unmark func()) {
 	done := make(chan func(), 1)
 	go func() {
-		w.track(ctx, job, events.TestRunning, st, nil)
-		done <- w.markRunning(ctx, log, job)
+		h.rec.track(ctx, job, events.TestRunning, st, nil)
+		done <- h.markRunning(ctx, log, job)
 	}()
 	return func() func() { return <-done }
 }
@@ -116,101 +112,79 @@ func (w *Worker) announceRunning(ctx context.Context, log *slog.Logger, job even
 // cancels) and reports what became of it: its outcome, a stop because its
 // head went stale, or a hand-back because the worker (ctx) is stopping.
 // announced is announceRunning's: it is waited for once the attempt ends.
-func (w *Worker) runAttempt(ctx, runCtx context.Context, log *slog.Logger, st status.Status, job events.TestJob, a pipeline.Attempt, announced func() func()) error {
-	w.opts.Metrics.TestsRunning.Inc()
-	guardCtx, unguard := w.opts.Disk.Watch(runCtx, a.Dir)
-	res, runErr := w.opts.Runner.Run(guardCtx, a)
+func (h *testHandler) runAttempt(ctx, runCtx context.Context, log *slog.Logger, st status.Status, job events.TestJob, a pipeline.Attempt, announced func() func()) error {
+	h.metrics.TestsRunning.Inc()
+	guardCtx, unguard := h.disk.Watch(runCtx, a.Dir)
+	res, runErr := h.runner.Run(guardCtx, a)
 	unguard()
 	announced()()
 	full, isFull := diskStopCause(guardCtx)
 	stopped, isStale := staleCause(runCtx)
-	w.opts.Metrics.TestsRunning.Dec()
+	h.metrics.TestsRunning.Dec()
 	st.Started = false
-	if isFull && !isStale && ctx.Err() == nil {
-		return w.stoppedForDisk(ctx, log, st, job, a, res, full)
-	}
-	if isStale {
-		w.removeWorkCopy(log, a.Dir)
+	plan := planAttemptEnd(attemptFacts{job: job, test: a.Test, timeout: h.runner.TimeoutOf(a.Test),
+		diskStopped: isFull, staleStop: isStale, stopping: ctx.Err() != nil, res: res, runErr: runErr, now: time.Now()})
+	switch plan.step {
+	case stepStopForDisk:
+		return h.stoppedForDisk(ctx, log, st, job, a, res, full)
+	case stepStopStale:
+		removeWorkCopy(log, a.Dir)
 		log.Info("stopped test", "reason", stopped.reason)
 		st.State, st.Description, st.Conclusion = status.Error, status.Errored("stopped: "+stopped.reason), status.ConclusionCancelled
 		if stopped.newSHA != "" {
 			st.Description = status.Superseded(stopped.newSHA)
-			w.trackSuperseded(ctx, job, stopped.newSHA, st)
+			h.rec.trackSuperseded(ctx, job, stopped.newSHA, st)
 		} else {
-			w.track(ctx, job, events.TestErrored, st, nil)
+			h.rec.track(ctx, job, events.TestErrored, st, nil)
 		}
 		return nil
-	}
-	if ctx.Err() != nil {
+	case stepRequeueStopped:
 		// The worker is stopping: the attempt did not finish, so the job
 		// goes back to the queue and its record says so meanwhile.
 		st.Description = status.Queued() + " again: worker stopped"
-		w.track(context.WithoutCancel(ctx), job, events.TestQueued, st, nil)
+		h.rec.track(context.WithoutCancel(ctx), job, events.TestQueued, st, nil)
 		return ctx.Err()
+	case stepWaitInfra:
+		h.metrics.attemptDone(res)
+		return h.infraFailed(ctx, st, job, infrastructure(InfraSandbox, errors.New(res.Reason)))
 	}
-	if runErr == nil && res.Outcome == pipeline.Errored && res.ExitCode == -1 {
-		// The test never ran: its sandbox could not be set up, or bash
-		// could not start. The box failed, not the code: run it again later.
-		w.opts.Metrics.attemptDone(res)
-		return w.infraFailed(ctx, st, job, infrastructure(InfraSandbox, errors.New(res.Reason)))
+	h.metrics.attemptDone(plan.res)
+	log.Info("attempt finished", "outcome", plan.res.Outcome.String(), "exit", plan.res.ExitCode, "duration", plan.res.Duration)
+	if plan.removeCopy {
+		removeWorkCopy(log, a.Dir)
 	}
-	if runErr != nil {
-		res = pipeline.Result{Outcome: pipeline.Errored, Reason: withoutPaths(runErr)}
-	}
-	w.opts.Metrics.attemptDone(res)
-	log.Info("attempt finished", "outcome", res.Outcome.String(), "exit", res.ExitCode, "duration", res.Duration)
-	if _, retry := pipeline.NextRetry(a.Test, job.Attempt, res.Outcome); !retry {
-		// The test's last attempt: its log stays, its copy goes before
-		// the final status says the test is done.
-		w.removeWorkCopy(log, a.Dir)
-	}
-	return w.reportAttempt(ctx, st, job, a, res)
+	return h.reportAttempt(ctx, st, job, a, plan)
 }
 
 // markRunning records the attempt as running, when the worker records
 // attempts, and returns what removes the record.
-func (w *Worker) markRunning(ctx context.Context, log *slog.Logger, job events.TestJob) func() {
-	if w.opts.Running == nil {
+func (h *testHandler) markRunning(ctx context.Context, log *slog.Logger, job events.TestJob) func() {
+	if h.board == nil {
 		return func() {}
 	}
-	done, err := w.opts.Running.MarkRunning(ctx, events.RunningAttemptOf(job, w.opts.Box, time.Now()))
+	done, err := h.board.MarkRunning(ctx, events.RunningAttemptOf(job, h.box, time.Now()))
 	if err != nil {
 		log.Warn("recording the attempt as running; listings will not show it", "err", err)
 	}
 	return done
 }
 
-// reportAttempt turns an attempt's result into the final status, or into a
-// "retrying" status and the next attempt queued with its wait.
-func (w *Worker) reportAttempt(ctx context.Context, st status.Status, job events.TestJob, a pipeline.Attempt, res pipeline.Result) error {
-	t := a.Test
-	attempts := t.Retries + 1
-	if wait, retry := pipeline.NextRetry(t, job.Attempt, res.Outcome); retry {
-		next := job
-		next.Attempt++
-		next.InfraSince, next.InfraRetries = time.Time{}, 0 // the next attempt waits anew
-		next.NotBefore = time.Now().Add(wait).UTC()
-		st.State, st.Description = status.Pending, status.RetryingIn(wait, next.Attempt, attempts)
-		w.track(ctx, job, events.TestRetrying, st, &res)
-		if err := w.opts.Queue.PublishTest(ctx, next); err != nil {
-			return fmt.Errorf("queuing attempt %d: %w", next.Attempt, err)
+// reportAttempt carries out plan, an attempt's end as planAttemptEnd
+// decided it: the final status, or a "retrying" status and the next
+// attempt queued with its wait.
+func (h *testHandler) reportAttempt(ctx context.Context, st status.Status, job events.TestJob, a pipeline.Attempt, plan attemptEnd) error {
+	res := plan.res
+	st.State, st.Description, st.Conclusion = plan.state, plan.description, plan.conclusion
+	if plan.step == stepRetry {
+		h.rec.track(ctx, job, events.TestRetrying, st, &res)
+		if err := h.publish.PublishTest(ctx, plan.next); err != nil {
+			return fmt.Errorf("queuing attempt %d: %w", plan.next.Attempt, err)
 		}
-		w.opts.Metrics.TestsRetried.Inc()
+		h.metrics.TestsRetried.Inc()
 		return nil
 	}
-	switch res.Outcome {
-	case pipeline.Passed:
-		st.State, st.Description = status.Success, status.Passed(res.Duration, job.Attempt)
-	case pipeline.Failed:
-		st.State, st.Description = status.Failure, status.Failed(res.ExitCode, job.Attempt, attempts, res.Duration)
-	case pipeline.TimedOut:
-		st.State, st.Description = status.Failure, status.TimedOut(w.opts.Runner.TimeoutOf(t), job.Attempt, attempts)
-		st.Conclusion = status.ConclusionTimedOut
-	default:
-		st.State, st.Description = status.Error, status.Errored(res.Reason)
-	}
 	st.Output = attemptReport(a.LogPath, st)
-	return w.recordFinal(ctx, job, st, &res)
+	return h.rec.recordFinal(ctx, job, st, &res)
 }
 
 // preparedTest is a test's head as the head record (or, when it cannot
@@ -226,14 +200,14 @@ type preparedTest struct {
 // whenever the record can tell) and, when it is, prepares the attempt's
 // working copy (prepareTest). The check's error comes with known false; a
 // stale test has no working copy; otherwise err is the preparation's.
-func (w *Worker) readAndPrepare(ctx context.Context, log *slog.Logger, inst Installation, b artifacts.Build, job events.TestJob) (preparedTest, error) {
-	head, err := w.headOfTest(ctx, log, inst, job)
+func (h *testHandler) readAndPrepare(ctx context.Context, log *slog.Logger, inst Installation, b artifacts.Build, job events.TestJob) (preparedTest, error) {
+	head, err := h.heads.headOfTest(ctx, log, inst, job)
 	if err != nil || head.stale != "" {
 		return preparedTest{testHead: head}, err
 	}
-	work, logPath, err := w.prepareTest(ctx, log, inst, head.cloneURL, head.baseRef, b, job)
+	work, logPath, err := h.prepareTest(ctx, log, inst, head.cloneURL, head.baseRef, b, job)
 	if err == nil && job.Rerun == 0 { // the seed's symlink names the first run
-		if err = w.opts.Workspace.LinkLog(b, job.Test.Name); err != nil {
+		if err = h.workspace.LinkLog(b, job.Test.Name); err != nil {
 			err = fmt.Errorf("linking log: %w", err)
 		}
 	}
@@ -245,8 +219,8 @@ func (w *Worker) readAndPrepare(ctx context.Context, log *slog.Logger, inst Inst
 // its log is linked by the caller, once the test is known to run.
 // Every attempt starts clean: a retry must not inherit a failure's debris.
 // How long each step took is logged at debug level.
-func (w *Worker) prepareTest(ctx context.Context, log *slog.Logger, inst Installation, cloneURL, base string, b artifacts.Build, job events.TestJob) (work, logPath string, err error) {
-	ws := w.opts.Workspace
+func (h *testHandler) prepareTest(ctx context.Context, log *slog.Logger, inst Installation, cloneURL, base string, b artifacts.Build, job events.TestJob) (work, logPath string, err error) {
+	ws := h.workspace
 	began := time.Now()
 	dir, err := ws.CreateRunDir(b, job.Test.Name, job.Rerun)
 	if err != nil {
@@ -258,9 +232,9 @@ func (w *Worker) prepareTest(ctx context.Context, log *slog.Logger, inst Install
 	// A worker killed during an earlier attempt left that attempt's
 	// processes running here; they must not share the new attempt's files.
 	if n, err := pipeline.KillLeftovers(dir); err != nil {
-		w.log.Warn("killing an earlier attempt's processes", "dir", dir, "err", err)
+		h.log.Warn("killing an earlier attempt's processes", "dir", dir, "err", err)
 	} else if n > 0 {
-		w.log.Info("killed an earlier attempt's processes", "dir", dir, "groups", n)
+		h.log.Info("killed an earlier attempt's processes", "dir", dir, "groups", n)
 	}
 	if work, err = ws.RunSourceDir(b, job.Test.Name, job.Rerun); err != nil {
 		return "", "", permanent(err)
@@ -272,7 +246,7 @@ func (w *Worker) prepareTest(ctx context.Context, log *slog.Logger, inst Install
 		return "", "", classifyPrepare(fmt.Errorf("clearing the previous attempt's copy: %w", err))
 	}
 	cleared := time.Now()
-	fetched, err := w.checkoutTest(ctx, inst, cloneURL, base, b, job, work)
+	fetched, err := h.checkoutTest(ctx, inst, cloneURL, base, b, job, work)
 	if err != nil {
 		return "", "", classifyPrepare(err)
 	}
@@ -286,8 +260,8 @@ func (w *Worker) prepareTest(ctx context.Context, log *slog.Logger, inst Install
 // itself finds out: a box that did prepare it spends nothing on asking.
 // A merge this box lacks is made again from the head and the base, and
 // is the same commit. fetched tells whether the mirror was updated.
-func (w *Worker) checkoutTest(ctx context.Context, inst Installation, cloneURL, base string, b artifacts.Build, job events.TestJob, work string) (fetched bool, err error) {
-	ws := w.opts.Workspace
+func (h *testHandler) checkoutTest(ctx context.Context, inst Installation, cloneURL, base string, b artifacts.Build, job events.TestJob, work string) (fetched bool, err error) {
+	ws := h.workspace
 	sha := job.Tested()
 	err = ws.Checkout(ctx, b, sha, base, work)
 	if errors.Is(err, artifacts.ErrNotMirrored) {
@@ -313,20 +287,16 @@ func (w *Worker) checkoutTest(ctx context.Context, inst Installation, cloneURL, 
 
 // abandonTest ends a test that crashed every worker it reached with an
 // error status instead of losing it.
-func (w *Worker) abandonTest(ctx context.Context, log *slog.Logger, job events.TestJob, delivered uint64) error {
+func (h *testHandler) abandonTest(ctx context.Context, log *slog.Logger, job events.TestJob, delivered uint64) error {
 	b := build(job.Repo, job.Number, job.Build)
 	log.Error("giving up on test", "deliveries", delivered)
-	why := fmt.Sprintf("attempt %d was lost %d times (worker crashed or stopped)", job.Attempt, delivered)
-	if err := w.opts.Disk.BelowFloor(); err != nil {
-		// The deliveries went to waiting for disk space, not to crashes.
-		why = fmt.Sprintf("gave up after %d tries: infrastructure (disk): %s", delivered, withoutPaths(err))
-	}
+	why := planTestStart(testStartFacts{job: job, lastChance: true, delivered: delivered, diskLow: h.disk.BelowFloor()}).why
 	st := status.Status{
 		Owner: b.Owner, Repo: b.Repo, SHA: job.HeadSHA, Pull: b.Pull, Build: b.Number, Rerun: job.Rerun, Test: job.Test.Name, State: status.Error,
 		Description: status.Errored(why),
-		TargetURL:   w.runLogURL(b, job.Test.Name, job.Rerun),
+		TargetURL:   h.runLogURL(b, job.Test.Name, job.Rerun),
 	}
-	return w.recordFinal(ctx, job, st, nil)
+	return h.rec.recordFinal(ctx, job, st, nil)
 }
 
 // facts are the YCI_* variables a test can read about itself. The branch
@@ -373,11 +343,11 @@ func withoutPaths(err error) string {
 // droppedTestURL is what the status of a test dropped before it ran links
 // to: its log when an earlier attempt wrote one on this box, else the
 // build's page, never a log that does not exist.
-func (w *Worker) droppedTestURL(b artifacts.Build, job events.TestJob) string {
-	if path, err := w.opts.Workspace.RunLogPath(b, job.Test.Name, job.Rerun); err == nil {
+func (h *testHandler) droppedTestURL(b artifacts.Build, job events.TestJob) string {
+	if path, err := h.workspace.RunLogPath(b, job.Test.Name, job.Rerun); err == nil {
 		if _, err := os.Stat(path); err == nil {
-			return w.runLogURL(b, job.Test.Name, job.Rerun)
+			return h.runLogURL(b, job.Test.Name, job.Rerun)
 		}
 	}
-	return w.pageURL(buildKey(job.Repo, job.Number, job.Build))
+	return h.pageURL(buildKey(job.Repo, job.Number, job.Build))
 }

@@ -150,6 +150,8 @@ type Worker struct {
 	watchdog *Watchdog
 	// commands handles handle_command; nil without Options.Reruns.
 	commands *commandHandler
+	// tests handles handle_test.
+	tests *testHandler
 	// grace is how long a cancelled handler may take to return before
 	// it is called stuck (stuckGrace).
 	grace time.Duration
@@ -204,6 +206,7 @@ func New(opts Options) (*Worker, error) {
 	w := &Worker{opts: opts, log: log, trust: trustCache{entries: map[string]trustEntry{}, now: time.Now},
 		watchdog: NewWatchdog(), grace: stuckGrace}
 	w.commands = newCommandHandler(w)
+	w.tests = newTestHandler(w)
 	return w, nil
 }
 
