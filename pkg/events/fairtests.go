@@ -265,29 +265,17 @@ func (f *fairTests) hold(ctx context.Context, r Repo, id string, exclusive bool)
 	} else if rev, err = kv.Put(ctx, key, data); err != nil {
 		f.q.log.Warn("recording a slot held", "repo", r.FullName(), "key", key, "err", err)
 	}
-	refreshCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(RunningRefresh)
-		defer t.Stop()
-		for {
-			select {
-			case <-refreshCtx.Done():
-				return
-			case <-t.C:
-			}
-			next, err := kv.Update(refreshCtx, key, data, rev)
-			if err != nil && refreshCtx.Err() == nil {
-				f.q.log.Warn("refreshing a slot held", "repo", r.FullName(), "key", key, "err", err)
-				continue
-			}
+	stop := keepFresh(ctx, func(ctx context.Context) error {
+		next, err := kv.Update(ctx, key, data, rev)
+		if err == nil {
 			rev = next
 		}
-	}()
+		return err
+	}, func(err error) {
+		f.q.log.Warn("refreshing a slot held", "repo", r.FullName(), "key", key, "err", err)
+	})
 	return func() {
 		stop()
-		<-finished
 		ctx, cancel := f.q.callContext(context.WithoutCancel(ctx))
 		defer cancel()
 		if err := kv.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil {

@@ -82,7 +82,25 @@ func (at *Attempts) MarkRunning(ctx context.Context, a RunningAttempt) (done fun
 	if err != nil {
 		err = fmt.Errorf("recording %s as running: %w", key, err)
 	}
-	refreshCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	stop := keepFresh(ctx, put, func(err error) {
+		at.log.Warn("refreshing running attempt", "key", key, "err", err)
+	})
+	return func() {
+		stop()
+		ctx, cancel := at.callContext(context.WithoutCancel(ctx))
+		defer cancel()
+		if err := at.running.Delete(ctx, key); err != nil {
+			at.log.Warn("removing running attempt; it expires by itself", "key", key, "err", err)
+		}
+	}, err
+}
+
+// keepFresh calls refresh every RunningRefresh, telling failed of each
+// error, until the stop it returns is called; stop waits for a call under
+// way to end. ctx's values go along but not its cancellation: a key with a
+// TTL stays fresh until its holder says it is done with it.
+func keepFresh(ctx context.Context, refresh func(context.Context) error, failed func(error)) (stop func()) {
+	refreshCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -94,18 +112,13 @@ func (at *Attempts) MarkRunning(ctx context.Context, a RunningAttempt) (done fun
 				return
 			case <-t.C:
 			}
-			if err := put(refreshCtx); err != nil && refreshCtx.Err() == nil {
-				at.log.Warn("refreshing running attempt", "key", key, "err", err)
+			if err := refresh(refreshCtx); err != nil && refreshCtx.Err() == nil {
+				failed(err)
 			}
 		}
 	}()
 	return func() {
-		stop()
+		cancel()
 		<-finished
-		ctx, cancel := at.callContext(context.WithoutCancel(ctx))
-		defer cancel()
-		if err := at.running.Delete(ctx, key); err != nil {
-			at.log.Warn("removing running attempt; it expires by itself", "key", key, "err", err)
-		}
-	}, err
+	}
 }

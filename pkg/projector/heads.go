@@ -118,12 +118,7 @@ func (p *Projector) showHead(ctx context.Context, k events.HeadKey) time.Time {
 	if err := p.setOnce(ctx, log, p.reporter(client), st); err != nil {
 		p.opts.Metrics.Failures.Inc()
 		log.Warn("showing head summary on GitHub; retrying from its latest record", "err", err)
-		var later *status.RetryLaterError
-		after := time.Duration(0)
-		if errors.As(err, &later) {
-			after = later.After
-		}
-		return p.backoff(t, after)
+		return p.retryAfter(t, err)
 	}
 	shown := events.Shown{Mark: st.Mark, At: now.UTC()}
 	_, err = p.opts.Records.UpdateHeadSummary(ctx, k, func(h *events.HeadSummary) error {

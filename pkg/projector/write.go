@@ -14,6 +14,17 @@ import (
 // show writes what k's latest record owes GitHub, in the record's order,
 // summary last, and keeps what it showed in the record. It returns when
 // k is owed another look: a held state's time, a paced summary's, or a
+// retryAfter is when t is tried again after a write failed with err: its
+// backoff, and no sooner than GitHub asked (status.RetryLaterError).
+func (p *Projector) retryAfter(t target, err error) time.Time {
+	var later *status.RetryLaterError
+	after := time.Duration(0)
+	if errors.As(err, &later) {
+		after = later.After
+	}
+	return p.backoff(t, after)
+}
+
 // backoff after a failed write (the retry reads the record again, so it
 // shows the latest state, never a stale one). A zero time means nothing
 // is owed.
@@ -85,12 +96,7 @@ func (p *Projector) show(ctx context.Context, k events.BuildKey) time.Time {
 		}
 		p.opts.Metrics.Failures.Inc()
 		log.Warn("showing build on GitHub; retrying from its latest record", "err", failed)
-		var later *status.RetryLaterError
-		after := time.Duration(0)
-		if errors.As(failed, &later) {
-			after = later.After
-		}
-		return p.backoff(target{build: k}, after)
+		return p.retryAfter(target{build: k}, failed)
 	}
 	p.mu.Lock()
 	delete(p.fails, target{build: k})
