@@ -2,15 +2,11 @@ package main
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,16 +41,8 @@ type floorPull struct {
 // yardstick of issue 17's item 5, not a receiver to run.
 func floorReceiver(js jetstream.JetStream) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, webhook.MaxBodyBytes))
-		if err != nil {
-			http.Error(w, "bad body", http.StatusBadRequest)
-			return
-		}
-		mac := hmac.New(sha256.New, []byte(testSecret))
-		mac.Write(body)
-		got := strings.TrimPrefix(r.Header.Get("X-Hub-Signature-256"), "sha256=")
-		if !hmac.Equal([]byte(got), []byte(hex.EncodeToString(mac.Sum(nil)))) {
-			http.Error(w, "bad signature", http.StatusUnauthorized)
+		body, ok := readSigned(w, r, webhook.MaxBodyBytes)
+		if !ok {
 			return
 		}
 		var p floorPull
