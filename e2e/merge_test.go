@@ -155,6 +155,20 @@ def test_generator(build_id, pull):
         yield Bash('./test.sh', env={'T': 'unit'})
 `
 
+// oddNamesConfig runs its one test only when changed_files() gives the
+// odd-names branch's paths exactly, sorted as git sorts bytes.
+const oddNamesConfig = `from yci.changes import changed_files
+from yci.run import Bash
+
+WANT = sorted(['.yci.py', 'docs/-rf', 'docs/q"\'$(id).md', 'docs/a b.md', 'docs/café.md'], key=lambda p: p.encode())
+
+def test_generator(build_id, pull):
+    got = changed_files()
+    if got != WANT:
+        raise ValueError('changed_files() gave %r, want %r' % (got, WANT))
+    yield Bash('./test.sh', env={'T': 'names'})
+`
+
 // TestChangedFilesPickTheTests: .yci.py on the base picks tests by the
 // changed files. A docs-only pull runs the docs test only and yci still
 // reports; a pull that needs no test gets a green yci saying so.
@@ -177,6 +191,13 @@ func TestChangedFilesPickTheTests(t *testing.T) {
 			tests: []string{"yci/docs", "yci/unit"}, summaryOf: "success", summary: "2 passed of 2; tested merged into main at "},
 		{branch: "readme-only", files: map[string]string{"README.md": "better widgets\n"},
 			summaryOf: "success", summary: "no tests for this change; tested merged into main at "},
+		// Names an author chooses cross from git through the worker into
+		// .yci.py byte for byte: an option-like name, shell and quote
+		// characters, a space, non-ASCII. This branch's .yci.py runs its
+		// test only when it sees exactly these names.
+		{branch: "odd-names", files: map[string]string{".yci.py": oddNamesConfig,
+			"docs/-rf": "x\n", `docs/q"'$(id).md`: "x\n", "docs/a b.md": "x\n", "docs/café.md": "x\n"},
+			tests: []string{"yci/names"}, summaryOf: "success", summary: "1 passed of 1; tested merged into main at "},
 	} {
 		t.Run(tc.branch, func(t *testing.T) {
 			s.commitTo(tc.branch, tc.files, "Change "+tc.branch)
