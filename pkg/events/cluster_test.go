@@ -89,9 +89,30 @@ func TestKeyValueRidesOutLeaderElection(t *testing.T) {
 	if build != 2 || !fresh {
 		t.Errorf("claim during the election = build %d (fresh %v), want build 2, fresh", build, fresh)
 	}
+	// A survivor that lagged behind must not answer the read: it goes to
+	// the bucket's leader (the stream's message API), never to the direct
+	// reads any replica answers.
+	sniff := connect(t, cluster.URL())
+	direct, err := sniff.SubscribeSync("$JS.API.DIRECT.GET." + bucketStream + ".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaLeader, err := sniff.SubscribeSync("$JS.API.STREAM.MSG.GET." + bucketStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sniff.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	again, ok, err := reg.BuildOf(ctx, sampleRepo, 1, "during")
 	if err != nil || !ok || again != build {
 		t.Errorf("BuildOf after the election = %d, %v, %v; want %d", again, ok, err, build)
+	}
+	if _, err := viaLeader.NextMsg(10 * time.Second); err != nil {
+		t.Errorf("BuildOf sent no read to the bucket's leader: %v", err)
+	}
+	if n, _, _ := direct.Pending(); n != 0 {
+		t.Errorf("BuildOf sent %d direct reads, which any replica may answer", n)
 	}
 }
 

@@ -2,7 +2,6 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -14,7 +13,8 @@ import (
 // electionProofKV is a key-value bucket whose single-key calls ride out a
 // leader election on a NATS cluster (see retry), and whose Update is a
 // compare-and-set that holds on a cluster of nats-server 2.9 (see
-// Update). Get and Put are repeated on any error a retry can help:
+// Update), and whose Get on a replicated bucket reads what the leader
+// has (see leaderGet). Get and Put are repeated on any error a retry can help:
 // reading twice, or writing the same value twice, ends the same. Update
 // is repeated too, as it tells its own earlier try from a rival's.
 // Create and Delete are compare-and-set (Delete may carry a
@@ -33,7 +33,11 @@ func (kv electionProofKV) Get(ctx context.Context, key string) (jetstream.KeyVal
 	var entry jetstream.KeyValueEntry
 	err := kv.s.retry(ctx, true, func(ctx context.Context) error {
 		var err error
-		entry, err = kv.KeyValue.Get(ctx, key)
+		if kv.s.opts.Replicas > 1 {
+			entry, err = kv.latest(ctx, key)
+		} else {
+			entry, err = kv.KeyValue.Get(ctx, key)
+		}
 		return err
 	})
 	return entry, err
@@ -143,13 +147,13 @@ func (kv electionProofKV) update(ctx context.Context, key string, value []byte, 
 	if !wrongLast {
 		req = msgGetRequest{Seq: ack.Sequence}
 	}
-	seq, stored, found, err := kv.leaderGet(ctx, req)
+	stored, err := kv.leaderGet(ctx, req)
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("reading back an update of %s: %w", key, err)
-	case found && string(stored) == string(value):
-		return seq, nil
-	case found && !wrongLast:
+	case stored != nil && string(stored.Data) == string(value):
+		return stored.Sequence, nil
+	case stored != nil && !wrongLast:
 		return 0, conflict
 	}
 	return 0, fmt.Errorf("%s since revision %d: %w", key, revision, errUpdateUnknown)
@@ -159,46 +163,6 @@ func (kv electionProofKV) update(ctx context.Context, key string, value []byte, 
 // same for every writer that read that revision.
 func updateID(key string, revision uint64) string {
 	return "kv-update:" + key + "@" + strconv.FormatUint(revision, 10)
-}
-
-// msgGetRequest asks a stream for one message, by sequence or as the
-// last of a subject.
-type msgGetRequest struct {
-	Seq           uint64 `json:"seq,omitempty"`
-	LastBySubject string `json:"last_by_subj,omitempty"`
-}
-
-// leaderGet reads one message of the bucket's stream through the
-// stream's leader (a replica might not have it yet); found is false when
-// there is none.
-func (kv electionProofKV) leaderGet(ctx context.Context, r msgGetRequest) (seq uint64, value []byte, found bool, err error) {
-	req, err := json.Marshal(r)
-	if err != nil {
-		return 0, nil, false, err
-	}
-	reply, err := kv.s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+kv.Bucket(), req)
-	if err != nil {
-		return 0, nil, false, err
-	}
-	var resp struct {
-		Message *struct {
-			Seq  uint64 `json:"seq"`
-			Data []byte `json:"data"`
-		} `json:"message"`
-		Error *jetstream.APIError `json:"error"`
-	}
-	if err := json.Unmarshal(reply.Data, &resp); err != nil {
-		return 0, nil, false, fmt.Errorf("decoding a message of %s: %w", kv.Bucket(), err)
-	}
-	switch {
-	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
-		return 0, nil, false, nil
-	case resp.Error != nil:
-		return 0, nil, false, resp.Error
-	case resp.Message == nil:
-		return 0, nil, false, fmt.Errorf("reading a message of %s: empty answer", kv.Bucket())
-	}
-	return resp.Message.Seq, resp.Message.Data, true, nil
 }
 
 func (kv electionProofKV) Delete(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {

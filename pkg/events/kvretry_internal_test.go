@@ -174,3 +174,71 @@ func TestUpdateTellsItsOwnTryFromARivals(t *testing.T) {
 		})
 	}
 }
+
+// A read from the stream's leader, as replicated buckets read, tells what
+// the bucket's own read tells: the latest value and revision of a key,
+// and "not found" for a key never written, deleted or purged. Run on the
+// embedded server and on Debian's nats-server.
+func TestLeaderGetReadsAsTheBucketDoes(t *testing.T) {
+	t.Parallel()
+	for name, url := range map[string]func(t *testing.T) string{
+		"embedded": func(t *testing.T) string {
+			srv, err := natsserver.Start(t.Context(), natsserver.Options{StoreDir: t.TempDir(), Port: natsserver.RandomPort})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(srv.Shutdown)
+			return srv.URL()
+		},
+		"nats-server_binary": func(t *testing.T) string {
+			return natstest.StartExternal(t, natsserver.Options{StoreDir: t.TempDir(), Port: natsserver.RandomPort}).URL()
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			nc, err := nats.Connect(url(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			b, err := New(t.Context(), nc, Options{Memory: true, PublishOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			kv := b.records.(electionProofKV)
+			ctx := t.Context()
+			for _, put := range []struct{ key, value string }{{"a.b", "one"}, {"a.b", "two"}, {"gone", "x"}, {"purged", "y"}} {
+				if _, err := kv.Put(ctx, put.key, []byte(put.value)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := kv.Delete(ctx, "gone"); err != nil {
+				t.Fatal(err)
+			}
+			if err := kv.Purge(ctx, "purged"); err != nil {
+				t.Fatal(err)
+			}
+			for _, key := range []string{"a.b", "gone", "purged", "never"} {
+				t.Run(key, func(t *testing.T) {
+					want, wantErr := kv.KeyValue.Get(ctx, key)
+					got, err := kv.latest(ctx, key)
+					if !errors.Is(err, jetstream.ErrKeyNotFound) && err != nil || (err == nil) != (wantErr == nil) {
+						t.Fatalf("latest(%q) = %v; the bucket's read: %v", key, err, wantErr)
+					}
+					if err != nil {
+						if !errors.Is(err, jetstream.ErrKeyNotFound) {
+							t.Errorf("latest(%q) = %v; want ErrKeyNotFound", key, err)
+						}
+						return
+					}
+					if string(got.Value()) != string(want.Value()) || got.Revision() != want.Revision() ||
+						got.Key() != want.Key() || got.Bucket() != want.Bucket() || !got.Created().Equal(want.Created()) {
+						t.Errorf("latest(%q) = %s@%d %s/%s %v; the bucket's read: %s@%d %s/%s %v", key,
+							got.Value(), got.Revision(), got.Bucket(), got.Key(), got.Created(),
+							want.Value(), want.Revision(), want.Bucket(), want.Key(), want.Created())
+					}
+				})
+			}
+		})
+	}
+}

@@ -27,8 +27,8 @@ type Cluster struct {
 }
 
 // StartCluster starts size nodes routed to one another and returns once
-// the cluster has elected its JetStream meta leader, so streams with
-// replicas can be created at once. Like StartExternal it skips the test
+// the cluster has elected its JetStream meta leader and can place a
+// stream on every node, so streams with replicas can be created at once. Like StartExternal it skips the test
 // without a binary, unless YCI_REQUIRE_NATS_SERVER=1. The processes are
 // stopped when the test ends.
 func StartCluster(tb testing.TB, dir string, size int) *Cluster {
@@ -211,6 +211,16 @@ func (c *Cluster) jetStreamAnswers(ctx context.Context) error {
 	defer done()
 	if _, err := js.AccountInfo(callCtx); err != nil {
 		return fmt.Errorf("asking for account information: %w", err)
+	}
+	// A meta leader may answer before it knows every peer, and a stream
+	// with a replica on each node is then refused ("no suitable peers for
+	// placement"): ready means such a stream can be made.
+	probe := jetstream.StreamConfig{Name: "natstest_ready", Subjects: []string{"natstest.ready"}, Storage: jetstream.MemoryStorage, Replicas: len(c.nodes)}
+	if _, err := js.CreateStream(callCtx, probe); err != nil {
+		return fmt.Errorf("placing a stream on all %d nodes: %w", len(c.nodes), err)
+	}
+	if err := js.DeleteStream(callCtx, probe.Name); err != nil {
+		return fmt.Errorf("removing the placement probe: %w", err)
 	}
 	return nil
 }
