@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-github/v88/github"
 
 	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/status"
 )
 
 // Policy says which pull requests are built without a maintainer's word.
@@ -110,60 +111,162 @@ type verdict struct {
 	asked bool
 }
 
-// judge decides whether the policy lets ev's head commit be built now. An
-// approval label counts only when someone who may write added it, and
-// only for the commit that was the head when they did: from the labeled
-// webhook (ev.LabeledBy, with ev.HeadSHA as the pull was then), or, for a
-// label whose webhook never arrived, from the pull request's issue events
-// when the label was added after YourCI asked for approval of this very
-// commit.
-//
-// A merge group is built without this gate: only people who may merge can
-// queue a pull request, and only one that passed the required checks.
-func (w *Worker) judge(ctx context.Context, log *slog.Logger, inst Installation, pr *github.PullRequest, ev events.PullEvent) (verdict, error) {
-	if w.opts.Policy == BuildAll || events.IsGroup(ev.Number) {
-		return verdict{build: true}, nil
+// approvalGate decides whether the policy lets a head commit be built
+// now (planApproval), gathering the facts the plan asks for and recording
+// the approvals it finds, and asks for approval on the head's summary
+// when it does not. Its methods may be called concurrently.
+type approvalGate struct {
+	// trust answers who may write, asking GitHub at most once per
+	// trustTTL; the Worker's trustCache, shared with the command handler.
+	trust     writerChecker
+	approvals approvalAsker
+	summaries headSummaries
+	policy    Policy
+	label     string
+}
+
+// approvalAsker is the approval record of each pull request, and the
+// once-per-head request for approval; Queue has it.
+type approvalAsker interface {
+	approvalBook
+	AskApproval(ctx context.Context, repo events.Repo, pull int, sha string) (bool, error)
+	ForgetAsked(ctx context.Context, repo events.Repo, pull int, sha string) error
+}
+
+// maxGateSteps bounds the steps of one approval plan: every fact and
+// both approvals once, and some to spare.
+const maxGateSteps = 16
+
+// admit reports whether the policy lets ev's commit be built now, and
+// otherwise records on the head's summary that approval is needed. No
+// build is claimed for an unapproved commit: an approval (the label's
+// webhook, a command, or a later sweep reading who added the label)
+// brings the same commit back, and then it is built.
+func (g *approvalGate) admit(ctx context.Context, log *slog.Logger, inst Installation, pr *github.PullRequest, ev events.PullEvent) (verdict, error) {
+	v, err := g.judge(ctx, log, inst, pr, ev)
+	if v.build || err != nil {
+		return v, err
 	}
-	repo, labeled := ev.Repo, w.hasApprovalLabel(pr)
-	if ev.LabeledBy != "" && labeled {
-		if _, err := w.approve(ctx, log, inst, repo, ev.Number, ev.HeadSHA, ev.LabeledBy); err != nil {
-			return verdict{}, err
+	log.Info("waiting for approval", "author", pr.GetUser().GetLogin())
+	// Every sweep brings an unapproved commit back; its status is written
+	// once per head commit, by whichever box gets there first.
+	first, err := g.approvals.AskApproval(ctx, ev.Repo, ev.Number, ev.HeadSHA)
+	if err != nil || !first {
+		return v, err
+	}
+	err = g.summaries.update(ctx, ev, func(h *events.HeadSummary) bool {
+		// An approval recorded meanwhile stands.
+		return !h.Approved && h.Set(0, string(status.Pending), status.ApprovalNeeded(g.label), "")
+	})
+	if err != nil {
+		if ferr := g.approvals.ForgetAsked(ctx, ev.Repo, ev.Number, ev.HeadSHA); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+		return v, fmt.Errorf("asking for approval: %w", err)
+	}
+	// An approval recorded meanwhile (its event handled on another slot
+	// or box) may have read the approval record before this request:
+	// then its "approved" would not follow this one, so it is recorded
+	// here.
+	rec, err := g.approvals.ApprovalOf(ctx, ev.Repo, ev.Number)
+	if err != nil || !rec.Covers(ev.HeadSHA) {
+		return v, err
+	}
+	return v, g.showApproved(ctx, ev, rec.By, 0)
+}
+
+// showApproved records on the head's summary that the head commit was
+// approved, pending "approved by ...; building" about build n (0 when not
+// yet claimed), so GitHub no longer asks for an approval that was given;
+// the projector shows it until the build's summary takes over.
+func (g *approvalGate) showApproved(ctx context.Context, ev events.PullEvent, by string, n int) error {
+	if by == "" {
+		by = "a writer"
+	}
+	err := g.summaries.update(ctx, ev, func(h *events.HeadSummary) bool {
+		changed := !h.Approved
+		h.Approved = true
+		return h.Set(n, string(status.Pending), status.Approved(by), "") || changed
+	})
+	if err != nil {
+		return fmt.Errorf("recording the approval on the head's summary: %w", err)
+	}
+	return nil
+}
+
+// judge carries out planApproval for ev's head commit: it gathers each
+// fact the plan asks for and records each approval it finds, until the
+// plan gives its verdict.
+func (g *approvalGate) judge(ctx context.Context, log *slog.Logger, inst Installation, pr *github.PullRequest, ev events.PullEvent) (verdict, error) {
+	f := approvalFacts{policy: g.policy, group: events.IsGroup(ev.Number), sha: ev.HeadSHA,
+		labeled: g.hasApprovalLabel(pr), labeledBy: ev.LabeledBy, recorded: map[string]bool{}}
+	for range maxGateSteps {
+		s := planApproval(f)
+		switch {
+		case s.need != gateNone:
+			if err := g.gather(ctx, log, inst, pr, ev, &f, s.need); err != nil {
+				return verdict{}, err
+			}
+		case s.approver != "":
+			if err := g.record(ctx, log, ev.Repo, ev.Number, ev.HeadSHA, s.approver); err != nil {
+				return verdict{}, err
+			}
+			f.recorded[s.approver] = true
+		default:
+			return s.verdict, nil
 		}
 	}
-	rec, err := w.opts.Queue.ApprovalOf(ctx, repo, ev.Number)
-	if err != nil {
-		return verdict{}, fmt.Errorf("reading approval: %w", err)
-	}
-	asked := rec.Asked == ev.HeadSHA
-	if rec.Covers(ev.HeadSHA) {
-		return verdict{build: true, by: rec.By, asked: asked}, nil
-	}
-	author := pr.GetUser().GetLogin()
-	writer, err := w.trust.canWrite(ctx, inst.Permissions, repo.Owner, repo.Name, author)
-	if err != nil || writer {
-		return verdict{build: writer}, err
-	}
-	if labeled && asked {
-		by, err := w.labeledAfter(ctx, inst, repo, ev.Number, rec.AskedAt)
+	return verdict{}, permanent(fmt.Errorf("worker: the approval plan of %.7s keeps asking for facts", ev.HeadSHA))
+}
+
+// gather looks up fact need into f.
+func (g *approvalGate) gather(ctx context.Context, log *slog.Logger, inst Installation, pr *github.PullRequest, ev events.PullEvent, f *approvalFacts, need gateFact) error {
+	repo := ev.Repo
+	switch need {
+	case gateLabelerWrites, gateLateWrites:
+		who, into := ev.LabeledBy, &f.labelerWrites
+		if need == gateLateWrites {
+			who, into = *f.lateLabeler, &f.lateWrites
+		}
+		writer, err := g.trust.canWrite(ctx, inst.Permissions, repo.Owner, repo.Name, who)
+		if err != nil {
+			return err
+		}
+		if !writer {
+			log.Info("approval ignored: the approver may not write to the repository", "approver", who)
+		}
+		*into = &writer
+	case gateRecord:
+		rec, err := g.approvals.ApprovalOf(ctx, repo, ev.Number)
+		if err != nil {
+			return fmt.Errorf("reading approval: %w", err)
+		}
+		f.record = &rec
+	case gateAuthorWrites:
+		writer, err := g.trust.canWrite(ctx, inst.Permissions, repo.Owner, repo.Name, pr.GetUser().GetLogin())
+		if err != nil {
+			return err
+		}
+		f.authorWrites = &writer
+	case gateLateLabeler:
+		by, err := g.labeledAfter(ctx, inst, repo, ev.Number, f.record.AskedAt)
 		if err != nil {
 			// An App without issues:read cannot tell who labeled: the
 			// label's webhook (or a command) still approves.
 			log.Warn("cannot read who added the approval label", "err", err)
 		}
-		if by != "" {
-			if ok, err := w.approve(ctx, log, inst, repo, ev.Number, ev.HeadSHA, by); ok || err != nil {
-				return verdict{build: ok, by: by, asked: true}, err
-			}
-		}
+		f.lateLabeler = &by
+	default:
+		return fmt.Errorf("worker: the approval plan asks for an unknown fact %v", need)
 	}
-	return verdict{asked: asked}, nil
+	return nil
 }
 
 // hasApprovalLabel reports whether pr carries the approval label, compared
 // as the receiver compares it (events.IsApprovalLabel).
-func (w *Worker) hasApprovalLabel(pr *github.PullRequest) bool {
+func (g *approvalGate) hasApprovalLabel(pr *github.PullRequest) bool {
 	for _, l := range pr.Labels {
-		if events.IsApprovalLabel(l.GetName(), w.opts.ApprovalLabel) {
+		if events.IsApprovalLabel(l.GetName(), g.label) {
 			return true
 		}
 	}
@@ -174,7 +277,7 @@ func (w *Worker) hasApprovalLabel(pr *github.PullRequest) bool {
 // a later second than since (YourCI's request for approval of the current
 // head); "" when nobody did. Only the newest addition counts: an older one
 // approved an older head.
-func (w *Worker) labeledAfter(ctx context.Context, inst Installation, repo events.Repo, pull int, since time.Time) (string, error) {
+func (g *approvalGate) labeledAfter(ctx context.Context, inst Installation, repo events.Repo, pull int, since time.Time) (string, error) {
 	if inst.Issues == nil {
 		return "", nil
 	}
@@ -186,7 +289,7 @@ func (w *Worker) labeledAfter(ctx context.Context, inst Installation, repo event
 			return "", fmt.Errorf("reading who labeled %s#%d: %w", repo.FullName(), pull, err)
 		}
 		for _, e := range list {
-			if e.GetEvent() == "labeled" && events.IsApprovalLabel(e.GetLabel().GetName(), w.opts.ApprovalLabel) {
+			if e.GetEvent() == "labeled" && events.IsApprovalLabel(e.GetLabel().GetName(), g.label) {
 				last = e
 			}
 		}
@@ -208,8 +311,8 @@ func (w *Worker) labeledAfter(ctx context.Context, inst Installation, repo event
 // request, if approver may write to the repository; ok says whether the
 // approval was recorded. A label or command from anyone else is logged
 // and ignored.
-func (w *Worker) approve(ctx context.Context, log *slog.Logger, inst Installation, repo events.Repo, pull int, sha, approver string) (ok bool, err error) {
-	writer, err := w.trust.canWrite(ctx, inst.Permissions, repo.Owner, repo.Name, approver)
+func (g *approvalGate) approve(ctx context.Context, log *slog.Logger, inst Installation, repo events.Repo, pull int, sha, approver string) (ok bool, err error) {
+	writer, err := g.trust.canWrite(ctx, inst.Permissions, repo.Owner, repo.Name, approver)
 	if err != nil {
 		return false, err
 	}
@@ -217,11 +320,19 @@ func (w *Worker) approve(ctx context.Context, log *slog.Logger, inst Installatio
 		log.Info("approval ignored: the approver may not write to the repository", "approver", approver)
 		return false, nil
 	}
-	if err := w.opts.Queue.Approve(ctx, repo, pull, sha, approver); err != nil {
-		return false, fmt.Errorf("recording approval by %s: %w", approver, err)
+	if err := g.record(ctx, log, repo, pull, sha, approver); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// record records that approver, who may write, approved head commit sha.
+func (g *approvalGate) record(ctx context.Context, log *slog.Logger, repo events.Repo, pull int, sha, approver string) error {
+	if err := g.approvals.Approve(ctx, repo, pull, sha, approver); err != nil {
+		return fmt.Errorf("recording approval by %s: %w", approver, err)
 	}
 	log.Info("head commit approved", "approver", approver)
-	return true, nil
+	return nil
 }
 
 // Approve records that approver approved head commit sha of pull request
@@ -239,5 +350,5 @@ func (w *Worker) Approve(ctx context.Context, installation int64, repo events.Re
 		return false, fmt.Errorf("authenticating for installation %d: %w", installation, err)
 	}
 	log := w.log.With("repo", repo.FullName(), "pull", pull, "sha", sha)
-	return w.approve(ctx, log, inst, repo, pull, sha, approver)
+	return w.pulls.gate.approve(ctx, log, inst, repo, pull, sha, approver)
 }
