@@ -176,7 +176,7 @@ func TestPlanPrepFailure(t *testing.T) {
 		describe string
 	}{
 		{name: "handed_back_is_logged_and_shown_pending",
-			f:   prepFailureFacts{attempt: a, steps: []string{"claiming a build number", "build 7"}, build: 7, now: now,
+			f: prepFailureFacts{attempt: a, steps: []string{"claiming a build number", "build 7"}, build: 7, now: now,
 				verdict: Verdict{Outcome: HandBack, Delay: 30 * time.Second, Err: errors.New("updating mirror: timeout")}},
 			log:      []string{"attempt 2 of 9 at 2026-03-04T05:06:07Z\n", "claiming a build number\n", "build 7\n", "failed: updating mirror: timeout\n", "trying again in 30s\n\n"},
 			show:     true,
