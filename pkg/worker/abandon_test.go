@@ -78,7 +78,7 @@ func TestJobsThatKeepCrashingWorkersEndAsErrors(t *testing.T) {
 	})
 	t.Run("pull_event", func(t *testing.T) {
 		ev := events.PullEvent{Repo: repo, Number: 7, HeadSHA: sha}
-		if err := w.abandonPull(ctx, log, ev, prepAttempt{delivered: 10, maxDeliver: 10}); err != nil {
+		if err := w.pulls.abandon(ctx, log, ev, prepAttempt{delivered: 10, maxDeliver: 10}); err != nil {
 			t.Fatal(err)
 		}
 		got := headShows(t, w, ev)

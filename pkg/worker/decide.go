@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -38,17 +37,24 @@ type Verdict struct {
 }
 
 // judgeError classifies err, the outcome of handling a job's delivered-th
-// delivery: nil is Done; a job whose input no retry can fix (a permanent
-// error, or input the one rule refuses: an owner, a name, a commit id) is
-// Terminated now, not after MaxDeliver hand-backs; anything else is
-// handed back, at once when ctx ended (shutting down, so another worker
-// takes it) and otherwise after handBackDelay.
+// delivery, as classifyError does, stopping when ctx ended.
 func judgeError(ctx context.Context, err error, delivered uint64) Verdict {
+	return classifyError(err, ctx.Err() != nil, delivered)
+}
+
+// classifyError classifies err, the outcome of handling a job's
+// delivered-th delivery: nil is Done; a job whose input no retry can fix
+// (a permanent error, or input the one rule refuses: an owner, a name, a
+// commit id) is Terminated now, not after MaxDeliver hand-backs; anything
+// else is handed back, at once when the worker is stopping (shutting
+// down, so another worker takes it) and otherwise after handBackDelay.
+// It is pure.
+func classifyError(err error, stopping bool, delivered uint64) Verdict {
 	var perm permanentError
 	switch {
 	case err == nil:
 		return Verdict{Outcome: Done}
-	case ctx.Err() != nil:
+	case stopping:
 		return Verdict{Outcome: HandBack, Err: err}
 	case errors.As(err, &perm), errors.Is(err, status.ErrRejected), errors.Is(err, status.ErrInvalid),
 		errors.Is(err, events.ErrInvalidEvent), errors.Is(err, artifacts.ErrInvalid):
@@ -56,50 +62,6 @@ func judgeError(ctx context.Context, err error, delivered uint64) Verdict {
 	default:
 		return Verdict{Outcome: HandBack, Delay: handBackDelay(err, delivered), Err: err}
 	}
-}
-
-// decidePull handles one delivery of a pull event: on the last delivery
-// it gives up with an error status linking to the head's preparation log
-// instead of trying again (an attempt that crashed every worker before
-// would crash this one too), and otherwise builds the head commit. An
-// attempt that fails (other than by shutdown) is written to the
-// preparation log and, when it is handed back, shown at once as the
-// pending yci summary with its reason. Its Verdict says how the delivery
-// ends.
-//
-// Each attempt has PrepareTimeout: past it, it is stopped and handed back
-// like any failure ("preparing this commit took more than 10m0s;
-// stopped"), so a commit that keeps hanging ends, on its last delivery,
-// as an error status, and its slot is freed even when the attempt
-// ignores being stopped (see guard).
-func (w *Worker) decidePull(ctx context.Context, log *slog.Logger, ev events.PullEvent, a prepAttempt) Verdict {
-	job := fmt.Sprintf("%s#%d at %s", ev.Repo.FullName(), ev.Number, ev.HeadSHA)
-	limit := w.opts.PrepareTimeout
-	if a.last() {
-		err := w.guard(ctx, "pull", job, "giving up on this commit", limit, w.grace, func(ctx context.Context) error {
-			return w.abandonPull(ctx, log, ev, a)
-		})
-		w.opts.Metrics.pullHandled(err)
-		return judgeError(ctx, err, a.delivered)
-	}
-	p := &prepLog{since: a.published}
-	err := w.guard(ctx, "pull", job, "preparing this commit", limit, w.grace, func(ctx context.Context) error {
-		return w.handlePull(ctx, log, ev, p)
-	})
-	if errors.Is(err, ErrStuck) {
-		// The attempt still runs and may still write its steps.
-		p = &prepLog{steps: []string{"(the stuck attempt's steps are not known)"}}
-	}
-	w.opts.Metrics.pullHandled(err)
-	w.opts.Metrics.countInfra(err)
-	v := judgeError(ctx, err, a.delivered)
-	if v.Outcome != Done && ctx.Err() == nil {
-		// Telling of the failure is bounded too: GitHub may be what hangs.
-		rctx, cancel := context.WithTimeout(ctx, limit)
-		w.recordPrepFailure(rctx, log, ev, a, p, v)
-		cancel()
-	}
-	return v
 }
 
 // apply settles d as v decided. It is the one place a job's error is

@@ -233,7 +233,7 @@ func TestDecidePull(t *testing.T) {
 				cancel()
 			}
 
-			v := w.decidePull(ctx, w.log, ev, prepAttempt{delivered: max(tc.delivered, 1), maxDeliver: 10})
+			v := w.pulls.decide(ctx, w.log, ev, prepAttempt{delivered: max(tc.delivered, 1), maxDeliver: 10})
 
 			if v.Outcome != tc.want || v.Delay != tc.wantDelay {
 				t.Errorf("verdict %v after %v, err %v; want %v after %v", v.Outcome, v.Delay, v.Err, tc.want, tc.wantDelay)

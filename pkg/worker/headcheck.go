@@ -20,6 +20,18 @@ type HeadBook interface {
 	RecordHead(ctx context.Context, repo events.Repo, pull int, r events.HeadRecord) (events.HeadRecord, error)
 }
 
+// headReader tells whether a head commit is still its pull request's
+// current head, from the head records when they can tell and otherwise by
+// reading the pull request (recording what GitHub answered for the next
+// job). The pull and test handlers share it; its methods may be called
+// concurrently.
+type headReader struct {
+	heads HeadBook
+	// keepSuperseded is Options.KeepSuperseded: a superseded head stays
+	// worth testing.
+	keepSuperseded bool
+}
+
 // headCheck is what the head record says of one head commit: known is
 // false when it cannot tell (no record, an ambiguous second, a job that
 // does not say when its pull was read), and then only reading the pull
@@ -60,8 +72,8 @@ func judgeHead(rec events.HeadRecord, found bool, sha string, updatedAt time.Tim
 // checkHead asks the head record about sha. A record that cannot be read
 // is logged and counts as unknown: the caller then reads the pull request.
 // A merge group has none to read; its check is groupCheck's.
-func (w *Worker) checkHead(ctx context.Context, log *slog.Logger, repo events.Repo, number int, sha string, updatedAt time.Time) headCheck {
-	rec, found, err := w.opts.Queue.HeadOf(ctx, repo, number)
+func (r *headReader) checkHead(ctx context.Context, log *slog.Logger, repo events.Repo, number int, sha string, updatedAt time.Time) headCheck {
+	rec, found, err := r.heads.HeadOf(ctx, repo, number)
 	group := events.IsGroup(number)
 	switch {
 	case err != nil && group:
@@ -71,7 +83,7 @@ func (w *Worker) checkHead(ctx context.Context, log *slog.Logger, repo events.Re
 		log.Warn("reading the head record; reading the pull request instead", "err", err)
 		return headCheck{}
 	}
-	check := judgeHead(rec, found, sha, updatedAt, w.opts.KeepSuperseded)
+	check := judgeHead(rec, found, sha, updatedAt, r.keepSuperseded)
 	if group {
 		return groupCheck(check)
 	}
@@ -96,8 +108,8 @@ const groupDestroyed = "merge group was destroyed"
 // readPull is openPullRaw, recording what GitHub answered as the pull's
 // head so that the next job need not ask; the read settles a second the
 // record found ambiguous.
-func (w *Worker) readPull(ctx context.Context, log *slog.Logger, inst Installation, repo events.Repo, number int, sha string) (pullRequest, string, error) {
-	pull, stale, err := w.openPullRaw(ctx, inst, repo, number, sha)
+func (r *headReader) readPull(ctx context.Context, log *slog.Logger, inst Installation, repo events.Repo, number int, sha string) (pullRequest, string, error) {
+	pull, stale, err := openPullRaw(ctx, inst, repo, number, sha, r.keepSuperseded)
 	if err != nil || pull.pr.GetUpdatedAt().IsZero() || events.ValidateSHA(pull.pr.GetHead().GetSHA()) != nil {
 		return pull, stale, err
 	}
@@ -105,7 +117,7 @@ func (w *Worker) readPull(ctx context.Context, log *slog.Logger, inst Installati
 		SHA: pull.pr.GetHead().GetSHA(), Closed: pull.pr.GetState() != "open",
 		UpdatedAt: pull.pr.GetUpdatedAt().Time, Read: true,
 	}
-	if _, rerr := w.opts.Queue.RecordHead(ctx, repo, number, rec); rerr != nil {
+	if _, rerr := r.heads.RecordHead(ctx, repo, number, rec); rerr != nil {
 		log.Warn("recording the head read from GitHub", "err", rerr)
 	}
 	return pull, stale, nil
@@ -117,16 +129,16 @@ func (w *Worker) readPull(ctx context.Context, log *slog.Logger, inst Installati
 // newer head or a close came since: no GitHub request. An event without
 // it (the sweep's, an oversized one, an older receiver's), or one the
 // record cannot order, reads the pull request.
-func (w *Worker) pullOf(ctx context.Context, log *slog.Logger, inst Installation, ev events.PullEvent, p *prepLog) (pullRequest, string, error) {
+func (r *headReader) pullOf(ctx context.Context, log *slog.Logger, inst Installation, ev events.PullEvent, p *prepLog) (pullRequest, string, error) {
 	if pull, ok := carriedPull(ev); ok {
-		check := w.checkHead(ctx, log, ev.Repo, ev.Number, ev.HeadSHA, ev.PullUpdatedAt)
+		check := r.checkHead(ctx, log, ev.Repo, ev.Number, ev.HeadSHA, ev.PullUpdatedAt)
 		if check.known {
 			p.step("pull request #%d as its webhook delivered it", ev.Number)
 			return pull, check.stale, nil
 		}
 	}
 	p.step("reading pull request #%d", ev.Number)
-	return w.readPull(ctx, log, inst, ev.Repo, ev.Number, ev.HeadSHA)
+	return r.readPull(ctx, log, inst, ev.Repo, ev.Number, ev.HeadSHA)
 }
 
 // carriedPull decodes the pull request ev carries, when it carries one
@@ -157,14 +169,14 @@ type testHead struct {
 // headOfTest answers testHead for job from the head record and what the
 // job carries, or, when either cannot tell, by reading the pull request.
 // A read's error comes back as is.
-func (w *Worker) headOfTest(ctx context.Context, log *slog.Logger, inst Installation, job events.TestJob) (testHead, error) {
+func (r *headReader) headOfTest(ctx context.Context, log *slog.Logger, inst Installation, job events.TestJob) (testHead, error) {
 	if job.BaseRef != "" && job.HeadRef != "" {
-		check := w.checkHead(ctx, log, job.Repo, job.Number, job.HeadSHA, job.PullUpdatedAt)
+		check := r.checkHead(ctx, log, job.Repo, job.Number, job.HeadSHA, job.PullUpdatedAt)
 		if check.known {
 			return testHead{headCheck: check, headRef: job.HeadRef, baseRef: job.BaseRef, cloneURL: job.CloneURL}, nil
 		}
 	}
-	pull, stale, err := w.readPull(ctx, log, inst, job.Repo, job.Number, job.HeadSHA)
+	pull, stale, err := r.readPull(ctx, log, inst, job.Repo, job.Number, job.HeadSHA)
 	if err != nil {
 		return testHead{}, err
 	}

@@ -141,7 +141,7 @@ func TestPullEventReadsGitHubOnlyWhenItMust(t *testing.T) {
 				}
 				ev.Pull, ev.PullUpdatedAt = raw, t0
 			}
-			if v := w.decidePull(ctx, w.log, ev, prepAttempt{delivered: 1, maxDeliver: 10}); v.Outcome != Done {
+			if v := w.pulls.decide(ctx, w.log, ev, prepAttempt{delivered: 1, maxDeliver: 10}); v.Outcome != Done {
 				t.Fatalf("verdict %v (%v), want Done", v.Outcome, v.Err)
 			}
 			if got := q.callList(); got != tc.wantCalls {
@@ -199,7 +199,7 @@ func TestTestHeadComesFromTheJobAndTheRecord(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			h, err := w.headOfTest(ctx, w.log, w.opts.GitHub.(fakeGitHub).inst, tc.job)
+			h, err := w.heads.headOfTest(ctx, w.log, w.opts.GitHub.(fakeGitHub).inst, tc.job)
 			if err != nil || !h.known {
 				t.Fatalf("headOfTest = %+v, %v", h, err)
 			}

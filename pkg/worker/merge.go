@@ -5,20 +5,38 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"strings"
 
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
-	"github.com/yourci/yourci/pkg/pipeline"
-	"github.com/yourci/yourci/pkg/status"
 )
 
 // maxRecordedConflicts bounds the conflicting paths a build record keeps;
 // the log lists them all.
 const maxRecordedConflicts = 20
 
-// mergeForBuild decides what build k tests of head: head merged into the
+// baseMerger makes the merge each build tests and records its base in the
+// build's record, so that every box and every redelivery tests the same
+// commit. Its methods may be called concurrently.
+type baseMerger struct {
+	workspace mergeWorkspace
+	records   mergeRecords
+	// headOnly is Options.HeadOnly: heads are tested alone, unmerged.
+	headOnly bool
+}
+
+// mergeWorkspace makes merges in the mirror; artifacts.Workspace has it.
+type mergeWorkspace interface {
+	MergeBuild(ctx context.Context, owner, repo, head, base string, merge bool) (artifacts.Merged, error)
+	RemakeMerge(ctx context.Context, owner, repo, head, base, want string) (artifacts.Merged, error)
+}
+
+// mergeRecords reads and changes a build's record; BuildRecords has it.
+type mergeRecords interface {
+	BuildRecord(ctx context.Context, k events.BuildKey) (events.BuildRecord, error)
+	UpdateBuild(ctx context.Context, k events.BuildKey, change func(*events.BuildRecord) error) (events.BuildRecord, error)
+}
+
+// merge decides what build k tests of head: head merged into the
 // tip of baseRef in the mirror (just updated), or head alone when the
 // worker tests heads alone. The base it merged is recorded at once, before
 // anything is checked out: a redelivered build (after a crash) makes the
@@ -26,9 +44,9 @@ const maxRecordedConflicts = 20
 // its pin and checkouts stay valid. A merge group's head is GitHub's merge
 // already, made from baseSHA (the group's base commit): it is tested as it
 // is, its changes counted from baseSHA, whatever the branch did since.
-func (w *Worker) mergeForBuild(ctx context.Context, k events.BuildKey, head, baseRef, baseSHA string) (artifacts.Merged, error) {
-	ws := w.opts.Workspace
-	rec, err := w.opts.Records.BuildRecord(ctx, k)
+func (g *baseMerger) merge(ctx context.Context, k events.BuildKey, head, baseRef, baseSHA string) (artifacts.Merged, error) {
+	ws := g.workspace
+	rec, err := g.records.BuildRecord(ctx, k)
 	if err != nil && !errors.Is(err, events.ErrNoRecord) {
 		return artifacts.Merged{}, fmt.Errorf("reading the record of build %s: %w", k, err)
 	}
@@ -44,17 +62,17 @@ func (w *Worker) mergeForBuild(ctx context.Context, k events.BuildKey, head, bas
 		return m, nil
 	}
 	if events.IsGroup(k.Pull) {
-		return w.recordGroupBase(ctx, k, head, baseRef, baseSHA)
+		return g.mergeGroup(ctx, k, head, baseRef, baseSHA)
 	}
-	m, err := ws.MergeBuild(ctx, k.Repo.Owner, k.Repo.Name, head, baseRef, !w.opts.HeadOnly)
+	m, err := ws.MergeBuild(ctx, k.Repo.Owner, k.Repo.Name, head, baseRef, !g.headOnly)
 	if errors.Is(err, artifacts.ErrNoBase) || errors.Is(err, artifacts.ErrInvalid) {
 		return artifacts.Merged{}, permanent(fmt.Errorf("merging %.7s into %s: %w", head, baseRef, err))
 	}
 	if err != nil {
 		return artifacts.Merged{}, classifyPrepare(fmt.Errorf("merging %.7s into %s: %w", head, baseRef, err))
 	}
-	_, err = w.opts.Records.UpdateBuild(ctx, k, func(r *events.BuildRecord) error {
-		r.Base = testedBase(baseRef, m, !w.opts.HeadOnly)
+	_, err = g.records.UpdateBuild(ctx, k, func(r *events.BuildRecord) error {
+		r.Base = testedBase(baseRef, m, !g.headOnly)
 		return nil
 	})
 	if err != nil {
@@ -63,17 +81,17 @@ func (w *Worker) mergeForBuild(ctx context.Context, k events.BuildKey, head, bas
 	return m, nil
 }
 
-// recordGroupBase is mergeForBuild for a merge group: no merge, the head
+// mergeGroup is merge for a merge group: no merge, the head
 // compared with the group's base commit, and that base recorded.
-func (w *Worker) recordGroupBase(ctx context.Context, k events.BuildKey, head, baseRef, baseSHA string) (artifacts.Merged, error) {
+func (g *baseMerger) mergeGroup(ctx context.Context, k events.BuildKey, head, baseRef, baseSHA string) (artifacts.Merged, error) {
 	if err := events.ValidateSHA(baseSHA); err != nil {
 		return artifacts.Merged{}, permanent(fmt.Errorf("merge group %.7s has no base commit: %w", head, err))
 	}
-	m, err := w.opts.Workspace.RemakeMerge(ctx, k.Repo.Owner, k.Repo.Name, head, baseSHA, head)
+	m, err := g.workspace.RemakeMerge(ctx, k.Repo.Owner, k.Repo.Name, head, baseSHA, head)
 	if err != nil {
 		return artifacts.Merged{}, classifyPrepare(fmt.Errorf("comparing merge group %.7s with its base %.7s: %w", head, baseSHA, err))
 	}
-	_, err = w.opts.Records.UpdateBuild(ctx, k, func(r *events.BuildRecord) error {
+	_, err = g.records.UpdateBuild(ctx, k, func(r *events.BuildRecord) error {
 		r.Base = testedBase(baseRef, m, false)
 		r.Base.Queued = true
 		return nil
@@ -131,27 +149,4 @@ func pullAsTested(raw json.RawMessage, baseSHA string) (json.RawMessage, error) 
 		return nil, err
 	}
 	return json.Marshal(pull)
-}
-
-// reportConflict ends a build whose head does not merge into its base: no
-// test runs, and yci says so, and what to do, linking to a log that lists
-// the conflicting paths. Like a broken .yci.py, only a push (or a /retest
-// once the base changed) can fix it, so the job is done.
-func (w *Worker) reportConflict(ctx context.Context, log *slog.Logger, ev events.PullEvent, b artifacts.Build, baseRef string, m artifacts.Merged) error {
-	log.Info("head does not merge into its base", "base", m.Base, "conflicts", len(m.Conflicts))
-	var text strings.Builder
-	fmt.Fprintf(&text, "%sthe head %s does not merge into %s at %s.\n", pipeline.LogPrefix, ev.HeadSHA, baseRef, m.Base)
-	fmt.Fprintf(&text, "%sYourCI tests a pull request merged into the tip of its base branch, so no test ran.\n", pipeline.LogPrefix)
-	fmt.Fprintf(&text, "%smerge %s into the branch (or rebase onto it), resolve these conflicts and push:\n", pipeline.LogPrefix, baseRef)
-	for _, p := range m.Conflicts {
-		fmt.Fprintf(&text, "  %q\n", p)
-	}
-	detail, err := w.mask(text.String())
-	if err != nil {
-		return err
-	}
-	return w.endWithoutTests(ctx, ev, b, detail, func(r *events.BuildRecord) {
-		r.Base = testedBase(baseRef, m, true)
-		r.ConfigError = status.MergeConflict(baseRef, m.Base, len(m.Conflicts))
-	})
 }

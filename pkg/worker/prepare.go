@@ -71,57 +71,61 @@ func (a prepAttempt) attempts() uint64 { return max(a.maxDeliver, 2) - 1 }
 // last reports whether this delivery gives up.
 func (a prepAttempt) last() bool { return a.delivered >= a.maxDeliver }
 
-// recordPrepFailure appends a failed attempt (its steps, the reason and
-// what happens next) to the head's preparation log, and, when v hands
-// the event back, records on the head's summary the pending
-// "preparing failed (attempt k of N): <reason>; retrying" linking to that
-// log, which the projector shows until a build of the head takes over.
-// Neither is an error of the job: each is logged here and the verdict
-// stands.
-func (w *Worker) recordPrepFailure(ctx context.Context, log *slog.Logger, ev events.PullEvent, a prepAttempt, p *prepLog, v Verdict) {
-	next := "not tried again: this cannot succeed"
-	if v.Outcome == HandBack {
-		next = "trying again in " + v.Delay.String()
-	}
-	var text bytes.Buffer
-	fmt.Fprintf(&text, "%sattempt %d of %d at %s\n", pipeline.LogPrefix, a.delivered, a.attempts(), time.Now().UTC().Format(time.RFC3339))
-	for _, s := range p.steps {
-		fmt.Fprintf(&text, "%s%s\n", pipeline.LogPrefix, s)
-	}
-	fmt.Fprintf(&text, "%sfailed: %v\n%s%s\n\n", pipeline.LogPrefix, v.Err, pipeline.LogPrefix, next)
-	url := w.appendPrepLog(log, ev, text.Bytes())
-	if v.Outcome != HandBack {
+// prepJournal tells what became of preparing head commits: it appends to
+// each head's preparation log, its text cleaned as a test's log is, and
+// records a failed attempt on the head's summary. Its methods may be
+// called concurrently.
+type prepJournal struct {
+	logs      prepLogStore
+	summaries headSummaries
+	// httpRoot is Options.HTTPRoot: "" serves no log.
+	httpRoot string
+	// secrets are the values no log may show.
+	secrets func() []string
+}
+
+// prepLogStore keeps each head's preparation log; artifacts.Workspace has
+// it.
+type prepLogStore interface {
+	AppendPrepareLog(owner, repo string, pull int, sha, text string) error
+	PrepareLogURL(httpRoot, owner, repo string, pull int, sha string) (string, error)
+}
+
+// recordFailure tells a failed attempt as planPrepFailure planned it:
+// f.log appended to the head's preparation log and, when f.show is set,
+// the pending "preparing failed (attempt k of N): <reason>; retrying" on
+// the head's summary linking to that log, which the projector shows
+// until a build of the head takes over. Neither is an error of the job:
+// each is logged here and the verdict stands.
+func (j *prepJournal) recordFailure(ctx context.Context, log *slog.Logger, ev events.PullEvent, f prepFailure) {
+	url := j.append(log, ev, []byte(f.log))
+	if !f.show {
 		return
 	}
-	desc := status.PreparingFailed(int(a.delivered), int(a.attempts()), withoutPaths(v.Err))
-	build := 0
-	if p != nil {
-		build = p.build
-	}
-	err := w.updateHead(ctx, ev, func(h *events.HeadSummary) bool {
-		return h.Set(build, string(status.Pending), desc, url)
+	err := j.summaries.update(ctx, ev, func(h *events.HeadSummary) bool {
+		return h.Set(f.build, string(status.Pending), f.description, url)
 	})
 	if err != nil {
 		log.Warn("recording the failed preparation on the head's summary", "err", err)
 	}
 }
 
-// appendPrepLog appends text, its secrets masked as a test's log masks
-// them, to the head's preparation log, and returns the log's address, or
-// "" when it is not served or could not be written.
-func (w *Worker) appendPrepLog(log *slog.Logger, ev events.PullEvent, text []byte) string {
-	clean, err := w.cleanLog(text)
+// append appends text, its secrets masked as a test's log masks them, to
+// the head's preparation log, and returns the log's address, or "" when
+// it is not served or could not be written.
+func (j *prepJournal) append(log *slog.Logger, ev events.PullEvent, text []byte) string {
+	clean, err := j.cleanLog(text)
 	if err == nil {
-		err = w.opts.Workspace.AppendPrepareLog(ev.Repo.Owner, ev.Repo.Name, ev.Number, ev.HeadSHA, string(clean))
+		err = j.logs.AppendPrepareLog(ev.Repo.Owner, ev.Repo.Name, ev.Number, ev.HeadSHA, string(clean))
 	}
 	if err != nil {
 		log.Warn("writing the preparation log", "err", err)
 		return ""
 	}
-	if w.opts.HTTPRoot == "" {
+	if j.httpRoot == "" {
 		return ""
 	}
-	u, err := w.opts.Workspace.PrepareLogURL(w.opts.HTTPRoot, ev.Repo.Owner, ev.Repo.Name, ev.Number, ev.HeadSHA)
+	u, err := j.logs.PrepareLogURL(j.httpRoot, ev.Repo.Owner, ev.Repo.Name, ev.Number, ev.HeadSHA)
 	if err != nil {
 		return ""
 	}
@@ -132,26 +136,28 @@ func (w *Worker) appendPrepLog(log *slog.Logger, ev events.PullEvent, text []byt
 // controls neutralised, as a test's log keeps them.
 // Everything an evaluation or a test reports is masked so before any log
 // or status shows it.
-func (w *Worker) mask(text string) (string, error) {
-	clean, err := w.cleanLog([]byte(text))
+func (j *prepJournal) mask(text string) (string, error) {
+	clean, err := j.cleanLog([]byte(text))
 	return string(clean), err
 }
 
-// secrets are the values no log may show: the runner's, which include
-// the installations' tokens.
-func (w *Worker) secrets() []string {
-	s := w.opts.Runner.Secrets
-	if w.opts.Runner.SecretsFrom != nil {
-		s = append(s[:len(s):len(s)], w.opts.Runner.SecretsFrom()...)
+// runnerSecrets are the values no log may show: r's, which include the
+// installations' tokens.
+func runnerSecrets(r *pipeline.Runner) func() []string {
+	return func() []string {
+		s := r.Secrets
+		if r.SecretsFrom != nil {
+			s = append(s[:len(s):len(s)], r.SecretsFrom()...)
+		}
+		return s
 	}
-	return s
 }
 
 // cleanLog is text as a test's log would keep it: terminal control
 // sequences other than colours neutralised, then secrets masked.
-func (w *Worker) cleanLog(text []byte) ([]byte, error) {
+func (j *prepJournal) cleanLog(text []byte) ([]byte, error) {
 	var clean bytes.Buffer
-	mw := pipeline.NewMaskingWriter(&clean, w.secrets())
+	mw := pipeline.NewMaskingWriter(&clean, j.secrets())
 	tw := pipeline.NewTermWriter(mw)
 	if _, err := tw.Write(text); err != nil {
 		return nil, fmt.Errorf("cleaning log text: %w", err)

@@ -64,12 +64,12 @@ func TestFailedPreparationIsLoggedAndShown(t *testing.T) {
 	// shows each on GitHub (see TestHeadSummariesReachGitHub).
 	var got []string
 	for k := uint64(1); k <= 2; k++ {
-		if v := w.decidePull(ctx, w.log, ev, prepAttempt{delivered: k, maxDeliver: 3}); v.Outcome != HandBack {
+		if v := w.pulls.decide(ctx, w.log, ev, prepAttempt{delivered: k, maxDeliver: 3}); v.Outcome != HandBack {
 			t.Fatalf("attempt %d: verdict %v (%v), want HandBack", k, v.Outcome, v.Err)
 		}
 		got = append(got, headShows(t, w, ev))
 	}
-	if v := w.decidePull(ctx, w.log, ev, prepAttempt{delivered: 3, maxDeliver: 3}); v.Outcome != Done {
+	if v := w.pulls.decide(ctx, w.log, ev, prepAttempt{delivered: 3, maxDeliver: 3}); v.Outcome != Done {
 		t.Fatalf("last delivery: verdict %v (%v), want Done", v.Outcome, v.Err)
 	}
 	got = append(got, headShows(t, w, ev))

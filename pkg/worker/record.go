@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-github/v88/github"
-
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/pages"
@@ -40,22 +38,23 @@ func buildKey(repo events.Repo, pull, number int) events.BuildKey {
 	return events.BuildKey{Repo: repo, Pull: pull, Build: number}
 }
 
-// recordQueued records a build's tests as queued, before any is published,
-// so that the summary counts every test from the start. A build resumed
-// after a crash keeps the states its tests have reached.
-func (w *Worker) recordQueued(ctx context.Context, log *slog.Logger, pr *github.PullRequest, b artifacts.Build, sha string, installation int64, tests []pipeline.Test, changes *events.Changes) {
-	_, err := w.opts.Records.UpdateBuild(ctx, buildKey(events.Repo{Owner: b.Owner, Name: b.Repo}, b.Pull, b.Number),
+// recordQueued records build b's tests as queued, before any is
+// published, so that the summary counts every test from the start. A
+// build resumed after a crash keeps the states its tests have reached.
+func (h *pullHandler) recordQueued(ctx context.Context, log *slog.Logger, pull pullRequest, b artifacts.Build, ev events.PullEvent, tests []pipeline.Test, changes *events.Changes) {
+	pr := pull.pr
+	_, err := h.records.UpdateBuild(ctx, buildKey(ev.Repo, b.Pull, b.Number),
 		func(r *events.BuildRecord) error {
-			r.SHA, r.Title, r.Branch = sha, pr.GetTitle(), pr.GetHead().GetRef()
+			r.SHA, r.Title, r.Branch = ev.HeadSHA, pr.GetTitle(), pr.GetHead().GetRef()
 			r.Changes = changes
 			r.PullURL = pr.GetHTMLURL()
-			r.Installation, r.Projected = installation, true
+			r.Installation, r.Projected = ev.Installation, true
 			for _, t := range tests {
 				tr := r.AddTest(t.Name)
 				tr.MaxAttempts = t.Retries + 1
 				tr.Command = events.RecordedCommand(t.Command)
 				if tr.LogURL == "" {
-					tr.LogURL = w.logURL(b, t.Name)
+					tr.LogURL = h.logURL(b, t.Name)
 				}
 				if len(tr.Attempts) == 0 {
 					tr.Description = status.Queued()
@@ -219,8 +218,8 @@ func (w *Worker) pageURL(k events.BuildKey) string {
 // pullOpen clears the closed mark of an open pull request's build records:
 // a pull reopened without a new commit builds nothing, yet belongs on the
 // pages again. Failures are logged: the next sweep repairs the mark.
-func (w *Worker) pullOpen(ctx context.Context, log *slog.Logger, repo events.Repo, number int) {
-	if _, err := w.opts.Records.SetPullClosed(ctx, repo, number, false); err != nil {
+func (h *pullHandler) pullOpen(ctx context.Context, log *slog.Logger, repo events.Repo, number int) {
+	if _, err := h.records.SetPullClosed(ctx, repo, number, false); err != nil {
 		log.Warn("marking builds of a reopened pull request", "err", err)
 	}
 }
@@ -236,13 +235,23 @@ func finalState(s status.State) events.TestState {
 	return events.TestErrored
 }
 
-// updateHead changes the summary of ev's head commit, which the projector
-// shows as its `yci` until a build of it takes over (events.HeadSummary).
-// change reports whether it changed anything; nothing is written when it
-// did not.
-func (w *Worker) updateHead(ctx context.Context, ev events.PullEvent, change func(*events.HeadSummary) bool) error {
+// headSummaries changes the summaries of head commits, which the
+// projector shows as their `yci` until a build takes over
+// (events.HeadSummary).
+type headSummaries struct {
+	records headSummaryUpdater
+}
+
+// headSummaryUpdater changes one head's summary; BuildRecords has it.
+type headSummaryUpdater interface {
+	UpdateHeadSummary(ctx context.Context, k events.HeadKey, change func(*events.HeadSummary) error) (events.HeadSummary, error)
+}
+
+// update changes the summary of ev's head commit. change reports whether
+// it changed anything; nothing is written when it did not.
+func (s headSummaries) update(ctx context.Context, ev events.PullEvent, change func(*events.HeadSummary) bool) error {
 	k := events.HeadKey{Repo: ev.Repo, Pull: ev.Number, SHA: ev.HeadSHA}
-	_, err := w.opts.Records.UpdateHeadSummary(ctx, k, func(h *events.HeadSummary) error {
+	_, err := s.records.UpdateHeadSummary(ctx, k, func(h *events.HeadSummary) error {
 		if !change(h) {
 			return events.ErrUnchanged
 		}

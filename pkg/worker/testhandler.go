@@ -40,7 +40,7 @@ type installer interface {
 }
 
 // testHeads tells whether a test's head is still its pull request's open
-// head; the Worker has it (headOfTest), with the head record and the pull
+// head; headReader has it (headOfTest), with the head record and the pull
 // handler's read of GitHub.
 type testHeads interface {
 	headOfTest(ctx context.Context, log *slog.Logger, inst Installation, job events.TestJob) (testHead, error)
@@ -96,7 +96,7 @@ type buildUpdater interface {
 func newTestHandler(w *Worker) *testHandler {
 	o := w.opts
 	return &testHandler{
-		installs: o.GitHub, heads: w, running: &w.running, workspace: o.Workspace, runner: o.Runner,
+		installs: o.GitHub, heads: w.heads, running: &w.running, workspace: o.Workspace, runner: o.Runner,
 		disk: o.Disk, publish: o.Queue, board: o.Running,
 		rec:       &testRecorder{records: o.Records, publish: o.Queue, log: w.log},
 		runLogURL: w.runLogURL, pageURL: w.pageURL, metrics: o.Metrics, log: w.log, box: o.Box,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -110,120 +109,6 @@ type verdict struct {
 	asked bool
 }
 
-// judge decides whether the policy lets ev's head commit be built now. An
-// approval label counts only when someone who may write added it, and
-// only for the commit that was the head when they did: from the labeled
-// webhook (ev.LabeledBy, with ev.HeadSHA as the pull was then), or, for a
-// label whose webhook never arrived, from the pull request's issue events
-// when the label was added after YourCI asked for approval of this very
-// commit.
-//
-// A merge group is built without this gate: only people who may merge can
-// queue a pull request, and only one that passed the required checks.
-func (w *Worker) judge(ctx context.Context, log *slog.Logger, inst Installation, pr *github.PullRequest, ev events.PullEvent) (verdict, error) {
-	if w.opts.Policy == BuildAll || events.IsGroup(ev.Number) {
-		return verdict{build: true}, nil
-	}
-	repo, labeled := ev.Repo, w.hasApprovalLabel(pr)
-	if ev.LabeledBy != "" && labeled {
-		if _, err := w.approve(ctx, log, inst, repo, ev.Number, ev.HeadSHA, ev.LabeledBy); err != nil {
-			return verdict{}, err
-		}
-	}
-	rec, err := w.opts.Queue.ApprovalOf(ctx, repo, ev.Number)
-	if err != nil {
-		return verdict{}, fmt.Errorf("reading approval: %w", err)
-	}
-	asked := rec.Asked == ev.HeadSHA
-	if rec.Covers(ev.HeadSHA) {
-		return verdict{build: true, by: rec.By, asked: asked}, nil
-	}
-	author := pr.GetUser().GetLogin()
-	writer, err := w.trust.canWrite(ctx, inst.Permissions, repo.Owner, repo.Name, author)
-	if err != nil || writer {
-		return verdict{build: writer}, err
-	}
-	if labeled && asked {
-		by, err := w.labeledAfter(ctx, inst, repo, ev.Number, rec.AskedAt)
-		if err != nil {
-			// An App without issues:read cannot tell who labeled: the
-			// label's webhook (or a command) still approves.
-			log.Warn("cannot read who added the approval label", "err", err)
-		}
-		if by != "" {
-			if ok, err := w.approve(ctx, log, inst, repo, ev.Number, ev.HeadSHA, by); ok || err != nil {
-				return verdict{build: ok, by: by, asked: true}, err
-			}
-		}
-	}
-	return verdict{asked: asked}, nil
-}
-
-// hasApprovalLabel reports whether pr carries the approval label, compared
-// as the receiver compares it (events.IsApprovalLabel).
-func (w *Worker) hasApprovalLabel(pr *github.PullRequest) bool {
-	for _, l := range pr.Labels {
-		if events.IsApprovalLabel(l.GetName(), w.opts.ApprovalLabel) {
-			return true
-		}
-	}
-	return false
-}
-
-// labeledAfter returns who added the approval label last, if that was in
-// a later second than since (YourCI's request for approval of the current
-// head); "" when nobody did. Only the newest addition counts: an older one
-// approved an older head.
-func (w *Worker) labeledAfter(ctx context.Context, inst Installation, repo events.Repo, pull int, since time.Time) (string, error) {
-	if inst.Issues == nil {
-		return "", nil
-	}
-	var last *github.IssueEvent
-	opts := &github.ListOptions{PerPage: 100}
-	for range maxEventPages {
-		list, resp, err := inst.Issues.ListIssueEvents(ctx, repo.Owner, repo.Name, pull, opts)
-		if err != nil {
-			return "", fmt.Errorf("reading who labeled %s#%d: %w", repo.FullName(), pull, err)
-		}
-		for _, e := range list {
-			if e.GetEvent() == "labeled" && events.IsApprovalLabel(e.GetLabel().GetName(), w.opts.ApprovalLabel) {
-				last = e
-			}
-		}
-		if resp == nil || resp.NextPage == 0 {
-			break
-		}
-		opts.Page = resp.NextPage
-	}
-	// GitHub's times have whole seconds: a label in the same second as
-	// the request might have come before it, for an older head, so it
-	// does not count (its labeled webhook still does).
-	if last == nil || !last.GetCreatedAt().After(since.Truncate(time.Second)) {
-		return "", nil
-	}
-	return last.GetActor().GetLogin(), nil
-}
-
-// approve records that approver approved head commit sha of a pull
-// request, if approver may write to the repository; ok says whether the
-// approval was recorded. A label or command from anyone else is logged
-// and ignored.
-func (w *Worker) approve(ctx context.Context, log *slog.Logger, inst Installation, repo events.Repo, pull int, sha, approver string) (ok bool, err error) {
-	writer, err := w.trust.canWrite(ctx, inst.Permissions, repo.Owner, repo.Name, approver)
-	if err != nil {
-		return false, err
-	}
-	if !writer {
-		log.Info("approval ignored: the approver may not write to the repository", "approver", approver)
-		return false, nil
-	}
-	if err := w.opts.Queue.Approve(ctx, repo, pull, sha, approver); err != nil {
-		return false, fmt.Errorf("recording approval by %s: %w", approver, err)
-	}
-	log.Info("head commit approved", "approver", approver)
-	return true, nil
-}
-
 // Approve records that approver approved head commit sha of pull request
 // repo#pull, seen through the given installation, when approver may write
 // to the repository, and reports whether it did. It is how a command such
@@ -239,5 +124,5 @@ func (w *Worker) Approve(ctx context.Context, installation int64, repo events.Re
 		return false, fmt.Errorf("authenticating for installation %d: %w", installation, err)
 	}
 	log := w.log.With("repo", repo.FullName(), "pull", pull, "sha", sha)
-	return w.approve(ctx, log, inst, repo, pull, sha, approver)
+	return w.pulls.gate.approve(ctx, log, inst, repo, pull, sha, approver)
 }

@@ -48,23 +48,28 @@ func (h *hangingGitHub) Installation(ctx context.Context, _ int64) (Installation
 }
 
 // hangWorker is a Worker whose pulls and commands get limit each and
-// their handlers grace more once stopped.
-func hangWorker(t *testing.T, gh GitHub, limit time.Duration) *Worker {
+// their handlers grace more once stopped; tweaks change its options
+// before it is made.
+func hangWorker(t *testing.T, gh GitHub, limit time.Duration, tweaks ...func(*Options)) *Worker {
 	t.Helper()
 	ws, err := artifacts.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := New(Options{
+	opts := Options{
 		Workspace: ws, Evaluator: &pipeline.Evaluator{}, Runner: &pipeline.Runner{},
 		GitHub: gh, Queue: &fakeQueue{}, Records: memrecords.New(), HTTPRoot: httpRoot,
 		Logger:         slog.New(slog.DiscardHandler),
 		PrepareTimeout: limit, CommandTimeout: limit,
-	})
+	}
+	for _, tweak := range tweaks {
+		tweak(&opts)
+	}
+	w, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.grace = limit
+	w.grace, w.pulls.grace = limit, limit
 	return w
 }
 
@@ -91,7 +96,7 @@ func TestPreparationPastItsDeadline(t *testing.T) {
 			w := hangWorker(t, gh, 200*time.Millisecond)
 			defer close(gh.release)
 
-			v := w.decidePull(context.Background(), w.log, hangEvent, prepAttempt{delivered: 1, maxDeliver: 10})
+			v := w.pulls.decide(context.Background(), w.log, hangEvent, prepAttempt{delivered: 1, maxDeliver: 10})
 
 			if v.Outcome != HandBack || v.Err == nil || !strings.Contains(v.Err.Error(), tc.wantErr) {
 				t.Fatalf("verdict %v, err %v; want a hand-back saying %q", v.Outcome, v.Err, tc.wantErr)
@@ -117,7 +122,7 @@ func TestStuckHandlerLeavesTheHealthCheckOnceItReturns(t *testing.T) {
 	t.Parallel()
 	gh := &hangingGitHub{entered: make(chan struct{}), release: make(chan struct{})}
 	w := hangWorker(t, gh, 100*time.Millisecond)
-	v := w.decidePull(context.Background(), w.log, hangEvent, prepAttempt{delivered: 1, maxDeliver: 10})
+	v := w.pulls.decide(context.Background(), w.log, hangEvent, prepAttempt{delivered: 1, maxDeliver: 10})
 	if !errors.Is(v.Err, ErrStuck) {
 		t.Fatalf("verdict err %v, want ErrStuck", v.Err)
 	}
@@ -140,7 +145,7 @@ func TestStuckHandlerLeavesTheHealthCheckOnceItReturns(t *testing.T) {
 func TestLastDeliveryOfAHangingCommitGivesUpWithAnErrorStatus(t *testing.T) {
 	t.Parallel()
 	w := hangWorker(t, fakeGitHub{}, time.Minute)
-	v := w.decidePull(context.Background(), w.log, hangEvent, prepAttempt{delivered: 10, maxDeliver: 10})
+	v := w.pulls.decide(context.Background(), w.log, hangEvent, prepAttempt{delivered: 10, maxDeliver: 10})
 	if v.Outcome != Done {
 		t.Fatalf("verdict %v, err %v; want Done", v.Outcome, v.Err)
 	}
@@ -200,10 +205,9 @@ func TestMirrorFromARemoteThatNeverAnswers(t *testing.T) {
 	pull.Base.Repo.CloneURL = github.Ptr("http://" + ln.Addr().String() + "/acme/widget.git")
 	inst := Installation{Pulls: &fakePulls{pull: pull}, Permissions: fakePermissions{level: "write"}}
 	q := &fakeQueue{claim: events.Claim{Build: 1, Mine: true}}
-	w := hangWorker(t, fakeGitHub{inst: inst}, 2*time.Second)
-	w.opts.Queue = q
+	w := hangWorker(t, fakeGitHub{inst: inst}, 2*time.Second, func(o *Options) { o.Queue = q })
 
-	v := w.decidePull(context.Background(), w.log, hangEvent, prepAttempt{delivered: 1, maxDeliver: 10})
+	v := w.pulls.decide(context.Background(), w.log, hangEvent, prepAttempt{delivered: 1, maxDeliver: 10})
 
 	want := "preparing this commit took more than 2s; stopped: "
 	if v.Outcome != HandBack || v.Err == nil || !strings.Contains(v.Err.Error(), want) || !strings.Contains(v.Err.Error(), "updating mirror") {

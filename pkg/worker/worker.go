@@ -140,7 +140,10 @@ type RunningRecorder interface {
 }
 
 // Worker handles deliveries of handle_pull, handle_test and handle_command
-// (HandlePull, HandleTest, HandleCommand). Its methods may
+// (HandlePull, HandleTest, HandleCommand), each by a handler type of its
+// own (pullHandler, testHandler, commandHandler) that decides in pure
+// plans; the Worker wires them and keeps what they share (the trust
+// cache, the running tests, the watchdog, the log links). Its methods may
 // be called concurrently; it keeps no state between jobs beyond its parts.
 type Worker struct {
 	opts     Options
@@ -152,6 +155,11 @@ type Worker struct {
 	commands *commandHandler
 	// tests handles handle_test.
 	tests *testHandler
+	// pulls handles handle_pull.
+	pulls *pullHandler
+	// heads tells whether a head is current; the pull and test handlers
+	// share it.
+	heads *headReader
 	// grace is how long a cancelled handler may take to return before
 	// it is called stuck (stuckGrace).
 	grace time.Duration
@@ -205,8 +213,10 @@ func New(opts Options) (*Worker, error) {
 	}
 	w := &Worker{opts: opts, log: log, trust: trustCache{entries: map[string]trustEntry{}, now: time.Now},
 		watchdog: NewWatchdog(), grace: stuckGrace}
+	w.heads = &headReader{heads: opts.Queue, keepSuperseded: opts.KeepSuperseded}
 	w.commands = newCommandHandler(w)
 	w.tests = newTestHandler(w)
+	w.pulls = newPullHandler(w, w.heads)
 	return w, nil
 }
 
@@ -254,11 +264,11 @@ type pullRequest struct {
 
 // openPullRaw reads the pull request, keeping the JSON as GitHub sent it,
 // and says whether sha is still worth building: when it is not (closed,
-// or a newer commit pushed and the worker does not keep superseded
-// commits) the reason says why. A pull request or repository that no
+// or a newer commit pushed and keepSuperseded, Options.KeepSuperseded, is
+// not set) the reason says why. A pull request or repository that no
 // longer exists (404) is a permanent error: asking again cannot bring it
 // back.
-func (w *Worker) openPullRaw(ctx context.Context, inst Installation, repo events.Repo, number int, sha string) (pullRequest, string, error) {
+func openPullRaw(ctx context.Context, inst Installation, repo events.Repo, number int, sha string, keepSuperseded bool) (pullRequest, string, error) {
 	pull, err := getPull(ctx, inst.Pulls, repo, number)
 	if err != nil {
 		return pullRequest{}, "", err
@@ -267,7 +277,7 @@ func (w *Worker) openPullRaw(ctx context.Context, inst Installation, repo events
 	switch {
 	case pr.GetState() != "open":
 		return pull, "pull request is " + pr.GetState(), nil
-	case pr.GetHead().GetSHA() != sha && !w.opts.KeepSuperseded:
+	case pr.GetHead().GetSHA() != sha && !keepSuperseded:
 		return pull, "superseded by " + pr.GetHead().GetSHA(), nil
 	}
 	return pull, "", nil
