@@ -85,24 +85,58 @@ func runWriteLoad(tb testing.TB, s *stack, boxes, pulls, tests int, final func(s
 			tb.Errorf("stopping %s: %v", w.name, err)
 		}
 	}
-	load := writeLoad{heads: pulls, tests: pulls * tests, requests: s.gh.Requests().Total}
+	return s.countWrites(shas, tests), shas
+}
+
+// sentWrite is one write GitHub took for a head: a commit status or a
+// check run's creation or update, by its context (name) and what it said.
+type sentWrite struct {
+	context, said string
+}
+
+// writesOf lists the writes GitHub took for sha: its commit statuses,
+// oldest first, then its check-run writes, oldest first.
+func (s *stack) writesOf(sha string) []sentWrite {
+	var out []sentWrite
+	for _, st := range s.gh.Statuses(owner, repoName, sha) {
+		out = append(out, sentWrite{st.GetContext(), st.GetState() + " " + st.GetDescription()})
+	}
+	for _, run := range s.gh.CheckRunWrites(owner, repoName, sha) {
+		said := run.GetStatus()
+		if c := run.GetConclusion(); c != "" {
+			said += "/" + c
+		}
+		out = append(out, sentWrite{run.GetName(), said + " " + run.GetOutput().GetTitle()})
+	}
+	return out
+}
+
+// summaryWrites lists what the summary "yci" of sha was written as,
+// oldest first (statuses, then check runs).
+func (s *stack) summaryWrites(sha string) []string {
+	var out []string
+	for _, w := range s.writesOf(sha) {
+		if w.context == "yci" {
+			out = append(out, w.said)
+		}
+	}
+	return out
+}
+
+// countWrites counts what GitHub was sent for heads shas of tests tests
+// each since its counts were reset.
+func (s *stack) countWrites(shas []string, tests int) writeLoad {
+	load := writeLoad{heads: len(shas), tests: len(shas) * tests, requests: s.gh.Requests().Total}
 	for _, sha := range shas {
-		var contexts []string
-		for _, st := range s.gh.Statuses(owner, repoName, sha) {
-			contexts = append(contexts, st.GetContext())
-		}
-		for _, run := range s.gh.CheckRunWrites(owner, repoName, sha) {
-			contexts = append(contexts, run.GetName())
-		}
-		for _, c := range contexts {
-			if c == "yci" {
+		for _, w := range s.writesOf(sha) {
+			if w.context == "yci" {
 				load.summaryWrites++
 			} else {
 				load.testWrites++
 			}
 		}
 	}
-	return load, shas
+	return load
 }
 
 // statusFinals are the final commit statuses of sha's tests.
