@@ -152,23 +152,42 @@ func statusFinals(s *stack) func(sha string) map[string]string {
 	}
 }
 
-// TestWriteBudget runs 8 pull requests of 4 quick tests on one worker and
-// on two sharing the tests, and counts the commit statuses GitHub
-// received: every test ends on its final state, and the tests cost at
-// most two writes each on average (queued and final: the running state is
-// overtaken while held) and each head's summary at most two (pending and
-// final), however many workers share the tests: one projector writes. The
-// hold is longer than the default so that a stalled machine cannot make a
-// quick test look slow.
+// TestWriteBudget runs 8 pull requests of 4 quick tests on one worker,
+// on two sharing the tests, and on two preparing two pulls at once each
+// (the setting that once cost 2.5 summary writes per head in a burst),
+// and counts the commit statuses GitHub received: every test ends on its
+// final state, and the tests cost at most two writes each on average
+// (queued and final: the running state is overtaken while held) and each
+// head's summary at most two (pending and final), however many workers
+// share the tests: one projector writes. The hold is longer than the
+// default so that a stalled machine cannot make a quick test look slow;
+// the summary interval is next to nothing, as if every test had waited in
+// the queue for longer than the default interval: the progress of quick
+// tests is not news, however long they wait.
 func TestWriteBudget(t *testing.T) {
 	t.Parallel()
-	for _, boxes := range []int{1, 2} {
-		t.Run(fmt.Sprintf("%d_workers", boxes), func(t *testing.T) {
+	tests := []struct {
+		name  string
+		boxes int
+		env   []string
+	}{
+		{"1_workers", 1, nil},
+		{"2_workers", 2, nil},
+		{"2_workers_2_pull_slots", 2, []string{"YCI_PULL_SLOTS=2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s := newStack(t, stackOptions{})
-			load, _ := runWriteLoad(t, s, boxes, 8, 4, statusFinals(s), "YCI_JOBS=2", "YCI_STATUS_HOLD=20s")
+			env := append([]string{"YCI_JOBS=2", "YCI_STATUS_HOLD=20s", "YCI_SUMMARY_INTERVAL=1ns"}, tt.env...)
+			load, shas := runWriteLoad(t, s, tt.boxes, 8, 4, statusFinals(s), env...)
 			t.Log(load)
 			checkWriteBudget(t, load)
+			for _, sha := range shas {
+				if w := s.summaryWrites(sha); len(w) > 2 {
+					t.Logf("%.7s: %d summary writes: %s", sha, len(w), strings.Join(w, "; "))
+				}
+			}
 		})
 	}
 }
