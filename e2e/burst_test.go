@@ -23,12 +23,63 @@ import (
 )
 
 // The burst the issue measured: this many pull requests of burstTests
-// quick tests each, their webhooks sent at once, on burstBoxes workers.
+// quick tests each, their webhooks sent at once, on burstBoxes workers
+// (unless YCI_BURST_WORKERS says otherwise, see burstSetup).
 const (
 	burstPulls = 40
 	burstTests = 4
 	burstBoxes = 2
 )
+
+// burstSetup is what a measurement may change of BenchmarkBurst without
+// editing it, read from the benchmark's own environment (never passed to
+// the workers as such):
+//   - YCI_BURST_WORKERS: how many workers share the burst (default 2);
+//   - YCI_BURST_ENV: space-separated NAME=value settings added to every
+//     worker's environment, e.g. "YCI_PULL_SLOTS=2";
+//   - YCI_BURST_APP=1: the workers authenticate as a GitHub App and
+//     write check runs in place of statuses.
+//
+// Unset, the burst is the one the issue measured.
+type burstSetup struct {
+	boxes int
+	env   []string
+	app   bool
+}
+
+func burstSetupFromEnv(tb testing.TB) burstSetup {
+	tb.Helper()
+	setup := burstSetup{boxes: burstBoxes}
+	if v := os.Getenv("YCI_BURST_WORKERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			tb.Fatalf("YCI_BURST_WORKERS=%q: want a count of workers", v)
+		}
+		setup.boxes = n
+	}
+	for _, kv := range strings.Fields(os.Getenv("YCI_BURST_ENV")) {
+		if name, _, ok := strings.Cut(kv, "="); !ok || name == "" {
+			tb.Fatalf("YCI_BURST_ENV: %q is not NAME=value", kv)
+		}
+		setup.env = append(setup.env, kv)
+	}
+	switch v := os.Getenv("YCI_BURST_APP"); v {
+	case "", "0":
+	case "1":
+		setup.app = true
+	default:
+		tb.Fatalf("YCI_BURST_APP=%q: want 1 or 0", v)
+	}
+	return setup
+}
+
+func (b burstSetup) String() string {
+	auth := "token"
+	if b.app {
+		auth = "App"
+	}
+	return fmt.Sprintf("%d workers, %s auth, env %q", b.boxes, auth, b.env)
+}
 
 // BenchmarkBurst sends the opened webhooks of 40 pull requests of 4 quick
 // tests at once to two workers, each with its own workspace, on one box,
@@ -36,7 +87,8 @@ const (
 // cores, the default status hold), and measures from just before the
 // first webhook until every test is final both in its build record and
 // on GitHub. The workers have built one pull request before (their
-// mirrors exist), as on a box that has been running.
+// mirrors exist), as on a box that has been running. burstSetup lets a
+// run change the workers, their settings and the auth.
 //
 // Reported: seconds-to-final, tests/s, the CPU time the workers and
 // everything they started (git, python, bubblewrap, the tests) spent
@@ -44,20 +96,26 @@ const (
 // other work, the time alone says little), and what GitHub was sent for the
 // burst once the workers stopped (so nothing held back is still on its
 // way): requests/test (every REST request), writes/test (the tests' own
-// statuses) and summary-writes/head (the "yci" summary's).
+// statuses or check runs) and summary-writes/head (the "yci" summary's).
+// A head whose summary cost more than two writes is logged with them.
 func BenchmarkBurst(b *testing.B) {
+	setup := burstSetupFromEnv(b)
 	for b.Loop() {
 		b.StopTimer()
 		s := newStack(b, stackOptions{noHook: true, sandbox: true})
-		var workers []*worker
-		for i := range burstBoxes {
-			workers = append(workers, s.startWorker(fmt.Sprintf("box%d", i+1), "YCI_STATUS_HOLD="+projector.DefaultHold.String()))
+		env := append([]string{"YCI_STATUS_HOLD=" + projector.DefaultHold.String()}, setup.env...)
+		if setup.app {
+			env = append(s.appEnv(), env...)
 		}
-		payloads, shas := s.openBurst(burstPulls, burstTests)
+		var workers []*worker
+		for i := range setup.boxes {
+			workers = append(workers, s.startWorker(fmt.Sprintf("box%d", i+1), env...))
+		}
+		payloads, shas := s.openBurst(burstPulls, burstTests, setup.app)
 		watch := s.watchRecords()
 		cpu := -cpuOf(b, workers)
 		b.StartTimer()
-		took := s.burst(payloads, shas, watch)
+		took := s.burst(payloads, shas, watch, setup.app)
 		b.StopTimer()
 		cpu += cpuOf(b, workers)
 		load := s.stopAndCount(workers, shas, burstTests)
@@ -67,7 +125,12 @@ func BenchmarkBurst(b *testing.B) {
 		b.ReportMetric(float64(load.requests)/float64(load.tests), "requests/test")
 		b.ReportMetric(float64(load.testWrites)/float64(load.tests), "writes/test")
 		b.ReportMetric(float64(load.summaryWrites)/float64(load.heads), "summary-writes/head")
-		b.Logf("%d pulls x %d tests on %d workers: all final in %v, workers' CPU %v; %s", burstPulls, burstTests, burstBoxes, took.Round(time.Millisecond), cpu.Round(time.Millisecond), load)
+		b.Logf("%d pulls x %d tests, %s: all final in %v, workers' CPU %v; %s", burstPulls, burstTests, setup, took.Round(time.Millisecond), cpu.Round(time.Millisecond), load)
+		for _, sha := range shas {
+			if w := s.summaryWrites(sha); len(w) > 2 {
+				b.Logf("%.7s: %d summary writes: %s", sha, len(w), strings.Join(w, "; "))
+			}
+		}
 		b.StartTimer()
 	}
 }
@@ -76,18 +139,14 @@ func BenchmarkBurst(b *testing.B) {
 // worker's mirror exists), then opens pulls pull requests of tests quick
 // tests without delivering their webhooks, and returns the opened
 // webhooks' payloads and the heads. GitHub's request counts start anew.
-func (s *stack) openBurst(pulls, tests int) (payloads [][]byte, shas []string) {
+func (s *stack) openBurst(pulls, tests int, checks bool) (payloads [][]byte, shas []string) {
 	s.tb.Helper()
 	if _, err := s.gh.Commit(owner, repoName, "main", map[string]string{"README.md": "widgets\n"}, "Initial commit"); err != nil {
 		s.tb.Fatal(err)
 	}
-	var warm []string
-	for i := range tests {
-		warm = append(warm, fmt.Sprintf("yci/t%d", i+1))
-	}
 	warmPayload, warmSHA := s.openQuickPull("warm", tests)
 	s.deliverAll([][]byte{warmPayload})
-	s.waitFinal(warmSHA, warm...)
+	s.waitTestsFinal(warmSHA, tests, checks)
 	for p := range pulls {
 		payload, sha := s.openQuickPull(fmt.Sprintf("burst-%d", p), tests)
 		payloads, shas = append(payloads, payload), append(shas, sha)
@@ -141,22 +200,14 @@ func (s *stack) deliverAll(payloads [][]byte) {
 
 // burst delivers payloads at once and returns the time from just before
 // the first delivery until every test of every head in shas is final in
-// its record (seen through watch) and on GitHub.
-func (s *stack) burst(payloads [][]byte, shas []string, watch *recordWatch) time.Duration {
+// its record (seen through watch) and on GitHub (as check runs when
+// checks is set, else as statuses).
+func (s *stack) burst(payloads [][]byte, shas []string, watch *recordWatch, checks bool) time.Duration {
 	s.tb.Helper()
 	start := time.Now()
 	s.deliverAll(payloads)
-	final := func(m map[string]github.RepoStatus) bool {
-		n := 0
-		for c, st := range m {
-			if strings.HasPrefix(c, "yci/") && st.GetState() != "pending" {
-				n++
-			}
-		}
-		return n == burstTests
-	}
 	for _, sha := range shas {
-		s.waitStatuses(sha, "final test statuses", final)
+		s.waitTestsFinal(sha, burstTests, checks)
 	}
 	end := time.Now()
 	watch.waitFinal(shas, burstTests)
@@ -164,6 +215,43 @@ func (s *stack) burst(payloads [][]byte, shas []string, watch *recordWatch) time
 		end = watch.allFinal
 	}
 	return end.Sub(start)
+}
+
+// waitTestsFinal waits until tests tests of sha show a final state on
+// GitHub: completed check runs when checks is set, else statuses that are
+// no longer pending.
+func (s *stack) waitTestsFinal(sha string, tests int, checks bool) {
+	s.tb.Helper()
+	if !checks {
+		s.waitStatuses(sha, "final test statuses", func(m map[string]github.RepoStatus) bool {
+			n := 0
+			for c, st := range m {
+				if strings.HasPrefix(c, "yci/") && st.GetState() != "pending" {
+					n++
+				}
+			}
+			return n == tests
+		})
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, waitLimit)
+	defer cancel()
+	err := s.gh.WaitCheckRuns(ctx, owner, repoName, sha, func(runs []github.CheckRun) bool {
+		latest := map[string]bool{}
+		for _, run := range runs { // oldest first: the last of a name wins
+			latest[run.GetName()] = run.GetStatus() == "completed"
+		}
+		n := 0
+		for name, done := range latest {
+			if strings.HasPrefix(name, "yci/") && done {
+				n++
+			}
+		}
+		return n == tests
+	})
+	if err != nil {
+		s.tb.Fatalf("waiting for %d completed test check runs of %.7s: %v", tests, sha, err)
+	}
 }
 
 // recordWatch follows the build records of the record bucket from before
@@ -253,17 +341,7 @@ func (s *stack) stopAndCount(workers []*worker, shas []string, tests int) writeL
 			s.tb.Errorf("stopping %s: %v", w.name, err)
 		}
 	}
-	load := writeLoad{heads: len(shas), tests: len(shas) * tests, requests: s.gh.Requests().Total}
-	for _, sha := range shas {
-		for _, st := range s.gh.Statuses(owner, repoName, sha) {
-			if st.GetContext() == "yci" {
-				load.summaryWrites++
-			} else {
-				load.testWrites++
-			}
-		}
-	}
-	return load
+	return s.countWrites(shas, tests)
 }
 
 // cpuOf is the CPU time the workers and their waited-for children (git,

@@ -85,24 +85,58 @@ func runWriteLoad(tb testing.TB, s *stack, boxes, pulls, tests int, final func(s
 			tb.Errorf("stopping %s: %v", w.name, err)
 		}
 	}
-	load := writeLoad{heads: pulls, tests: pulls * tests, requests: s.gh.Requests().Total}
+	return s.countWrites(shas, tests), shas
+}
+
+// sentWrite is one write GitHub took for a head: a commit status or a
+// check run's creation or update, by its context (name) and what it said.
+type sentWrite struct {
+	context, said string
+}
+
+// writesOf lists the writes GitHub took for sha: its commit statuses,
+// oldest first, then its check-run writes, oldest first.
+func (s *stack) writesOf(sha string) []sentWrite {
+	var out []sentWrite
+	for _, st := range s.gh.Statuses(owner, repoName, sha) {
+		out = append(out, sentWrite{st.GetContext(), st.GetState() + " " + st.GetDescription()})
+	}
+	for _, run := range s.gh.CheckRunWrites(owner, repoName, sha) {
+		said := run.GetStatus()
+		if c := run.GetConclusion(); c != "" {
+			said += "/" + c
+		}
+		out = append(out, sentWrite{run.GetName(), said + " " + run.GetOutput().GetTitle()})
+	}
+	return out
+}
+
+// summaryWrites lists what the summary "yci" of sha was written as,
+// oldest first (statuses, then check runs).
+func (s *stack) summaryWrites(sha string) []string {
+	var out []string
+	for _, w := range s.writesOf(sha) {
+		if w.context == "yci" {
+			out = append(out, w.said)
+		}
+	}
+	return out
+}
+
+// countWrites counts what GitHub was sent for heads shas of tests tests
+// each since its counts were reset.
+func (s *stack) countWrites(shas []string, tests int) writeLoad {
+	load := writeLoad{heads: len(shas), tests: len(shas) * tests, requests: s.gh.Requests().Total}
 	for _, sha := range shas {
-		var contexts []string
-		for _, st := range s.gh.Statuses(owner, repoName, sha) {
-			contexts = append(contexts, st.GetContext())
-		}
-		for _, run := range s.gh.CheckRunWrites(owner, repoName, sha) {
-			contexts = append(contexts, run.GetName())
-		}
-		for _, c := range contexts {
-			if c == "yci" {
+		for _, w := range s.writesOf(sha) {
+			if w.context == "yci" {
 				load.summaryWrites++
 			} else {
 				load.testWrites++
 			}
 		}
 	}
-	return load, shas
+	return load
 }
 
 // statusFinals are the final commit statuses of sha's tests.
@@ -118,23 +152,42 @@ func statusFinals(s *stack) func(sha string) map[string]string {
 	}
 }
 
-// TestWriteBudget runs 8 pull requests of 4 quick tests on one worker and
-// on two sharing the tests, and counts the commit statuses GitHub
-// received: every test ends on its final state, and the tests cost at
-// most two writes each on average (queued and final: the running state is
-// overtaken while held) and each head's summary at most two (pending and
-// final), however many workers share the tests: one projector writes. The
-// hold is longer than the default so that a stalled machine cannot make a
-// quick test look slow.
+// TestWriteBudget runs 8 pull requests of 4 quick tests on one worker,
+// on two sharing the tests, and on two preparing two pulls at once each
+// (the setting that once cost 2.5 summary writes per head in a burst),
+// and counts the commit statuses GitHub received: every test ends on its
+// final state, and the tests cost at most two writes each on average
+// (queued and final: the running state is overtaken while held) and each
+// head's summary at most two (pending and final), however many workers
+// share the tests: one projector writes. The hold is longer than the
+// default so that a stalled machine cannot make a quick test look slow;
+// the summary interval is next to nothing, as if every test had waited in
+// the queue for longer than the default interval: the progress of quick
+// tests is not news, however long they wait.
 func TestWriteBudget(t *testing.T) {
 	t.Parallel()
-	for _, boxes := range []int{1, 2} {
-		t.Run(fmt.Sprintf("%d_workers", boxes), func(t *testing.T) {
+	tests := []struct {
+		name  string
+		boxes int
+		env   []string
+	}{
+		{"1_workers", 1, nil},
+		{"2_workers", 2, nil},
+		{"2_workers_2_pull_slots", 2, []string{"YCI_PULL_SLOTS=2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s := newStack(t, stackOptions{})
-			load, _ := runWriteLoad(t, s, boxes, 8, 4, statusFinals(s), "YCI_JOBS=2", "YCI_STATUS_HOLD=20s")
+			env := append([]string{"YCI_JOBS=2", "YCI_STATUS_HOLD=20s", "YCI_SUMMARY_INTERVAL=1ns"}, tt.env...)
+			load, shas := runWriteLoad(t, s, tt.boxes, 8, 4, statusFinals(s), env...)
 			t.Log(load)
 			checkWriteBudget(t, load)
+			for _, sha := range shas {
+				if w := s.summaryWrites(sha); len(w) > 2 {
+					t.Logf("%.7s: %d summary writes: %s", sha, len(w), strings.Join(w, "; "))
+				}
+			}
 		})
 	}
 }

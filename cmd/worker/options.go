@@ -143,7 +143,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Env("test-merge", "YCI_TEST_MERGE")
 	fs.DurationVar(&o.StatusHold, "status-hold", projector.DefaultHold, "how long a running state waits before it is sent, so a quick test's result replaces it unsent; negative sends it at once")
 	fs.Env("status-hold", "YCI_STATUS_HOLD")
-	fs.DurationVar(&o.SummaryInterval, "summary-interval", projector.DefaultSummaryInterval, "least time between two writes of a head's summary status yci; negative writes every change")
+	fs.DurationVar(&o.SummaryInterval, "summary-interval", projector.DefaultSummaryInterval, "least time between two pending writes of a head's summary yci, whose new counts are written only once a test has been running or retrying for -status-hold; negative: no least time")
 	fs.Env("summary-interval", "YCI_SUMMARY_INTERVAL")
 	fs.DurationVar(&o.ProjectorLease, "projector-lease", projector.DefaultLeaseTTL, "how long the projector lease lasts unrenewed: how soon another worker takes over writing GitHub when its holder dies")
 	fs.Env("projector-lease", "YCI_PROJECTOR_LEASE")

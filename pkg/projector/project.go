@@ -38,6 +38,14 @@ type State struct {
 	// no write. It includes the attempt, so a test that runs again after a
 	// crash shows "running" again.
 	Mark string
+	// Progress is set on a build's summary: while it stays pending, what
+	// changes in it is the tests' progress, which is news only once a
+	// test has lasted (see next). A head's own summary has none.
+	Progress bool
+	// Lasting, on a build's summary, is when the earliest of its tests
+	// now running or waiting to retry reached that state; zero when none
+	// is.
+	Lasting time.Time
 }
 
 // Project returns what GitHub should show for rec: one State per test, in
@@ -112,13 +120,40 @@ func summaryState(rec events.BuildRecord, pageURL string) State {
 	// The link is left out of the mark: every box serves the same page, so
 	// a new lease holder (with its own HTTP root) has nothing new to show.
 	mark := strings.Join([]string{sum.State, sum.Description, string(st.Conclusion)}, "|") + planMark(plan)
-	return State{Part: SummaryPart, Status: st, Since: rec.Updated, Mark: mark}
+	return State{Part: SummaryPart, Status: st, Since: rec.Updated, Mark: mark, Progress: true, Lasting: lasting(rec)}
+}
+
+// lasting is when the earliest of rec's tests now running or waiting to
+// retry reached that state, zero when none is.
+func lasting(rec events.BuildRecord) time.Time {
+	var at time.Time
+	for _, t := range rec.Tests {
+		if t.State == events.TestRunning || t.State == events.TestRetrying {
+			at = earliest(at, t.Updated)
+		}
+	}
+	return at
+}
+
+// shownPending reports whether shown is of a pending summary: every
+// summary's mark (a build's and a head's) starts with its state.
+func shownPending(shown events.Shown) bool {
+	return strings.HasPrefix(shown.Mark, string(status.Pending)+"|")
 }
 
 // Pacing is the write budget: how long a running state is held back, so
 // that a quick test's result replaces it unsent, and the least time
 // between two pending summaries of a build. Zero or negative values hold
 // nothing back.
+//
+// The hold paces a build's summary too: once a pending summary is shown,
+// a new pending one (other counts of queued, running and passed tests) is
+// written only when a test has been running or waiting to retry for the
+// hold, the summary's own "running". A build of quick tests therefore
+// costs its summary two writes, pending and final, however long its tests
+// wait in the queue (a burst, few slots for many pulls); their progress
+// shows on their own statuses and the build's page. A slow test's
+// progress is shown, at most every SummaryInterval.
 type Pacing struct {
 	Hold, SummaryInterval time.Duration
 }
@@ -134,13 +169,21 @@ const (
 // next decides for one part whether its state st is written now, given
 // what was shown of it (ok false: nothing yet) at now. When it is not
 // written now but will be, later is when to look again; a zero later
-// means nothing is owed.
+// means nothing is owed until the record changes.
 func next(st State, shown events.Shown, ok bool, now time.Time, p Pacing) (write bool, later time.Time) {
 	if ok && shown.Mark == st.Mark {
 		return false, time.Time{}
 	}
 	if st.Status.Started && p.Hold > 0 {
 		if at := st.Since.Add(p.Hold); now.Before(at) {
+			return false, at
+		}
+	}
+	if st.Progress && !st.Status.Final() && ok && shownPending(shown) && p.Hold > 0 {
+		if st.Lasting.IsZero() {
+			return false, time.Time{} // quick tests' progress: no news
+		}
+		if at := st.Lasting.Add(p.Hold); now.Before(at) {
 			return false, at
 		}
 	}

@@ -145,6 +145,13 @@ func TestNext(t *testing.T) {
 	pending := State{Part: SummaryPart, Status: status.Status{State: status.Pending}, Since: t0, Mark: "1 of 2"}
 	final := State{Part: SummaryPart, Status: status.Status{State: status.Success}, Since: t0, Mark: "2 of 2"}
 	shownAt := func(mark string, at time.Time) events.Shown { return events.Shown{Mark: mark, At: at} }
+	// progress is a build's pending summary: quick is its tests' progress
+	// with none running or retrying, slow has a test running since t0.
+	quick := State{Part: SummaryPart, Status: status.Status{State: status.Pending}, Since: t0, Mark: "pending|1 passed, 1 queued of 2", Progress: true}
+	slow := quick
+	slow.Mark, slow.Lasting = "pending|1 running, 1 queued of 2", t0
+	wasPending, wasPassed := shownAt("pending|2 queued of 2", t0), shownAt("success|2 passed of 2", t0)
+	unpaced := Pacing{Hold: -1, SummaryInterval: 5 * time.Second}
 	tests := []struct {
 		name      string
 		st        State
@@ -164,6 +171,13 @@ func TestNext(t *testing.T) {
 		{"a pending summary waits for the interval", pending, shownAt("0 of 2", t0), true, t0.Add(time.Second), pacing, false, t0.Add(5 * time.Second)},
 		{"a pending summary after the interval is written", pending, shownAt("0 of 2", t0), true, t0.Add(5 * time.Second), pacing, true, time.Time{}},
 		{"a final summary never waits", final, shownAt("1 of 2", t0), true, t0.Add(time.Second), pacing, true, time.Time{}},
+		{"quick tests' progress is never news", quick, wasPending, true, t0.Add(time.Hour), pacing, false, time.Time{}},
+		{"the first summary of quick tests is written at once", quick, events.Shown{}, false, t0, pacing, true, time.Time{}},
+		{"quick tests' pending summary after a final one is written", quick, wasPassed, true, t0.Add(5 * time.Second), pacing, true, time.Time{}},
+		{"without a hold quick tests' progress is written", quick, wasPending, true, t0.Add(5 * time.Second), unpaced, true, time.Time{}},
+		{"a running test's progress waits for the hold", slow, shownAt("pending|2 queued of 2", t0.Add(-time.Minute)), true, t0.Add(time.Second), pacing, false, t0.Add(2 * time.Second)},
+		{"a running test's progress waits for the interval too", slow, wasPending, true, t0.Add(3 * time.Second), pacing, false, t0.Add(5 * time.Second)},
+		{"a running test's progress is written after both", slow, wasPending, true, t0.Add(5 * time.Second), pacing, true, time.Time{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,6 +185,37 @@ func TestNext(t *testing.T) {
 			write, later := next(tt.st, tt.shown, tt.ok, tt.now, tt.p)
 			if write != tt.write || !later.Equal(tt.wantLater) {
 				t.Errorf("next = %v, %v; want %v, %v", write, later, tt.write, tt.wantLater)
+			}
+		})
+	}
+}
+
+func TestSummaryLasting(t *testing.T) {
+	t.Parallel()
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	tests := []struct {
+		name  string
+		tests []events.TestRecord
+		want  time.Time
+	}{
+		{"queued and finished tests do not last", []events.TestRecord{
+			{Name: "a", State: events.TestQueued, Updated: at(1)},
+			{Name: "b", State: events.TestPassed, Updated: at(2)},
+			{Name: "c", State: events.TestFailed, Updated: at(3)},
+		}, time.Time{}},
+		{"the earliest running or retrying test", []events.TestRecord{
+			{Name: "a", State: events.TestRunning, Updated: at(5 * time.Second)},
+			{Name: "b", State: events.TestRetrying, Updated: at(3 * time.Second)},
+			{Name: "c", State: events.TestPassed, Updated: at(time.Second)},
+		}, at(3 * time.Second)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			states := Project(record(tt.tests...), "")
+			sum := states[len(states)-1]
+			if !sum.Progress || !sum.Lasting.Equal(tt.want) {
+				t.Errorf("summary Progress %v, Lasting %v; want true, %v", sum.Progress, sum.Lasting, tt.want)
 			}
 		})
 	}
