@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/envflag"
 	"github.com/yourci/yourci/pkg/limits"
 	"github.com/yourci/yourci/pkg/pipeline"
@@ -130,8 +129,17 @@ func (o SandboxOptions) open(ctx context.Context, local bool, sharesOf sharesFun
 	return box, nil
 }
 
+// shareSource is what repositoryShares needs of the workspace: which
+// repository a directory belongs to, where its mirror is (both
+// artifacts.Layout) and its cache (artifacts.Caches).
+type shareSource interface {
+	RepoOf(path string) (owner, repo string, ok bool)
+	MirrorDir(owner, repo string) (string, error)
+	UseCache(ctx context.Context, owner, repo string) (dir string, release func(), err error)
+}
+
 // workspaceShares gives the service's tests their repository's shares.
-func workspaceShares(ws *artifacts.Workspace) sharesFunc {
+func workspaceShares(ws shareSource) sharesFunc {
 	return func(dir string) (sandbox.Shares, bool, error) { return repositoryShares(ws, dir) }
 }
 
@@ -140,8 +148,8 @@ func workspaceShares(ws *artifacts.Workspace) sharesFunc {
 // alternates. Only objects are shared, read-only: they are addressed by
 // their content, so nothing a test reads there runs, and the mirror's
 // config, hooks and refs stay out of sight. The cache is held in use
-// (artifacts.Workspace.UseCache) until the command is done with it.
-func repositoryShares(ws *artifacts.Workspace, dir string) (sandbox.Shares, bool, error) {
+// (artifacts.Caches.UseCache) until the command is done with it.
+func repositoryShares(ws shareSource, dir string) (sandbox.Shares, bool, error) {
 	owner, repo, ok := ws.RepoOf(dir)
 	if !ok {
 		return sandbox.Shares{}, false, nil

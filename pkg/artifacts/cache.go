@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -25,36 +24,29 @@ const cacheRoot = ".cache"
 // dot, so it cannot collide with a cache.
 const cacheStamps = ".used"
 
+// Caches are the per-repository caches tests keep their downloads and
+// build caches in from one build to the next, and the lock through which
+// a command using one (UseCache) keeps CleanupCaches from removing it,
+// across processes sharing the root. Get it from Open.
+type Caches struct {
+	layout Layout
+}
+
 // CacheDir is owner/repo's cache directory, <root>/.cache/<owner>/<repo>,
 // created if missing. Tests of that repository, and only of that
 // repository, keep their downloads and build caches there from one build
 // to the next (see pkg/sandbox). Cleanup leaves it alone, CleanupCaches
 // removes it once unused for long; deleting it is always safe when no
 // command uses it. Commands should get it from UseCache.
-func (w *Workspace) CacheDir(owner, repo string) (string, error) {
-	if _, err := w.repoDir(owner, repo); err != nil {
+func (c Caches) CacheDir(owner, repo string) (string, error) {
+	if _, err := c.layout.repoDir(owner, repo); err != nil {
 		return "", err
 	}
-	dir := filepath.Join(w.root, cacheRoot, owner, repo)
-	if err := w.ensureDir(dir); err != nil {
+	dir := filepath.Join(c.layout.root, cacheRoot, owner, repo)
+	if err := c.layout.ensureDir(dir); err != nil {
 		return "", err
 	}
 	return dir, nil
-}
-
-// RepoOf returns the repository whose pull requests' tree holds path (a
-// build's checkout, a test's working copy): <root>/<owner>/<repo>/pulls/…;
-// ok is false for any other path, the mirror included.
-func (w *Workspace) RepoOf(path string) (owner, repo string, ok bool) {
-	rel, err := filepath.Rel(w.root, filepath.Clean(path))
-	if err != nil {
-		return "", "", false
-	}
-	parts := strings.Split(rel, string(filepath.Separator))
-	if len(parts) < 4 || parts[2] != "pulls" || ValidateOwner(parts[0]) != nil || ValidateRepo(parts[1]) != nil {
-		return "", "", false
-	}
-	return parts[0], parts[1], true
 }
 
 // UseCache returns owner/repo's cache directory, created if missing, for
@@ -62,12 +54,12 @@ func (w *Workspace) RepoOf(path string) (owner, repo string, ok bool) {
 // then CleanupCaches, in this process or another, leaves that cache alone;
 // UseCache waits, until ctx ends, while CleanupCaches is removing it.
 // Both the start and the release count as a use.
-func (w *Workspace) UseCache(ctx context.Context, owner, repo string) (dir string, release func(), err error) {
-	if _, err := w.repoDir(owner, repo); err != nil {
+func (c Caches) UseCache(ctx context.Context, owner, repo string) (dir string, release func(), err error) {
+	if _, err := c.layout.repoDir(owner, repo); err != nil {
 		return "", nil, err
 	}
-	stamps := filepath.Join(w.root, cacheRoot, cacheStamps, owner)
-	if err := w.ensureDir(stamps); err != nil {
+	stamps := filepath.Join(c.layout.root, cacheRoot, cacheStamps, owner)
+	if err := c.layout.ensureDir(stamps); err != nil {
 		return "", nil, err
 	}
 	stamp := filepath.Join(stamps, repo)
@@ -79,7 +71,7 @@ func (w *Workspace) UseCache(ctx context.Context, owner, repo string) (dir strin
 		f.Close()
 		return "", nil, fmt.Errorf("waiting for the cache of %s/%s: %w", owner, repo, err)
 	}
-	dir, err = w.CacheDir(owner, repo)
+	dir, err = c.CacheDir(owner, repo)
 	if err == nil {
 		err = touch(stamp)
 	}
@@ -110,13 +102,13 @@ func unlockAndClose(f *os.File) {
 // one per repository. The report lists the caches removed, as owner/repo,
 // and the bytes freed; the error joins every failure, each of which
 // leaves its cache in place.
-func (w *Workspace) CleanupCaches(ctx context.Context, unusedFor time.Duration, now time.Time) (CleanupReport, error) {
+func (c Caches) CleanupCaches(ctx context.Context, unusedFor time.Duration, now time.Time) (CleanupReport, error) {
 	var rep CleanupReport
 	if unusedFor <= 0 {
 		return rep, fmt.Errorf("%w: cache age %s must be positive", ErrInvalid, unusedFor)
 	}
 	cutoff := now.Add(-unusedFor)
-	root := filepath.Join(w.root, cacheRoot)
+	root := filepath.Join(c.layout.root, cacheRoot)
 	owners, err := subdirs(root, func(name string) bool { return ValidateOwner(name) == nil })
 	if err != nil {
 		return rep, err
@@ -132,7 +124,7 @@ func (w *Workspace) CleanupCaches(ctx context.Context, unusedFor time.Duration, 
 			if err := ctx.Err(); err != nil {
 				return rep, errors.Join(append(errs, fmt.Errorf("cleaning up caches: %w", err))...)
 			}
-			if err := w.removeUnusedCache(owner, repo, cutoff, now, &rep); err != nil {
+			if err := c.removeUnusedCache(owner, repo, cutoff, now, &rep); err != nil {
 				errs = append(errs, fmt.Errorf("cleaning up the cache of %s/%s: %w", owner, repo, err))
 			}
 		}
@@ -142,10 +134,10 @@ func (w *Workspace) CleanupCaches(ctx context.Context, unusedFor time.Duration, 
 
 // removeUnusedCache removes owner/repo's cache if it was last used before
 // cutoff (or after now) and nobody uses it.
-func (w *Workspace) removeUnusedCache(owner, repo string, cutoff, now time.Time, rep *CleanupReport) error {
-	dir := filepath.Join(w.root, cacheRoot, owner, repo)
-	stamps := filepath.Join(w.root, cacheRoot, cacheStamps, owner)
-	if err := w.ensureDir(stamps); err != nil {
+func (c Caches) removeUnusedCache(owner, repo string, cutoff, now time.Time, rep *CleanupReport) error {
+	dir := filepath.Join(c.layout.root, cacheRoot, owner, repo)
+	stamps := filepath.Join(c.layout.root, cacheRoot, cacheStamps, owner)
+	if err := c.layout.ensureDir(stamps); err != nil {
 		return err
 	}
 	stamp := filepath.Join(stamps, repo)

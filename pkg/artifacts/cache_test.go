@@ -10,34 +10,6 @@ import (
 	"github.com/yourci/yourci/pkg/pause"
 )
 
-func TestRepoOf(t *testing.T) {
-	t.Parallel()
-	w, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name, path  string
-		owner, repo string
-		ok          bool
-	}{
-		{"test_working_copy", "acme/app.go/pulls/3/1/unit/source", "acme", "app.go", true},
-		{"build_checkout", "acme/app.go/pulls/3/1/source", "acme", "app.go", true},
-		{"mirror_is_no_pull_tree", "acme/app.go/source", "", "", false},
-		{"cache_is_no_repository", ".cache/acme/app.go/pulls/1", "", "", false},
-		{"local_builds", "local/proj/1/unit/source", "", "", false},
-		{"outside_root", "../elsewhere/acme/app/pulls/1", "", "", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			owner, repo, ok := w.RepoOf(filepath.Join(w.Root(), tt.path))
-			if owner != tt.owner || repo != tt.repo || ok != tt.ok {
-				t.Errorf("RepoOf(%s) = %q, %q, %v; want %q, %q, %v", tt.path, owner, repo, ok, tt.owner, tt.repo, tt.ok)
-			}
-		})
-	}
-}
-
 func TestCacheDirIsPerRepositoryAndSurvivesCleanup(t *testing.T) {
 	t.Parallel()
 	w, err := Open(t.TempDir())

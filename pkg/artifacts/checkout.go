@@ -9,8 +9,20 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 )
+
+// Checkouts are the working copies builds and tests run in, each made
+// from the repository's mirror at one commit and borrowing its objects,
+// and the pins (pins.go) that keep that commit in the mirror while the
+// build's directory exists. Its methods are safe for concurrent use; get
+// it from Open.
+type Checkouts struct {
+	layout  Layout
+	mirrors *Mirrors
+	// refs keeps what each build's first checkout on this box read of
+	// the mirror's refs; see pinAndListRefs.
+	refs buildRefs
+}
 
 // Checkout makes dest a working copy of commit sha of build b's repository,
 // taken from the mirror, which must already hold the commit (UpdateMirror):
@@ -49,8 +61,8 @@ import (
 // into place, so dest either does not exist or is complete. A complete copy
 // at sha is reused: calling Checkout twice, from a redelivered message or a
 // second worker, is harmless. A copy at another commit is an error.
-func (w *Workspace) Checkout(ctx context.Context, b Build, sha, base, dest string) error {
-	buildDir, err := w.BuildDir(b)
+func (c *Checkouts) Checkout(ctx context.Context, b Build, sha, base, dest string) error {
+	buildDir, err := c.layout.BuildDir(b)
 	if err != nil {
 		return err
 	}
@@ -61,7 +73,7 @@ func (w *Workspace) Checkout(ctx context.Context, b Build, sha, base, dest strin
 	if !inside(buildDir, dest) || dest == buildDir {
 		return fmt.Errorf("%w: checkout %s is not inside build directory %s", ErrInvalid, dest, buildDir)
 	}
-	mirror, err := w.MirrorDir(b.Owner, b.Repo)
+	mirror, err := c.layout.MirrorDir(b.Owner, b.Repo)
 	if err != nil {
 		return err
 	}
@@ -72,13 +84,13 @@ func (w *Workspace) Checkout(ctx context.Context, b Build, sha, base, dest strin
 	if !hasMirror {
 		return fmt.Errorf("%w: checking out %s: no mirror of %s/%s yet", ErrNotMirrored, b, b.Owner, b.Repo)
 	}
-	if err := w.ensureDir(filepath.Dir(dest)); err != nil {
+	if err := c.layout.ensureDir(filepath.Dir(dest)); err != nil {
 		return err
 	}
 	if done, err := checkedOutAt(dest, sha); done || err != nil {
 		return err
 	}
-	packed, err := w.pinAndListRefs(ctx, mirror, b, sha, base)
+	packed, err := c.pinAndListRefs(ctx, mirror, b, sha, base)
 	if err != nil {
 		return err
 	}
@@ -86,7 +98,7 @@ func (w *Workspace) Checkout(ctx context.Context, b Build, sha, base, dest strin
 	if err != nil {
 		return fmt.Errorf("making temporary checkout: %w", err)
 	}
-	if err := w.populate(ctx, tmp, mirror, sha, packed); err != nil {
+	if err := c.populate(ctx, tmp, mirror, sha, packed); err != nil {
 		return errors.Join(fmt.Errorf("checking out %s of %s: %w", sha, b, err), removeTree(tmp))
 	}
 	if err := os.Rename(tmp, dest); err != nil {
@@ -98,61 +110,6 @@ func (w *Workspace) Checkout(ctx context.Context, b Build, sha, base, dest strin
 		return errors.Join(fmt.Errorf("moving checkout into place: %w", err), rmErr)
 	}
 	return nil
-}
-
-// pinAndListRefs pins sha as build b's commit (see pin) and returns the
-// packed-refs file of a checkout (see Checkout), both under the mirror's
-// lock, so that git reads the mirror only after resetMirror. One git
-// process lists the branches, the tags and the pin together: a test's
-// checkout finds its build's pin, made by the build's own checkout, and
-// pins nothing. What the first checkout of a build on this box listed is
-// kept a while (buildRefs): the build's other checkouts, its tests, take
-// their refs from there, with neither the lock nor git; those that come
-// while it lists them wait for it. An error wrapping
-// ErrNotMirrored means the mirror lacks sha.
-func (w *Workspace) pinAndListRefs(ctx context.Context, mirror string, b Build, sha, base string) ([]byte, error) {
-	ref := pinRef(b)
-	out, ok, listed, err := w.refs.list(ctx, mirror, ref, sha)
-	if err != nil {
-		return nil, err
-	}
-	if ok {
-		return cloneRefs(out, base), nil
-	}
-	defer listed()
-	unlock, err := w.lockMirror(ctx, mirror)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	at := time.Now()
-	out, err = w.git(ctx, GitAuth{}, "--git-dir="+mirror, "for-each-ref",
-		"--format=%(objectname) %(refname)", "refs/heads/", "refs/tags/", ref)
-	if err != nil {
-		return nil, fmt.Errorf("listing the mirror's branches and tags: %w", err)
-	}
-	switch pinned := pinnedIn(out, ref); pinned {
-	case sha:
-	case "":
-		if err := w.pin(ctx, mirror, b, sha); err != nil {
-			return nil, err
-		}
-	default:
-		return nil, fmt.Errorf("%w: build %s is pinned to %s, not %s", ErrInvalid, b, pinned, sha)
-	}
-	w.refs.put(mirror, ref, sha, out, at)
-	return cloneRefs(out, base), nil
-}
-
-// pinnedIn is the commit for-each-ref's "<id> <ref>" lines give ref, or
-// "" when they do not list it.
-func pinnedIn(refs []byte, ref string) string {
-	for line := range strings.Lines(string(refs)) {
-		if id, name, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " "); ok && name == ref {
-			return id
-		}
-	}
-	return ""
 }
 
 // cloneRefs turns the mirror's "<id> <ref>" lines (branches and tags) into
@@ -186,7 +143,7 @@ func cloneRefs(mirrorRefs []byte, base string) []byte {
 
 // populate fills the empty directory dir with a checkout of sha borrowing
 // the objects of mirror, with packedRefs as its refs.
-func (w *Workspace) populate(ctx context.Context, dir, mirror, sha string, packedRefs []byte) error {
+func (c *Checkouts) populate(ctx context.Context, dir, mirror, sha string, packedRefs []byte) error {
 	gitDir := filepath.Join(dir, ".git")
 	if err := initRepo(gitDir, len(sha) == 64); err != nil {
 		return err
@@ -200,7 +157,7 @@ func (w *Workspace) populate(ctx context.Context, dir, mirror, sha string, packe
 			return fmt.Errorf("writing %s: %w", f.name, err)
 		}
 	}
-	_, err := w.git(ctx, GitAuth{}, "--git-dir="+gitDir, "--work-tree="+dir,
+	_, err := c.mirrors.git(ctx, GitAuth{}, "--git-dir="+gitDir, "--work-tree="+dir,
 		"checkout", "--quiet", "--detach", sha, "--")
 	return err
 }

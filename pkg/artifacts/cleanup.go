@@ -29,6 +29,14 @@ type CleanupReport struct {
 	BytesFreed int64
 }
 
+// Cleaner removes what old builds leave behind: their directories, their
+// preparation logs, the log symlinks left dangling and the pins of their
+// commits. Get it from Open.
+type Cleaner struct {
+	layout    Layout
+	checkouts *Checkouts
+}
+
 // Cleanup removes what old builds leave behind: every build directory
 // (<owner>/<repo>/pulls/<pr>/<build>) in which nothing was modified since
 // now minus olderThan and for which running reports false, the mirror pins
@@ -42,7 +50,7 @@ type CleanupReport struct {
 // others: the report lists what was removed, and the error joins every
 // failure. It may run while workers build; a build that is running or was
 // touched recently is kept.
-func (w *Workspace) Cleanup(ctx context.Context, olderThan time.Duration, now time.Time, running func(Build) bool) (CleanupReport, error) {
+func (cl Cleaner) Cleanup(ctx context.Context, olderThan time.Duration, now time.Time, running func(Build) bool) (CleanupReport, error) {
 	var rep CleanupReport
 	if olderThan < 0 {
 		return rep, fmt.Errorf("%w: cleanup age %s is negative", ErrInvalid, olderThan)
@@ -51,13 +59,13 @@ func (w *Workspace) Cleanup(ctx context.Context, olderThan time.Duration, now ti
 		running = func(Build) bool { return false }
 	}
 	cutoff := now.Add(-olderThan)
-	owners, err := subdirs(w.root, func(name string) bool { return ValidateOwner(name) == nil })
+	owners, err := subdirs(cl.layout.root, func(name string) bool { return ValidateOwner(name) == nil })
 	if err != nil {
 		return rep, err
 	}
 	var errs []error
 	for _, owner := range owners {
-		repos, err := subdirs(filepath.Join(w.root, owner), func(name string) bool { return ValidateRepo(name) == nil })
+		repos, err := subdirs(filepath.Join(cl.layout.root, owner), func(name string) bool { return ValidateRepo(name) == nil })
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -66,7 +74,7 @@ func (w *Workspace) Cleanup(ctx context.Context, olderThan time.Duration, now ti
 			if err := ctx.Err(); err != nil {
 				return rep, errors.Join(append(errs, fmt.Errorf("cleaning up: %w", err))...)
 			}
-			if err := w.cleanRepo(ctx, owner, repo, cutoff, running, &rep); err != nil {
+			if err := cl.cleanRepo(ctx, owner, repo, cutoff, running, &rep); err != nil {
 				errs = append(errs, fmt.Errorf("cleaning up %s/%s: %w", owner, repo, err))
 			}
 		}
@@ -74,8 +82,8 @@ func (w *Workspace) Cleanup(ctx context.Context, olderThan time.Duration, now ti
 	return rep, errors.Join(errs...)
 }
 
-func (w *Workspace) cleanRepo(ctx context.Context, owner, repo string, cutoff time.Time, running func(Build) bool, rep *CleanupReport) error {
-	repoDir := filepath.Join(w.root, owner, repo)
+func (cl Cleaner) cleanRepo(ctx context.Context, owner, repo string, cutoff time.Time, running func(Build) bool, rep *CleanupReport) error {
+	repoDir := filepath.Join(cl.layout.root, owner, repo)
 	pullsDir := filepath.Join(repoDir, "pulls")
 	prs, err := subdirs(pullsDir, isNumber)
 	if err != nil {
@@ -105,10 +113,10 @@ func (w *Workspace) cleanRepo(ctx context.Context, owner, repo string, cutoff ti
 			errs = append(errs, fmt.Errorf("removing empty pull directory: %w", err))
 		}
 	}
-	if err := w.unpinRemoved(ctx, owner, repo, running, rep); err != nil {
+	if err := cl.checkouts.unpinRemoved(ctx, owner, repo, running, rep); err != nil {
 		errs = append(errs, err)
 	}
-	if err := removeDanglingLinks(w.root, repoDir, cutoff, rep); err != nil {
+	if err := removeDanglingLinks(cl.layout.root, repoDir, cutoff, rep); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -138,47 +146,6 @@ func removeBuild(dir string, b Build, cutoff time.Time, rep *CleanupReport) erro
 	rep.Builds = append(rep.Builds, b)
 	rep.BytesFreed += size
 	return nil
-}
-
-// unpinRemoved deletes the pins of builds whose directory no longer exists.
-func (w *Workspace) unpinRemoved(ctx context.Context, owner, repo string, running func(Build) bool, rep *CleanupReport) error {
-	mirror := filepath.Join(w.root, owner, repo, "source")
-	if ok, err := isDir(mirror); err != nil || !ok {
-		return err
-	}
-	unlock, err := w.lockMirror(ctx, mirror)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	out, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "for-each-ref", "--format=%(refname)", "--", pinPrefix)
-	if err != nil {
-		return fmt.Errorf("listing pins: %w", err)
-	}
-	var errs []error
-	for _, ref := range strings.Fields(string(out)) {
-		prName, buildName, _ := strings.Cut(strings.TrimPrefix(ref, pinPrefix), "/")
-		pr, okPR := parseNumber(prName)
-		build, okBuild := parseNumber(buildName)
-		if !okPR || !okBuild {
-			continue
-		}
-		b := Build{Owner: owner, Repo: repo, Pull: pr, Number: build}
-		dir, err := w.BuildDir(b)
-		if err != nil {
-			continue
-		}
-		if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) || running(b) {
-			continue
-		}
-		if _, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "update-ref", "--no-deref", "-d", ref); err != nil {
-			errs = append(errs, fmt.Errorf("unpinning %s: %w", b, err))
-			continue
-		}
-		w.refs.forget(mirror, ref)
-		rep.Pins++
-	}
-	return errors.Join(errs...)
 }
 
 // removeDanglingLinks removes the log symlinks of repoDir (and leftovers of

@@ -159,14 +159,13 @@ func gitEnv(auth GitAuth) []string {
 	return env
 }
 
-// git runs git in the workspace's root with the workspace's timeout; see
-// runGit.
-func (w *Workspace) git(ctx context.Context, auth GitAuth, args ...string) ([]byte, error) {
-	timeout := w.GitTimeout
+// git runs git in the workspace's root with GitTimeout; see runGit.
+func (m *Mirrors) git(ctx context.Context, auth GitAuth, args ...string) ([]byte, error) {
+	timeout := m.GitTimeout
 	if timeout <= 0 {
 		timeout = DefaultGitTimeout
 	}
-	return runGit(ctx, timeout, w.root, auth, args...)
+	return runGit(ctx, timeout, m.layout.root, auth, args...)
 }
 
 // runGit runs git with args in dir and returns its standard output. It never
@@ -184,12 +183,12 @@ func runGit(ctx context.Context, timeout time.Duration, dir string, auth GitAuth
 // gitWith is git with extra environment variables (on top of gitEnv's)
 // and stdin; unlike git it returns what git printed even when it failed,
 // for commands whose exit status is an answer (merge-tree's 1: conflicts).
-func (w *Workspace) gitWith(ctx context.Context, env []string, stdin io.Reader, args ...string) ([]byte, error) {
-	timeout := w.GitTimeout
+func (m *Mirrors) gitWith(ctx context.Context, env []string, stdin io.Reader, args ...string) ([]byte, error) {
+	timeout := m.GitTimeout
 	if timeout <= 0 {
 		timeout = DefaultGitTimeout
 	}
-	return runGitWith(ctx, timeout, w.root, GitAuth{}, env, stdin, args...)
+	return runGitWith(ctx, timeout, m.layout.root, GitAuth{}, env, stdin, args...)
 }
 
 // runGitWith is runGit with env added to gitEnv's environment and stdin

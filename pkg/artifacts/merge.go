@@ -33,6 +33,14 @@ type Merged struct {
 	Changes []string
 }
 
+// Merges are the commits a build tests, made in the repository's mirror
+// under its lock: a pull request's head merged into its base branch's tip
+// (MergeBuild), the same merge made again on another box (RemakeMerge),
+// and the base tip itself (BranchTip). Get it from Open.
+type Merges struct {
+	mirrors *Mirrors
+}
+
 // MergeBuild finds the tip of branch base in the mirror of owner/repo, as
 // the last UpdateMirror fetched it, and merges head into it, unless merge
 // is false or there is nothing to merge (then Merged.SHA is head). The
@@ -42,24 +50,24 @@ type Merged struct {
 // A conflict is not an error: Merged.Conflicts names the paths. An error
 // wrapping ErrNoBase means the mirror lacks the branch; one wrapping
 // ErrNotMirrored that it lacks head.
-func (w *Workspace) MergeBuild(ctx context.Context, owner, repo, head, base string, merge bool) (Merged, error) {
+func (mg Merges) MergeBuild(ctx context.Context, owner, repo, head, base string, merge bool) (Merged, error) {
 	if err := validateSHA(head); err != nil {
 		return Merged{}, err
 	}
 	if err := validBranch(base); err != nil {
 		return Merged{}, err
 	}
-	mirror, unlock, err := w.lockExistingMirror(ctx, owner, repo)
+	mirror, unlock, err := mg.mirrors.lockExistingMirror(ctx, owner, repo)
 	if err != nil {
 		return Merged{}, err
 	}
 	defer unlock()
-	tip, err := w.branchTipLocked(ctx, mirror, owner, repo, base)
+	tip, err := mg.branchTipLocked(ctx, mirror, owner, repo, base)
 	if err != nil {
 		return Merged{}, err
 	}
 	m := Merged{Base: tip}
-	return m, w.mergeLocked(ctx, mirror, head, &m, merge)
+	return m, mg.mergeLocked(ctx, mirror, head, &m, merge)
 }
 
 // BranchTip is the commit branch points at in the mirror of owner/repo,
@@ -67,16 +75,16 @@ func (w *Workspace) MergeBuild(ctx context.Context, owner, repo, head, base stri
 // now. /retest compares it with a build's recorded base to tell whether
 // the base moved. An error wraps ErrNoBase when the mirror lacks the
 // branch, ErrNotMirrored when there is no mirror.
-func (w *Workspace) BranchTip(ctx context.Context, owner, repo, branch string) (string, error) {
+func (mg Merges) BranchTip(ctx context.Context, owner, repo, branch string) (string, error) {
 	if err := validBranch(branch); err != nil {
 		return "", err
 	}
-	mirror, unlock, err := w.lockExistingMirror(ctx, owner, repo)
+	mirror, unlock, err := mg.mirrors.lockExistingMirror(ctx, owner, repo)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	return w.branchTipLocked(ctx, mirror, owner, repo, branch)
+	return mg.branchTipLocked(ctx, mirror, owner, repo, branch)
 }
 
 // validBranch refuses a branch name git could read as something else.
@@ -88,8 +96,8 @@ func validBranch(branch string) error {
 }
 
 // branchTipLocked is BranchTip holding the mirror's lock.
-func (w *Workspace) branchTipLocked(ctx context.Context, mirror, owner, repo, branch string) (string, error) {
-	out, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "rev-parse", "--verify", "--quiet", "--end-of-options", "refs/heads/"+branch+"^{commit}")
+func (mg Merges) branchTipLocked(ctx context.Context, mirror, owner, repo, branch string) (string, error) {
+	out, err := mg.mirrors.git(ctx, GitAuth{}, "--git-dir="+mirror, "rev-parse", "--verify", "--quiet", "--end-of-options", "refs/heads/"+branch+"^{commit}")
 	if err != nil {
 		return "", fmt.Errorf("%w: %s of %s/%s", ErrNoBase, branch, owner, repo)
 	}
@@ -100,19 +108,19 @@ func (w *Workspace) branchTipLocked(ctx context.Context, mirror, owner, repo, br
 // MergeBuild made of head and the base commit base (on another box, or
 // after garbage collection), and checks that it is want. The changed
 // paths are computed too: Merged is what MergeBuild returned.
-func (w *Workspace) RemakeMerge(ctx context.Context, owner, repo, head, base, want string) (Merged, error) {
+func (mg Merges) RemakeMerge(ctx context.Context, owner, repo, head, base, want string) (Merged, error) {
 	for _, sha := range []string{head, base, want} {
 		if err := validateSHA(sha); err != nil {
 			return Merged{}, err
 		}
 	}
-	mirror, unlock, err := w.lockExistingMirror(ctx, owner, repo)
+	mirror, unlock, err := mg.mirrors.lockExistingMirror(ctx, owner, repo)
 	if err != nil {
 		return Merged{}, err
 	}
 	defer unlock()
 	m := Merged{Base: base}
-	if err := w.mergeLocked(ctx, mirror, head, &m, want != head); err != nil {
+	if err := mg.mergeLocked(ctx, mirror, head, &m, want != head); err != nil {
 		return Merged{}, err
 	}
 	if m.SHA != want {
@@ -121,28 +129,11 @@ func (w *Workspace) RemakeMerge(ctx context.Context, owner, repo, head, base, wa
 	return m, nil
 }
 
-// lockExistingMirror takes the lock of owner/repo's mirror, which must
-// exist (else the error wraps ErrNotMirrored), and returns its path.
-func (w *Workspace) lockExistingMirror(ctx context.Context, owner, repo string) (string, func(), error) {
-	mirror, err := w.MirrorDir(owner, repo)
-	if err != nil {
-		return "", nil, err
-	}
-	if ok, err := isDir(mirror); err != nil || !ok {
-		return "", nil, errors.Join(fmt.Errorf("%w: no mirror of %s/%s yet", ErrNotMirrored, owner, repo), err)
-	}
-	unlock, err := w.lockMirror(ctx, mirror)
-	if err != nil {
-		return "", nil, err
-	}
-	return mirror, unlock, nil
-}
-
 // mergeLocked fills m (whose Base is set) for head: how far behind,
 // what changed, and the commit to test. Only call it holding the lock.
-func (w *Workspace) mergeLocked(ctx context.Context, mirror, head string, m *Merged, merge bool) error {
+func (mg Merges) mergeLocked(ctx context.Context, mirror, head string, m *Merged, merge bool) error {
 	git := func(args ...string) (string, error) {
-		out, err := w.git(ctx, GitAuth{}, append([]string{"--git-dir=" + mirror}, args...)...)
+		out, err := mg.mirrors.git(ctx, GitAuth{}, append([]string{"--git-dir=" + mirror}, args...)...)
 		return strings.TrimSpace(string(out)), err
 	}
 	if _, err := git("cat-file", "-e", head+"^{commit}"); err != nil {
@@ -160,21 +151,21 @@ func (w *Workspace) mergeLocked(ctx context.Context, mirror, head string, m *Mer
 	if m.Behind, err = strconv.Atoi(behind); err != nil {
 		return fmt.Errorf("counting the base's new commits: %w", err)
 	}
-	if m.Changes, err = w.changedLocked(ctx, mirror, mergeBase, head); err != nil {
+	if m.Changes, err = mg.changedLocked(ctx, mirror, mergeBase, head); err != nil {
 		return err
 	}
 	if !merge || mergeBase == m.Base {
 		m.SHA = head
 		return nil
 	}
-	return w.commitMerge(ctx, mirror, head, m)
+	return mg.commitMerge(ctx, mirror, head, m)
 }
 
 // changedLocked lists the paths that differ between commits from and to,
 // as NUL-separated names straight from git: no quoting, any bytes.
 // Renames are not detected, so a rename lists both names.
-func (w *Workspace) changedLocked(ctx context.Context, mirror, from, to string) ([]string, error) {
-	out, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "diff-tree", "-r", "-z", "--name-only",
+func (mg Merges) changedLocked(ctx context.Context, mirror, from, to string) ([]string, error) {
+	out, err := mg.mirrors.git(ctx, GitAuth{}, "--git-dir="+mirror, "diff-tree", "-r", "-z", "--name-only",
 		"--no-renames", "--no-commit-id", "--no-ext-diff", "--no-textconv", from, to)
 	if err != nil {
 		return nil, fmt.Errorf("listing the changed files: %w", err)
@@ -202,8 +193,8 @@ var mergeIdentity = []string{
 // commitMerge merges head into m.Base with git merge-tree (no working
 // tree, no index) and commits the result with the base as first parent,
 // as GitHub's refs/pull/<n>/merge has it. A conflict fills m.Conflicts.
-func (w *Workspace) commitMerge(ctx context.Context, mirror, head string, m *Merged) error {
-	out, err := w.gitWith(ctx, nil, nil, "--git-dir="+mirror, "merge-tree", "--write-tree", "--name-only",
+func (mg Merges) commitMerge(ctx context.Context, mirror, head string, m *Merged) error {
+	out, err := mg.mirrors.gitWith(ctx, nil, nil, "--git-dir="+mirror, "merge-tree", "--write-tree", "--name-only",
 		"--no-messages", "-z", m.Base, head)
 	names := splitNUL(out)
 	var exit interface{ ExitCode() int }
@@ -224,7 +215,7 @@ func (w *Workspace) commitMerge(ctx context.Context, mirror, head string, m *Mer
 		return fmt.Errorf("merging %.7s into %.7s: git printed no tree", head, m.Base)
 	}
 	tree := names[0]
-	dates, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "rev-list", "--no-walk=unsorted", "--no-commit-header", "--format=%ct", m.Base, head, "--")
+	dates, err := mg.mirrors.git(ctx, GitAuth{}, "--git-dir="+mirror, "rev-list", "--no-walk=unsorted", "--no-commit-header", "--format=%ct", m.Base, head, "--")
 	if err != nil {
 		return fmt.Errorf("reading the dates of %.7s and %.7s: %w", head, m.Base, err)
 	}
@@ -237,7 +228,7 @@ func (w *Workspace) commitMerge(ctx context.Context, mirror, head string, m *Mer
 	date := strconv.FormatInt(latest, 10) + " +0000"
 	env := append([]string{"GIT_AUTHOR_DATE=" + date, "GIT_COMMITTER_DATE=" + date}, mergeIdentity...)
 	msg := fmt.Sprintf("Merge %s into %s\n\nMade by YourCI to test the pull request's head merged into its base.\n", head, m.Base)
-	sha, err := w.gitWith(ctx, env, strings.NewReader(msg), "--git-dir="+mirror, "commit-tree", "-p", m.Base, "-p", head, tree)
+	sha, err := mg.mirrors.gitWith(ctx, env, strings.NewReader(msg), "--git-dir="+mirror, "commit-tree", "-p", m.Base, "-p", head, tree)
 	if err != nil {
 		return fmt.Errorf("committing the merge of %.7s into %.7s: %w", head, m.Base, err)
 	}

@@ -9,8 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -26,13 +26,27 @@ var mirrorRefspecs = []string{
 	"+refs/pull/*:refs/pull/*",
 }
 
-// pinPrefix holds one ref per build, keeping the build's commit (and
-// everything its checkouts borrow) alive in the mirror after a force-push
-// and garbage collection.
-const pinPrefix = "refs/yci/builds/"
+// Mirrors are the bare mirrors of the repositories this box builds, one
+// per repository (Layout.MirrorDir): fetching them from the forge, the
+// lock every writer of a mirror takes, in this process and across
+// processes sharing the root, and the git processes the workspace runs.
+// Its methods are safe for concurrent use; get it from Open.
+type Mirrors struct {
+	layout Layout
 
-func pinRef(b Build) string {
-	return pinPrefix + strconv.Itoa(b.Pull) + "/" + strconv.Itoa(b.Number)
+	// GitTimeout bounds each git process; zero means DefaultGitTimeout.
+	// Set it before the workspace is shared between goroutines.
+	GitTimeout time.Duration
+
+	mu    sync.Mutex
+	locks map[string]chan struct{} // per-mirror in-process locks
+	// fetched is when the latest successful fetch (or clone) of each
+	// mirror by these Mirrors began; see UpdateMirrorSince.
+	fetched map[string]time.Time
+}
+
+func newMirrors(layout Layout) *Mirrors {
+	return &Mirrors{layout: layout, locks: make(map[string]chan struct{}), fetched: make(map[string]time.Time)}
 }
 
 // UpdateMirror brings the mirror of owner/repo up to date with cloneURL:
@@ -49,22 +63,22 @@ func pinRef(b Build) string {
 // names its URL and refspecs, so nothing in its config can go stale, carry a
 // secret, or let a hand-run "git fetch" prune our pins. It is the equivalent
 // of "git clone --mirror" restricted to the refs above.
-func (w *Workspace) UpdateMirror(ctx context.Context, owner, repo, cloneURL string, auth GitAuth) error {
-	_, err := w.UpdateMirrorSince(ctx, owner, repo, cloneURL, auth, time.Time{})
+func (m *Mirrors) UpdateMirror(ctx context.Context, owner, repo, cloneURL string, auth GitAuth) error {
+	_, err := m.UpdateMirrorSince(ctx, owner, repo, cloneURL, auth, time.Time{})
 	return err
 }
 
 // UpdateMirrorSince is UpdateMirror for a caller that needs the mirror only
 // as new as the forge was at since (when the event it handles was sent):
-// when a fetch of the mirror by this Workspace that began after since has
+// when a fetch of the mirror by these Mirrors that began after since has
 // already succeeded, nothing is fetched again and fetched is false. A burst
 // of events for one repository, waiting for the mirror's lock one after the
 // other, then costs one fetch, not one each: the first fetch brought what
 // every event sent before it began asked for. A zero since always fetches.
 // Fetches by other processes sharing the workspace are not known here, so
 // they never stand in for one.
-func (w *Workspace) UpdateMirrorSince(ctx context.Context, owner, repo, cloneURL string, auth GitAuth, since time.Time) (fetched bool, err error) {
-	mirror, err := w.MirrorDir(owner, repo)
+func (m *Mirrors) UpdateMirrorSince(ctx context.Context, owner, repo, cloneURL string, auth GitAuth, since time.Time) (fetched bool, err error) {
+	mirror, err := m.layout.MirrorDir(owner, repo)
 	if err != nil {
 		return false, err
 	}
@@ -74,12 +88,12 @@ func (w *Workspace) UpdateMirrorSince(ctx context.Context, owner, repo, cloneURL
 	// A fetch that served is known without the lock (one under way
 	// counts once it has succeeded: the lock waits for it), as long as
 	// the mirror it made is still there.
-	if w.fetchedSince(mirror, since) {
+	if m.fetchedSince(mirror, since) {
 		if exists, err := isDir(mirror); err == nil && exists {
 			return false, nil
 		}
 	}
-	unlock, err := w.lockMirror(ctx, mirror)
+	unlock, err := m.lockMirror(ctx, mirror)
 	if err != nil {
 		return false, err
 	}
@@ -89,14 +103,14 @@ func (w *Workspace) UpdateMirrorSince(ctx context.Context, owner, repo, cloneURL
 	if err != nil {
 		return false, err
 	}
-	if exists && w.fetchedSince(mirror, since) {
+	if exists && m.fetchedSince(mirror, since) {
 		return false, nil
 	}
 	began := time.Now()
 	if exists {
-		err = w.fetch(ctx, mirror, cloneURL, auth)
+		err = m.fetch(ctx, mirror, cloneURL, auth)
 	} else {
-		err = w.createMirror(ctx, mirror, cloneURL, auth)
+		err = m.createMirror(ctx, mirror, cloneURL, auth)
 	}
 	if err != nil {
 		verb := "updating"
@@ -105,34 +119,34 @@ func (w *Workspace) UpdateMirrorSince(ctx context.Context, owner, repo, cloneURL
 		}
 		return true, fmt.Errorf("%s mirror of %s/%s: %w", verb, owner, repo, err)
 	}
-	w.mu.Lock()
-	w.fetched[mirror] = began
-	w.mu.Unlock()
+	m.mu.Lock()
+	m.fetched[mirror] = began
+	m.mu.Unlock()
 	return true, nil
 }
 
-// fetchedSince reports whether a fetch (or clone) of mirror by this
-// Workspace that began after since has succeeded; never for a zero since.
-func (w *Workspace) fetchedSince(mirror string, since time.Time) bool {
+// fetchedSince reports whether a fetch (or clone) of mirror by these
+// Mirrors that began after since has succeeded; never for a zero since.
+func (m *Mirrors) fetchedSince(mirror string, since time.Time) bool {
 	if since.IsZero() {
 		return false
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	last, ok := w.fetched[mirror]
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	last, ok := m.fetched[mirror]
 	return ok && last.After(since)
 }
 
-func (w *Workspace) fetch(ctx context.Context, gitDir, cloneURL string, auth GitAuth) error {
+func (m *Mirrors) fetch(ctx context.Context, gitDir, cloneURL string, auth GitAuth) error {
 	args := []string{"--git-dir=" + gitDir, "fetch", "--quiet", "--prune", "--no-tags",
 		"--no-write-fetch-head", "--no-recurse-submodules", "--", cloneURL}
-	_, err := w.git(ctx, auth, append(args, mirrorRefspecs...)...)
+	_, err := m.git(ctx, auth, append(args, mirrorRefspecs...)...)
 	return err
 }
 
 // createMirror runs with the mirror's lock held: any temporary directory
 // beside the mirror is a leftover of a crashed attempt and is removed.
-func (w *Workspace) createMirror(ctx context.Context, mirror, cloneURL string, auth GitAuth) error {
+func (m *Mirrors) createMirror(ctx context.Context, mirror, cloneURL string, auth GitAuth) error {
 	parent := filepath.Dir(mirror)
 	stale, err := filepath.Glob(filepath.Join(parent, ".source.tmp-*"))
 	if err != nil {
@@ -147,7 +161,7 @@ func (w *Workspace) createMirror(ctx context.Context, mirror, cloneURL string, a
 	if err != nil {
 		return fmt.Errorf("making temporary mirror: %w", err)
 	}
-	if err := w.fillMirror(ctx, tmp, cloneURL, auth); err != nil {
+	if err := m.fillMirror(ctx, tmp, cloneURL, auth); err != nil {
 		if rmErr := removeTree(tmp); rmErr != nil {
 			err = errors.Join(err, rmErr)
 		}
@@ -159,13 +173,13 @@ func (w *Workspace) createMirror(ctx context.Context, mirror, cloneURL string, a
 	return nil
 }
 
-func (w *Workspace) fillMirror(ctx context.Context, dir, cloneURL string, auth GitAuth) error {
+func (m *Mirrors) fillMirror(ctx context.Context, dir, cloneURL string, auth GitAuth) error {
 	// The object format is named so that mirrorConfig stays true whatever
 	// a later git's default.
-	if _, err := w.git(ctx, GitAuth{}, "init", "--quiet", "--bare", "--template=", "--object-format=sha1", "--", dir); err != nil {
+	if _, err := m.git(ctx, GitAuth{}, "init", "--quiet", "--bare", "--template=", "--object-format=sha1", "--", dir); err != nil {
 		return err
 	}
-	return w.fetch(ctx, dir, cloneURL, auth)
+	return m.fetch(ctx, dir, cloneURL, auth)
 }
 
 // removeStaleGitLocks removes the *.lock files a git process killed mid-way
@@ -196,44 +210,16 @@ func removeStaleGitLocks(mirror string) error {
 
 // HasCommit reports whether the mirror of owner/repo holds commit sha. It is
 // false for invalid input, a missing mirror, or any failure to tell.
-func (w *Workspace) HasCommit(ctx context.Context, owner, repo, sha string) bool {
-	mirror, err := w.MirrorDir(owner, repo)
+func (m *Mirrors) HasCommit(ctx context.Context, owner, repo, sha string) bool {
+	mirror, err := m.layout.MirrorDir(owner, repo)
 	if err != nil || validateSHA(sha) != nil {
 		return false
 	}
 	if ok, err := isDir(mirror); err != nil || !ok {
 		return false
 	}
-	_, err = w.git(ctx, GitAuth{}, "--git-dir="+mirror, "cat-file", "-e", sha+"^{commit}")
+	_, err = m.git(ctx, GitAuth{}, "--git-dir="+mirror, "cat-file", "-e", sha+"^{commit}")
 	return err == nil
-}
-
-// pin records sha as build b's commit in the mirror. Pinning again with the
-// same commit is a no-op; a different commit for the same build is refused;
-// a commit the mirror lacks is an error wrapping ErrNotMirrored. Only call
-// it holding the mirror's lock.
-func (w *Workspace) pin(ctx context.Context, mirror string, b Build, sha string) error {
-	ref := pinRef(b)
-	// The empty old value makes git refuse if the ref exists already.
-	_, createErr := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "update-ref", "--no-deref", ref, sha, "")
-	if createErr == nil {
-		return nil
-	}
-	out, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "for-each-ref", "--format=%(objectname)", "--", ref)
-	if err != nil {
-		return fmt.Errorf("pinning %s of %s: %w", sha, b, errors.Join(createErr, err))
-	}
-	switch current := strings.TrimSpace(string(out)); current {
-	case sha:
-		return nil
-	case "":
-		if _, err := w.git(ctx, GitAuth{}, "--git-dir="+mirror, "cat-file", "-e", sha+"^{commit}"); err != nil {
-			return fmt.Errorf("%w: pinning %s of %s: %w", ErrNotMirrored, sha, b, createErr)
-		}
-		return fmt.Errorf("pinning %s of %s: %w", sha, b, createErr)
-	default:
-		return fmt.Errorf("%w: build %s is pinned to %s, not %s", ErrInvalid, b, current, sha)
-	}
 }
 
 // lockMirror serializes work on one mirror: first among goroutines of this
@@ -241,14 +227,14 @@ func (w *Workspace) pin(ctx context.Context, mirror string, b Build, sha string)
 // mirror. Waiting ends with ctx. Every write to a mirror happens under this
 // lock, so git lock files found once it is taken are stale and removed. The
 // returned function releases both locks.
-func (w *Workspace) lockMirror(ctx context.Context, mirror string) (func(), error) {
-	w.mu.Lock()
-	sem, ok := w.locks[mirror]
+func (m *Mirrors) lockMirror(ctx context.Context, mirror string) (func(), error) {
+	m.mu.Lock()
+	sem, ok := m.locks[mirror]
 	if !ok {
 		sem = make(chan struct{}, 1)
-		w.locks[mirror] = sem
+		m.locks[mirror] = sem
 	}
-	w.mu.Unlock()
+	m.mu.Unlock()
 	select {
 	case sem <- struct{}{}:
 	case <-ctx.Done():
@@ -256,7 +242,7 @@ func (w *Workspace) lockMirror(ctx context.Context, mirror string) (func(), erro
 	}
 	release := func() { <-sem }
 
-	if err := w.ensureDir(filepath.Dir(mirror)); err != nil {
+	if err := m.layout.ensureDir(filepath.Dir(mirror)); err != nil {
 		release()
 		return nil, err
 	}
@@ -286,6 +272,23 @@ func (w *Workspace) lockMirror(ctx context.Context, mirror string) (func(), erro
 		return nil, err
 	}
 	return unlock, nil
+}
+
+// lockExistingMirror takes the lock of owner/repo's mirror, which must
+// exist (else the error wraps ErrNotMirrored), and returns its path.
+func (m *Mirrors) lockExistingMirror(ctx context.Context, owner, repo string) (string, func(), error) {
+	mirror, err := m.layout.MirrorDir(owner, repo)
+	if err != nil {
+		return "", nil, err
+	}
+	if ok, err := isDir(mirror); err != nil || !ok {
+		return "", nil, errors.Join(fmt.Errorf("%w: no mirror of %s/%s yet", ErrNotMirrored, owner, repo), err)
+	}
+	unlock, err := m.lockMirror(ctx, mirror)
+	if err != nil {
+		return "", nil, err
+	}
+	return mirror, unlock, nil
 }
 
 // mirrorConfig is the whole config of a mirror, as "git init --bare

@@ -27,8 +27,8 @@ const preparePrefix = "prepare-"
 // PrepareLogPath is the log of the preparation of one head commit of a
 // pull request, before and whatever its build number:
 // <owner>/<repo>/pulls/<pr>/prepare-<sha>.txt.
-func (w *Workspace) PrepareLogPath(owner, repo string, pull int, sha string) (string, error) {
-	dir, err := w.repoDir(owner, repo)
+func (g Logs) PrepareLogPath(owner, repo string, pull int, sha string) (string, error) {
+	dir, err := g.layout.repoDir(owner, repo)
 	if err != nil {
 		return "", err
 	}
@@ -43,8 +43,8 @@ func (w *Workspace) PrepareLogPath(owner, repo string, pull int, sha string) (st
 
 // PrepareLogURL is the address under which PrepareLogPath is served:
 // httpRoot + "/<owner>/<repo>/pulls/<pr>/prepare-<sha>.txt".
-func (w *Workspace) PrepareLogURL(httpRoot, owner, repo string, pull int, sha string) (string, error) {
-	if _, err := w.PrepareLogPath(owner, repo, pull, sha); err != nil {
+func (g Logs) PrepareLogURL(httpRoot, owner, repo string, pull int, sha string) (string, error) {
+	if _, err := g.PrepareLogPath(owner, repo, pull, sha); err != nil {
 		return "", err
 	}
 	segments := []string{owner, repo, "pulls", strconv.Itoa(pull), preparePrefix + sha + ".txt"}
@@ -59,12 +59,12 @@ func (w *Workspace) PrepareLogURL(httpRoot, owner, repo string, pull int, sha st
 // log holds at most MaxPrepareLog bytes: text beyond is dropped, and the
 // write that reaches the limit ends with a line saying so. One call is one
 // write, so attempts of several workers do not interleave within a call.
-func (w *Workspace) AppendPrepareLog(owner, repo string, pull int, sha, text string) error {
-	path, err := w.PrepareLogPath(owner, repo, pull, sha)
+func (g Logs) AppendPrepareLog(owner, repo string, pull int, sha, text string) error {
+	path, err := g.PrepareLogPath(owner, repo, pull, sha)
 	if err != nil {
 		return err
 	}
-	if err := w.ensureDir(filepath.Dir(path)); err != nil {
+	if err := g.layout.ensureDir(filepath.Dir(path)); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o644)

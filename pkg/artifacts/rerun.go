@@ -25,8 +25,8 @@ const rerunPrefix = "rerun-"
 
 // RunDir is the directory of one run of a test: TestDir for rerun 0, and
 // TestDir/rerun-<k> for the k-th re-run.
-func (w *Workspace) RunDir(b Build, name string, rerun int) (string, error) {
-	dir, err := w.TestDir(b, name)
+func (l Layout) RunDir(b Build, name string, rerun int) (string, error) {
+	dir, err := l.TestDir(b, name)
 	if err != nil {
 		return "", err
 	}
@@ -40,8 +40,8 @@ func (w *Workspace) RunDir(b Build, name string, rerun int) (string, error) {
 }
 
 // RunSourceDir is the run's own working copy, source/ in its RunDir.
-func (w *Workspace) RunSourceDir(b Build, name string, rerun int) (string, error) {
-	dir, err := w.RunDir(b, name, rerun)
+func (l Layout) RunSourceDir(b Build, name string, rerun int) (string, error) {
+	dir, err := l.RunDir(b, name, rerun)
 	if err != nil {
 		return "", err
 	}
@@ -49,8 +49,8 @@ func (w *Workspace) RunSourceDir(b Build, name string, rerun int) (string, error
 }
 
 // RunLogPath is the run's log, out.txt in its RunDir.
-func (w *Workspace) RunLogPath(b Build, name string, rerun int) (string, error) {
-	dir, err := w.RunDir(b, name, rerun)
+func (g Logs) RunLogPath(b Build, name string, rerun int) (string, error) {
+	dir, err := g.layout.RunDir(b, name, rerun)
 	if err != nil {
 		return "", err
 	}
@@ -59,12 +59,12 @@ func (w *Workspace) RunLogPath(b Build, name string, rerun int) (string, error) 
 
 // CreateRunDir creates the run's directory (and those above it) without
 // following symlinks, and returns its path.
-func (w *Workspace) CreateRunDir(b Build, name string, rerun int) (string, error) {
-	dir, err := w.RunDir(b, name, rerun)
+func (l Layout) CreateRunDir(b Build, name string, rerun int) (string, error) {
+	dir, err := l.RunDir(b, name, rerun)
 	if err != nil {
 		return "", err
 	}
-	if err := w.ensureDir(dir); err != nil {
+	if err := l.ensureDir(dir); err != nil {
 		return "", err
 	}
 	return dir, nil
@@ -72,12 +72,12 @@ func (w *Workspace) CreateRunDir(b Build, name string, rerun int) (string, error
 
 // RunLogURL is the address under which the run's log is served: LogURL
 // for rerun 0, and with "rerun-<k>/" before "out.txt" for a re-run.
-func (w *Workspace) RunLogURL(httpRoot string, b Build, name string, rerun int) (string, error) {
-	u, err := w.LogURL(httpRoot, b, name)
+func (g Logs) RunLogURL(httpRoot string, b Build, name string, rerun int) (string, error) {
+	u, err := g.LogURL(httpRoot, b, name)
 	if err != nil {
 		return "", err
 	}
-	if _, err := w.RunDir(b, name, rerun); err != nil {
+	if _, err := g.layout.RunDir(b, name, rerun); err != nil {
 		return "", err
 	}
 	if rerun == 0 {

@@ -16,18 +16,21 @@
 // without following symlinks, so nothing derived from outside data (owners,
 // repositories, test names, numbers) can point outside the root. The package
 // is Unix-only: it relies on flock(2) and process groups.
+//
+// A Workspace is made of parts with one job each, which a caller needing
+// only one may take alone: Layout (where everything lives), Logs (the
+// files a reader follows a test through), Mirrors (fetching, and the lock
+// every writer of a mirror takes), Merges (the commits a build tests),
+// Checkouts (working copies, and the pins keeping their commits alive),
+// Caches (per-repository caches and their lock) and Cleaner (removing
+// old builds).
 package artifacts
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/yourci/yourci/pkg/events"
@@ -48,24 +51,21 @@ var ErrNotMirrored = errors.New("commit not in this box's mirror")
 // of a large repository is slow.
 const DefaultGitTimeout = 30 * time.Minute
 
-// Workspace is the directory tree a worker builds in. Its methods are safe
-// for concurrent use, and several processes (or boxes sharing a disk) may
-// use the same root: mirror updates are serialized by a file lock.
+// Workspace is the directory tree a worker builds in: its parts, each with
+// one job, embedded so that a caller holding a Workspace reaches every
+// part's methods. Its methods are safe for concurrent use, and several
+// processes (or boxes sharing a disk) may use the same root: mirror
+// updates are serialized by a file lock. The parts share one Layout and
+// one Mirrors, so the in-process locks and the memory of fetches are the
+// same whichever part a caller goes through.
 type Workspace struct {
-	root string
-
-	// GitTimeout bounds each git process; zero means DefaultGitTimeout.
-	// Set it before the workspace is shared between goroutines.
-	GitTimeout time.Duration
-
-	mu    sync.Mutex
-	locks map[string]chan struct{} // per-mirror in-process locks
-	// fetched is when the latest successful fetch (or clone) of each
-	// mirror by this Workspace began; see UpdateMirrorSince.
-	fetched map[string]time.Time
-	// refs keeps what each build's first checkout on this box read of
-	// the mirror's refs; see pinAndListRefs.
-	refs buildRefs
+	Layout
+	Logs
+	*Mirrors
+	Merges
+	*Checkouts
+	Caches
+	Cleaner
 }
 
 // Open returns the workspace rooted at root, creating the directory if
@@ -86,11 +86,19 @@ func Open(root string) (*Workspace, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolving workspace root: %w", err)
 	}
-	return &Workspace{root: resolved, locks: make(map[string]chan struct{}), fetched: make(map[string]time.Time)}, nil
+	layout := Layout{root: resolved}
+	mirrors := newMirrors(layout)
+	checkouts := &Checkouts{layout: layout, mirrors: mirrors}
+	return &Workspace{
+		Layout:    layout,
+		Logs:      Logs{layout: layout},
+		Mirrors:   mirrors,
+		Merges:    Merges{mirrors: mirrors},
+		Checkouts: checkouts,
+		Caches:    Caches{layout: layout},
+		Cleaner:   Cleaner{layout: layout, checkouts: checkouts},
+	}, nil
 }
-
-// Root is the absolute, symlink-free path of the workspace.
-func (w *Workspace) Root() string { return w.root }
 
 // Build identifies one build of a pull request: Number is the build number
 // allocated for the pull, starting at 1.
@@ -146,195 +154,6 @@ func ValidateRepo(repo string) error {
 func ValidateTestName(name string) error {
 	if err := events.ValidateTestName(name); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	return nil
-}
-
-func (w *Workspace) repoDir(owner, repo string) (string, error) {
-	if err := ValidateOwner(owner); err != nil {
-		return "", err
-	}
-	if err := ValidateRepo(repo); err != nil {
-		return "", err
-	}
-	return filepath.Join(w.root, owner, repo), nil
-}
-
-// MirrorDir is the bare mirror of owner/repo: <owner>/<repo>/source.
-func (w *Workspace) MirrorDir(owner, repo string) (string, error) {
-	dir, err := w.repoDir(owner, repo)
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(dir, "source"), nil
-}
-
-// BuildDir is the directory holding everything of one build:
-// <owner>/<repo>/pulls/<pr>/<build>.
-func (w *Workspace) BuildDir(b Build) (string, error) {
-	if err := b.Validate(); err != nil {
-		return "", err
-	}
-	return filepath.Join(w.root, b.Owner, b.Repo, "pulls", strconv.Itoa(b.Pull), strconv.Itoa(b.Number)), nil
-}
-
-// SourceDir is the build's checkout, where .yci.py is evaluated.
-func (w *Workspace) SourceDir(b Build) (string, error) {
-	dir, err := w.BuildDir(b)
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(dir, "source"), nil
-}
-
-// TestDir is the directory of one test of a build, holding its log and its
-// own working copy.
-func (w *Workspace) TestDir(b Build, name string) (string, error) {
-	dir, err := w.BuildDir(b)
-	if err != nil {
-		return "", err
-	}
-	if err := ValidateTestName(name); err != nil {
-		return "", err
-	}
-	return filepath.Join(dir, name), nil
-}
-
-// TestSourceDir is the test's own working copy, so that tests of one build
-// running at once cannot disturb each other's files.
-func (w *Workspace) TestSourceDir(b Build, name string) (string, error) {
-	dir, err := w.TestDir(b, name)
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(dir, "source"), nil
-}
-
-// LogPath is the test's log file, out.txt in its test directory.
-func (w *Workspace) LogPath(b Build, name string) (string, error) {
-	dir, err := w.TestDir(b, name)
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(dir, "out.txt"), nil
-}
-
-// LogLink is where LinkLog puts the test's log symlink:
-// <owner>/<repo>/<pr>-<build>-<name>-out.txt.
-func (w *Workspace) LogLink(b Build, name string) (string, error) {
-	if _, err := w.TestDir(b, name); err != nil {
-		return "", err
-	}
-	return filepath.Join(w.root, b.Owner, b.Repo, linkName(b, name)), nil
-}
-
-func linkName(b Build, name string) string {
-	return fmt.Sprintf("%d-%d-%s-out.txt", b.Pull, b.Number, name)
-}
-
-// LogURL is the address under which the test's log is served:
-// httpRoot + "/<owner>/<repo>/pulls/<pr>/<build>/<name>/out.txt", with each
-// segment path-escaped and no doubled slash at the join.
-func (w *Workspace) LogURL(httpRoot string, b Build, name string) (string, error) {
-	if _, err := w.TestDir(b, name); err != nil {
-		return "", err
-	}
-	segments := []string{b.Owner, b.Repo, "pulls", strconv.Itoa(b.Pull), strconv.Itoa(b.Number), name, "out.txt"}
-	for i, s := range segments {
-		segments[i] = url.PathEscape(s)
-	}
-	return strings.TrimRight(httpRoot, "/") + "/" + strings.Join(segments, "/"), nil
-}
-
-// CreateTestDir creates the test's directory (and the build directory above
-// it) and returns its path. It refuses to pass through symlinks, so a test
-// that replaced a directory of the layout with a link cannot redirect writes.
-func (w *Workspace) CreateTestDir(b Build, name string) (string, error) {
-	dir, err := w.TestDir(b, name)
-	if err != nil {
-		return "", err
-	}
-	if err := w.ensureDir(dir); err != nil {
-		return "", err
-	}
-	return dir, nil
-}
-
-// LinkLog points the test's symlink at its out.txt, replacing any previous
-// link atomically, so a reader never sees the link missing. The target is
-// relative, so the workspace may be moved or served from another mount. The
-// log itself need not exist yet.
-func (w *Workspace) LinkLog(b Build, name string) error {
-	link, err := w.LogLink(b, name)
-	if err != nil {
-		return err
-	}
-	if err := w.ensureDir(filepath.Dir(link)); err != nil {
-		return err
-	}
-	target := filepath.Join("pulls", strconv.Itoa(b.Pull), strconv.Itoa(b.Number), name, "out.txt")
-	tmp := link + ".tmp-" + rand.Text()
-	if err := os.Symlink(target, tmp); err != nil {
-		return fmt.Errorf("linking log of %s %s: %w", b, name, err)
-	}
-	if err := os.Rename(tmp, link); err != nil {
-		if rmErr := os.Remove(tmp); rmErr != nil {
-			err = errors.Join(err, rmErr)
-		}
-		return fmt.Errorf("linking log of %s %s: %w", b, name, err)
-	}
-	return nil
-}
-
-// inside reports whether path is dir itself or below it, lexically.
-func inside(dir, path string) bool {
-	rel, err := filepath.Rel(dir, path)
-	if err != nil {
-		return false
-	}
-	return rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
-}
-
-// ensureDir creates dir and its parents below the root, one component at a
-// time, refusing any existing component that is a symlink or not a
-// directory.
-func (w *Workspace) ensureDir(dir string) error {
-	dir = filepath.Clean(dir)
-	if !inside(w.root, dir) {
-		return fmt.Errorf("%w: %s is outside the workspace", ErrInvalid, dir)
-	}
-	rel, err := filepath.Rel(w.root, dir)
-	if err != nil {
-		return fmt.Errorf("locating %s in the workspace: %w", dir, err)
-	}
-	if rel == "." {
-		return nil
-	}
-	cur := w.root
-	for _, part := range strings.Split(rel, string(filepath.Separator)) {
-		cur = filepath.Join(cur, part)
-		if err := mkdirNoFollow(cur); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func mkdirNoFollow(path string) error {
-	err := os.Mkdir(path, 0o755)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("creating %s: %w", path, err)
-	}
-	// Mkdir does not follow a symlink at path; Lstat tells what is there.
-	info, err := os.Lstat(path)
-	if err != nil {
-		return fmt.Errorf("inspecting %s: %w", path, err)
-	}
-	if !info.IsDir() {
-		return fmt.Errorf("%w: %s is not a directory (%s)", ErrInvalid, path, info.Mode().Type())
 	}
 	return nil
 }

@@ -49,8 +49,8 @@ func approvalKey(repo Repo, pull int) string {
 
 // ApprovalOf returns the approval record of a pull request; a pull request
 // never asked about has the zero record. Safe for concurrent use.
-func (r *Registry) ApprovalOf(ctx context.Context, repo Repo, pull int) (Approval, error) {
-	a, _, err := r.loadApproval(ctx, repo, pull)
+func (ap *Approvals) ApprovalOf(ctx context.Context, repo Repo, pull int) (Approval, error) {
+	a, _, err := ap.loadApproval(ctx, repo, pull)
 	return a, err
 }
 
@@ -58,11 +58,11 @@ func (r *Registry) ApprovalOf(ctx context.Context, repo Repo, pull int) (Approva
 // replacing any earlier approval (of an older head). The caller has
 // checked that by may approve. Safe for concurrent use across boxes: the
 // record is written with compare-and-set.
-func (r *Registry) Approve(ctx context.Context, repo Repo, pull int, sha, by string) error {
+func (ap *Approvals) Approve(ctx context.Context, repo Repo, pull int, sha, by string) error {
 	if by == "" {
 		return fmt.Errorf("approving %s#%d at %s without an approver: %w", repo.FullName(), pull, sha, ErrInvalidEvent)
 	}
-	return r.updateApproval(ctx, repo, pull, sha, func(a *Approval) bool {
+	return ap.updateApproval(ctx, repo, pull, sha, func(a *Approval) bool {
 		if a.SHA == sha && a.By == by {
 			return false
 		}
@@ -75,8 +75,8 @@ func (r *Registry) Approve(ctx context.Context, repo Repo, pull int, sha, by str
 // is being set now, and reports whether it had not been recorded already:
 // every sweep brings an unapproved head back, and its status is written
 // once, not every few minutes, by whichever box gets there first.
-func (r *Registry) AskApproval(ctx context.Context, repo Repo, pull int, sha string) (first bool, err error) {
-	err = r.updateApproval(ctx, repo, pull, sha, func(a *Approval) bool {
+func (ap *Approvals) AskApproval(ctx context.Context, repo Repo, pull int, sha string) (first bool, err error) {
+	err = ap.updateApproval(ctx, repo, pull, sha, func(a *Approval) bool {
 		first = a.Asked != sha
 		if first {
 			a.Asked, a.AskedAt = sha, time.Now().UTC()
@@ -88,8 +88,8 @@ func (r *Registry) AskApproval(ctx context.Context, repo Repo, pull int, sha str
 
 // ForgetAsked undoes AskApproval for sha when its status could not be set,
 // so the next attempt sets it.
-func (r *Registry) ForgetAsked(ctx context.Context, repo Repo, pull int, sha string) error {
-	return r.updateApproval(ctx, repo, pull, sha, func(a *Approval) bool {
+func (ap *Approvals) ForgetAsked(ctx context.Context, repo Repo, pull int, sha string) error {
+	return ap.updateApproval(ctx, repo, pull, sha, func(a *Approval) bool {
 		if a.Asked != sha {
 			return false
 		}
@@ -101,20 +101,20 @@ func (r *Registry) ForgetAsked(ctx context.Context, repo Repo, pull int, sha str
 // updateApproval applies change to the record with compare-and-set,
 // retrying when another box wrote in between; change returns false when
 // there is nothing to write.
-func (r *Registry) updateApproval(ctx context.Context, repo Repo, pull int, sha string, change func(*Approval) bool) error {
+func (ap *Approvals) updateApproval(ctx context.Context, repo Repo, pull int, sha string, change func(*Approval) bool) error {
 	if err := checkBuildKey(repo, pull, sha); err != nil {
 		return err
 	}
 	key := approvalKey(repo, pull)
 	for attempt := 1; attempt <= claimAttempts; attempt++ {
-		a, rev, err := r.loadApproval(ctx, repo, pull)
+		a, rev, err := ap.loadApproval(ctx, repo, pull)
 		if err != nil {
 			return err
 		}
 		if !change(&a) {
 			return nil
 		}
-		err = r.storeJSON(ctx, key, a, rev)
+		err = ap.storeJSON(ctx, key, a, rev)
 		if !errors.Is(err, errConflict) {
 			return err
 		}
@@ -125,11 +125,11 @@ func (r *Registry) updateApproval(ctx context.Context, repo Repo, pull int, sha 
 	return fmt.Errorf("recording approval of %s#%d: lost %d races in a row", repo.FullName(), pull, claimAttempts)
 }
 
-func (r *Registry) loadApproval(ctx context.Context, repo Repo, pull int) (Approval, uint64, error) {
+func (ap *Approvals) loadApproval(ctx context.Context, repo Repo, pull int) (Approval, uint64, error) {
 	if err := errors.Join(repo.Validate(), ValidatePull(pull)); err != nil {
 		return Approval{}, 0, err
 	}
 	var a Approval
-	rev, err := r.loadJSON(ctx, approvalKey(repo, pull), &a)
+	rev, err := ap.loadJSON(ctx, approvalKey(repo, pull), &a)
 	return a, rev, err
 }

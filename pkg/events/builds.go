@@ -2,12 +2,9 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/yourci/yourci/pkg/pause"
 )
@@ -191,48 +188,4 @@ func (r *Registry) loadPull(ctx context.Context, key string) (pullRecord, uint64
 		rec.Claims = map[string]shaClaim{}
 	}
 	return rec, rev, err
-}
-
-// loadJSON decodes the record at key into v and returns its revision; a
-// missing record leaves v alone and has revision 0.
-func (r *Registry) loadJSON(ctx context.Context, key string, v any) (uint64, error) {
-	ctx, cancel := r.callContext(ctx)
-	defer cancel()
-	entry, err := r.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("reading %s: %w", key, err)
-	}
-	if err := json.Unmarshal(entry.Value(), v); err != nil {
-		return 0, fmt.Errorf("decoding %s: %w", key, err)
-	}
-	return entry.Revision(), nil
-}
-
-// errConflict is returned by storeJSON when another writer got there first.
-var errConflict = errors.New("build record changed meanwhile")
-
-// storeJSON writes rec (a pull, re-run or approval record) if the key is
-// still at revision rev (absent when 0); otherwise it returns errConflict.
-func (r *Registry) storeJSON(ctx context.Context, key string, rec any, rev uint64) error {
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("encoding %s: %w", key, err)
-	}
-	ctx, cancel := r.callContext(ctx)
-	defer cancel()
-	if rev == 0 {
-		_, err = r.kv.Create(ctx, key, data)
-	} else {
-		_, err = r.kv.Update(ctx, key, data, rev)
-	}
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return fmt.Errorf("writing %s: %w", key, errConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", key, err)
-	}
-	return nil
 }

@@ -79,7 +79,7 @@ func commentKey(repo Repo, pull int, comment int64, digest string) string {
 // under any delivery id, on any box, runs a comment's commands once, while
 // an edit that changes the commands has a new digest and runs. Safe for
 // concurrent use across boxes.
-func (r *Registry) ClaimComment(ctx context.Context, repo Repo, pull int, comment int64, digest, claimant string) (bool, error) {
+func (cs *Comments) ClaimComment(ctx context.Context, repo Repo, pull int, comment int64, digest, claimant string) (bool, error) {
 	if err := errors.Join(repo.Validate(), ValidatePull(pull)); err != nil {
 		return false, err
 	}
@@ -87,12 +87,12 @@ func (r *Registry) ClaimComment(ctx context.Context, repo Repo, pull int, commen
 		return false, fmt.Errorf("claiming comment %d with digest %q for %q: %w", comment, digest, claimant, ErrInvalidEvent)
 	}
 	key := commentKey(repo, pull, comment, digest)
-	err := r.storeJSON(ctx, key, commentClaim{By: claimant, At: time.Now().UTC()}, 0)
+	err := cs.storeJSON(ctx, key, commentClaim{By: claimant, At: time.Now().UTC()}, 0)
 	if !errors.Is(err, errConflict) {
 		return err == nil, err
 	}
 	var rec commentClaim
-	if _, err := r.loadJSON(ctx, key, &rec); err != nil {
+	if _, err := cs.loadJSON(ctx, key, &rec); err != nil {
 		return false, err
 	}
 	return rec.By == claimant, nil
@@ -116,14 +116,14 @@ func replyKey(repo Repo, pull int, user string) string {
 // allowed was this claimant's own (its message delivered again, the reply
 // not yet posted). A yes is recorded with compare-and-set, so every box
 // together replies at most once per every. Safe for concurrent use.
-func (r *Registry) AllowReply(ctx context.Context, repo Repo, pull int, user, claimant string, now time.Time, every time.Duration) (bool, error) {
+func (cs *Comments) AllowReply(ctx context.Context, repo Repo, pull int, user, claimant string, now time.Time, every time.Duration) (bool, error) {
 	if err := errors.Join(repo.Validate(), ValidatePull(pull), ValidateOwner(user)); err != nil {
 		return false, err
 	}
 	key := replyKey(repo, pull, user)
 	for attempt := 1; attempt <= claimAttempts; attempt++ {
 		var rec replyGrant
-		rev, err := r.loadJSON(ctx, key, &rec)
+		rev, err := cs.loadJSON(ctx, key, &rec)
 		if err != nil {
 			return false, err
 		}
@@ -133,7 +133,7 @@ func (r *Registry) AllowReply(ctx context.Context, repo Repo, pull int, user, cl
 		case rev != 0 && now.Sub(rec.At) < every:
 			return false, nil
 		}
-		err = r.storeJSON(ctx, key, replyGrant{By: claimant, At: now.UTC()}, rev)
+		err = cs.storeJSON(ctx, key, replyGrant{By: claimant, At: now.UTC()}, rev)
 		if !errors.Is(err, errConflict) {
 			return err == nil, err
 		}

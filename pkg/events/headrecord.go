@@ -90,10 +90,10 @@ func (h *Heads) RecordHead(ctx context.Context, repo Repo, pull int, r HeadRecor
 		return HeadRecord{}, fmt.Errorf("head %.7s of %s#%d has no updated_at: %w", r.SHA, repo.FullName(), pull, ErrInvalidEvent)
 	}
 	r.UpdatedAt = r.UpdatedAt.UTC()
-	reg, key := &Registry{h.store}, headKey(repo, pull)
+	key := headKey(repo, pull)
 	for range headRecordAttempts {
 		var cur HeadRecord
-		rev, err := reg.loadJSON(ctx, key, &cur)
+		rev, err := h.loadJSON(ctx, key, &cur)
 		if err != nil {
 			return HeadRecord{}, err
 		}
@@ -101,7 +101,7 @@ func (h *Heads) RecordHead(ctx context.Context, repo Repo, pull int, r HeadRecor
 		if !changed {
 			return next, nil
 		}
-		err = reg.storeJSON(ctx, key, next, rev)
+		err = h.storeJSON(ctx, key, next, rev)
 		if !errors.Is(err, errConflict) {
 			return next, err
 		}
@@ -116,6 +116,6 @@ func (h *Heads) HeadOf(ctx context.Context, repo Repo, pull int) (rec HeadRecord
 	if err := errors.Join(repo.Validate(), ValidatePull(pull)); err != nil {
 		return HeadRecord{}, false, err
 	}
-	rev, err := (&Registry{h.store}).loadJSON(ctx, headKey(repo, pull), &rec)
+	rev, err := h.loadJSON(ctx, headKey(repo, pull), &rec)
 	return rec, rev != 0, err
 }

@@ -130,13 +130,13 @@ var ErrNoHeadSummary = errors.New("no head summary")
 // must depend on the summary alone; an error from it, ErrUnchanged
 // included, stores nothing and is returned wrapped. It returns the
 // summary as stored. Safe for concurrent use from any number of boxes.
-func (rs *Records) UpdateHeadSummary(ctx context.Context, k HeadKey, change func(*HeadSummary) error) (HeadSummary, error) {
+func (hs *HeadSummaries) UpdateHeadSummary(ctx context.Context, k HeadKey, change func(*HeadSummary) error) (HeadSummary, error) {
 	if err := k.Validate(); err != nil {
 		return HeadSummary{}, err
 	}
 	key := headSummaryKey(k)
 	for attempt := 1; attempt <= claimAttempts; attempt++ {
-		h, err := rs.loadHeadSummary(ctx, key)
+		h, err := hs.loadHeadSummary(ctx, key)
 		if errors.Is(err, ErrNoHeadSummary) {
 			h = HeadSummary{}
 		} else if err != nil {
@@ -148,7 +148,7 @@ func (rs *Records) UpdateHeadSummary(ctx context.Context, k HeadKey, change func
 		}
 		h.Version, h.Updated = Version, time.Now().UTC()
 		h.Repo, h.Pull, h.SHA = k.Repo, k.Pull, k.SHA
-		rev, err := rs.storeHeadSummary(ctx, key, h)
+		rev, err := hs.storeHeadSummary(ctx, key, h)
 		if err == nil {
 			h.Revision = rev
 			return h, nil
@@ -165,11 +165,11 @@ func (rs *Records) UpdateHeadSummary(ctx context.Context, k HeadKey, change func
 
 // HeadSummary returns head k's summary, or an error wrapping
 // ErrNoHeadSummary when there is none.
-func (rs *Records) HeadSummary(ctx context.Context, k HeadKey) (HeadSummary, error) {
+func (hs *HeadSummaries) HeadSummary(ctx context.Context, k HeadKey) (HeadSummary, error) {
 	if err := k.Validate(); err != nil {
 		return HeadSummary{}, err
 	}
-	h, err := rs.loadHeadSummary(ctx, headSummaryKey(k))
+	h, err := hs.loadHeadSummary(ctx, headSummaryKey(k))
 	if err != nil {
 		return HeadSummary{}, fmt.Errorf("reading head summary %s: %w", k, err)
 	}
@@ -179,19 +179,19 @@ func (rs *Records) HeadSummary(ctx context.Context, k HeadKey) (HeadSummary, err
 // WatchHeadSummaries is WatchBuilds for head summaries: fn gets every
 // summary stored now, then every new revision, one call at a time, until
 // ctx ends.
-func (rs *Records) WatchHeadSummaries(ctx context.Context, fn func(HeadSummary)) error {
-	return rs.watch(ctx, headSummaryPrefix+">", "head summaries", func(entry jetstream.KeyValueEntry) {
+func (hs *HeadSummaries) WatchHeadSummaries(ctx context.Context, fn func(HeadSummary)) error {
+	return hs.watch(ctx, headSummaryPrefix+">", "head summaries", func(entry jetstream.KeyValueEntry) {
 		h, err := decodeHeadSummary(entry)
 		if err != nil {
-			rs.log.Warn("skipping undecodable head summary", "key", entry.Key(), "err", err)
+			hs.log.Warn("skipping undecodable head summary", "key", entry.Key(), "err", err)
 			return
 		}
 		fn(h)
 	})
 }
 
-func (rs *Records) loadHeadSummary(ctx context.Context, key string) (HeadSummary, error) {
-	entry, err := rs.getEntry(ctx, key, ErrNoHeadSummary)
+func (hs *HeadSummaries) loadHeadSummary(ctx context.Context, key string) (HeadSummary, error) {
+	entry, err := hs.getEntry(ctx, key, ErrNoHeadSummary)
 	if err != nil {
 		return HeadSummary{}, err
 	}
@@ -212,6 +212,6 @@ func decodeHeadSummary(entry jetstream.KeyValueEntry) (HeadSummary, error) {
 
 // storeHeadSummary writes h if the key is still at h.Revision (absent
 // when 0) and returns the new revision; otherwise errConflict.
-func (rs *Records) storeHeadSummary(ctx context.Context, key string, h HeadSummary) (uint64, error) {
-	return rs.putJSON(ctx, key, h, h.Revision)
+func (hs *HeadSummaries) storeHeadSummary(ctx context.Context, key string, h HeadSummary) (uint64, error) {
+	return hs.putJSON(ctx, key, h, h.Revision)
 }

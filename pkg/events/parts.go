@@ -32,18 +32,56 @@ type store struct {
 type Queue struct{ *store }
 
 // Registry keeps, per pull request, what must never be decided twice: the
-// build number of each head commit and who claimed it, the approval of
-// outside contributors' heads, and the numbers of re-runs. Every change is
-// compare-and-set in the build bucket, so concurrent workers agree. Get it
-// with Bus.Registry; all methods may be called concurrently.
-type Registry struct{ *store }
+// build number of each head commit and who claimed it, and when each head
+// was first seen; its parts keep the rest of that kind: the approval of
+// outside contributors' heads (Approvals), the numbers of re-runs
+// (Reruns) and which handling runs a comment's commands or replies
+// (Comments). Every change is compare-and-set in the build bucket, so
+// concurrent workers agree. Get it with Bus.Registry; all methods may be
+// called concurrently.
+type Registry struct {
+	*store
+	Approvals
+	Reruns
+	Comments
+}
 
-// Records holds the build records (every test's state and attempts) and
-// the summaries of heads before their builds (HeadSummary), which expire
-// RecordTTL after their last change, and lets pages and the projector
-// watch them.
-// Get it with Bus.Records; all methods may be called concurrently.
-type Records struct{ *store }
+// Approvals keeps the approval of an outside contributor's head commits
+// by someone trusted, and whether one was asked for (approval.go). Get it
+// with Bus.Registry; all methods may be called concurrently.
+type Approvals struct{ *store }
+
+// Reruns numbers the re-runs of a build's tests, once per /retest
+// however often it is delivered (rerun.go). Get it with Bus.Registry; all
+// methods may be called concurrently.
+type Reruns struct{ *store }
+
+// Comments decides, across boxes, which handling runs one text of a
+// comment's commands and when YourCI may reply to a person (comments.go).
+// Get it with Bus.Registry; all methods may be called concurrently.
+type Comments struct{ *store }
+
+// Records holds the build records (every test's state and attempts),
+// which expire RecordTTL after their last change, and lets pages and the
+// projector watch them; its parts hold the summaries of heads before
+// their builds (HeadSummaries) and the leases that elect one projector
+// (Leases), in the same bucket. Get it with Bus.Records; all methods may
+// be called concurrently.
+type Records struct {
+	*store
+	HeadSummaries
+	Leases
+}
+
+// HeadSummaries holds the summary of each head commit before its build
+// exists, and lets the projector watch them (headsummary.go). Get it with
+// Bus.Records; all methods may be called concurrently.
+type HeadSummaries struct{ *store }
+
+// Leases are named, expiring holds on a role that one process of the
+// fleet plays at a time, such as writing GitHub (shown.go). Get it with
+// Bus.Records; all methods may be called concurrently.
+type Leases struct{ *store }
 
 // Attempts records the test attempts running now, each entry kept fresh by
 // its worker and gone by itself RunningTTL after a crash. Get it with
@@ -59,10 +97,14 @@ type Heads struct{ *store }
 func (b *Bus) Queue() *Queue { return &Queue{b.store} }
 
 // Registry returns the build number, approval and re-run registry of b.
-func (b *Bus) Registry() *Registry { return &Registry{b.store} }
+func (b *Bus) Registry() *Registry {
+	return &Registry{store: b.store, Approvals: Approvals{b.store}, Reruns: Reruns{b.store}, Comments: Comments{b.store}}
+}
 
 // Records returns the build records of b.
-func (b *Bus) Records() *Records { return &Records{b.store} }
+func (b *Bus) Records() *Records {
+	return &Records{store: b.store, HeadSummaries: HeadSummaries{b.store}, Leases: Leases{b.store}}
+}
 
 // Attempts returns the running-attempt records of b.
 func (b *Bus) Attempts() *Attempts { return &Attempts{b.store} }

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/yourci/yourci/pkg/pause"
@@ -398,12 +397,6 @@ func (rs *Records) scanRecords(ctx context.Context, filter string) ([]BuildRecor
 	}
 }
 
-func (rs *Records) stopWatch(w jetstream.KeyWatcher) {
-	if err := w.Stop(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		rs.log.Warn("stopping build record watch", "err", err)
-	}
-}
-
 // WatchBuilds calls fn with every build record stored now and then with
 // new revisions of any record, in order, one call at a time, until ctx
 // ends; then it returns nil. The bucket keeps one revision per record, so
@@ -423,54 +416,12 @@ func (rs *Records) WatchBuilds(ctx context.Context, fn func(BuildRecord)) error 
 	})
 }
 
-// watch calls fn with every entry of the record bucket matching filter,
-// stored now and then as it changes, as WatchBuilds describes; what names
-// the entries in errors.
-func (rs *Records) watch(ctx context.Context, filter, what string, fn func(jetstream.KeyValueEntry)) error {
-	w, err := rs.records.Watch(ctx, filter, jetstream.IgnoreDeletes())
-	if err != nil {
-		return fmt.Errorf("watching %s: %w", what, err)
-	}
-	defer rs.stopWatch(w)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case entry, ok := <-w.Updates():
-			if !ok && ctx.Err() != nil {
-				return nil
-			}
-			if !ok {
-				return fmt.Errorf("watching %s: %w", what, nats.ErrConnectionClosed)
-			}
-			if entry == nil {
-				continue // the end of the stored entries; changes follow
-			}
-			fn(entry)
-		}
-	}
-}
-
 func (rs *Records) loadRecord(ctx context.Context, key string) (BuildRecord, error) {
 	entry, err := rs.getEntry(ctx, key, ErrNoRecord)
 	if err != nil {
 		return BuildRecord{}, err
 	}
 	return decodeRecord(entry)
-}
-
-// getEntry reads key from the record bucket; absent is notFound.
-func (rs *Records) getEntry(ctx context.Context, key string, notFound error) (jetstream.KeyValueEntry, error) {
-	ctx, cancel := rs.callContext(ctx)
-	defer cancel()
-	entry, err := rs.records.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, notFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", key, err)
-	}
-	return entry, nil
 }
 
 func decodeRecord(entry jetstream.KeyValueEntry) (BuildRecord, error) {
@@ -489,38 +440,4 @@ func decodeRecord(entry jetstream.KeyValueEntry) (BuildRecord, error) {
 // 0) and returns the new revision; otherwise it returns errConflict.
 func (rs *Records) storeRecord(ctx context.Context, key string, rec BuildRecord) (uint64, error) {
 	return rs.putJSON(ctx, key, rec, rec.Revision)
-}
-
-// putJSON writes v, as JSON, under key if the key is still at revision
-// (absent when 0): a compare-and-set. It returns the new revision, or an
-// error wrapping errConflict when another writer came first.
-func (rs *Records) putJSON(ctx context.Context, key string, v any, revision uint64) (uint64, error) {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return 0, fmt.Errorf("encoding %s: %w", key, err)
-	}
-	ctx, cancel := rs.callContext(ctx)
-	defer cancel()
-	var rev uint64
-	if revision == 0 {
-		rev, err = rs.records.Create(ctx, key, data)
-	} else {
-		rev, err = rs.records.Update(ctx, key, data, revision)
-	}
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return 0, fmt.Errorf("writing %s: %w", key, errConflict)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("writing %s: %w", key, err)
-	}
-	return rev, nil
-}
-
-// Before reports whether a is an earlier attempt than attempt number of
-// re-run rerun: re-runs follow the build's own run and one another.
-func (a AttemptRecord) Before(rerun, number int) bool {
-	if a.Rerun != rerun {
-		return a.Rerun < rerun
-	}
-	return a.Number < number
 }

@@ -38,7 +38,7 @@ func rerunKey(repo Repo, pull, build int) string {
 // same claimant (a command message's id) asking again, as a redelivered
 // message does, gets the numbers it was given before, so a re-run is never
 // queued twice under two numbers. The result maps each test to its number.
-func (r *Registry) ClaimReruns(ctx context.Context, repo Repo, pull, build int, tests []string, claimant string) (map[string]int, error) {
+func (rr *Reruns) ClaimReruns(ctx context.Context, repo Repo, pull, build int, tests []string, claimant string) (map[string]int, error) {
 	if err := checkBuildKey(repo, pull, "-"); err != nil {
 		return nil, err
 	}
@@ -47,7 +47,7 @@ func (r *Registry) ClaimReruns(ctx context.Context, repo Repo, pull, build int, 
 	}
 	key := rerunKey(repo, pull, build)
 	for attempt := 1; attempt <= claimAttempts; attempt++ {
-		rec, rev, err := r.loadReruns(ctx, key)
+		rec, rev, err := rr.loadReruns(ctx, key)
 		if err != nil {
 			return nil, fmt.Errorf("claiming re-runs of %s#%d build %d: %w", repo.FullName(), pull, build, err)
 		}
@@ -63,7 +63,7 @@ func (r *Registry) ClaimReruns(ctx context.Context, repo Repo, pull, build int, 
 		if over := len(rec.Claims) - maxRerunClaims; over > 0 {
 			rec.Claims = rec.Claims[over:]
 		}
-		err = r.storeJSON(ctx, key, rec, rev)
+		err = rr.storeJSON(ctx, key, rec, rev)
 		if err == nil {
 			return runs, nil
 		}
@@ -82,11 +82,11 @@ func (r *Registry) ClaimReruns(ctx context.Context, repo Repo, pull, build int, 
 // changes nothing: a command delivered again learns which re-runs it
 // numbered before it failed, to queue those again rather than refuse
 // them as busy.
-func (r *Registry) RerunsClaimed(ctx context.Context, repo Repo, pull, build int, claimant string) (map[string]int, bool, error) {
+func (rr *Reruns) RerunsClaimed(ctx context.Context, repo Repo, pull, build int, claimant string) (map[string]int, bool, error) {
 	if err := checkBuildKey(repo, pull, "-"); err != nil {
 		return nil, false, err
 	}
-	rec, _, err := r.loadReruns(ctx, rerunKey(repo, pull, build))
+	rec, _, err := rr.loadReruns(ctx, rerunKey(repo, pull, build))
 	if err != nil {
 		return nil, false, fmt.Errorf("reading re-runs of %s#%d build %d: %w", repo.FullName(), pull, build, err)
 	}
@@ -98,9 +98,9 @@ func (r *Registry) RerunsClaimed(ctx context.Context, repo Repo, pull, build int
 
 // loadReruns reads a re-run record and its revision; a missing record is
 // empty with revision 0.
-func (r *Registry) loadReruns(ctx context.Context, key string) (rerunRecord, uint64, error) {
+func (rr *Reruns) loadReruns(ctx context.Context, key string) (rerunRecord, uint64, error) {
 	var rec rerunRecord
-	rev, err := r.loadJSON(ctx, key, &rec)
+	rev, err := rr.loadJSON(ctx, key, &rec)
 	if rec.Last == nil {
 		rec.Last = map[string]int{}
 	}

@@ -36,15 +36,15 @@ func leaseKey(name string) string { return "lease." + name }
 // boxes may call it at once; the store's compare-and-set lets one win.
 // Expiry compares the boxes' clocks, so they must roughly agree (well
 // within ttl).
-func (rs *Records) TakeLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
-	ctx, cancel := rs.callContext(ctx)
+func (ls *Leases) TakeLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	ctx, cancel := ls.callContext(ctx)
 	defer cancel()
 	// A lost compare-and-set is read again before it counts as another
 	// box's win: on a NATS cluster a read may come from a replica that
 	// lags, and a holder that took its own stale read for a rival would
 	// stop writing for a whole renewal.
 	for range leaseTries {
-		held, lost, err := rs.tryLease(ctx, name, holder, ttl)
+		held, lost, err := ls.tryLease(ctx, name, holder, ttl)
 		if err != nil || !lost {
 			return held, err
 		}
@@ -59,11 +59,11 @@ const leaseTries = 3
 // tryLease is one read and compare-and-set of TakeLease. lost reports a
 // compare-and-set that failed because the lease changed since the read
 // (or the read was stale).
-func (rs *Records) tryLease(ctx context.Context, name, holder string, ttl time.Duration) (held, lost bool, err error) {
+func (ls *Leases) tryLease(ctx context.Context, name, holder string, ttl time.Duration) (held, lost bool, err error) {
 	key := leaseKey(name)
 	now := time.Now()
 	var rev uint64
-	entry, err := rs.records.Get(ctx, key)
+	entry, err := ls.records.Get(ctx, key)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 	case err != nil:
@@ -83,9 +83,9 @@ func (rs *Records) tryLease(ctx context.Context, name, holder string, ttl time.D
 		return false, false, fmt.Errorf("encoding lease %s: %w", name, err)
 	}
 	if rev == 0 {
-		_, err = rs.records.Create(ctx, key, data)
+		_, err = ls.records.Create(ctx, key, data)
 	} else {
-		_, err = rs.records.Update(ctx, key, data, rev)
+		_, err = ls.records.Update(ctx, key, data, rev)
 	}
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return false, true, nil
@@ -99,11 +99,11 @@ func (rs *Records) tryLease(ctx context.Context, name, holder string, ttl time.D
 // DropLease gives up holder's lease called name, so that another box takes
 // it at once instead of after it lapses. A lease holder does not hold is
 // left alone.
-func (rs *Records) DropLease(ctx context.Context, name, holder string) error {
+func (ls *Leases) DropLease(ctx context.Context, name, holder string) error {
 	key := leaseKey(name)
-	ctx, cancel := rs.callContext(ctx)
+	ctx, cancel := ls.callContext(ctx)
 	defer cancel()
-	entry, err := rs.records.Get(ctx, key)
+	entry, err := ls.records.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
 	}
@@ -121,7 +121,7 @@ func (rs *Records) DropLease(ctx context.Context, name, holder string) error {
 	if err != nil {
 		return fmt.Errorf("encoding lease %s: %w", name, err)
 	}
-	if _, err := rs.records.Update(ctx, key, data, entry.Revision()); err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+	if _, err := ls.records.Update(ctx, key, data, entry.Revision()); err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return fmt.Errorf("dropping lease %s: %w", name, err)
 	}
 	return nil

@@ -46,12 +46,12 @@ type Counts struct {
 }
 
 // Requests returns a copy of the counters.
-func (s *Server) Requests() Counts {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.counts
-	c.ByRoute = make(map[string]int, len(s.counts.ByRoute))
-	for k, v := range s.counts.ByRoute {
+func (t *Traffic) Requests() Counts {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.counts
+	c.ByRoute = make(map[string]int, len(t.counts.ByRoute))
+	for k, v := range t.counts.ByRoute {
 		c.ByRoute[k] = v
 	}
 	return c
@@ -59,10 +59,10 @@ func (s *Server) Requests() Counts {
 
 // ResetCounts sets every counter back to zero. Rate-limit windows are not
 // touched (see SetRateLimit).
-func (s *Server) ResetCounts() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.counts = Counts{ByRoute: map[string]int{}}
+func (t *Traffic) ResetCounts() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.counts = Counts{ByRoute: map[string]int{}}
 }
 
 // reply is what an API handler answers: a status, a value to encode as
@@ -118,15 +118,7 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, kind authKind, h api
 		route = "unmatched"
 	}
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.counts.Total++
-		s.counts.ByRoute[route]++
-		if r.Method != http.MethodGet && r.Method != http.MethodHead && strings.Contains(route, " /repos/") {
-			s.counts.Writes++
-		}
-		delay := s.receivedLocked(r, route)
-		s.mu.Unlock()
-		if pause.For(r.Context(), delay) != nil { // the client gave up
+		if pause.For(r.Context(), s.received(r, route)) != nil { // the client gave up
 			return
 		}
 
@@ -212,14 +204,11 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, bucketKey string,
 			status, body, chargeable = http.StatusNotModified, nil, false
 		}
 	}
+	s.answered(status == http.StatusNotModified, chargeable)
 	s.mu.Lock()
-	if status == http.StatusNotModified {
-		s.counts.NotModified++
-	}
 	b := s.bucketLocked(bucketKey)
 	if chargeable {
 		b.used++
-		s.counts.Counted++
 	}
 	setRateHeaders(h, b)
 	s.mu.Unlock()

@@ -2,6 +2,7 @@ package fakegithub
 
 import (
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -26,27 +27,27 @@ type Request struct {
 // a benchmark that counts on GitHub's speed shows it. Writes are delayed
 // by d too unless SetWriteDelay says otherwise. Git smart-HTTP is not
 // delayed. A request whose client gives up is dropped during the wait.
-func (s *Server) SetAPIDelay(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.apiDelay = max(d, 0)
+func (t *Traffic) SetAPIDelay(d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.apiDelay = max(d, 0)
 }
 
 // SetWriteDelay delays writes (see Request.Write) by d instead of the API
 // delay; a negative d makes writes follow SetAPIDelay again.
-func (s *Server) SetWriteDelay(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.writeDelay, s.writeDelaySet = max(d, 0), d >= 0
+func (t *Traffic) SetWriteDelay(d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.writeDelay, t.writeDelaySet = max(d, 0), d >= 0
 }
 
 // RequestsSince returns the REST requests that arrived at or after since,
 // oldest first.
-func (s *Server) RequestsSince(since time.Time) []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (t *Traffic) RequestsSince(since time.Time) []Request {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	var out []Request
-	for _, r := range s.requests {
+	for _, r := range t.requests {
 		if !r.At.Before(since) {
 			out = append(out, r)
 		}
@@ -54,15 +55,23 @@ func (s *Server) RequestsSince(since time.Time) []Request {
 	return out
 }
 
-// received logs r and returns how late it is to be answered; s.mu is held.
-func (s *Server) receivedLocked(r *http.Request, route string) time.Duration {
+// received counts and logs r, a REST request for route, and returns how
+// late it is to be answered.
+func (t *Traffic) received(r *http.Request, route string) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	write := r.Method != http.MethodGet && r.Method != http.MethodHead
-	if len(s.requests) >= maxRequestLog {
-		s.requests = append(s.requests[:0], s.requests[len(s.requests)/2:]...)
+	t.counts.Total++
+	t.counts.ByRoute[route]++
+	if write && strings.Contains(route, " /repos/") {
+		t.counts.Writes++
 	}
-	s.requests = append(s.requests, Request{At: time.Now(), Method: r.Method, Route: route, Write: write})
-	if write && s.writeDelaySet {
-		return s.writeDelay
+	if len(t.requests) >= maxRequestLog {
+		t.requests = append(t.requests[:0], t.requests[len(t.requests)/2:]...)
 	}
-	return s.apiDelay
+	t.requests = append(t.requests, Request{At: time.Now(), Method: r.Method, Route: route, Write: write})
+	if write && t.writeDelaySet {
+		return t.writeDelay
+	}
+	return t.apiDelay
 }

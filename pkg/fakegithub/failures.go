@@ -26,13 +26,13 @@ type failure struct {
 // Rules are consulted in the order they were added; a request consumes one
 // answer of the first matching rule. Injected answers are not charged to a
 // rate limit and count in Requests().Injected.
-func (s *Server) FailNext(method, pathPrefix string, n int, status int, header http.Header) {
+func (t *Traffic) FailNext(method, pathPrefix string, n int, status int, header http.Header) {
 	if n <= 0 {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failures = append(s.failures, &failure{
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.failures = append(t.failures, &failure{
 		method: strings.ToUpper(method),
 		prefix: pathPrefix,
 		left:   n,
@@ -42,18 +42,18 @@ func (s *Server) FailNext(method, pathPrefix string, n int, status int, header h
 }
 
 // takeFailure consumes one injected answer for the request, or returns nil.
-func (s *Server) takeFailure(method, path string) *failure {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, f := range s.failures {
+func (t *Traffic) takeFailure(method, path string) *failure {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, f := range t.failures {
 		if (f.method != "" && f.method != method) || !strings.HasPrefix(path, f.prefix) {
 			continue
 		}
 		f.left--
 		if f.left == 0 {
-			s.failures = append(s.failures[:i:i], s.failures[i+1:]...)
+			t.failures = append(t.failures[:i:i], t.failures[i+1:]...)
 		}
-		s.counts.Injected++
+		t.counts.Injected++
 		return f
 	}
 	return nil
@@ -80,8 +80,8 @@ func (f *failure) reply() reply {
 
 // ClearFailures drops every injected answer not yet given (FailNext), as
 // GitHub coming back after an outage: requests are served again.
-func (s *Server) ClearFailures() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failures = nil
+func (t *Traffic) ClearFailures() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.failures = nil
 }

@@ -181,9 +181,7 @@ func splitGitPath(path string) (owner, name string, ok bool) {
 func (s *Server) gitHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		owner, name, _ := splitGitPath(r.URL.Path)
-		s.mu.Lock()
-		s.counts.Git++
-		s.mu.Unlock()
+		s.gitRequest()
 		if f := s.takeFailure(r.Method, r.URL.Path); f != nil {
 			s.writeText(w, f.status, f.header, http.StatusText(f.status))
 			return

@@ -42,6 +42,16 @@ const enterprisePrefix = "/api/v3"
 
 // Server is a running GitHub stand-in listening on 127.0.0.1. Create it with
 // New and stop it with Close.
+//
+// Why it has some 150 methods: it is one GitHub. One method per REST
+// endpoint it stands in for (routes), one per scenario step or inspection
+// a test drives it with (CreateRepo, OpenPull, Statuses, WaitCheckRuns,
+// ...), and the helpers that read and render its one state under mu; the
+// repositories, pulls, statuses, check runs and comments must agree with
+// each other as GitHub's do, so they are not split into types that would
+// each need the others. They are split by file, one per API area, as
+// go-github's services are; what is not GitHub's data, the traffic's
+// counts, delays and injected failures, is its own type (Traffic).
 type Server struct {
 	dir    string
 	gitBin string
@@ -73,8 +83,6 @@ type Server struct {
 	instTokens    map[string]*installToken
 	buckets       map[string]*bucket
 	rateLimit     int
-	counts        Counts
-	failures      []*failure
 	hooks         []*hook
 	deliveries    []Delivery
 	checkRuns     []*checkRun
@@ -85,12 +93,9 @@ type Server struct {
 	statusChanged chan struct{}
 	// issues holds issue comments and their reactions (comments.go).
 	issues *issueStore
-	// requests logs every REST request, and apiDelay and writeDelay
-	// hold answers back (delay.go).
-	requests      []Request
-	apiDelay      time.Duration
-	writeDelay    time.Duration
-	writeDelaySet bool
+	// Traffic counts and logs the requests, delays them and answers
+	// some with injected failures (traffic.go).
+	*Traffic
 }
 
 // New starts a server on 127.0.0.1 with a free port. Bare repositories are
@@ -125,7 +130,7 @@ func New(dir string) (*Server, error) {
 		instTokens:    map[string]*installToken{},
 		buckets:       map[string]*bucket{},
 		rateLimit:     defaultRateLimit,
-		counts:        Counts{ByRoute: map[string]int{}},
+		Traffic:       newTraffic(),
 		statusChanged: make(chan struct{}),
 		checkSuites:   map[string]int64{},
 	}

@@ -21,6 +21,15 @@ import (
 // wait, which two hours covers by default.
 const DefaultRunningWindow = 2 * time.Hour
 
+// Workspace is what Cleanup needs of the workspace: its build directories
+// (Layout), the removal of old builds (Cleaner) and of unused caches
+// (Caches); artifacts.Workspace has it.
+type Workspace interface {
+	BuildDir(b artifacts.Build) (string, error)
+	Cleanup(ctx context.Context, olderThan time.Duration, now time.Time, running func(artifacts.Build) bool) (artifacts.CleanupReport, error)
+	CleanupCaches(ctx context.Context, unusedFor time.Duration, now time.Time) (artifacts.CleanupReport, error)
+}
+
 // CleanupOptions configure Cleanup.
 type CleanupOptions struct {
 	// OlderThan is the age past which an untouched build is removed.
@@ -28,7 +37,7 @@ type CleanupOptions struct {
 	// RunningWindow is DefaultRunningWindow when zero.
 	RunningWindow time.Duration
 	// CacheUnusedFor, when positive, also removes every repository cache
-	// no test used for that long (artifacts.Workspace.CleanupCaches);
+	// no test used for that long (artifacts.Caches.CleanupCaches);
 	// zero keeps them all.
 	CacheUnusedFor time.Duration
 	// Now is the clock; default time.Now.
@@ -40,8 +49,8 @@ type CleanupOptions struct {
 // running when the queue holds a test of it (queued, running, or waiting
 // for a retry, which may leave its files untouched for hours), or when a
 // file in it changed within RunningWindow. Nothing outside ws is touched
-// (see artifacts.Workspace.Cleanup).
-func Cleanup(ctx context.Context, ws *artifacts.Workspace, backlog Backlog, opts CleanupOptions) (artifacts.CleanupReport, error) {
+// (see artifacts.Cleaner.Cleanup).
+func Cleanup(ctx context.Context, ws Workspace, backlog Backlog, opts CleanupOptions) (artifacts.CleanupReport, error) {
 	if opts.OlderThan <= 0 {
 		return artifacts.CleanupReport{}, fmt.Errorf("cleanup age %s must be positive", opts.OlderThan)
 	}

@@ -47,10 +47,19 @@ const pruneEvery = time.Minute
 // watch failed.
 const watchRetry = 30 * time.Second
 
+// PageLayout is what the pages need of the workspace: where it is, and
+// where a build's and a mirror's directories are in it; artifacts.Layout
+// (and so artifacts.Workspace) has it.
+type PageLayout interface {
+	Root() string
+	BuildDir(b artifacts.Build) (string, error)
+	MirrorDir(owner, repo string) (string, error)
+}
+
 // PageKeeperOptions are a PageKeeper's parts. All but Logger and Interval
 // are required.
 type PageKeeperOptions struct {
-	Workspace *artifacts.Workspace
+	Workspace PageLayout
 	Watch     RecordWatcher
 	Records   RecentRecords
 	// Shares, when set, adds each repository's place in the test queue
