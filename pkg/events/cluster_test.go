@@ -69,7 +69,11 @@ func TestKeyValueRidesOutLeaderElection(t *testing.T) {
 	t.Parallel()
 	cluster := natstest.StartCluster(t, t.TempDir(), 3)
 	ctx := testContext(t)
-	b := newBus(t, cluster.URL(), events.Options{Replicas: 3})
+	nc := connect(t, cluster.URL())
+	b, err := events.New(ctx, nc, events.Options{Replicas: 3})
+	if err != nil {
+		t.Fatalf("setting up bus: %v", err)
+	}
 	reg := b.Registry()
 	if _, _, err := reg.ClaimBuild(ctx, sampleRepo, 1, "before", false); err != nil {
 		t.Fatal(err)
@@ -91,8 +95,9 @@ func TestKeyValueRidesOutLeaderElection(t *testing.T) {
 	}
 	// A survivor that lagged behind must not answer the read: it goes to
 	// the bucket's leader (the stream's message API), never to the direct
-	// reads any replica answers.
-	sniff := connect(t, cluster.URL())
+	// reads any replica answers. The bus's own connection listens, so its
+	// server knows of the listeners before the read is sent.
+	sniff := nc
 	direct, err := sniff.SubscribeSync("$JS.API.DIRECT.GET." + bucketStream + ".>")
 	if err != nil {
 		t.Fatal(err)

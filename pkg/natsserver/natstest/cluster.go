@@ -167,9 +167,10 @@ func (c *Cluster) Restart(i int) {
 	c.startNode(i)
 }
 
-// clusterReadyTimeout bounds the wait for a meta leader: elections take
-// up to about 9 s on nats-server 2.9.
-const clusterReadyTimeout = 30 * time.Second
+// clusterReadyTimeout bounds the wait for a meta leader that can place a
+// stream on every node: elections take up to about 9 s on nats-server
+// 2.9, and several times that on a box running other tests beside them.
+const clusterReadyTimeout = 60 * time.Second
 
 // WaitReady waits until JetStream answers through the cluster (a meta
 // leader is elected), failing the test after clusterReadyTimeout.
