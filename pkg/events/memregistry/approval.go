@@ -29,8 +29,11 @@ type rerunClaim struct {
 
 // ApprovalOf returns the approval record of a pull request; one never
 // asked about has the zero record.
-func (r *Registry) ApprovalOf(_ context.Context, repo events.Repo, pull int) (events.Approval, error) {
+func (r *Registry) ApprovalOf(ctx context.Context, repo events.Repo, pull int) (events.Approval, error) {
 	if err := errors.Join(repo.Validate(), events.ValidatePull(pull)); err != nil {
+		return events.Approval{}, err
+	}
+	if err := reach(ctx); err != nil {
 		return events.Approval{}, err
 	}
 	r.mu.Lock()
@@ -41,11 +44,11 @@ func (r *Registry) ApprovalOf(_ context.Context, repo events.Repo, pull int) (ev
 // Approve records that by approved head commit sha, replacing any earlier
 // approval; approving the same head by the same person again changes
 // nothing, its time included.
-func (r *Registry) Approve(_ context.Context, repo events.Repo, pull int, sha, by string) error {
+func (r *Registry) Approve(ctx context.Context, repo events.Repo, pull int, sha, by string) error {
 	if by == "" {
 		return fmt.Errorf("approving %s#%d at %s without an approver: %w", repo.FullName(), pull, sha, events.ErrInvalidEvent)
 	}
-	return r.updateApproval(repo, pull, sha, func(a *events.Approval) {
+	return r.updateApproval(ctx, repo, pull, sha, func(a *events.Approval) {
 		if a.SHA != sha || a.By != by {
 			a.SHA, a.By, a.At = sha, by, r.Now().UTC()
 		}
@@ -54,8 +57,8 @@ func (r *Registry) Approve(_ context.Context, repo events.Repo, pull int, sha, b
 
 // AskApproval records that the "approval needed" status of sha is being
 // set now, and reports whether it had not been recorded already.
-func (r *Registry) AskApproval(_ context.Context, repo events.Repo, pull int, sha string) (first bool, err error) {
-	err = r.updateApproval(repo, pull, sha, func(a *events.Approval) {
+func (r *Registry) AskApproval(ctx context.Context, repo events.Repo, pull int, sha string) (first bool, err error) {
+	err = r.updateApproval(ctx, repo, pull, sha, func(a *events.Approval) {
 		first = a.Asked != sha
 		if first {
 			a.Asked, a.AskedAt = sha, r.Now().UTC()
@@ -65,8 +68,8 @@ func (r *Registry) AskApproval(_ context.Context, repo events.Repo, pull int, sh
 }
 
 // ForgetAsked undoes AskApproval for sha, so the next ask is first again.
-func (r *Registry) ForgetAsked(_ context.Context, repo events.Repo, pull int, sha string) error {
-	return r.updateApproval(repo, pull, sha, func(a *events.Approval) {
+func (r *Registry) ForgetAsked(ctx context.Context, repo events.Repo, pull int, sha string) error {
+	return r.updateApproval(ctx, repo, pull, sha, func(a *events.Approval) {
 		if a.Asked == sha {
 			a.Asked, a.AskedAt = "", time.Time{}
 		}
@@ -74,9 +77,12 @@ func (r *Registry) ForgetAsked(_ context.Context, repo events.Repo, pull int, sh
 }
 
 // updateApproval applies change to a pull request's approval record.
-func (r *Registry) updateApproval(repo events.Repo, pull int, sha string, change func(*events.Approval)) error {
+func (r *Registry) updateApproval(ctx context.Context, repo events.Repo, pull int, sha string, change func(*events.Approval)) error {
 	if err := checkBuildKey(repo, pull, sha); err != nil {
 		return err
+	}
+	if err := reach(ctx); err != nil {
+		return fmt.Errorf("recording approval of %s#%d: %w", repo.FullName(), pull, err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -89,12 +95,15 @@ func (r *Registry) updateApproval(repo events.Repo, pull int, sha string, change
 // ClaimReruns numbers a new re-run of each of tests of a build (1, 2, 3,
 // ... per test); the same claimant asking again gets the numbers it was
 // given before, as long as it is among the last maxRerunClaims claimants.
-func (r *Registry) ClaimReruns(_ context.Context, repo events.Repo, pull, build int, tests []string, claimant string) (map[string]int, error) {
+func (r *Registry) ClaimReruns(ctx context.Context, repo events.Repo, pull, build int, tests []string, claimant string) (map[string]int, error) {
 	if err := checkBuildKey(repo, pull, "-"); err != nil {
 		return nil, err
 	}
 	if build < 1 || claimant == "" || len(tests) == 0 {
 		return nil, fmt.Errorf("claiming re-runs of build %d by %q of %d tests: %w", build, claimant, len(tests), events.ErrInvalidEvent)
+	}
+	if err := reach(ctx); err != nil {
+		return nil, fmt.Errorf("claiming re-runs of %s#%d build %d: %w", repo.FullName(), pull, build, err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -121,9 +130,12 @@ func (r *Registry) ClaimReruns(_ context.Context, repo events.Repo, pull, build 
 
 // RerunsClaimed is what ClaimReruns gave claimant for build, and false
 // when it claimed none (or the record forgot it). It changes nothing.
-func (r *Registry) RerunsClaimed(_ context.Context, repo events.Repo, pull, build int, claimant string) (map[string]int, bool, error) {
+func (r *Registry) RerunsClaimed(ctx context.Context, repo events.Repo, pull, build int, claimant string) (map[string]int, bool, error) {
 	if err := checkBuildKey(repo, pull, "-"); err != nil {
 		return nil, false, err
+	}
+	if err := reach(ctx); err != nil {
+		return nil, false, fmt.Errorf("reading re-runs of %s#%d build %d: %w", repo.FullName(), pull, build, err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -167,6 +167,17 @@ func headOf(want events.HeadRecord) step {
 		}}
 }
 
+// cancelled is s made with a context already done: it must fail with
+// context.Canceled.
+func cancelled(s step) step {
+	return step{call: s.call + " cancelled", wantErr: context.Canceled,
+		do: func(ctx context.Context, r registry) (any, error) {
+			ctx, cancel := context.WithCancel(ctx)
+			cancel()
+			return s.do(ctx, r)
+		}}
+}
+
 // refused is a call the registry must refuse as an invalid event.
 func refused(call string, do func(ctx context.Context, r registry) error) step {
 	return step{call: call, wantErr: events.ErrInvalidEvent,
@@ -266,6 +277,19 @@ var contractCases = []contractCase{
 		headOf(events.HeadRecord{SHA: shaB, Closed: true, UpdatedAt: t0.Add(time.Second), Read: true}),
 	}},
 	{name: "what_cannot_name_a_head_is_refused", steps: refusals()},
+	{name: "a_call_whose_context_is_done_fails_and_changes_nothing", steps: []step{
+		cancelled(claim(3, shaA, "m1", false, events.Claim{})),
+		cancelled(approve(3, shaA, "carol")),
+		cancelled(ask(3, shaA, false)),
+		cancelled(recordHead(events.HeadRecord{SHA: shaA, UpdatedAt: t0}, events.HeadRecord{})),
+		cancelled(see(shaA, t0, time.Time{})),
+		cancelled(reruns(1, "c1", []string{"unit"}, nil)),
+		buildClaim(3, shaA, claimed{}),
+		approvalOf(3, approval{}),
+		headOf(events.HeadRecord{}),
+		see(shaA, t0.Add(time.Hour), t0.Add(time.Hour)),
+		reruns(1, "c1", []string{"unit"}, map[string]int{"unit": 1}),
+	}},
 }
 
 // refusals are calls with keys the registry must refuse, each as an

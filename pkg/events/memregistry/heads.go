@@ -28,8 +28,11 @@ type replyGrant struct {
 
 // SeeHead records that head commit sha is seen at now, unless it was seen
 // before, and returns when it was first seen.
-func (r *Registry) SeeHead(_ context.Context, repo events.Repo, pull int, sha string, now time.Time) (time.Time, error) {
+func (r *Registry) SeeHead(ctx context.Context, repo events.Repo, pull int, sha string, now time.Time) (time.Time, error) {
 	if err := errors.Join(checkBuildKey(repo, pull, sha), events.ValidateSHA(sha)); err != nil {
+		return time.Time{}, err
+	}
+	if err := reach(ctx); err != nil {
 		return time.Time{}, err
 	}
 	r.mu.Lock()
@@ -45,12 +48,15 @@ func (r *Registry) SeeHead(_ context.Context, repo events.Repo, pull int, sha st
 // ClaimComment claims the running of one text (digest) of comment's
 // commands for claimant, and reports whether claimant holds it: the first
 // claimant does, for good.
-func (r *Registry) ClaimComment(_ context.Context, repo events.Repo, pull int, comment int64, digest, claimant string) (bool, error) {
+func (r *Registry) ClaimComment(ctx context.Context, repo events.Repo, pull int, comment int64, digest, claimant string) (bool, error) {
 	if err := errors.Join(repo.Validate(), events.ValidatePull(pull)); err != nil {
 		return false, err
 	}
 	if comment < 1 || digest == "" || claimant == "" {
 		return false, fmt.Errorf("claiming comment %d with digest %q for %q: %w", comment, digest, claimant, events.ErrInvalidEvent)
+	}
+	if err := reach(ctx); err != nil {
+		return false, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -65,8 +71,11 @@ func (r *Registry) ClaimComment(_ context.Context, repo events.Repo, pull int, c
 // AllowReply decides whether claimant may reply to user on a pull request
 // at now: yes when no reply to them there was allowed within every before
 // now, or the last one allowed was claimant's own; a yes is recorded.
-func (r *Registry) AllowReply(_ context.Context, repo events.Repo, pull int, user, claimant string, now time.Time, every time.Duration) (bool, error) {
+func (r *Registry) AllowReply(ctx context.Context, repo events.Repo, pull int, user, claimant string, now time.Time, every time.Duration) (bool, error) {
 	if err := errors.Join(repo.Validate(), events.ValidatePull(pull), events.ValidateOwner(user)); err != nil {
+		return false, err
+	}
+	if err := reach(ctx); err != nil {
 		return false, err
 	}
 	r.mu.Lock()
@@ -87,12 +96,15 @@ func (r *Registry) AllowReply(_ context.Context, repo events.Repo, pull int, use
 // RecordHead merges report rep into the pull request's head record by
 // events.HeadRecord.Merge and returns the record as it stands after, as
 // events.Heads.RecordHead does.
-func (r *Registry) RecordHead(_ context.Context, repo events.Repo, pull int, rep events.HeadRecord) (events.HeadRecord, error) {
+func (r *Registry) RecordHead(ctx context.Context, repo events.Repo, pull int, rep events.HeadRecord) (events.HeadRecord, error) {
 	if err := errors.Join(checkBuildKey(repo, pull, rep.SHA), events.ValidateSHA(rep.SHA)); err != nil {
 		return events.HeadRecord{}, err
 	}
 	if rep.UpdatedAt.IsZero() {
 		return events.HeadRecord{}, fmt.Errorf("head %.7s of %s#%d has no updated_at: %w", rep.SHA, repo.FullName(), pull, events.ErrInvalidEvent)
+	}
+	if err := reach(ctx); err != nil {
+		return events.HeadRecord{}, err
 	}
 	rep.UpdatedAt = rep.UpdatedAt.UTC()
 	r.mu.Lock()
@@ -107,8 +119,11 @@ func (r *Registry) RecordHead(_ context.Context, repo events.Repo, pull int, rep
 
 // HeadOf returns the pull request's head record; ok is false when none
 // was recorded.
-func (r *Registry) HeadOf(_ context.Context, repo events.Repo, pull int) (events.HeadRecord, bool, error) {
+func (r *Registry) HeadOf(ctx context.Context, repo events.Repo, pull int) (events.HeadRecord, bool, error) {
 	if err := errors.Join(repo.Validate(), events.ValidatePull(pull)); err != nil {
+		return events.HeadRecord{}, false, err
+	}
+	if err := reach(ctx); err != nil {
 		return events.HeadRecord{}, false, err
 	}
 	r.mu.Lock()

@@ -103,14 +103,14 @@ func (r *Registry) ClaimBuild(ctx context.Context, repo events.Repo, pull int, s
 // build (Mine only for the claimant that made it and has not marked it
 // queued); a new head, or any head with rebuild, takes the pull request's
 // next number.
-func (r *Registry) ClaimBuildFor(_ context.Context, repo events.Repo, pull int, sha, claimant string, rebuild bool) (events.Claim, error) {
+func (r *Registry) ClaimBuildFor(ctx context.Context, repo events.Repo, pull int, sha, claimant string, rebuild bool) (events.Claim, error) {
 	if err := checkBuildKey(repo, pull, sha); err != nil {
 		return events.Claim{}, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.failBuilds != nil {
-		return events.Claim{}, fmt.Errorf("claiming build of %s#%d at %s: %w", repo.FullName(), pull, sha, r.failBuilds)
+	if err := r.reachBuilds(ctx); err != nil {
+		return events.Claim{}, fmt.Errorf("claiming build of %s#%d at %s: %w", repo.FullName(), pull, sha, err)
 	}
 	rec := r.pull(pullID{repo, pull})
 	if n, ok := rec.shas[sha]; ok {
@@ -131,14 +131,14 @@ func (r *Registry) ClaimBuildFor(_ context.Context, repo events.Repo, pull int, 
 // MarkQueued records that every test of build, the latest of sha, is
 // queued; a build a rebuild has replaced is left alone, as
 // events.Registry.MarkQueued leaves it.
-func (r *Registry) MarkQueued(_ context.Context, repo events.Repo, pull int, sha string, build int) error {
+func (r *Registry) MarkQueued(ctx context.Context, repo events.Repo, pull int, sha string, build int) error {
 	if err := checkBuildKey(repo, pull, sha); err != nil {
 		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.failBuilds != nil {
-		return fmt.Errorf("marking build %d of %s#%d queued: %w", build, repo.FullName(), pull, r.failBuilds)
+	if err := r.reachBuilds(ctx); err != nil {
+		return fmt.Errorf("marking build %d of %s#%d queued: %w", build, repo.FullName(), pull, err)
 	}
 	rec := r.pull(pullID{repo, pull})
 	if rec.shas[sha] != build {
@@ -158,14 +158,14 @@ func (r *Registry) BuildOf(ctx context.Context, repo events.Repo, pull int, sha 
 }
 
 // BuildClaim is BuildOf with the claimant of that build.
-func (r *Registry) BuildClaim(_ context.Context, repo events.Repo, pull int, sha string) (build int, by string, ok bool, err error) {
+func (r *Registry) BuildClaim(ctx context.Context, repo events.Repo, pull int, sha string) (build int, by string, ok bool, err error) {
 	if err := checkBuildKey(repo, pull, sha); err != nil {
 		return 0, "", false, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.failBuilds != nil {
-		return 0, "", false, fmt.Errorf("looking up build of %s#%d at %s: %w", repo.FullName(), pull, sha, r.failBuilds)
+	if err := r.reachBuilds(ctx); err != nil {
+		return 0, "", false, fmt.Errorf("looking up build of %s#%d at %s: %w", repo.FullName(), pull, sha, err)
 	}
 	rec, found := r.pulls[pullID{repo, pull}]
 	if !found {
@@ -173,6 +173,49 @@ func (r *Registry) BuildClaim(_ context.Context, repo events.Repo, pull int, sha
 	}
 	build, ok = rec.shas[sha]
 	return build, rec.claims[sha].by, ok, nil
+}
+
+// HeadBuild is what the registry holds of a head commit's latest build.
+type HeadBuild struct {
+	Build int
+	// By is the claimant that claimed it ("" for none given).
+	By string
+	// Queued says MarkQueued marked the build's tests all queued.
+	Queued bool
+}
+
+// HeadBuild returns what the registry holds of sha's latest build, and
+// false when sha has none, for tests to check what a handler left
+// behind. It reads the state only: the real registry tells the same
+// through ClaimBuildFor and BuildClaim, by changing nothing.
+func (r *Registry) HeadBuild(repo events.Repo, pull int, sha string) (HeadBuild, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec, ok := r.pulls[pullID{repo, pull}]
+	if !ok {
+		return HeadBuild{}, false
+	}
+	n, ok := rec.shas[sha]
+	c := rec.claims[sha]
+	return HeadBuild{Build: n, By: c.by, Queued: c.queued}, ok
+}
+
+// reach stands for a round trip to the server: a done ctx fails it, as
+// it fails the real registry's requests.
+func reach(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("reaching the registry: %w", err)
+	}
+	return nil
+}
+
+// reachBuilds is reach for the build numbers, which FailBuilds fails
+// too. r.mu is held.
+func (r *Registry) reachBuilds(ctx context.Context) error {
+	if r.failBuilds != nil {
+		return r.failBuilds
+	}
+	return reach(ctx)
 }
 
 // pull returns id's record, made empty when it has none. r.mu is held.
