@@ -13,6 +13,7 @@ import (
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/events/memregistry"
 	"github.com/yourci/yourci/pkg/natsserver"
+	"github.com/yourci/yourci/pkg/natsserver/natstest"
 )
 
 // registry is every method the fake stands in for: events.Registry's and
@@ -55,16 +56,40 @@ type implementation struct {
 	start func(t *testing.T) (open func(t *testing.T) registry)
 }
 
-// implementations are the real registry, on an in-process nats-server
+// implementations are the real registry, on the embedded nats-server
+// and on the nats-server binary (Debian's 2.9, the oldest supported),
 // with a bucket of its own per case, and the fake.
 var implementations = []implementation{
-	{"jetstream", func(t *testing.T) func(t *testing.T) registry {
-		url := startServer(t)
+	{"embedded", onServer(func(t *testing.T) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s, err := natsserver.Start(ctx, natsserver.Options{StoreDir: t.TempDir(), Port: natsserver.RandomPort})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Shutdown)
+		return s.URL()
+	})},
+	{"nats-server_binary", onServer(func(t *testing.T) string {
+		return natstest.StartExternal(t, natsserver.Options{StoreDir: t.TempDir(), Port: natsserver.RandomPort}).URL()
+	})},
+	{"memory", func(*testing.T) func(*testing.T) registry {
+		return func(*testing.T) registry { return memregistry.New() }
+	}},
+}
+
+// onServer starts a server with start and opens each case's registry on
+// it, in a key-value bucket of the case's own.
+func onServer(start func(t *testing.T) string) func(t *testing.T) func(t *testing.T) registry {
+	return func(t *testing.T) func(t *testing.T) registry {
+		url := start(t)
+		cases := 0
 		return func(t *testing.T) registry {
+			cases++
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			b, err := events.Connect(ctx, url, t.Name(), events.Options{Memory: true,
-				Bucket: fmt.Sprintf("registry_%d", time.Now().UnixNano()), Logger: slog.New(slog.DiscardHandler)})
+				Bucket: fmt.Sprintf("registry_%d", cases), Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,23 +100,7 @@ var implementations = []implementation{
 			})
 			return real{b.Registry(), b.Heads()}
 		}
-	}},
-	{"memory", func(*testing.T) func(*testing.T) registry {
-		return func(*testing.T) registry { return memregistry.New() }
-	}},
-}
-
-// startServer starts a nats-server for the rest of the contract test.
-func startServer(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := natsserver.Start(ctx, natsserver.Options{StoreDir: t.TempDir(), Port: natsserver.RandomPort})
-	if err != nil {
-		t.Fatal(err)
 	}
-	t.Cleanup(s.Shutdown)
-	return s.URL()
 }
 
 // TestContract makes the same calls of the real registry and of the fake,
