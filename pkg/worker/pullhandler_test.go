@@ -147,6 +147,24 @@ func newMemPullRig(t *testing.T, pull *github.PullRequest, level string, merge a
 	return r
 }
 
+// builtBefore is a registry where another delivery built the head.
+func builtBefore(t *testing.T, q *fakeQueue) { claimElsewhere(t, q, decideSHA) }
+
+// claimedBy is a registry where ev itself claimed its head's build, as a
+// delivery whose handler then died did, and marked it queued or not.
+func claimedBy(ev events.PullEvent, queued bool) func(t *testing.T, q *fakeQueue) {
+	return func(t *testing.T, q *fakeQueue) {
+		t.Helper()
+		c, err := q.Registry.ClaimBuildFor(t.Context(), ev.Repo, ev.Number, ev.HeadSHA, ev.MsgID(), false)
+		if err == nil && queued {
+			err = q.MarkQueued(t.Context(), ev.Repo, ev.Number, ev.HeadSHA, c.Build)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestPullHandlerCarriesOutItsPlans(t *testing.T) {
 	t.Parallel()
 	base := "3333333333333333333333333333333333333333"
@@ -160,9 +178,11 @@ func TestPullHandlerCarriesOutItsPlans(t *testing.T) {
 	cases := []struct {
 		name  string
 		level string
-		built bool // another delivery claimed the head's build before
-		merge artifacts.Merged
-		eval  *memEvaluator
+		// before is what the registry held when the event came: nothing,
+		// builtElsewhere's build, or this event's own (a redelivery).
+		before func(t *testing.T, q *fakeQueue)
+		merge  artifacts.Merged
+		eval   *memEvaluator
 
 		want Outcome
 		// build is the head's build afterwards (zero: none), asked
@@ -187,8 +207,14 @@ func TestPullHandlerCarriesOutItsPlans(t *testing.T) {
 			want: Done, build: queued, announced: true, evaluations: 1, configError: ".yci.py:2: token *** leaked"},
 		{name: "broken_evaluation_is_handed_back_and_shown", level: "write", merge: merged, eval: &memEvaluator{err: errors.New("python3 killed")},
 			want: HandBack, build: claimed, announced: true, evaluations: 1, summary: "preparing failed (attempt 1 of 9): evaluating .yci.py: python3 killed"},
-		{name: "head_built_elsewhere_is_left_alone", level: "write", built: true, merge: merged, eval: &memEvaluator{tests: twoTests},
+		{name: "head_built_elsewhere_is_left_alone", level: "write", before: builtBefore, merge: merged, eval: &memEvaluator{tests: twoTests},
 			want: Done, build: memregistry.HeadBuild{Build: 1, By: builtElsewhere}},
+		{name: "redelivery_whose_handler_died_before_queueing_carries_on_with_its_build", level: "write",
+			before: claimedBy(ev, false), merge: merged, eval: &memEvaluator{tests: twoTests},
+			want: Done, build: queued, jobs: 2, evaluations: 1},
+		{name: "redelivery_after_queueing_queues_nothing_again", level: "write",
+			before: claimedBy(ev, true), merge: merged, eval: &memEvaluator{tests: twoTests},
+			want: Done, build: queued},
 		{name: "outsider_is_asked_for_approval_and_nothing_is_claimed", level: "read", merge: merged, eval: &memEvaluator{tests: twoTests},
 			want: Done, asked: true, summary: status.ApprovalNeeded(DefaultApprovalLabel)},
 	}
@@ -196,8 +222,8 @@ func TestPullHandlerCarriesOutItsPlans(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := newMemPullRig(t, openPull("open", decideSHA, "alice"), tc.level, tc.merge, tc.eval)
-			if tc.built {
-				claimElsewhere(t, r.q, decideSHA)
+			if tc.before != nil {
+				tc.before(t, r.q)
 			}
 			ctx := context.Background()
 
@@ -215,7 +241,7 @@ func TestPullHandlerCarriesOutItsPlans(t *testing.T) {
 			}
 			rec, err := r.records.BuildRecord(ctx, buildKey(ev.Repo, ev.Number, 1))
 			switch {
-			case tc.build.Queued && err != nil:
+			case tc.evaluations+len(tc.configError) > 0 && err != nil:
 				t.Fatalf("reading the build's record: %v", err)
 			case !strings.Contains(rec.ConfigError, tc.configError) || (tc.configError == "") != (rec.ConfigError == ""):
 				t.Errorf("record's config error %q, want %q in it", rec.ConfigError, tc.configError)
