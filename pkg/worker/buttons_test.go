@@ -21,8 +21,10 @@ const headSHA = "0123456789abcdef0123456789abcdef01234567"
 var quiet = slog.New(slog.DiscardHandler)
 
 // commandHandlerOf is a command handler whose GitHub, ledger, queue,
-// approvals and .yci.py are f, with empty in-memory records.
-func commandHandlerOf(f *commandFakes, policy Policy) *commandHandler {
+// approvals and .yci.py are f, its registry seeded (commandFakes.seed),
+// with empty in-memory records.
+func commandHandlerOf(t *testing.T, f *commandFakes, policy Policy) *commandHandler {
+	f.seed(t)
 	return &commandHandler{
 		github: f, writers: &trustCache{entries: map[string]trustEntry{}, now: time.Now},
 		ledger: f, reruns: f, publish: f, approvals: f, records: memrecords.New(), tests: f, tips: f,
@@ -43,13 +45,13 @@ func TestOkToTest(t *testing.T) {
 	writer := map[string]string{"carol": "write", "outsider": "read"}
 	written := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
-		name      string
-		fakes     *commandFakes
-		reply     string // "" when accepted: a reaction, no reply
-		approvals []string
+		name     string
+		fakes    *commandFakes
+		reply    string // "" when accepted: a reaction, no reply
+		approved string // "sha by" afterwards, "" for none
 	}{
 		{name: "writer_approves_and_builds_the_head", fakes: &commandFakes{perms: writer, pull: pull,
-			seen: map[string]time.Time{headSHA: written.Add(-time.Minute)}}, approvals: []string{headSHA + " carol"}},
+			seen: map[string]time.Time{headSHA: written.Add(-time.Minute)}}, approved: headSHA + " carol"},
 		{name: "a_head_first_seen_now_is_refused", fakes: &commandFakes{perms: writer, pull: pull, seen: map[string]time.Time{}},
 			reply: "@carol: `/ok-to-test` was refused: the head of the pull request is now `" + headSHA +
 				"`, which YourCI cannot tell was there when this comment was written; nothing was approved. " +
@@ -63,15 +65,15 @@ func TestOkToTest(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			h := commandHandlerOf(tc.fakes, BuildTrusted)
+			h := commandHandlerOf(t, tc.fakes, BuildTrusted)
 			ev := events.CommandEvent{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 4, CommentID: 9, Author: "carol",
 				Installation: 7, Delivery: "d-1", Commands: []events.Command{{Kind: events.OkToTest}}, WrittenAt: written}
 			if err := h.handle(t.Context(), quiet, ev); err != nil {
 				t.Fatal(err)
 			}
 			f := tc.fakes
-			if diff := cmp.Diff(tc.approvals, f.approvals); diff != "" {
-				t.Errorf("approvals (-want +got):\n%s", diff)
+			if got := f.approved(t); got != tc.approved {
+				t.Errorf("approved %q, want %q", got, tc.approved)
 			}
 			if tc.reply != "" {
 				if diff := cmp.Diff([]string{tc.reply}, f.replies); diff != "" {
@@ -121,7 +123,7 @@ func TestButtonPressesNeverComment(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var logs strings.Builder
-			h := commandHandlerOf(tc.fakes, BuildTrusted)
+			h := commandHandlerOf(t, tc.fakes, BuildTrusted)
 			ev := events.CommandEvent{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 4, Author: "carol",
 				Button: &tc.button, Commands: []events.Command{{Kind: tc.kind, Tests: []string{"a"}}}}
 			if err := h.handle(t.Context(), slog.New(slog.NewTextHandler(&logs, nil)), ev); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
+	"github.com/yourci/yourci/pkg/events/memregistry"
 	"github.com/yourci/yourci/pkg/pipeline"
 	"github.com/yourci/yourci/pkg/webhook"
 )
@@ -92,39 +94,33 @@ func TestListNamesIsBrief(t *testing.T) {
 }
 
 // commandFakes are in-memory doubles of what HandleCommand asks of GitHub
-// and the queue; each records what it was asked.
+// and the queue. The registry (builds, approvals, re-run numbers, comment
+// and reply claims, sightings) is memregistry's state-based fake, seeded
+// from builds and seen by commandHandlerOf; GitHub and the queue keep what
+// was written to them.
 type commandFakes struct {
-	fakeHeads
+	*memregistry.Registry
 	mu         sync.Mutex
 	permission string
 	// perms, when it names a user, is that user's permission instead.
-	perms     map[string]string
-	pull      *github.PullRequest
+	perms map[string]string
+	pull  *github.PullRequest
+	// builds are the latest build of each head of pull 4 before the
+	// test, seen when each head was first seen (a head not in it is seen
+	// when first asked about).
 	builds    map[string]int
-	approval  events.Approval
+	seen      map[string]time.Time
 	replies   []string
 	reactions []string
 	published []events.TestJob
 	pulls     []events.PullEvent
-	approvals []string // "sha by"
 	failReply error
-	// seen is when each head was first seen; a head not in it is seen
-	// now, as events.Registry records it.
-	seen      map[string]time.Time
-	comments  map[string]string    // comment id and digest -> claimant
-	lastReply map[string]replyMark // repo#pull/user -> last reply allowed
-	// claims are the re-run numbers each claimant got, lastRerun the
-	// last number of each build/test.
-	claims    map[string]map[string]int
-	lastRerun map[string]int
 	// tests are every build's tests; broken, when set, is its .yci.py's
 	// error instead; evaluations counts the evaluations asked for.
 	tests       []pipeline.Test
 	broken      error
 	evaluations atomic.Int32
-	// tip is the base branch's tip now ("" when there is no branch);
-	// buildClaims the build each rebuild claimant got, lastBuild the
-	// pull's last build number.
+	// tip is the base branch's tip now ("" when there is no branch).
 	// failPublish is the PublishTest call that fails (from 1, 0 for
 	// none), publishes counts the calls, dedup drops a message id
 	// published before.
@@ -132,55 +128,46 @@ type commandFakes struct {
 	dedup                  bool
 	tip                    string
 	tipLookups             atomic.Int32
-	buildClaims            map[string]int
-	claimedBy              map[string]string // head -> claimant of its build
-	lastBuild              int
 }
 
-type replyMark struct {
-	by string
-	at time.Time
+// commandPull is the pull request every command test is about.
+var commandPull = events.Repo{Owner: owner, Name: repoName}
+
+// seed gives f a registry holding f.builds and f.seen: each head's build
+// claimed by nobody in particular, as an earlier pull event's would be
+// to a command, with the pull's numbers in order of the builds.
+func (f *commandFakes) seed(t *testing.T) {
+	t.Helper()
+	f.Registry = memregistry.New()
+	shas := slices.SortedFunc(maps.Keys(f.builds), func(a, b string) int { return f.builds[a] - f.builds[b] })
+	for _, sha := range shas {
+		for n := 0; n < f.builds[sha]; {
+			c, err := f.ClaimBuildFor(t.Context(), commandPull, 4, sha, "", true)
+			if err != nil || c.Build > f.builds[sha] {
+				t.Fatalf("seeding build %d of %s: claimed %d, %v", f.builds[sha], sha, c.Build, err)
+			}
+			n = c.Build
+		}
+	}
+	for sha, at := range f.seen {
+		if _, err := f.SeeHead(t.Context(), commandPull, 4, sha, at); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
-func (f *commandFakes) SeeHead(_ context.Context, _ events.Repo, _ int, sha string, now time.Time) (time.Time, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if at, ok := f.seen[sha]; ok {
-		return at, nil
+// approved is who approved which head of pull 4, "sha by", or "" when no
+// head is approved.
+func (f *commandFakes) approved(t *testing.T) string {
+	t.Helper()
+	a, err := f.ApprovalOf(t.Context(), commandPull, 4)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if f.seen == nil {
-		f.seen = map[string]time.Time{}
+	if a.SHA == "" {
+		return ""
 	}
-	f.seen[sha] = now
-	return now, nil
-}
-
-func (f *commandFakes) ClaimComment(_ context.Context, repo events.Repo, pull int, comment int64, digest, claimant string) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	key := fmt.Sprintf("%s#%d/%d/%s", repo.FullName(), pull, comment, digest)
-	if by, ok := f.comments[key]; ok {
-		return by == claimant, nil
-	}
-	if f.comments == nil {
-		f.comments = map[string]string{}
-	}
-	f.comments[key] = claimant
-	return true, nil
-}
-
-func (f *commandFakes) AllowReply(_ context.Context, repo events.Repo, pull int, user, claimant string, now time.Time, every time.Duration) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	key := fmt.Sprintf("%s#%d/%s", repo.FullName(), pull, user)
-	if m, ok := f.lastReply[key]; ok && m.by != claimant && now.Sub(m.at) < every {
-		return false, nil
-	}
-	if f.lastReply == nil {
-		f.lastReply = map[string]replyMark{}
-	}
-	f.lastReply[key] = replyMark{by: claimant, at: now}
-	return true, nil
+	return a.SHA + " " + a.By
 }
 
 func (f *commandFakes) GetPermissionLevel(_ context.Context, _, _, user string) (*github.RepositoryPermissionLevel, *github.Response, error) {
@@ -199,50 +186,8 @@ func (f *commandFakes) PublishPull(_ context.Context, ev events.PullEvent) error
 }
 
 // The approval record is the one part of Queue that /ok-to-test uses;
-// every other method fails the test's command.
-func (f *commandFakes) ApprovalOf(context.Context, events.Repo, int) (events.Approval, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.approval, nil
-}
-
-func (f *commandFakes) Approve(_ context.Context, _ events.Repo, _ int, sha, by string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.approval.SHA, f.approval.By = sha, by
-	f.approvals = append(f.approvals, sha+" "+by)
-	return nil
-}
-
+// the rest of what a pull event asks fails the test's command.
 var errUnexpected = errors.New("not expected in these tests")
-
-// ClaimBuildFor claims builds as events.Registry does for a rebuild: a
-// new number after the pull's last build, the same again for the same
-// claimant.
-func (f *commandFakes) ClaimBuildFor(_ context.Context, _ events.Repo, _ int, sha, claimant string, rebuild bool) (events.Claim, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !rebuild {
-		return events.Claim{}, errUnexpected
-	}
-	if n, ok := f.buildClaims[claimant]; ok {
-		return events.Claim{Build: n, Mine: true}, nil
-	}
-	if f.buildClaims == nil {
-		f.buildClaims = map[string]int{}
-	}
-	for _, n := range f.builds {
-		f.lastBuild = max(f.lastBuild, n)
-	}
-	f.lastBuild++
-	f.buildClaims[claimant] = f.lastBuild
-	f.builds[sha] = f.lastBuild
-	if f.claimedBy == nil {
-		f.claimedBy = map[string]string{}
-	}
-	f.claimedBy[sha] = claimant
-	return events.Claim{Build: f.lastBuild, Mine: true, Fresh: true}, nil
-}
 
 // baseTip is the base branch's tip: f.tip, or no such branch when it is
 // empty; tipLookups counts the lookups.
@@ -297,42 +242,6 @@ func (f *commandFakes) CreateIssueCommentReaction(_ context.Context, _, _ string
 	return &github.Reaction{Content: github.Ptr(content)}, nil, nil
 }
 
-func (f *commandFakes) BuildClaim(_ context.Context, _ events.Repo, _ int, sha string) (int, string, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n, ok := f.builds[sha]
-	return n, f.claimedBy[sha], ok, nil
-}
-
-// ClaimReruns numbers re-runs as events.Registry does: per test of a
-// build, the same numbers again for the same claimant.
-func (f *commandFakes) ClaimReruns(_ context.Context, _ events.Repo, _, build int, tests []string, claimant string) (map[string]int, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if runs, ok := f.claims[claimant]; ok {
-		return runs, nil
-	}
-	if f.claims == nil {
-		f.claims, f.lastRerun = map[string]map[string]int{}, map[string]int{}
-	}
-	runs := map[string]int{}
-	for _, t := range tests {
-		key := fmt.Sprintf("%d/%s", build, t)
-		f.lastRerun[key]++
-		runs[t] = f.lastRerun[key]
-	}
-	f.claims[claimant] = runs
-	return runs, nil
-}
-
-// RerunsClaimed is what ClaimReruns gave claimant.
-func (f *commandFakes) RerunsClaimed(_ context.Context, _ events.Repo, _, _ int, claimant string) (map[string]int, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	runs, ok := f.claims[claimant]
-	return runs, ok, nil
-}
-
 // buildTests is the build's .yci.py: f.tests, or f.broken.
 func (f *commandFakes) buildTests(context.Context, Installation, artifacts.Build, *headFacts, *events.TestedBase) ([]pipeline.Test, error) {
 	f.evaluations.Add(1)
@@ -382,7 +291,7 @@ func TestHandleCommandRefusals(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			h := commandHandlerOf(tc.fakes, BuildTrusted)
+			h := commandHandlerOf(t, tc.fakes, BuildTrusted)
 			ev := events.CommandEvent{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 4, CommentID: 9, Author: "carol",
 				Commands: []events.Command{{Kind: events.Retest}}}
 			if err := h.handle(t.Context(), quiet, ev); err != nil {
@@ -401,7 +310,7 @@ func TestHandleCommandRefusals(t *testing.T) {
 		f := &commandFakes{permission: "none", failReply: errors.New("502")}
 		ev := events.CommandEvent{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 4, CommentID: 9, Author: "carol",
 			Commands: []events.Command{{Kind: events.Retest}}}
-		if err := commandHandlerOf(f, BuildTrusted).handle(t.Context(), quiet, ev); err == nil {
+		if err := commandHandlerOf(t, f, BuildTrusted).handle(t.Context(), quiet, ev); err == nil {
 			t.Error("a failed reply was not reported")
 		}
 	})
@@ -433,16 +342,16 @@ func TestCommentRunsOnce(t *testing.T) {
 	f := &commandFakes{perms: map[string]string{"carol": "write", "outsider": "read"}, seen: map[string]time.Time{},
 		pull: &github.PullRequest{State: github.Ptr("open"), Head: &github.PullRequestBranch{SHA: github.Ptr(headSHA)},
 			User: &github.User{Login: github.Ptr("outsider")}}}
-	h := commandHandlerOf(f, BuildTrusted)
+	h := commandHandlerOf(t, f, BuildTrusted)
 	written := time.Now().Add(time.Minute) // the head was seen before it
 	ev := events.CommandEvent{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 4, CommentID: 9, Author: "carol",
 		Installation: 7, Commands: []events.Command{{Kind: events.OkToTest}}, WrittenAt: written}
 	edit := ev
 	edit.Commands = []events.Command{{Kind: events.OkToTest, SHA: headSHA[:7]}}
 	for i, step := range []struct {
-		ev        events.CommandEvent
-		delivery  string
-		approvals int
+		ev       events.CommandEvent
+		delivery string
+		builds   int // pull events queued, one per approval carried out
 	}{
 		{ev, "d-1", 1},
 		{ev, "d-1", 2},   // the same message delivered again: handled again, harmlessly
@@ -454,8 +363,8 @@ func TestCommentRunsOnce(t *testing.T) {
 		if err := h.handle(t.Context(), quiet, step.ev); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
-		if len(f.approvals) != step.approvals || len(f.pulls) != step.approvals {
-			t.Errorf("after step %d (%s): %d approvals, %d pull events; want %d each", i, step.delivery, len(f.approvals), len(f.pulls), step.approvals)
+		if got := f.approved(t); got != headSHA+" carol" || len(f.pulls) != step.builds {
+			t.Errorf("after step %d (%s): approved %q, %d pull events; want carol's approval of the head and %d", i, step.delivery, got, len(f.pulls), step.builds)
 		}
 	}
 }
@@ -465,7 +374,7 @@ func TestCommentRunsOnce(t *testing.T) {
 func TestRefusalRepliesAreLimited(t *testing.T) {
 	t.Parallel()
 	f := &commandFakes{permission: "read"}
-	h := commandHandlerOf(f, BuildTrusted)
+	h := commandHandlerOf(t, f, BuildTrusted)
 	for i := range 40 {
 		ev := events.CommandEvent{Repo: events.Repo{Owner: owner, Name: repoName}, Number: 4, CommentID: int64(100 + i), Author: "reader",
 			Delivery: fmt.Sprintf("d-%d", i), Commands: []events.Command{{Kind: events.Retest}}, WrittenAt: time.Now()}

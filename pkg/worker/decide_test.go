@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/events/memrecords"
+	"github.com/yourci/yourci/pkg/events/memregistry"
 	"github.com/yourci/yourci/pkg/pipeline"
 	"github.com/yourci/yourci/pkg/status"
 )
@@ -81,76 +83,60 @@ type fakeGitHub struct {
 
 func (f fakeGitHub) Installation(context.Context, int64) (Installation, error) { return f.inst, f.err }
 
-// fakeQueue is worker.Queue in memory: claim is what ClaimBuildFor
-// answers (claimErr fails it), and calls lists what was asked of it.
+// fakeQueue is worker.Queue in memory: its registry is memregistry's
+// state-based fake (build claims, approvals, head records, sightings),
+// and it keeps the test jobs published and the heads announced.
 type fakeQueue struct {
-	fakeHeads
-	claim    events.Claim
-	claimErr error
-	mu       sync.Mutex
-	calls    []string
-	asked    map[string]bool
+	*memregistry.Registry
+	mu        sync.Mutex
+	jobs      []events.TestJob
+	announced []events.HeadAnnouncement
+	// claimsAsked counts ClaimBuildFor calls.
+	claimsAsked atomic.Int32
 }
 
-func (q *fakeQueue) called(name string) {
+func newFakeQueue() *fakeQueue { return &fakeQueue{Registry: memregistry.New()} }
+
+// ClaimBuildFor claims as the registry does, counting the claims asked
+// in claimsAsked: whether a pull event went on to claim a head already
+// built elsewhere is the point of some tests, and such a claim changes
+// no state they could read.
+func (q *fakeQueue) ClaimBuildFor(ctx context.Context, repo events.Repo, pull int, sha, claimant string, rebuild bool) (events.Claim, error) {
+	q.claimsAsked.Add(1)
+	return q.Registry.ClaimBuildFor(ctx, repo, pull, sha, claimant, rebuild)
+}
+
+func (q *fakeQueue) PublishTest(_ context.Context, job events.TestJob) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.calls = append(q.calls, name)
-}
-
-func (q *fakeQueue) ClaimBuildFor(context.Context, events.Repo, int, string, string, bool) (events.Claim, error) {
-	q.called("ClaimBuildFor")
-	return q.claim, q.claimErr
-}
-
-func (q *fakeQueue) MarkQueued(context.Context, events.Repo, int, string, int) error {
-	q.called("MarkQueued")
+	q.jobs = append(q.jobs, job)
 	return nil
 }
 
-func (q *fakeQueue) PublishTest(context.Context, events.TestJob) error {
-	q.called("PublishTest")
-	return nil
-}
-
-func (q *fakeQueue) AnnounceHead(events.HeadAnnouncement) error {
-	q.called("AnnounceHead")
-	return nil
-}
-
-func (q *fakeQueue) ApprovalOf(context.Context, events.Repo, int) (events.Approval, error) {
-	return events.Approval{}, nil
-}
-
-func (q *fakeQueue) Approve(context.Context, events.Repo, int, string, string) error {
-	q.called("Approve")
-	return nil
-}
-
-// SeeHead answers that every head was first seen now; it is not recorded
-// in calls.
-func (q *fakeQueue) SeeHead(_ context.Context, _ events.Repo, _ int, _ string, now time.Time) (time.Time, error) {
-	return now, nil
-}
-
-func (q *fakeQueue) AskApproval(_ context.Context, _ events.Repo, _ int, sha string) (bool, error) {
-	q.called("AskApproval")
+func (q *fakeQueue) AnnounceHead(a events.HeadAnnouncement) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	first := !q.asked[sha]
-	if q.asked == nil {
-		q.asked = map[string]bool{}
+	q.announced = append(q.announced, a)
+	return nil
+}
+
+// announcedHeads is how many head announcements were made.
+func (q *fakeQueue) announcedHeads() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.announced)
+}
+
+// builtElsewhere is the claimant of a head's build made before the
+// event under test arrived, by another delivery.
+const builtElsewhere = "pull/acme/widget/3/earlier-delivery"
+
+// claimElsewhere claims sha's build for builtElsewhere.
+func claimElsewhere(t *testing.T, q *fakeQueue, sha string) {
+	t.Helper()
+	if _, err := q.Registry.ClaimBuildFor(t.Context(), events.Repo{Owner: "acme", Name: "widget"}, 3, sha, builtElsewhere, false); err != nil {
+		t.Fatal(err)
 	}
-	q.asked[sha] = true
-	return first, nil
-}
-
-func (q *fakeQueue) ForgetAsked(context.Context, events.Repo, int, string) error { return nil }
-
-func (q *fakeQueue) callList() string {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return strings.Join(q.calls, ",")
 }
 
 const (
@@ -179,14 +165,17 @@ type decideCase struct {
 	status    int   // GitHub's answer to reading the pull, when not 200
 	instErr   error // authenticating fails
 	level     string
-	claim     events.Claim
-	claimErr  error
+	built     bool  // another delivery claimed the head's build before
+	claimErr  error // the build numbers cannot be reached
 	delivered uint64
 	cancelled bool
 
-	want       Outcome
-	wantDelay  time.Duration
-	wantCalls  string
+	want      Outcome
+	wantDelay time.Duration
+	// wantBuild is the head's build afterwards (zero: none), wantAsked
+	// whether its approval was asked for.
+	wantBuild  memregistry.HeadBuild
+	wantAsked  bool
 	wantStatus string // a substring of what the head's summary shows
 }
 
@@ -208,14 +197,16 @@ func TestDecidePull(t *testing.T) {
 		{name: "closed_pull_is_done_without_a_build", pull: openPull("closed", decideSHA, "alice"), want: Done},
 		{name: "superseded_head_is_done_without_a_build", pull: openPull("open", decideNewer, "alice"), want: Done},
 		{name: "outsider_waits_for_approval", pull: openPull("open", decideSHA, "mallory"), level: "read",
-			want: Done, wantCalls: "AskApproval", wantStatus: "yci: pending"},
+			want: Done, wantAsked: true, wantStatus: "yci: pending"},
 		{name: "head_already_built_is_done_and_not_queued_again", pull: openPull("open", decideSHA, "alice"), level: "write",
-			claim: events.Claim{Build: 4}, want: Done, wantCalls: "ClaimBuildFor"},
+			built: true, want: Done, wantBuild: memregistry.HeadBuild{Build: 1, By: builtElsewhere}},
 		{name: "claim_failure_is_handed_back", pull: openPull("open", decideSHA, "alice"), level: "admin",
-			claimErr: errors.New("nats timeout"), delivered: 2, want: HandBack, wantDelay: 30 * time.Second, wantCalls: "ClaimBuildFor",
-			wantStatus: "yci: pending preparing failed (attempt 2 of 9): claiming a build number: nats timeout; retrying <" + prepareURL + ">"},
+			claimErr: errors.New("nats timeout"), delivered: 2, want: HandBack, wantDelay: 30 * time.Second,
+			// The registry's own context leaves the cause past the 140
+			// characters a description may have.
+			wantStatus: "yci: pending preparing failed (attempt 2 of 9): claiming a build number: claiming build of acme/widget#3 at 1111"},
 		{name: "shutdown_hands_back_at_once", pull: openPull("open", decideSHA, "alice"), level: "write",
-			claimErr: context.Canceled, cancelled: true, want: HandBack, wantCalls: "ClaimBuildFor"},
+			cancelled: true, want: HandBack},
 		{name: "last_delivery_gives_up_with_an_error_status_linking_the_log", delivered: 10,
 			want: Done, wantStatus: "yci: error error: gave up preparing the build after 9 attempts; see the preparation log <" + prepareURL + ">"},
 	}
@@ -241,8 +232,9 @@ func TestDecidePull(t *testing.T) {
 			if (v.Err != nil) != (tc.want != Done) {
 				t.Errorf("verdict %v carries err %v", v.Outcome, v.Err)
 			}
-			if got := q.callList(); got != tc.wantCalls {
-				t.Errorf("queue calls %q, want %q", got, tc.wantCalls)
+			checkRegistry(t, q, ev, tc.wantBuild, tc.wantAsked)
+			if n, jobs := q.announcedHeads(), len(q.jobs); n != 0 || jobs != 0 {
+				t.Errorf("%d heads announced and %d jobs queued, want none", n, jobs)
 			}
 			got := headShows(t, w, ev)
 			if tc.wantStatus == "" && got != "" || !strings.Contains(got, tc.wantStatus) {
@@ -261,7 +253,11 @@ func decideWorker(t *testing.T, tc decideCase) (*Worker, *fakeQueue) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := &fakeQueue{claim: tc.claim, claimErr: tc.claimErr}
+	q := newFakeQueue()
+	if tc.built {
+		claimElsewhere(t, q, decideSHA)
+	}
+	q.FailBuilds(tc.claimErr)
 	inst := Installation{
 		Pulls:       &fakePulls{pull: tc.pull, status: tc.status},
 		Permissions: fakePermissions{level: tc.level},
@@ -275,6 +271,22 @@ func decideWorker(t *testing.T, tc decideCase) (*Worker, *fakeQueue) {
 		t.Fatal(err)
 	}
 	return w, q
+}
+
+// checkRegistry checks what the registry holds of ev's head afterwards:
+// its build (zero for none) and whether its approval was asked for.
+func checkRegistry(t *testing.T, q *fakeQueue, ev events.PullEvent, wantBuild memregistry.HeadBuild, wantAsked bool) {
+	t.Helper()
+	if got, _ := q.HeadBuild(ev.Repo, ev.Number, ev.HeadSHA); got != wantBuild {
+		t.Errorf("the head's build afterwards is %+v, want %+v", got, wantBuild)
+	}
+	a, err := q.ApprovalOf(context.Background(), ev.Repo, ev.Number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if asked := a.Asked == ev.HeadSHA; asked != wantAsked {
+		t.Errorf("approval of the head asked for: %v, want %v", asked, wantAsked)
+	}
 }
 
 func TestJudgeError(t *testing.T) {

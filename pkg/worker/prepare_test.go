@@ -50,7 +50,7 @@ func TestFailedPreparationIsLoggedAndShown(t *testing.T) {
 	inst := Installation{Pulls: &fakePulls{pull: pull}, Permissions: fakePermissions{level: "write"}}
 	w, err := New(Options{
 		Workspace: ws, Evaluator: &pipeline.Evaluator{}, Runner: &pipeline.Runner{Secrets: []string{secret}},
-		GitHub: fakeGitHub{inst: inst}, Queue: &fakeQueue{claim: events.Claim{Build: 1, Mine: true, Fresh: true}}, Records: memrecords.New(),
+		GitHub: fakeGitHub{inst: inst}, Queue: newFakeQueue(), Records: memrecords.New(),
 		HTTPRoot: httpRoot,
 		Logger:   slog.New(slog.DiscardHandler),
 	})

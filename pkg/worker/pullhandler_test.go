@@ -17,6 +17,7 @@ import (
 	"github.com/yourci/yourci/pkg/artifacts"
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/events/memrecords"
+	"github.com/yourci/yourci/pkg/events/memregistry"
 	"github.com/yourci/yourci/pkg/pipeline"
 	"github.com/yourci/yourci/pkg/status"
 )
@@ -123,9 +124,9 @@ type memPullRig struct {
 	jobs    *jobLog
 }
 
-func newMemPullRig(t *testing.T, pull *github.PullRequest, level string, claim events.Claim, merge artifacts.Merged, eval *memEvaluator) *memPullRig {
+func newMemPullRig(t *testing.T, pull *github.PullRequest, level string, merge artifacts.Merged, eval *memEvaluator) *memPullRig {
 	t.Helper()
-	r := &memPullRig{q: &fakeQueue{claim: claim}, records: memrecords.New(),
+	r := &memPullRig{q: newFakeQueue(), records: memrecords.New(),
 		ws: &memWorkspace{dir: t.TempDir(), merge: merge}, eval: eval, jobs: &jobLog{}}
 	inst := Installation{Pulls: &fakePulls{pull: pull}, Permissions: fakePermissions{level: level}}
 	summaries := headSummaries{records: r.records}
@@ -146,48 +147,84 @@ func newMemPullRig(t *testing.T, pull *github.PullRequest, level string, claim e
 	return r
 }
 
+// builtBefore is a registry where another delivery built the head.
+func builtBefore(t *testing.T, q *fakeQueue) { claimElsewhere(t, q, decideSHA) }
+
+// claimedBy is a registry where ev itself claimed its head's build, as a
+// delivery whose handler then died did, and marked it queued or not.
+func claimedBy(ev events.PullEvent, queued bool) func(t *testing.T, q *fakeQueue) {
+	return func(t *testing.T, q *fakeQueue) {
+		t.Helper()
+		c, err := q.Registry.ClaimBuildFor(t.Context(), ev.Repo, ev.Number, ev.HeadSHA, ev.MsgID(), false)
+		if err == nil && queued {
+			err = q.MarkQueued(t.Context(), ev.Repo, ev.Number, ev.HeadSHA, c.Build)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestPullHandlerCarriesOutItsPlans(t *testing.T) {
 	t.Parallel()
 	base := "3333333333333333333333333333333333333333"
 	merged := artifacts.Merged{SHA: decideNewer, Base: base, Changes: []string{"a.go"}}
 	conflicted := artifacts.Merged{SHA: decideSHA, Base: base, Conflicts: []string{"a.go"}}
 	twoTests := []pipeline.Test{{Name: "unit", Command: "go test"}, {Name: "lint", Command: "vet", Retries: 1}}
-	mine := events.Claim{Build: 7, Mine: true, Fresh: true}
+	ev := events.PullEvent{Repo: events.Repo{Owner: "acme", Name: "widget"}, Number: 3, HeadSHA: decideSHA, Delivery: "d1"}
+	// The event's own build, claimed and then marked queued or not.
+	claimed := memregistry.HeadBuild{Build: 1, By: ev.MsgID()}
+	queued := memregistry.HeadBuild{Build: 1, By: ev.MsgID(), Queued: true}
 	cases := []struct {
 		name  string
 		level string
-		claim events.Claim
-		merge artifacts.Merged
-		eval  *memEvaluator
+		// before is what the registry held when the event came: nothing,
+		// builtElsewhere's build, or this event's own (a redelivery).
+		before func(t *testing.T, q *fakeQueue)
+		merge  artifacts.Merged
+		eval   *memEvaluator
 
-		want        Outcome
-		calls       string
+		want Outcome
+		// build is the head's build afterwards (zero: none), asked
+		// whether its approval was asked for, announced whether the
+		// head was announced.
+		build       memregistry.HeadBuild
+		asked       bool
+		announced   bool
 		jobs        int
 		evaluations int
 		configError string // a substring of the build record's ConfigError
 		summary     string // a substring of the head summary's description
 	}{
-		{name: "tests_are_recorded_then_queued", level: "write", claim: mine, merge: merged, eval: &memEvaluator{tests: twoTests},
-			want: Done, calls: "ClaimBuildFor,AnnounceHead,MarkQueued", jobs: 2, evaluations: 1},
-		{name: "no_tests_queues_nothing_and_marks_the_build_queued", level: "write", claim: mine, merge: merged, eval: &memEvaluator{},
-			want: Done, calls: "ClaimBuildFor,AnnounceHead,MarkQueued", evaluations: 1},
-		{name: "conflict_ends_the_build_unevaluated", level: "write", claim: mine, merge: conflicted, eval: &memEvaluator{tests: twoTests},
-			want: Done, calls: "ClaimBuildFor,AnnounceHead,MarkQueued", configError: "merge conflict with main"},
-		{name: "refused_yci_py_ends_the_build_with_its_reason_masked", level: "write", claim: mine, merge: merged,
+		{name: "tests_are_recorded_then_queued", level: "write", merge: merged, eval: &memEvaluator{tests: twoTests},
+			want: Done, build: queued, announced: true, jobs: 2, evaluations: 1},
+		{name: "no_tests_queues_nothing_and_marks_the_build_queued", level: "write", merge: merged, eval: &memEvaluator{},
+			want: Done, build: queued, announced: true, evaluations: 1},
+		{name: "conflict_ends_the_build_unevaluated", level: "write", merge: conflicted, eval: &memEvaluator{tests: twoTests},
+			want: Done, build: queued, announced: true, configError: "merge conflict with main"},
+		{name: "refused_yci_py_ends_the_build_with_its_reason_masked", level: "write", merge: merged,
 			eval: &memEvaluator{err: &pipeline.ConfigError{File: ".yci.py", Line: 2, Message: "token " + memSecret + " leaked", Output: memSecret}},
-			want: Done, calls: "ClaimBuildFor,AnnounceHead,MarkQueued", evaluations: 1, configError: ".yci.py:2: token *** leaked"},
-		{name: "broken_evaluation_is_handed_back_and_shown", level: "write", claim: mine, merge: merged, eval: &memEvaluator{err: errors.New("python3 killed")},
-			want: HandBack, calls: "ClaimBuildFor,AnnounceHead", evaluations: 1, summary: "preparing failed (attempt 1 of 9): evaluating .yci.py: python3 killed"},
-		{name: "head_built_elsewhere_is_left_alone", level: "write", claim: events.Claim{Build: 7}, merge: merged, eval: &memEvaluator{tests: twoTests},
-			want: Done, calls: "ClaimBuildFor"},
-		{name: "outsider_is_asked_for_approval_and_nothing_is_claimed", level: "read", claim: mine, merge: merged, eval: &memEvaluator{tests: twoTests},
-			want: Done, calls: "AskApproval", summary: status.ApprovalNeeded(DefaultApprovalLabel)},
+			want: Done, build: queued, announced: true, evaluations: 1, configError: ".yci.py:2: token *** leaked"},
+		{name: "broken_evaluation_is_handed_back_and_shown", level: "write", merge: merged, eval: &memEvaluator{err: errors.New("python3 killed")},
+			want: HandBack, build: claimed, announced: true, evaluations: 1, summary: "preparing failed (attempt 1 of 9): evaluating .yci.py: python3 killed"},
+		{name: "head_built_elsewhere_is_left_alone", level: "write", before: builtBefore, merge: merged, eval: &memEvaluator{tests: twoTests},
+			want: Done, build: memregistry.HeadBuild{Build: 1, By: builtElsewhere}},
+		{name: "redelivery_whose_handler_died_before_queueing_carries_on_with_its_build", level: "write",
+			before: claimedBy(ev, false), merge: merged, eval: &memEvaluator{tests: twoTests},
+			want: Done, build: queued, jobs: 2, evaluations: 1},
+		{name: "redelivery_after_queueing_queues_nothing_again", level: "write",
+			before: claimedBy(ev, true), merge: merged, eval: &memEvaluator{tests: twoTests},
+			want: Done, build: queued},
+		{name: "outsider_is_asked_for_approval_and_nothing_is_claimed", level: "read", merge: merged, eval: &memEvaluator{tests: twoTests},
+			want: Done, asked: true, summary: status.ApprovalNeeded(DefaultApprovalLabel)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := newMemPullRig(t, openPull("open", decideSHA, "alice"), tc.level, tc.claim, tc.merge, tc.eval)
-			ev := events.PullEvent{Repo: events.Repo{Owner: "acme", Name: "widget"}, Number: 3, HeadSHA: decideSHA, Delivery: "d1"}
+			r := newMemPullRig(t, openPull("open", decideSHA, "alice"), tc.level, tc.merge, tc.eval)
+			if tc.before != nil {
+				tc.before(t, r.q)
+			}
 			ctx := context.Background()
 
 			v := r.h.decide(ctx, r.h.log, ev, prepAttempt{delivered: 1, maxDeliver: 10})
@@ -195,15 +232,16 @@ func TestPullHandlerCarriesOutItsPlans(t *testing.T) {
 			if v.Outcome != tc.want {
 				t.Errorf("verdict %v (err %v), want %v", v.Outcome, v.Err, tc.want)
 			}
-			if got := r.q.callList(); got != tc.calls {
-				t.Errorf("queue calls %q, want %q", got, tc.calls)
+			checkRegistry(t, r.q, ev, tc.build, tc.asked)
+			if got := r.q.announcedHeads() == 1; got != tc.announced {
+				t.Errorf("%d heads announced, want the head announced: %v", r.q.announcedHeads(), tc.announced)
 			}
 			if len(r.jobs.jobs) != tc.jobs || r.eval.calls != tc.evaluations {
 				t.Errorf("%d jobs published after %d evaluations, want %d after %d", len(r.jobs.jobs), r.eval.calls, tc.jobs, tc.evaluations)
 			}
-			rec, err := r.records.BuildRecord(ctx, buildKey(ev.Repo, ev.Number, 7))
+			rec, err := r.records.BuildRecord(ctx, buildKey(ev.Repo, ev.Number, 1))
 			switch {
-			case tc.want == Done && strings.Contains(tc.calls, "MarkQueued") && err != nil:
+			case tc.evaluations+len(tc.configError) > 0 && err != nil:
 				t.Fatalf("reading the build's record: %v", err)
 			case !strings.Contains(rec.ConfigError, tc.configError) || (tc.configError == "") != (rec.ConfigError == ""):
 				t.Errorf("record's config error %q, want %q in it", rec.ConfigError, tc.configError)

@@ -11,10 +11,8 @@ import (
 	"github.com/yourci/yourci/pkg/status"
 )
 
-// owedQueue is a Queue that keeps the test jobs published to it and fails
-// them with err.
+// owedQueue keeps the test jobs published to it and fails them with err.
 type owedQueue struct {
-	fakeQueue
 	err       error
 	published []events.TestJob
 }

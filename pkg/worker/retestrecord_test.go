@@ -91,7 +91,7 @@ func TestRetestReadsTheRecord(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := retestFakes()
-			h := commandHandlerOf(f, BuildTrusted)
+			h := commandHandlerOf(t, f, BuildTrusted)
 			h.records = storeWith(t, tc.records...)
 			ev := events.CommandEvent{Repo: repo, Number: 4, CommentID: 9, Author: "carol", Delivery: "d-1", Commands: []events.Command{tc.cmd}}
 			if err := h.handle(t.Context(), quiet, ev); err != nil {
@@ -119,7 +119,7 @@ func TestRetestQueuesFromTheRecord(t *testing.T) {
 	repo := events.Repo{Owner: owner, Name: repoName}
 	key := events.BuildKey{Repo: repo, Pull: 4, Build: 2}
 	f := retestFakes()
-	h := commandHandlerOf(f, BuildTrusted)
+	h := commandHandlerOf(t, f, BuildTrusted)
 	store := storeWith(t, recordOf(map[string]events.TestState{"a": events.TestPassed, "b": events.TestFailed}))
 	h.records = store
 	retest := func(comment int64, delivery string) {
@@ -175,7 +175,7 @@ func TestQueuedRerunsAreRecorded(t *testing.T) {
 	rec.Tests[1].State = events.TestRunning
 	rec.Tests[1].Attempts = append(rec.Tests[1].Attempts, events.AttemptRecord{Rerun: 1, Number: 1})
 	store := storeWith(t, rec)
-	h := commandHandlerOf(&commandFakes{}, BuildTrusted)
+	h := commandHandlerOf(t, &commandFakes{}, BuildTrusted)
 	h.records = store
 	a := &rerunAction{build: 2, sha: headSHA}
 	started, err := h.recordRerunsQueued(t.Context(), ev, 4, a, map[string]int{"a": 1, "b": 1})
@@ -220,7 +220,7 @@ func TestSuitePullFromTheRecords(t *testing.T) {
 	t.Run("a_press_reruns_the_suite_of_the_pull_found", func(t *testing.T) {
 		t.Parallel()
 		f := retestFakes()
-		h := commandHandlerOf(f, BuildTrusted)
+		h := commandHandlerOf(t, f, BuildTrusted)
 		rec := recordOf(map[string]events.TestState{"a": events.TestPassed, "b": events.TestRunning})
 		h.records = storeWith(t, rec, recs[0])
 		ev := events.CommandEvent{Repo: repo, Author: "carol", Delivery: "d-1", Button: &events.Button{CheckSuite: 9, SHA: headSHA},
@@ -275,7 +275,7 @@ func TestRetestAfterTheBaseMoved(t *testing.T) {
 			t.Parallel()
 			f := retestFakes()
 			f.tip = tc.tip
-			h := commandHandlerOf(f, BuildTrusted)
+			h := commandHandlerOf(t, f, BuildTrusted)
 			h.records = storeWith(t, tc.record)
 			ev := events.CommandEvent{Repo: repo, Number: 4, CommentID: 9, Author: "carol", Delivery: "d-1", Installation: 7,
 				Commands: []events.Command{{Kind: events.Retest}}}
@@ -350,7 +350,7 @@ func TestRetestDeliveredAgainAfterAFailedPublish(t *testing.T) {
 			t.Parallel()
 			f := retestFakes()
 			f.failPublish, f.dedup = 2, tc.dedup
-			h := commandHandlerOf(f, BuildTrusted)
+			h := commandHandlerOf(t, f, BuildTrusted)
 			store := storeWith(t, recordOf(map[string]events.TestState{"a": events.TestPassed, "b": events.TestFailed, "c": events.TestFailed}))
 			h.records = store
 			ev := events.CommandEvent{Repo: repo, Number: 4, CommentID: 9, Author: "carol", Delivery: "d-1",

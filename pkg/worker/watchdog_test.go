@@ -58,7 +58,7 @@ func hangWorker(t *testing.T, gh GitHub, limit time.Duration, tweaks ...func(*Op
 	}
 	opts := Options{
 		Workspace: ws, Evaluator: &pipeline.Evaluator{}, Runner: &pipeline.Runner{},
-		GitHub: gh, Queue: &fakeQueue{}, Records: memrecords.New(), HTTPRoot: httpRoot,
+		GitHub: gh, Queue: newFakeQueue(), Records: memrecords.New(), HTTPRoot: httpRoot,
 		Logger:         slog.New(slog.DiscardHandler),
 		PrepareTimeout: limit, CommandTimeout: limit,
 	}
@@ -204,7 +204,7 @@ func TestMirrorFromARemoteThatNeverAnswers(t *testing.T) {
 	pull := openPull("open", decideSHA, "alice")
 	pull.Base.Repo.CloneURL = github.Ptr("http://" + ln.Addr().String() + "/acme/widget.git")
 	inst := Installation{Pulls: &fakePulls{pull: pull}, Permissions: fakePermissions{level: "write"}}
-	q := &fakeQueue{claim: events.Claim{Build: 1, Mine: true}}
+	q := newFakeQueue()
 	w := hangWorker(t, fakeGitHub{inst: inst}, 2*time.Second, func(o *Options) { o.Queue = q })
 
 	v := w.pulls.decide(context.Background(), w.log, hangEvent, prepAttempt{delivered: 1, maxDeliver: 10})
