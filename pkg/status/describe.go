@@ -60,7 +60,8 @@ func TimedOut(limit time.Duration, attempt, attempts int) string {
 // Errored describes a test YourCI could not run or judge (workspace, git,
 // disk): reason is made one line and cut to fit.
 func Errored(reason string) string {
-	return truncate("error: " + oneLine(reason))
+	const head = "error: "
+	return truncate(head + cutCause(oneLine(reason), MaxDescription-len(head)))
 }
 
 // ConfigError describes a .yci.py that could not be evaluated; reason should
@@ -88,7 +89,7 @@ func SupersededBeforeRun(newSHA string) string {
 func PreparingFailed(attempt, attempts int, reason string) string {
 	head := fmt.Sprintf("preparing failed (attempt %d of %d): ", attempt, attempts)
 	const tail = "; retrying"
-	return truncate(head + cut(oneLine(reason), MaxDescription-len(head)-len(tail)) + tail)
+	return truncate(head + cutCause(oneLine(reason), MaxDescription-len(head)-len(tail)) + tail)
 }
 
 // GaveUpPreparing describes a head commit whose build could not be
@@ -206,6 +207,33 @@ func cut(s string, n int) string {
 		kept++
 	}
 	return strings.TrimRightFunc(s[:i], unicode.IsSpace) + "…"
+}
+
+// cutCause shortens an error's text, made of contexts wrapping a cause
+// ("claiming a build number: claiming build of …: nats: timeout"), to at
+// most n characters, keeping its first context and as much of its end as
+// fits: the cause is what a reader needs, and a plain cut drops it.
+func cutCause(reason string, n int) string {
+	if utf8.RuneCountInString(reason) <= n {
+		return reason
+	}
+	first, rest, ok := strings.Cut(reason, ": ")
+	const gap = ": …: "
+	room := n - utf8.RuneCountInString(first) - utf8.RuneCountInString(gap)
+	if !ok || room <= 0 {
+		return cut(reason, n)
+	}
+	for tail := rest; ; {
+		_, next, more := strings.Cut(tail, ": ")
+		if !more {
+			break
+		}
+		tail = next
+		if utf8.RuneCountInString(tail) <= room {
+			return first + gap + tail
+		}
+	}
+	return cut(reason, n)
 }
 
 // MergeConflict describes a head that does not merge into the tip of its

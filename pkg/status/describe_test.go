@@ -58,6 +58,7 @@ func describeCases() map[string][]describeCase {
 			{"short reason", Errored("disk full while writing out.txt")},
 			{"multi-line reason becomes one line", Errored("git fetch failed:\n  fatal: could not read from remote\n")},
 			{"huge reason is cut", Errored(huge)},
+			{"a long chain keeps its cause", Errored("checking out the merge: git checkout 2222222222222222222222222222222222222222 in /var/lib/yourci/checkouts/acme/widget/3/unit: fatal: reference is not a tree")},
 		},
 		"configerror": {
 			{"positional after keyword", ConfigError("line 7: positional argument follows keyword argument; put Bash(...) first")},
@@ -71,6 +72,7 @@ func describeCases() map[string][]describeCase {
 		"preparing": {
 			{"fetch refused", PreparingFailed(1, 9, "updating mirror: git fetch: fatal: unable to access 'https://github.example/acme/widget.git/': Connection refused")},
 			{"huge reason is cut but still says it retries", PreparingFailed(3, 9, huge)},
+			{"a long chain keeps its cause", PreparingFailed(2, 9, "claiming a build number: claiming build of acme/widget#3 at 1111111111111111111111111111111111111111: reading pulls.acme.widget.3: nats: timeout")},
 			{"gave up", GaveUpPreparing(9)},
 		},
 		"mergeconflict": {

@@ -192,7 +192,7 @@ func TestDecidePull(t *testing.T) {
 			want: HandBack, wantDelay: 45 * time.Second, wantStatus: "(attempt 3 of 9)"},
 		{name: "github_outage_reading_the_pull_is_handed_back_and_shown_at_once", status: http.StatusBadGateway, delivered: 1,
 			want: HandBack, wantDelay: 15 * time.Second,
-			wantStatus: "yci: pending preparing failed (attempt 1 of 9): reading pull request acme/widget#3: GET https://api.github.invalid/repos/acme/widget/pulls/3:…; retrying <" + prepareURL + ">"},
+			wantStatus: "yci: pending preparing failed (attempt 1 of 9): reading pull request acme/widget#3: …: 502 Bad Gateway []; retrying <" + prepareURL + ">"},
 		{name: "deleted_pull_404_terminates", status: http.StatusNotFound, want: Terminate},
 		{name: "closed_pull_is_done_without_a_build", pull: openPull("closed", decideSHA, "alice"), want: Done},
 		{name: "superseded_head_is_done_without_a_build", pull: openPull("open", decideNewer, "alice"), want: Done},
@@ -204,7 +204,7 @@ func TestDecidePull(t *testing.T) {
 			claimErr: errors.New("nats timeout"), delivered: 2, want: HandBack, wantDelay: 30 * time.Second,
 			// The registry's own context leaves the cause past the 140
 			// characters a description may have.
-			wantStatus: "yci: pending preparing failed (attempt 2 of 9): claiming a build number: claiming build of acme/widget#3 at 1111"},
+			wantStatus: "yci: pending preparing failed (attempt 2 of 9): claiming a build number: …: nats timeout; retrying"},
 		{name: "shutdown_hands_back_at_once", pull: openPull("open", decideSHA, "alice"), level: "write",
 			cancelled: true, want: HandBack},
 		{name: "last_delivery_gives_up_with_an_error_status_linking_the_log", delivered: 10,
