@@ -36,6 +36,10 @@ func TestNotBeforeDelaysJobThroughTheQueue(t *testing.T) {
 				opts := fastOptions(t)
 				opts.MaxDeliver = 3
 				opts.MaxNakDelay = tt.maxNakDelay
+				// Deliveries here come from the waits' hand-backs alone: a
+				// box too busy to settle a delivery within a short ack wait
+				// would add redeliveries of its own and use up MaxDeliver.
+				opts.AckWait = 30 * time.Second
 				b := newBus(t, srv.URL(), opts)
 				ctx := testContext(t)
 
