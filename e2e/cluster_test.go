@@ -57,8 +57,9 @@ func TestClusterLeaderKilledMidBuild(t *testing.T) {
 	s.cluster.WaitCurrent(events.DefaultStream)
 	// The blocked tests finish, and are acknowledged and recorded, during
 	// the election.
+	during := s.commitClusterPulls("during", 3)
 	killedNode, killed := s.killStreamLeader(s.release)
-	during := s.openClusterPulls("during", 3)
+	s.openClusterPulls(during)
 	s.checkAnswers(t, "first election", killed)
 	resumed := s.firstStart(during, []string{"quick"})
 	t.Logf("first election: work resumed %s after the kill (first test of a pull opened during the election started)",
@@ -71,8 +72,9 @@ func TestClusterLeaderKilledMidBuild(t *testing.T) {
 	// third replica is still catching up has no quorum once another node
 	// dies.
 	s.cluster.WaitCurrent()
+	after := s.commitClusterPulls("after", 3)
 	_, killedAgain := s.killStreamLeader(func() {})
-	after := s.openClusterPulls("after", 3)
+	s.openClusterPulls(after)
 	s.checkAnswers(t, "second election, the first killed node back", killedAgain)
 	resumed = s.firstStart(after, []string{"quick"})
 	t.Logf("second election: work resumed %s after the kill", resumed.Sub(killedAgain).Round(100*time.Millisecond))
@@ -121,10 +123,10 @@ func (s *stack) openClusterPull(branch, yci, script string) clusterPull {
 	return clusterPull{branch: branch, n: n, sha: sha}
 }
 
-// openClusterPulls opens count pull requests, each with one quick test, at
-// once (their branches are committed first, so the webhooks go out
-// together).
-func (s *stack) openClusterPulls(prefix string, count int) []clusterPull {
+// commitClusterPulls commits count branches, each with one quick test,
+// for openClusterPulls to open later: on a busy box committing takes
+// seconds, and the webhooks are to go out together within an election.
+func (s *stack) commitClusterPulls(prefix string, count int) []clusterPull {
 	s.tb.Helper()
 	pulls := make([]clusterPull, count)
 	for i := range pulls {
@@ -134,8 +136,15 @@ func (s *stack) openClusterPulls(prefix string, count int) []clusterPull {
 			s.tb.Fatal(err)
 		}
 	}
+	return pulls
+}
+
+// openClusterPulls opens a pull request from each committed branch at
+// once, filling in their numbers and heads.
+func (s *stack) openClusterPulls(pulls []clusterPull) {
+	s.tb.Helper()
 	var wg sync.WaitGroup
-	errs := make([]error, count)
+	errs := make([]error, len(pulls))
 	for i := range pulls {
 		wg.Go(func() {
 			pr, err := s.gh.OpenPull(owner, repoName, fakegithub.PullSpec{Head: pulls[i].branch, Title: pulls[i].branch})
@@ -152,7 +161,6 @@ func (s *stack) openClusterPulls(prefix string, count int) []clusterPull {
 			s.tb.Fatal(err)
 		}
 	}
-	return pulls
 }
 
 // checkAnswers checks every pull_request delivery sent since the kill was
