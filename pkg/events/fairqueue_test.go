@@ -245,3 +245,36 @@ func TestDeletedRepositoryConsumerIsCreatedAgain(t *testing.T) {
 		}
 	})
 }
+
+// An idle worker asks the server nothing while it waits, so a job handed
+// back with a delay reaches it through the hand-back's announcement: the
+// stream is read again only every AckWait, here far longer than the wait.
+func TestJobHandedBackWithDelayReachesAnIdleWorkerWhenDue(t *testing.T) {
+	t.Parallel()
+	eachServer(t, func(t *testing.T, srv testServer) {
+		opts := fastOptions(t)
+		opts.AckWait = time.Minute
+		b := newBus(t, srv.URL(), opts)
+		ctx := testContext(t)
+		got := make(chan uint64, 2)
+		startTests(t, b, events.NewSlots(1), func(ctx context.Context, d *events.Delivery[events.TestJob]) {
+			var err error
+			if d.NumDelivered == 1 {
+				err = d.Nak(300 * time.Millisecond)
+			} else {
+				err = d.Ack(ctx)
+			}
+			if err != nil {
+				t.Errorf("settling delivery %d: %v", d.NumDelivered, err)
+			}
+			got <- d.NumDelivered
+		})
+		if err := b.Queue().PublishTest(ctx, repoJob(busyRepo, "flaky")); err != nil {
+			t.Fatal(err)
+		}
+		receive(t, got, "the first delivery")
+		if n := receive(t, got, "the job handed back, once due"); n != 2 {
+			t.Errorf("delivery %d, want 2", n)
+		}
+	})
+}
