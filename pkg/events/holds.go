@@ -138,25 +138,40 @@ func (b *holdBook) held() map[Repo]int {
 // no one holds it, and hold returns nil when someone does. A failed write
 // of an uncapped repository's key only skews the counts a little and is
 // logged; a capped one's that fails for another reason than a holder is
-// taken as held, as a cap must not be passed on a guess.
+// taken as held, as a cap must not be passed on a guess. An uncapped
+// repository's key is written while its job starts, not before: the
+// returned func waits for the write.
 func (q *Queue) hold(ctx context.Context, r Repo, id string, exclusive bool) func() {
 	kv, key := q.running, holdKey(r, id)
 	data, err := json.Marshal(holdRecord{Since: time.Now().UTC()})
 	if err != nil {
 		panic(err) // a struct of a time cannot fail to encode
 	}
-	var rev uint64
 	if exclusive {
-		rev, err = kv.Create(ctx, key, data)
+		rev, err := kv.Create(ctx, key, data)
 		if err != nil {
 			if !errors.Is(err, jetstream.ErrKeyExists) {
 				q.log.Warn("claiming a slot of a capped repository", "repo", r.FullName(), "key", key, "err", err)
 			}
 			return nil
 		}
-	} else if rev, err = kv.Put(ctx, key, data); err != nil {
-		q.log.Warn("recording a slot held", "repo", r.FullName(), "key", key, "err", err)
+		return q.keepHeld(ctx, r, key, data, rev)
 	}
+	held := make(chan func(), 1)
+	go func() {
+		rev, err := kv.Put(ctx, key, data)
+		if err != nil {
+			q.log.Warn("recording a slot held", "repo", r.FullName(), "key", key, "err", err)
+		}
+		held <- q.keepHeld(ctx, r, key, data, rev)
+	}()
+	return func() { (<-held)() }
+}
+
+// keepHeld keeps r's hold key, written at revision rev, fresh until the
+// returned func is called, which deletes it.
+func (q *Queue) keepHeld(ctx context.Context, r Repo, key string, data []byte, rev uint64) func() {
+	kv := q.running
 	stop := keepFresh(ctx, func(ctx context.Context) error {
 		next, err := kv.Update(ctx, key, data, rev)
 		if err == nil {
