@@ -38,6 +38,14 @@ var stampRe = regexp.MustCompile(`yci-start-([0-9]+)`)
 // to it; and, per webhook, the GitHub API reads and writes made
 // between sending it and the test's start (gh-reads-before-start,
 // gh-writes-before-start).
+//
+// Where the difference goes: prepare-ms is the median time from sending
+// the webhook to the worker's "queuing tests" (the mirror fetched, the
+// merge checked out, .yci.py evaluated, the build recorded; the worker's
+// log stamps it to the millisecond), against floor-prepare-ms, the
+// floor's git work and evaluation; start-ms is from there to the test's
+// first instruction (the job published and taken, its checkout, the
+// sandbox), against floor-start-ms, the floor's bash in bubblewrap.
 func BenchmarkWebhookToTestStart(b *testing.B) {
 	for _, bc := range []struct {
 		name      string
@@ -75,15 +83,17 @@ func benchWebhookToTestStart(b *testing.B, delay func(*fakegithub.Server)) {
 	r.run() // warm: the worker's first build clones its mirror and learns the author's permission
 	delay(s.gh)
 
-	var samples, floors []time.Duration
+	var samples, floors, prepared, floorPrepared, started, floorStarted []time.Duration
 	var reads, writes int
 	b.ResetTimer()
 	for b.Loop() {
 		for range runsPerOp {
 			b.StopTimer()
-			took, rd, wr := r.run()
-			samples, reads, writes = append(samples, took), reads+rd, writes+wr
-			floors = append(floors, fl.measure(s.push(n)))
+			run := r.run()
+			samples, reads, writes = append(samples, run.took), reads+run.reads, writes+run.writes
+			prepared, started = append(prepared, run.prepared), append(started, run.took-run.prepared)
+			fr := fl.measure(s.push(n))
+			floors, floorPrepared, floorStarted = append(floors, fr.total), append(floorPrepared, fr.prepared), append(floorStarted, fr.total-fr.prepared)
 			b.StartTimer()
 		}
 	}
@@ -98,6 +108,12 @@ func benchWebhookToTestStart(b *testing.B, delay func(*fakegithub.Server)) {
 	b.ReportMetric(float64(median(samples).Microseconds())/1000, "ms")
 	b.ReportMetric(float64(median(floors).Microseconds())/1000, "floor-ms")
 	b.ReportMetric(ratios[len(ratios)/2], "ratio")
+	for _, m := range []struct {
+		unit string
+		d    []time.Duration
+	}{{"prepare-ms", prepared}, {"floor-prepare-ms", floorPrepared}, {"start-ms", started}, {"floor-start-ms", floorStarted}} {
+		b.ReportMetric(float64(median(m.d).Microseconds())/1000, m.unit)
+	}
 	b.ReportMetric(float64(reads)/float64(len(samples)), "gh-reads-before-start")
 	b.ReportMetric(float64(writes)/float64(len(samples)), "gh-writes-before-start")
 }
@@ -110,16 +126,23 @@ type webhookRuns struct {
 	builds int
 }
 
+// webhookRun is one webhook's way to its test: the time from just before
+// its delivery to the test's start (took) and to the worker's "queuing
+// tests" (prepared), and the GitHub API reads and writes in between.
+type webhookRun struct {
+	took, prepared time.Duration
+	reads, writes  int
+}
+
 // run pushes a commit, delivers its synchronize webhook and waits for its
-// test to finish; it returns the time from just before the delivery to
-// the test's start, and the GitHub API reads and writes in between.
+// test to finish, and says how it went.
 //
 // The push waits for a new second first: GitHub stamps updated_at in
 // whole seconds, and two heads of one pull in the same second make the
 // head record ambiguous, which costs one read (see events.HeadRecord).
 // Pushes to one pull within a second are rare on GitHub, and quick
 // benchmark runs would make them the rule.
-func (r *webhookRuns) run() (time.Duration, int, int) {
+func (r *webhookRuns) run() webhookRun {
 	s := r.s
 	s.nextSecond()
 	sha := s.push(r.n)
@@ -139,17 +162,42 @@ func (r *webhookRuns) run() (time.Duration, int, int) {
 		s.tb.Fatal(err)
 	}
 	start := stampOf(s.tb, log)
-	var reads, writes int
+	run := webhookRun{took: start.Sub(sent), prepared: queuedAt(s.tb, s.workspacePath("worker")+".log", sha).Sub(sent)}
 	for _, req := range s.gh.RequestsSince(sent) {
 		switch {
 		case !req.At.Before(start):
 		case req.Write:
-			writes++
+			run.writes++
 		default:
-			reads++
+			run.reads++
 		}
 	}
-	return start.Sub(sent), reads, writes
+	return run
+}
+
+// queuedLineRe finds the time of a worker's "queuing tests" line for a sha.
+var queuedLineRe = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg="queuing tests" .*\bsha=([0-9a-f]+)\b`)
+
+// queuedAt is when the worker whose log is at path logged "queuing tests"
+// for sha.
+func queuedAt(tb testing.TB, path, sha string) time.Time {
+	tb.Helper()
+	text, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, m := range queuedLineRe.FindAllSubmatch(text, -1) {
+		if string(m[2]) != sha {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, string(m[1]))
+		if err != nil {
+			tb.Fatalf("time of %q: %v", m[0], err)
+		}
+		return at
+	}
+	tb.Fatalf("no \"queuing tests\" for %s in %s", sha, path)
+	return time.Time{}
 }
 
 func median(d []time.Duration) time.Duration {

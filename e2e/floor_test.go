@@ -116,10 +116,16 @@ func (f *floor) confined(ctx context.Context, dir string, env, readOnly []string
 	return out.Bytes()
 }
 
+// floorRun is one measure of the floor: from its start to the test's first
+// instruction (total), and to the end of .yci.py's evaluation (prepared).
+type floorRun struct {
+	total, prepared time.Duration
+}
+
 // measure does the floor's work for sha and returns the time from its
 // start to the first instruction of the test, which prints its start
-// (stampRe).
-func (f *floor) measure(sha string) time.Duration {
+// (stampRe), and to the end of the evaluation.
+func (f *floor) measure(sha string) floorRun {
 	f.s.tb.Helper()
 	f.runs++
 	ctx, cancel := context.WithTimeout(f.s.ctx, time.Minute)
@@ -134,6 +140,7 @@ func (f *floor) measure(sha string) time.Duration {
 	f.git(ctx, "", "clone", "--quiet", "--shared", "--no-checkout", f.mirror, build)
 	f.git(ctx, build, "checkout", "--quiet", "--detach", sha)
 	command := f.confined(ctx, build, []string{"PYTHONPATH=" + evalDir}, []string{evalDir, f.mirror}, f.python, filepath.Join(evalDir, "eval.py"))
+	prepared := time.Since(started)
 	out := f.confined(ctx, build, []string{"YCI_SHA=" + sha}, []string{f.mirror}, "/bin/bash", "-c", string(bytes.TrimSpace(command)))
-	return stampOf(f.s.tb, out).Sub(started)
+	return floorRun{total: stampOf(f.s.tb, out).Sub(started), prepared: prepared}
 }

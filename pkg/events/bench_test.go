@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/natsserver"
@@ -98,5 +99,51 @@ func BenchmarkRepoValidate(b *testing.B) {
 		if err := repo.Validate(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkIdleTestConsumer counts what an idle worker's test consumer
+// (ConsumeTests with two free slots and the production PollWait) sends to
+// the server per second, once settled: with nothing queued, and with one
+// job waiting out a retry's delay. Reported as idle-requests/s: every
+// message the connection sends (API requests, pull requests, key-value
+// reads and writes).
+func BenchmarkIdleTestConsumer(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		waiting bool
+	}{{"nothing-queued", false}, {"retry-waiting", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			srv := serverKinds[0].start(b, b.TempDir(), natsserver.RandomPort)
+			opts := fastOptions(b)
+			// The production defaults of what sets a worker's pace.
+			opts.PollWait, opts.AckWait, opts.MaxDeliver, opts.HandBackDelay = 0, 0, 0, 0
+			nc := connect(b, srv.URL())
+			bus, err := events.New(testContext(b), nc, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if bc.waiting {
+				job := sampleJob("later", 2)
+				job.NotBefore = time.Now().Add(time.Hour)
+				if err := bus.Queue().PublishTest(testContext(b), job); err != nil {
+					b.Fatal(err)
+				}
+			}
+			startTests(b, bus, events.NewSlots(2), func(ctx context.Context, d *events.Delivery[events.TestJob]) {
+				b.Errorf("handled %s, which is not due", d.Payload.Test.Name)
+				d.Nak(time.Hour)
+			})
+			const window = 3 * time.Second
+			time.Sleep(window) // settle: consumers created, the waiting job deferred
+			var sent uint64
+			var took time.Duration
+			for b.Loop() {
+				before, start := nc.Stats().OutMsgs, time.Now()
+				time.Sleep(window)
+				sent, took = sent+nc.Stats().OutMsgs-before, took+time.Since(start)
+			}
+			b.ReportMetric(float64(sent)/took.Seconds(), "idle-requests/s")
+		})
 	}
 }

@@ -66,10 +66,11 @@ const (
 	// this, so a deterministic crash does not spin through MaxDeliver in
 	// milliseconds and a transient one is retried soon.
 	DefaultHandBackDelay = 5 * time.Second
-	// DefaultPollWait: how long a worker slot waits for a message of one
-	// kind before it is offered to the other kind. It bounds the extra
-	// latency when all slots but one are busy, at the cost of one pull
-	// request per kind per PollWait on an idle worker.
+	// DefaultPollWait: how long a pull or command slot waits for a
+	// message in one pull request (one request per PollWait on an idle
+	// worker), and how long a stopping worker may wait for that request
+	// to end. Test slots wait for notifications instead (see fairTests)
+	// and only check the connection for a reconnect this often, locally.
 	DefaultPollWait = time.Second
 	// DefaultTimeout bounds every JetStream API call without its own
 	// deadline (publish, ack, key-value, setup), retries through a

@@ -73,13 +73,24 @@ func (b *Queue) ConsumePulls(ctx context.Context, slots *Slots, h Handler[PullEv
 // a delay until NotBefore (in steps of at most Options.MaxNakDelay), and
 // re-published as a fresh message when its delivery count nears
 // MaxDeliver, so that a long wait never makes a job's last chance; while
-// it waits it holds no slot.
+// it waits it holds no slot. A free slot asks the server only for its job:
+// the slots held are counted from a watch, and with nothing deliverable
+// the slot waits for a notification (a job published or handed back, a
+// capped repository's slot given back) instead of polling (see
+// fairTests).
 func (b *Queue) ConsumeTests(ctx context.Context, slots *Slots, h Handler[TestJob]) error {
 	if b.running == nil {
 		return fmt.Errorf("consuming %s: %w", TestConsumer, errPublishOnly)
 	}
-	src := newFairTests(b, b.opts.RepoLimits)
-	stop, err := src.watchPublishes()
+	callCtx, cancel := b.callContext(ctx)
+	book, stopBook, err := watchHolds(callCtx, b.running, b.log)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("consuming %s: %w", TestConsumer, err)
+	}
+	defer stopBook()
+	src := newFairTests(b, b.opts.RepoLimits, book)
+	stop, err := src.listen()
 	if err != nil {
 		return err
 	}
@@ -89,8 +100,9 @@ func (b *Queue) ConsumeTests(ctx context.Context, slots *Slots, h Handler[TestJo
 
 // source gives the consume loop one message at a time. next returns a
 // message and the func to call once its handler has returned (nil for
-// none), or no message after waiting a while (up to PollWait); it is
-// called from one goroutine only.
+// none), or no message after waiting a while (up to PollWait for a single
+// consumer, until a notification for fairTests); it is called from one
+// goroutine only.
 type source interface {
 	next(ctx context.Context) (jetstream.Msg, func(), error)
 }
@@ -157,6 +169,8 @@ func consume[T any](ctx context.Context, b *Queue, src source, name string,
 			// Fetched while stopping: hand it straight back.
 			if err := msg.Nak(); err != nil {
 				b.log.Warn("handing back message fetched during shutdown", "consumer", name, "err", err)
+			} else {
+				b.announceDue(msg.Subject(), 0)
 			}
 			done()
 			slots.release()

@@ -104,12 +104,20 @@ func (d *Delivery[T]) Ack(ctx context.Context) error {
 
 // Nak hands the message back to be delivered again after delay (at once
 // when delay is 0), to this or any other worker. Each Nak uses up one of
-// MaxDeliver deliveries.
+// MaxDeliver deliveries. A test job handed back is announced to every
+// worker (announceDue), so an idle one takes it when it is due without
+// asking the server in the meantime.
 func (d *Delivery[T]) Nak(delay time.Duration) error {
+	var err error
 	if delay <= 0 {
-		return d.settle(d.msg.Nak, "handing message back")
+		err = d.settle(d.msg.Nak, "handing message back")
+	} else {
+		err = d.settle(func() error { return d.msg.NakWithDelay(delay) }, "handing message back")
 	}
-	return d.settle(func() error { return d.msg.NakWithDelay(delay) }, "handing message back")
+	if err == nil {
+		d.store.announceDue(d.msg.Subject(), max(delay, 0))
+	}
+	return err
 }
 
 // Term removes the message for good: it can never succeed. The reason is

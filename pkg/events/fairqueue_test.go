@@ -245,3 +245,79 @@ func TestDeletedRepositoryConsumerIsCreatedAgain(t *testing.T) {
 		}
 	})
 }
+
+// An idle worker asks the server nothing while it waits, so a job handed
+// back with a delay reaches it through the hand-back's announcement: the
+// stream is read again only every AckWait, here far longer than the wait.
+func TestJobHandedBackWithDelayReachesAnIdleWorkerWhenDue(t *testing.T) {
+	t.Parallel()
+	eachServer(t, func(t *testing.T, srv testServer) {
+		opts := fastOptions(t)
+		opts.AckWait = time.Minute
+		b := newBus(t, srv.URL(), opts)
+		ctx := testContext(t)
+		got := make(chan uint64, 2)
+		startTests(t, b, events.NewSlots(1), func(ctx context.Context, d *events.Delivery[events.TestJob]) {
+			var err error
+			if d.NumDelivered == 1 {
+				err = d.Nak(300 * time.Millisecond)
+			} else {
+				err = d.Ack(ctx)
+			}
+			if err != nil {
+				t.Errorf("settling delivery %d: %v", d.NumDelivered, err)
+			}
+			got <- d.NumDelivered
+		})
+		if err := b.Queue().PublishTest(ctx, repoJob(busyRepo, "flaky")); err != nil {
+			t.Fatal(err)
+		}
+		receive(t, got, "the first delivery")
+		if n := receive(t, got, "the job handed back, once due"); n != 2 {
+			t.Errorf("delivery %d, want 2", n)
+		}
+	})
+}
+
+// Fairness is fleet-wide: a worker that never served either repository
+// gives its free slot to the one holding fewer slots on other workers,
+// where by name alone the busy one would go first.
+func TestFreeSlotGoesToTheRepositoryHoldingFewestSlotsFleetWide(t *testing.T) {
+	t.Parallel()
+	eachServer(t, func(t *testing.T, srv testServer) {
+		opts := fastOptions(t)
+		first, second := newBus(t, srv.URL(), opts), newBus(t, srv.URL(), opts)
+		ctx := testContext(t)
+		if err := first.Queue().PublishTest(ctx, repoJob(busyRepo, "busy-running")); err != nil {
+			t.Fatal(err)
+		}
+		running, release := make(chan struct{}), make(chan struct{})
+		startTests(t, first, events.NewSlots(1), func(ctx context.Context, d *events.Delivery[events.TestJob]) {
+			if d.Payload.Test.Name == "busy-running" {
+				close(running)
+				<-release // the test is over: the job is left to expire
+			}
+		})
+		receive(t, running, "the busy repository's first job")
+		defer close(release)
+		eventually(t, "the running job's slot is recorded", func() bool {
+			shares, err := first.Board().Shares(ctx, events.RepoLimits{})
+			return err == nil && len(shares) == 1 && shares[0].Held == 1
+		})
+		for _, j := range []events.TestJob{repoJob(busyRepo, "busy-queued"), repoJob(quietRepo, "quiet")} {
+			if err := first.Queue().PublishTest(ctx, j); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := make(chan string, 2)
+		startTests(t, second, events.NewSlots(1), func(ctx context.Context, d *events.Delivery[events.TestJob]) {
+			if err := d.Ack(ctx); err != nil {
+				t.Errorf("ack: %v", err)
+			}
+			got <- d.Payload.Test.Name
+		})
+		if name := receive(t, got, "the second worker's first job"); name != "quiet" {
+			t.Errorf("the second worker took %q first, want the quiet repository's job", name)
+		}
+	})
+}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,123 +54,260 @@ func repoOfTokens(s string) (Repo, bool) {
 	return Repo{Owner: owner, Name: name}, err1 == nil && err2 == nil
 }
 
-// Slot holds in the running bucket: hold.<owner>.<repo>.<id>, one per test
-// a worker took, so every worker counts the slots each repository holds
-// fleet-wide. A capped repository's ids are 0 to MaxRunning-1, each
-// created at most once (Create), which makes the cap strict; others take
-// a random id. A holder refreshes its key every RunningRefresh and
-// deletes it when the test's handler returns; a crashed worker's keys
-// expire with the bucket's MaxAge (RunningTTL).
-const holdPrefix = "hold."
+// why a repository may have a test job deliverable now.
+type why int
 
-func holdKey(r Repo, id string) string { return holdPrefix + repoTokens(r) + "." + id }
+const (
+	// whyStored: the stream held its jobs when last read.
+	whyStored why = iota + 1
+	// whyFreed: one of its slots was given back (its cap may allow more).
+	whyFreed
+	// whyDue: one of its jobs was handed back, and its delay is over.
+	whyDue
+	// whyPublished: a job of it was just published. A look that finds
+	// nothing then makes the consumer be ensured again (fetchNow).
+	whyPublished
+)
 
-// repoOfHoldKey is the repository a hold key counts for.
-func repoOfHoldKey(key string) (Repo, bool) {
-	rest, ok := strings.CutPrefix(key, holdPrefix)
-	if !ok {
-		return Repo{}, false
-	}
-	i := strings.LastIndexByte(rest, '.')
-	if i < 0 {
-		return Repo{}, false
-	}
-	return repoOfTokens(rest[:i])
+// dueJob is a repository whose handed-back job is due at at.
+type dueJob struct {
+	repo Repo
+	at   time.Time
 }
 
-// holdRecord is a hold key's value, for operators reading the bucket.
-type holdRecord struct {
-	Since time.Time `json:"since"`
-}
-
-// fairTests is the source of test jobs of one ConsumeTests call: for each
-// free slot it reads which repositories have stored jobs and how many
-// slots each holds fleet-wide, and takes one job from the first
-// repository in FairOrder that has one deliverable now. Only the consume
-// loop calls next, so lastServed and empty need no lock; consumers has
-// one, as handlers' done funcs run elsewhere (see hold).
+// fairTests is the source of test jobs of one ConsumeTests call. For each
+// free slot it takes one job from the first repository in FairOrder that
+// has one deliverable now, among those that may have one (ready), counting
+// the slots each holds fleet-wide from a watch (holdBook): a free slot
+// asks the server nothing but the fetch of its job. Nothing deliverable,
+// it waits for a notification: a job published, a job handed back coming
+// due (announceDue), a slot given back; and it reads the stream again
+// (resync) after a reconnect, which may have lost notifications, and every
+// AckWait while the stream holds test jobs (a crashed worker's job comes
+// back unannounced). A worker with nothing queued anywhere sends nothing.
+//
+// Only the consume loop calls next, so the fields below mu are its own;
+// notifications arrive on NATS's goroutines and take mu.
 type fairTests struct {
 	q      *Queue
 	limits RepoLimits
-	// wake has a value when a test job was published since the last look.
+	book   *holdBook
+	// wake has a value when a notification came since the last look.
 	wake chan struct{}
 
 	mu        sync.Mutex
 	consumers map[Repo]jetstream.Consumer
+	ready     map[Repo]why
+	due       []dueJob
 
 	lastServed map[Repo]time.Time
-	// empty holds repositories whose consumer gave nothing, until a
-	// publish or PollWait: their jobs wait for a retry time or run.
-	empty map[Repo]time.Time
+	// stored: the stream held test jobs when last read, or one was
+	// published since; resyncAt is when to read it again.
+	stored     bool
+	resyncAt   time.Time
+	reconnects uint64
 }
 
-func newFairTests(q *Queue, limits RepoLimits) *fairTests {
-	return &fairTests{q: q, limits: limits, wake: make(chan struct{}, 1),
-		consumers: map[Repo]jetstream.Consumer{}, lastServed: map[Repo]time.Time{}, empty: map[Repo]time.Time{}}
+func newFairTests(q *Queue, limits RepoLimits, book *holdBook) *fairTests {
+	return &fairTests{q: q, limits: limits, book: book, wake: make(chan struct{}, 1),
+		consumers: map[Repo]jetstream.Consumer{}, ready: map[Repo]why{}, lastServed: map[Repo]time.Time{},
+		reconnects: q.nc.Stats().Reconnects}
 }
 
-// watchPublishes wakes next whenever a test job is published, so an idle
-// worker starts a new job at once rather than at its next poll.
-func (f *fairTests) watchPublishes() (stop func(), err error) {
-	sub, err := f.q.nc.Subscribe(TestSubjects, func(*nats.Msg) {
-		select {
-		case f.wake <- struct{}{}:
-		default:
+// markReady records that r may have a job deliverable, for reason w, and
+// wakes the loop.
+func (f *fairTests) markReady(r Repo, w why) {
+	f.mu.Lock()
+	f.ready[r] = max(f.ready[r], w)
+	f.mu.Unlock()
+	f.signal()
+}
+
+func (f *fairTests) signal() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// listen subscribes to test jobs published and handed back, and follows
+// the slots given back, until stop is called.
+func (f *fairTests) listen() (stop func(), err error) {
+	published, err := f.q.nc.Subscribe(TestSubjects, func(m *nats.Msg) {
+		if r, ok := repoOfTestSubject(m.Subject); ok {
+			f.markReady(r, whyPublished)
 		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("watching test publications: %w", err)
 	}
-	return func() {
-		if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			f.q.log.Warn("unsubscribing from test publications", "err", err)
+	due, err := f.q.nc.Subscribe(duePrefix+">", func(m *nats.Msg) {
+		if r, delay, ok := dueOf(m.Subject, m.Data); ok {
+			f.mu.Lock()
+			f.due = append(f.due, dueJob{repo: r, at: time.Now().Add(delay + dueSlack)})
+			f.mu.Unlock()
+			f.signal()
 		}
+	})
+	if err != nil {
+		f.unsubscribe(published)
+		return nil, fmt.Errorf("watching test jobs handed back: %w", err)
+	}
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-done:
+				return
+			case r := <-f.book.freed:
+				// Only a cap makes a slot given back let a job go.
+				if f.limits.For(r).MaxRunning > 0 {
+					f.markReady(r, whyFreed)
+				}
+			}
+		}
+	}()
+	return func() {
+		f.unsubscribe(published)
+		f.unsubscribe(due)
+		close(done)
+		<-finished
 	}, nil
+}
+
+func (f *fairTests) unsubscribe(sub *nats.Subscription) {
+	if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		f.q.log.Warn("unsubscribing from test notifications", "subject", sub.Subject, "err", err)
+	}
 }
 
 // next returns one test job and the func to call when its handler has
 // returned (it gives the repository's slot back), or no job after waiting
-// up to PollWait for a publication.
+// for a notification.
 func (f *fairTests) next(ctx context.Context) (jetstream.Msg, func(), error) {
-	callCtx, cancel := f.q.callContext(ctx)
-	shares, err := readShares(callCtx, f.q.js, f.q.opts.Stream, f.q.running, f.limits)
-	cancel()
-	if err != nil {
+	now := time.Now()
+	if err := f.resyncIfDue(ctx, now); err != nil {
 		return nil, nil, err
 	}
-	now := time.Now()
-	for i := range shares {
-		shares[i].LastServed = f.lastServed[shares[i].Repo]
-	}
-	for _, s := range FairOrder(shares) {
-		if until, ok := f.empty[s.Repo]; ok && now.Before(until) {
-			continue
-		}
+	held := f.book.held()
+	for _, s := range FairOrder(f.candidates(now, held)) {
 		msg, done, err := f.take(ctx, s)
 		if err != nil {
 			return nil, nil, err
 		}
 		if msg != nil {
 			f.lastServed[s.Repo] = now
+			if !f.stored {
+				// The job stays stored until it is acked: look again
+				// AckWait from now, in case it comes back unannounced.
+				f.stored, f.resyncAt = true, now.Add(f.q.opts.AckWait)
+			}
 			return msg, done, nil
 		}
-		f.empty[s.Repo] = now.Add(f.q.opts.PollWait)
 	}
-	t := time.NewTimer(f.q.opts.PollWait)
-	defer t.Stop()
-	select {
-	case <-f.wake:
-		clear(f.empty)
-	case <-t.C:
-	case <-ctx.Done():
-	}
+	f.wait(ctx)
 	return nil, nil, nil
 }
 
-// take fetches one job of s.Repo if one is deliverable now. A capped
-// repository's slot is claimed first and given back when there is no job,
-// so two workers never exceed the cap; an uncapped one's is recorded
-// after the fetch, saving two calls per repository with nothing to give.
+// candidates are the shares of the repositories that may have a job
+// deliverable at now: ready ones, and those whose handed-back job is due.
+func (f *fairTests) candidates(now time.Time, held map[Repo]int) []RepoShare {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	later := f.due[:0]
+	for _, d := range f.due {
+		if d.at.After(now) {
+			later = append(later, d)
+		} else {
+			f.ready[d.repo] = max(f.ready[d.repo], whyDue)
+		}
+	}
+	f.due = later
+	out := make([]RepoShare, 0, len(f.ready))
+	for r := range f.ready {
+		out = append(out, RepoShare{Repo: r, Held: held[r], Limit: f.limits.For(r), LastServed: f.lastServed[r]})
+	}
+	return out
+}
+
+// wait returns on a notification, when a handed-back job is due, when the
+// stream is to be read again, on a reconnect, or when ctx ends. The
+// reconnect is checked locally, every PollWait, asking the server
+// nothing.
+func (f *fairTests) wait(ctx context.Context) {
+	now, until := time.Now(), time.Time{}
+	f.mu.Lock()
+	for _, d := range f.due {
+		if until.IsZero() || d.at.Before(until) {
+			until = d.at
+		}
+	}
+	f.mu.Unlock()
+	if f.stored && (until.IsZero() || f.resyncAt.Before(until)) {
+		until = f.resyncAt
+	}
+	var timeout <-chan time.Time
+	if !until.IsZero() {
+		t := time.NewTimer(until.Sub(now))
+		defer t.Stop()
+		timeout = t.C
+	}
+	check := time.NewTicker(f.q.opts.PollWait)
+	defer check.Stop()
+	for {
+		select {
+		case <-f.wake:
+			return
+		case <-timeout:
+			return
+		case <-check.C:
+			if f.q.nc.Stats().Reconnects != f.reconnects {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// resyncIfDue reads which repositories have test jobs stored, when the
+// connection came back since the last read, when it is the first look, or
+// AckWait after the last read while jobs were stored: each is marked
+// ready, and every consumer is ensured again at its next look (one an
+// operator deleted is created again).
+func (f *fairTests) resyncIfDue(ctx context.Context, now time.Time) error {
+	reconnects := f.q.nc.Stats().Reconnects
+	first := f.resyncAt.IsZero()
+	if !first && reconnects == f.reconnects && (!f.stored || now.Before(f.resyncAt)) {
+		return nil
+	}
+	callCtx, cancel := f.q.callContext(ctx)
+	stored, err := storedTests(callCtx, f.q.js, f.q.opts.Stream)
+	cancel()
+	if err != nil {
+		return err
+	}
+	f.reconnects, f.stored, f.resyncAt = reconnects, false, now.Add(f.q.opts.AckWait)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !first {
+		clear(f.consumers)
+	}
+	for subject, n := range stored {
+		if r, ok := repoOfTestSubject(subject); ok && n > 0 {
+			f.stored = true
+			f.ready[r] = max(f.ready[r], whyStored)
+		}
+	}
+	return nil
+}
+
+// take fetches one job of s.Repo if one is deliverable now, and otherwise
+// forgets that the repository may have one. A capped repository's slot is
+// claimed first and given back when there is no job, so two workers never
+// exceed the cap; an uncapped one's is recorded after the fetch, saving
+// two calls per repository with nothing to give.
 func (f *fairTests) take(ctx context.Context, s RepoShare) (jetstream.Msg, func(), error) {
 	cons, err := f.consumer(ctx, s.Repo)
 	if err != nil {
@@ -183,11 +318,10 @@ func (f *fairTests) take(ctx context.Context, s RepoShare) (jetstream.Msg, func(
 		if msg == nil || err != nil {
 			return nil, nil, err
 		}
-		id := strconv.FormatUint(rand.Uint64(), 36)
-		return msg, f.hold(ctx, s.Repo, id, false), nil
+		return msg, f.q.hold(ctx, s.Repo, randomHoldID(), false), nil
 	}
 	for i := range s.Limit.MaxRunning {
-		release := f.hold(ctx, s.Repo, strconv.Itoa(i), true)
+		release := f.q.hold(ctx, s.Repo, strconv.Itoa(i), true)
 		if release == nil {
 			continue // taken by another slot
 		}
@@ -198,7 +332,7 @@ func (f *fairTests) take(ctx context.Context, s RepoShare) (jetstream.Msg, func(
 		}
 		return msg, release, nil
 	}
-	return nil, nil, nil // the cap filled up since shares were read
+	return nil, nil, nil // the cap filled up since the counts were read
 }
 
 // probeWait is how long a look at one repository's consumer waits for a
@@ -206,19 +340,19 @@ func (f *fairTests) take(ctx context.Context, s RepoShare) (jetstream.Msg, func(
 // to a consumer created again under the same name has been seen to go
 // unanswered for good; a short expiry always ends it, and costs its
 // length only for a repository with nothing deliverable, which is then
-// skipped until the next publication or PollWait.
+// left alone until a notification says otherwise. It also covers a job
+// whose publication reached this worker before the stream stored it.
 const probeWait = 50 * time.Millisecond
 
 // fetchNow takes one message if r's consumer cons has one deliverable
-// now. When it gets none it forgets cons, so that the next look ensures
-// the consumer again (one call, at most once per PollWait or publication
-// per repository): a consumer an operator deleted is created again, which
-// matters as nats-server 2.9 answers a request to a deleted consumer as
-// if it had nothing to give.
+// now. When it gets none, r is no longer ready; when a publication had
+// made it ready, the consumer is forgotten too and looked at once more,
+// ensured again: nats-server 2.9 answers a request to a consumer an
+// operator deleted as if it had nothing to give.
 func (f *fairTests) fetchNow(r Repo, cons jetstream.Consumer) (jetstream.Msg, error) {
 	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(min(probeWait, f.q.opts.PollWait)))
 	if err != nil {
-		f.forget(r)
+		f.forget(r, whyStored)
 		return nil, fmt.Errorf("requesting a message of %s: %w", r.FullName(), err)
 	}
 	var got jetstream.Msg
@@ -228,60 +362,27 @@ func (f *fairTests) fetchNow(r Repo, cons jetstream.Consumer) (jetstream.Msg, er
 	if got != nil {
 		return got, nil
 	}
-	f.forget(r)
+	f.mu.Lock()
+	if f.ready[r] == whyPublished {
+		delete(f.consumers, r)
+		f.ready[r] = whyStored // one more look, with the consumer ensured
+	} else {
+		delete(f.ready, r)
+	}
+	f.mu.Unlock()
 	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
 		return nil, fmt.Errorf("waiting for a message of %s: %w", r.FullName(), err)
 	}
 	return nil, nil
 }
 
-func (f *fairTests) forget(r Repo) {
+// forget drops r's consumer, to be ensured again at the next look, which
+// happens for a reason no weaker than w.
+func (f *fairTests) forget(r Repo, w why) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.consumers, r)
-}
-
-// hold writes r's slot key id and keeps it fresh until the returned func
-// is called, which deletes it. With exclusive, the key is created only if
-// no one holds it, and hold returns nil when someone does. A failed write
-// of an uncapped repository's key only skews the counts a little and is
-// logged; a capped one's that fails for another reason than a holder is
-// taken as held, as a cap must not be passed on a guess.
-func (f *fairTests) hold(ctx context.Context, r Repo, id string, exclusive bool) func() {
-	kv, key := f.q.running, holdKey(r, id)
-	data, err := json.Marshal(holdRecord{Since: time.Now().UTC()})
-	if err != nil {
-		panic(err) // a struct of a time cannot fail to encode
-	}
-	var rev uint64
-	if exclusive {
-		rev, err = kv.Create(ctx, key, data)
-		if err != nil {
-			if !errors.Is(err, jetstream.ErrKeyExists) {
-				f.q.log.Warn("claiming a slot of a capped repository", "repo", r.FullName(), "key", key, "err", err)
-			}
-			return nil
-		}
-	} else if rev, err = kv.Put(ctx, key, data); err != nil {
-		f.q.log.Warn("recording a slot held", "repo", r.FullName(), "key", key, "err", err)
-	}
-	stop := keepFresh(ctx, func(ctx context.Context) error {
-		next, err := kv.Update(ctx, key, data, rev)
-		if err == nil {
-			rev = next
-		}
-		return err
-	}, func(err error) {
-		f.q.log.Warn("refreshing a slot held", "repo", r.FullName(), "key", key, "err", err)
-	})
-	return func() {
-		stop()
-		ctx, cancel := f.q.callContext(context.WithoutCancel(ctx))
-		defer cancel()
-		if err := kv.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil {
-			f.q.log.Warn("giving a slot back; it expires by itself", "repo", r.FullName(), "key", key, "err", err)
-		}
-	}
+	f.ready[r] = max(f.ready[r], w)
 }
 
 // consumer returns r's durable consumer, creating it, or updating its
@@ -337,27 +438,4 @@ func storedTests(ctx context.Context, js jetstream.JetStream, streamName string)
 		return nil, fmt.Errorf("counting test jobs per repository: %w", err)
 	}
 	return info.State.Subjects, nil
-}
-
-// heldSlots counts the hold keys of each repository in kv.
-func heldSlots(ctx context.Context, kv jetstream.KeyValue) (map[Repo]int, error) {
-	out := map[Repo]int{}
-	w, err := kv.Watch(ctx, holdPrefix+">", jetstream.IgnoreDeletes(), jetstream.MetaOnly())
-	if err != nil {
-		return nil, fmt.Errorf("counting slots held: %w", err)
-	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("counting slots held: %w", ctx.Err())
-		case e := <-w.Updates():
-			if e == nil {
-				return out, nil
-			}
-			if r, ok := repoOfHoldKey(e.Key()); ok {
-				out[r]++
-			}
-		}
-	}
 }

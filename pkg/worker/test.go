@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -222,6 +223,15 @@ func (h *testHandler) readAndPrepare(ctx context.Context, log *slog.Logger, inst
 func (h *testHandler) prepareTest(ctx context.Context, log *slog.Logger, inst Installation, cloneURL, base string, b artifacts.Build, job events.TestJob) (work, logPath string, err error) {
 	ws := h.workspace
 	began := time.Now()
+	if work, err = ws.RunSourceDir(b, job.Test.Name, job.Rerun); err != nil {
+		return "", "", permanent(err)
+	}
+	if logPath, err = ws.RunLogPath(b, job.Test.Name, job.Rerun); err != nil {
+		return "", "", permanent(err)
+	}
+	// A run directory made now has had no attempt: nothing to clear.
+	_, statErr := os.Lstat(filepath.Dir(logPath))
+	earlier := !errors.Is(statErr, fs.ErrNotExist)
 	dir, err := ws.CreateRunDir(b, job.Test.Name, job.Rerun)
 	if err != nil {
 		if noSpace(err) {
@@ -229,21 +239,18 @@ func (h *testHandler) prepareTest(ctx context.Context, log *slog.Logger, inst In
 		}
 		return "", "", permanent(err)
 	}
-	// A worker killed during an earlier attempt left that attempt's
-	// processes running here; they must not share the new attempt's files.
-	if n, err := pipeline.KillLeftovers(dir); err != nil {
-		h.log.Warn("killing an earlier attempt's processes", "dir", dir, "err", err)
-	} else if n > 0 {
-		h.log.Info("killed an earlier attempt's processes", "dir", dir, "groups", n)
-	}
-	if work, err = ws.RunSourceDir(b, job.Test.Name, job.Rerun); err != nil {
-		return "", "", permanent(err)
-	}
-	if logPath, err = ws.RunLogPath(b, job.Test.Name, job.Rerun); err != nil {
-		return "", "", permanent(err)
-	}
-	if err := os.RemoveAll(work); err != nil {
-		return "", "", classifyPrepare(fmt.Errorf("clearing the previous attempt's copy: %w", err))
+	if earlier {
+		// A worker killed during an earlier attempt left that attempt's
+		// processes running here; they must not share the new attempt's
+		// files.
+		if n, err := pipeline.KillLeftovers(dir); err != nil {
+			h.log.Warn("killing an earlier attempt's processes", "dir", dir, "err", err)
+		} else if n > 0 {
+			h.log.Info("killed an earlier attempt's processes", "dir", dir, "groups", n)
+		}
+		if err := os.RemoveAll(work); err != nil {
+			return "", "", classifyPrepare(fmt.Errorf("clearing the previous attempt's copy: %w", err))
+		}
 	}
 	cleared := time.Now()
 	fetched, err := h.checkoutTest(ctx, inst, cloneURL, base, b, job, work)
