@@ -102,19 +102,6 @@ func TestElectionProofKV(t *testing.T) {
 // embedded server and on Debian's nats-server.
 func TestUpdateTellsItsOwnTryFromARivals(t *testing.T) {
 	t.Parallel()
-	servers := map[string]func(t *testing.T) string{
-		"embedded": func(t *testing.T) string {
-			srv, err := natsserver.Start(t.Context(), natsserver.Options{StoreDir: t.TempDir(), Port: natsserver.RandomPort})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(srv.Shutdown)
-			return srv.URL()
-		},
-		"nats-server_binary": func(t *testing.T) string {
-			return natstest.StartExternal(t, natsserver.Options{StoreDir: t.TempDir(), Port: natsserver.RandomPort}).URL()
-		},
-	}
 	for name, start := range servers {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -175,25 +162,29 @@ func TestUpdateTellsItsOwnTryFromARivals(t *testing.T) {
 	}
 }
 
+// servers start a server of each kind the buckets run on, the embedded
+// one and Debian's nats-server, and return its address.
+var servers = map[string]func(t *testing.T) string{
+	"embedded": func(t *testing.T) string {
+		srv, err := natsserver.Start(t.Context(), natsserver.Options{StoreDir: t.TempDir(), Port: natsserver.RandomPort})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Shutdown)
+		return srv.URL()
+	},
+	"nats-server_binary": func(t *testing.T) string {
+		return natstest.StartExternal(t, natsserver.Options{StoreDir: t.TempDir(), Port: natsserver.RandomPort}).URL()
+	},
+}
+
 // A read from the stream's leader, as replicated buckets read, tells what
 // the bucket's own read tells: the latest value and revision of a key,
 // and "not found" for a key never written, deleted or purged. Run on the
 // embedded server and on Debian's nats-server.
 func TestLeaderGetReadsAsTheBucketDoes(t *testing.T) {
 	t.Parallel()
-	for name, url := range map[string]func(t *testing.T) string{
-		"embedded": func(t *testing.T) string {
-			srv, err := natsserver.Start(t.Context(), natsserver.Options{StoreDir: t.TempDir(), Port: natsserver.RandomPort})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(srv.Shutdown)
-			return srv.URL()
-		},
-		"nats-server_binary": func(t *testing.T) string {
-			return natstest.StartExternal(t, natsserver.Options{StoreDir: t.TempDir(), Port: natsserver.RandomPort}).URL()
-		},
-	} {
+	for name, url := range servers {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			nc, err := nats.Connect(url(t))
