@@ -1,8 +1,6 @@
 package worker
 
 import (
-	"fmt"
-
 	"github.com/yourci/yourci/pkg/events"
 )
 
@@ -36,10 +34,7 @@ const (
 var gateFactNames = [...]string{"none", "labeler writes", "approval record", "author writes", "late labeler", "late labeler writes"}
 
 func (f gateFact) String() string {
-	if int(f) < len(gateFactNames) {
-		return gateFactNames[f]
-	}
-	return fmt.Sprintf("gateFact(%d)", int(f))
+	return enumName(f, gateFactNames[:], "gateFact")
 }
 
 // approvalFacts are what the gate knows of a head commit. The first group

@@ -33,10 +33,7 @@ const (
 var factNames = [...]string{"none", "writer", "suite pulls", "head", "build", "tests", "seen", "approval", "author writes", "base", "own re-runs"}
 
 func (f fact) String() string {
-	if int(f) < len(factNames) {
-		return factNames[f]
-	}
-	return fmt.Sprintf("fact(%d)", int(f))
+	return enumName(f, factNames[:], "fact")
 }
 
 // commandFacts is everything a comment's commands are decided on. A nil

@@ -68,10 +68,7 @@ const (
 var buildStepNames = [...]string{"evaluate", "queue tests", "end on conflict", "end on config error", "fail"}
 
 func (s buildStep) String() string {
-	if int(s) < len(buildStepNames) {
-		return buildStepNames[s]
-	}
-	return fmt.Sprintf("buildStep(%d)", int(s))
+	return enumName(s, buildStepNames[:], "buildStep")
 }
 
 // buildFacts are what the pull handler knows of a claimed build once its

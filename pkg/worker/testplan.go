@@ -56,10 +56,7 @@ var testStepNames = [...]string{"run", "abandon", "record owed", "wait for infra
 	"hand back", "stop for disk", "stop stale", "requeue stopped", "retry", "final"}
 
 func (s testStep) String() string {
-	if int(s) < len(testStepNames) {
-		return testStepNames[s]
-	}
-	return fmt.Sprintf("testStep(%d)", int(s))
+	return enumName(s, testStepNames[:], "testStep")
 }
 
 // testStartFacts are what the handler knows of a delivery as it arrives.
