@@ -175,6 +175,9 @@ func (p *Projector) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case err := <-watchErr:
+			if ctx.Err() != nil {
+				break // the watch ended with ctx: settle all the same
+			}
 			timer.Stop()
 			stopWrites()
 			wg.Wait()
