@@ -9,7 +9,9 @@
 // projector writes across the fleet: the holder of a lease in the record
 // store. A head commit's summary before it has a build (approval,
 // failed preparation: events.HeadSummary) is shown the same way until a
-// build's summary takes over (heads.go).
+// build's summary takes over (heads.go). A Projector is made of parts
+// with one job each: the lease (lease.go), the schedule of what is owed
+// and when (schedule.go) and the writer of GitHub (write.go).
 package projector
 
 import (
@@ -58,6 +60,17 @@ func Project(rec events.BuildRecord, pageURL string) []State {
 		out = append(out, testState(rec, &rec.Tests[i]))
 	}
 	return append(out, summaryState(rec, pageURL))
+}
+
+// buildOwes reports whether rec has a part whose state GitHub does not
+// show yet (its Shown mark differs).
+func buildOwes(rec events.BuildRecord, pageURL string) bool {
+	for _, st := range Project(rec, pageURL) {
+		if shown, ok := rec.Shown[st.Part]; !ok || shown.Mark != st.Mark {
+			return true
+		}
+	}
+	return false
 }
 
 func testState(rec events.BuildRecord, t *events.TestRecord) State {

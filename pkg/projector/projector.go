@@ -3,13 +3,11 @@ package projector
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/yourci/yourci/pkg/events"
-	"github.com/yourci/yourci/pkg/pages"
 	"github.com/yourci/yourci/pkg/status"
 )
 
@@ -83,27 +81,18 @@ type Options struct {
 }
 
 // Projector keeps GitHub in line with the build records while it holds the
-// lease. Every worker runs one; only the lease holder writes.
+// lease. Every worker runs one; only the lease holder writes. It is made
+// of parts with one job each: the lease (whether this projector is the
+// fleet's writer), the schedule (what is owed GitHub and when, with the
+// backoff of failed writes) and the writer (reading a record and writing
+// GitHub what it owes); the Projector feeds the schedule from the watch
+// and runs the writes it hands out.
 type Projector struct {
-	opts Options
-	log  *slog.Logger
-	ids  *status.CheckRunIDs
-	wake chan struct{}
-
-	mu      sync.Mutex
-	leading bool
-	// owed are the builds and head summaries with something to show, and
-	// when to look next.
-	owed  map[target]time.Time
-	busy  map[target]bool
-	fails map[target]int
-	// seen is the latest revision the watch delivered of each owed
-	// target: a read that returns an older one came from a replica that
-	// lags (a NATS cluster serves key-value reads from any replica) and is
-	// read again, not taken for the truth.
-	seen map[target]uint64
-	// writes counts the writes GitHub took, for Stats.
-	writes int
+	opts   Options
+	log    *slog.Logger
+	lease  *lease
+	sched  *schedule
+	writer *writer
 }
 
 // New checks opts and returns a Projector.
@@ -135,10 +124,17 @@ func New(opts Options) (*Projector, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Projector{opts: opts, log: log.With("holder", opts.Holder), ids: status.NewCheckRunIDs(),
-		wake: make(chan struct{}, 1), owed: map[target]time.Time{},
-		busy: map[target]bool{}, fails: map[target]int{},
-		seen: map[target]uint64{}}, nil
+	log = log.With("holder", opts.Holder)
+	sched := newSchedule(opts.Parallel, opts.FirstBackoff, opts.MaxBackoff)
+	l := &lease{store: opts.Records, holder: opts.Holder, ttl: opts.LeaseTTL, log: log,
+		gauge: opts.Metrics.Leading, gained: sched.dueNow}
+	// Each write is tried once: the schedule retries from the record.
+	statusOpts := append([]status.Option{status.WithLogger(log), status.WithMaxAttempts(1),
+		status.WithBackoff(opts.FirstBackoff, opts.MaxBackoff)}, opts.StatusOptions...)
+	w := &writer{records: opts.Records, clients: opts.Clients, pacing: opts.Pacing,
+		httpRoot: opts.HTTPRoot, statusOptions: statusOpts, ids: status.NewCheckRunIDs(),
+		log: log, metrics: opts.Metrics, leader: l, seen: sched}
+	return &Projector{opts: opts, log: log, lease: l, sched: sched, writer: w}, nil
 }
 
 func setDefault(d *time.Duration, v time.Duration) {
@@ -149,16 +145,12 @@ func setDefault(d *time.Duration, v time.Duration) {
 
 // Writes returns how many writes GitHub took from this projector.
 func (p *Projector) Writes() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.writes
+	return int(p.writer.writes.Load())
 }
 
 // Leading reports whether this projector holds the lease now.
 func (p *Projector) Leading() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.leading
+	return p.lease.Leading()
 }
 
 // Run watches the records and, while it holds the lease, writes what they
@@ -173,22 +165,24 @@ func (p *Projector) Run(ctx context.Context) error {
 	go func() { watchErr <- p.opts.Records.WatchBuilds(watchCtx, p.observe) }()
 	go func() { watchErr <- p.opts.Records.WatchHeadSummaries(watchCtx, p.observeHead) }()
 	var wg sync.WaitGroup
-	wg.Go(func() { p.keepLease(ctx) })
+	wg.Go(func() { p.lease.keep(ctx) })
 	// Writes under way when ctx ends may finish while the projector
 	// settles, not after.
 	writeCtx, stopWrites := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWrites()
-	sem := make(chan struct{}, p.opts.Parallel)
 	for ctx.Err() == nil {
-		timer := p.dispatch(writeCtx, sem, &wg)
+		timer := time.NewTimer(p.dispatch(writeCtx, &wg))
 		select {
 		case <-ctx.Done():
 		case err := <-watchErr:
+			if ctx.Err() != nil {
+				break // the watch ended with ctx: settle all the same
+			}
 			timer.Stop()
 			stopWrites()
 			wg.Wait()
 			return err
-		case <-p.wake:
+		case <-p.sched.wake:
 		case <-timer.C:
 		}
 		timer.Stop()
@@ -201,175 +195,39 @@ func (p *Projector) Run(ctx context.Context) error {
 	return nil
 }
 
+// dispatch starts a write of every target the schedule hands out now, and
+// returns how long until the next one is due.
+func (p *Projector) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Duration {
+	due, wait := p.sched.take(time.Now(), p.lease.Leading())
+	for _, k := range due {
+		wg.Go(func() { p.sched.finish(k, p.writer.look(ctx, k)) })
+	}
+	return wait
+}
+
 // observe notes a record's change: a projected record with something to
 // show is owed a look now.
 func (p *Projector) observe(rec events.BuildRecord) {
 	if !rec.Projected {
 		return
 	}
-	owes := false
-	for _, st := range Project(rec, p.pageURL(rec.Key)) {
-		shown, ok := rec.Shown[st.Part]
-		if ok && shown.Mark == st.Mark {
-			continue
-		}
-		owes = true
-		break
-	}
-	p.note(target{build: rec.Key}, rec.Revision, owes)
+	p.sched.note(target{build: rec.Key}, rec.Revision, buildOwes(rec, p.writer.pageURL(rec.Key)))
 }
 
-// note records that the watch delivered revision rev of t, which owes
-// GitHub a write or not.
-func (p *Projector) note(t target, rev uint64, owes bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if rev > p.seen[t] {
-		p.seen[t] = rev
-	}
-	if !owes {
-		if !p.busy[t] {
-			delete(p.owed, t)
-			delete(p.fails, t)
-			delete(p.seen, t)
-		}
-		return
-	}
-	if p.fails[t] == 0 {
-		p.owed[t] = time.Time{} // at once; a failing target keeps its backoff
-	} else if _, ok := p.owed[t]; !ok {
-		p.owed[t] = time.Time{}
-	}
-	p.poke()
+// observeHead notes a head summary's change, as observe does a build's.
+func (p *Projector) observeHead(h events.HeadSummary) {
+	p.sched.note(target{head: h.Key()}, h.Revision, headOwes(h))
 }
 
-// poke wakes Run's loop; p.mu may be held.
-func (p *Projector) poke() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
-
-// dispatch starts a write of every owed target that is due and not being
-// written, while this projector leads, and returns a timer for the next
-// one due. A head's summary and the builds of its pull request are never
-// written at once (see target.conflicts).
-func (p *Projector) dispatch(ctx context.Context, sem chan struct{}, wg *sync.WaitGroup) *time.Timer {
-	now := time.Now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	nextDue := time.Duration(-1)
-	for k, at := range p.owed {
-		if p.busy[k] || p.conflicts(k) {
-			continue
-		}
-		if wait := at.Sub(now); wait > 0 || !p.leading {
-			if wait > 0 && (nextDue < 0 || wait < nextDue) {
-				nextDue = wait
-			}
-			continue
-		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			continue // every slot is busy: a finished write pokes the loop
-		}
-		p.busy[k] = true
-		delete(p.owed, k)
-		wg.Go(func() {
-			defer func() { <-sem }()
-			p.finish(k, p.lookAt(ctx, k))
-		})
-	}
-	if nextDue < 0 {
-		nextDue = time.Hour
-	}
-	return time.NewTimer(nextDue)
-}
-
-// finish records the outcome of showing k: later, when set, is when k is
-// owed another look.
-func (p *Projector) finish(k target, later time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.busy, k)
-	if !later.IsZero() {
-		if at, ok := p.owed[k]; !ok || later.Before(at) {
-			p.owed[k] = later
-		}
-	}
-	p.poke()
-}
-
-// keepLease takes and renews the lease every third of its TTL until ctx
-// ends. Gaining it makes every known owed build due at once: the new
-// holder shows what its predecessor left unshown.
-func (p *Projector) keepLease(ctx context.Context) {
-	every := p.opts.LeaseTTL / 3
-	for {
-		held, err := p.opts.Records.TakeLease(ctx, LeaseName, p.opts.Holder, p.opts.LeaseTTL)
-		if err != nil && ctx.Err() == nil {
-			p.log.Warn("taking the projector lease", "err", err)
-		}
-		p.setLeading(held && err == nil)
-		t := time.NewTimer(every)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (p *Projector) setLeading(held bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if held == p.leading {
-		return
-	}
-	p.leading = held
-	p.log.Info("projector lease", "held", held)
-	if held {
-		p.opts.Metrics.Leading.Set(1)
-	} else {
-		p.opts.Metrics.Leading.Set(0)
-	}
-	if held {
-		for k := range p.owed {
-			p.owed[k] = time.Time{}
-		}
-		p.poke()
-	}
-}
-
-// settle writes, until ctx ends, what every owed build owes now
+// settle writes, until ctx ends, what every owed target owes now
 // (a failed write is tried once more at once; held states stay held),
 // when this projector leads, then gives up the lease.
 func (p *Projector) settle(ctx context.Context) {
-	p.mu.Lock()
-	leading := p.leading
-	var due []target
-	for k := range p.owed {
-		due = append(due, k) // a backoff ends now; holds stay (next)
-	}
-	p.mu.Unlock()
-	if !leading {
+	if !p.lease.Leading() {
 		return
 	}
-	for _, k := range due {
-		p.lookAt(ctx, k)
+	for _, k := range p.sched.pending() {
+		p.writer.look(ctx, k) // a backoff ends now; holds stay (next)
 	}
-	if err := p.opts.Records.DropLease(ctx, LeaseName, p.opts.Holder); err != nil {
-		p.log.Warn("giving up the projector lease", "err", err)
-	}
+	p.lease.drop(ctx)
 }
-
-// pageURL is where the build's page is served, or "" when nowhere.
-func (p *Projector) pageURL(k events.BuildKey) string {
-	return pages.URL(p.opts.HTTPRoot, k)
-}
-
-// errNotLeading stops a write when the lease was lost meanwhile.
-var errNotLeading = fmt.Errorf("projector lease lost")
