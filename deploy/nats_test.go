@@ -56,6 +56,12 @@ func startNATS(t *testing.T, name, conf, clientAddr string) {
 		}
 		t.Fatalf("nats-server %s did not answer on %s\nlog:\n%s", name, clientAddr, logged)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			logged, _ := os.ReadFile(logPath)
+			t.Logf("nats-server %s log:\n%s", name, logged)
+		}
+	})
 }
 
 // connect opens a client connection as the yourci user, closed at the end
@@ -158,7 +164,9 @@ func TestNATSThreeNodeClusterReplicatesAStream(t *testing.T) {
 		startNATS(t, name, conf, client)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*processTimeout)
+	// Forming the cluster takes a few seconds, and much longer on a box
+	// running other tests beside this one.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*processTimeout)
 	defer cancel()
 	js, err := jetstream.New(connect(t, password, clients...))
 	if err != nil {
