@@ -24,6 +24,11 @@ import (
 // concurrently; each change is one step under a lock, which is what the
 // real registry's compare-and-set loops amount to. The zero value is not
 // usable: call New.
+//
+// It has as many methods as the parts it stands in for together
+// (events.Registry with its Approvals, Reruns and Comments, and the head
+// records of events.Heads): one fake, so that a handler test seeds and
+// reads one state, as the real parts share one bucket.
 type Registry struct {
 	// Now is the clock Approve and AskApproval stamp records with, as the
 	// real registry stamps them with its box's clock. Set it before use.
