@@ -72,6 +72,9 @@ func TestAnotherRepositoryIsServedBeforeABacklog(t *testing.T) {
 	})
 }
 
+// A repository at its cap holds no slot beyond the cap: with two of its
+// jobs running (and held there) on two workers, the other repository's
+// jobs, queued after, all run, and no third of its jobs starts.
 func TestRepositoryCapHoldsAcrossWorkers(t *testing.T) {
 	t.Parallel()
 	eachServer(t, func(t *testing.T, srv testServer) {
@@ -85,22 +88,26 @@ func TestRepositoryCapHoldsAcrossWorkers(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for i := range quietJobs {
-			if err := first.Queue().PublishTest(ctx, repoJob(quietRepo, fmt.Sprintf("quiet-%02d", i))); err != nil {
-				t.Fatal(err)
-			}
-		}
 		var busyNow, busyMax, quietWhileBusyCapped atomic.Int32
+		capped, release := make(chan struct{}), make(chan struct{})
+		var reachCap sync.Once
 		done := make(chan struct{}, busyJobs+quietJobs)
 		handle := func(ctx context.Context, d *events.Delivery[events.TestJob]) {
 			if d.Payload.Repo == busyRepo {
 				n := busyNow.Add(1)
 				busyMax.Store(max(busyMax.Load(), n))
-				defer busyNow.Add(-1)
+				if n == 2 {
+					reachCap.Do(func() { close(capped) })
+				}
+				// Held running until the other repository's jobs are done.
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				busyNow.Add(-1)
 			} else if busyNow.Load() == 2 {
 				quietWhileBusyCapped.Add(1)
 			}
-			time.Sleep(30 * time.Millisecond) // the test's work, overlapping others'
 			if err := d.Ack(ctx); err != nil {
 				t.Errorf("ack: %v", err)
 			}
@@ -109,14 +116,24 @@ func TestRepositoryCapHoldsAcrossWorkers(t *testing.T) {
 		// Six slots in all, three per worker: room for more than the cap.
 		startTests(t, first, events.NewSlots(3), handle)
 		startTests(t, second, events.NewSlots(3), handle)
-		for range busyJobs + quietJobs {
-			receive(t, done, "every job handled")
+		receive(t, capped, "the capped repository reaching its cap")
+		for i := range quietJobs {
+			if err := first.Queue().PublishTest(ctx, repoJob(quietRepo, fmt.Sprintf("quiet-%02d", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range quietJobs {
+			receive(t, done, "the other repository's jobs handled while the capped one holds its cap")
+		}
+		close(release)
+		for range busyJobs {
+			receive(t, done, "the capped repository's jobs handled")
 		}
 		if got := busyMax.Load(); got != 2 {
 			t.Errorf("at most %d of the capped repository's jobs ran at once, want 2", got)
 		}
-		if quietWhileBusyCapped.Load() == 0 {
-			t.Error("no other repository's job ran while the capped one was at its cap")
+		if got := quietWhileBusyCapped.Load(); got != quietJobs {
+			t.Errorf("%d of the other repository's %d jobs ran while the capped one was at its cap, want all", got, quietJobs)
 		}
 	})
 }
