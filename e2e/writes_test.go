@@ -193,15 +193,20 @@ func TestWriteBudget(t *testing.T) {
 }
 
 // checkWriteBudget fails the test when load spent more than two writes
-// per test or per head's summary, or fewer than a queued and a final
-// state per test.
+// per test or per head's summary, or less than one per test (its final
+// state, which the caller waited for). A test's queued state may be
+// overtaken by its final before the projector gets to it, on a busy box:
+// GitHub is then sent the final alone, as the record has it.
 func checkWriteBudget(t *testing.T, load writeLoad) {
 	t.Helper()
 	if perTest := float64(load.testWrites) / float64(load.tests); perTest > 2 {
 		t.Errorf("%.2f writes per test, want at most 2: %s", perTest, load)
 	}
-	if load.testWrites < 2*load.tests {
-		t.Errorf("%d test writes for %d tests: a queued or final state is missing", load.testWrites, load.tests)
+	if load.testWrites < load.tests {
+		t.Errorf("%d test writes for %d tests: a final state is missing", load.testWrites, load.tests)
+	}
+	if queuedSkipped := 2*load.tests - load.testWrites; queuedSkipped > 0 {
+		t.Logf("%d tests' queued states were overtaken by their finals before they were written", queuedSkipped)
 	}
 	if perHead := float64(load.summaryWrites) / float64(load.heads); perHead > 2 {
 		t.Errorf("%.2f summary writes per head, want at most 2: %s", perHead, load)
