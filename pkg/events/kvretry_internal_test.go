@@ -105,16 +105,7 @@ func TestUpdateTellsItsOwnTryFromARivals(t *testing.T) {
 	for name, start := range servers {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			nc, err := nats.Connect(start(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(nc.Close)
-			b, err := New(t.Context(), nc, Options{Memory: true, PublishOnly: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			kv := b.records.(electionProofKV)
+			kv := recordsKV(t, start(t))
 			tests := []struct {
 				name string
 				// repeat is the second write based on the first's revision:
@@ -178,25 +169,32 @@ var servers = map[string]func(t *testing.T) string{
 	},
 }
 
+// recordsKV is the record bucket of a bus on the server at url, as its
+// users get it.
+func recordsKV(t *testing.T, url string) electionProofKV {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	b, err := New(t.Context(), nc, Options{Memory: true, PublishOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.records.(electionProofKV)
+}
+
 // A read from the stream's leader, as replicated buckets read, tells what
 // the bucket's own read tells: the latest value and revision of a key,
 // and "not found" for a key never written, deleted or purged. Run on the
 // embedded server and on Debian's nats-server.
 func TestLeaderGetReadsAsTheBucketDoes(t *testing.T) {
 	t.Parallel()
-	for name, url := range servers {
+	for name, start := range servers {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			nc, err := nats.Connect(url(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(nc.Close)
-			b, err := New(t.Context(), nc, Options{Memory: true, PublishOnly: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			kv := b.records.(electionProofKV)
+			kv := recordsKV(t, start(t))
 			ctx := t.Context()
 			for _, put := range []struct{ key, value string }{{"a.b", "one"}, {"a.b", "two"}, {"gone", "x"}, {"purged", "y"}} {
 				if _, err := kv.Put(ctx, put.key, []byte(put.value)); err != nil {
