@@ -293,6 +293,7 @@ func FuzzParseCommands(f *testing.F) {
 	for _, seed := range []string{
 		"/retest", "/retest foo-x bar-y\n/retest", "> /retest\n```\n/retest\n```", "<!--\n/retest\n-->",
 		"    /retest", "/retest ../x *> source", "text /retest", "~~~\n/retest\n~~~\n/RETEST a a", "/ok-to-test x\n/retest",
+		"/ok-to-test 0000000000\n/ok-to-test",
 	} {
 		f.Add(seed)
 	}
@@ -319,7 +320,8 @@ func FuzzParseCommands(f *testing.F) {
 				}
 				seen[name] = true
 			}
-			lines = append(lines, strings.TrimSpace("/"+string(c.Kind)+" "+strings.Join(c.Tests, " ")))
+			words := append([]string{"/" + string(c.Kind), c.SHA}, c.Tests...)
+			lines = append(lines, strings.Join(strings.Fields(strings.Join(words, " ")), " "))
 		}
 		again := ParseCommands(strings.Join(lines, "\n"))
 		for i := range cmds {
