@@ -50,8 +50,11 @@ func TestWorkerKilledMidTestIsDeliveredAgain(t *testing.T) {
 			running++
 		}
 	}
-	if running != 2 {
-		t.Errorf("%d running statuses, want 2:\n%s", running, s.history(sha))
+	// One per start, and at most one more: the killed box may have
+	// written its running state without living to record it in the build
+	// record, and the projector that takes over writes it again.
+	if running < 2 || running > 3 {
+		t.Errorf("%d running statuses, want 2, or 3 with the killed box's last write made again:\n%s", running, s.history(sha))
 	}
 	log, err := os.ReadFile(s.workspacePath(second.name, owner, repoName, "pulls", strconv.Itoa(n), "1", "slow", "out.txt"))
 	if err != nil || !strings.Contains(string(log), "finished") {
