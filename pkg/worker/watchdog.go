@@ -108,9 +108,10 @@ func (w *Worker) guard(ctx context.Context, kind, job, doing string, limit, grac
 	wctx, cancel := context.WithTimeoutCause(ctx, limit, errDeadline)
 	done := make(chan error, 1)
 	go func() {
-		defer end()
 		defer cancel()
-		done <- work(wctx)
+		err := work(wctx)
+		end() // before the result: whoever has it finds the slot free
+		done <- err
 	}()
 	select {
 	case err := <-done:
