@@ -81,61 +81,85 @@ func (h *pullHandler) decide(ctx context.Context, log *slog.Logger, ev events.Pu
 	return end.verdict
 }
 
-// prepare prepares ev's head commit, recording each step in p.
+// prepare prepares ev's head commit, recording each step in p: it
+// gathers the facts planAdmit asks for, one step at a time, until the
+// plan ends the event or builds it.
 func (h *pullHandler) prepare(ctx context.Context, log *slog.Logger, ev events.PullEvent, p *prepLog) error {
-	// Nothing publishes such an event (every edge validates with the same
-	// rule), but one from an older receiver ends here, at once.
-	if err := errors.Join(ev.Repo.Validate(), events.ValidatePull(ev.Number), events.ValidateSHA(ev.HeadSHA)); err != nil {
-		return permanent(fmt.Errorf("refusing pull event: %w", err))
+	f := admitFacts{invalid: errors.Join(ev.Repo.Validate(), events.ValidatePull(ev.Number), events.ValidateSHA(ev.HeadSHA))}
+	var inst Installation
+	var pull pullRequest
+	for {
+		var err error
+		plan := planAdmit(f)
+		switch plan.step {
+		case admitRefuse:
+			return permanent(fmt.Errorf("refusing pull event: %w", plan.err))
+		case admitRead:
+			inst, pull, f.stale, err = h.readPull(ctx, log, ev, p)
+			f.read = true
+		case admitDropStale:
+			log.Info("not building", "reason", f.stale)
+			return nil
+		case admitJudge:
+			f.verdict, err = h.gate.admit(ctx, log, inst, pull.pr, ev)
+			f.judged = true
+		case admitWait:
+			return nil
+		case admitClaim:
+			p.step("claiming a build number")
+			f.claim, err = h.claims.ClaimBuildFor(ctx, ev.Repo, ev.Number, ev.HeadSHA, ev.MsgID(), ev.Rebuild)
+			if err != nil {
+				return fmt.Errorf("claiming a build number: %w", err)
+			}
+			f.claimed = true
+			log = log.With("build", f.claim.Build)
+			p.claimed(f.claim.Build)
+			p.step("build %d", f.claim.Build)
+		case admitBuilt:
+			log.Info("head commit already built")
+			h.pullOpen(ctx, log, ev.Repo, ev.Number)
+			return nil
+		default:
+			return h.startBuild(ctx, log, inst, pull, ev, f, plan.claim, p)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	// The first sighting of a head is what /ok-to-test compares the
-	// comment's time with (see okToTest).
+}
+
+// readPull records ev's head as seen, authenticates for its installation
+// and reads its pull request, and why the head is no longer the pull
+// request's ("" when it is). The first sighting of a head is what
+// /ok-to-test compares the comment's time with (see okToTest).
+func (h *pullHandler) readPull(ctx context.Context, log *slog.Logger, ev events.PullEvent, p *prepLog) (Installation, pullRequest, string, error) {
 	if _, err := h.claims.SeeHead(ctx, ev.Repo, ev.Number, ev.HeadSHA, time.Now()); err != nil {
-		return fmt.Errorf("recording head %.7s as seen: %w", ev.HeadSHA, err)
+		return Installation{}, pullRequest{}, "", fmt.Errorf("recording head %.7s as seen: %w", ev.HeadSHA, err)
 	}
 	p.step("authenticating for installation %d", ev.Installation)
 	inst, err := h.installs.Installation(ctx, ev.Installation)
 	if err != nil {
-		return fmt.Errorf("authenticating for installation %d: %w", ev.Installation, err)
+		return Installation{}, pullRequest{}, "", fmt.Errorf("authenticating for installation %d: %w", ev.Installation, err)
 	}
 	pull, stale, err := h.heads.pullOf(ctx, log, inst, ev, p)
-	if err != nil {
-		return err
-	}
-	if stale != "" {
-		log.Info("not building", "reason", stale)
-		return nil
-	}
-	v, err := h.gate.admit(ctx, log, inst, pull.pr, ev)
-	if !v.build || err != nil {
-		return err
-	}
-	p.step("claiming a build number")
-	claim, err := h.claims.ClaimBuildFor(ctx, ev.Repo, ev.Number, ev.HeadSHA, ev.MsgID(), ev.Rebuild)
-	if err != nil {
-		return fmt.Errorf("claiming a build number: %w", err)
-	}
-	log = log.With("build", claim.Build)
-	p.claimed(claim.Build)
-	p.step("build %d", claim.Build)
-	plan := planClaim(claim, v)
-	if plan.built {
-		log.Info("head commit already built")
-		h.pullOpen(ctx, log, ev.Repo, ev.Number)
-		return nil
-	}
-	if plan.announce {
+	return inst, pull, stale, err
+}
+
+// startBuild does what claim plan c says of f's claim (announce the head,
+// show its approval), then prepares the build (queueBuild).
+func (h *pullHandler) startBuild(ctx context.Context, log *slog.Logger, inst Installation, pull pullRequest, ev events.PullEvent, f admitFacts, c claimPlan, p *prepLog) error {
+	if c.announce {
 		// Running tests of this pull's older heads can stop now.
 		if err := h.claims.AnnounceHead(events.HeadAnnouncement{Repo: ev.Repo, Number: ev.Number, SHA: ev.HeadSHA}); err != nil {
 			log.Warn("announcing new head", "err", err)
 		}
 	}
-	if plan.showApproved {
-		if err := h.gate.showApproved(ctx, ev, v.by, claim.Build); err != nil {
+	if c.showApproved {
+		if err := h.gate.showApproved(ctx, ev, f.verdict.by, f.claim.Build); err != nil {
 			return err
 		}
 	}
-	return h.queueBuild(ctx, log, inst, pull, ev, claim, p)
+	return h.queueBuild(ctx, log, inst, pull, ev, f.claim, p)
 }
 
 // queueBuild checks out the claimed build, evaluates its .yci.py and
@@ -145,7 +169,7 @@ func (h *pullHandler) prepare(ctx context.Context, log *slog.Logger, ev events.P
 // their second publication as a duplicate.
 func (h *pullHandler) queueBuild(ctx context.Context, log *slog.Logger, inst Installation, pull pullRequest, ev events.PullEvent, claim events.Claim, p *prepLog) error {
 	b := build(ev.Repo, ev.Number, claim.Build)
-	src, m, err := h.checkoutBuild(ctx, inst, pull, b, ev.HeadSHA, p)
+	src, m, err := h.checkoutBuild(ctx, inst, pull, b, ev.HeadSHA, claim.Fresh, p)
 	if err != nil {
 		return err
 	}
@@ -203,8 +227,9 @@ func (h *pullHandler) evaluate(ctx context.Context, raw json.RawMessage, b artif
 // A merge that conflicts has no source: the caller reports it. Up to date
 // means as new as GitHub was when the event was queued: a fetch this box
 // began after that serves (so a burst of pull requests costs a fetch or
-// two, not one each), and its step says so.
-func (h *pullHandler) checkoutBuild(ctx context.Context, inst Installation, pull pullRequest, b artifacts.Build, sha string, p *prepLog) (string, artifacts.Merged, error) {
+// two, not one each), and its step says so. fresh says the build's claim
+// is fresh (see mergeFacts).
+func (h *pullHandler) checkoutBuild(ctx context.Context, inst Installation, pull pullRequest, b artifacts.Build, sha string, fresh bool, p *prepLog) (string, artifacts.Merged, error) {
 	pr := pull.pr
 	cloneURL := pr.GetBase().GetRepo().GetCloneURL()
 	if cloneURL == "" {
@@ -220,7 +245,7 @@ func (h *pullHandler) checkoutBuild(ctx context.Context, inst Installation, pull
 	}
 	base := pr.GetBase().GetRef()
 	k := buildKey(events.Repo{Owner: b.Owner, Name: b.Repo}, b.Pull, b.Number)
-	m, err := h.merger.merge(ctx, k, sha, base, pr.GetBase().GetSHA())
+	m, err := h.merger.merge(ctx, k, sha, base, pr.GetBase().GetSHA(), fresh)
 	if err != nil || len(m.Conflicts) > 0 {
 		return "", m, err
 	}

@@ -23,6 +23,90 @@ import (
 // (planPullEnd, planPrepFailure, planGiveUp); whether the head may be
 // built at all is the approval gate's (approvalplan.go).
 
+// admitStep is what the pull handler does next with a pull event before
+// its build is claimed and prepared.
+type admitStep int
+
+const (
+	// admitRead records the head as seen, authenticates for the
+	// installation and reads the pull request (headReader.pullOf).
+	admitRead admitStep = iota
+	// admitRefuse ends an event that names no valid head, for good.
+	admitRefuse
+	// admitDropStale builds nothing: the head is no longer the pull
+	// request's (or the pull request closed).
+	admitDropStale
+	// admitJudge asks the approval gate whether the head may be built.
+	admitJudge
+	// admitWait builds nothing until an approval brings the head back.
+	admitWait
+	// admitClaim claims the head's build number.
+	admitClaim
+	// admitBuilt builds nothing: another message holds the head's build.
+	admitBuilt
+	// admitBuild prepares the claimed build (queueBuild), after what the
+	// claim plan says (announce, showApproved).
+	admitBuild
+)
+
+var admitStepNames = [...]string{"read", "refuse", "drop stale", "judge", "wait for approval", "claim", "already built", "build"}
+
+func (s admitStep) String() string {
+	return enumName(s, admitStepNames[:], "admitStep")
+}
+
+// admitFacts are what the pull handler knows of a pull event on its way
+// to a build: invalid is why the event names no valid head (nil when it
+// does); once read, stale is why the head is no longer the pull
+// request's ("" when it is); once judged, the approval gate's verdict;
+// once claimed, the claim.
+type admitFacts struct {
+	invalid error
+	read    bool
+	stale   string
+	judged  bool
+	verdict verdict
+	claimed bool
+	claim   events.Claim
+}
+
+// admitPlan is the plan of a pull event before its build is prepared:
+// its step and, for admitRefuse, the error; for admitBuilt and
+// admitBuild, what the claim calls for.
+type admitPlan struct {
+	step  admitStep
+	err   error
+	claim claimPlan
+}
+
+// planAdmit decides what a pull event calls for before its build is
+// prepared. An invalid event ends at once: nothing publishes one (every
+// edge validates with the same rule), but one from an older receiver may
+// come. A stale head is dropped before the gate is asked, so no approval
+// is asked for a head nobody will build; no build is claimed for an
+// unapproved head, which an approval brings back.
+func planAdmit(f admitFacts) admitPlan {
+	switch {
+	case f.invalid != nil:
+		return admitPlan{step: admitRefuse, err: f.invalid}
+	case !f.read:
+		return admitPlan{step: admitRead}
+	case f.stale != "":
+		return admitPlan{step: admitDropStale}
+	case !f.judged:
+		return admitPlan{step: admitJudge}
+	case !f.verdict.build:
+		return admitPlan{step: admitWait}
+	case !f.claimed:
+		return admitPlan{step: admitClaim}
+	}
+	c := planClaim(f.claim, f.verdict)
+	if c.built {
+		return admitPlan{step: admitBuilt, claim: c}
+	}
+	return admitPlan{step: admitBuild, claim: c}
+}
+
 // claimPlan is what a claimed build number calls for.
 type claimPlan struct {
 	// built: another message holds the head's build, which is queued or
@@ -45,6 +129,80 @@ func planClaim(c events.Claim, v verdict) claimPlan {
 		return claimPlan{built: true}
 	}
 	return claimPlan{announce: c.Fresh, showApproved: c.Fresh && v.asked}
+}
+
+// mergeStep is how the commit a build tests is made (baseMerger.merge).
+type mergeStep int
+
+const (
+	// mergeReadRecord reads the build's record, where an earlier attempt
+	// at the same claim may have recorded its base.
+	mergeReadRecord mergeStep = iota
+	// mergeRemake makes the recorded merge again: want, from base.
+	mergeRemake
+	// mergeGroup compares a merge group's head, GitHub's merge already,
+	// with the group's base commit, and records that base.
+	mergeGroup
+	// mergeNew merges the head into the tip of its base branch (or takes
+	// it alone, when merge is unset) and records the base.
+	mergeNew
+)
+
+var mergeStepNames = [...]string{"read record", "remake", "group", "new"}
+
+func (s mergeStep) String() string {
+	return enumName(s, mergeStepNames[:], "mergeStep")
+}
+
+// mergeFacts are what is known of a build about to be merged: its head,
+// whether it is a merge group's, whether heads are tested alone
+// (Options.HeadOnly), whether its claim is fresh and, once read, the base
+// its record holds (nil when none).
+//
+// A fresh claim's record holds no base, so it is not read: a base is
+// written only by the holder of a build's claim, once claimed (merge,
+// mergeGroup, and a conflict's endWithoutTests), a fresh claim is the
+// call that allocated the number, and a later delivery of the same
+// message resumes the claim without it being fresh. Numbers are never
+// handed out twice while the registry lives; a record left from a lost
+// registry would be another head's, which a fresh build must not remake.
+type mergeFacts struct {
+	head     string
+	group    bool
+	headOnly bool
+	fresh    bool
+	read     bool
+	recorded *events.TestedBase
+}
+
+// mergePlan is how a build's commit is made: its step and, for
+// mergeRemake, the base and the commit wanted; for mergeNew, whether the
+// head is merged into its base.
+type mergePlan struct {
+	step       mergeStep
+	base, want string
+	merge      bool
+}
+
+// planMerge decides how a build's commit is made. A recorded base without
+// conflicts is made again, whatever the branch did since, so a
+// redelivered build tests what it first tested; a recorded conflict is
+// merged anew (the build ended on it, and the base may have moved).
+func planMerge(f mergeFacts) mergePlan {
+	if !f.fresh && !f.read {
+		return mergePlan{step: mergeReadRecord}
+	}
+	if b := f.recorded; !f.fresh && b != nil && b.SHA != "" && len(b.Conflicts) == 0 {
+		want := f.head
+		if b.Merged && b.Merge != "" {
+			want = b.Merge
+		}
+		return mergePlan{step: mergeRemake, base: b.SHA, want: want}
+	}
+	if f.group {
+		return mergePlan{step: mergeGroup}
+	}
+	return mergePlan{step: mergeNew, merge: !f.headOnly}
 }
 
 // buildStep is what the pull handler does next with a claimed build.
