@@ -209,8 +209,14 @@ func planMerge(f mergeFacts) mergePlan {
 type buildStep int
 
 const (
+	// stepMirror brings the mirror up to date from the base repository.
+	stepMirror buildStep = iota
+	// stepMerge makes the commit the build tests (baseMerger.merge).
+	stepMerge
+	// stepCheckout checks that commit out as the build's source.
+	stepCheckout
 	// stepEvaluate runs .yci.py on the checkout.
-	stepEvaluate buildStep = iota
+	stepEvaluate
 	// stepQueueTests records the tests as queued and publishes them.
 	stepQueueTests
 	// stepEndConflict ends the build without tests: its head does not
@@ -218,59 +224,81 @@ const (
 	stepEndConflict
 	// stepEndConfigError ends the build without tests: .yci.py refused.
 	stepEndConfigError
-	// stepFailBuild fails the attempt with an error: the evaluation
-	// itself broke, and the event is handed back.
+	// stepFailBuild fails the attempt with an error: the build cannot be
+	// prepared (no clone URL, for good) or the evaluation itself broke,
+	// and the event is handed back.
 	stepFailBuild
 )
 
-var buildStepNames = [...]string{"evaluate", "queue tests", "end on conflict", "end on config error", "fail"}
+var buildStepNames = [...]string{"mirror", "merge", "checkout", "evaluate", "queue tests", "end on conflict", "end on config error", "fail"}
 
 func (s buildStep) String() string {
 	return enumName(s, buildStepNames[:], "buildStep")
 }
 
-// buildFacts are what the pull handler knows of a claimed build once its
-// head is merged (merged) and, when evaluated is set, .yci.py ran: tests
-// it returned, or err it failed with.
+// buildFacts are what the pull handler knows of a claimed build as it
+// prepares it: whether the mirror is up to date (mirrored), whether the
+// commit it tests is made (made; merged is that merge), whether it is
+// checked out and, when evaluated is set, whether .yci.py ran: tests it
+// returned, or err it failed with.
 type buildFacts struct {
-	ev        events.PullEvent
-	pr        *github.PullRequest
-	build     int
-	merged    artifacts.Merged
-	evaluated bool
-	tests     []pipeline.Test
-	err       error
+	ev         events.PullEvent
+	pr         *github.PullRequest
+	build      int
+	mirrored   bool
+	made       bool
+	merged     artifacts.Merged
+	checkedOut bool
+	evaluated  bool
+	tests      []pipeline.Test
+	err        error
 }
 
-// buildPlan is the plan of a claimed build: its step and, for
-// stepQueueTests, the jobs to publish and the changed files to record;
-// for stepEndConflict, the log (unmasked) and the record's base and
-// summary error; for stepEndConfigError, the evaluation's refusal; for
-// stepFailBuild, the error.
+// buildPlan is the plan of a claimed build: its step and, for stepMirror,
+// the clone URL; for stepQueueTests, the jobs to publish and the changed
+// files to record; for stepEndConflict, the log (unmasked) and the
+// record's base and summary error; for stepEndConfigError, the
+// evaluation's refusal; for stepFailBuild, the error.
 type buildPlan struct {
-	step    buildStep
-	jobs    []events.TestJob
-	changes *events.Changes
-	log     string
-	base    *events.TestedBase
-	summary string
-	refusal *pipeline.ConfigError
-	err     error
+	step     buildStep
+	cloneURL string
+	jobs     []events.TestJob
+	changes  *events.Changes
+	log      string
+	base     *events.TestedBase
+	summary  string
+	refusal  *pipeline.ConfigError
+	err      error
 }
 
-// planBuild decides what a merged build calls for. A head that does not
-// merge is not evaluated: only a push (or a /retest once the base moved)
-// can fix it. A refused .yci.py ends the build, as running it again
-// cannot fix the file; any other evaluation error hands the event back.
-// No tests is a verdict too: "no tests for this change".
+// planBuild decides what a claimed build calls for next: mirror, merge,
+// check out, evaluate, then end or queue its tests. The mirror is fetched
+// from the base repository's clone URL, as GitHub's API gives it, never
+// one the author controls; a pull request without one cannot be built. A
+// head that does not merge is neither checked out nor evaluated: only a
+// push (or a /retest once the base moved) can fix it. A refused .yci.py
+// ends the build, as running it again cannot fix the file; any other
+// evaluation error hands the event back. No tests is a verdict too: "no
+// tests for this change".
 func planBuild(f buildFacts) buildPlan {
 	baseRef := f.pr.GetBase().GetRef()
 	var refusal *pipeline.ConfigError
 	switch {
+	case !f.mirrored:
+		cloneURL := f.pr.GetBase().GetRepo().GetCloneURL()
+		if cloneURL == "" {
+			return buildPlan{step: stepFailBuild, err: permanent(fmt.Errorf("pull request %s has no base clone URL",
+				build(f.ev.Repo, f.ev.Number, f.build)))}
+		}
+		return buildPlan{step: stepMirror, cloneURL: cloneURL}
+	case !f.made:
+		return buildPlan{step: stepMerge}
 	case len(f.merged.Conflicts) > 0:
 		return buildPlan{step: stepEndConflict, log: conflictLog(f.ev.HeadSHA, baseRef, f.merged),
 			base:    testedBase(baseRef, f.merged, true),
 			summary: status.MergeConflict(baseRef, f.merged.Base, len(f.merged.Conflicts))}
+	case !f.checkedOut:
+		return buildPlan{step: stepCheckout}
 	case !f.evaluated:
 		return buildPlan{step: stepEvaluate}
 	case errors.As(f.err, &refusal):

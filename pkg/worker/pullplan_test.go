@@ -149,6 +149,7 @@ func TestPlanBuild(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.f.ev, tc.f.pr, tc.f.build = ev, planPull(), 7
+			tc.f.mirrored, tc.f.made, tc.f.checkedOut = true, true, true
 			p := planBuild(tc.f)
 			if p.step != tc.want {
 				t.Fatalf("step = %v, want %v", p.step, tc.want)
@@ -180,6 +181,46 @@ func TestPlanBuild(t *testing.T) {
 				if p.changes == nil || p.changes.Total != 2 {
 					t.Errorf("changes = %+v, want both files", p.changes)
 				}
+			}
+		})
+	}
+}
+
+func TestPlanBuildPreparesInOrder(t *testing.T) {
+	t.Parallel()
+	ev := events.PullEvent{Repo: events.Repo{Owner: "acme", Name: "widget"}, Number: 3, HeadSHA: decideSHA, Installation: 9}
+	merged := artifacts.Merged{SHA: decideNewer, Base: "3333333333333333333333333333333333333333"}
+	conflicted := merged
+	conflicted.Conflicts = []string{"a.go"}
+	noURL := planPull()
+	noURL.Base.Repo = nil
+	cases := []struct {
+		name      string
+		pr        *github.PullRequest
+		f         buildFacts
+		want      buildStep
+		permanent bool
+	}{
+		{name: "first_the_mirror", pr: planPull(), want: stepMirror},
+		{name: "no_clone_url_fails_for_good", pr: noURL, want: stepFailBuild, permanent: true},
+		{name: "then_the_merge", pr: planPull(), f: buildFacts{mirrored: true}, want: stepMerge},
+		{name: "then_the_checkout", pr: planPull(), f: buildFacts{mirrored: true, made: true, merged: merged}, want: stepCheckout},
+		{name: "a_conflict_is_not_checked_out", pr: planPull(), f: buildFacts{mirrored: true, made: true, merged: conflicted}, want: stepEndConflict},
+		{name: "then_the_evaluation", pr: planPull(), f: buildFacts{mirrored: true, made: true, merged: merged, checkedOut: true}, want: stepEvaluate},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.f.ev, tc.f.pr, tc.f.build = ev, tc.pr, 7
+			p := planBuild(tc.f)
+			if p.step != tc.want {
+				t.Fatalf("step = %v, want %v", p.step, tc.want)
+			}
+			var perm permanentError
+			if got := errors.As(p.err, &perm); got != tc.permanent {
+				t.Errorf("err = %v, permanent %v, want %v", p.err, got, tc.permanent)
+			}
+			if p.step == stepMirror && p.cloneURL != tc.pr.GetBase().GetRepo().GetCloneURL() {
+				t.Errorf("clone URL = %q, want the base repository's", p.cloneURL)
 			}
 		})
 	}
