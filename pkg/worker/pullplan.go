@@ -18,10 +18,12 @@ import (
 // them out (pull.go): each is a pure function from the facts the handler
 // gathered to what it does next, so that every branch is tested in memory
 // (pullplan_test.go) and the real-process tests are left for the wiring.
-// A pull event is decided once its build is claimed (planClaim), once its
-// head is merged and evaluated (planBuild), and once the attempt ended
-// (planPullEnd, planPrepFailure, planGiveUp); whether the head may be
-// built at all is the approval gate's (approvalplan.go).
+// A pull event is decided step by step until its build is claimed
+// (planAdmit, with planClaim), then step by step as the build is
+// prepared (planBuild: mirror, merge, checkout, evaluate, queue; the
+// merge itself by planMerge), and once the attempt ended (planPullEnd,
+// planPrepFailure, planGiveUp); whether the head may be built at all is
+// the approval gate's (approvalplan.go).
 
 // admitStep is what the pull handler does next with a pull event before
 // its build is claimed and prepared.
