@@ -211,12 +211,12 @@ func (b Button) validate(comment int64, cmds []Command) error {
 	return errors.Join(errs...)
 }
 
-// PublishCommand stores ev (with Version set) on the stream and returns once
+// PublishCommand stores ev (with its version set: versionOf) on the stream and returns once
 // JetStream has acknowledged it, so a caller that got nil may tell GitHub
 // the webhook was taken. The same comment of the same delivery published
 // again within DuplicateWindow is stored once.
 func (q *Queue) PublishCommand(ctx context.Context, ev CommandEvent) error {
-	ev.Version = Version
+	ev.Version = versionOf(ev.Number)
 	if err := ev.validate(); err != nil {
 		return err
 	}

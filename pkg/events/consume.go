@@ -290,8 +290,8 @@ func decode[T any](data []byte) (T, error) {
 	if err := json.Unmarshal(data, &v); err != nil {
 		return v, fmt.Errorf("decoding %T: %w", v, err)
 	}
-	if vv, ok := any(v).(versioned); ok && vv.version() != Version {
-		return v, fmt.Errorf("%T has version %d, this program knows only %d", v, vv.version(), Version)
+	if vv, ok := any(v).(versioned); ok && !knownVersion(vv.version()) {
+		return v, fmt.Errorf("%T has version %d, this program knows %d to %d", v, vv.version(), Version, GroupVersion)
 	}
 	return v, nil
 }

@@ -38,6 +38,32 @@ import (
 // a worker that does not know it builds as it did before.
 const Version = 1
 
+// GroupVersion is the version of a merge group's messages (its pull
+// event, its tests' jobs, its commands). A worker from before merge
+// groups knows only Version 1 and would take a group for a pull request:
+// ask for approval on it under an approving policy, merge its head (GitHub's
+// merge already) into the branch's tip again, evaluate .yci.py without
+// YCI_MERGE_GROUP, and, in its sweep, read it from the pulls API. Under
+// GroupVersion it terminates the message instead, and the merge queue
+// times the group out: a lost group, never a wrong verdict on one. So in
+// a fleet that mixes versions, upgrade the workers before the receivers.
+// A worker that knows GroupVersion accepts both versions of any message
+// (groups published as Version 1 before it are built as groups).
+const GroupVersion = 2
+
+// versionOf is the version a message about pull or merge group n is
+// published under.
+func versionOf(n int) int {
+	if IsGroup(n) {
+		return GroupVersion
+	}
+	return Version
+}
+
+// knownVersion reports whether a message of version v can be read: every
+// version up to GroupVersion means what this program takes it to mean.
+func knownVersion(v int) bool { return v >= Version && v <= GroupVersion }
+
 // Repo names a repository on the forge as owner and name.
 type Repo struct {
 	Owner string `json:"owner"`

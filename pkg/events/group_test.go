@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -120,5 +121,54 @@ func TestLogAttrsNameAMergeGroup(t *testing.T) {
 				t.Errorf("attrs %s, want merge_group %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestGroupMessagesCarryGroupVersion publishes a merge group's pull event
+// and test job beside a pull's, and reads the versions they arrive with:
+// GroupVersion, which a worker from before merge groups terminates, for
+// the group's; Version for the pull's, which every worker reads.
+func TestGroupMessagesCarryGroupVersion(t *testing.T) {
+	t.Parallel()
+	const sha = "4fd5a3c0a7f9b5d31e2c8e0f9a6b7c8d9e0f1a2b"
+	group, err := events.GroupNumber(sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serverKinds[0].start(t, t.TempDir(), natsserver.RandomPort)
+	b := newBus(t, srv.URL(), fastOptions(t))
+	ctx := testContext(t)
+	pull, groupEv := samplePull(7, "abc123"), samplePull(group, sha)
+	job := sampleJob("unit", 1)
+	job.Number, job.HeadSHA = group, sha
+	for _, err := range []error{b.Queue().PublishPull(ctx, pull), b.Queue().PublishPull(ctx, groupEv), b.Queue().PublishTest(ctx, job)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	slots := events.NewSlots(2)
+	pulls := make(chan events.PullEvent, 2)
+	jobs := make(chan events.TestJob, 1)
+	startPulls(t, b, slots, func(ctx context.Context, d *events.Delivery[events.PullEvent]) {
+		if err := d.Ack(ctx); err != nil {
+			t.Errorf("ack: %v", err)
+		}
+		pulls <- d.Payload
+	})
+	startTests(t, b, slots, func(ctx context.Context, d *events.Delivery[events.TestJob]) {
+		if err := d.Ack(ctx); err != nil {
+			t.Errorf("ack: %v", err)
+		}
+		jobs <- d.Payload
+	})
+	want := map[int]int{7: events.Version, group: events.GroupVersion}
+	for range 2 {
+		ev := receive(t, pulls, "pull event")
+		if ev.Version != want[ev.Number] {
+			t.Errorf("pull event %s has version %d, want %d", events.DescribePull(ev.Number), ev.Version, want[ev.Number])
+		}
+	}
+	if got := receive(t, jobs, "test job"); got.Version != events.GroupVersion {
+		t.Errorf("merge group's test job has version %d, want %d", got.Version, events.GroupVersion)
 	}
 }

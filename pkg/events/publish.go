@@ -14,7 +14,7 @@ import (
 // would only make a worker terminate it.
 var ErrInvalidEvent = errors.New("invalid event")
 
-// PublishPull stores ev (with Version set) on the stream and returns once
+// PublishPull stores ev (with its version set: versionOf) on the stream and returns once
 // JetStream has acknowledged it, so a caller that got nil may tell GitHub the
 // webhook was taken. Its message id is ev.MsgID(): the same delivery of the
 // same head commit published again within DuplicateWindow is stored once,
@@ -23,7 +23,7 @@ var ErrInvalidEvent = errors.New("invalid event")
 //
 // ev.Pull is compacted but not checked again: see PullEvent.encode.
 func (q *Queue) PublishPull(ctx context.Context, ev PullEvent) error {
-	ev.Version = Version
+	ev.Version = versionOf(ev.Number)
 	if err := ev.validate(); err != nil {
 		return err
 	}
@@ -55,11 +55,11 @@ func (e PullEvent) encode() ([]byte, error) {
 	return append(out, '}'), nil
 }
 
-// PublishTest stores job (with Version set) on the stream and returns once
+// PublishTest stores job (with its version set: versionOf) on the stream and returns once
 // JetStream has acknowledged it. Its message id is job.MsgID(): publishing
 // the same attempt of the same test twice queues it once.
 func (q *Queue) PublishTest(ctx context.Context, job TestJob) error {
-	job.Version = Version
+	job.Version = versionOf(job.Number)
 	if err := job.validate(); err != nil {
 		return err
 	}

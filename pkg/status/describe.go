@@ -2,6 +2,8 @@ package status
 
 import (
 	"fmt"
+	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -58,16 +60,18 @@ func TimedOut(limit time.Duration, attempt, attempts int) string {
 }
 
 // Errored describes a test YourCI could not run or judge (workspace, git,
-// disk): reason is made one line and cut to fit.
+// disk): reason is made one line, stripped of the box's paths
+// (withoutPaths) and cut to fit.
 func Errored(reason string) string {
 	const head = "error: "
-	return truncate(head + cutCause(oneLine(reason), MaxDescription-len(head)))
+	return truncate(head + cutCause(withoutPaths(oneLine(reason)), MaxDescription-len(head)))
 }
 
 // ConfigError describes a .yci.py that could not be evaluated; reason should
-// name the line and the fix, and is made one line and cut to fit.
+// name the line and the fix, and is made one line, stripped of the box's
+// paths (withoutPaths) and cut to fit.
 func ConfigError(reason string) string {
-	return truncate(".yci.py: " + oneLine(reason))
+	return truncate(".yci.py: " + withoutPaths(oneLine(reason)))
 }
 
 // Superseded describes a test stopped while it ran because newSHA was
@@ -85,11 +89,12 @@ func SupersededBeforeRun(newSHA string) string {
 
 // PreparingFailed describes a head commit whose build could not be
 // prepared (mirror, checkout, .yci.py) on attempt of attempts, and that
-// is tried again: reason is made one line and cut so the whole fits.
+// is tried again: reason is made one line, stripped of the box's paths
+// (withoutPaths) and cut so the whole fits.
 func PreparingFailed(attempt, attempts int, reason string) string {
 	head := fmt.Sprintf("preparing failed (attempt %d of %d): ", attempt, attempts)
 	const tail = "; retrying"
-	return truncate(head + cutCause(oneLine(reason), MaxDescription-len(head)-len(tail)) + tail)
+	return truncate(head + cutCause(withoutPaths(oneLine(reason)), MaxDescription-len(head)-len(tail)) + tail)
 }
 
 // GaveUpPreparing describes a head commit whose build could not be
@@ -167,6 +172,25 @@ func mask(s string, secrets []string) string {
 		}
 	}
 	return s
+}
+
+// boxPath is an absolute path of two parts or more in an error's text: one
+// that starts the text or a word, or follows a quote, a bracket or "=".
+// A URL's path follows its host, not one of those, and a command such as
+// /retest has one part: neither is taken for a path.
+var boxPath = regexp.MustCompile(`(^|[\s'"(\[<=])/[^\s'"()\[\]<>,;:]+(/[^\s'"()\[\]<>,;:]*)+`)
+
+// withoutPaths is an error's text with every absolute path cut to its
+// last part ("open …/out.txt: permission denied"): the cause is kept, but
+// GitHub never learns how the box lays out its workspace, mirrors or
+// tools, whatever step (git, exec, the file system, the sandbox) wrote the
+// text. Callers that hold the error itself word it better first
+// (worker's withoutPaths); this catches what free text carries.
+func withoutPaths(s string) string {
+	return boxPath.ReplaceAllStringFunc(s, func(m string) string {
+		i := strings.IndexByte(m, '/')
+		return m[:i] + "…/" + path.Base(m[i:])
+	})
 }
 
 // oneLine turns every run of white space and control characters into a

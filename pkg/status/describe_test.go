@@ -197,3 +197,35 @@ func TestBackoffGrowsWithinBounds(t *testing.T) {
 		}
 	}
 }
+
+func TestDescriptionsCarryNoPaths(t *testing.T) {
+	t.Parallel()
+	const ws = "/var/lib/yourci/workspace"
+	cases := []struct {
+		name, reason string
+		keep         string // what of the reason must survive
+	}{
+		{"open", "open " + ws + "/builds/acme/widget/3/unit/out.txt: permission denied", "open …/out.txt: permission denied"},
+		{"link", "link " + ws + "/logs/a " + ws + "/logs/b: file exists", "link …/a …/b: file exists"},
+		{"git_names_the_mirror", "updating the mirror: git fetch: fatal: '" + ws + "/mirrors/acme/widget.git' does not appear to be a git repository", "'…/widget.git'"},
+		{"exec", `evaluating .yci.py: exec: "` + ws + `/bin/python3": executable file not found in $PATH`, `"…/python3"`},
+		{"fork_exec", "starting the sandbox: fork/exec " + ws + "/tools/bwrap: no such file or directory", "fork/exec …/bwrap"},
+		{"assignment", "git: GIT_DIR=" + ws + "/mirrors/x.git: not a git repository", "GIT_DIR=…/x.git"},
+		{"bracketed", "checkout failed (" + ws + "/src): disk full", "(…/src)"},
+		{"at_the_start", ws + "/src: no space left on device", "…/src: no space left on device"},
+		{"a_url_is_kept", "git fetch: unable to access 'https://github.example/acme/widget.git/': refused", "https://github.example/acme/widget.git/"},
+		{"a_command_is_kept", "re-run asked with /retest failed", "/retest"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, d := range []string{Errored(tc.reason), PreparingFailed(1, 3, tc.reason), ConfigError(tc.reason), withoutPaths(tc.reason)} {
+				if strings.Contains(d, ws) || strings.Contains(d, "/var/") {
+					t.Errorf("description %q shows the box's path", d)
+				}
+			}
+			if got := withoutPaths(tc.reason); !strings.Contains(got, tc.keep) {
+				t.Errorf("withoutPaths(%q) = %q, want it to keep %q", tc.reason, got, tc.keep)
+			}
+		})
+	}
+}

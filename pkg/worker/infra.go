@@ -96,7 +96,13 @@ func (h *testHandler) infraFailed(ctx context.Context, st status.Status, job eve
 	}
 	h.metrics.infraError(kind)
 	st.Started = false
-	st.State, st.Description = status.Error, status.Errored("infrastructure ("+kind+"), retrying: "+withoutPaths(err))
+	st.State, st.Description = status.Error, infraRetrying(kind, err)
 	h.rec.track(ctx, job, events.TestErrored, st, nil)
 	return err
+}
+
+// infraRetrying is the description of a test waiting out an
+// infrastructure error err of kind: the kind and cause, no path.
+func infraRetrying(kind string, err error) string {
+	return status.Errored("infrastructure (" + kind + "), retrying: " + withoutPaths(err))
 }

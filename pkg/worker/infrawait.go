@@ -110,6 +110,12 @@ func (h *testHandler) giveUpInfra(ctx context.Context, st status.Status, job eve
 		"waited", waited, "infra_retries", job.InfraRetries)
 	st.Started = false
 	st.State = status.Error
-	st.Description = status.Errored(fmt.Sprintf("gave up after %s: infrastructure (%s): %s", waited, infraKind(err), withoutPaths(err)))
+	st.Description = infraGaveUp(waited, err)
 	return h.rec.recordFinal(ctx, job, st, nil)
+}
+
+// infraGaveUp is the description of a test that waited out infrastructure
+// errors for waited and gave up on err: its kind and cause, no path.
+func infraGaveUp(waited time.Duration, err error) string {
+	return status.Errored(fmt.Sprintf("gave up after %s: infrastructure (%s): %s", waited, infraKind(err), withoutPaths(err)))
 }

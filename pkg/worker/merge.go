@@ -41,30 +41,32 @@ type mergeRecords interface {
 // worker tests heads alone. The base it merged is recorded at once, before
 // anything is checked out: a redelivered build (after a crash) makes the
 // same merge again from the record, whatever the base did meanwhile, so
-// its pin and checkouts stay valid. A merge group's head is GitHub's merge
+// its pin and checkouts stay valid; a fresh claim (fresh) has no such
+// record to read (see mergeFacts). A merge group's head is GitHub's merge
 // already, made from baseSHA (the group's base commit): it is tested as it
 // is, its changes counted from baseSHA, whatever the branch did since.
-func (g *baseMerger) merge(ctx context.Context, k events.BuildKey, head, baseRef, baseSHA string) (artifacts.Merged, error) {
-	ws := g.workspace
-	rec, err := g.records.BuildRecord(ctx, k)
-	if err != nil && !errors.Is(err, events.ErrNoRecord) {
-		return artifacts.Merged{}, fmt.Errorf("reading the record of build %s: %w", k, err)
-	}
-	if b := rec.Base; err == nil && b != nil && b.SHA != "" && len(b.Conflicts) == 0 {
-		want := head
-		if b.Merged && b.Merge != "" {
-			want = b.Merge
+func (g *baseMerger) merge(ctx context.Context, k events.BuildKey, head, baseRef, baseSHA string, fresh bool) (artifacts.Merged, error) {
+	f := mergeFacts{head: head, group: events.IsGroup(k.Pull), headOnly: g.headOnly, fresh: fresh}
+	plan := planMerge(f)
+	if plan.step == mergeReadRecord {
+		rec, err := g.records.BuildRecord(ctx, k)
+		if err != nil && !errors.Is(err, events.ErrNoRecord) {
+			return artifacts.Merged{}, fmt.Errorf("reading the record of build %s: %w", k, err)
 		}
-		m, err := ws.RemakeMerge(ctx, k.Repo.Owner, k.Repo.Name, head, b.SHA, want)
+		f.read, f.recorded = true, rec.Base
+		plan = planMerge(f)
+	}
+	switch plan.step {
+	case mergeRemake:
+		m, err := g.workspace.RemakeMerge(ctx, k.Repo.Owner, k.Repo.Name, head, plan.base, plan.want)
 		if err != nil {
-			return artifacts.Merged{}, classifyPrepare(fmt.Errorf("merging %.7s into %.7s again: %w", head, b.SHA, err))
+			return artifacts.Merged{}, classifyPrepare(fmt.Errorf("merging %.7s into %.7s again: %w", head, plan.base, err))
 		}
 		return m, nil
-	}
-	if events.IsGroup(k.Pull) {
+	case mergeGroup:
 		return g.mergeGroup(ctx, k, head, baseRef, baseSHA)
 	}
-	m, err := ws.MergeBuild(ctx, k.Repo.Owner, k.Repo.Name, head, baseRef, !g.headOnly)
+	m, err := g.workspace.MergeBuild(ctx, k.Repo.Owner, k.Repo.Name, head, baseRef, plan.merge)
 	if errors.Is(err, artifacts.ErrNoBase) || errors.Is(err, artifacts.ErrInvalid) {
 		return artifacts.Merged{}, permanent(fmt.Errorf("merging %.7s into %s: %w", head, baseRef, err))
 	}
@@ -72,7 +74,7 @@ func (g *baseMerger) merge(ctx context.Context, k events.BuildKey, head, baseRef
 		return artifacts.Merged{}, classifyPrepare(fmt.Errorf("merging %.7s into %s: %w", head, baseRef, err))
 	}
 	_, err = g.records.UpdateBuild(ctx, k, func(r *events.BuildRecord) error {
-		r.Base = testedBase(baseRef, m, !g.headOnly)
+		r.Base = testedBase(baseRef, m, plan.merge)
 		return nil
 	})
 	if err != nil {

@@ -40,7 +40,7 @@ func TestAMergeGroupIsTestedAsTheQueueMadeIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := buildKey(repo, group, 1)
-	m, err := r.w.pulls.merger.merge(ctx, k, head, "main", groupBase)
+	m, err := r.w.pulls.merger.merge(ctx, k, head, "main", groupBase, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestAMergeGroupIsTestedAsTheQueueMadeIt(t *testing.T) {
 	if b := rec.Base; b == nil || !b.Queued || b.Merged || b.SHA != groupBase {
 		t.Errorf("recorded base %+v, want the group's base %.7s, queued, not merged", b, groupBase)
 	}
-	if _, err := r.w.pulls.merger.merge(ctx, buildKey(repo, group, 2), head, "main", "not-a-sha"); err == nil {
+	if _, err := r.w.pulls.merger.merge(ctx, buildKey(repo, group, 2), head, "main", "not-a-sha", false); err == nil {
 		t.Error("a group without a base commit was built")
 	}
 }
@@ -90,7 +90,7 @@ func TestABuildKeepsTheBaseItFirstMerged(t *testing.T) {
 	update(r.ws)
 	repo := events.Repo{Owner: owner, Name: repoName}
 	k := buildKey(repo, pr.GetNumber(), 41)
-	first, err := r.w.pulls.merger.merge(ctx, k, head, "main", "")
+	first, err := r.w.pulls.merger.merge(ctx, k, head, "main", "", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,14 +103,14 @@ func TestABuildKeepsTheBaseItFirstMerged(t *testing.T) {
 		t.Fatal(err)
 	}
 	update(r.ws)
-	again, err := r.w.pulls.merger.merge(ctx, k, head, "main", "")
+	again, err := r.w.pulls.merger.merge(ctx, k, head, "main", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if again.SHA != first.SHA || again.Base != base2 {
 		t.Errorf("handled again, the build merged %.7s into %.7s, want %.7s into %.7s", again.SHA, again.Base, first.SHA, base2)
 	}
-	if next, err := r.w.pulls.merger.merge(ctx, buildKey(repo, pr.GetNumber(), 42), head, "main", ""); err != nil || next.Base != base3 {
+	if next, err := r.w.pulls.merger.merge(ctx, buildKey(repo, pr.GetNumber(), 42), head, "main", "", true); err != nil || next.Base != base3 {
 		t.Errorf("a new build merged into %.7s (%v), want the new tip %.7s", next.Base, err, base3)
 	}
 

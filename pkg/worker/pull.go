@@ -81,85 +81,134 @@ func (h *pullHandler) decide(ctx context.Context, log *slog.Logger, ev events.Pu
 	return end.verdict
 }
 
-// prepare prepares ev's head commit, recording each step in p.
+// prepare prepares ev's head commit, recording each step in p: it
+// gathers the facts planAdmit asks for, one step at a time, until the
+// plan ends the event or builds it.
 func (h *pullHandler) prepare(ctx context.Context, log *slog.Logger, ev events.PullEvent, p *prepLog) error {
-	// Nothing publishes such an event (every edge validates with the same
-	// rule), but one from an older receiver ends here, at once.
-	if err := errors.Join(ev.Repo.Validate(), events.ValidatePull(ev.Number), events.ValidateSHA(ev.HeadSHA)); err != nil {
-		return permanent(fmt.Errorf("refusing pull event: %w", err))
+	f := admitFacts{invalid: errors.Join(ev.Repo.Validate(), events.ValidatePull(ev.Number), events.ValidateSHA(ev.HeadSHA))}
+	var inst Installation
+	var pull pullRequest
+	for {
+		var err error
+		plan := planAdmit(f)
+		switch plan.step {
+		case admitRefuse:
+			return permanent(fmt.Errorf("refusing pull event: %w", plan.err))
+		case admitRead:
+			inst, pull, f.stale, err = h.readPull(ctx, log, ev, p)
+			f.read = true
+		case admitDropStale:
+			log.Info("not building", "reason", f.stale)
+			return nil
+		case admitJudge:
+			f.verdict, err = h.gate.admit(ctx, log, inst, pull.pr, ev)
+			f.judged = true
+		case admitWait:
+			return nil
+		case admitClaim:
+			p.step("claiming a build number")
+			f.claim, err = h.claims.ClaimBuildFor(ctx, ev.Repo, ev.Number, ev.HeadSHA, ev.MsgID(), ev.Rebuild)
+			if err != nil {
+				return fmt.Errorf("claiming a build number: %w", err)
+			}
+			f.claimed = true
+			log = log.With("build", f.claim.Build)
+			p.claimed(f.claim.Build)
+			p.step("build %d", f.claim.Build)
+		case admitBuilt:
+			log.Info("head commit already built")
+			h.pullOpen(ctx, log, ev.Repo, ev.Number)
+			return nil
+		default:
+			return h.startBuild(ctx, log, inst, pull, ev, f, plan.claim, p)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	// The first sighting of a head is what /ok-to-test compares the
-	// comment's time with (see okToTest).
+}
+
+// readPull records ev's head as seen, authenticates for its installation
+// and reads its pull request, and why the head is no longer the pull
+// request's ("" when it is). The first sighting of a head is what
+// /ok-to-test compares the comment's time with (see okToTest).
+func (h *pullHandler) readPull(ctx context.Context, log *slog.Logger, ev events.PullEvent, p *prepLog) (Installation, pullRequest, string, error) {
 	if _, err := h.claims.SeeHead(ctx, ev.Repo, ev.Number, ev.HeadSHA, time.Now()); err != nil {
-		return fmt.Errorf("recording head %.7s as seen: %w", ev.HeadSHA, err)
+		return Installation{}, pullRequest{}, "", fmt.Errorf("recording head %.7s as seen: %w", ev.HeadSHA, err)
 	}
 	p.step("authenticating for installation %d", ev.Installation)
 	inst, err := h.installs.Installation(ctx, ev.Installation)
 	if err != nil {
-		return fmt.Errorf("authenticating for installation %d: %w", ev.Installation, err)
+		return Installation{}, pullRequest{}, "", fmt.Errorf("authenticating for installation %d: %w", ev.Installation, err)
 	}
 	pull, stale, err := h.heads.pullOf(ctx, log, inst, ev, p)
-	if err != nil {
-		return err
-	}
-	if stale != "" {
-		log.Info("not building", "reason", stale)
-		return nil
-	}
-	v, err := h.gate.admit(ctx, log, inst, pull.pr, ev)
-	if !v.build || err != nil {
-		return err
-	}
-	p.step("claiming a build number")
-	claim, err := h.claims.ClaimBuildFor(ctx, ev.Repo, ev.Number, ev.HeadSHA, ev.MsgID(), ev.Rebuild)
-	if err != nil {
-		return fmt.Errorf("claiming a build number: %w", err)
-	}
-	log = log.With("build", claim.Build)
-	p.claimed(claim.Build)
-	p.step("build %d", claim.Build)
-	plan := planClaim(claim, v)
-	if plan.built {
-		log.Info("head commit already built")
-		h.pullOpen(ctx, log, ev.Repo, ev.Number)
-		return nil
-	}
-	if plan.announce {
+	return inst, pull, stale, err
+}
+
+// startBuild does what claim plan c says of f's claim (announce the head,
+// show its approval), then prepares the build (queueBuild).
+func (h *pullHandler) startBuild(ctx context.Context, log *slog.Logger, inst Installation, pull pullRequest, ev events.PullEvent, f admitFacts, c claimPlan, p *prepLog) error {
+	if c.announce {
 		// Running tests of this pull's older heads can stop now.
 		if err := h.claims.AnnounceHead(events.HeadAnnouncement{Repo: ev.Repo, Number: ev.Number, SHA: ev.HeadSHA}); err != nil {
 			log.Warn("announcing new head", "err", err)
 		}
 	}
-	if plan.showApproved {
-		if err := h.gate.showApproved(ctx, ev, v.by, claim.Build); err != nil {
+	if c.showApproved {
+		if err := h.gate.showApproved(ctx, ev, f.verdict.by, f.claim.Build); err != nil {
 			return err
 		}
 	}
-	return h.queueBuild(ctx, log, inst, pull, ev, claim, p)
+	return h.queueBuild(ctx, log, inst, pull, ev, f.claim, p)
 }
 
-// queueBuild checks out the claimed build, evaluates its .yci.py and
-// queues its tests (planBuild), then marks it queued. A claim resumed
-// after a crash queues again: tests queued before the crash keep the
-// states they reached in the record (recordQueued), and the stream drops
-// their second publication as a duplicate.
+// queueBuild prepares the claimed build as planBuild plans it, one step
+// at a time (mirror, merge, checkout, evaluate), then ends it or queues
+// its tests (endBuild). A claim resumed after a crash queues again: tests
+// queued before the crash keep the states they reached in the record
+// (recordQueued), and the stream drops their second publication as a
+// duplicate.
 func (h *pullHandler) queueBuild(ctx context.Context, log *slog.Logger, inst Installation, pull pullRequest, ev events.PullEvent, claim events.Claim, p *prepLog) error {
 	b := build(ev.Repo, ev.Number, claim.Build)
-	src, m, err := h.checkoutBuild(ctx, inst, pull, b, ev.HeadSHA, p)
-	if err != nil {
-		return err
-	}
-	f := buildFacts{ev: ev, pr: pull.pr, build: b.Number, merged: m}
-	plan := planBuild(f)
-	if plan.step == stepEvaluate {
-		raw, err := pullAsTested(pull.raw, m.Base)
-		if err != nil {
-			return permanent(err)
+	baseRef := pull.pr.GetBase().GetRef()
+	f := buildFacts{ev: ev, pr: pull.pr, build: b.Number}
+	var src string
+	for {
+		var err error
+		plan := planBuild(f)
+		switch plan.step {
+		case stepMirror:
+			err = h.mirror(ctx, inst, b, plan.cloneURL, p)
+			f.mirrored = true
+		case stepMerge:
+			k := buildKey(ev.Repo, b.Pull, b.Number)
+			f.merged, err = h.merger.merge(ctx, k, ev.HeadSHA, baseRef, pull.pr.GetBase().GetSHA(), claim.Fresh)
+			f.made = true
+		case stepCheckout:
+			src, err = h.checkout(ctx, b, ev.HeadSHA, baseRef, f.merged, p)
+			f.checkedOut = true
+		case stepEvaluate:
+			raw, rerr := pullAsTested(pull.raw, f.merged.Base)
+			if rerr != nil {
+				return permanent(rerr)
+			}
+			f.tests, f.err = h.evaluate(ctx, raw, b, src, f.merged, p)
+			f.evaluated = true
+		default:
+			return h.endBuild(ctx, log, pull, ev, b, f, plan, p)
 		}
-		f.tests, f.err = h.evaluate(ctx, raw, b, src, m, p)
-		f.evaluated = true
-		plan = planBuild(f)
+		if err != nil {
+			return err
+		}
 	}
+}
+
+// endBuild carries out the last step of build b's plan: it ends the build
+// without tests (a conflict, a refused .yci.py), fails the attempt, or
+// records and publishes the tests; then it marks the build queued.
+func (h *pullHandler) endBuild(ctx context.Context, log *slog.Logger, pull pullRequest, ev events.PullEvent, b artifacts.Build, f buildFacts, plan buildPlan, p *prepLog) error {
+	m := f.merged
+	var err error
 	switch plan.step {
 	case stepEndConflict:
 		log.Info("head does not merge into its base", "base", m.Base, "conflicts", len(m.Conflicts))
@@ -179,7 +228,7 @@ func (h *pullHandler) queueBuild(ctx context.Context, log *slog.Logger, inst Ins
 	if err != nil {
 		return err
 	}
-	if err := h.claims.MarkQueued(ctx, ev.Repo, ev.Number, ev.HeadSHA, claim.Build); err != nil {
+	if err := h.claims.MarkQueued(ctx, ev.Repo, ev.Number, ev.HeadSHA, b.Number); err != nil {
 		return fmt.Errorf("recording build as queued: %w", err)
 	}
 	log.Info("build queued", "tested", m.SHA, "base", m.Base)
@@ -196,46 +245,37 @@ func (h *pullHandler) evaluate(ctx context.Context, raw json.RawMessage, b artif
 	return h.evaluator.EvaluateChange(ctx, src, b.Number, raw, &pipeline.Change{Files: m.Changes})
 }
 
-// checkoutBuild brings the mirror up to date, merges the head into its
-// base (baseMerger.merge) and checks out the result as the build's
-// source, where .yci.py is evaluated. The clone URL is the base
-// repository's, as GitHub's API gives it, never one the author controls.
-// A merge that conflicts has no source: the caller reports it. Up to date
-// means as new as GitHub was when the event was queued: a fetch this box
-// began after that serves (so a burst of pull requests costs a fetch or
-// two, not one each), and its step says so.
-func (h *pullHandler) checkoutBuild(ctx context.Context, inst Installation, pull pullRequest, b artifacts.Build, sha string, p *prepLog) (string, artifacts.Merged, error) {
-	pr := pull.pr
-	cloneURL := pr.GetBase().GetRepo().GetCloneURL()
-	if cloneURL == "" {
-		return "", artifacts.Merged{}, permanent(fmt.Errorf("pull request %s has no base clone URL", b))
-	}
+// mirror brings the mirror of b's repository up to date from cloneURL.
+// Up to date means as new as GitHub was when the event was queued: a
+// fetch this box began after that serves (so a burst of pull requests
+// costs a fetch or two, not one each), and its step says so.
+func (h *pullHandler) mirror(ctx context.Context, inst Installation, b artifacts.Build, cloneURL string, p *prepLog) error {
 	p.step("updating the mirror from %s", cloneURL)
 	fetched, err := h.workspace.UpdateMirrorSince(ctx, b.Owner, b.Repo, cloneURL, inst.Git, p.mirrorSince())
 	if err != nil {
-		return "", artifacts.Merged{}, mirrorFailed(err)
+		return mirrorFailed(err)
 	}
 	if !fetched {
 		p.step("the mirror was fetched after the event was queued")
 	}
-	base := pr.GetBase().GetRef()
-	k := buildKey(events.Repo{Owner: b.Owner, Name: b.Repo}, b.Pull, b.Number)
-	m, err := h.merger.merge(ctx, k, sha, base, pr.GetBase().GetSHA())
-	if err != nil || len(m.Conflicts) > 0 {
-		return "", m, err
-	}
+	return nil
+}
+
+// checkout checks out m, the commit build b tests of head sha, as the
+// build's source, where .yci.py is evaluated, and returns its directory.
+func (h *pullHandler) checkout(ctx context.Context, b artifacts.Build, sha, base string, m artifacts.Merged, p *prepLog) (string, error) {
 	src, err := h.workspace.SourceDir(b)
 	if err != nil {
-		return "", m, permanent(err)
+		return "", permanent(err)
 	}
 	if m.SHA != sha {
 		p.step("merged %s into %s at %s (%d commits behind): %s", sha, base, m.Base, m.Behind, m.SHA)
 	}
 	p.step("checking out %s (base branch %s)", m.SHA, base)
 	if err := h.workspace.Checkout(ctx, b, m.SHA, base, src); err != nil {
-		return "", m, classifyPrepare(fmt.Errorf("checking out %s: %w", m.SHA, err))
+		return "", classifyPrepare(fmt.Errorf("checking out %s: %w", m.SHA, err))
 	}
-	return src, m, nil
+	return src, nil
 }
 
 // queueTests publishes jobs, which recordQueued has already recorded as

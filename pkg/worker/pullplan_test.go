@@ -45,6 +45,74 @@ func TestPlanClaim(t *testing.T) {
 	}
 }
 
+func TestPlanAdmit(t *testing.T) {
+	t.Parallel()
+	invalid := errors.New("sha: empty")
+	read := admitFacts{read: true}
+	judged := admitFacts{read: true, judged: true, verdict: verdict{build: true, by: "m", asked: true}}
+	claimed := func(c events.Claim) admitFacts {
+		f := judged
+		f.claimed, f.claim = true, c
+		return f
+	}
+	cases := []struct {
+		name string
+		f    admitFacts
+		want admitPlan
+	}{
+		{"invalid_event_is_refused_before_anything", admitFacts{invalid: invalid, read: true, judged: true}, admitPlan{step: admitRefuse, err: invalid}},
+		{"valid_event_reads_its_pull_first", admitFacts{}, admitPlan{step: admitRead}},
+		{"stale_head_is_dropped_before_the_gate", admitFacts{read: true, stale: "closed"}, admitPlan{step: admitDropStale}},
+		{"current_head_asks_the_gate", read, admitPlan{step: admitJudge}},
+		{"unapproved_head_waits_unclaimed", admitFacts{read: true, judged: true, verdict: verdict{asked: true}}, admitPlan{step: admitWait}},
+		{"approved_head_claims", judged, admitPlan{step: admitClaim}},
+		{"build_held_elsewhere_builds_nothing", claimed(events.Claim{Build: 4}), admitPlan{step: admitBuilt, claim: claimPlan{built: true}}},
+		{"fresh_claim_builds_announced_and_shown", claimed(events.Claim{Build: 5, Mine: true, Fresh: true}),
+			admitPlan{step: admitBuild, claim: claimPlan{announce: true, showApproved: true}}},
+		{"resumed_claim_builds_quietly", claimed(events.Claim{Build: 5, Mine: true}), admitPlan{step: admitBuild}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := planAdmit(tc.f); got != tc.want {
+				t.Errorf("planAdmit = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPlanMerge(t *testing.T) {
+	t.Parallel()
+	const base, merge = "3333333333333333333333333333333333333333", "4444444444444444444444444444444444444444"
+	recMerged := &events.TestedBase{Ref: "main", SHA: base, Merged: true, Merge: merge}
+	recAlone := &events.TestedBase{Ref: "main", SHA: base}
+	recConflict := &events.TestedBase{Ref: "main", SHA: base, Merged: true, Conflicts: []string{"a.go"}}
+	cases := []struct {
+		name string
+		f    mergeFacts
+		want mergePlan
+	}{
+		{"resumed_claim_reads_its_record", mergeFacts{}, mergePlan{step: mergeReadRecord}},
+		{"fresh_claim_reads_no_record", mergeFacts{fresh: true}, mergePlan{step: mergeNew, merge: true}},
+		{"fresh_claim_ignores_a_leftover_record", mergeFacts{fresh: true, read: true, recorded: recMerged}, mergePlan{step: mergeNew, merge: true}},
+		{"no_record_merges_anew", mergeFacts{read: true}, mergePlan{step: mergeNew, merge: true}},
+		{"heads_alone_are_not_merged", mergeFacts{read: true, headOnly: true}, mergePlan{step: mergeNew}},
+		{"recorded_merge_is_made_again", mergeFacts{read: true, recorded: recMerged}, mergePlan{step: mergeRemake, base: base, want: merge}},
+		{"recorded_head_alone_is_taken_again", mergeFacts{read: true, recorded: recAlone}, mergePlan{step: mergeRemake, base: base, want: decideSHA}},
+		{"recorded_conflict_merges_anew", mergeFacts{read: true, recorded: recConflict}, mergePlan{step: mergeNew, merge: true}},
+		{"recorded_base_outranks_the_group", mergeFacts{read: true, group: true, recorded: recAlone}, mergePlan{step: mergeRemake, base: base, want: decideSHA}},
+		{"group_is_compared_with_its_base", mergeFacts{fresh: true, group: true}, mergePlan{step: mergeGroup}},
+		{"record_without_a_base_merges_anew", mergeFacts{read: true, recorded: &events.TestedBase{}}, mergePlan{step: mergeNew, merge: true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.f.head = decideSHA
+			if got := planMerge(tc.f); got != tc.want {
+				t.Errorf("planMerge = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
 // planPull is a pull request as a webhook carries it, for the plans.
 func planPull() *github.PullRequest {
 	updated := time.Date(2026, 3, 4, 5, 6, 7, 0, time.FixedZone("x", 3600))
@@ -81,6 +149,7 @@ func TestPlanBuild(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.f.ev, tc.f.pr, tc.f.build = ev, planPull(), 7
+			tc.f.mirrored, tc.f.made, tc.f.checkedOut = true, true, true
 			p := planBuild(tc.f)
 			if p.step != tc.want {
 				t.Fatalf("step = %v, want %v", p.step, tc.want)
@@ -112,6 +181,46 @@ func TestPlanBuild(t *testing.T) {
 				if p.changes == nil || p.changes.Total != 2 {
 					t.Errorf("changes = %+v, want both files", p.changes)
 				}
+			}
+		})
+	}
+}
+
+func TestPlanBuildPreparesInOrder(t *testing.T) {
+	t.Parallel()
+	ev := events.PullEvent{Repo: events.Repo{Owner: "acme", Name: "widget"}, Number: 3, HeadSHA: decideSHA, Installation: 9}
+	merged := artifacts.Merged{SHA: decideNewer, Base: "3333333333333333333333333333333333333333"}
+	conflicted := merged
+	conflicted.Conflicts = []string{"a.go"}
+	noURL := planPull()
+	noURL.Base.Repo = nil
+	cases := []struct {
+		name      string
+		pr        *github.PullRequest
+		f         buildFacts
+		want      buildStep
+		permanent bool
+	}{
+		{name: "first_the_mirror", pr: planPull(), want: stepMirror},
+		{name: "no_clone_url_fails_for_good", pr: noURL, want: stepFailBuild, permanent: true},
+		{name: "then_the_merge", pr: planPull(), f: buildFacts{mirrored: true}, want: stepMerge},
+		{name: "then_the_checkout", pr: planPull(), f: buildFacts{mirrored: true, made: true, merged: merged}, want: stepCheckout},
+		{name: "a_conflict_is_not_checked_out", pr: planPull(), f: buildFacts{mirrored: true, made: true, merged: conflicted}, want: stepEndConflict},
+		{name: "then_the_evaluation", pr: planPull(), f: buildFacts{mirrored: true, made: true, merged: merged, checkedOut: true}, want: stepEvaluate},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.f.ev, tc.f.pr, tc.f.build = ev, tc.pr, 7
+			p := planBuild(tc.f)
+			if p.step != tc.want {
+				t.Fatalf("step = %v, want %v", p.step, tc.want)
+			}
+			var perm permanentError
+			if got := errors.As(p.err, &perm); got != tc.permanent {
+				t.Errorf("err = %v, permanent %v, want %v", p.err, got, tc.permanent)
+			}
+			if p.step == stepMirror && p.cloneURL != tc.pr.GetBase().GetRepo().GetCloneURL() {
+				t.Errorf("clone URL = %q, want the base repository's", p.cloneURL)
 			}
 		})
 	}

@@ -338,13 +338,21 @@ func facts(job events.TestJob, headRef, baseRef string) map[string]string {
 
 // withoutPaths is err's message for a status description: the box's own
 // paths are of no use on GitHub, and can push the cause ("no space left on
-// device") past the 140 characters a description may have.
+// device") past the 140 characters a description may have. The first
+// *fs.PathError and *os.LinkError in err lose their paths here, worded as
+// "op: cause"; the describers of pkg/status (Errored, PreparingFailed,
+// ConfigError) cut every path left in free text (git's, a tool's).
 func withoutPaths(err error) string {
+	text := err.Error()
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
-		return strings.Replace(err.Error(), pe.Error(), pe.Op+": "+pe.Err.Error(), 1)
+		text = strings.Replace(text, pe.Error(), pe.Op+": "+pe.Err.Error(), 1)
 	}
-	return err.Error()
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		text = strings.Replace(text, le.Error(), le.Op+": "+le.Err.Error(), 1)
+	}
+	return text
 }
 
 // droppedTestURL is what the status of a test dropped before it ran links
