@@ -64,14 +64,14 @@ func TimedOut(limit time.Duration, attempt, attempts int) string {
 // (withoutPaths) and cut to fit.
 func Errored(reason string) string {
 	const head = "error: "
-	return truncate(head + cutCause(withoutPaths(oneLine(reason)), MaxDescription-len(head)))
+	return truncate(head + cutCause(WithoutPaths(oneLine(reason)), MaxDescription-len(head)))
 }
 
 // ConfigError describes a .yci.py that could not be evaluated; reason should
 // name the line and the fix, and is made one line, stripped of the box's
 // paths (withoutPaths) and cut to fit.
 func ConfigError(reason string) string {
-	return truncate(".yci.py: " + withoutPaths(oneLine(reason)))
+	return truncate(".yci.py: " + WithoutPaths(oneLine(reason)))
 }
 
 // Superseded describes a test stopped while it ran because newSHA was
@@ -94,7 +94,7 @@ func SupersededBeforeRun(newSHA string) string {
 func PreparingFailed(attempt, attempts int, reason string) string {
 	head := fmt.Sprintf("preparing failed (attempt %d of %d): ", attempt, attempts)
 	const tail = "; retrying"
-	return truncate(head + cutCause(withoutPaths(oneLine(reason)), MaxDescription-len(head)-len(tail)) + tail)
+	return truncate(head + cutCause(WithoutPaths(oneLine(reason)), MaxDescription-len(head)-len(tail)) + tail)
 }
 
 // GaveUpPreparing describes a head commit whose build could not be
@@ -180,13 +180,14 @@ func mask(s string, secrets []string) string {
 // /retest has one part: neither is taken for a path.
 var boxPath = regexp.MustCompile(`(^|[\s'"(\[<=])/[^\s'"()\[\]<>,;:]+(/[^\s'"()\[\]<>,;:]*)+`)
 
-// withoutPaths is an error's text with every absolute path cut to its
+// WithoutPaths is an error's text with every absolute path cut to its
 // last part ("open …/out.txt: permission denied"): the cause is kept, but
 // GitHub never learns how the box lays out its workspace, mirrors or
 // tools, whatever step (git, exec, the file system, the sandbox) wrote the
 // text. Callers that hold the error itself word it better first
-// (worker's withoutPaths); this catches what free text carries.
-func withoutPaths(s string) string {
+// (worker's withoutPaths); this catches what free text carries, in a
+// description or in a comment's reply.
+func WithoutPaths(s string) string {
 	return boxPath.ReplaceAllStringFunc(s, func(m string) string {
 		i := strings.IndexByte(m, '/')
 		return m[:i] + "…/" + path.Base(m[i:])

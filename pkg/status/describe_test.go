@@ -218,13 +218,13 @@ func TestDescriptionsCarryNoPaths(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, d := range []string{Errored(tc.reason), PreparingFailed(1, 3, tc.reason), ConfigError(tc.reason), withoutPaths(tc.reason)} {
+			for _, d := range []string{Errored(tc.reason), PreparingFailed(1, 3, tc.reason), ConfigError(tc.reason), WithoutPaths(tc.reason)} {
 				if strings.Contains(d, ws) || strings.Contains(d, "/var/") {
 					t.Errorf("description %q shows the box's path", d)
 				}
 			}
-			if got := withoutPaths(tc.reason); !strings.Contains(got, tc.keep) {
-				t.Errorf("withoutPaths(%q) = %q, want it to keep %q", tc.reason, got, tc.keep)
+			if got := WithoutPaths(tc.reason); !strings.Contains(got, tc.keep) {
+				t.Errorf("WithoutPaths(%q) = %q, want it to keep %q", tc.reason, got, tc.keep)
 			}
 		})
 	}

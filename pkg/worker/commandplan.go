@@ -8,6 +8,7 @@ import (
 
 	"github.com/yourci/yourci/pkg/events"
 	"github.com/yourci/yourci/pkg/pipeline"
+	"github.com/yourci/yourci/pkg/status"
 )
 
 // fact names one thing a comment's commands are decided on that has to be
@@ -287,7 +288,7 @@ func planTests(f *commandFacts, build int) (*buildTests, outcome, fact) {
 		return nil, outcome{}, factTests
 	}
 	if f.tests.broken != "" {
-		return nil, refused("the .yci.py of build %d is broken (%s), so it has no tests to re-run.", build, f.tests.broken), factNone
+		return nil, refused("the .yci.py of build %d is broken (%s), so it has no tests to re-run.", build, status.WithoutPaths(f.tests.broken)), factNone
 	}
 	return f.tests, outcome{}, factNone
 }

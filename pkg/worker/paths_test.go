@@ -86,6 +86,10 @@ func TestDescriptionsCarryNoPaths(t *testing.T) {
 		"config_error":    func(err error) string { return status.ConfigError(err.Error()) },
 		"without_paths":   func(err error) string { return status.Errored(withoutPaths(err)) },
 		"head_summary_up": func(err error) string { return status.PreparingFailed(2, 4, err.Error()) },
+		"retest_reply_broken_config": func(err error) string {
+			_, o, _ := planTests(&commandFacts{tests: &buildTests{broken: err.Error()}}, 1)
+			return o.refusal
+		},
 	}
 	for name, err := range boxErrors(t, dir) {
 		t.Run(name, func(t *testing.T) {
