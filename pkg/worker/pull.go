@@ -151,7 +151,10 @@ func (h *pullHandler) queueBuild(ctx context.Context, log *slog.Logger, inst Ins
 	}
 	f := buildFacts{ev: ev, pr: pull.pr, build: b.Number, merged: m}
 	plan := planBuild(f)
+	spareMade := func() {}
 	if plan.step == stepEvaluate {
+		spareMade = h.makeSpare(ctx, log, b, m.SHA, pull.pr.GetBase().GetRef())
+		defer spareMade()
 		raw, err := pullAsTested(pull.raw, m.Base)
 		if err != nil {
 			return permanent(err)
@@ -174,6 +177,7 @@ func (h *pullHandler) queueBuild(ctx context.Context, log *slog.Logger, inst Ins
 		h.recordQueued(ctx, log, pull, b, ev, f.tests, plan.changes)
 		p.step("queuing %d tests", len(plan.jobs))
 		log.Info("queuing tests", "tests", len(plan.jobs), "changed", len(m.Changes))
+		spareMade()
 		err = h.queueTests(ctx, plan.jobs)
 	}
 	if err != nil {
@@ -236,6 +240,27 @@ func (h *pullHandler) checkoutBuild(ctx context.Context, inst Installation, pull
 		return "", m, classifyPrepare(fmt.Errorf("checking out %s: %w", m.SHA, err))
 	}
 	return src, m, nil
+}
+
+// makeSpare checks out the build's commit once more, as the copy the
+// build's first test will take (artifacts.MakeSpare), while .yci.py is
+// evaluated: that test then starts without a checkout of its own. The
+// returned function waits until the copy is made (a second call returns at
+// once); tests are queued after it, so the first finds the spare ready. A
+// spare that cannot be made costs nothing but the log line: the test
+// checks out its own copy, as it would without.
+func (h *pullHandler) makeSpare(ctx context.Context, log *slog.Logger, b artifacts.Build, sha, base string) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		began := time.Now()
+		if err := h.workspace.MakeSpare(ctx, b, sha, base); err != nil {
+			log.Warn("checking out a spare copy for the first test; it will check out its own", "err", err)
+			return
+		}
+		log.Debug("spare copy made", "took", time.Since(began))
+	}()
+	return func() { <-done }
 }
 
 // queueTests publishes jobs, which recordQueued has already recorded as
