@@ -67,3 +67,16 @@ func (c *Checkouts) TakeSpare(b Build, dest string) (bool, error) {
 	}
 	return true, nil
 }
+
+// DropSpare removes build b's spare copy, if there is one: the build
+// queued no test to take it (its .yci.py was refused, or chose none).
+func (c *Checkouts) DropSpare(b Build) error {
+	dir, err := c.layout.SpareSourceDir(b)
+	if err != nil {
+		return err
+	}
+	if err := removeTree(dir); err != nil {
+		return fmt.Errorf("removing the spare checkout: %w", err)
+	}
+	return nil
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/yourci/yourci/pkg/artifacts"
@@ -151,10 +152,11 @@ func (h *pullHandler) queueBuild(ctx context.Context, log *slog.Logger, inst Ins
 	}
 	f := buildFacts{ev: ev, pr: pull.pr, build: b.Number, merged: m}
 	plan := planBuild(f)
-	spareMade := func() {}
+	keepSpare := func() {}
 	if plan.step == stepEvaluate {
-		spareMade = h.makeSpare(ctx, log, b, m.SHA, pull.pr.GetBase().GetRef())
-		defer spareMade()
+		settleSpare := h.makeSpare(ctx, log, b, m.SHA, pull.pr.GetBase().GetRef())
+		defer settleSpare(false) // unless kept below: no test will take it
+		keepSpare = func() { settleSpare(true) }
 		raw, err := pullAsTested(pull.raw, m.Base)
 		if err != nil {
 			return permanent(err)
@@ -177,7 +179,9 @@ func (h *pullHandler) queueBuild(ctx context.Context, log *slog.Logger, inst Ins
 		h.recordQueued(ctx, log, pull, b, ev, f.tests, plan.changes)
 		p.step("queuing %d tests", len(plan.jobs))
 		log.Info("queuing tests", "tests", len(plan.jobs), "changed", len(m.Changes))
-		spareMade()
+		if len(plan.jobs) > 0 {
+			keepSpare()
+		}
 		err = h.queueTests(ctx, plan.jobs)
 	}
 	if err != nil {
@@ -245,11 +249,12 @@ func (h *pullHandler) checkoutBuild(ctx context.Context, inst Installation, pull
 // makeSpare checks out the build's commit once more, as the copy the
 // build's first test will take (artifacts.MakeSpare), while .yci.py is
 // evaluated: that test then starts without a checkout of its own. The
-// returned function waits until the copy is made (a second call returns at
-// once); tests are queued after it, so the first finds the spare ready. A
-// spare that cannot be made costs nothing but the log line: the test
-// checks out its own copy, as it would without.
-func (h *pullHandler) makeSpare(ctx context.Context, log *slog.Logger, b artifacts.Build, sha, base string) (wait func()) {
+// returned settle waits until the copy is made and, unless keep (tests
+// are queued after it, so the first finds the spare ready), removes it;
+// calls after the first do nothing. A spare that cannot be made costs
+// nothing but the log line: the test checks out its own copy, as it would
+// without.
+func (h *pullHandler) makeSpare(ctx context.Context, log *slog.Logger, b artifacts.Build, sha, base string) (settle func(keep bool)) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -260,7 +265,18 @@ func (h *pullHandler) makeSpare(ctx context.Context, log *slog.Logger, b artifac
 		}
 		log.Debug("spare copy made", "took", time.Since(began))
 	}()
-	return func() { <-done }
+	var once sync.Once
+	return func(keep bool) {
+		once.Do(func() {
+			<-done
+			if keep {
+				return
+			}
+			if err := h.workspace.DropSpare(b); err != nil {
+				log.Warn("removing the spare copy no test will take", "err", err)
+			}
+		})
+	}
 }
 
 // queueTests publishes jobs, which recordQueued has already recorded as

@@ -63,6 +63,7 @@ type pullWorkspace interface {
 	SourceDir(b artifacts.Build) (string, error)
 	Checkout(ctx context.Context, b artifacts.Build, sha, base, dest string) error
 	MakeSpare(ctx context.Context, b artifacts.Build, sha, base string) error
+	DropSpare(b artifacts.Build) error
 	CreateTestDir(b artifacts.Build, name string) (string, error)
 	LinkLog(b artifacts.Build, name string) error
 }

@@ -2,10 +2,16 @@ package worker
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/yourci/yourci/pkg/artifacts"
 )
 
 // lockedBuffer is a bytes.Buffer a logger and a test may share.
@@ -70,5 +76,38 @@ func TestFirstTestTakesTheSpareCopy(t *testing.T) {
 	}
 	if spare != 1 || own != 1 {
 		t.Errorf("tests prepared in the spare: %d, in their own checkout: %d; want 1 and 1; log:\n%s", spare, own, logs.String())
+	}
+}
+
+// TestSpareOfABuildWithoutTestsIsRemoved shows the spare copy removed once
+// the build is handled when no test will take it.
+func TestSpareOfABuildWithoutTestsIsRemoved(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ name, yciPy string }{
+		{"refused", "raise ValueError('no')\n"},
+		{"no_tests", "def test_generator(build_id, pull):\n    return []\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t)
+			pr := r.openPull(t, map[string]string{".yci.py": tt.yciPy})
+			r.publish(t, pr.GetNumber(), pr.GetHead().GetSHA(), "delivery-1")
+			r.settled(t)
+			b := artifacts.Build{Owner: owner, Repo: repoName, Pull: pr.GetNumber(), Number: 1}
+			src, err := r.ws.SourceDir(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(filepath.Join(src, ".yci.py")); err != nil {
+				t.Fatalf("the build was not checked out: %v", err)
+			}
+			spare, err := r.ws.SpareSourceDir(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Lstat(spare); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("spare copy %s left after a build without tests: %v", spare, err)
+			}
+		})
 	}
 }
