@@ -34,7 +34,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if exit, ok := envflag.Settle("receiver", err, opts.Version, opts.Validate, os.Stdout, stderr); !ok {
 		return exit
 	}
-	log := envflag.NewLogger(opts.JSONLog, stderr)
+	log := envflag.NewLogger(opts.JSONLog, opts.LogLevel, stderr)
 	limits.ProtectService(log)
 	if getenv("GOMEMLIMIT") == "" {
 		// Bodies refused mid-flight leave garbage behind: collect it

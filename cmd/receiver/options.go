@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -45,6 +46,8 @@ type Options struct {
 	// across all requests (see webhook.Budget).
 	MaxInflightBytes int64
 	JSONLog          bool
+	// LogLevel is the least level logged (-log-level).
+	LogLevel slog.Level
 	// Version prints the version and exits.
 	Version bool
 }
@@ -84,6 +87,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Int64Var(&o.MaxInflightBytes, "max-inflight-bytes", webhook.DefaultMaxInflightBytes, "`BYTES` of delivery bodies held in memory at once; past it, deliveries get 503 with Retry-After")
 	fs.Env("max-inflight-bytes", "YCI_MAX_INFLIGHT_BYTES")
 	fs.JSONLogVar(&o.JSONLog)
+	fs.LogLevelVar(&o.LogLevel)
 	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)

@@ -30,7 +30,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if exit, ok := envflag.Settle("reconcile", err, opts.Version, opts.Validate, stdout, stderr); !ok {
 		return exit
 	}
-	log := envflag.NewLogger(opts.JSONLog, stderr)
+	log := envflag.NewLogger(opts.JSONLog, opts.LogLevel, stderr)
 	limits.ProtectService(log)
 	r, err := Open(ctx, opts, log, stdout)
 	if err != nil {

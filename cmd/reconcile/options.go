@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -47,6 +48,8 @@ type Options struct {
 	// which cleanup mode removes it; zero keeps caches.
 	CacheUnusedFor time.Duration
 	JSONLog        bool
+	// LogLevel is the least level logged (-log-level).
+	LogLevel slog.Level
 	// MetricsFile, when set, receives the sweep's summary as Prometheus
 	// metrics for node_exporter's textfile collector.
 	MetricsFile string
@@ -111,6 +114,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.MetricsFile, "metrics-file", "", "write the sweep's results as Prometheus metrics to `FILE` (node_exporter's textfile collector)")
 	fs.Env("metrics-file", "YCI_RECONCILE_METRICS_FILE")
 	fs.JSONLogVar(&o.JSONLog)
+	fs.LogLevelVar(&o.LogLevel)
 	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)

@@ -27,7 +27,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if exit, ok := envflag.Settle("worker", err, opts.Version, opts.Validate, stdout, stderr); !ok {
 		return exit
 	}
-	log := envflag.NewLogger(opts.JSONLog, stderr)
+	log := envflag.NewLogger(opts.JSONLog, opts.LogLevel, stderr)
 	if opts.Local != "" {
 		return runLocal(ctx, opts, stdout, stderr)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"runtime"
 	"time"
@@ -51,7 +52,9 @@ type Options struct {
 	// are stopped and handed back to the queue.
 	Grace   time.Duration
 	JSONLog bool
-	GitHub  githubauth.Config
+	// LogLevel is the least level logged (-log-level).
+	LogLevel slog.Level
+	GitHub   githubauth.Config
 	// BuildPolicy is "trusted" (outsiders' pull requests wait for the
 	// approval label) or "all".
 	BuildPolicy   string
@@ -155,6 +158,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	o.Limits.addFlags(fs)
 	o.Disk.addFlags(fs)
 	fs.JSONLogVar(&o.JSONLog)
+	fs.LogLevelVar(&o.LogLevel)
 	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/yourci/yourci/pkg/artifacts"
@@ -173,6 +174,7 @@ func (h *pullHandler) queueBuild(ctx context.Context, log *slog.Logger, inst Ins
 	baseRef := pull.pr.GetBase().GetRef()
 	f := buildFacts{ev: ev, pr: pull.pr, build: b.Number}
 	var src string
+	keepSpare := func() {}
 	for {
 		var err error
 		plan := planBuild(f)
@@ -188,6 +190,9 @@ func (h *pullHandler) queueBuild(ctx context.Context, log *slog.Logger, inst Ins
 			src, err = h.checkout(ctx, b, ev.HeadSHA, baseRef, f.merged, p)
 			f.checkedOut = true
 		case stepEvaluate:
+			settleSpare := h.makeSpare(ctx, log, b, f.merged.SHA, baseRef)
+			defer settleSpare(false) // unless kept: no test will take it
+			keepSpare = func() { settleSpare(true) }
 			raw, rerr := pullAsTested(pull.raw, f.merged.Base)
 			if rerr != nil {
 				return permanent(rerr)
@@ -195,7 +200,7 @@ func (h *pullHandler) queueBuild(ctx context.Context, log *slog.Logger, inst Ins
 			f.tests, f.err = h.evaluate(ctx, raw, b, src, f.merged, p)
 			f.evaluated = true
 		default:
-			return h.endBuild(ctx, log, pull, ev, b, f, plan, p)
+			return h.endBuild(ctx, log, pull, ev, b, f, plan, p, keepSpare)
 		}
 		if err != nil {
 			return err
@@ -206,7 +211,8 @@ func (h *pullHandler) queueBuild(ctx context.Context, log *slog.Logger, inst Ins
 // endBuild carries out the last step of build b's plan: it ends the build
 // without tests (a conflict, a refused .yci.py), fails the attempt, or
 // records and publishes the tests; then it marks the build queued.
-func (h *pullHandler) endBuild(ctx context.Context, log *slog.Logger, pull pullRequest, ev events.PullEvent, b artifacts.Build, f buildFacts, plan buildPlan, p *prepLog) error {
+// keepSpare keeps the spare copy for the first test, once there is one.
+func (h *pullHandler) endBuild(ctx context.Context, log *slog.Logger, pull pullRequest, ev events.PullEvent, b artifacts.Build, f buildFacts, plan buildPlan, p *prepLog, keepSpare func()) error {
 	m := f.merged
 	var err error
 	switch plan.step {
@@ -223,6 +229,9 @@ func (h *pullHandler) endBuild(ctx context.Context, log *slog.Logger, pull pullR
 		h.recordQueued(ctx, log, pull, b, ev, f.tests, plan.changes)
 		p.step("queuing %d tests", len(plan.jobs))
 		log.Info("queuing tests", "tests", len(plan.jobs), "changed", len(m.Changes))
+		if len(plan.jobs) > 0 {
+			keepSpare()
+		}
 		err = h.queueTests(ctx, plan.jobs)
 	}
 	if err != nil {
@@ -276,6 +285,39 @@ func (h *pullHandler) checkout(ctx context.Context, b artifacts.Build, sha, base
 		return "", classifyPrepare(fmt.Errorf("checking out %s: %w", m.SHA, err))
 	}
 	return src, nil
+}
+
+// makeSpare checks out the build's commit once more, as the copy the
+// build's first test will take (artifacts.MakeSpare), while .yci.py is
+// evaluated: that test then starts without a checkout of its own. The
+// returned settle waits until the copy is made and, unless keep (tests
+// are queued after it, so the first finds the spare ready), removes it;
+// calls after the first do nothing. A spare that cannot be made costs
+// nothing but the log line: the test checks out its own copy, as it would
+// without.
+func (h *pullHandler) makeSpare(ctx context.Context, log *slog.Logger, b artifacts.Build, sha, base string) (settle func(keep bool)) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		began := time.Now()
+		if err := h.workspace.MakeSpare(ctx, b, sha, base); err != nil {
+			log.Warn("checking out a spare copy for the first test; it will check out its own", "err", err)
+			return
+		}
+		log.Debug("spare copy made", "took", time.Since(began))
+	}()
+	var once sync.Once
+	return func(keep bool) {
+		once.Do(func() {
+			<-done
+			if keep {
+				return
+			}
+			if err := h.workspace.DropSpare(b); err != nil {
+				log.Warn("removing the spare copy no test will take", "err", err)
+			}
+		})
+	}
 }
 
 // queueTests publishes jobs, which recordQueued has already recorded as

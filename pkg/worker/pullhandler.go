@@ -62,6 +62,8 @@ type pullWorkspace interface {
 	UpdateMirrorSince(ctx context.Context, owner, repo, cloneURL string, auth artifacts.GitAuth, since time.Time) (fetched bool, err error)
 	SourceDir(b artifacts.Build) (string, error)
 	Checkout(ctx context.Context, b artifacts.Build, sha, base, dest string) error
+	MakeSpare(ctx context.Context, b artifacts.Build, sha, base string) error
+	DropSpare(b artifacts.Build) error
 	CreateTestDir(b artifacts.Build, name string) (string, error)
 	LinkLog(b artifacts.Build, name string) error
 }

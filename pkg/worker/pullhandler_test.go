@@ -57,6 +57,10 @@ func (m *memWorkspace) CreateTestDir(_ artifacts.Build, name string) (string, er
 }
 
 func (m *memWorkspace) LinkLog(artifacts.Build, string) error { return nil }
+func (m *memWorkspace) MakeSpare(context.Context, artifacts.Build, string, string) error {
+	return nil
+}
+func (m *memWorkspace) DropSpare(artifacts.Build) error { return nil }
 
 func (m *memWorkspace) MergeBuild(context.Context, string, string, string, string, bool) (artifacts.Merged, error) {
 	return m.merge, nil

@@ -253,12 +253,34 @@ func (h *testHandler) prepareTest(ctx context.Context, log *slog.Logger, inst In
 		}
 	}
 	cleared := time.Now()
+	spare := h.takeSpare(log, b, work)
 	fetched, err := h.checkoutTest(ctx, inst, cloneURL, base, b, job, work)
+	if err != nil && spare {
+		// The spare was not a checkout of this test's commit: make one.
+		log.Warn("the build's spare copy does not fit the test; checking out its own", "err", err)
+		if err = os.RemoveAll(work); err == nil {
+			spare = false
+			fetched, err = h.checkoutTest(ctx, inst, cloneURL, base, b, job, work)
+		}
+	}
 	if err != nil {
 		return "", "", classifyPrepare(err)
 	}
-	log.Debug("prepared test", "fetched", fetched, "rundir", cleared.Sub(began), "checkout", time.Since(cleared))
+	log.Debug("prepared test", "fetched", fetched, "spare", spare, "rundir", cleared.Sub(began), "checkout", time.Since(cleared))
 	return work, logPath, nil
+}
+
+// takeSpare moves the build's spare copy (made by the pull handler while
+// .yci.py was evaluated, and touched by nothing since) to work, which
+// does not exist, and tells whether it did: the first test of a build
+// then starts without a checkout of its own. A spare that cannot be
+// taken is no failure: the test checks out its own copy.
+func (h *testHandler) takeSpare(log *slog.Logger, b artifacts.Build, work string) bool {
+	taken, err := h.workspace.TakeSpare(b, work)
+	if err != nil {
+		log.Warn("taking the build's spare copy; checking out the test's own", "err", err)
+	}
+	return taken
 }
 
 // checkoutTest makes work a checkout of the job's tested commit (the

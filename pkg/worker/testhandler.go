@@ -55,6 +55,7 @@ type testWorkspace interface {
 	RunLogPath(b artifacts.Build, name string, rerun int) (string, error)
 	LinkLog(b artifacts.Build, name string) error
 	Checkout(ctx context.Context, b artifacts.Build, sha, base, dest string) error
+	TakeSpare(b artifacts.Build, dest string) (bool, error)
 	UpdateMirror(ctx context.Context, owner, repo, cloneURL string, auth artifacts.GitAuth) error
 	RemakeMerge(ctx context.Context, owner, repo, head, base, want string) (artifacts.Merged, error)
 }
