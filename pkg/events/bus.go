@@ -205,7 +205,9 @@ func (o Options) Validate() error {
 // key-value buckets, and hands out the parts that use them: Queue (jobs),
 // Registry (build numbers, approvals, re-runs), Records (build records),
 // Attempts (attempts running now), Heads (head announcements) and Board (the
-// queue as pages show it). All methods may be called concurrently.
+// queue as pages show it). All methods may be called concurrently. Half
+// its methods are the named steps of setting the stream and buckets up
+// (setup.go), called once by New; the rest hand out the parts.
 type Bus struct {
 	*store
 	ownConn bool

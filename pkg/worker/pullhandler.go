@@ -18,6 +18,12 @@ import (
 // pullplan.go and approvalplan.go, and acts on them; the Worker's
 // HandlePull delegates to it. It holds only what it needs, behind the
 // small interfaces below. Its methods may be called concurrently.
+//
+// It has more methods than the ~15 a type should: one per step its plans
+// name (mirror, merge, checkout, evaluate, end, queue ...), each a few
+// lines of acting with no decision in it. Splitting them across types
+// would spread one handler's sequence over several without making any
+// of them simpler.
 type pullHandler struct {
 	installs  installer
 	heads     *headReader

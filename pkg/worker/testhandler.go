@@ -15,7 +15,8 @@ import (
 // attempt's result), decides with the pure plans of testplan.go, and acts
 // on them. It holds only what the test handler needs, behind the small
 // interfaces below; the Worker's HandleTest delegates to it. Its methods
-// may be called concurrently.
+// may be called concurrently. Like pullHandler, it has a method per step
+// its plans name, and so a few more than ~15.
 type testHandler struct {
 	installs                     installer
 	heads                        testHeads
