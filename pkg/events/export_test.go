@@ -1,7 +1,16 @@
 package events
 
-import "github.com/nats-io/nats.go/jetstream"
+import (
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
 
 // JetStreamOf gives tests the JetStream context under b, to inspect the
 // stream and consumers it set up; the Bus itself exposes none.
 func JetStreamOf(b *Bus) jetstream.JetStream { return b.js }
+
+// AnnounceDueEarly makes b announce every handed-back test job as due d
+// before the server delivers it again, as a server too busy to process a
+// Nak at once does.
+func AnnounceDueEarly(b *Bus, d time.Duration) { b.dueEarly = d }

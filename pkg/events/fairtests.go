@@ -99,6 +99,9 @@ type fairTests struct {
 	consumers map[Repo]jetstream.Consumer
 	ready     map[Repo]why
 	due       []dueJob
+	// dueMisses counts, per repository, the looks in a row that a due
+	// announcement made and that found nothing (see missedDue).
+	dueMisses map[Repo]int
 
 	lastServed map[Repo]time.Time
 	// stored: the stream held test jobs when last read, or one was
@@ -110,7 +113,7 @@ type fairTests struct {
 
 func newFairTests(q *Queue, limits RepoLimits, book *holdBook) *fairTests {
 	return &fairTests{q: q, limits: limits, book: book, wake: make(chan struct{}, 1),
-		consumers: map[Repo]jetstream.Consumer{}, ready: map[Repo]why{}, lastServed: map[Repo]time.Time{},
+		consumers: map[Repo]jetstream.Consumer{}, ready: map[Repo]why{}, dueMisses: map[Repo]int{}, lastServed: map[Repo]time.Time{},
 		reconnects: q.nc.Stats().Reconnects}
 }
 
@@ -359,14 +362,20 @@ func (f *fairTests) fetchNow(r Repo, cons jetstream.Consumer) (jetstream.Msg, er
 	for msg := range batch.Messages() {
 		got = msg
 	}
+	f.mu.Lock()
 	if got != nil {
+		delete(f.dueMisses, r)
+		f.mu.Unlock()
 		return got, nil
 	}
-	f.mu.Lock()
-	if f.ready[r] == whyPublished {
+	switch f.ready[r] {
+	case whyPublished:
 		delete(f.consumers, r)
 		f.ready[r] = whyStored // one more look, with the consumer ensured
-	} else {
+	case whyDue:
+		delete(f.ready, r)
+		f.missedDue(r, time.Now())
+	default:
 		delete(f.ready, r)
 	}
 	f.mu.Unlock()
@@ -374,6 +383,29 @@ func (f *fairTests) fetchNow(r Repo, cons jetstream.Consumer) (jetstream.Msg, er
 		return nil, fmt.Errorf("waiting for a message of %s: %w", r.FullName(), err)
 	}
 	return nil, nil
+}
+
+// dueLooks is how many more looks a due announcement is worth when its
+// job is not deliverable yet, at dueSlack doubled each time (40 ms to
+// 5.1 s, 10 s in all), before the worker waits for the next
+// notification or resync.
+const dueLooks = 8
+
+// missedDue notes that a look a due announcement made found nothing, and
+// plans the next look at r while the announcement is worth one. The
+// server delivers a handed-back job when its delay is over by its own
+// clock, which starts when it processes the Nak: on a busy box, later
+// than the announcement says. Without another look that job would wait
+// for the next resync, a whole AckWait. A job another worker took costs
+// only these few looks. Called with mu held.
+func (f *fairTests) missedDue(r Repo, now time.Time) {
+	n := f.dueMisses[r]
+	if n >= dueLooks {
+		delete(f.dueMisses, r)
+		return
+	}
+	f.dueMisses[r] = n + 1
+	f.due = append(f.due, dueJob{repo: r, at: now.Add(dueSlack << (n + 1))})
 }
 
 // forget drops r's consumer, to be ensured again at the next look, which
