@@ -137,17 +137,18 @@ func (b burstSetup) String() string {
 // Beside them, measured in the same run once the workers stopped, the
 // floor of the same burst (floor.burst) as floor-seconds, and ratio,
 // seconds-to-final over floor-seconds: the same heads' work with no
-// service in between, neither GitHub's API nor JetStream nor a worker. It is one
-// fetch into a bare mirror made before the heads were pushed, then for
-// each head the files changed since its merge base with main (merge-base,
-// diff-tree), a shared clone checked out at the head and .yci.py evaluated
-// there by python3 in bubblewrap, and for each of its 4 tests a shared
-// clone of its own checked out and the test's command (.yci.py's) run by
-// bash in bubblewrap. floor-cpu-ms/test is the CPU time of those git,
-// python, bubblewrap and bash processes per test, to set beside
-// worker-cpu-ms/test. It runs as many heads at once as the workers have
-// test slots in all (burstSetup.floorLanes), each head's tests one after the
-// other. It makes no cgroup for its tests, as the workers do.
+// service in between, neither GitHub's API nor JetStream nor a worker.
+// It is one fetch into a bare mirror made before the heads were pushed,
+// then for each head the files changed since its merge base with main
+// (merge-base, diff-tree), a checkout of the head (floor.checkout) and
+// .yci.py evaluated there by python3 in bubblewrap, and for each of its 4
+// tests a checkout of its own and the test's command (.yci.py's) run by
+// bash in bubblewrap. It works on as many heads at once as the workers
+// have test slots in all (burstSetup.floorLanes), each head's tests one
+// after the other. Unlike the workers, it makes no cgroup for its tests.
+// floor-cpu-ms/test is the CPU time of its git, python, bubblewrap and
+// bash processes per test, to set beside worker-cpu-ms/test: on a loaded
+// box the CPU time says more than the seconds.
 func BenchmarkBurst(b *testing.B) {
 	setup := burstSetupFromEnv(b)
 	for b.Loop() {
