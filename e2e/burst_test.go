@@ -165,11 +165,13 @@ func BenchmarkBurst(b *testing.B) {
 		fl := newFloor(s, s.warmBurst(burstTests, setup.app))
 		payloads, shas := s.openBurst(burstPulls, burstTests)
 		watch := s.watchRecords()
-		cpu := -cpuOf(b, workers)
+		ownBefore, childrenBefore := cpuOf(b, workers)
 		b.StartTimer()
 		took := s.burst(payloads, shas, watch, setup.app)
 		b.StopTimer()
-		cpu += cpuOf(b, workers)
+		ownAfter, childrenAfter := cpuOf(b, workers)
+		own, children := ownAfter-ownBefore, childrenAfter-childrenBefore
+		cpu := own + children
 		load := s.stopAndCount(workers, shas, burstTests)
 		lanes := setup.floorLanes(b)
 		floorCPU := -childrenCPU(b)
@@ -190,7 +192,8 @@ func BenchmarkBurst(b *testing.B) {
 		b.ReportMetric(floorTook.Seconds(), "floor-seconds")
 		b.ReportMetric(took.Seconds()/floorTook.Seconds(), "ratio")
 		b.ReportMetric(floorCPU.Seconds()*1000/float64(floorTests), "floor-cpu-ms/test")
-		b.Logf("%d pulls x %d tests, %s: all final in %v, workers' CPU %v; %s", burstPulls, burstTests, setup, took.Round(time.Millisecond), cpu.Round(time.Millisecond), load)
+		b.Logf("%d pulls x %d tests, %s: all final in %v, workers' CPU %v (their own %v, their children's %v); %s", burstPulls, burstTests, setup, took.Round(time.Millisecond),
+			cpu.Round(time.Millisecond), own.Round(time.Millisecond), children.Round(time.Millisecond), load)
 		b.Logf("floor: %d tests in %v on %d lanes, CPU %v", floorTests, floorTook.Round(time.Millisecond), lanes, floorCPU.Round(time.Millisecond))
 		for _, sha := range shas {
 			if w := s.summaryWrites(sha); len(w) > 2 {
@@ -418,11 +421,12 @@ func (s *stack) stopAndCount(workers []*worker, shas []string, tests int) writeL
 	return s.countWrites(shas, tests)
 }
 
-// cpuOf is the CPU time the workers and their waited-for children (git,
-// bubblewrap, python, the tests) have spent so far, from /proc.
-func cpuOf(tb testing.TB, workers []*worker) time.Duration {
+// cpuOf is the CPU time the workers have spent so far, their own and
+// their waited-for children's (git, bubblewrap, python, the tests), from
+// /proc.
+func cpuOf(tb testing.TB, workers []*worker) (own, children time.Duration) {
 	tb.Helper()
-	var ticks int64
+	var ticks [2]int64
 	for _, w := range workers {
 		stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(w.Pid()), "stat"))
 		if err != nil {
@@ -436,16 +440,16 @@ func cpuOf(tb testing.TB, workers []*worker) time.Duration {
 		if !ok || len(fields) < 15 {
 			tb.Fatalf("/proc stat of %s: %q", w.name, stat)
 		}
-		for _, f := range fields[11:15] {
+		for i, f := range fields[11:15] {
 			n, err := strconv.ParseInt(f, 10, 64)
 			if err != nil {
 				tb.Fatalf("/proc stat of %s: %v", w.name, err)
 			}
-			ticks += n
+			ticks[i/2] += n
 		}
 	}
 	// Linux reports these in USER_HZ, 100 on every platform Go runs on.
-	return time.Duration(ticks) * 10 * time.Millisecond
+	return time.Duration(ticks[0]) * 10 * time.Millisecond, time.Duration(ticks[1]) * 10 * time.Millisecond
 }
 
 // childrenCPU is the CPU time the benchmark's waited-for children (and
