@@ -21,11 +21,10 @@ import (
 
 // The floor is the least a CI must do between a push and its test's first
 // instruction, with nothing in between: fetch into a bare mirror, a
-// checkout of its own borrowing the mirror's objects (git, outside the
-// sandbox, as the worker runs it),
-// then .yci.py evaluated by python3 (against stand-ins of the yci classes)
-// and bash started on the command it yields, each inside bubblewrap, as
-// the worker must run them.
+// checkout borrowing the mirror's objects (git, outside the sandbox, as
+// the worker runs it), then .yci.py evaluated by python3 (against
+// stand-ins of the yci classes) and bash started on the command it
+// yields, each inside bubblewrap, as the worker must run them.
 
 // floorEvaluator runs .yci.py's test_generator and prints each command.
 var floorEvaluator = map[string]string{
@@ -164,11 +163,11 @@ func (f *floor) prepare(ctx context.Context, sha, build string) ([]string, error
 
 // checkout makes the new directory dir a checkout of sha of its own that
 // borrows the mirror's objects, as "git clone --shared --no-checkout"
-// would, but with no git process: its .git is written here (HEAD, an
-// empty refs directory, objects/info/alternates naming the mirror's
-// objects). Then one git checkout fills the work tree. A clone costs
-// three processes (git, sh, git-upload-pack), which the worker does not
-// spend either (artifacts.Checkouts.Checkout), and a floor above the
+// followed by a checkout would: its .git is written here rather than by
+// git (HEAD, an empty refs directory, objects/info/alternates naming the
+// mirror's objects), and one git checkout fills the work tree. A clone
+// costs three processes (git, sh, git-upload-pack), which the worker does
+// not spend either (artifacts.Checkouts.Checkout), and a floor above the
 // service's own work would measure nothing.
 func (f *floor) checkout(ctx context.Context, sha, dir string) error {
 	gitDir := filepath.Join(dir, ".git")
