@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,13 +40,17 @@ const (
 //   - YCI_BURST_ENV: space-separated NAME=value settings added to every
 //     worker's environment, e.g. "YCI_PULL_SLOTS=2";
 //   - YCI_BURST_APP=1: the workers authenticate as a GitHub App and
-//     write check runs in place of statuses.
+//     write check runs in place of statuses;
+//   - YCI_BURST_FLOOR_LANES: how many heads the floor works on at once
+//     (default: the workers' test slots in all).
 //
 // Unset, the burst is the one the issue measured.
 type burstSetup struct {
 	boxes int
 	env   []string
 	app   bool
+	// lanes is YCI_BURST_FLOOR_LANES, 0 when unset.
+	lanes int
 }
 
 func burstSetupFromEnv(tb testing.TB) burstSetup {
@@ -56,6 +62,13 @@ func burstSetupFromEnv(tb testing.TB) burstSetup {
 			tb.Fatalf("YCI_BURST_WORKERS=%q: want a count of workers", v)
 		}
 		setup.boxes = n
+	}
+	if v := os.Getenv("YCI_BURST_FLOOR_LANES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			tb.Fatalf("YCI_BURST_FLOOR_LANES=%q: want a count of lanes", v)
+		}
+		setup.lanes = n
 	}
 	for _, kv := range strings.Fields(os.Getenv("YCI_BURST_ENV")) {
 		if name, _, ok := strings.Cut(kv, "="); !ok || name == "" {
@@ -71,6 +84,28 @@ func burstSetupFromEnv(tb testing.TB) burstSetup {
 		tb.Fatalf("YCI_BURST_APP=%q: want 1 or 0", v)
 	}
 	return setup
+}
+
+// floorLanes is how many heads the floor works on at once: lanes when
+// set, else how many tests the workers run at once in all, each worker
+// YCI_JOBS of them, as the burst's environment sets it, else as many as
+// the box has cores (the worker's default -j).
+func (b burstSetup) floorLanes(tb testing.TB) int {
+	tb.Helper()
+	if b.lanes > 0 {
+		return b.lanes
+	}
+	jobs := runtime.NumCPU()
+	for _, kv := range b.env {
+		if v, ok := strings.CutPrefix(kv, "YCI_JOBS="); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				tb.Fatalf("YCI_BURST_ENV: %q: want a count of test slots", kv)
+			}
+			jobs = n
+		}
+	}
+	return b.boxes * jobs
 }
 
 func (b burstSetup) String() string {
@@ -98,6 +133,22 @@ func (b burstSetup) String() string {
 // way): requests/test (every REST request), writes/test (the tests' own
 // statuses or check runs) and summary-writes/head (the "yci" summary's).
 // A head whose summary cost more than two writes is logged with them.
+//
+// Beside them, measured in the same run once the workers stopped, the
+// floor of the same burst (floor.burst) as floor-seconds, and ratio,
+// seconds-to-final over floor-seconds: the same heads' work with no
+// service in between, neither GitHub's API nor JetStream nor a worker.
+// It is one fetch into a bare mirror made before the heads were pushed,
+// then for each head the files changed since its merge base with main
+// (merge-base, diff-tree), a checkout of the head (floor.checkout) and
+// .yci.py evaluated there by python3 in bubblewrap, and for each of its 4
+// tests a checkout of its own and the test's command (.yci.py's) run by
+// bash in bubblewrap. It works on as many heads at once as the workers
+// have test slots in all (burstSetup.floorLanes), each head's tests one
+// after the other. Unlike the workers, it makes no cgroup for its tests.
+// floor-cpu-ms/test is the CPU time of its git, python, bubblewrap and
+// bash processes per test, to set beside worker-cpu-ms/test: on a loaded
+// box the CPU time says more than the seconds.
 func BenchmarkBurst(b *testing.B) {
 	setup := burstSetupFromEnv(b)
 	for b.Loop() {
@@ -111,21 +162,39 @@ func BenchmarkBurst(b *testing.B) {
 		for i := range setup.boxes {
 			workers = append(workers, s.startWorker(fmt.Sprintf("box%d", i+1), env...))
 		}
-		payloads, shas := s.openBurst(burstPulls, burstTests, setup.app)
+		fl := newFloor(s, s.warmBurst(burstTests, setup.app))
+		payloads, shas := s.openBurst(burstPulls, burstTests)
 		watch := s.watchRecords()
-		cpu := -cpuOf(b, workers)
+		ownBefore, childrenBefore := cpuOf(b, workers)
 		b.StartTimer()
 		took := s.burst(payloads, shas, watch, setup.app)
 		b.StopTimer()
-		cpu += cpuOf(b, workers)
+		ownAfter, childrenAfter := cpuOf(b, workers)
+		own, children := ownAfter-ownBefore, childrenAfter-childrenBefore
+		cpu := own + children
 		load := s.stopAndCount(workers, shas, burstTests)
+		lanes := setup.floorLanes(b)
+		floorCPU := -childrenCPU(b)
+		floorTook, floorTests, err := fl.burst(shas, lanes)
+		floorCPU += childrenCPU(b)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if floorTests != load.tests {
+			b.Fatalf("the floor ran %d tests, the workers %d", floorTests, load.tests)
+		}
 		b.ReportMetric(took.Seconds(), "seconds-to-final")
 		b.ReportMetric(float64(load.tests)/took.Seconds(), "tests/s")
 		b.ReportMetric(cpu.Seconds()*1000/float64(load.tests), "worker-cpu-ms/test")
 		b.ReportMetric(float64(load.requests)/float64(load.tests), "requests/test")
 		b.ReportMetric(float64(load.testWrites)/float64(load.tests), "writes/test")
 		b.ReportMetric(float64(load.summaryWrites)/float64(load.heads), "summary-writes/head")
-		b.Logf("%d pulls x %d tests, %s: all final in %v, workers' CPU %v; %s", burstPulls, burstTests, setup, took.Round(time.Millisecond), cpu.Round(time.Millisecond), load)
+		b.ReportMetric(floorTook.Seconds(), "floor-seconds")
+		b.ReportMetric(took.Seconds()/floorTook.Seconds(), "ratio")
+		b.ReportMetric(floorCPU.Seconds()*1000/float64(floorTests), "floor-cpu-ms/test")
+		b.Logf("%d pulls x %d tests, %s: all final in %v, workers' CPU %v (their own %v, their children's %v); %s", burstPulls, burstTests, setup, took.Round(time.Millisecond),
+			cpu.Round(time.Millisecond), own.Round(time.Millisecond), children.Round(time.Millisecond), load)
+		b.Logf("floor: %d tests in %v on %d lanes, CPU %v", floorTests, floorTook.Round(time.Millisecond), lanes, floorCPU.Round(time.Millisecond))
 		for _, sha := range shas {
 			if w := s.summaryWrites(sha); len(w) > 2 {
 				b.Logf("%.7s: %d summary writes: %s", sha, len(w), strings.Join(w, "; "))
@@ -135,29 +204,37 @@ func BenchmarkBurst(b *testing.B) {
 	}
 }
 
-// openBurst builds one warm-up pull request to its end (so that every
-// worker's mirror exists), then opens pulls pull requests of tests quick
-// tests without delivering their webhooks, and returns the opened
-// webhooks' payloads and the heads. GitHub's request counts start anew.
-func (s *stack) openBurst(pulls, tests int, checks bool) (payloads [][]byte, shas []string) {
+// warmBurst builds one warm-up pull request of tests quick tests to its
+// end, so that every worker's mirror exists, and returns the
+// repository's clone URL.
+func (s *stack) warmBurst(tests int, checks bool) string {
 	s.tb.Helper()
 	if _, err := s.gh.Commit(owner, repoName, "main", map[string]string{"README.md": "widgets\n"}, "Initial commit"); err != nil {
 		s.tb.Fatal(err)
 	}
-	warmPayload, warmSHA := s.openQuickPull("warm", tests)
-	s.deliverAll([][]byte{warmPayload})
-	s.waitTestsFinal(warmSHA, tests, checks)
+	payload, pr := s.openQuickPull("warm", tests)
+	s.deliverAll([][]byte{payload})
+	s.waitTestsFinal(pr.GetHead().GetSHA(), tests, checks)
+	return pr.GetBase().GetRepo().GetCloneURL()
+}
+
+// openBurst opens pulls pull requests of tests quick tests without
+// delivering their webhooks, and returns the opened webhooks' payloads
+// and the heads. GitHub's request counts start anew.
+func (s *stack) openBurst(pulls, tests int) (payloads [][]byte, shas []string) {
+	s.tb.Helper()
 	for p := range pulls {
-		payload, sha := s.openQuickPull(fmt.Sprintf("burst-%d", p), tests)
-		payloads, shas = append(payloads, payload), append(shas, sha)
+		payload, pr := s.openQuickPull(fmt.Sprintf("burst-%d", p), tests)
+		payloads, shas = append(payloads, payload), append(shas, pr.GetHead().GetSHA())
 	}
 	s.gh.ResetCounts()
 	return payloads, shas
 }
 
 // openQuickPull opens a pull request from a new branch whose .yci.py
-// yields tests quick tests, and returns its opened webhook and head.
-func (s *stack) openQuickPull(branch string, tests int) ([]byte, string) {
+// yields tests quick tests, and returns its opened webhook and the pull
+// request.
+func (s *stack) openQuickPull(branch string, tests int) ([]byte, *github.PullRequest) {
 	s.tb.Helper()
 	files := map[string]string{".yci.py": quickMatrix(tests), "pull.txt": branch + "\n"}
 	if _, err := s.gh.Commit(owner, repoName, branch, files, "Add tests"); err != nil {
@@ -171,7 +248,7 @@ func (s *stack) openQuickPull(branch string, tests int) ([]byte, string) {
 	if err != nil {
 		s.tb.Fatal(err)
 	}
-	return payload, pr.GetHead().GetSHA()
+	return payload, pr
 }
 
 // deliverAll sends every payload as a pull_request webhook at once, each
@@ -344,11 +421,12 @@ func (s *stack) stopAndCount(workers []*worker, shas []string, tests int) writeL
 	return s.countWrites(shas, tests)
 }
 
-// cpuOf is the CPU time the workers and their waited-for children (git,
-// bubblewrap, python, the tests) have spent so far, from /proc.
-func cpuOf(tb testing.TB, workers []*worker) time.Duration {
+// cpuOf is the CPU time the workers have spent so far, their own and
+// their waited-for children's (git, bubblewrap, python, the tests), from
+// /proc.
+func cpuOf(tb testing.TB, workers []*worker) (own, children time.Duration) {
 	tb.Helper()
-	var ticks int64
+	var ticks [2]int64
 	for _, w := range workers {
 		stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(w.Pid()), "stat"))
 		if err != nil {
@@ -362,14 +440,26 @@ func cpuOf(tb testing.TB, workers []*worker) time.Duration {
 		if !ok || len(fields) < 15 {
 			tb.Fatalf("/proc stat of %s: %q", w.name, stat)
 		}
-		for _, f := range fields[11:15] {
+		for i, f := range fields[11:15] {
 			n, err := strconv.ParseInt(f, 10, 64)
 			if err != nil {
 				tb.Fatalf("/proc stat of %s: %v", w.name, err)
 			}
-			ticks += n
+			ticks[i/2] += n
 		}
 	}
 	// Linux reports these in USER_HZ, 100 on every platform Go runs on.
-	return time.Duration(ticks) * 10 * time.Millisecond
+	return time.Duration(ticks[0]) * 10 * time.Millisecond, time.Duration(ticks[1]) * 10 * time.Millisecond
+}
+
+// childrenCPU is the CPU time the benchmark's waited-for children (and
+// theirs) have spent so far: once the workers are stopped and waited for,
+// what it grows by is the floor's git, bubblewrap, python and bash.
+func childrenCPU(tb testing.TB) time.Duration {
+	tb.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		tb.Fatalf("reading the CPU time of the benchmark's children: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/yourci/yourci/pkg/sandbox"
@@ -16,11 +20,11 @@ import (
 )
 
 // The floor is the least a CI must do between a push and its test's first
-// instruction, with nothing in between: fetch into a bare mirror, a shared
-// clone and a checkout (git, outside the sandbox, as the worker runs it),
-// then .yci.py evaluated by python3 (against stand-ins of the yci classes)
-// and bash started on the command it yields, each inside bubblewrap, as
-// the worker must run them.
+// instruction, with nothing in between: fetch into a bare mirror, a
+// checkout borrowing the mirror's objects (git, outside the sandbox, as
+// the worker runs it), then .yci.py evaluated by python3 (against
+// stand-ins of the yci classes) and bash started on the command it
+// yields, each inside bubblewrap, as the worker must run them.
 
 // floorEvaluator runs .yci.py's test_generator and prints each command.
 var floorEvaluator = map[string]string{
@@ -79,9 +83,19 @@ func newFloor(s *stack, cloneURL string) *floor {
 	return f
 }
 
-// git runs git with args in dir and returns its standard output.
+// git runs git with args in dir and returns its standard output; an
+// error fails the test, so only the test's goroutine may call it.
 func (f *floor) git(ctx context.Context, dir string, args ...string) []byte {
 	f.s.tb.Helper()
+	out, err := f.runGit(ctx, dir, args...)
+	if err != nil {
+		f.s.tb.Fatal(err)
+	}
+	return out
+}
+
+// runGit is git for any goroutine: it returns the error.
+func (f *floor) runGit(ctx context.Context, dir string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull)
@@ -89,31 +103,96 @@ func (f *floor) git(ctx context.Context, dir string, args ...string) []byte {
 	cmd.Stderr = &errOut
 	out, err := cmd.Output()
 	if err != nil {
-		f.s.tb.Fatalf("git %v: %v\n%s", args, err, errOut.Bytes())
+		return nil, fmt.Errorf("git %v: %w\n%s", args, err, errOut.Bytes())
 	}
-	return out
+	return out, nil
 }
 
 // confined runs name with args in dir inside the sandbox, dir writable
 // and readOnly visible, and returns its standard output.
-func (f *floor) confined(ctx context.Context, dir string, env, readOnly []string, name string, args ...string) []byte {
-	f.s.tb.Helper()
+func (f *floor) confined(ctx context.Context, dir string, env, readOnly []string, name string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	done, err := f.box.Confine(cmd, []string{dir}, readOnly)
 	if err != nil {
-		f.s.tb.Fatal(err)
+		return nil, fmt.Errorf("confining %s: %w", name, err)
 	}
 	err = cmd.Run()
 	if derr := done(); err == nil {
 		err = derr
 	}
 	if err != nil {
-		f.s.tb.Fatalf("%s in the sandbox: %v\n%s", name, err, errOut.Bytes())
+		return nil, fmt.Errorf("%s in the sandbox: %w\n%s", name, err, errOut.Bytes())
 	}
-	return out.Bytes()
+	return out.Bytes(), nil
+}
+
+// fetch brings the mirror up to date with the repository, as a worker's
+// fetch does.
+func (f *floor) fetch(ctx context.Context) error {
+	_, err := f.runGit(ctx, "", "-c", "http.extraHeader="+f.auth, "--git-dir="+f.mirror, "fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head", "--",
+		f.url, "+refs/heads/*:refs/heads/*", "+refs/pull/*:refs/pull/*")
+	return err
+}
+
+// prepare does a build's work before its tests, for head sha of a pull
+// request into main, in the new directory build: the files changed since
+// the merge base, the head checked out there (checkout), and .yci.py
+// evaluated there in the sandbox. It returns the command of each test
+// .yci.py yields.
+func (f *floor) prepare(ctx context.Context, sha, build string) ([]string, error) {
+	out, err := f.runGit(ctx, "", "--git-dir="+f.mirror, "merge-base", "refs/heads/main", sha)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.runGit(ctx, "", "--git-dir="+f.mirror, "diff-tree", "-r", "-z", "--name-only", "--no-renames", strings.TrimSpace(string(out)), sha); err != nil {
+		return nil, err
+	}
+	if err := f.checkout(ctx, sha, build); err != nil {
+		return nil, err
+	}
+	evalDir := filepath.Join(f.dir, "eval")
+	out, err = f.confined(ctx, build, []string{"PYTHONPATH=" + evalDir}, []string{evalDir, f.mirror}, f.python, filepath.Join(evalDir, "eval.py"))
+	if err != nil {
+		return nil, err
+	}
+	return strings.Split(strings.TrimSpace(string(out)), "\n"), nil
+}
+
+// checkout makes the new directory dir a checkout of sha of its own that
+// borrows the mirror's objects, as "git clone --shared --no-checkout"
+// followed by a checkout would: its .git is written here rather than by
+// git (HEAD, an empty refs directory, objects/info/alternates naming the
+// mirror's objects), and one git checkout fills the work tree. A clone
+// costs three processes (git, sh, git-upload-pack), which the worker does
+// not spend either (artifacts.Checkouts.Checkout), and a floor above the
+// service's own work would measure nothing.
+func (f *floor) checkout(ctx context.Context, sha, dir string) error {
+	gitDir := filepath.Join(dir, ".git")
+	for _, d := range []string{"refs", filepath.Join("objects", "info")} {
+		if err := os.MkdirAll(filepath.Join(gitDir, d), 0o755); err != nil {
+			return fmt.Errorf("making a checkout's .git: %w", err)
+		}
+	}
+	files := map[string]string{
+		"HEAD": "ref: refs/heads/main\n",
+		filepath.Join("objects", "info", "alternates"): filepath.Join(f.mirror, "objects") + "\n",
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(gitDir, name), []byte(text), 0o644); err != nil {
+			return fmt.Errorf("making a checkout's .git: %w", err)
+		}
+	}
+	_, err := f.runGit(ctx, dir, "checkout", "--quiet", "--detach", sha)
+	return err
+}
+
+// test runs command, a test of head sha, in the sandbox in dir, a
+// checkout of sha, and returns its output.
+func (f *floor) test(ctx context.Context, dir, sha, command string) ([]byte, error) {
+	return f.confined(ctx, dir, []string{"YCI_SHA=" + sha}, []string{f.mirror}, "/bin/bash", "-c", command)
 }
 
 // floorRun is one measure of the floor: from its start to the test's first
@@ -124,23 +203,85 @@ type floorRun struct {
 
 // measure does the floor's work for sha and returns the time from its
 // start to the first instruction of the test, which prints its start
-// (stampRe), and to the end of the evaluation.
+// (stampRe), and to the end of the evaluation. The test runs in the
+// build's checkout, where .yci.py was evaluated.
 func (f *floor) measure(sha string) floorRun {
 	f.s.tb.Helper()
 	f.runs++
 	ctx, cancel := context.WithTimeout(f.s.ctx, time.Minute)
 	defer cancel()
 	build := filepath.Join(f.dir, "builds", strconv.Itoa(f.runs))
-	evalDir := filepath.Join(f.dir, "eval")
 	started := time.Now()
-	f.git(ctx, "", "-c", "http.extraHeader="+f.auth, "--git-dir="+f.mirror, "fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head", "--",
-		f.url, "+refs/heads/*:refs/heads/*", "+refs/pull/*:refs/pull/*")
-	mergeBase := strings.TrimSpace(string(f.git(ctx, "", "--git-dir="+f.mirror, "merge-base", "refs/heads/main", sha)))
-	f.git(ctx, "", "--git-dir="+f.mirror, "diff-tree", "-r", "-z", "--name-only", "--no-renames", mergeBase, sha)
-	f.git(ctx, "", "clone", "--quiet", "--shared", "--no-checkout", f.mirror, build)
-	f.git(ctx, build, "checkout", "--quiet", "--detach", sha)
-	command := f.confined(ctx, build, []string{"PYTHONPATH=" + evalDir}, []string{evalDir, f.mirror}, f.python, filepath.Join(evalDir, "eval.py"))
+	err := f.fetch(ctx)
+	var commands []string
+	if err == nil {
+		commands, err = f.prepare(ctx, sha, build)
+	}
 	prepared := time.Since(started)
-	out := f.confined(ctx, build, []string{"YCI_SHA=" + sha}, []string{f.mirror}, "/bin/bash", "-c", string(bytes.TrimSpace(command)))
+	var out []byte
+	if err == nil {
+		out, err = f.test(ctx, build, sha, commands[0])
+	}
+	if err != nil {
+		f.s.tb.Fatalf("the floor of %.7s: %v", sha, err)
+	}
 	return floorRun{total: stampOf(f.s.tb, out).Sub(started), prepared: prepared}
+}
+
+// burst does the floor's work for a burst of heads, lanes at a time, and
+// returns how long it took and how many tests ran: one fetch, which
+// brings every head (they were all pushed before it, as a worker's
+// fetches for a burst coalesce into one, see
+// artifacts.Mirrors.UpdateMirrorSince), then each lane takes the next
+// head, prepares it once (prepare) and runs each of its tests in a
+// checkout of its own in the sandbox, until none is left.
+func (f *floor) burst(heads []string, lanes int) (took time.Duration, tests int, err error) {
+	ctx, cancel := context.WithTimeout(f.s.ctx, waitLimit)
+	defer cancel()
+	next := make(chan int, len(heads))
+	for i := range heads {
+		next <- i
+	}
+	close(next)
+	started := time.Now()
+	if err := f.fetch(ctx); err != nil {
+		return 0, 0, err
+	}
+	var ran atomic.Int64
+	errs := make([]error, lanes)
+	var wg sync.WaitGroup
+	for lane := range lanes {
+		wg.Go(func() {
+			for i := range next {
+				n, err := f.build(ctx, heads[i], filepath.Join(f.dir, "burst", strconv.Itoa(i)))
+				ran.Add(int64(n))
+				if err != nil {
+					errs[lane] = fmt.Errorf("the floor of %.7s: %w", heads[i], err)
+					cancel()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(started), int(ran.Load()), errors.Join(errs...)
+}
+
+// build prepares head sha in dir and runs each of its tests in a checkout
+// of its own there, one after the other, and returns how many ran.
+func (f *floor) build(ctx context.Context, sha, dir string) (int, error) {
+	commands, err := f.prepare(ctx, sha, filepath.Join(dir, "source"))
+	if err != nil {
+		return 0, err
+	}
+	for i, command := range commands {
+		test := filepath.Join(dir, strconv.Itoa(i))
+		if err := f.checkout(ctx, sha, test); err != nil {
+			return i, err
+		}
+		if _, err := f.test(ctx, test, sha, command); err != nil {
+			return i, err
+		}
+	}
+	return len(commands), nil
 }
