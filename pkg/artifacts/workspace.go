@@ -7,6 +7,7 @@
 //
 //	<owner>/<repo>/source/                       bare mirror of the repository
 //	<owner>/<repo>/pulls/<pr>/<build>/source/    the build's checkout (.yci.py is evaluated here)
+//	<owner>/<repo>/pulls/<pr>/<build>/.spare-source/  a second checkout the first test to start takes
 //	<owner>/<repo>/pulls/<pr>/<build>/<name>/source/  the test's own working copy
 //	<owner>/<repo>/pulls/<pr>/<build>/<name>/out.txt
 //	<owner>/<repo>/<pr>-<build>-<name>-out.txt   relative symlink to that out.txt
@@ -21,7 +22,8 @@
 // only one may take alone: Layout (where everything lives), Logs (the
 // files a reader follows a test through), Mirrors (fetching, and the lock
 // every writer of a mirror takes), Merges (the commits a build tests),
-// Checkouts (working copies, and the pins keeping their commits alive),
+// Checkouts (working copies, the spare a build's first test takes, and
+// the pins keeping their commits alive),
 // Caches (per-repository caches and their lock) and Cleaner (removing
 // old builds).
 package artifacts
