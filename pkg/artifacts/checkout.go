@@ -62,16 +62,12 @@ type Checkouts struct {
 // at sha is reused: calling Checkout twice, from a redelivered message or a
 // second worker, is harmless. A copy at another commit is an error.
 func (c *Checkouts) Checkout(ctx context.Context, b Build, sha, base, dest string) error {
-	buildDir, err := c.layout.BuildDir(b)
-	if err != nil {
-		return err
-	}
 	if err := validateSHA(sha); err != nil {
 		return err
 	}
-	dest = filepath.Clean(dest)
-	if !inside(buildDir, dest) || dest == buildDir {
-		return fmt.Errorf("%w: checkout %s is not inside build directory %s", ErrInvalid, dest, buildDir)
+	dest, err := c.layout.inBuild(b, dest)
+	if err != nil {
+		return fmt.Errorf("checkout: %w", err)
 	}
 	mirror, err := c.layout.MirrorDir(b.Owner, b.Repo)
 	if err != nil {
@@ -110,6 +106,21 @@ func (c *Checkouts) Checkout(ctx context.Context, b Build, sha, base, dest strin
 		return errors.Join(fmt.Errorf("moving checkout into place: %w", err), rmErr)
 	}
 	return nil
+}
+
+// inBuild cleans dest, a working copy's path, and checks that it lies in
+// build b's directory, below it: checkouts and the spare's move make
+// nothing elsewhere.
+func (l Layout) inBuild(b Build, dest string) (string, error) {
+	buildDir, err := l.BuildDir(b)
+	if err != nil {
+		return "", err
+	}
+	dest = filepath.Clean(dest)
+	if !inside(buildDir, dest) || dest == buildDir {
+		return "", fmt.Errorf("%w: %s is not inside build directory %s", ErrInvalid, dest, buildDir)
+	}
+	return dest, nil
 }
 
 // cloneRefs turns the mirror's "<id> <ref>" lines (branches and tags) into

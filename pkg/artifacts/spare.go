@@ -48,10 +48,8 @@ func (c *Checkouts) TakeSpare(b Build, dest string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	buildDir := filepath.Dir(spare)
-	dest = filepath.Clean(dest)
-	if !inside(buildDir, dest) || dest == buildDir {
-		return false, fmt.Errorf("%w: %s is not inside build directory %s", ErrInvalid, dest, buildDir)
+	if dest, err = c.layout.inBuild(b, dest); err != nil {
+		return false, fmt.Errorf("taking the spare checkout: %w", err)
 	}
 	if _, err := os.Lstat(dest); !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("taking the spare checkout: %s exists or cannot be read: %v", dest, err)
