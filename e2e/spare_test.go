@@ -22,12 +22,7 @@ import (
 // and root links, pid 1's root, every directory descriptor it holds and
 // the mirror's objects its .git borrows. Each attempt is a line
 // "ATTACK <name>: ok" or "ATTACK <name>: <errno>" of the report it hands
-// its one test in SPARE_REPORT, with its cwd, environment and mounts. An
-// "ok" says the write succeeded as the evaluation sees its files: in the
-// sandbox a workspace below /tmp (as in these tests) is hidden under a
-// tmpfs of the evaluation's own, so what it wrote there vanishes with it;
-// whether anything reached the host is judged by the test's tree and the
-// host's files.
+// its one test in SPARE_REPORT, with its cwd, environment and mounts.
 const spareAttackPy = `import errno, os, shutil, time
 from yci.run import Bash
 
@@ -180,7 +175,7 @@ func TestEvaluationCannotPoisonTheSpareCheckout(t *testing.T) {
 				s.workspacePath(w.name, owner, repoName, "source", "objects", "written-by-evaluation"),
 			}
 			if mode == "bwrap" {
-				checkSpareUnreached(t, st.GetState(), log, traces)
+				checkSpareUnreached(t, st.GetState(), attacks, log, traces)
 			} else {
 				checkSparePoisoned(t, st.GetState(), attacks, log, traces)
 			}
@@ -188,10 +183,19 @@ func TestEvaluationCannotPoisonTheSpareCheckout(t *testing.T) {
 	}
 }
 
-// checkSpareUnreached fails t unless the test passed, finding the spare
-// pristine, and none of the evaluation's writes is on the host.
-func checkSpareUnreached(t *testing.T, state, log string, traces []string) {
+// checkSpareUnreached fails t unless every attack failed, the test
+// passed, finding the spare pristine, and none of the evaluation's writes
+// is on the host. An attack that succeeds is a failure even when the
+// others hold: the workspace lies below /tmp here, hidden by a tmpfs that
+// must be read-only (a write there vanishes with the evaluation, but is
+// a write nonetheless).
+func checkSpareUnreached(t *testing.T, state string, attacks map[string]string, log string, traces []string) {
 	t.Helper()
+	for name, result := range attacks {
+		if result == "ok" {
+			t.Errorf("sandboxed, attack %s succeeded", name)
+		}
+	}
 	if state != "success" || !hasLine(log, "PRISTINE: ") || hasLine(log, "POISONED: ") {
 		t.Errorf("yci/spare %s, want success in a pristine spare:\n%s", state, log)
 	}
