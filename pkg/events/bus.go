@@ -134,6 +134,11 @@ type Options struct {
 	// Logger receives what the Bus handles itself (undecodable messages,
 	// panics, requeues); default slog.Default().
 	Logger *slog.Logger
+
+	// dueEarly is taken off every due announcement's delay: zero, except
+	// in tests that play a server slower than its announcements
+	// (export_test.go). Fixed at New, like every option, it needs no lock.
+	dueEarly time.Duration
 }
 
 func (o Options) withDefaults() Options {

@@ -29,7 +29,7 @@ func (s *store) announceDue(subject string, delay time.Duration) {
 	if !ok {
 		return
 	}
-	delay = max(delay-s.dueEarly, 0)
+	delay = max(delay-s.opts.dueEarly, 0)
 	if err := s.nc.Publish(duePrefix+rest, []byte(strconv.FormatInt(int64(delay), 10))); err != nil {
 		s.log.Warn("announcing a test job handed back", "subject", subject, "err", err)
 	}

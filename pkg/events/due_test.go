@@ -19,8 +19,8 @@ func TestHandedBackJobDueLaterThanAnnouncedIsTaken(t *testing.T) {
 	eachServer(t, func(t *testing.T, srv testServer) {
 		opts := fastOptions(t)
 		opts.AckWait = time.Minute
+		events.AnnounceDueEarly(&opts, 900*time.Millisecond)
 		b := newBus(t, srv.URL(), opts)
-		events.AnnounceDueEarly(b, 900*time.Millisecond)
 		ctx := testContext(t)
 		if err := b.Queue().PublishTest(ctx, sampleJob("unit", 1)); err != nil {
 			t.Fatal(err)

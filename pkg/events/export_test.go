@@ -10,7 +10,7 @@ import (
 // stream and consumers it set up; the Bus itself exposes none.
 func JetStreamOf(b *Bus) jetstream.JetStream { return b.js }
 
-// AnnounceDueEarly makes b announce every handed-back test job as due d
-// before the server delivers it again, as a server too busy to process a
-// Nak at once does.
-func AnnounceDueEarly(b *Bus, d time.Duration) { b.dueEarly = d }
+// AnnounceDueEarly makes a Bus made with o announce every handed-back
+// test job as due d before the server delivers it again, as a server too
+// busy to process a Nak at once does.
+func AnnounceDueEarly(o *Options, d time.Duration) { o.dueEarly = d }

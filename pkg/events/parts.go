@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,9 +23,6 @@ type store struct {
 	records  jetstream.KeyValue // build records, expiring
 	running  jetstream.KeyValue // nil when PublishOnly
 	log      *slog.Logger
-	// dueEarly is taken off every due announcement's delay: zero, except
-	// in tests that play a server slower than its announcements.
-	dueEarly time.Duration
 }
 
 // Queue is the work queue on the stream: it publishes pull events, test

@@ -214,3 +214,33 @@ func TestSandboxGitBorrowsMirrorObjects(t *testing.T) {
 		test ! -e `+mirror+`/config || { echo "sees the mirror's config"; exit 1; }
 		if touch `+objects+`/planted 2>/dev/null; then echo "wrote the mirror's objects"; exit 1; fi`)
 }
+
+// TestSandboxHiddenWorkspaceIsReadOnly: a workspace below a system
+// directory (/opt/yourci, or /tmp in tests) is hidden as an empty tmpfs;
+// a command can write its own working copy, bound below it, but not the
+// tmpfs itself, whose writes would vanish with the command yet fill
+// memory past TmpSize meanwhile. A hidden directory below the working
+// copy is covered by its bind and does not stop the command.
+func TestSandboxHiddenWorkspaceIsReadOnly(t *testing.T) {
+	t.Parallel()
+	sys := filepath.Join(t.TempDir(), "opt")
+	ws := filepath.Join(sys, "yourci")
+	work := filepath.Join(ws, "acme", "app", "pulls", "1", "1", "unit", "source")
+	write(t, filepath.Join(work, "README"), "mine\n")
+	write(t, filepath.Join(work, "inner", "f"), "inner\n")
+	write(t, filepath.Join(ws, "acme", "app", "pulls", "1", "1", ".spare-source", "f"), "spare\n")
+	box := sandboxtest.New(t, sandbox.Options{
+		System: append(append([]string{}, sandbox.DefaultSystem...), sys),
+		Hide:   []string{ws, filepath.Join(work, "inner")},
+	})
+	spare := filepath.Join(ws, "acme", "app", "pulls", "1", "1", ".spare-source")
+	mustConfined(t, box, work, `
+		grep -qx mine README; echo new > made; grep -qx inner inner/f
+		if test -e `+spare+`; then echo "sees the spare"; exit 1; fi
+		for p in `+ws+`/planted ../../planted `+spare+`/f; do
+			if mkdir -p "$(dirname "$p")" 2>/dev/null && echo x > "$p" 2>/dev/null; then echo "wrote $p"; exit 1; fi
+		done`)
+	if got, err := os.ReadFile(filepath.Join(work, "made")); err != nil || string(got) != "new\n" {
+		t.Errorf("the working copy's new file on the host: %q, %v", got, err)
+	}
+}

@@ -97,7 +97,8 @@ type Options struct {
 	// as a toolchain under /srv; missing ones are an error at New.
 	ReadOnly []string
 	// Hide are paths made empty inside: a directory becomes an empty
-	// tmpfs, a file an empty file. Use it for secrets that lie in a system
+	// tmpfs, read-only but for the command's own binds below it, a file
+	// an empty file. Use it for secrets that lie in a system
 	// directory (DefaultHide) and for the workspace or the worker's files
 	// when they lie below one (/opt/yourci).
 	Hide []string
@@ -126,6 +127,9 @@ type Bwrap struct {
 	suffix, inner []string
 	// visible are the host directories a command can see, for PATH.
 	visible []string
+	// hidden are the Hide directories, each an empty tmpfs inside, made
+	// read-only once the command's own directories are bound below them.
+	hidden []string
 }
 
 // New checks the options and the binaries bwrap and env (coreutils 8.31 or
@@ -210,6 +214,9 @@ func (b *Bwrap) fixedBinds() error {
 		hide, err := b.hide(p)
 		if err != nil {
 			return err
+		}
+		if len(hide) > 0 && hide[0] == "--tmpfs" {
+			b.hidden = append(b.hidden, filepath.Clean(p))
 		}
 		args = append(args, hide...)
 	}
@@ -377,9 +384,26 @@ func (b *Bwrap) commandLine(cmd *exec.Cmd, dir string, shares Shares, writable, 
 		args = append(args, "--bind", p, p)
 		visible = append(visible, p)
 	}
+	args = append(args, b.readOnlyHidden(visible[len(b.visible):])...)
 	args = append(append(args, b.suffix...), dir)
 	args = append(append(args, b.inner...), cmd.Path)
 	return append(args, cmd.Args[1:]...), visible
+}
+
+// readOnlyHidden returns the arguments that make each hidden directory's
+// tmpfs read-only, after the command's own binds (bound) made their mount
+// points in it: like the rest of the system, a hidden directory is no
+// place to write, and its tmpfs would hold whatever was written there
+// beyond TmpSize, in memory. A hidden directory at or below one of bound
+// is left alone: that bind covers its tmpfs.
+func (b *Bwrap) readOnlyHidden(bound []string) []string {
+	var args []string
+	for _, p := range b.hidden {
+		if !under(bound, p) {
+			args = append(args, "--remount-ro", p)
+		}
+	}
+	return args
 }
 
 func (b *Bwrap) shares(dir string) (Shares, error) {

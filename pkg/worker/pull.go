@@ -200,7 +200,7 @@ func (h *pullHandler) queueBuild(ctx context.Context, log *slog.Logger, inst Ins
 			f.tests, f.err = h.evaluate(ctx, raw, b, src, f.merged, p)
 			f.evaluated = true
 		default:
-			return h.endBuild(ctx, log, pull, ev, b, f, plan, p, keepSpare)
+			return h.endBuild(ctx, log, preparedBuild{pull: pull, facts: f, plan: plan, keepSpare: keepSpare}, p)
 		}
 		if err != nil {
 			return err
@@ -208,11 +208,22 @@ func (h *pullHandler) queueBuild(ctx context.Context, log *slog.Logger, inst Ins
 	}
 }
 
-// endBuild carries out the last step of build b's plan: it ends the build
+// preparedBuild is a claimed build whose preparation queueBuild has
+// carried as far as its plan goes: what endBuild ends or queues.
+type preparedBuild struct {
+	pull  pullRequest // the pull request as read for the build
+	facts buildFacts  // what preparing it found; its event and number too
+	plan  buildPlan   // its last step
+	// keepSpare keeps the spare copy for the first test, once there is one.
+	keepSpare func()
+}
+
+// endBuild carries out the last step of pb's plan: it ends the build
 // without tests (a conflict, a refused .yci.py), fails the attempt, or
 // records and publishes the tests; then it marks the build queued.
-// keepSpare keeps the spare copy for the first test, once there is one.
-func (h *pullHandler) endBuild(ctx context.Context, log *slog.Logger, pull pullRequest, ev events.PullEvent, b artifacts.Build, f buildFacts, plan buildPlan, p *prepLog, keepSpare func()) error {
+func (h *pullHandler) endBuild(ctx context.Context, log *slog.Logger, pb preparedBuild, p *prepLog) error {
+	f, plan, ev := pb.facts, pb.plan, pb.facts.ev
+	b := build(ev.Repo, ev.Number, f.build)
 	m := f.merged
 	var err error
 	switch plan.step {
@@ -226,11 +237,11 @@ func (h *pullHandler) endBuild(ctx context.Context, log *slog.Logger, pull pullR
 	case stepFailBuild:
 		err = plan.err
 	default:
-		h.recordQueued(ctx, log, pull, b, ev, f.tests, plan.changes)
+		h.recordQueued(ctx, log, pb.pull, b, ev, f.tests, plan.changes)
 		p.step("queuing %d tests", len(plan.jobs))
 		log.Info("queuing tests", "tests", len(plan.jobs), "changed", len(m.Changes))
 		if len(plan.jobs) > 0 {
-			keepSpare()
+			pb.keepSpare()
 		}
 		err = h.queueTests(ctx, plan.jobs)
 	}
