@@ -74,6 +74,52 @@ def test_generator(build_id, pull):
 	}
 }
 
+// TestEvaluateInSandboxWritesNoCache: the evaluation of a repository
+// whose tests share a cache gets no cache of its own (its caches live in
+// its HOME and vanish): it reads .yci.py and writes nothing on the host,
+// so it cannot leave a file for the repository's next test to find.
+func TestEvaluateInSandboxWritesNoCache(t *testing.T) {
+	t.Parallel()
+	cache := filepath.Join(t.TempDir(), "cache")
+	if err := os.MkdirAll(cache, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	box := sandboxtest.New(t, sandbox.Options{SharesOf: func(string) (sandbox.Shares, bool, error) {
+		return sandbox.Shares{Cache: cache}, true, nil
+	}})
+	dir := checkout(t, `import os
+from yci.run import Bash
+
+def test_generator(build_id, pull):
+    seen = []
+    if os.environ.get('XDG_CACHE_HOME') == `+"'"+cache+"'"+`:
+        seen.append('given')
+    # Where the path is visible at all, it is the sandbox's own /tmp: a
+    # write may succeed inside, but must not reach the host.
+    for path in (`+"'"+cache+"/planted'"+`, os.path.join(os.environ.get('GOCACHE', '/nonexistent'), 'planted')):
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            open(path, 'w').close()
+        except OSError:
+            pass
+    yield Bash('true', name='-'.join(seen) or 'clean')
+`)
+	tests, err := confinedEvaluator(t, box, 30*time.Second).Evaluate(t.Context(), dir, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tests) != 1 || tests[0].Name != "clean" {
+		t.Errorf("the evaluation saw %+v; want it given no cache", tests)
+	}
+	entries, err := os.ReadDir(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("the repository's cache holds %d entries after an evaluation; want none", len(entries))
+	}
+}
+
 func TestEvaluateInSandboxStopsAHangAndLocatesIt(t *testing.T) {
 	t.Parallel()
 	box := sandboxtest.New(t, sandbox.Options{})

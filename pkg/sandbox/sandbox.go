@@ -74,7 +74,9 @@ var DefaultHide = []string{"/etc/yourci", "/etc/shadow", "/etc/gshadow", "/etc/s
 // share across attempts and builds.
 type Shares struct {
 	// Cache is bound read-write as the command's XDG_CACHE_HOME; "" means
-	// none: caches then live in HOME and vanish with the command.
+	// none: caches then live in HOME and vanish with the command. A
+	// command given no writable directory (the evaluation of .yci.py) gets
+	// none either: it writes nothing on the host.
 	Cache string
 	// Objects are bound read-only: the mirror's git objects that checkouts
 	// borrow through objects/info/alternates.
@@ -271,7 +273,8 @@ var ignored = []string{"TERM", "USR1"}
 // only host directories it may write (cmd.Dir is not implied: pass it when
 // the command may write there); readOnly are more directories it may read.
 // Both are bound at their own paths and must exist. The shares of the
-// repository cmd.Dir belongs to (Options.SharesOf) are added.
+// repository cmd.Dir belongs to (Options.SharesOf) are added, its cache
+// only when writable is not empty.
 //
 // The caller must call done exactly once: after cmd.Wait returned, or when
 // cmd could not be started. done releases the shares and returns an error
@@ -320,6 +323,9 @@ func (b *Bwrap) confine(cmd *exec.Cmd, writable, readOnly []string, hold *hold) 
 	shares, err := b.shares(dir)
 	if err != nil {
 		return nil, err
+	}
+	if len(writable) == 0 {
+		shares.Cache = "" // a command that may write nothing writes no cache either
 	}
 	release := func() {
 		if shares.Release != nil {
