@@ -5,19 +5,53 @@ package main
 
 import (
 	"context"
-	"github.com/yourci/yourci/pkg/limits"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/yourci/yourci/pkg/envflag"
+	"github.com/yourci/yourci/pkg/limits"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	stopProfile := startCPUProfile(os.Getenv("YCI_CPUPROFILE"), os.Stderr)
+	exit := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stopProfile()
+	stop()
+	os.Exit(exit)
+}
+
+// startCPUProfile writes a CPU profile of the whole run to path plus
+// "."+pid (so that workers sharing one environment, as in the e2e burst,
+// do not overwrite each other's) when path is set: an opt-in for
+// measuring where a worker spends its CPU, never on by default. It
+// returns what stops and flushes the profile; a profile that cannot be
+// started is reported and the worker runs without it.
+func startCPUProfile(path string, stderr io.Writer) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	name := fmt.Sprintf("%s.%d", path, os.Getpid())
+	f, err := os.Create(name)
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: YCI_CPUPROFILE: %v\n", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintf(stderr, "worker: YCI_CPUPROFILE: %v\n", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(stderr, "worker: YCI_CPUPROFILE: %v\n", err)
+		}
+	}
 }
 
 // run is the whole command; its result is the exit status: 0 done, 1 a

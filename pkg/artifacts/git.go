@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -209,6 +210,9 @@ func runGitWith(ctx context.Context, timeout time.Duration, dir string, auth Git
 	cmd.Stderr = &stderr
 
 	if err := cmd.Run(); err != nil {
+		if cmd.ProcessState == nil || !cmd.ProcessState.Exited() {
+			gitKilled.Add(1)
+		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			err = fmt.Errorf("%w (%w)", ctxErr, err)
 		}
@@ -216,6 +220,12 @@ func runGitWith(ctx context.Context, timeout time.Duration, dir string, auth Git
 	}
 	return stdout.Bytes(), nil
 }
+
+// gitKilled counts the git processes of this process that did not end on
+// their own (killed at a timeout, by the OOM killer, or never waited
+// for): such a process may have left lock files in a mirror, which the
+// mirror's next lockMirror must then look for.
+var gitKilled atomic.Uint64
 
 // gitVerb names the git subcommand in args for error messages, skipping
 // global options such as --git-dir.

@@ -40,13 +40,16 @@ type Mirrors struct {
 
 	mu    sync.Mutex
 	locks map[string]chan struct{} // per-mirror in-process locks
+	// swept holds the mirrors whose stale git locks these Mirrors have
+	// looked for at least once (see lockMirror).
+	swept map[string]bool
 	// fetched is when the latest successful fetch (or clone) of each
 	// mirror by these Mirrors began; see UpdateMirrorSince.
 	fetched map[string]time.Time
 }
 
 func newMirrors(layout Layout) *Mirrors {
-	return &Mirrors{layout: layout, locks: make(map[string]chan struct{}), fetched: make(map[string]time.Time)}
+	return &Mirrors{layout: layout, locks: make(map[string]chan struct{}), swept: make(map[string]bool), fetched: make(map[string]time.Time)}
 }
 
 // UpdateMirror brings the mirror of owner/repo up to date with cloneURL:
@@ -208,6 +211,32 @@ func removeStaleGitLocks(mirror string) error {
 	return nil
 }
 
+// sweepGitLocks removes mirror's stale git locks when lockMirror says it
+// must (f is the lock file, held), and empties f: until the holder
+// releases the lock with every git process ended on its own, the mirror
+// may hold stale git locks again.
+func (m *Mirrors) sweepGitLocks(f *os.File, mirror string) error {
+	m.mu.Lock()
+	first := !m.swept[mirror]
+	m.mu.Unlock()
+	var mark [len(lockClean)]byte
+	n, _ := f.ReadAt(mark[:], 0) // a short or failed read is not clean
+	if first || string(mark[:n]) != lockClean {
+		if err := removeStaleGitLocks(mirror); err != nil {
+			return err
+		}
+		m.mu.Lock()
+		m.swept[mirror] = true
+		m.mu.Unlock()
+	}
+	if n > 0 {
+		if err := f.Truncate(0); err != nil {
+			return fmt.Errorf("marking the mirror's lock as held: %w", err)
+		}
+	}
+	return nil
+}
+
 // HasCommit reports whether the mirror of owner/repo holds commit sha. It is
 // false for invalid input, a missing mirror, or any failure to tell.
 func (m *Mirrors) HasCommit(ctx context.Context, owner, repo, sha string) bool {
@@ -222,11 +251,22 @@ func (m *Mirrors) HasCommit(ctx context.Context, owner, repo, sha string) bool {
 	return err == nil
 }
 
+// lockClean is what the lock file beside a mirror holds while no one holds
+// the lock and its last holder saw every git process it ran end on its
+// own (see lockMirror); anything else, an empty file included, means the
+// mirror may hold stale git locks.
+const lockClean = "clean\n"
+
 // lockMirror serializes work on one mirror: first among goroutines of this
 // process, then among processes through flock(2) on a lock file beside the
 // mirror. Waiting ends with ctx. Every write to a mirror happens under this
-// lock, so git lock files found once it is taken are stale and removed. The
-// returned function releases both locks.
+// lock, so git lock files found once it is taken are stale and removed.
+// Looking for them walks the mirror's loose refs, which grow with its pull
+// requests and pins, so it is done only when some may be there: the first
+// time these Mirrors take the mirror's lock (a process killed earlier may
+// have left some), and when the lock file does not say lockClean (its
+// last holder was killed while it held the lock, or a git process it ran
+// was killed). The returned function releases both locks.
 func (m *Mirrors) lockMirror(ctx context.Context, mirror string) (func(), error) {
 	m.mu.Lock()
 	sem, ok := m.locks[mirror]
@@ -257,13 +297,20 @@ func (m *Mirrors) lockMirror(ctx context.Context, mirror string) (func(), error)
 		release()
 		return nil, fmt.Errorf("locking %s: %w", lockPath, err)
 	}
+	killed := gitKilled.Load()
 	unlock := func() {
+		// The mark is written only when no git process was killed
+		// meanwhile (in any mirror: the count is the process's); a failed
+		// write leaves the file empty, which only costs a look.
+		if gitKilled.Load() == killed {
+			_, _ = f.WriteAt([]byte(lockClean), 0)
+		}
 		// Closing the descriptor releases the flock; a failure to close a
-		// lock file we only read has no consequence.
+		// lock file has no consequence.
 		f.Close()
 		release()
 	}
-	if err := removeStaleGitLocks(mirror); err != nil {
+	if err := m.sweepGitLocks(f, mirror); err != nil {
 		unlock()
 		return nil, err
 	}

@@ -230,11 +230,84 @@ func TestHasCommitIsFalseForBadInput(t *testing.T) {
 	}
 }
 
+// TestUpdateMirrorRecoversFromAKilledFetch leaves what a git fetch killed
+// mid-way leaves in a mirror, in each way it can be killed, and fetches
+// again: the stale git locks must not stop the fetch.
 func TestUpdateMirrorRecoversFromAKilledFetch(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// kill leaves the mirror as the killed fetch would, and returns
+		// the workspace that fetches next.
+		kill func(t *testing.T, w *Workspace, mirror string) *Workspace
+	}{
+		{"worker killed, another process fetches", func(t *testing.T, w *Workspace, mirror string) *Workspace {
+			// The lock file as a holder killed mid-way leaves it.
+			if err := os.Truncate(filepath.Join(filepath.Dir(mirror), ".source.lock"), 0); err != nil {
+				t.Fatal(err)
+			}
+			return w
+		}},
+		{"worker killed and started again", func(t *testing.T, w *Workspace, mirror string) *Workspace {
+			// A new process's first lock looks even when the file says
+			// clean (written by a version that did not mark the lock).
+			again, err := Open(w.Root())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return again
+		}},
+		{"git killed in this process", func(t *testing.T, w *Workspace, mirror string) *Workspace {
+			// Holding the lock, as a fetch does while its git is killed.
+			unlock, err := w.lockMirror(testContext(t), mirror)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gitKilled.Add(1)
+			unlock()
+			return w
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := newOrigin(t)
+			base := o.commit("", "base", file{name: "a", content: "a"})
+			o.setRef("refs/heads/main", base)
+			w := openWorkspace(t)
+			ctx := testContext(t)
+			if err := w.UpdateMirror(ctx, "o", "r", o.dir, GitAuth{}); err != nil {
+				t.Fatal(err)
+			}
+			mirror, err := w.MirrorDir("o", "r")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, lock := range []string{"refs/heads/main.lock", "refs/pull/1/head.lock", "packed-refs.lock"} {
+				mustWrite(t, filepath.Join(mirror, lock), "")
+			}
+			w = tc.kill(t, w, mirror)
+			next := o.commit(base, "next", file{name: "a", content: "b"})
+			o.setRef("refs/heads/main", next)
+			o.setRef("refs/pull/1/head", next)
+			if err := w.UpdateMirror(ctx, "o", "r", o.dir, GitAuth{}); err != nil {
+				t.Fatalf("fetch after a killed fetch: %v", err)
+			}
+			got := refs(t, mirror)
+			if got["refs/heads/main"] != next || got["refs/pull/1/head"] != next {
+				t.Errorf("mirror refs after recovery = %v", got)
+			}
+		})
+	}
+}
+
+// TestLockMirrorLooksForStaleGitLocksOnlyWhenSomeMayBeThere: a lock taken
+// after a holder that ended cleanly, in the same process, does not walk
+// the mirror's refs (a lock file planted there by hand stays), and the
+// lock file says so only while no one holds the lock.
+func TestLockMirrorLooksForStaleGitLocksOnlyWhenSomeMayBeThere(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t)
-	base := o.commit("", "base", file{name: "a", content: "a"})
-	o.setRef("refs/heads/main", base)
+	o.setRef("refs/heads/main", o.commit("", "base", file{name: "a", content: "a"}))
 	w := openWorkspace(t)
 	ctx := testContext(t)
 	if err := w.UpdateMirror(ctx, "o", "r", o.dir, GitAuth{}); err != nil {
@@ -244,18 +317,30 @@ func TestUpdateMirrorRecoversFromAKilledFetch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// What a git fetch killed mid-way leaves behind.
-	for _, lock := range []string{"refs/heads/main.lock", "refs/pull/1/head.lock", "packed-refs.lock"} {
-		mustWrite(t, filepath.Join(mirror, lock), "")
+	lockFile := filepath.Join(filepath.Dir(mirror), ".source.lock")
+	if got := readFile(t, lockFile); got != lockClean {
+		t.Fatalf("lock file after a clean fetch = %q, want %q", got, lockClean)
 	}
-	next := o.commit(base, "next", file{name: "a", content: "b"})
-	o.setRef("refs/heads/main", next)
-	o.setRef("refs/pull/1/head", next)
-	if err := w.UpdateMirror(ctx, "o", "r", o.dir, GitAuth{}); err != nil {
-		t.Fatalf("fetch after a killed fetch: %v", err)
+	planted := filepath.Join(mirror, "refs", "heads", "planted.lock")
+	mustWrite(t, planted, "")
+	unlock, err := w.lockMirror(ctx, mirror)
+	if err != nil {
+		t.Fatal(err)
 	}
-	got := refs(t, mirror)
-	if got["refs/heads/main"] != next || got["refs/pull/1/head"] != next {
-		t.Errorf("mirror refs after recovery = %v", got)
+	if got := readFile(t, lockFile); got != "" {
+		t.Errorf("lock file while held = %q, want it empty", got)
 	}
+	unlock()
+	if _, err := os.Lstat(planted); err != nil {
+		t.Errorf("a clean lock looked for stale git locks: %v", err)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
