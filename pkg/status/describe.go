@@ -1,7 +1,10 @@
 package status
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path"
 	"regexp"
 	"slices"
@@ -61,7 +64,7 @@ func TimedOut(limit time.Duration, attempt, attempts int) string {
 
 // Errored describes a test YourCI could not run or judge (workspace, git,
 // disk): reason is made one line, stripped of the box's paths
-// (withoutPaths) and cut to fit.
+// (WithoutPaths) and cut to fit.
 func Errored(reason string) string {
 	const head = "error: "
 	return truncate(head + cutCause(WithoutPaths(oneLine(reason)), MaxDescription-len(head)))
@@ -69,7 +72,7 @@ func Errored(reason string) string {
 
 // ConfigError describes a .yci.py that could not be evaluated; reason should
 // name the line and the fix, and is made one line, stripped of the box's
-// paths (withoutPaths) and cut to fit.
+// paths (WithoutPaths) and cut to fit.
 func ConfigError(reason string) string {
 	return truncate(".yci.py: " + WithoutPaths(oneLine(reason)))
 }
@@ -90,7 +93,7 @@ func SupersededBeforeRun(newSHA string) string {
 // PreparingFailed describes a head commit whose build could not be
 // prepared (mirror, checkout, .yci.py) on attempt of attempts, and that
 // is tried again: reason is made one line, stripped of the box's paths
-// (withoutPaths) and cut so the whole fits.
+// (WithoutPaths) and cut so the whole fits.
 func PreparingFailed(attempt, attempts int, reason string) string {
 	head := fmt.Sprintf("preparing failed (attempt %d of %d): ", attempt, attempts)
 	const tail = "; retrying"
@@ -180,13 +183,31 @@ func mask(s string, secrets []string) string {
 // /retest has one part: neither is taken for a path.
 var boxPath = regexp.MustCompile(`(^|[\s'"(\[<=])/[^\s'"()\[\]<>,;:]+(/[^\s'"()\[\]<>,;:]*)+`)
 
+// ErrorReason is err's text for GitHub: the first *fs.PathError and
+// *os.LinkError in err worded as "op: cause" (the box's paths are of no
+// use there, and can push the cause, "no space left on device", past the
+// 140 characters a description may have), and every path left in free
+// text (git's, a tool's) cut by WithoutPaths.
+func ErrorReason(err error) string {
+	text := err.Error()
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		text = strings.Replace(text, pe.Error(), pe.Op+": "+pe.Err.Error(), 1)
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		text = strings.Replace(text, le.Error(), le.Op+": "+le.Err.Error(), 1)
+	}
+	return WithoutPaths(text)
+}
+
 // WithoutPaths is an error's text with every absolute path cut to its
 // last part ("open …/out.txt: permission denied"): the cause is kept, but
 // GitHub never learns how the box lays out its workspace, mirrors or
 // tools, whatever step (git, exec, the file system, the sandbox) wrote the
-// text. Callers that hold the error itself word it better first
-// (worker's withoutPaths); this catches what free text carries, in a
-// description or in a comment's reply.
+// text. Callers that hold the error itself word it better with
+// ErrorReason; this catches what free text carries, in a description or
+// in a comment's reply.
 func WithoutPaths(s string) string {
 	return boxPath.ReplaceAllStringFunc(s, func(m string) string {
 		i := strings.IndexByte(m, '/')

@@ -1,11 +1,14 @@
 package status
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -225,6 +228,29 @@ func TestDescriptionsCarryNoPaths(t *testing.T) {
 			}
 			if got := WithoutPaths(tc.reason); !strings.Contains(got, tc.keep) {
 				t.Errorf("WithoutPaths(%q) = %q, want it to keep %q", tc.reason, got, tc.keep)
+			}
+		})
+	}
+}
+
+func TestErrorReasonWordsFileErrorsWithoutPaths(t *testing.T) {
+	t.Parallel()
+	const ws = "/var/lib/yourci/workspace"
+	cases := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"path_error", &fs.PathError{Op: "open", Path: ws + "/builds/3/unit/out.txt", Err: syscall.ENOSPC}, "open: no space left on device"},
+		{"wrapped_path_error", fmt.Errorf("writing the log: %w", &fs.PathError{Op: "write", Path: ws + "/log", Err: syscall.EIO}), "writing the log: write: input/output error"},
+		{"link_error", &os.LinkError{Op: "link", Old: ws + "/a", New: ws + "/b", Err: syscall.EEXIST}, "link: file exists"},
+		{"free_text", errors.New("git fetch: fatal: '" + ws + "/mirrors/x.git' is not a repository"), "git fetch: fatal: '…/x.git' is not a repository"},
+		{"both", fmt.Errorf("at %s: %w", ws+"/src", &fs.PathError{Op: "mkdir", Path: ws + "/src/a", Err: syscall.EACCES}), "at …/src: mkdir: permission denied"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ErrorReason(tc.err); got != tc.want {
+				t.Errorf("ErrorReason() = %q, want %q", got, tc.want)
 			}
 		})
 	}

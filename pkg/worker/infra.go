@@ -104,5 +104,5 @@ func (h *testHandler) infraFailed(ctx context.Context, st status.Status, job eve
 // infraRetrying is the description of a test waiting out an
 // infrastructure error err of kind: the kind and cause, no path.
 func infraRetrying(kind string, err error) string {
-	return status.Errored("infrastructure (" + kind + "), retrying: " + withoutPaths(err))
+	return status.Errored("infrastructure (" + kind + "), retrying: " + status.ErrorReason(err))
 }

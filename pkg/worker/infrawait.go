@@ -117,5 +117,5 @@ func (h *testHandler) giveUpInfra(ctx context.Context, st status.Status, job eve
 // infraGaveUp is the description of a test that waited out infrastructure
 // errors for waited and gave up on err: its kind and cause, no path.
 func infraGaveUp(waited time.Duration, err error) string {
-	return status.Errored(fmt.Sprintf("gave up after %s: infrastructure (%s): %s", waited, infraKind(err), withoutPaths(err)))
+	return status.Errored(fmt.Sprintf("gave up after %s: infrastructure (%s): %s", waited, infraKind(err), status.ErrorReason(err)))
 }

@@ -80,11 +80,11 @@ func TestDescriptionsCarryNoPaths(t *testing.T) {
 		"abandoned_for_disk": func(err error) string {
 			return status.Errored(planTestStart(testStartFacts{job: job, lastChance: true, delivered: 5, diskLow: err}).why)
 		},
-		"prepare_failed":  func(err error) string { return status.Errored("cannot prepare the test: " + withoutPaths(err)) },
+		"prepare_failed":  func(err error) string { return status.Errored("cannot prepare the test: " + status.ErrorReason(err)) },
 		"infra_retrying":  func(err error) string { return infraRetrying(InfraDisk, err) },
 		"infra_gave_up":   func(err error) string { return infraGaveUp(time.Hour, err) },
 		"config_error":    func(err error) string { return status.ConfigError(err.Error()) },
-		"without_paths":   func(err error) string { return status.Errored(withoutPaths(err)) },
+		"without_paths":   func(err error) string { return status.Errored(status.ErrorReason(err)) },
 		"head_summary_up": func(err error) string { return status.PreparingFailed(2, 4, err.Error()) },
 		"retest_reply_broken_config": func(err error) string {
 			_, o, _ := planTests(&commandFacts{tests: &buildTests{broken: err.Error()}}, 1)

@@ -405,7 +405,7 @@ func planPrepFailure(f prepFailureFacts) prepFailure {
 	p := prepFailure{log: text.String()}
 	if f.verdict.Outcome == HandBack {
 		p.show, p.build = true, f.build
-		p.description = status.PreparingFailed(int(f.attempt.delivered), int(f.attempt.attempts()), withoutPaths(f.verdict.Err))
+		p.description = status.PreparingFailed(int(f.attempt.delivered), int(f.attempt.attempts()), status.ErrorReason(f.verdict.Err))
 	}
 	return p
 }

@@ -35,7 +35,7 @@ func attemptReport(logPath string, st status.Status) *status.Output {
 	fmt.Fprintf(&summary, "**%s**\n", st.Description)
 	attempts, tail, err := readLog(logPath)
 	if err != nil {
-		fmt.Fprintf(&summary, "\nThe log could not be read: %s\n", withoutPaths(err))
+		fmt.Fprintf(&summary, "\nThe log could not be read: %s\n", status.ErrorReason(err))
 		out.Summary = summary.String()
 		return out
 	}

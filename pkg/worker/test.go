@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/yourci/yourci/pkg/artifacts"
@@ -81,7 +80,7 @@ func (h *testHandler) handleTest(ctx context.Context, log *slog.Logger, job even
 		return h.infraFailed(ctx, st, job, plan.err)
 	case stepFailPrepare:
 		// The job ends here: its status must say so, not stay pending.
-		st.State, st.Description = status.Error, status.Errored("cannot prepare the test: "+withoutPaths(plan.err))
+		st.State, st.Description = status.Error, status.Errored("cannot prepare the test: "+status.ErrorReason(plan.err))
 		h.rec.track(ctx, job, events.TestErrored, st, nil)
 		return plan.err
 	case stepHandBack:
@@ -356,25 +355,6 @@ func facts(job events.TestJob, headRef, baseRef string) map[string]string {
 		f["YCI_MERGE_GROUP"] = "1"
 	}
 	return f
-}
-
-// withoutPaths is err's message for a status description: the box's own
-// paths are of no use on GitHub, and can push the cause ("no space left on
-// device") past the 140 characters a description may have. The first
-// *fs.PathError and *os.LinkError in err lose their paths here, worded as
-// "op: cause"; the describers of pkg/status (Errored, PreparingFailed,
-// ConfigError) cut every path left in free text (git's, a tool's).
-func withoutPaths(err error) string {
-	text := err.Error()
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		text = strings.Replace(text, pe.Error(), pe.Op+": "+pe.Err.Error(), 1)
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		text = strings.Replace(text, le.Error(), le.Op+": "+le.Err.Error(), 1)
-	}
-	return text
 }
 
 // droppedTestURL is what the status of a test dropped before it ran links

@@ -88,7 +88,7 @@ func planTestStart(f testStartFacts) testStart {
 		why := fmt.Sprintf("attempt %d was lost %d times (worker crashed or stopped)", f.job.Attempt, f.delivered)
 		if f.diskLow != nil {
 			// The deliveries went to waiting for disk space, not to crashes.
-			why = fmt.Sprintf("gave up after %d tries: infrastructure (disk): %s", f.delivered, withoutPaths(f.diskLow))
+			why = fmt.Sprintf("gave up after %d tries: infrastructure (disk): %s", f.delivered, status.ErrorReason(f.diskLow))
 		}
 		return testStart{step: stepAbandon, why: why}
 	case f.job.Outcome != nil:
@@ -194,7 +194,7 @@ func planAttemptEnd(f attemptFacts) attemptEnd {
 	}
 	res := f.res
 	if f.runErr != nil {
-		res = pipeline.Result{Outcome: pipeline.Errored, Reason: withoutPaths(f.runErr)}
+		res = pipeline.Result{Outcome: pipeline.Errored, Reason: status.ErrorReason(f.runErr)}
 	}
 	t, attempts := f.test, f.test.Retries+1
 	if wait, retry := pipeline.NextRetry(t, f.job.Attempt, res.Outcome); retry {
