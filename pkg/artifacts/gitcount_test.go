@@ -105,3 +105,39 @@ func TestMergeBehindCountAfterBaseMoves(t *testing.T) {
 		t.Errorf("merge dated %q, want its parents' later date twice %q (parents %q)", merged, want, dates)
 	}
 }
+
+// TestCheckoutGitProcesses: a build's first checkout lists the refs,
+// pins its commit and checks out (the checkout alongside the other two),
+// and the pin is there once Checkout returns; a test's checkout of the
+// same build runs git once, to check out.
+func TestCheckoutGitProcesses(t *testing.T) {
+	f := newCheckoutFixture(t)
+	ctx := testContext(t)
+	ran := gitCounter(t)
+	if err := f.w.Checkout(ctx, f.b, f.head, "main", f.sourceDir(t)); err != nil {
+		t.Fatal(err)
+	}
+	got := ran()
+	slices.Sort(got)
+	if want := []string{"checkout", "for-each-ref", "update-ref"}; !slices.Equal(got, want) {
+		t.Errorf("the build's checkout ran git %q, want %q", got, want)
+	}
+	mirror, _ := f.w.MirrorDir("o", "r")
+	if pinned := testGit(t, "", "--git-dir="+mirror, "rev-parse", "--verify", pinRef(f.b)); pinned != f.head {
+		t.Errorf("pin %s is %q once Checkout returned, want %s", pinRef(f.b), pinned, f.head)
+	}
+	ran()
+	dest, err := f.w.TestSourceDir(f.b, "foo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.w.Checkout(ctx, f.b, f.head, "main", dest); err != nil {
+		t.Fatal(err)
+	}
+	if got := ran(); !slices.Equal(got, []string{"checkout"}) {
+		t.Errorf("a test's checkout ran git %q, want [checkout]", got)
+	}
+	if head := testGit(t, "", "-C", dest, "rev-parse", "HEAD", "origin/main"); !strings.HasPrefix(head, f.head+"\n") {
+		t.Errorf("the test's checkout is at %q, want %s and its refs", head, f.head)
+	}
+}
