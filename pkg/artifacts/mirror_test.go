@@ -3,6 +3,7 @@ package artifacts
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -257,5 +258,51 @@ func TestUpdateMirrorRecoversFromAKilledFetch(t *testing.T) {
 	got := refs(t, mirror)
 	if got["refs/heads/main"] != next || got["refs/pull/1/head"] != next {
 		t.Errorf("mirror refs after recovery = %v", got)
+	}
+}
+
+// TestMaintenanceWaitsForMaintainMirror: a fetch leaves the mirror's
+// packs piled up, as it runs no automatic maintenance (it is on the way
+// to a test's start); MaintainMirror collects them.
+func TestMaintenanceWaitsForMaintainMirror(t *testing.T) {
+	t.Parallel()
+	o := newOrigin(t)
+	o.setRef("refs/heads/main", o.commit("", "base", file{name: "README", content: "x\n"}))
+	w := openWorkspace(t)
+	ctx := testContext(t)
+	if err := w.UpdateMirror(ctx, "o", "r", o.dir, GitAuth{}); err != nil {
+		t.Fatal(err)
+	}
+	mirror, _ := w.MirrorDir("o", "r")
+	// More packs than gc.autoPackLimit (50) asks git to collect, one
+	// blob each.
+	for i := range 55 {
+		blob := testGit(t, fmt.Sprintf("blob %d\n", i), "--git-dir="+mirror, "hash-object", "-w", "--stdin")
+		testGit(t, blob+"\n", "--git-dir="+mirror, "pack-objects", "-q", filepath.Join(mirror, "objects", "pack", "pack"))
+	}
+	packs := func() int {
+		t.Helper()
+		found, err := filepath.Glob(filepath.Join(mirror, "objects", "pack", "*.pack"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(found)
+	}
+	before := packs()
+	o.setRef("refs/heads/next", o.commit("", "next", file{name: "README", content: "y\n"}))
+	if err := w.UpdateMirror(ctx, "o", "r", o.dir, GitAuth{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := packs(); n < before {
+		t.Errorf("the fetch collected the packs (%d, then %d): it ran maintenance on the way to a test", before, n)
+	}
+	if err := w.MaintainMirror(ctx, "o", "r"); err != nil {
+		t.Fatal(err)
+	}
+	if n := packs(); n > 2 {
+		t.Errorf("%d packs after MaintainMirror, want them collected", n)
+	}
+	if err := w.MaintainMirror(ctx, "o", "nomirror"); err != nil {
+		t.Errorf("maintaining a mirror that does not exist: %v", err)
 	}
 }
