@@ -66,9 +66,10 @@ func (c *Checkouts) pin(ctx context.Context, mirror string, b Build, sha string)
 // mirror reset (it reads the mirror's objects); pinAndListRefs returns
 // only once it has ended, with the pin's error first when both fail. The
 // order is safe: the only thing that removes objects from the mirror is
-// garbage collection, which runs under the same lock (a fetch's, or
-// Maintain's), so none can run between the checkout's start and the
-// pin; once the pin is written (update-ref refuses a commit the mirror
+// garbage collection, which this package runs only under the same lock
+// (MaintainMirror's, and a fetch's automatic maintenance in a process
+// that predates it), so none can run between the checkout's start and
+// the pin; once the pin is written (update-ref refuses a commit the mirror
 // lacks) and the lock released, the commit is reachable for as long as
 // the build's directory lives, and the checkout finishing after the
 // unlock reads objects no collection may remove.
