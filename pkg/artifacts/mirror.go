@@ -68,9 +68,18 @@ func newMirrors(layout Layout) *Mirrors {
 // names its URL and refspecs, so nothing in its config can go stale, carry a
 // secret, or let a hand-run "git fetch" prune our pins. It is the equivalent
 // of "git clone --mirror" restricted to the refs above.
+//
+// After fetching, UpdateMirror runs git's automatic maintenance
+// (MaintainMirror) before it returns, as "git fetch" does: the tests' and
+// commands' fetches are not on the way to a test's start, and a box that
+// only runs tests must still collect its mirror's garbage.
+// UpdateMirrorSince, the pull handler's, leaves it to a later
+// MaintainMirror.
 func (m *Mirrors) UpdateMirror(ctx context.Context, owner, repo, cloneURL string, auth GitAuth) error {
-	_, err := m.UpdateMirrorSince(ctx, owner, repo, cloneURL, auth, time.Time{})
-	return err
+	if _, err := m.UpdateMirrorSince(ctx, owner, repo, cloneURL, auth, time.Time{}); err != nil {
+		return err
+	}
+	return m.MaintainMirror(ctx, owner, repo)
 }
 
 // UpdateMirrorSince is UpdateMirror for a caller that needs the mirror only
@@ -80,6 +89,8 @@ func (m *Mirrors) UpdateMirror(ctx context.Context, owner, repo, cloneURL string
 // of events for one repository, waiting for the mirror's lock one after the
 // other, then costs one fetch, not one each: the first fetch brought what
 // every event sent before it began asked for. A zero since always fetches.
+// It runs no automatic maintenance (see fetch): call MaintainMirror once
+// the build's tests are queued.
 // Fetches by other processes sharing the workspace are not known here, so
 // they never stand in for one.
 func (m *Mirrors) UpdateMirrorSince(ctx context.Context, owner, repo, cloneURL string, auth GitAuth, since time.Time) (fetched bool, err error) {

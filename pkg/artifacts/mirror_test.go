@@ -261,9 +261,11 @@ func TestUpdateMirrorRecoversFromAKilledFetch(t *testing.T) {
 	}
 }
 
-// TestMaintenanceWaitsForMaintainMirror: a fetch leaves the mirror's
-// packs piled up, as it runs no automatic maintenance (it is on the way
-// to a test's start); MaintainMirror collects them.
+// TestMaintenanceWaitsForMaintainMirror: the pull handler's fetch
+// (UpdateMirrorSince) leaves the mirror's packs piled up, as it runs no
+// automatic maintenance (it is on the way to a test's start);
+// MaintainMirror collects them, and UpdateMirror (the tests' fetch) does
+// as git fetch would.
 func TestMaintenanceWaitsForMaintainMirror(t *testing.T) {
 	t.Parallel()
 	o := newOrigin(t)
@@ -290,7 +292,7 @@ func TestMaintenanceWaitsForMaintainMirror(t *testing.T) {
 	}
 	before := packs()
 	o.setRef("refs/heads/next", o.commit("", "next", file{name: "README", content: "y\n"}))
-	if err := w.UpdateMirror(ctx, "o", "r", o.dir, GitAuth{}); err != nil {
+	if _, err := w.UpdateMirrorSince(ctx, "o", "r", o.dir, GitAuth{}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := packs(); n < before {
@@ -301,6 +303,16 @@ func TestMaintenanceWaitsForMaintainMirror(t *testing.T) {
 	}
 	if n := packs(); n > 2 {
 		t.Errorf("%d packs after MaintainMirror, want them collected", n)
+	}
+	for i := range 55 {
+		blob := testGit(t, fmt.Sprintf("more %d\n", i), "--git-dir="+mirror, "hash-object", "-w", "--stdin")
+		testGit(t, blob+"\n", "--git-dir="+mirror, "pack-objects", "-q", filepath.Join(mirror, "objects", "pack", "pack"))
+	}
+	if err := w.UpdateMirror(ctx, "o", "r", o.dir, GitAuth{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := packs(); n > 2 {
+		t.Errorf("%d packs after UpdateMirror, want them collected as git fetch would", n)
 	}
 	if err := w.MaintainMirror(ctx, "o", "nomirror"); err != nil {
 		t.Errorf("maintaining a mirror that does not exist: %v", err)
