@@ -2,11 +2,12 @@ package artifacts
 
 import (
 	"testing"
+	"time"
 )
 
 // BenchmarkPrepareSteps times the git work a worker does on the way from
-// a webhook to a test's start, on a small repository: the mirror's fetch
-// (nothing new), the merge of an up-to-date head, and the build's source
+// a webhook to a test's start, on a small repository: the pull
+// handler's fetch of the mirror (UpdateMirrorSince, nothing new), the merge of an up-to-date head, and the build's source
 // checkout (listing the refs and pinning included). A git process costs
 // milliseconds, so this tracks how many run, and in what order, more than
 // what git does in each.
@@ -24,7 +25,7 @@ func BenchmarkPrepareSteps(b *testing.B) {
 	build := 0
 	for b.Loop() {
 		build++
-		if err := w.UpdateMirror(ctx, "o", "r", o.dir, GitAuth{}); err != nil {
+		if _, err := w.UpdateMirrorSince(ctx, "o", "r", o.dir, GitAuth{}, time.Time{}); err != nil {
 			b.Fatal(err)
 		}
 		m, err := w.MergeBuild(ctx, "o", "r", head, "main", true)
