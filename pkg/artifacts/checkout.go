@@ -45,9 +45,10 @@ type Checkouts struct {
 // The copy costs about the size of its files: its .git holds no objects and
 // borrows them from the mirror through objects/info/alternates. Borrowing
 // alone would not survive a force-push followed by "git gc --prune=now" on
-// the mirror, so the build's commit is first pinned in the mirror under
-// refs/yci/builds/<pr>/<build>, a ref no fetch prunes; Cleanup removes the
-// pin with the build. (A tag or branch the mirror later prunes may stop
+// the mirror, so the build's commit is pinned in the mirror under
+// refs/yci/builds/<pr>/<build>, a ref no fetch prunes, before Checkout
+// returns (while git fills the work tree: see pinAndListRefs); Cleanup
+// removes the pin with the build. (A tag or branch the mirror later prunes may stop
 // resolving in an old checkout; the commit under test never does.)
 // The refs are those the build's first checkout on this box saw, when
 // that was less than a minute ago: a build's tests see the branches and
@@ -86,16 +87,12 @@ func (c *Checkouts) Checkout(ctx context.Context, b Build, sha, base, dest strin
 	if done, err := checkedOutAt(dest, sha); done || err != nil {
 		return err
 	}
-	packed, err := c.pinAndListRefs(ctx, mirror, b, sha, base)
-	if err != nil {
-		return err
-	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".tmp-")
 	if err != nil {
 		return fmt.Errorf("making temporary checkout: %w", err)
 	}
-	if err := c.populate(ctx, tmp, mirror, sha, packed); err != nil {
-		return errors.Join(fmt.Errorf("checking out %s of %s: %w", sha, b, err), removeTree(tmp))
+	if err := c.populate(ctx, b, tmp, mirror, sha, base); err != nil {
+		return errors.Join(err, removeTree(tmp))
 	}
 	if err := os.Rename(tmp, dest); err != nil {
 		// Someone else finished the same checkout first: use theirs.
@@ -153,24 +150,34 @@ func cloneRefs(mirrorRefs []byte, base string) []byte {
 }
 
 // populate fills the empty directory dir with a checkout of sha borrowing
-// the objects of mirror, with packedRefs as its refs.
-func (c *Checkouts) populate(ctx context.Context, dir, mirror, sha string, packedRefs []byte) error {
+// the objects of mirror, with the refs pinAndListRefs gives it. The work
+// tree is checked out while the refs are listed and the commit pinned
+// (see pinAndListRefs for why that is safe); packed-refs is written once
+// both are done.
+func (c *Checkouts) populate(ctx context.Context, b Build, dir, mirror, sha, base string) error {
 	gitDir := filepath.Join(dir, ".git")
 	if err := initRepo(gitDir, len(sha) == 64); err != nil {
 		return err
 	}
-	files := []struct{ name, content string }{
-		{"objects/info/alternates", filepath.Join(mirror, "objects") + "\n"},
-		{"packed-refs", string(packedRefs)},
+	alternates := filepath.Join(mirror, "objects") + "\n"
+	if err := os.WriteFile(filepath.Join(gitDir, "objects", "info", "alternates"), []byte(alternates), 0o644); err != nil {
+		return fmt.Errorf("writing objects/info/alternates: %w", err)
 	}
-	for _, f := range files {
-		if err := os.WriteFile(filepath.Join(gitDir, filepath.FromSlash(f.name)), []byte(f.content), 0o644); err != nil {
-			return fmt.Errorf("writing %s: %w", f.name, err)
+	packed, err := c.pinAndListRefs(ctx, mirror, b, sha, base, func() error {
+		_, err := c.mirrors.git(ctx, GitAuth{}, "--git-dir="+gitDir, "--work-tree="+dir,
+			"checkout", "--quiet", "--detach", sha, "--")
+		if err != nil {
+			return fmt.Errorf("checking out %s of %s: %w", sha, b, err)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	_, err := c.mirrors.git(ctx, GitAuth{}, "--git-dir="+gitDir, "--work-tree="+dir,
-		"checkout", "--quiet", "--detach", sha, "--")
-	return err
+	if err := os.WriteFile(filepath.Join(gitDir, "packed-refs"), packed, 0o644); err != nil {
+		return fmt.Errorf("writing packed-refs: %w", err)
+	}
+	return nil
 }
 
 // initConfig is a checkout's config as "git init --template=" writes it,

@@ -62,12 +62,20 @@ func (mg Merges) MergeBuild(ctx context.Context, owner, repo, head, base string,
 		return Merged{}, err
 	}
 	defer unlock()
-	tip, err := mg.branchTipLocked(ctx, mirror, owner, repo, base)
+	// One git process finds the base's tip and reads both commits.
+	commits, err := mg.readCommits(ctx, mirror, "refs/heads/"+base+"^{commit}", head+"^{commit}")
 	if err != nil {
 		return Merged{}, err
 	}
-	m := Merged{Base: tip}
-	return m, mg.mergeLocked(ctx, mirror, head, &m, merge)
+	tip, headCommit := commits[0], commits[1]
+	if !tip.found {
+		return Merged{}, fmt.Errorf("%w: %s of %s/%s", ErrNoBase, base, owner, repo)
+	}
+	if !headCommit.found {
+		return Merged{}, fmt.Errorf("%w: head %s", ErrNotMirrored, head)
+	}
+	m := Merged{Base: tip.id}
+	return m, mg.mergeLocked(ctx, mirror, head, &m, merge, max(tip.time, headCommit.time))
 }
 
 // BranchTip is the commit branch points at in the mirror of owner/repo,
@@ -119,8 +127,18 @@ func (mg Merges) RemakeMerge(ctx context.Context, owner, repo, head, base, want 
 		return Merged{}, err
 	}
 	defer unlock()
+	commits, err := mg.readCommits(ctx, mirror, head+"^{commit}", base+"^{commit}")
+	if err != nil {
+		return Merged{}, err
+	}
+	if !commits[0].found {
+		return Merged{}, fmt.Errorf("%w: head %s", ErrNotMirrored, head)
+	}
+	if !commits[1].found {
+		return Merged{}, fmt.Errorf("%w: base %s", ErrNotMirrored, base)
+	}
 	m := Merged{Base: base}
-	if err := mg.mergeLocked(ctx, mirror, head, &m, want != head); err != nil {
+	if err := mg.mergeLocked(ctx, mirror, head, &m, want != head, max(commits[0].time, commits[1].time)); err != nil {
 		return Merged{}, err
 	}
 	if m.SHA != want {
@@ -129,27 +147,30 @@ func (mg Merges) RemakeMerge(ctx context.Context, owner, repo, head, base, want 
 	return m, nil
 }
 
-// mergeLocked fills m (whose Base is set) for head: how far behind,
-// what changed, and the commit to test. Only call it holding the lock.
-func (mg Merges) mergeLocked(ctx context.Context, mirror, head string, m *Merged, merge bool) error {
+// mergeLocked fills m (whose Base is set) for head, both commits known
+// to be in the mirror: how far behind, what changed, and the commit to
+// test, dated date (the later committer date of the two). Only call it
+// holding the lock.
+func (mg Merges) mergeLocked(ctx context.Context, mirror, head string, m *Merged, merge bool, date int64) error {
 	git := func(args ...string) (string, error) {
 		out, err := mg.mirrors.git(ctx, GitAuth{}, append([]string{"--git-dir=" + mirror}, args...)...)
 		return strings.TrimSpace(string(out)), err
-	}
-	if _, err := git("cat-file", "-e", head+"^{commit}"); err != nil {
-		return fmt.Errorf("%w: head %s: %w", ErrNotMirrored, head, err)
 	}
 	mergeBase, err := git("merge-base", m.Base, head)
 	if err != nil {
 		// Exit status 1 with nothing printed: no common history.
 		return fmt.Errorf("%w: %.7s and the base %.7s have no common history", ErrInvalid, head, m.Base)
 	}
-	behind, err := git("rev-list", "--count", head+".."+m.Base)
-	if err != nil {
-		return fmt.Errorf("counting the base's new commits: %w", err)
-	}
-	if m.Behind, err = strconv.Atoi(behind); err != nil {
-		return fmt.Errorf("counting the base's new commits: %w", err)
+	// The base's tip is in the head's history: the head lacks none of
+	// the base's commits, and there is nothing to count (or merge).
+	if mergeBase != m.Base {
+		behind, err := git("rev-list", "--count", head+".."+m.Base)
+		if err != nil {
+			return fmt.Errorf("counting the base's new commits: %w", err)
+		}
+		if m.Behind, err = strconv.Atoi(behind); err != nil {
+			return fmt.Errorf("counting the base's new commits: %w", err)
+		}
 	}
 	if m.Changes, err = mg.changedLocked(ctx, mirror, mergeBase, head); err != nil {
 		return err
@@ -158,7 +179,7 @@ func (mg Merges) mergeLocked(ctx context.Context, mirror, head string, m *Merged
 		m.SHA = head
 		return nil
 	}
-	return mg.commitMerge(ctx, mirror, head, m)
+	return mg.commitMerge(ctx, mirror, head, m, date)
 }
 
 // changedLocked lists the paths that differ between commits from and to,
@@ -192,8 +213,9 @@ var mergeIdentity = []string{
 
 // commitMerge merges head into m.Base with git merge-tree (no working
 // tree, no index) and commits the result with the base as first parent,
-// as GitHub's refs/pull/<n>/merge has it. A conflict fills m.Conflicts.
-func (mg Merges) commitMerge(ctx context.Context, mirror, head string, m *Merged) error {
+// as GitHub's refs/pull/<n>/merge has it, dated date (seconds, UTC). A
+// conflict fills m.Conflicts.
+func (mg Merges) commitMerge(ctx context.Context, mirror, head string, m *Merged, date int64) error {
 	out, err := mg.mirrors.gitWith(ctx, nil, nil, "--git-dir="+mirror, "merge-tree", "--write-tree", "--name-only",
 		"--no-messages", "-z", m.Base, head)
 	names := splitNUL(out)
@@ -215,18 +237,8 @@ func (mg Merges) commitMerge(ctx context.Context, mirror, head string, m *Merged
 		return fmt.Errorf("merging %.7s into %.7s: git printed no tree", head, m.Base)
 	}
 	tree := names[0]
-	dates, err := mg.mirrors.git(ctx, GitAuth{}, "--git-dir="+mirror, "rev-list", "--no-walk=unsorted", "--no-commit-header", "--format=%ct", m.Base, head, "--")
-	if err != nil {
-		return fmt.Errorf("reading the dates of %.7s and %.7s: %w", head, m.Base, err)
-	}
-	var latest int64
-	for _, f := range strings.Fields(string(dates)) {
-		if n, err := strconv.ParseInt(f, 10, 64); err == nil && n > latest {
-			latest = n
-		}
-	}
-	date := strconv.FormatInt(latest, 10) + " +0000"
-	env := append([]string{"GIT_AUTHOR_DATE=" + date, "GIT_COMMITTER_DATE=" + date}, mergeIdentity...)
+	stamp := strconv.FormatInt(date, 10) + " +0000"
+	env := append([]string{"GIT_AUTHOR_DATE=" + stamp, "GIT_COMMITTER_DATE=" + stamp}, mergeIdentity...)
 	msg := fmt.Sprintf("Merge %s into %s\n\nMade by YourCI to test the pull request's head merged into its base.\n", head, m.Base)
 	sha, err := mg.mirrors.gitWith(ctx, env, strings.NewReader(msg), "--git-dir="+mirror, "commit-tree", "-p", m.Base, "-p", head, tree)
 	if err != nil {

@@ -46,10 +46,15 @@ type Mirrors struct {
 	// fetched is when the latest successful fetch (or clone) of each
 	// mirror by these Mirrors began; see UpdateMirrorSince.
 	fetched map[string]time.Time
+	// maintaining holds the mirrors a MaintainMirror is running or
+	// waiting for the lock of, and unmaintained those fetched since their
+	// last MaintainMirror began; see MaintainMirror.
+	maintaining, unmaintained map[string]bool
 }
 
 func newMirrors(layout Layout) *Mirrors {
-	return &Mirrors{layout: layout, locks: make(map[string]chan struct{}), swept: make(map[string]bool), fetched: make(map[string]time.Time)}
+	return &Mirrors{layout: layout, locks: make(map[string]chan struct{}), swept: make(map[string]bool), fetched: make(map[string]time.Time),
+		maintaining: make(map[string]bool), unmaintained: make(map[string]bool)}
 }
 
 // UpdateMirror brings the mirror of owner/repo up to date with cloneURL:
@@ -66,9 +71,18 @@ func newMirrors(layout Layout) *Mirrors {
 // names its URL and refspecs, so nothing in its config can go stale, carry a
 // secret, or let a hand-run "git fetch" prune our pins. It is the equivalent
 // of "git clone --mirror" restricted to the refs above.
+//
+// After fetching, UpdateMirror runs git's automatic maintenance
+// (MaintainMirror) before it returns, as "git fetch" does: the tests' and
+// commands' fetches are not on the way to a test's start, and a box that
+// only runs tests must still collect its mirror's garbage.
+// UpdateMirrorSince, the pull handler's, leaves it to a later
+// MaintainMirror.
 func (m *Mirrors) UpdateMirror(ctx context.Context, owner, repo, cloneURL string, auth GitAuth) error {
-	_, err := m.UpdateMirrorSince(ctx, owner, repo, cloneURL, auth, time.Time{})
-	return err
+	if _, err := m.UpdateMirrorSince(ctx, owner, repo, cloneURL, auth, time.Time{}); err != nil {
+		return err
+	}
+	return m.MaintainMirror(ctx, owner, repo)
 }
 
 // UpdateMirrorSince is UpdateMirror for a caller that needs the mirror only
@@ -78,6 +92,8 @@ func (m *Mirrors) UpdateMirror(ctx context.Context, owner, repo, cloneURL string
 // of events for one repository, waiting for the mirror's lock one after the
 // other, then costs one fetch, not one each: the first fetch brought what
 // every event sent before it began asked for. A zero since always fetches.
+// It runs no automatic maintenance (see fetch): call MaintainMirror once
+// the build's tests are queued.
 // Fetches by other processes sharing the workspace are not known here, so
 // they never stand in for one.
 func (m *Mirrors) UpdateMirrorSince(ctx context.Context, owner, repo, cloneURL string, auth GitAuth, since time.Time) (fetched bool, err error) {
@@ -124,8 +140,55 @@ func (m *Mirrors) UpdateMirrorSince(ctx context.Context, owner, repo, cloneURL s
 	}
 	m.mu.Lock()
 	m.fetched[mirror] = began
+	m.unmaintained[mirror] = true
 	m.mu.Unlock()
 	return true, nil
+}
+
+// MaintainMirror runs git's automatic maintenance in the mirror of
+// owner/repo ("git maintenance run --auto": a garbage collection once
+// enough loose objects or packs have piled up, nothing otherwise), the
+// work a fetch would have done in the foreground (see fetch). Call it off
+// the path to a test's start, once a build's tests are queued. It holds
+// the mirror's lock, so it never runs beside another git process that
+// writes the mirror, nor beside a pin being made; each git process is
+// bounded by GitTimeout. It does nothing unless these Mirrors fetched
+// the mirror since the last call began, nor while another call for the
+// mirror runs or waits for its lock (that one does the work), so calling
+// it after every event costs nothing when there is nothing to do. A
+// missing mirror is not an error.
+func (m *Mirrors) MaintainMirror(ctx context.Context, owner, repo string) error {
+	mirror, err := m.layout.MirrorDir(owner, repo)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	due := m.unmaintained[mirror] && !m.maintaining[mirror]
+	if due {
+		m.maintaining[mirror] = true
+		delete(m.unmaintained, mirror)
+	}
+	m.mu.Unlock()
+	if !due {
+		return nil
+	}
+	defer func() {
+		m.mu.Lock()
+		delete(m.maintaining, mirror)
+		m.mu.Unlock()
+	}()
+	unlock, err := m.lockMirror(ctx, mirror)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if ok, err := isDir(mirror); err != nil || !ok {
+		return err
+	}
+	if _, err := m.git(ctx, GitAuth{}, "--git-dir="+mirror, "maintenance", "run", "--auto", "--quiet"); err != nil {
+		return fmt.Errorf("maintaining the mirror of %s/%s: %w", owner, repo, err)
+	}
+	return nil
 }
 
 // fetchedSince reports whether a fetch (or clone) of mirror by these
@@ -140,8 +203,13 @@ func (m *Mirrors) fetchedSince(mirror string, since time.Time) bool {
 	return ok && last.After(since)
 }
 
+// fetch fetches the mirror's refs from cloneURL into gitDir. It runs no
+// automatic maintenance afterwards, as a fetch otherwise does (a git
+// process of its own, and sometimes a garbage collection, in the
+// foreground): the fetch is on the way from a webhook to a test's start,
+// and MaintainMirror does the same work once the tests are queued.
 func (m *Mirrors) fetch(ctx context.Context, gitDir, cloneURL string, auth GitAuth) error {
-	args := []string{"--git-dir=" + gitDir, "fetch", "--quiet", "--prune", "--no-tags",
+	args := []string{"--git-dir=" + gitDir, "fetch", "--quiet", "--prune", "--no-tags", "--no-auto-maintenance",
 		"--no-write-fetch-head", "--no-recurse-submodules", "--", cloneURL}
 	_, err := m.git(ctx, auth, append(args, mirrorRefspecs...)...)
 	return err

@@ -3,6 +3,7 @@ package artifacts
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -343,4 +344,62 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestMaintenanceWaitsForMaintainMirror: the pull handler's fetch
+// (UpdateMirrorSince) leaves the mirror's packs piled up, as it runs no
+// automatic maintenance (it is on the way to a test's start);
+// MaintainMirror collects them, and UpdateMirror (the tests' fetch) does
+// as git fetch would.
+func TestMaintenanceWaitsForMaintainMirror(t *testing.T) {
+	t.Parallel()
+	o := newOrigin(t)
+	o.setRef("refs/heads/main", o.commit("", "base", file{name: "README", content: "x\n"}))
+	w := openWorkspace(t)
+	ctx := testContext(t)
+	if err := w.UpdateMirror(ctx, "o", "r", o.dir, GitAuth{}); err != nil {
+		t.Fatal(err)
+	}
+	mirror, _ := w.MirrorDir("o", "r")
+	// More packs than gc.autoPackLimit (50) asks git to collect, one
+	// blob each.
+	for i := range 55 {
+		blob := testGit(t, fmt.Sprintf("blob %d\n", i), "--git-dir="+mirror, "hash-object", "-w", "--stdin")
+		testGit(t, blob+"\n", "--git-dir="+mirror, "pack-objects", "-q", filepath.Join(mirror, "objects", "pack", "pack"))
+	}
+	packs := func() int {
+		t.Helper()
+		found, err := filepath.Glob(filepath.Join(mirror, "objects", "pack", "*.pack"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(found)
+	}
+	before := packs()
+	o.setRef("refs/heads/next", o.commit("", "next", file{name: "README", content: "y\n"}))
+	if _, err := w.UpdateMirrorSince(ctx, "o", "r", o.dir, GitAuth{}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := packs(); n < before {
+		t.Errorf("the fetch collected the packs (%d, then %d): it ran maintenance on the way to a test", before, n)
+	}
+	if err := w.MaintainMirror(ctx, "o", "r"); err != nil {
+		t.Fatal(err)
+	}
+	if n := packs(); n > 2 {
+		t.Errorf("%d packs after MaintainMirror, want them collected", n)
+	}
+	for i := range 55 {
+		blob := testGit(t, fmt.Sprintf("more %d\n", i), "--git-dir="+mirror, "hash-object", "-w", "--stdin")
+		testGit(t, blob+"\n", "--git-dir="+mirror, "pack-objects", "-q", filepath.Join(mirror, "objects", "pack", "pack"))
+	}
+	if err := w.UpdateMirror(ctx, "o", "r", o.dir, GitAuth{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := packs(); n > 2 {
+		t.Errorf("%d packs after UpdateMirror, want them collected as git fetch would", n)
+	}
+	if err := w.MaintainMirror(ctx, "o", "nomirror"); err != nil {
+		t.Errorf("maintaining a mirror that does not exist: %v", err)
+	}
 }

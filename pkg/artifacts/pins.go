@@ -59,23 +59,55 @@ func (c *Checkouts) pin(ctx context.Context, mirror string, b Build, sha string)
 // their refs from there, with neither the lock nor git; those that come
 // while it lists them wait for it. An error wrapping
 // ErrNotMirrored means the mirror lacks sha.
-func (c *Checkouts) pinAndListRefs(ctx context.Context, mirror string, b Build, sha, base string) ([]byte, error) {
+//
+// checkout, the git process filling the work tree, runs alongside the
+// listing and pinning rather than after them: they are on the way from a
+// webhook to a test's start. It starts once the lock is held and the
+// mirror reset (it reads the mirror's objects); pinAndListRefs returns
+// only once it has ended, with the pin's error first when both fail. The
+// order is safe: the only thing that removes objects from the mirror is
+// garbage collection, which this package runs only under the same lock
+// (MaintainMirror's, and a fetch's automatic maintenance in a process
+// that predates it), so none can run between the checkout's start and
+// the pin; once the pin is written (update-ref refuses a commit the mirror
+// lacks) and the lock released, the commit is reachable for as long as
+// the build's directory lives, and the checkout finishing after the
+// unlock reads objects no collection may remove.
+func (c *Checkouts) pinAndListRefs(ctx context.Context, mirror string, b Build, sha, base string, checkout func() error) ([]byte, error) {
 	ref := pinRef(b)
 	out, ok, listed, err := c.refs.list(ctx, mirror, ref, sha)
 	if err != nil {
 		return nil, err
 	}
 	if ok {
-		return cloneRefs(out, base), nil
+		return cloneRefs(out, base), checkout()
 	}
 	defer listed()
 	unlock, err := c.mirrors.lockMirror(ctx, mirror)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	checkedOut := make(chan error, 1)
+	go func() { checkedOut <- checkout() }()
 	at := time.Now()
-	out, err = c.mirrors.git(ctx, GitAuth{}, "--git-dir="+mirror, "for-each-ref",
+	out, err = c.listAndPinLocked(ctx, mirror, b, sha)
+	unlock()
+	if checkoutErr := <-checkedOut; err == nil && checkoutErr != nil {
+		return nil, checkoutErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.refs.put(mirror, ref, sha, out, at)
+	return cloneRefs(out, base), nil
+}
+
+// listAndPinLocked lists the mirror's branches, tags and b's pin, and
+// pins sha as b's commit unless it is already (see pin); it returns
+// for-each-ref's "<id> <ref>" lines. Only call it holding the lock.
+func (c *Checkouts) listAndPinLocked(ctx context.Context, mirror string, b Build, sha string) ([]byte, error) {
+	ref := pinRef(b)
+	out, err := c.mirrors.git(ctx, GitAuth{}, "--git-dir="+mirror, "for-each-ref",
 		"--format=%(objectname) %(refname)", "refs/heads/", "refs/tags/", ref)
 	if err != nil {
 		return nil, fmt.Errorf("listing the mirror's branches and tags: %w", err)
@@ -89,8 +121,7 @@ func (c *Checkouts) pinAndListRefs(ctx context.Context, mirror string, b Build, 
 	default:
 		return nil, fmt.Errorf("%w: build %s is pinned to %s, not %s", ErrInvalid, b, pinned, sha)
 	}
-	c.refs.put(mirror, ref, sha, out, at)
-	return cloneRefs(out, base), nil
+	return out, nil
 }
 
 // pinnedIn is the commit for-each-ref's "<id> <ref>" lines give ref, or

@@ -29,13 +29,32 @@ func (w *Worker) HandlePull(ctx context.Context, d *events.Delivery[events.PullE
 	w.pulls.handle(ctx, d)
 }
 
-// handle is HandlePull: the delivery decided, then settled as decided.
+// handle is HandlePull: the delivery decided, then settled as decided,
+// then the mirror maintained.
 func (h *pullHandler) handle(ctx context.Context, d *events.Delivery[events.PullEvent]) {
 	ev := d.Payload
 	log := h.log.With(ev.LogAttrs()...)
-	stop := d.KeepAlive(ctx)
-	defer stop()
-	apply(ctx, log, d, h.decide(ctx, log, ev, prepAttempt{delivered: d.NumDelivered, maxDeliver: uint64(d.MaxDeliver()), published: d.Published}))
+	func() {
+		stop := d.KeepAlive(ctx)
+		defer stop()
+		apply(ctx, log, d, h.decide(ctx, log, ev, prepAttempt{delivered: d.NumDelivered, maxDeliver: uint64(d.MaxDeliver()), published: d.Published}))
+	}()
+	h.maintainMirror(ctx, log, ev.Repo)
+}
+
+// maintainMirror runs the automatic maintenance (a garbage collection
+// now and then) that the mirror's fetch skipped to reach the tests
+// sooner (artifacts.MaintainMirror): the delivery is settled, the tests,
+// if any, queued. It does nothing when nothing was fetched since the last
+// time, and stops with ctx (the worker stopping); a failure is only
+// logged, as a fetch's maintenance failing would not fail the fetch.
+func (h *pullHandler) maintainMirror(ctx context.Context, log *slog.Logger, repo events.Repo) {
+	if repo.Validate() != nil {
+		return
+	}
+	if err := h.workspace.MaintainMirror(ctx, repo.Owner, repo.Name); err != nil {
+		log.Warn("maintaining the mirror", "err", err)
+	}
 }
 
 // decide handles one delivery of a pull event: on the last delivery it

@@ -62,14 +62,16 @@ type buildClaims interface {
 }
 
 // pullWorkspace is what preparing a build needs of the box's files: the
-// mirror, the build's source checkout, and the log a build without tests
-// links to; artifacts.Workspace has it.
+// mirror (and its maintenance, once the tests are queued), the build's
+// source checkout, and the log a build without tests links to;
+// artifacts.Workspace has it.
 type pullWorkspace interface {
 	UpdateMirrorSince(ctx context.Context, owner, repo, cloneURL string, auth artifacts.GitAuth, since time.Time) (fetched bool, err error)
 	SourceDir(b artifacts.Build) (string, error)
 	Checkout(ctx context.Context, b artifacts.Build, sha, base, dest string) error
 	MakeSpare(ctx context.Context, b artifacts.Build, sha, base string) error
 	DropSpare(b artifacts.Build) error
+	MaintainMirror(ctx context.Context, owner, repo string) error
 	CreateTestDir(b artifacts.Build, name string) (string, error)
 	LinkLog(b artifacts.Build, name string) error
 }

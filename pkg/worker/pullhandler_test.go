@@ -62,6 +62,8 @@ func (m *memWorkspace) MakeSpare(context.Context, artifacts.Build, string, strin
 }
 func (m *memWorkspace) DropSpare(artifacts.Build) error { return nil }
 
+func (m *memWorkspace) MaintainMirror(context.Context, string, string) error { return nil }
+
 func (m *memWorkspace) MergeBuild(context.Context, string, string, string, string, bool) (artifacts.Merged, error) {
 	return m.merge, nil
 }
