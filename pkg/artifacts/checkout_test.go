@@ -468,18 +468,13 @@ func BenchmarkCheckout(b *testing.B) {
 	o.setRef("refs/pull/1/head", head)
 	w := openWorkspace(b)
 	ctx := testContext(b)
-	if err := w.UpdateMirror(ctx, "o", "r", o.dir, GitAuth{}); err != nil {
-		b.Fatal(err)
-	}
-	mirror, err := w.MirrorDir("o", "r")
-	if err != nil {
-		b.Fatal(err)
-	}
+	mirror := mirrored(ctx, b, w, o)
 	var dest string
 	n := 0
 	for b.Loop() {
 		n++
 		build := Build{Owner: "o", Repo: "r", Pull: 1, Number: n}
+		var err error
 		if dest, err = w.SourceDir(build); err != nil {
 			b.Fatal(err)
 		}

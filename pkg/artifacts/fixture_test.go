@@ -149,3 +149,17 @@ func testContext(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// mirrored fetches o into w's mirror of o/r and returns the mirror's
+// directory.
+func mirrored(ctx context.Context, t testing.TB, w *Workspace, o *origin) string {
+	t.Helper()
+	if err := w.UpdateMirror(ctx, "o", "r", o.dir, GitAuth{}); err != nil {
+		t.Fatal(err)
+	}
+	mirror, err := w.MirrorDir("o", "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mirror
+}

@@ -338,13 +338,7 @@ func TestResetMirrorUndoesPlants(t *testing.T) {
 	o.setRef("refs/heads/main", sha)
 	w := openWorkspace(t)
 	ctx := testContext(t)
-	if err := w.UpdateMirror(ctx, "o", "r", o.dir, GitAuth{}); err != nil {
-		t.Fatal(err)
-	}
-	mirror, err := w.MirrorDir("o", "r")
-	if err != nil {
-		t.Fatal(err)
-	}
+	mirror := mirrored(ctx, t, w, o)
 	initConfig, err := os.ReadFile(filepath.Join(mirror, "config"))
 	if err != nil {
 		t.Fatal(err)

@@ -276,13 +276,7 @@ func TestUpdateMirrorRecoversFromAKilledFetch(t *testing.T) {
 			o.setRef("refs/heads/main", base)
 			w := openWorkspace(t)
 			ctx := testContext(t)
-			if err := w.UpdateMirror(ctx, "o", "r", o.dir, GitAuth{}); err != nil {
-				t.Fatal(err)
-			}
-			mirror, err := w.MirrorDir("o", "r")
-			if err != nil {
-				t.Fatal(err)
-			}
+			mirror := mirrored(ctx, t, w, o)
 			for _, lock := range []string{"refs/heads/main.lock", "refs/pull/1/head.lock", "packed-refs.lock"} {
 				mustWrite(t, filepath.Join(mirror, lock), "")
 			}
@@ -311,13 +305,7 @@ func TestLockMirrorLooksForStaleGitLocksOnlyWhenSomeMayBeThere(t *testing.T) {
 	o.setRef("refs/heads/main", o.commit("", "base", file{name: "a", content: "a"}))
 	w := openWorkspace(t)
 	ctx := testContext(t)
-	if err := w.UpdateMirror(ctx, "o", "r", o.dir, GitAuth{}); err != nil {
-		t.Fatal(err)
-	}
-	mirror, err := w.MirrorDir("o", "r")
-	if err != nil {
-		t.Fatal(err)
-	}
+	mirror := mirrored(ctx, t, w, o)
 	lockFile := filepath.Join(filepath.Dir(mirror), ".source.lock")
 	if got := readFile(t, lockFile); got != lockClean {
 		t.Fatalf("lock file after a clean fetch = %q, want %q", got, lockClean)
@@ -357,10 +345,7 @@ func TestMaintenanceWaitsForMaintainMirror(t *testing.T) {
 	o.setRef("refs/heads/main", o.commit("", "base", file{name: "README", content: "x\n"}))
 	w := openWorkspace(t)
 	ctx := testContext(t)
-	if err := w.UpdateMirror(ctx, "o", "r", o.dir, GitAuth{}); err != nil {
-		t.Fatal(err)
-	}
-	mirror, _ := w.MirrorDir("o", "r")
+	mirror := mirrored(ctx, t, w, o)
 	// More packs than gc.autoPackLimit (50) asks git to collect, one
 	// blob each.
 	for i := range 55 {
