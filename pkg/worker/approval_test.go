@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,20 @@ func nextSecond() {
 	time.Sleep(now.Truncate(time.Second).Add(time.Second).Sub(now))
 }
 
+// waitHistory waits until sha's yci statuses, oldest first, are want:
+// the projector writes them from the records after the handler's change,
+// so a settled delivery does not mean its status is on GitHub yet.
+func (r *rig) waitHistory(t *testing.T, sha string, want ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := r.gh.WaitStatuses(ctx, owner, repoName, sha, func(map[string]github.RepoStatus) bool {
+		return slices.Equal(r.yciHistory(sha), want)
+	}); err != nil {
+		t.Fatalf("yci statuses %q, want %q: %v", r.yciHistory(sha), want, err)
+	}
+}
+
 func (r *rig) built(t *testing.T, pull, number int) bool {
 	t.Helper()
 	dir, err := r.ws.BuildDir(artifacts.Build{Owner: owner, Repo: repoName, Pull: pull, Number: number})
@@ -108,9 +123,7 @@ func TestApproval(t *testing.T) {
 		if r.built(t, n, 1) {
 			t.Error("a label by a triager built the fork")
 		}
-		if got := r.yciHistory(sha); len(got) != 1 || got[0] != needed {
-			t.Errorf("yci statuses %q, want only %q", got, needed)
-		}
+		r.waitHistory(t, sha, needed)
 	})
 	t.Run("a_new_push_needs_a_new_approval", func(t *testing.T) {
 		t.Parallel()
@@ -140,9 +153,7 @@ func TestApproval(t *testing.T) {
 		if r.built(t, n, 2) {
 			t.Error("a push after the approval was built without a new one")
 		}
-		if got := r.yciHistory(second); len(got) != 1 || got[0] != needed {
-			t.Errorf("yci statuses of the new head %q, want only %q", got, needed)
-		}
+		r.waitHistory(t, second, needed)
 		// Re-adding the label approves the new head, even with its
 		// webhook lost: the sweep reads who added it, and when.
 		nextSecond()
@@ -156,9 +167,7 @@ func TestApproval(t *testing.T) {
 		if s := r.waitFinal(t, second, "yci/t")["yci/t"]; s.GetState() != "success" {
 			t.Errorf("re-approved head: %s %q, want success", s.GetState(), s.GetDescription())
 		}
-		if got, want := r.yciHistory(second), []string{needed, "pending: " + status.Approved("maint")}; strings.Join(got, "\n") != strings.Join(want, "\n") {
-			t.Errorf("yci statuses %q, want %q", got, want)
-		}
+		r.waitHistory(t, second, needed, "pending: "+status.Approved("maint"))
 	})
 	t.Run("label_in_another_case_builds_and_asks_nothing_more", func(t *testing.T) {
 		t.Parallel()
@@ -168,7 +177,8 @@ func TestApproval(t *testing.T) {
 		}
 		n, sha := r.openForkPull(t, "mallory")
 		r.publish(t, n, sha, "d1")
-		r.settled(t) // approval asked before the label comes
+		r.settled(t)
+		r.waitHistory(t, sha, needed) // approval asked before the label comes
 		if err := r.gh.AddLabelAs(owner, repoName, n, "OK-To-Test", "maint"); err != nil {
 			t.Fatal(err)
 		}
@@ -178,9 +188,7 @@ func TestApproval(t *testing.T) {
 		}
 		r.publish(t, n, sha, "reconcile")
 		r.settled(t)
-		if got, want := r.yciHistory(sha), []string{needed, "pending: " + status.Approved("maint")}; strings.Join(got, "\n") != strings.Join(want, "\n") {
-			t.Errorf("yci statuses %q, want %q", got, want)
-		}
+		r.waitHistory(t, sha, needed, "pending: "+status.Approved("maint"))
 	})
 	t.Run("labeled_before_yci_asked_and_webhook_lost_does_not_count", func(t *testing.T) {
 		t.Parallel()
