@@ -104,8 +104,9 @@ type fairTests struct {
 	dueMisses map[Repo]int
 
 	lastServed map[Repo]time.Time
-	// stored: the stream held test jobs when last read, or one was
-	// published since; resyncAt is when to read it again.
+	// stored: the stream held test jobs when last read, or may hold one
+	// that no look found (expectStored); resyncAt is when to read it
+	// again.
 	stored     bool
 	resyncAt   time.Time
 	reconnects uint64
@@ -281,8 +282,8 @@ func (f *fairTests) wait(ctx context.Context) {
 // operator deleted is created again).
 func (f *fairTests) resyncIfDue(ctx context.Context, now time.Time) error {
 	reconnects := f.q.nc.Stats().Reconnects
-	first := f.resyncAt.IsZero()
-	if !first && reconnects == f.reconnects && (!f.stored || now.Before(f.resyncAt)) {
+	first, reconnected := f.resyncAt.IsZero(), reconnects != f.reconnects
+	if !first && !reconnected && (!f.stored || now.Before(f.resyncAt)) {
 		return nil
 	}
 	callCtx, cancel := f.q.callContext(ctx)
@@ -292,6 +293,13 @@ func (f *fairTests) resyncIfDue(ctx context.Context, now time.Time) error {
 		return err
 	}
 	f.reconnects, f.stored, f.resyncAt = reconnects, false, now.Add(f.q.opts.AckWait)
+	if first || reconnected {
+		// This read is made because notifications may have been lost,
+		// and it may itself come too soon: a job published before this
+		// worker's subscription took effect (or while it reconnected)
+		// can be stored after the read answered. Read once more.
+		f.expectStored(now)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !first {
@@ -372,6 +380,7 @@ func (f *fairTests) fetchNow(r Repo, cons jetstream.Consumer) (jetstream.Msg, er
 	case whyPublished:
 		delete(f.consumers, r)
 		f.ready[r] = whyStored // one more look, with the consumer ensured
+		f.expectStored(time.Now())
 	case whyDue:
 		delete(f.ready, r)
 		f.missedDue(r, time.Now())
@@ -383,6 +392,18 @@ func (f *fairTests) fetchNow(r Repo, cons jetstream.Consumer) (jetstream.Msg, er
 		return nil, fmt.Errorf("waiting for a message of %s: %w", r.FullName(), err)
 	}
 	return nil, nil
+}
+
+// expectStored makes the loop read the stream again AckWait from now at
+// the latest, when a job may be stored that no look has found: one whose
+// publication was heard before the stream stored it (on a busy server the
+// looks can come first), or one a read may have come too soon for (see
+// resyncIfDue). Without it such a job would wait for the next
+// notification, however long that is. Only the consume loop calls it.
+func (f *fairTests) expectStored(now time.Time) {
+	if !f.stored {
+		f.stored, f.resyncAt = true, now.Add(f.q.opts.AckWait)
+	}
 }
 
 // dueLooks is how many more looks a due announcement is worth when its
