@@ -169,6 +169,25 @@ func (p *Process) Output() string {
 	return string(b)
 }
 
+// outputSince is what the process has logged past the first off bytes of
+// its log (see logSize), which may hold earlier processes' output.
+func (p *Process) outputSince(off int64) string {
+	out := p.Output()
+	if off > int64(len(out)) {
+		return ""
+	}
+	return out[off:]
+}
+
+// logSize is the size of the log at path, 0 when it does not exist yet.
+func logSize(path string) int64 {
+	info, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return info.Size()
+}
+
 // WaitHealthy polls url until it answers 200, the process exits, or ctx
 // ends.
 func (p *Process) WaitHealthy(ctx context.Context, url string) error {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // Config says how to start a receiver and workers that work together.
@@ -49,22 +50,17 @@ type Receiver struct {
 
 // StartReceiver starts a receiver and waits until it is healthy.
 func (c Config) StartReceiver(ctx context.Context, name string) (*Receiver, error) {
-	addr, err := FreeAddr()
-	if err != nil {
-		return nil, err
-	}
 	dir := filepath.Join(c.Dir, name)
-	env := append([]string{
-		"YCI_LISTEN=" + addr,
-		"GITHUB_WEBHOOK_SECRET=" + c.WebhookSecret,
-		"YCI_NATS_STORE=" + filepath.Join(dir, "nats"),
-	}, c.natsEnv()...)
-	p, err := Start(name, filepath.Join(c.Bin, "receiver"), nil, append(env, c.Env...), dir, filepath.Join(c.Dir, name+".log"))
+	logPath := filepath.Join(c.Dir, name+".log")
+	p, addr, err := startListening(ctx, logPath, func(addr string) (*Process, error) {
+		env := append([]string{
+			"YCI_LISTEN=" + addr,
+			"GITHUB_WEBHOOK_SECRET=" + c.WebhookSecret,
+			"YCI_NATS_STORE=" + filepath.Join(dir, "nats"),
+		}, c.natsEnv()...)
+		return Start(name, filepath.Join(c.Bin, "receiver"), nil, append(env, c.Env...), dir, logPath)
+	})
 	if err != nil {
-		return nil, err
-	}
-	if err := p.WaitHealthy(ctx, "http://"+addr+"/healthz"); err != nil {
-		p.Kill()
 		return nil, err
 	}
 	return &Receiver{Process: p, Addr: addr, WebhookURL: "http://" + addr + "/webhook"}, nil
@@ -80,26 +76,50 @@ type Worker struct {
 // StartWorker starts a worker in its own workspace under Dir, with logs
 // linked under httpRoot, and waits until it is healthy.
 func (c Config) StartWorker(ctx context.Context, name, httpRoot string, extraEnv ...string) (*Worker, error) {
-	addr, err := FreeAddr()
+	ws, logPath := filepath.Join(c.Dir, name), filepath.Join(c.Dir, name+".log")
+	p, addr, err := startListening(ctx, logPath, func(addr string) (*Process, error) {
+		env := append([]string{
+			"GITHUB_ACCESS_TOKEN=" + c.Token,
+			"GITHUB_API_URL=" + c.GitHubURL,
+			"HTTP_ROOT=" + httpRoot,
+			"YCI_METRICS_LISTEN=" + addr,
+			"YCI_NATS_STORE=" + filepath.Join(ws, ".yci", "nats"),
+		}, c.natsEnv()...)
+		env = append(append(env, c.Env...), extraEnv...)
+		return Start(name, filepath.Join(c.Bin, "worker"), nil, env, ws, logPath)
+	})
 	if err != nil {
-		return nil, err
-	}
-	ws := filepath.Join(c.Dir, name)
-	env := append([]string{
-		"GITHUB_ACCESS_TOKEN=" + c.Token,
-		"GITHUB_API_URL=" + c.GitHubURL,
-		"HTTP_ROOT=" + httpRoot,
-		"YCI_METRICS_LISTEN=" + addr,
-		"YCI_NATS_STORE=" + filepath.Join(ws, ".yci", "nats"),
-	}, c.natsEnv()...)
-	env = append(append(env, c.Env...), extraEnv...)
-	p, err := Start(name, filepath.Join(c.Bin, "worker"), nil, env, ws, filepath.Join(c.Dir, name+".log"))
-	if err != nil {
-		return nil, err
-	}
-	if err := p.WaitHealthy(ctx, "http://"+addr+"/healthz"); err != nil {
-		p.Kill()
 		return nil, fmt.Errorf("starting worker %s: %w", name, err)
 	}
 	return &Worker{Process: p, Workspace: ws, MetricsAddr: addr}, nil
+}
+
+// startTries bounds how often startListening picks another address.
+const startTries = 3
+
+// startListening starts a process that logs to logPath and serves
+// /healthz on an address picked free just before, and waits until it is
+// healthy. Another process can take the port between the pick and the
+// listen (tests start many servers side by side), so a process that exits
+// because its address is in use is started again on another, a few times.
+func startListening(ctx context.Context, logPath string, start func(addr string) (*Process, error)) (*Process, string, error) {
+	for try := 1; ; try++ {
+		addr, err := FreeAddr()
+		if err != nil {
+			return nil, "", err
+		}
+		logged := logSize(logPath)
+		p, err := start(addr)
+		if err != nil {
+			return nil, "", err
+		}
+		err = p.WaitHealthy(ctx, "http://"+addr+"/healthz")
+		if err == nil {
+			return p, addr, nil
+		}
+		p.Kill()
+		if try == startTries || !strings.Contains(p.outputSince(logged), "address already in use") {
+			return nil, "", err
+		}
+	}
 }
