@@ -76,7 +76,7 @@ func startCluster(tb testing.TB, binary, dir string, size int) (*Cluster, error)
 			}
 		}
 		e := &External{tb: tb, binary: binary, storeDir: filepath.Join(dir, NodeName(i)), port: clientPorts[i], logs: &lockedBuffer{},
-			extra: []string{"-n", NodeName(i), "--cluster_name", "yci", "--cluster", "nats://127.0.0.1:" + strconv.Itoa(routePorts[i]),
+			name: NodeName(i), extra: []string{"--cluster_name", "yci", "--cluster", "nats://127.0.0.1:" + strconv.Itoa(routePorts[i]),
 				"--routes", strings.Join(routes, ",")}}
 		c.nodes = append(c.nodes, e)
 	}

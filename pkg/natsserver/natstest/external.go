@@ -5,13 +5,18 @@
 package natstest
 
 import (
+	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -53,8 +58,19 @@ type External struct {
 	// creds, when set, are required of every client, as on a production
 	// box (deploy/nats/single.conf).
 	creds *natsserver.Credentials
-	// extra are further arguments (a cluster node's name and routes).
+	// name is the server's name (-n): a cluster node's, or one derived
+	// from storeDir. Readiness is its greeting, not any server's on the
+	// port (see waitReady).
+	name string
+	// extra are further arguments (a cluster node's routes).
 	extra []string
+}
+
+// storeName is the name of a server that keeps its files in storeDir, the
+// same on every restart.
+func storeName(storeDir string) string {
+	sum := sha256.Sum256([]byte(storeDir))
+	return "yci-test-" + hex.EncodeToString(sum[:6])
 }
 
 // FindBinary returns the nats-server binary tests should run: $YCI_NATS_SERVER,
@@ -115,7 +131,8 @@ func StartExternal(tb testing.TB, opts natsserver.Options) *External {
 			}
 			port = p
 		}
-		e := &External{tb: tb, binary: binary, storeDir: opts.StoreDir, port: port, logs: &lockedBuffer{}, creds: opts.Credentials}
+		e := &External{tb: tb, binary: binary, storeDir: opts.StoreDir, port: port, logs: &lockedBuffer{}, creds: opts.Credentials,
+			name: storeName(opts.StoreDir)}
 		if lastErr = e.start(host); lastErr == nil {
 			tb.Cleanup(e.cleanup)
 			return e
@@ -129,7 +146,7 @@ func StartExternal(tb testing.TB, opts natsserver.Options) *External {
 }
 
 func (e *External) start(host string) error {
-	args := []string{"-js", "-sd", e.storeDir, "-a", host, "-p", strconv.Itoa(e.port)}
+	args := []string{"-js", "-sd", e.storeDir, "-a", host, "-p", strconv.Itoa(e.port), "-n", e.name}
 	if e.creds != nil {
 		// On the command line, which is fine for a test's server: no test
 		// process can see another's command line from its sandbox.
@@ -157,7 +174,10 @@ func (e *External) start(host string) error {
 	return nil
 }
 
-// waitReady polls until the server greets a client with its INFO line.
+// waitReady polls until the server greets a client with its INFO line,
+// under its own name: the port was picked free a moment before the server
+// was started, and another test's server may have taken it first, while
+// this one is about to exit for want of it.
 func (e *External) waitReady(host string) error {
 	addr := net.JoinHostPort(host, strconv.Itoa(e.port))
 	deadline := time.Now().Add(natsserver.ReadyTimeout)
@@ -167,12 +187,37 @@ func (e *External) waitReady(host string) error {
 			return errors.New("nats-server exited during start")
 		default:
 		}
-		if natsserver.Answering(addr) {
+		if name, ok := greeting(addr); ok && name == e.name {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("nats-server not ready on %s after %s", addr, natsserver.ReadyTimeout)
+}
+
+// greeting is the name a NATS server at addr gives in its INFO line, if
+// one greets a client there within half a second.
+func greeting(addr string) (string, bool) {
+	conn, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
+	if err != nil {
+		return "", false
+	}
+	defer conn.Close()
+	if err := conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond)); err != nil {
+		return "", false
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	info, ok := strings.CutPrefix(line, "INFO ")
+	if err != nil || !ok {
+		return "", false
+	}
+	var server struct {
+		Name string `json:"server_name"`
+	}
+	if err := json.Unmarshal([]byte(info), &server); err != nil {
+		return "", false
+	}
+	return server.Name, true
 }
 
 // URL is the client URL, nats://host:port, or nats://user:password@host:port
