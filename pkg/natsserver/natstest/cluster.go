@@ -163,7 +163,7 @@ func (c *Cluster) Kill(i int) {
 func (c *Cluster) Restart(i int) {
 	c.tb.Helper()
 	old := c.nodes[i]
-	c.nodes[i] = &External{tb: c.tb, binary: old.binary, storeDir: old.storeDir, port: old.port, logs: old.logs, extra: old.extra}
+	c.nodes[i] = &External{tb: c.tb, binary: old.binary, storeDir: old.storeDir, port: old.port, logs: old.logs, name: old.name, extra: old.extra}
 	c.startNode(i)
 }
 
