@@ -3,6 +3,7 @@ package natsserver
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -90,14 +91,31 @@ const answerWait = 500 * time.Millisecond
 // Answering reports whether a NATS server greets a client at addr (its INFO
 // line) within half a second.
 func Answering(addr string) bool {
+	_, ok := Greeting(addr)
+	return ok
+}
+
+// Greeting is the name a NATS server at addr gives in its INFO line, if one
+// greets a client there within half a second; the name is empty when the
+// server has none.
+func Greeting(addr string) (name string, ok bool) {
 	conn, err := net.DialTimeout("tcp", addr, answerWait)
 	if err != nil {
-		return false
+		return "", false
 	}
 	defer conn.Close()
 	if err := conn.SetReadDeadline(time.Now().Add(answerWait)); err != nil {
-		return false
+		return "", false
 	}
 	line, err := bufio.NewReader(conn).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "INFO ")
+	info, ok := strings.CutPrefix(line, "INFO ")
+	if err != nil || !ok {
+		return "", false
+	}
+	var server struct {
+		Name string `json:"server_name"`
+	}
+	// An INFO line that is not JSON still greets.
+	_ = json.Unmarshal([]byte(info), &server)
+	return server.Name, true
 }

@@ -5,18 +5,15 @@
 package natstest
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -187,37 +184,12 @@ func (e *External) waitReady(host string) error {
 			return errors.New("nats-server exited during start")
 		default:
 		}
-		if name, ok := greeting(addr); ok && name == e.name {
+		if name, ok := natsserver.Greeting(addr); ok && name == e.name {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("nats-server not ready on %s after %s", addr, natsserver.ReadyTimeout)
-}
-
-// greeting is the name a NATS server at addr gives in its INFO line, if
-// one greets a client there within half a second.
-func greeting(addr string) (string, bool) {
-	conn, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
-	if err != nil {
-		return "", false
-	}
-	defer conn.Close()
-	if err := conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond)); err != nil {
-		return "", false
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	info, ok := strings.CutPrefix(line, "INFO ")
-	if err != nil || !ok {
-		return "", false
-	}
-	var server struct {
-		Name string `json:"server_name"`
-	}
-	if err := json.Unmarshal([]byte(info), &server); err != nil {
-		return "", false
-	}
-	return server.Name, true
 }
 
 // URL is the client URL, nats://host:port, or nats://user:password@host:port
