@@ -52,11 +52,7 @@ func TestReceiverMemoryUnderFlood(t *testing.T) {
 		t.Skip("the flood moves gigabytes over loopback")
 	}
 	dir := t.TempDir()
-	port, err := launch.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := launch.Config{Bin: binDir, Dir: dir, WebhookSecret: secret, NATSPort: port}
+	cfg := launch.Config{Bin: binDir, Dir: dir, WebhookSecret: secret}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	recv, err := cfg.StartReceiver(ctx, "receiver")
@@ -103,7 +99,7 @@ func TestReceiverMemoryUnderFlood(t *testing.T) {
 	if peak >= floodPeakLimit {
 		t.Errorf("receiver peak RSS %d MiB, want under %d MiB", peak>>20, floodPeakLimit>>20)
 	}
-	if got := publishedDeliveries(t, filepath.Join(dir, "nats.credentials"), port); got != 5 {
+	if got := publishedDeliveries(t, filepath.Join(dir, "nats.credentials"), recv.NATSPort); got != 5 {
 		t.Errorf("%d real deliveries published, want 5", got)
 	}
 	if forged.snapshot()[http.StatusAccepted] > 0 {

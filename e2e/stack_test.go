@@ -165,6 +165,7 @@ func newStack(tb testing.TB, opts stackOptions) *stack {
 	}
 	s.track(recv.Process)
 	s.recv = recv
+	s.cfg.NATSPort = recv.NATSPort
 	if _, err := gh.CreateRepo(owner, repoName); err != nil {
 		tb.Fatal(err)
 	}
@@ -198,11 +199,8 @@ func (s *stack) startNATS(mode natsMode) {
 		s.cfg.NATSURL = s.cluster.URL()
 		s.cfg.Env = append(s.cfg.Env, "YCI_NATS_REPLICAS=3")
 	case embedded:
-		port, err := launch.FreePort()
-		if err != nil {
-			s.tb.Fatal(err)
-		}
-		s.cfg.NATSPort = port
+		// The receiver picks the port (StartReceiver), and the workers
+		// join it there.
 	}
 }
 

@@ -125,18 +125,15 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	defer logs.Close()
-	port, err := launch.FreePort()
-	if err != nil {
-		return err
-	}
 	cfg := launch.Config{Bin: d.bin, Dir: d.dir, GitHubURL: gh.URL(), Token: gh.Token(),
-		WebhookSecret: d.secret, NATSPort: port}
+		WebhookSecret: d.secret}
 	recv, err := cfg.StartReceiver(ctx, "receiver")
 	if err != nil {
 		return err
 	}
 	defer stop(recv.Process)
-	d.say("receiver at %s (embedded JetStream on 127.0.0.1:%d)", recv.WebhookURL, port)
+	cfg.NATSPort = recv.NATSPort
+	d.say("receiver at %s (embedded JetStream on 127.0.0.1:%d)", recv.WebhookURL, recv.NATSPort)
 	work, err := cfg.StartWorker(ctx, "worker", logRoot, "YCI_JOBS=4", "YCI_SANDBOX="+d.sandbox(ctx), "YCI_LIMITS="+d.limits())
 	if err != nil {
 		return err

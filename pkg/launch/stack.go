@@ -22,7 +22,8 @@ type Config struct {
 	// NATSURL is the JetStream every process uses. When empty, the
 	// receiver runs the embedded default on NATSPort and workers join it,
 	// as on a single box configured with nothing, its credentials in
-	// nats.credentials under Dir.
+	// nats.credentials under Dir. With NATSPort 0 StartReceiver picks the
+	// port, and Receiver.NATSPort says which it took.
 	NATSURL  string
 	NATSPort int
 	// Env is added to every process's environment.
@@ -46,24 +47,43 @@ type Receiver struct {
 	*Process
 	Addr       string
 	WebhookURL string
+	// NATSPort is where its embedded JetStream listens, 0 when it uses
+	// Config.NATSURL. Workers join it with a Config of this port.
+	NATSPort int
 }
 
-// StartReceiver starts a receiver and waits until it is healthy.
+// StartReceiver starts a receiver and waits until it is healthy. When it
+// runs the embedded JetStream on a port it picked (Config.NATSPort 0), a
+// start that finds either port taken picks both again.
 func (c Config) StartReceiver(ctx context.Context, name string) (*Receiver, error) {
 	dir := filepath.Join(c.Dir, name)
 	logPath := filepath.Join(c.Dir, name+".log")
+	pick := c.NATSURL == "" && c.NATSPort == 0
+	natsPort := c.NATSPort
 	p, addr, err := startListening(ctx, logPath, func(addr string) (*Process, error) {
+		rc := c
+		if pick {
+			port, err := FreePort()
+			if err != nil {
+				return nil, err
+			}
+			rc.NATSPort = port
+		}
+		natsPort = rc.NATSPort
 		env := append([]string{
 			"YCI_LISTEN=" + addr,
 			"GITHUB_WEBHOOK_SECRET=" + c.WebhookSecret,
 			"YCI_NATS_STORE=" + filepath.Join(dir, "nats"),
-		}, c.natsEnv()...)
+		}, rc.natsEnv()...)
 		return Start(name, filepath.Join(c.Bin, "receiver"), nil, append(env, c.Env...), dir, logPath)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Receiver{Process: p, Addr: addr, WebhookURL: "http://" + addr + "/webhook"}, nil
+	if c.NATSURL != "" {
+		natsPort = 0
+	}
+	return &Receiver{Process: p, Addr: addr, WebhookURL: "http://" + addr + "/webhook", NATSPort: natsPort}, nil
 }
 
 // Worker is a running worker, its workspace and where it serves metrics.

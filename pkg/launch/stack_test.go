@@ -2,9 +2,11 @@ package launch
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -68,6 +70,78 @@ func TestStartListeningRetriesATakenAddressOnly(t *testing.T) {
 			}
 			if err == nil && addr == "" {
 				t.Error("healthy with no address")
+			}
+		})
+	}
+}
+
+// A receiver whose embedded JetStream port was taken is started again on a
+// port picked anew, when StartReceiver picked it; a port the caller gave is
+// kept, since its workers and store are already there.
+func TestStartReceiverPicksTheNATSPortAgainWhenTaken(t *testing.T) {
+	t.Parallel()
+	// The stand-in receiver logs the NATS port it was given, exits as a
+	// receiver does whose embedded server lost its port on its first
+	// start, and serves /healthz after.
+	const receiver = `echo "nats port $YCI_NATS_PORT" >> ports
+if [ ! -e started ]; then
+	touch started
+	echo "listen tcp 127.0.0.1:$YCI_NATS_PORT: bind: address already in use"
+	exit 1
+fi
+echo ok > healthz
+exec python3 -m http.server --bind 127.0.0.1 "${YCI_LISTEN##*:}"
+`
+	tests := []struct {
+		name     string
+		natsPort int
+		// wantSame says both starts must see the same port.
+		wantSame bool
+	}{
+		{name: "picked", wantSame: false},
+		{name: "given", natsPort: 4999, wantSame: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			bin := t.TempDir()
+			if err := os.WriteFile(filepath.Join(bin, "receiver"), []byte("#!/bin/sh\n"+receiver), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			c := Config{Bin: bin, Dir: t.TempDir(), NATSPort: tt.natsPort}
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			if err := os.MkdirAll(filepath.Join(c.Dir, "receiver"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			r, err := c.StartReceiver(ctx, "receiver")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(r.Kill)
+			logged, err := os.ReadFile(filepath.Join(c.Dir, "receiver", "ports"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ports []int
+			for _, line := range strings.Split(strings.TrimSpace(string(logged)), "\n") {
+				var port int
+				if _, err := fmt.Sscanf(line, "nats port %d", &port); err != nil {
+					t.Fatalf("stand-in logged %q: %v", line, err)
+				}
+				ports = append(ports, port)
+			}
+			if len(ports) != 2 {
+				t.Fatalf("started with NATS ports %v, want two starts", ports)
+			}
+			if same := ports[0] == ports[1]; same != tt.wantSame {
+				t.Errorf("NATS ports %v: same on both starts %t, want %t", ports, same, tt.wantSame)
+			}
+			if r.NATSPort != ports[1] || r.NATSPort == 0 {
+				t.Errorf("Receiver.NATSPort = %d, want the second start's %d", r.NATSPort, ports[1])
+			}
+			if tt.natsPort != 0 && r.NATSPort != tt.natsPort {
+				t.Errorf("Receiver.NATSPort = %d, want the given %d", r.NATSPort, tt.natsPort)
 			}
 		})
 	}
