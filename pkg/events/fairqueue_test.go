@@ -220,10 +220,18 @@ func TestBoardSharesShowEachRepositorysPlace(t *testing.T) {
 		receive(t, running, "the first job")
 		defer close(release)
 		limits := events.RepoLimits{PerRepo: map[events.Repo]events.RepoLimit{busyRepo: {MaxRunning: 1}}}
-		shares, err := b.Board().Shares(ctx, limits)
-		if err != nil {
-			t.Fatal(err)
-		}
+		// The consumer does not cap the busy repository, and an uncapped
+		// repository's slot is recorded while its job starts, not before
+		// (Queue.hold): the handler can run before the board sees it.
+		var shares []events.RepoShare
+		eventually(t, "the running job's slot is on the board", func() bool {
+			var err error
+			if shares, err = b.Board().Shares(ctx, limits); err != nil {
+				t.Fatal(err)
+			}
+			i := slices.IndexFunc(shares, func(sh events.RepoShare) bool { return sh.Repo == busyRepo })
+			return i >= 0 && shares[i].Held > 0
+		})
 		want := []events.RepoShare{
 			{Repo: quietRepo, Stored: 1, Place: 1},
 			{Repo: busyRepo, Stored: 3, Held: 1, Limit: events.RepoLimit{MaxRunning: 1}},
