@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -172,11 +173,19 @@ func (p *Process) Output() string {
 // outputSince is what the process has logged past the first off bytes of
 // its log (see logSize), which may hold earlier processes' output.
 func (p *Process) outputSince(off int64) string {
-	out := p.Output()
-	if off > int64(len(out)) {
-		return ""
+	f, err := os.Open(p.Log)
+	if err != nil {
+		return err.Error()
 	}
-	return out[off:]
+	defer f.Close()
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return err.Error()
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
 }
 
 // logSize is the size of the log at path, 0 when it does not exist yet.

@@ -58,18 +58,20 @@ type Receiver struct {
 func (c Config) StartReceiver(ctx context.Context, name string) (*Receiver, error) {
 	dir := filepath.Join(c.Dir, name)
 	logPath := filepath.Join(c.Dir, name+".log")
-	pick := c.NATSURL == "" && c.NATSPort == 0
-	natsPort := c.NATSPort
+	embedded := c.NATSURL == ""
+	var natsPort int // the last start's embedded port; 0 when not embedded
 	p, addr, err := startListening(ctx, logPath, func(addr string) (*Process, error) {
 		rc := c
-		if pick {
+		if embedded && c.NATSPort == 0 {
 			port, err := FreePort()
 			if err != nil {
 				return nil, err
 			}
 			rc.NATSPort = port
 		}
-		natsPort = rc.NATSPort
+		if embedded {
+			natsPort = rc.NATSPort
+		}
 		env := append([]string{
 			"YCI_LISTEN=" + addr,
 			"GITHUB_WEBHOOK_SECRET=" + c.WebhookSecret,
@@ -79,9 +81,6 @@ func (c Config) StartReceiver(ctx context.Context, name string) (*Receiver, erro
 	})
 	if err != nil {
 		return nil, err
-	}
-	if c.NATSURL != "" {
-		natsPort = 0
 	}
 	return &Receiver{Process: p, Addr: addr, WebhookURL: "http://" + addr + "/webhook", NATSPort: natsPort}, nil
 }
