@@ -70,14 +70,23 @@ const (
 	// to end. Test slots wait for notifications instead (see fairTests)
 	// and only check the connection for a reconnect this often, locally.
 	DefaultPollWait = time.Second
-	// DefaultTimeout bounds every JetStream API call without its own
-	// deadline (publish, ack, key-value, setup), retries through a
-	// leader election included (see retry).
+	// DefaultTimeout bounds a JetStream API call without its own deadline
+	// that a server answers or is not retried (setup, the board, one try
+	// of a setup step).
 	DefaultTimeout = 10 * time.Second
+	// DefaultElectionWait bounds the tries, together, of a call repeated
+	// while a NATS cluster elects a leader (publish, ack, key-value; see
+	// retry) when the caller gives no earlier deadline. Debian's
+	// nats-server 2.9 lets a follower wait 4 to 9 s before it stands, a
+	// split vote starts another round, and a loaded box is slower still:
+	// a claim made during one election gave up after 10 s (issue 17).
+	// Thirty seconds is three rounds; a worker's handler waits rather
+	// than hand its job back, and AckWait is kept by its progress beat.
+	DefaultElectionWait = 30 * time.Second
 	// DuplicateWindow is how long the stream remembers message ids;
 	// JetStream's own default, kept explicit because de-duplication of
 	// webhook redeliveries, and of a publish's tries during a leader
-	// election, depends on it (Validate keeps Timeout below it).
+	// election, depends on it (Validate keeps ElectionWait below it).
 	DuplicateWindow = 2 * time.Minute
 	// DefaultRecordTTL: a build record is dropped this long after its last
 	// change (the bucket's MaxAge, which nats-server 2.9 has), so records
@@ -115,6 +124,7 @@ type Options struct {
 	HandBackDelay time.Duration // default DefaultHandBackDelay
 	PollWait      time.Duration // default DefaultPollWait
 	Timeout       time.Duration // default DefaultTimeout
+	ElectionWait  time.Duration // default DefaultElectionWait
 
 	// Grace is how long handlers run on after the context given to
 	// ConsumePulls or ConsumeTests is cancelled, before their own context
@@ -155,6 +165,7 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.HandBackDelay, DefaultHandBackDelay)
 	setDefault(&o.PollWait, DefaultPollWait)
 	setDefault(&o.Timeout, DefaultTimeout)
+	setDefault(&o.ElectionWait, DefaultElectionWait)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -175,17 +186,17 @@ func (o Options) Validate() error {
 	var errs []error
 	durations := map[string]time.Duration{
 		"AckWait": o.AckWait, "MaxNakDelay": o.MaxNakDelay, "HandBackDelay": o.HandBackDelay,
-		"PollWait": o.PollWait, "Timeout": o.Timeout, "RecordTTL": o.RecordTTL,
+		"PollWait": o.PollWait, "Timeout": o.Timeout, "ElectionWait": o.ElectionWait, "RecordTTL": o.RecordTTL,
 	}
 	for name, d := range durations {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("events: %s %s is negative", name, d))
 		}
 	}
-	// A publish is retried through a leader election until Timeout; the
-	// stream recognises a repeat only within DuplicateWindow.
-	if o.Timeout >= DuplicateWindow {
-		errs = append(errs, fmt.Errorf("events: Timeout %s is not below the duplicate window %s: a retried publish could be stored twice", o.Timeout, DuplicateWindow))
+	// A publish is retried through a leader election until ElectionWait;
+	// the stream recognises a repeat only within DuplicateWindow.
+	if o.ElectionWait >= DuplicateWindow {
+		errs = append(errs, fmt.Errorf("events: ElectionWait %s is not below the duplicate window %s: a retried publish could be stored twice", o.ElectionWait, DuplicateWindow))
 	}
 	if o.Grace < 0 {
 		errs = append(errs, fmt.Errorf("events: Grace %s is negative", o.Grace))

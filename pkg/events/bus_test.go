@@ -23,7 +23,8 @@ func TestOptionsValidate(t *testing.T) {
 	}{
 		{name: "zero_value_is_valid", opts: events.Options{}},
 		{name: "max_deliver_below_3_is_refused", opts: events.Options{MaxDeliver: 2}, wantErr: []string{"MaxDeliver 2"}},
-		{name: "timeout_past_the_duplicate_window_is_refused", opts: events.Options{Timeout: events.DuplicateWindow}, wantErr: []string{"duplicate window"}},
+		{name: "election_wait_past_the_duplicate_window_is_refused", opts: events.Options{ElectionWait: events.DuplicateWindow}, wantErr: []string{"ElectionWait 2m0s", "duplicate window"}},
+		{name: "negative_election_wait_is_refused", opts: events.Options{ElectionWait: -time.Second}, wantErr: []string{"ElectionWait -1s is negative"}},
 		{
 			name:    "every_problem_is_reported_at_once",
 			opts:    events.Options{AckWait: -time.Second, Replicas: 7, Grace: -1},

@@ -91,13 +91,13 @@ func (d *Delivery[T]) InProgress() error {
 	return nil
 }
 
-// Ack marks the work done and waits (within ctx and Options.Timeout) for
-// JetStream to confirm it, so that a nil return means the message will not
-// be delivered again. While the consumer elects a leader the ack is sent
-// again (see retry): acknowledging twice is harmless. Call it only once the result has been reported; a
-// handler finishing after its own ctx ended may pass
-// context.WithoutCancel(ctx). On error the delivery stays unsettled and Ack
-// may be retried.
+// Ack marks the work done and waits (within ctx and Options.ElectionWait)
+// for JetStream to confirm it, so that a nil return means the message will
+// not be delivered again. While the consumer elects a leader the ack is
+// sent again (see retry): acknowledging twice is harmless. Call it only
+// once the result has been reported; a handler finishing after its own
+// ctx ended may pass context.WithoutCancel(ctx). On error the delivery
+// stays unsettled and Ack may be retried.
 func (d *Delivery[T]) Ack(ctx context.Context) error {
 	return d.settle(func() error { return d.store.retry(ctx, true, d.msg.DoubleAck) }, "acknowledging message")
 }

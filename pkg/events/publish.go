@@ -68,7 +68,7 @@ func (q *Queue) PublishTest(ctx context.Context, job TestJob) error {
 
 // publish stores v under id and waits for the acknowledgement. On a
 // cluster electing the stream's leader it keeps trying (see retry) until
-// ctx's deadline or Options.Timeout, whichever is first.
+// ctx's deadline or Options.ElectionWait, whichever is first.
 func (s *store) publish(ctx context.Context, subject, id string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {

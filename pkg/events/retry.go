@@ -17,7 +17,7 @@ import (
 // a publish finds nobody listening on the stream's subjects, and API
 // calls are answered "temporarily unavailable". Calls that fail so are
 // repeated, with a short backoff, until the caller's deadline (or
-// Options.Timeout) ends; everything else fails at once.
+// Options.ElectionWait) ends; everything else fails at once.
 
 // Backoff between retries of a call that failed for want of a leader.
 const (
@@ -90,10 +90,10 @@ func retryWait(attempt int) time.Duration {
 // retry runs op, each try bounded by retryAttemptTimeout, until it
 // succeeds, fails in a way classify says a retry cannot help (an
 // unanswered call counts only when idempotent), or ctx, bounded by
-// Options.Timeout, leaves no time for another try. It returns op's last
-// error.
+// Options.ElectionWait, leaves no time for another try. It returns op's
+// last error.
 func (s *store) retry(ctx context.Context, idempotent bool, op func(context.Context) error) error {
-	ctx, cancel := s.callContext(ctx)
+	ctx, cancel := context.WithTimeout(ctx, s.opts.ElectionWait)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
 		tryCtx, cancelTry := context.WithTimeout(ctx, retryAttemptTimeout)

@@ -103,6 +103,26 @@ func TestRetry(t *testing.T) {
 			}
 		})
 	}
+	// Options.Timeout bounds a call a server answers; a cluster electing a
+	// leader is waited for longer, up to ElectionWait (issue 17: a claim
+	// gave up after 10 s while a loaded cluster elected).
+	t.Run("election_outlasts_the_call_timeout", func(t *testing.T) {
+		t.Parallel()
+		s := &store{opts: Options{Timeout: time.Millisecond, ElectionWait: time.Minute}.withDefaults()}
+		s.log = s.opts.Logger
+		const leaderless = 4 // 50+100+200+250 ms of waits, far past Timeout
+		tries := 0
+		err := s.retry(t.Context(), false, func(context.Context) error {
+			tries++
+			if tries <= leaderless {
+				return apiErrNotAvail
+			}
+			return nil
+		})
+		if err != nil || tries != leaderless+1 {
+			t.Errorf("retry = %v after %d tries; want success on try %d", err, tries, leaderless+1)
+		}
+	})
 	t.Run("deadline_bounds_the_tries", func(t *testing.T) {
 		t.Parallel()
 		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)

@@ -24,8 +24,10 @@ const DefaultBucket = "yci_reconcile"
 // nobody sweeps any more disappear by themselves.
 const DefaultRecordTTL = 7 * 24 * time.Hour
 
-// defaultStoreTimeout bounds one key-value call.
-const defaultStoreTimeout = 10 * time.Second
+// defaultStoreTimeout bounds one key-value call, its tries through a NATS
+// leader election included: a shorter bound would cut the bucket's own
+// retry (events.DefaultElectionWait) short.
+const defaultStoreTimeout = events.DefaultElectionWait
 
 // StoreOptions configure OpenStore. The zero value gives the production
 // settings.
@@ -38,7 +40,7 @@ type StoreOptions struct {
 	Replicas int
 	// TTL is DefaultRecordTTL when zero.
 	TTL time.Duration
-	// Timeout bounds each key-value call; default 10s.
+	// Timeout bounds each key-value call; default events.DefaultElectionWait.
 	Timeout time.Duration
 }
 
