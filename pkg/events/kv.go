@@ -17,7 +17,7 @@ import (
 // loadJSON decodes the record at key into v and returns its revision; a
 // missing record leaves v alone and has revision 0.
 func (s *store) loadJSON(ctx context.Context, key string, v any) (uint64, error) {
-	ctx, cancel := s.callContext(ctx)
+	ctx, cancel := s.electionContext(ctx)
 	defer cancel()
 	entry, err := s.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -42,7 +42,7 @@ func (s *store) storeJSON(ctx context.Context, key string, rec any, rev uint64) 
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", key, err)
 	}
-	ctx, cancel := s.callContext(ctx)
+	ctx, cancel := s.electionContext(ctx)
 	defer cancel()
 	if rev == 0 {
 		_, err = s.kv.Create(ctx, key, data)
@@ -60,7 +60,7 @@ func (s *store) storeJSON(ctx context.Context, key string, rec any, rev uint64) 
 
 // getEntry reads key from the record bucket; absent is notFound.
 func (s *store) getEntry(ctx context.Context, key string, notFound error) (jetstream.KeyValueEntry, error) {
-	ctx, cancel := s.callContext(ctx)
+	ctx, cancel := s.electionContext(ctx)
 	defer cancel()
 	entry, err := s.records.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -80,7 +80,7 @@ func (s *store) putJSON(ctx context.Context, key string, v any, revision uint64)
 	if err != nil {
 		return 0, fmt.Errorf("encoding %s: %w", key, err)
 	}
-	ctx, cancel := s.callContext(ctx)
+	ctx, cancel := s.electionContext(ctx)
 	defer cancel()
 	var rev uint64
 	if revision == 0 {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -227,6 +228,86 @@ func TestLeaderGetReadsAsTheBucketDoes(t *testing.T) {
 							want.Value(), want.Revision(), want.Bucket(), want.Key(), want.Created())
 					}
 				})
+			}
+		})
+	}
+}
+
+// leaderlessKV answers the first leaderless tries of every call "no
+// leader" (err_code 10008), as a bucket whose leader died does until the
+// survivors elect one; then reads find nothing and writes are stored.
+type leaderlessKV struct {
+	jetstream.KeyValue
+	leaderless int
+	tries      map[string]int
+}
+
+func (f *leaderlessKV) try(method string) error {
+	f.tries[method]++
+	if f.tries[method] <= f.leaderless {
+		return apiErrNotAvail
+	}
+	return nil
+}
+
+func (f *leaderlessKV) Get(context.Context, string) (jetstream.KeyValueEntry, error) {
+	if err := f.try("Get"); err != nil {
+		return nil, err
+	}
+	return nil, jetstream.ErrKeyNotFound
+}
+
+func (f *leaderlessKV) Put(context.Context, string, []byte) (uint64, error) { return 1, f.try("Put") }
+
+func (f *leaderlessKV) Create(context.Context, string, []byte, ...jetstream.KVCreateOpt) (uint64, error) {
+	return 1, f.try("Create")
+}
+
+func (f *leaderlessKV) Delete(context.Context, string, ...jetstream.KVDeleteOpt) error {
+	return f.try("Delete")
+}
+
+// The Bus's own reads and writes of its buckets wait for an election far
+// longer than Options.Timeout, which bounds a call a server answers: a
+// claim wrapped in that shorter bound gave up after 10 s while a loaded
+// cluster elected the bucket's leader (issue 17).
+func TestBucketCallsOutlastTimeoutDuringElection(t *testing.T) {
+	t.Parallel()
+	const leaderless = 3 // 50+100+200 ms of backoff, far past Timeout
+	calls := map[string]func(context.Context, *store) error{
+		"loadJSON": func(ctx context.Context, s *store) error {
+			var v map[string]any
+			_, err := s.loadJSON(ctx, "k", &v)
+			return err
+		},
+		"storeJSON": func(ctx context.Context, s *store) error { return s.storeJSON(ctx, "k", 1, 0) },
+		"getEntry": func(ctx context.Context, s *store) error {
+			if _, err := s.getEntry(ctx, "k", ErrNoRecord); !errors.Is(err, ErrNoRecord) {
+				return err
+			}
+			return nil
+		},
+		"putJSON": func(ctx context.Context, s *store) error { _, err := s.putJSON(ctx, "k", 1, 0); return err },
+		"MarkRunning": func(ctx context.Context, s *store) error {
+			done, err := (&Attempts{s}).MarkRunning(ctx, RunningAttempt{Repo: Repo{Owner: "o", Name: "r"}, Number: 1, Build: 1, Test: "t", Attempt: 1})
+			done()
+			return err
+		},
+	}
+	for name, call := range calls {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			kv := &leaderlessKV{leaderless: leaderless, tries: map[string]int{}}
+			s := &store{opts: Options{Timeout: time.Millisecond, ElectionWait: time.Minute}.withDefaults()}
+			s.log = s.opts.Logger
+			s.kv, s.records, s.running = electionProofKV{kv, s}, electionProofKV{kv, s}, electionProofKV{kv, s}
+			if err := call(t.Context(), s); err != nil {
+				t.Fatalf("%s during an election longer than Timeout: %v (tries %v)", name, err, kv.tries)
+			}
+			for method, n := range kv.tries {
+				if n != leaderless+1 {
+					t.Errorf("%s: %d tries, want %d", method, n, leaderless+1)
+				}
 			}
 		})
 	}

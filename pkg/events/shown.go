@@ -37,6 +37,8 @@ func leaseKey(name string) string { return "lease." + name }
 // Expiry compares the boxes' clocks, so they must roughly agree (well
 // within ttl).
 func (ls *Leases) TakeLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	// Timeout, not ElectionWait: a lease is measured from before its
+	// read, so one written after a long election would be spent already.
 	ctx, cancel := ls.callContext(ctx)
 	defer cancel()
 	// A lost compare-and-set is read again before it counts as another
