@@ -70,9 +70,10 @@ const (
 	// to end. Test slots wait for notifications instead (see fairTests)
 	// and only check the connection for a reconnect this often, locally.
 	DefaultPollWait = time.Second
-	// DefaultTimeout bounds a JetStream API call without its own deadline
-	// that a server answers or is not retried (setup, the board, one try
-	// of a setup step).
+	// DefaultTimeout bounds a JetStream API call that is not repeated
+	// through a leader election (a try of a setup step, the board's
+	// reads, a scan of the queue or the records, a lease), when the
+	// caller gives no earlier deadline.
 	DefaultTimeout = 10 * time.Second
 	// DefaultElectionWait bounds the tries, together, of a call repeated
 	// while a NATS cluster elects a leader (publish, ack, key-value; see
