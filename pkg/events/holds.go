@@ -183,9 +183,7 @@ func (q *Queue) keepHeld(ctx context.Context, r Repo, key string, data []byte, r
 	})
 	return func() {
 		stop()
-		ctx, cancel := q.electionContext(context.WithoutCancel(ctx))
-		defer cancel()
-		if err := kv.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil {
+		if err := kv.Delete(context.WithoutCancel(ctx), key, jetstream.LastRevision(rev)); err != nil {
 			q.log.Warn("giving a slot back; it expires by itself", "repo", r.FullName(), "key", key, "err", err)
 		}
 	}

@@ -17,8 +17,6 @@ import (
 // loadJSON decodes the record at key into v and returns its revision; a
 // missing record leaves v alone and has revision 0.
 func (s *store) loadJSON(ctx context.Context, key string, v any) (uint64, error) {
-	ctx, cancel := s.electionContext(ctx)
-	defer cancel()
 	entry, err := s.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, nil
@@ -42,8 +40,6 @@ func (s *store) storeJSON(ctx context.Context, key string, rec any, rev uint64) 
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", key, err)
 	}
-	ctx, cancel := s.electionContext(ctx)
-	defer cancel()
 	if rev == 0 {
 		_, err = s.kv.Create(ctx, key, data)
 	} else {
@@ -60,8 +56,6 @@ func (s *store) storeJSON(ctx context.Context, key string, rec any, rev uint64) 
 
 // getEntry reads key from the record bucket; absent is notFound.
 func (s *store) getEntry(ctx context.Context, key string, notFound error) (jetstream.KeyValueEntry, error) {
-	ctx, cancel := s.electionContext(ctx)
-	defer cancel()
 	entry, err := s.records.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, notFound
@@ -80,8 +74,6 @@ func (s *store) putJSON(ctx context.Context, key string, v any, revision uint64)
 	if err != nil {
 		return 0, fmt.Errorf("encoding %s: %w", key, err)
 	}
-	ctx, cancel := s.electionContext(ctx)
-	defer cancel()
 	var rev uint64
 	if revision == 0 {
 		rev, err = s.records.Create(ctx, key, data)

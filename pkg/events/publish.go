@@ -99,18 +99,12 @@ func (s *store) publishData(ctx context.Context, subject, id string, data []byte
 
 // callContext bounds one JetStream call that is not repeated through a
 // leader election by Options.Timeout unless ctx already has an earlier
-// deadline.
+// deadline. Calls that are (publish, ack, every read and write of the
+// buckets: see retry) bound themselves by Options.ElectionWait and must
+// not be wrapped in it: its shorter bound would end their repeats early,
+// as it did around a claim while a loaded cluster elected (issue 17).
 func (s *store) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.opts.Timeout)
-}
-
-// electionContext bounds calls that are repeated through a leader
-// election (see retry: the buckets' reads and writes, publishes, acks) by
-// Options.ElectionWait unless ctx already has an earlier deadline. A
-// shorter bound around them would end the repeats early, as callContext
-// did around a claim while a loaded cluster elected (issue 17).
-func (s *store) electionContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, s.opts.ElectionWait)
 }
 
 func (e PullEvent) validate() error {

@@ -93,7 +93,7 @@ func retryWait(attempt int) time.Duration {
 // Options.ElectionWait, leaves no time for another try. It returns op's
 // last error.
 func (s *store) retry(ctx context.Context, idempotent bool, op func(context.Context) error) error {
-	ctx, cancel := s.electionContext(ctx)
+	ctx, cancel := context.WithTimeout(ctx, s.opts.ElectionWait)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
 		tryCtx, cancelTry := context.WithTimeout(ctx, retryAttemptTimeout)

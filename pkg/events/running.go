@@ -73,8 +73,6 @@ func (at *Attempts) MarkRunning(ctx context.Context, a RunningAttempt) (done fun
 	}
 	key := a.key()
 	put := func(ctx context.Context) error {
-		ctx, cancel := at.electionContext(ctx)
-		defer cancel()
 		_, err := at.running.Put(ctx, key, data)
 		return err
 	}
@@ -87,9 +85,7 @@ func (at *Attempts) MarkRunning(ctx context.Context, a RunningAttempt) (done fun
 	})
 	return func() {
 		stop()
-		ctx, cancel := at.electionContext(context.WithoutCancel(ctx))
-		defer cancel()
-		if err := at.running.Delete(ctx, key); err != nil {
+		if err := at.running.Delete(context.WithoutCancel(ctx), key); err != nil {
 			at.log.Warn("removing running attempt; it expires by itself", "key", key, "err", err)
 		}
 	}, err
